@@ -1,0 +1,188 @@
+"""Build a Plan as a running Mininet network, configured through netlink.
+
+Mininet gives each GPU a host (a shell in its own network namespace) and keeps the `net`
+object users know. Everything else goes through pyroute2 on one reused netlink socket per
+namespace: veth pairs, bridges, MTU, addresses, static routes and neighbours, and shaping.
+That avoids Mininet's fork per `ip`/`tc`/`ifconfig` command and its 1 Gb/s TCLink ceiling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+
+from mininet.link import Intf, Link
+from mininet.net import Mininet
+from mininet.node import Host, Switch
+
+from emulator import shaping, state
+from emulator.netns import inside, iproute
+from emulator.plan import EMULATION_MTU, FRAME_BYTES, Plan
+
+#: Host sysctls: forward for multi-hop topologies, no reverse-path filter on our /32s,
+#: and no IPv6 so no stray neighbour-discovery frames disturb the per-link byte counts.
+HOST_SYSCTLS = {
+    "net/ipv4/ip_forward": "1",
+    "net/ipv4/conf/all/rp_filter": "0",
+    "net/ipv4/conf/default/rp_filter": "0",
+    "net/ipv4/conf/all/send_redirects": "0",
+    "net/ipv6/conf/all/disable_ipv6": "1",
+    "net/ipv6/conf/default/disable_ipv6": "1",
+}
+
+
+class NetlinkIntf(Intf):
+    """A Mininet interface that records its settings; netwall applies them by netlink."""
+
+    def config(self, mac=None, **_params) -> dict:
+        self.mac = mac
+        return {}
+
+
+class NetlinkLink(Link):
+    """A Mininet Link whose veth pair is made by netlink, not by `ip link add` in a shell."""
+
+    def __init__(self, node1, node2, **params) -> None:
+        params["intf"] = NetlinkIntf
+        super().__init__(node1, node2, **params)
+
+    @staticmethod
+    def makeIntfPair(intf1, intf2, addr1=None, addr2=None, node1=None, node2=None,  # noqa: N802
+                     deleteIntfs=True):  # noqa: N803 - Mininet's signature
+        ipr1 = _ipr(node1)
+        target = _netns_fd(node2)
+        try:
+            ipr1.link("add", ifname=intf1, address=addr1, kind="veth",
+                      peer={"ifname": intf2, "address": addr2, "net_ns_fd": target})
+        finally:
+            os.close(target)
+
+
+class Bridge(Switch):
+    """A Linux bridge made and torn down by netlink (no STP: topologies are loop-free)."""
+
+    def start(self, _controllers) -> None:
+        ipr = _ipr(self)
+        ipr.link("add", ifname=self.name, kind="bridge", br_stp_state=0, br_forward_delay=0)
+        bridge = ipr.link_lookup(ifname=self.name)[0]
+        for intf in self.intfList():
+            if intf.name != "lo":
+                ipr.link("set", index=ipr.link_lookup(ifname=intf.name)[0], master=bridge,
+                         mtu=EMULATION_MTU, state="up")
+        ipr.link("set", index=bridge, mtu=EMULATION_MTU, state="up")
+
+    def stop(self, deleteIntfs=True) -> None:  # noqa: N803 - Mininet's signature
+        ipr = _ipr(self)
+        for name in [self.name] + [i.name for i in self.intfList() if i.name != "lo"]:
+            with contextlib.suppress(Exception):
+                ipr.link("del", ifname=name)
+        self.terminate()
+
+
+def _ipr(node):
+    """The netlink socket for a node's namespace, opened once and kept on the node."""
+    if getattr(node, "_netwall_ipr", None) is None:
+        node._netwall_ipr = iproute(node.pid if node.inNamespace else None)
+    return node._netwall_ipr
+
+
+def _netns_fd(node) -> int:
+    return os.open(f"/proc/{node.pid if node.inNamespace else 'self'}/ns/net", os.O_RDONLY)
+
+
+class Network:
+    """The emulated cluster: a started Mininet built from a Plan, torn down by stop()."""
+
+    def __init__(self, plan: Plan, netem: bool) -> None:
+        self.plan = plan
+        self.netem = netem
+        self.net: Mininet | None = None
+        self.hosts: list[Host] = []
+
+    def start(self) -> None:
+        topo = self.plan.topology
+        state.disable_bridge_netfilter()
+        net = Mininet(topo=None, build=False, controller=None, switch=Bridge, host=Host,
+                      link=NetlinkLink, autoSetMacs=False, autoStaticArp=False,
+                      waitConnected=False, cleanup=False)
+        self.net = net
+        state.record_start(self)
+        for gpu in topo.gpus:
+            net.addHost(gpu, ip=None)
+        for switch in topo.switches:
+            net.addSwitch(switch, inNamespace=False)
+        self.hosts = [net.get(gpu) for gpu in topo.gpus]
+        state.record_hosts(self)
+        for link, cable in enumerate(topo.links):
+            a = self.plan.interfaces[(link, cable.a)]
+            b = self.plan.interfaces[(link, cable.b)]
+            net.addLink(cable.a, cable.b, port1=topo.port(link, cable.a),
+                        port2=topo.port(link, cable.b), intfName1=a.name, intfName2=b.name,
+                        addr1=a.mac, addr2=b.mac)
+        net.build()
+        net.start()  # starts the bridges (Bridge.start), which shape nothing yet
+        for gpu, host in zip(topo.gpus, self.hosts, strict=True):
+            self._configure_gpu(gpu, host)
+        for switch in topo.switches:
+            self._shape_node(switch, net.get(switch))
+
+    def _configure_gpu(self, gpu: str, host: Host) -> None:
+        ipr = _ipr(host)
+        with inside(host.pid):
+            for key, value in HOST_SYSCTLS.items():
+                with open(f"/proc/sys/{key}", "w") as f:
+                    f.write(value)
+        ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+        ip = self.plan.ips[gpu]
+        for link in self.plan.topology.links_of(gpu):
+            name = self.plan.interfaces[(link, gpu)].name
+            index = ipr.link_lookup(ifname=name)[0]
+            ipr.link("set", index=index, mtu=EMULATION_MTU, state="up")
+            ipr.addr("add", index=index, address=ip, prefixlen=32)
+        for route in self.plan.routes[gpu]:
+            index = ipr.link_lookup(ifname=route.iface)[0]
+            ipr.neigh("replace", dst=route.via_ip, lladdr=route.via_mac, ifindex=index,
+                      state="permanent")
+            if route.via_ip == route.dst_ip:
+                ipr.route("add", dst=f"{route.dst_ip}/32", oif=index, scope="link")
+            else:
+                ipr.route("add", dst=f"{route.dst_ip}/32", gateway=route.via_ip, oif=index,
+                          flags=4)  # RTNH_F_ONLINK: the next hop is on this wire, no subnet
+        self._shape_node(gpu, host)
+
+    def _shape_node(self, name: str, node) -> None:
+        ipr = _ipr(node)
+        for link in self.plan.topology.links_of(name):
+            iface = self.plan.interfaces[(link, name)].name
+            index = ipr.link_lookup(ifname=iface)[0]
+            shaping.apply(ipr, index, self.plan.shapes[(link, name)], self.netem, FRAME_BYTES)
+
+    def node(self, name: str):
+        assert self.net is not None
+        return self.net.get(name)
+
+    def counters(self) -> dict[tuple[int, str], dict[str, int]]:
+        """Per directed link (link, sending node): egress bytes, packets and queue drops."""
+        out = {}
+        for (link, node_name), iface in self.plan.interfaces.items():
+            ipr = _ipr(self.node(node_name))
+            out[(link, node_name)] = shaping.counters(ipr, ipr.link_lookup(ifname=iface.name)[0])
+        return out
+
+    def stop(self) -> None:
+        """Tear everything down: bridges and their ports by netlink, then the host shells
+        (their namespaces, and the veth ends inside them, die with them)."""
+        net, self.net = self.net, None
+        if net is None:
+            return
+        for switch in net.switches:
+            switch.stop()
+        for host in net.hosts:
+            ipr = getattr(host, "_netwall_ipr", None)
+            if ipr is not None:
+                ipr.close()
+            with contextlib.suppress(ProcessLookupError, TypeError):
+                os.kill(host.pid, signal.SIGKILL)
+            host.terminate()
+        state.record_stop(self)

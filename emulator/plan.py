@@ -1,0 +1,143 @@
+"""Everything the emulated network will be, computed before anything is built.
+
+From a validated topology, the profile catalogue and the dilation factor this derives every
+interface name and MAC, every GPU's address and static routes, and the shaping of every link
+direction. It is pure data, so tests check it without root; network.py only executes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from emulator import dilation as dil
+from emulator.profiles import LinkProfile
+from topologies import Topology, next_hops
+
+#: MTU of every emulated interface. Real links carry 4-9 KB frames; large emulated frames cut
+#: the per-frame cost of the software data plane ~10x (DESIGN.md), and bytes are what count.
+EMULATION_MTU = 65000
+#: Bytes of one full emulated frame on the wire (Ethernet header included).
+FRAME_BYTES = EMULATION_MTU + 14
+
+
+@dataclass(frozen=True)
+class Interface:
+    node: str
+    name: str
+    mac: str
+    link: int
+
+
+@dataclass(frozen=True)
+class Route:
+    """On a GPU host: reach rank `dst` out of `iface` through the GPU owning `via_ip`/`via_mac`."""
+
+    dst: int
+    dst_ip: str
+    iface: str
+    src_mac: str
+    via_ip: str
+    via_mac: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    topology: Topology
+    dilation: float
+    interfaces: dict[tuple[int, str], Interface]  # (link, node) -> that node's end of the link
+    ips: dict[str, str]  # GPU -> its address (one /32 on all its interfaces)
+    routes: dict[str, list[Route]]  # GPU -> its static routes, one per other GPU
+    shapes: dict[tuple[int, str], dil.LinkShape]  # (link, node) -> shaping of node's egress
+
+    def peers(self, gpu: str) -> dict[int, dict[str, str]]:
+        """What the agent on `gpu` needs to address a frame to each other rank."""
+        return {
+            route.dst: {
+                "iface": route.iface,
+                "src_mac": route.src_mac,
+                "dst_mac": route.via_mac,
+                "src_ip": self.ips[gpu],
+                "dst_ip": route.dst_ip,
+            }
+            for route in self.routes[gpu]
+        }
+
+
+def rank_ip(rank: int) -> str:
+    """GPU addresses: 10.77.0.1 for rank 0, counting up (inside the hosts' own namespaces)."""
+    n = rank + 1
+    return f"10.77.{n >> 8}.{n & 255}"
+
+
+def mac(node_index: int, port: int) -> str:
+    """A locally administered MAC that names its node and port: 02:4e:NN:NN:PP:PP."""
+    return f"02:4e:{node_index >> 8:02x}:{node_index & 255:02x}:{port >> 8:02x}:{port & 255:02x}"
+
+
+def gpu_link_rates(topo: Topology, catalogue: Mapping[str, LinkProfile]) -> dict[str, list[float]]:
+    """Each GPU's link rates in Gb/s: what it could inject at once."""
+    return {
+        gpu: [catalogue[topo.links[i].profile].rate_gbps for i in topo.links_of(gpu)]
+        for gpu in topo.gpus
+    }
+
+
+def make_plan(
+    topo: Topology, catalogue: Mapping[str, LinkProfile], dilation: float
+) -> Plan:
+    nodes = topo.gpus + topo.switches
+    index = {node: i for i, node in enumerate(nodes)}
+    interfaces = {}
+    for link in range(len(topo.links)):
+        for node in (topo.links[link].a, topo.links[link].b):
+            interfaces[(link, node)] = Interface(
+                node, topo.interface(link, node), mac(index[node], topo.port(link, node)), link
+            )
+    ips = {gpu: rank_ip(r) for r, gpu in enumerate(topo.gpus)}
+    routes: dict[str, list[Route]] = {}
+    for gpu, table in next_hops(topo).items():
+        routes[gpu] = [
+            Route(topo.rank(dst), ips[dst], interfaces[(link, gpu)].name,
+                  interfaces[(link, gpu)].mac, ips[via],
+                  _mac_toward(topo, interfaces, link, gpu, via))
+            for dst, (link, via) in sorted(table.items(), key=lambda kv: topo.rank(kv[0]))
+        ]
+    shapes = {}
+    for (link, node), _ in interfaces.items():
+        cable = topo.links[link]
+        profile = catalogue[cable.profile]
+        shapes[(link, node)] = dil.link_shape(
+            rate_gbps=profile.rate_gbps,
+            delay_ns=profile.delay_ns(cable.length_m),
+            frame_loss=profile.frame_loss(FRAME_BYTES),
+            queue_bytes=profile.queue_bytes,
+            dilation=dilation,
+            frame_bytes=FRAME_BYTES,
+        )
+    return Plan(topo, dilation, interfaces, ips, routes, shapes)
+
+
+def _mac_toward(topo: Topology, interfaces, link: int, gpu: str, via: str) -> str:
+    """The MAC of `via`'s interface on the segment that `gpu` reaches through `link`."""
+    far = topo.other(link, gpu)
+    if far == via:
+        return interfaces[(link, via)].mac
+    segment = _segment(topo, far)
+    for via_link in topo.links_of(via):
+        if topo.other(via_link, via) in segment:
+            return interfaces[(via_link, via)].mac
+    raise AssertionError(f"{via} has no interface on the segment of {far}")
+
+
+def _segment(topo: Topology, switch: str) -> set[str]:
+    """The switches bridged together with `switch` (one L2 broadcast domain)."""
+    seen, todo = {switch}, [switch]
+    while todo:
+        node = todo.pop()
+        for link in topo.links_of(node):
+            far = topo.other(link, node)
+            if not topo.is_gpu(far) and far not in seen:
+                seen.add(far)
+                todo.append(far)
+    return seen

@@ -1,0 +1,309 @@
+"""Link-profile catalogue: what a copper, optical or wide-and-slow link is, as sourced data.
+
+Every experiment compares link technologies, so the numbers that describe them live in data
+files (emulator/profiles/*.yaml), one profile per file, each number beside its citation.
+Keeping them out of code lets a user add or override a technology without touching netwall,
+and keeping the source next to the value lets a reader check every figure a report rests on.
+This module is pure (no root, no network): it loads, validates and tabulates profiles.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from emulator.errors import NetwallError
+
+FAMILIES = ("copper", "optical", "wide-and-slow")
+# Narrow-and-fast families lose the whole link with one lane; only wide-and-slow has spares.
+NARROW_AND_FAST = ("copper", "optical")
+HOURS_PER_YEAR = 8766.0  # 365.25 days: the convention behind FIT <-> AFR conversions
+LANE_RATE_TOLERANCE = 0.02  # lanes * lane rate may differ from the rate by line-coding slack
+
+BUILTIN_DIR = Path(__file__).resolve().parent / "profiles"
+USER_DIR = Path("~/.config/netwall/profiles")
+PATH_ENV = "NETWALL_PROFILE_PATH"
+
+_STRING_FIELDS = ("name", "family", "description")
+# numeric field -> (python type, check, what the check means for the error message)
+_NUMERIC_FIELDS: dict[str, tuple[type, Any, str]] = {
+    "rate_gbps": (float, lambda v: v > 0, "> 0"),
+    "lanes": (int, lambda v: v > 0, "> 0"),
+    "lane_rate_gbps": (float, lambda v: v > 0, "> 0"),
+    "spare_lanes": (int, lambda v: v >= 0, ">= 0"),
+    "reach_m": (float, lambda v: v > 0, "> 0"),
+    "delay_ns_per_m": (float, lambda v: v > 0, "> 0"),
+    "fec_delay_ns": (float, lambda v: v >= 0, ">= 0"),
+    "pre_fec_ber": (float, lambda v: 0 <= v < 1, "in [0, 1)"),
+    "post_fec_ber": (float, lambda v: 0 <= v < 1, "in [0, 1)"),
+    "watts_per_end": (float, lambda v: v >= 0, ">= 0"),
+    "pj_per_bit": (float, lambda v: v >= 0, ">= 0"),
+    "afr": (float, lambda v: v >= 0, ">= 0"),
+    "queue_bytes": (int, lambda v: v > 0, "> 0"),
+    "mtu_bytes": (int, lambda v: 68 <= v <= 65535, "in 68..65535"),
+}
+
+
+@dataclass(frozen=True)
+class LinkProfile:
+    """One link technology, in real (undilated) units; time dilation is applied elsewhere."""
+
+    name: str
+    family: str
+    description: str
+    rate_gbps: float  # aggregate data rate, one direction
+    lanes: int  # lanes (narrow-and-fast) or channels (wide-and-slow) carrying data
+    lane_rate_gbps: float
+    spare_lanes: int  # extra channels that absorb failures (0 for copper/optical)
+    reach_m: float
+    delay_ns_per_m: float  # propagation
+    fec_delay_ns: float  # fixed FEC/DSP/SerDes latency per traversal, one direction
+    pre_fec_ber: float
+    post_fec_ber: float
+    watts_per_end: float  # power per link end (module/port)
+    pj_per_bit: float  # energy per bit carried over the link, both ends counted
+    afr: float  # annualised failure rate per link, fraction per year
+    queue_bytes: int  # per-port queue to emulate at the switch/NIC egress
+    mtu_bytes: int  # the real link's MTU; informational
+    sources: Mapping[str, str] = field(hash=False, compare=False)
+    path: str = field(default="", compare=False)
+
+    def delay_ns(self, length_m: float) -> float:
+        """One-way latency of a link of this length: fixed FEC/DSP cost plus propagation."""
+        if length_m < 0:
+            raise NetwallError(f"link length must be >= 0 m, got {length_m} ({self.name})")
+        return self.fec_delay_ns + self.delay_ns_per_m * length_m
+
+    def frame_loss(self, frame_bytes: int) -> float:
+        """Probability a frame has at least one residual error after FEC (so it is dropped).
+
+        Computed as -expm1(n * log1p(-p)) because with p ~ 1e-13 the naive
+        1 - (1 - p) ** n rounds to 0 or to garbage in double precision.
+        """
+        if frame_bytes < 0:
+            raise NetwallError(f"frame size must be >= 0 bytes, got {frame_bytes}")
+        bits = 8 * frame_bytes
+        return -math.expm1(bits * math.log1p(-self.post_fec_ber))
+
+    @property
+    def fit(self) -> float:
+        """Failures per 1e9 device-hours, the unit vendors quote, from the annual rate."""
+        return self.afr * 1e9 / HOURS_PER_YEAR
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready copy, sources included, so results can record exactly what was emulated."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = dict(value) if f.name == "sources" else value
+        return out
+
+
+def _fail(path: Path | str, key: str | None, message: str) -> NetwallError:
+    """Build the one-line error every validation failure uses: file, key, what is wrong."""
+    where = f"{path}: '{key}'" if key else f"{path}"
+    return NetwallError(" ".join(f"{where}: {message}".split()))
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise _fail(path, None, f"cannot read profile ({exc.strerror or exc})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise _fail(path, None, f"YAML syntax error{at}: {problem}") from None
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _number(path: Path, key: str, raw: Any) -> tuple[float | int, str]:
+    """Check one `{value: N, source: "..."}` entry and return (value, source)."""
+    kind, check, meaning = _NUMERIC_FIELDS[key]
+    if not isinstance(raw, dict):
+        raise _fail(path, key, 'must be a mapping {value: <number>, source: "<citation>"}')
+    extra = sorted(set(raw) - {"value", "source"})
+    if extra:
+        raise _fail(path, key, f"unexpected sub-key(s) {', '.join(map(str, extra))}")
+    if "value" not in raw:
+        raise _fail(path, key, "missing 'value'")
+    source = raw.get("source")
+    if not isinstance(source, str) or not source.strip():
+        raise _fail(path, key, 'number without a source (add source: "<citation>")')
+    value = raw["value"]
+    # bool is an int subclass in Python; `lanes: {value: yes}` is a typo, not 1 lane.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        hint = ""
+        if isinstance(value, str) and _looks_numeric(value):
+            hint = " (YAML 1.1 reads exponents without a dot as text: write 1.0e-5, not 1e-5)"
+        raise _fail(path, key, f"value must be a number, got {type(value).__name__}{hint}")
+    if kind is int:
+        if isinstance(value, float):
+            raise _fail(path, key, f"value must be an integer, got {value!r}")
+    else:
+        value = float(value)
+        if not math.isfinite(value):
+            raise _fail(path, key, f"value must be finite, got {value!r}")
+    if not check(value):
+        raise _fail(path, key, f"value must be {meaning}, got {value!r}")
+    return value, source.strip()
+
+
+def load_profile(path: str | Path) -> LinkProfile:
+    """Load and validate one profile file; any problem is a one-line NetwallError."""
+    path = Path(path)
+    data = _read_yaml(path)
+    if not isinstance(data, dict):
+        raise _fail(path, None, "profile must be a YAML mapping of field: value")
+    known = set(_STRING_FIELDS) | set(_NUMERIC_FIELDS)
+    unknown = sorted(str(k) for k in data if k not in known)
+    if unknown:
+        raise _fail(path, unknown[0], "unknown field")
+    for key in (*_STRING_FIELDS, *_NUMERIC_FIELDS):
+        if key not in data:
+            raise _fail(path, key, "missing field")
+
+    values: dict[str, Any] = {}
+    for key in _STRING_FIELDS:
+        raw = data[key]
+        if not isinstance(raw, str) or not raw.strip():
+            raise _fail(path, key, "must be a non-empty string")
+        values[key] = raw.strip()
+    if values["family"] not in FAMILIES:
+        raise _fail(
+            path, "family", f"unknown family {values['family']!r} (known: {', '.join(FAMILIES)})"
+        )
+
+    sources: dict[str, str] = {}
+    for key in _NUMERIC_FIELDS:
+        values[key], sources[key] = _number(path, key, data[key])
+
+    carried = values["lanes"] * values["lane_rate_gbps"]
+    if abs(carried - values["rate_gbps"]) > LANE_RATE_TOLERANCE * values["rate_gbps"]:
+        raise _fail(
+            path,
+            "lanes",
+            f"lanes x lane_rate_gbps = {carried:g} Gb/s is inconsistent "
+            f"with rate_gbps = {values['rate_gbps']:g} (more than 2% apart)",
+        )
+    if values["family"] in NARROW_AND_FAST and values["spare_lanes"] != 0:
+        raise _fail(
+            path,
+            "spare_lanes",
+            f"must be 0 for family {values['family']!r} "
+            "(narrow-and-fast links have no spare lanes)",
+        )
+
+    return LinkProfile(**values, sources=MappingProxyType(sources), path=str(path))
+
+
+def _yaml_files(entry: Path, origin: str) -> list[Path]:
+    """Expand a directory into its *.yaml files (sorted, so load order is stable)."""
+    if entry.is_dir():
+        return sorted(p for p in entry.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    if entry.is_file():
+        return [entry]
+    raise NetwallError(f"profile path does not exist: {entry} (from {origin})")
+
+
+def catalogue(extra: Iterable[str | Path] = ()) -> dict[str, LinkProfile]:
+    """All known profiles by name: built-ins, NETWALL_PROFILE_PATH, ~/.config, then `extra`.
+
+    A name defined twice is an error rather than a silent override, because a result that
+    quietly used a different 'optical-800g' than the reader expects is worse than no result.
+    """
+    files: list[Path] = list(_yaml_files(BUILTIN_DIR, "built-in profiles"))
+    for entry in os.environ.get(PATH_ENV, "").split(os.pathsep):
+        if entry.strip():
+            files += _yaml_files(Path(entry).expanduser(), f"${PATH_ENV}")
+    user_dir = USER_DIR.expanduser()
+    if user_dir.is_dir():
+        files += _yaml_files(user_dir, str(USER_DIR))
+    for entry in extra:
+        files += _yaml_files(Path(entry).expanduser(), "extra profile paths")
+
+    cat: dict[str, LinkProfile] = {}
+    seen: set[Path] = set()
+    for file in files:
+        resolved = file.resolve()
+        if resolved in seen:  # the same file reached twice is not a conflict
+            continue
+        seen.add(resolved)
+        profile = load_profile(file)
+        if profile.name in cat:
+            raise NetwallError(
+                f"link profile '{profile.name}' is defined twice: "
+                f"{cat[profile.name].path} and {profile.path}"
+            )
+        cat[profile.name] = profile
+    return cat
+
+
+def get_profile(name: str, cat: Mapping[str, LinkProfile]) -> LinkProfile:
+    """Look a profile up by name, listing the known names when it is not there."""
+    try:
+        return cat[name]
+    except KeyError:
+        known = ", ".join(sorted(cat)) or "none"
+        raise NetwallError(f"unknown link profile '{name}' (known: {known})") from None
+
+
+def _g(x: float) -> str:
+    """Short human number: 800 not 800.0, 0.25 not 0.250000."""
+    return f"{x:.4g}"
+
+
+def profiles_table(cat: Mapping[str, LinkProfile]) -> str:
+    """Fixed-width text table of the catalogue, for `netwall profiles`."""
+    header = (
+        "name",
+        "family",
+        "rate (Gb/s)",
+        "lanes x lane rate",
+        "reach (m)",
+        "delay model",
+        "post-FEC BER",
+        "W/end",
+        "pJ/bit",
+        "AFR (/yr)",
+    )
+    rows = [header]
+    for p in sorted(cat.values(), key=lambda p: (FAMILIES.index(p.family), p.rate_gbps, p.name)):
+        lanes = f"{p.lanes} x {_g(p.lane_rate_gbps)}G"
+        if p.spare_lanes:
+            lanes += f" (+{p.spare_lanes})"
+        rows.append(
+            (
+                p.name,
+                p.family,
+                _g(p.rate_gbps),
+                lanes,
+                _g(p.reach_m),
+                f"{_g(p.delay_ns_per_m)} ns/m + {_g(p.fec_delay_ns)} ns",
+                f"{p.post_fec_ber:.1e}",
+                _g(p.watts_per_end),
+                _g(p.pj_per_bit),
+                f"{p.afr:.2e}",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

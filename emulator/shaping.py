@@ -1,0 +1,60 @@
+"""Apply a LinkShape to an interface's egress through netlink (pyroute2), no `tc` processes.
+
+Each link end gets: htb root -> one class at the link rate -> a leaf that is netem (delay and
+loss, where the kernel has it) or a pfifo sized from the profile's queue. Shaping the egress of
+both ends emulates both directions of a full-duplex link.
+"""
+
+from __future__ import annotations
+
+from emulator.dilation import LinkShape
+
+ROOT = 0x10000  # 1:
+CLASS = 0x10001  # 1:1
+LEAF = 0x100000  # 10:
+
+
+def apply(ipr, index: int, shape: LinkShape, netem: bool, frame_bytes: int) -> None:
+    """Install the shaping tree on interface `index` of the namespace `ipr` talks to."""
+    ipr.tc("add", "htb", index, ROOT, default=1)
+    ipr.tc(
+        "add-class",
+        "htb",
+        index,
+        CLASS,
+        parent=ROOT,
+        rate=f"{shape.rate_bps}bit",
+        ceil=f"{shape.rate_bps}bit",
+        burst=shape.burst_bytes,
+        cburst=shape.burst_bytes,
+        quantum=frame_bytes + 64,
+        mtu=frame_bytes + 64,
+    )
+    if netem and (shape.delay_us >= 1 or shape.loss_percent > 0):
+        ipr.tc(
+            "add",
+            "netem",
+            index,
+            LEAF,
+            parent=CLASS,
+            delay=int(round(shape.delay_us)),
+            loss=shape.loss_percent,
+            # Frames in flight inside netem's delay line count against its limit too.
+            limit=shape.queue_packets + _in_flight(shape, frame_bytes),
+        )
+    else:
+        ipr.tc("add", "pfifo", index, LEAF, parent=CLASS, limit=shape.queue_packets)
+
+
+def _in_flight(shape: LinkShape, frame_bytes: int) -> int:
+    return int(shape.rate_bps / 8 * shape.delay_us / 1e6 / frame_bytes) + 1
+
+
+def counters(ipr, index: int) -> dict[str, int]:
+    """Bytes, packets and drops the root qdisc of `index` has seen (drops: queue overflow)."""
+    for msg in ipr.get_qdiscs(index=index):
+        if msg["parent"] == 0xFFFFFFFF:
+            basic = msg.get_attr("TCA_STATS2").get_attr("TCA_STATS_BASIC")
+            queue = msg.get_attr("TCA_STATS2").get_attr("TCA_STATS_QUEUE")
+            return {"bytes": basic["bytes"], "packets": basic["packets"], "drops": queue["drops"]}
+    return {"bytes": 0, "packets": 0, "drops": 0}

@@ -1,0 +1,137 @@
+"""What a running emulation leaves on the machine, written down so a killed run can be cleaned.
+
+Each emulation keeps a small JSON record in /run/netwall (a tmpfs: it does not survive a
+reboot, and neither do namespaces): the controlling process, its hosts' shell pids, and the
+bridges and interfaces it made in the root namespace. `netwall clean` undoes what the records
+of dead controllers name, and also removes any root-namespace interface carrying netwall's
+MAC prefix, so even a run killed before its record was complete leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+from pathlib import Path
+
+STATE_DIR = Path(os.environ.get("NETWALL_STATE_DIR", "/run/netwall"))
+MAC_PREFIX = "02:4e:"  # every interface netwall creates (emulator.plan.mac)
+
+
+def _path(pid: int | None = None) -> Path:
+    return STATE_DIR / f"{pid or os.getpid()}.json"
+
+
+def _write(record: dict) -> None:
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    tmp = _path().with_suffix(".tmp")
+    tmp.write_text(json.dumps(record))
+    tmp.replace(_path())
+
+
+def record_start(network) -> None:
+    topo = network.plan.topology
+    _write({"pid": os.getpid(), "topology": topo.name, "hosts": [], "bridges": list(topo.switches)})
+
+
+def record_hosts(network) -> None:
+    topo = network.plan.topology
+    _write({"pid": os.getpid(), "topology": topo.name,
+            "hosts": [h.pid for h in network.hosts], "bridges": list(topo.switches)})
+
+
+def record_stop(_network) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        _path().unlink()
+
+
+def disable_bridge_netfilter() -> None:
+    """Bridged frames must not detour through iptables (Mininet warns about this too)."""
+    for family in ("iptables", "ip6tables", "arptables"):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            Path(f"/proc/sys/net/bridge/bridge-nf-call-{family}").write_text("0")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stale_records() -> list[dict]:
+    """Records whose controlling process is gone: what a killed run left behind."""
+    out = []
+    for path in sorted(STATE_DIR.glob("*.json")) if STATE_DIR.is_dir() else []:
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            record = {"pid": int(path.stem) if path.stem.isdigit() else 0, "hosts": [],
+                      "bridges": []}
+        if not _alive(record.get("pid", 0)):
+            record["_path"] = str(path)
+            out.append(record)
+    return out
+
+
+def clean() -> list[str]:
+    """Remove what dead netwall runs left. Idempotent; returns what it removed, in words."""
+    from pyroute2 import IPRoute
+
+    done = []
+    owned_live = _live_bridges()
+    with IPRoute() as ipr:
+        for record in stale_records():
+            for pid in record.get("hosts", []):
+                if _is_mininet_shell(pid):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                        done.append(f"killed host shell {pid}")
+            for name in record.get("bridges", []):
+                if name in owned_live:
+                    continue
+                for index in ipr.link_lookup(ifname=name):
+                    with contextlib.suppress(Exception):
+                        ipr.link("del", index=index)
+                        done.append(f"deleted bridge {name}")
+            with contextlib.suppress(FileNotFoundError):
+                Path(record["_path"]).unlink()
+        for link in ipr.get_links():
+            name = link.get_attr("IFLA_IFNAME")
+            address = link.get_attr("IFLA_ADDRESS") or ""
+            master = link.get_attr("IFLA_MASTER")
+            if address.startswith(MAC_PREFIX) and not _belongs_to_live(ipr, master, owned_live):
+                with contextlib.suppress(Exception):
+                    ipr.link("del", index=link["index"])
+                    done.append(f"deleted interface {name}")
+    return done
+
+
+def _live_bridges() -> set[str]:
+    """Bridges of emulations still running: never touched by clean."""
+    live = set()
+    for path in STATE_DIR.glob("*.json") if STATE_DIR.is_dir() else []:
+        with contextlib.suppress(OSError, ValueError):
+            record = json.loads(path.read_text())
+            if _alive(record.get("pid", 0)):
+                live.update(record.get("bridges", []))
+    return live
+
+
+def _belongs_to_live(ipr, master: int | None, live: set[str]) -> bool:
+    if not master:
+        return False
+    names = [m.get_attr("IFLA_IFNAME") for m in ipr.get_links(master)]
+    return bool(names) and names[0] in live
+
+
+def _is_mininet_shell(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"mininet:" in cmdline  # Mininet starts hosts as `bash ... -is mininet:<name>`

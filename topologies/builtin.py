@@ -1,0 +1,101 @@
+"""The built-in topology families, named by a short spec such as "star:8" or "racks:4x8".
+
+A spec that names a file is handed to the YAML loader, so the CLI takes one --topology
+argument for both.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from emulator.errors import NetwallError
+
+from .model import DIRECT, MAX_GPUS, SCALE_OUT, SCALE_UP, Link, Topology
+from .yamlfile import load_file
+
+MAX_MESH = 64  # a full mesh needs N-1 interfaces per GPU and N(N-1)/2 veth pairs
+USAGE = "use pair, ring:N, mesh:N, star:N, racks:RxG or a .yaml file"
+_SIZED = {"ring": 3, "mesh": 2, "star": 2}  # kind -> fewest GPUs
+
+
+def parse(
+    spec: str,
+    link: str,
+    spine_link: str = "optical-800g",
+    length_m: float | None = None,
+    spine_length_m: float | None = None,
+) -> Topology:
+    """Build a topology from a spec; `link` is the profile of GPU-facing links.
+
+    length_m overrides the 1 m default of direct and scale-up links, spine_length_m the
+    20 m default of switch-to-switch links.
+    """
+    spec = spec.strip()
+    if spec.endswith((".yaml", ".yml")) or os.path.isfile(spec):
+        if length_m is not None or spine_length_m is not None:
+            raise NetwallError(f"topology file {spec} sets its own lengths; drop length options")
+        return load_file(spec, link)
+    near = 1.0 if length_m is None else length_m
+    far = 20.0 if spine_length_m is None else spine_length_m
+    kind, colon, size = spec.partition(":")
+    if spec == "pair":
+        return _direct(spec, [(0, 1)], 2, link, near)
+    if kind == "racks" and colon:
+        racks, per_rack = _racks_size(spec, size)
+        return _racks(spec, racks, per_rack, link, spine_link, near, far)
+    if kind not in _SIZED or not colon:
+        raise NetwallError(f"unknown topology {spec!r} ({USAGE})")
+    n = _count(spec, size, f"{kind}:N")
+    low, high = _SIZED[kind], MAX_MESH if kind == "mesh" else MAX_GPUS
+    if not low <= n <= high:
+        raise NetwallError(f"topology {spec!r}: {kind} takes {low} to {high} GPUs")
+    if kind == "ring":
+        return _direct(spec, [(i, (i + 1) % n) for i in range(n)], n, link, near)
+    if kind == "mesh":
+        return _direct(spec, [(i, j) for i in range(n) for j in range(i + 1, n)], n, link, near)
+    gpus = _names(n)
+    links = tuple(Link(gpu, "nvs0", link, near, SCALE_UP) for gpu in gpus)
+    return Topology(spec, gpus, ("nvs0",), links)
+
+
+def _count(spec: str, text: str, form: str) -> int:
+    if not re.fullmatch(r"[0-9]+", text):
+        raise NetwallError(f"topology {spec!r}: {text!r} is not a whole number (use {form})")
+    return int(text)
+
+
+def _racks_size(spec: str, size: str) -> tuple[int, int]:
+    racks_text, x, per_rack_text = size.partition("x")
+    if not x:
+        raise NetwallError(f"topology {spec!r}: use racks:RxG, e.g. racks:4x8")
+    racks = _count(spec, racks_text, "racks:RxG")
+    per_rack = _count(spec, per_rack_text, "racks:RxG")
+    if racks < 2 or per_rack < 1 or racks * per_rack > MAX_GPUS:
+        raise NetwallError(
+            f"topology {spec!r}: racks takes R >= 2 racks of G >= 1 GPUs, "
+            f"at most {MAX_GPUS} GPUs in total"
+        )
+    return racks, per_rack
+
+
+def _names(n: int) -> tuple[str, ...]:
+    return tuple(f"gpu{i}" for i in range(n))
+
+
+def _direct(name: str, pairs: list[tuple[int, int]], n: int, link: str, length: float) -> Topology:
+    links = tuple(Link(f"gpu{i}", f"gpu{j}", link, length, DIRECT) for i, j in pairs)
+    return Topology(name, _names(n), (), links)
+
+
+def _racks(
+    name: str, racks: int, per_rack: int, link: str, spine_link: str, near: float, far: float
+) -> Topology:
+    """GPUs rack-major; all GPU links come first so every GPU's one interface is eth0."""
+    rack_names = tuple(f"rack{r}" for r in range(racks))
+    gpus = _names(racks * per_rack)
+    links = [
+        Link(gpu, rack_names[i // per_rack], link, near, SCALE_UP) for i, gpu in enumerate(gpus)
+    ]
+    links += [Link(rack, "spine0", spine_link, far, SCALE_OUT) for rack in rack_names]
+    return Topology(name, gpus, rack_names + ("spine0",), tuple(links))

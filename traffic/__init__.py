@@ -1,0 +1,1 @@
+"""netwall traffic: collective schedules, the wire header and the per-GPU agent."""
