@@ -22,6 +22,9 @@ from emulator.plan import EMULATION_MTU, FRAME_BYTES, Plan
 
 #: Host sysctls: forward for multi-hop topologies, no reverse-path filter on our /32s,
 #: and no IPv6 so no stray neighbour-discovery frames disturb the per-link byte counts.
+NUD_NOARP = 0x40  # a static bridge forwarding entry (`bridge fdb add ... static`)
+NTF_MASTER = 0x04
+
 HOST_SYSCTLS = {
     "net/ipv4/ip_forward": "1",
     "net/ipv4/conf/all/rp_filter": "0",
@@ -66,11 +69,21 @@ class Bridge(Switch):
         ipr = _ipr(self)
         ipr.link("add", ifname=self.name, kind="bridge", br_stp_state=0, br_forward_delay=0)
         bridge = ipr.link_lookup(ifname=self.name)[0]
-        for intf in self.intfList():
-            if intf.name != "lo":
-                ipr.link("set", index=ipr.link_lookup(ifname=intf.name)[0], master=bridge,
-                         mtu=EMULATION_MTU, state="up")
+        ports = [intf.name for intf in self.intfList() if intf.name != "lo"]
+        for name in [self.name, *ports]:
+            # No IPv6 on switch ports: their link-local chatter would count as link traffic.
+            with open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "w") as f:
+                f.write("1")
+        for name in ports:
+            index = ipr.link_lookup(ifname=name)[0]
+            ipr.link("set", index=index, master=bridge, mtu=EMULATION_MTU)
+            # Forward by the static entries only: no learning, no flooding of unknown MACs.
+            ipr.brport("set", index=index, learning=0, unicast_flood=0)
+            ipr.link("set", index=index, state="up")
         ipr.link("set", index=bridge, mtu=EMULATION_MTU, state="up")
+        for port, mac in self.params["fdb"]:
+            ipr.fdb("add", ifindex=ipr.link_lookup(ifname=port)[0], lladdr=mac,
+                    state=NUD_NOARP, flags=NTF_MASTER)
 
     def stop(self, deleteIntfs=True) -> None:  # noqa: N803 - Mininet's signature
         ipr = _ipr(self)
@@ -111,7 +124,7 @@ class Network:
         for gpu in topo.gpus:
             net.addHost(gpu, ip=None)
         for switch in topo.switches:
-            net.addSwitch(switch, inNamespace=False)
+            net.addSwitch(switch, inNamespace=False, fdb=self.plan.fdb[switch])
         self.hosts = [net.get(gpu) for gpu in topo.gpus]
         state.record_hosts(self)
         for link, cable in enumerate(topo.links):

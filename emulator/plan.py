@@ -49,6 +49,7 @@ class Plan:
     ips: dict[str, str]  # GPU -> its address (one /32 on all its interfaces)
     routes: dict[str, list[Route]]  # GPU -> its static routes, one per other GPU
     shapes: dict[tuple[int, str], dil.LinkShape]  # (link, node) -> shaping of node's egress
+    fdb: dict[str, list[tuple[str, str]]]  # switch -> static (port, GPU MAC) forwarding entries
 
     def peers(self, gpu: str) -> dict[int, dict[str, str]]:
         """What the agent on `gpu` needs to address a frame to each other rank."""
@@ -115,7 +116,34 @@ def make_plan(
             dilation=dilation,
             frame_bytes=FRAME_BYTES,
         )
-    return Plan(topo, dilation, interfaces, ips, routes, shapes)
+    fdb = {switch: _forwarding(topo, interfaces, switch) for switch in topo.switches}
+    return Plan(topo, dilation, interfaces, ips, routes, shapes, fdb)
+
+
+def _forwarding(topo: Topology, interfaces, switch: str) -> list[tuple[str, str]]:
+    """Static forwarding entries: every GPU MAC on the segment, and the port toward it.
+
+    A learning bridge floods frames for MACs it has not seen yet, and in a ring some MACs are
+    never seen as sources on some bridges: the flood copies would load links the schedule
+    does not use. Static entries (and flooding off) make every frame take its one path.
+    """
+    first_port = {switch: None}  # switch -> the link `switch` uses to reach it
+    todo = [switch]
+    while todo:
+        node = todo.pop()
+        for link in topo.links_of(node):
+            far = topo.other(link, node)
+            if not topo.is_gpu(far) and far not in first_port:
+                first_port[far] = first_port[node] if node != switch else link
+                todo.append(far)
+    entries = []
+    for other, via in first_port.items():
+        for link in topo.links_of(other):
+            gpu = topo.other(link, other)
+            if topo.is_gpu(gpu):
+                port = link if via is None else via
+                entries.append((interfaces[(port, switch)].name, interfaces[(link, gpu)].mac))
+    return entries
 
 
 def _mac_toward(topo: Topology, interfaces, link: int, gpu: str, via: str) -> str:

@@ -57,7 +57,6 @@ class Expect:
 class Agent:
     def __init__(self, config: dict) -> None:
         self.rank: int = config["rank"]
-        self.timeout: float = config.get("timeout", 10.0)
         self.payload = frame_payload(config["mtu"]) // ELEMENT * ELEMENT
         self.peers: dict[int, dict] = {int(k): v for k, v in config["peers"].items()}
         self.templates = {
@@ -84,6 +83,7 @@ class Agent:
 
     # -- one collective call -------------------------------------------------------------
     def run(self, cmd: dict) -> dict:
+        self.timeout = cmd["timeout"]
         size = cmd["size"]
         steps = cmd["steps"]
         sends: list[list[Send]] = [[] for _ in range(steps)]

@@ -89,17 +89,6 @@ BUILDERS: dict[tuple[str, str], Callable[[int, int], Schedule]] = {
     ("allreduce", "ring"): ring_allreduce,
 }
 
-#: nccl-tests' bus-bandwidth factors (doc/PERFORMANCE.md): busbw = algbw * factor(n)
-BUSBW_FACTOR: dict[str, Callable[[int], float]] = {
-    "allreduce": lambda n: 2 * (n - 1) / n,
-    "reducescatter": lambda n: (n - 1) / n,
-    "allgather": lambda n: (n - 1) / n,
-    "alltoall": lambda n: (n - 1) / n,
-    "broadcast": lambda n: 1.0,
-    "reduce": lambda n: 1.0,
-}
-
-
 def build(collective: str, algorithm: str, ranks: int, size: int) -> Schedule:
     """The schedule for one collective call, with the user's mistakes caught in one line."""
     if (collective, algorithm) not in BUILDERS:

@@ -1,0 +1,33 @@
+"""Which bytes a schedule puts on which link: the prediction the kernel counters are checked against.
+
+Every move crosses the links of its route (topologies.routing.path); each directed link is
+named by (link index, sending node), the same key as the network's egress counters.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+from topologies import Topology, path
+from traffic.header import wire_bytes
+from traffic.schedule import Move, Schedule
+
+
+def link_loads(topo: Topology, moves: Iterable[Move]) -> Counter:
+    """Payload bytes per directed link (link, sending node) for a set of moves."""
+    loads: Counter = Counter()
+    for m in moves:
+        for hop in path(topo, topo.gpus[m.src], topo.gpus[m.dst]):
+            loads[(hop.link, hop.src)] += m.length
+    return loads
+
+
+def wire_loads(topo: Topology, schedule: Schedule, frame_payload: int) -> Counter:
+    """Bytes on the wire per directed link for one call of `schedule`, framing included."""
+    loads: Counter = Counter()
+    for step in schedule.steps:
+        for m in step:
+            for hop in path(topo, topo.gpus[m.src], topo.gpus[m.dst]):
+                loads[(hop.link, hop.src)] += wire_bytes(m.length, frame_payload)
+    return loads
