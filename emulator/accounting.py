@@ -1,4 +1,4 @@
-"""Which bytes a schedule puts on which link: the prediction the kernel counters are checked against.
+"""Which bytes a schedule puts on which link: what the kernel counters are checked against.
 
 Every move crosses the links of its route (topologies.routing.path); each directed link is
 named by (link index, sending node), the same key as the network's egress counters.

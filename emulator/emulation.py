@@ -13,10 +13,12 @@ nothing behind; leaving the block (normally, on an error or on Ctrl-C) tears eve
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 from emulator import dilation as dil
+from emulator import state
 from emulator.accounting import wire_loads
 from emulator.capabilities import Capabilities, probe
 from emulator.errors import NetwallError
@@ -83,11 +85,16 @@ class Emulation:
         from emulator.network import Network  # Mininet is imported only when building
         from traffic.launcher import Agents
 
+        leftovers = state.clean()
+        if leftovers:
+            print(f"netwall: removed what an earlier, killed run left ({len(leftovers)} items)",
+                  file=sys.stderr)
         self.network = Network(self.plan, netem=self.capabilities.netem)
         try:
             self.network.start()
             self.agents = Agents(self.hosts, [self.plan.peers(g) for g in self.topology.gpus],
                                  EMULATION_MTU)
+            self.network.record.add("agents", [p.pid for p in self.agents.procs])
         except BaseException:
             self.stop()
             raise

@@ -67,7 +67,9 @@ class Bridge(Switch):
 
     def start(self, _controllers) -> None:
         ipr = _ipr(self)
-        ipr.link("add", ifname=self.name, kind="bridge", br_stp_state=0, br_forward_delay=0)
+        # No STP, no multicast snooping: either would put frames of its own on the links.
+        ipr.link("add", ifname=self.name, kind="bridge", br_stp_state=0, br_forward_delay=0,
+                 br_mcast_snooping=0)
         bridge = ipr.link_lookup(ifname=self.name)[0]
         ports = [intf.name for intf in self.intfList() if intf.name != "lo"]
         for name in [self.name, *ports]:
@@ -112,6 +114,7 @@ class Network:
         self.netem = netem
         self.net: Mininet | None = None
         self.hosts: list[Host] = []
+        self.record: state.Record | None = None
 
     def start(self) -> None:
         topo = self.plan.topology
@@ -120,13 +123,13 @@ class Network:
                       link=NetlinkLink, autoSetMacs=False, autoStaticArp=False,
                       waitConnected=False, cleanup=False)
         self.net = net
-        state.record_start(self)
+        self.record = state.Record(topo.name, list(topo.switches))
         for gpu in topo.gpus:
             net.addHost(gpu, ip=None)
         for switch in topo.switches:
             net.addSwitch(switch, inNamespace=False, fdb=self.plan.fdb[switch])
         self.hosts = [net.get(gpu) for gpu in topo.gpus]
-        state.record_hosts(self)
+        self.record.add("hosts", [h.pid for h in self.hosts])
         for link, cable in enumerate(topo.links):
             a = self.plan.interfaces[(link, cable.a)]
             b = self.plan.interfaces[(link, cable.b)]
@@ -198,4 +201,5 @@ class Network:
             with contextlib.suppress(ProcessLookupError, TypeError):
                 os.kill(host.pid, signal.SIGKILL)
             host.terminate()
-        state.record_stop(self)
+        if self.record is not None:
+            self.record.remove()

@@ -97,11 +97,12 @@ def make_plan(
             )
     ips = {gpu: rank_ip(r) for r, gpu in enumerate(topo.gpus)}
     routes: dict[str, list[Route]] = {}
+    segments: dict[str, frozenset[str]] = {}
     for gpu, table in next_hops(topo).items():
         routes[gpu] = [
             Route(topo.rank(dst), ips[dst], interfaces[(link, gpu)].name,
                   interfaces[(link, gpu)].mac, ips[via],
-                  _mac_toward(topo, interfaces, link, gpu, via))
+                  _mac_toward(topo, interfaces, segments, link, gpu, via))
             for dst, (link, via) in sorted(table.items(), key=lambda kv: topo.rank(kv[0]))
         ]
     shapes = {}
@@ -146,12 +147,15 @@ def _forwarding(topo: Topology, interfaces, switch: str) -> list[tuple[str, str]
     return entries
 
 
-def _mac_toward(topo: Topology, interfaces, link: int, gpu: str, via: str) -> str:
+def _mac_toward(topo: Topology, interfaces, segments: dict, link: int, gpu: str, via: str) -> str:
     """The MAC of `via`'s interface on the segment that `gpu` reaches through `link`."""
     far = topo.other(link, gpu)
     if far == via:
         return interfaces[(link, via)].mac
-    segment = _segment(topo, far)
+    if far not in segments:
+        segment = frozenset(_segment(topo, far))
+        segments.update(dict.fromkeys(segment, segment))
+    segment = segments[far]
     for via_link in topo.links_of(via):
         if topo.other(via_link, via) in segment:
             return interfaces[(via_link, via)].mac

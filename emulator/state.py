@@ -23,27 +23,27 @@ def _path(pid: int | None = None) -> Path:
     return STATE_DIR / f"{pid or os.getpid()}.json"
 
 
-def _write(record: dict) -> None:
-    STATE_DIR.mkdir(parents=True, exist_ok=True)
-    tmp = _path().with_suffix(".tmp")
-    tmp.write_text(json.dumps(record))
-    tmp.replace(_path())
+class Record:
+    """This process's record of one emulation, rewritten atomically as it grows."""
 
+    def __init__(self, topology: str, bridges: list[str]) -> None:
+        self.data = {"pid": os.getpid(), "topology": topology, "bridges": bridges,
+                     "hosts": [], "agents": []}
+        self._save()
 
-def record_start(network) -> None:
-    topo = network.plan.topology
-    _write({"pid": os.getpid(), "topology": topo.name, "hosts": [], "bridges": list(topo.switches)})
+    def add(self, kind: str, pids: list[int]) -> None:
+        self.data[kind] = self.data[kind] + list(pids)
+        self._save()
 
+    def _save(self) -> None:
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        tmp = _path().with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data))
+        tmp.replace(_path())
 
-def record_hosts(network) -> None:
-    topo = network.plan.topology
-    _write({"pid": os.getpid(), "topology": topo.name,
-            "hosts": [h.pid for h in network.hosts], "bridges": list(topo.switches)})
-
-
-def record_stop(_network) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        _path().unlink()
+    def remove(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            _path().unlink()
 
 
 def disable_bridge_netfilter() -> None:
@@ -86,11 +86,12 @@ def clean() -> list[str]:
     owned_live = _live_bridges()
     with IPRoute() as ipr:
         for record in stale_records():
-            for pid in record.get("hosts", []):
-                if _is_mininet_shell(pid):
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
-                        done.append(f"killed host shell {pid}")
+            for kind, marker in (("agents", b"traffic.agent"), ("hosts", b"mininet:")):
+                for pid in record.get(kind, []):
+                    if _cmdline_has(pid, marker):
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, signal.SIGKILL)
+                            done.append(f"killed {kind[:-1]} process {pid}")
             for name in record.get("bridges", []):
                 if name in owned_live:
                     continue
@@ -103,8 +104,7 @@ def clean() -> list[str]:
         for link in ipr.get_links():
             name = link.get_attr("IFLA_IFNAME")
             address = link.get_attr("IFLA_ADDRESS") or ""
-            master = link.get_attr("IFLA_MASTER")
-            if address.startswith(MAC_PREFIX) and not _belongs_to_live(ipr, master, owned_live):
+            if address.startswith(MAC_PREFIX) and name.split("-eth")[0] not in owned_live:
                 with contextlib.suppress(Exception):
                     ipr.link("del", index=link["index"])
                     done.append(f"deleted interface {name}")
@@ -122,16 +122,9 @@ def _live_bridges() -> set[str]:
     return live
 
 
-def _belongs_to_live(ipr, master: int | None, live: set[str]) -> bool:
-    if not master:
-        return False
-    names = [m.get_attr("IFLA_IFNAME") for m in ipr.get_links(master)]
-    return bool(names) and names[0] in live
-
-
-def _is_mininet_shell(pid: int) -> bool:
+def _cmdline_has(pid: int, marker: bytes) -> bool:
+    """Only kill a recorded pid if it is still what we started (pids are reused)."""
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return marker in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return b"mininet:" in cmdline  # Mininet starts hosts as `bash ... -is mininet:<name>`

@@ -1,0 +1,223 @@
+"""The `netwall` command: check, profiles, run, clean.
+
+Exit codes: 0 success, 1 a data check failed, 2 bad input or an environment netwall cannot
+use (always one line on stderr, never a traceback), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import signal
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+from emulator.errors import NetwallError
+from traffic.schedule import ELEMENT
+
+FAMILIES_DEFAULT = ("copper-800g", "optical-800g", "wide-and-slow-800g")
+SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def netwall_version() -> str:
+    try:
+        return version("netwall")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def parse_size(text: str) -> int:
+    """Bytes from '4096', '64K', '16M' or '1G' (powers of two, as nccl-tests reads them)."""
+    match = re.fullmatch(r"\s*(\d+)\s*([KMG]?)B?\s*", text.upper())
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 4096, 64K, 16M, 1G)")
+    return int(match.group(1)) * SIZE_UNITS[match.group(2)]
+
+
+def sweep(min_bytes: int, max_bytes: int, factor: float) -> list[int]:
+    """nccl-tests' -b/-e/-f: from min to max, multiplying by factor, in whole float32 buffers."""
+    if min_bytes <= 0 or max_bytes < min_bytes:
+        raise NetwallError(f"need 0 < --min-bytes <= --max-bytes, got {min_bytes} and {max_bytes}")
+    if not math.isfinite(factor) or (factor <= 1 and max_bytes > min_bytes):
+        raise NetwallError(f"--step-factor must be a finite number > 1, got {factor:g}")
+    sizes, size = [], min_bytes
+    while size <= max_bytes:
+        sizes.append(size)
+        # Round down to whole elements, but always grow, so a factor near 1 still ends.
+        size = max(int(size * factor) // ELEMENT * ELEMENT, size + ELEMENT)
+    return sizes
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (the usage is one `--help` away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="netwall",
+        description="Emulate GPU clusters on copper, optical and wide-and-slow links.",
+    )
+    parser.add_argument("--version", action="version", version=f"netwall {netwall_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    check = sub.add_parser("check", help="what this kernel can emulate")
+    check.add_argument("--json", action="store_true", help="print one JSON object")
+
+    profiles = sub.add_parser("profiles", help="list the link profiles")
+    profiles.add_argument("--json", action="store_true", help="print profiles as JSON")
+    profiles.add_argument("--profile-file", action="append", default=[], metavar="PATH",
+                          help="extra profile file or directory (repeatable)")
+
+    run = sub.add_parser("run", help="measure a collective on an emulated cluster")
+    run.add_argument("--topology", default="star:8",
+                     help="pair, ring:N, mesh:N, star:N, racks:RxG or a .yaml file "
+                          "(default star:8)")
+    run.add_argument("--link", action="append", metavar="PROFILE",
+                     help="link profile (repeatable; default: one run per family: "
+                          + ", ".join(FAMILIES_DEFAULT) + ")")
+    run.add_argument("--spine-link", default="optical-800g", metavar="PROFILE",
+                     help="profile of rack-to-spine links in racks:RxG (default optical-800g)")
+    run.add_argument("--length-m", type=float, help="cable length of GPU links, metres")
+    run.add_argument("--spine-length-m", type=float, help="cable length of spine links, metres")
+    run.add_argument("--collective", default="allreduce", help="collective (default allreduce)")
+    run.add_argument("--algorithm", default="ring", help="algorithm (default ring)")
+    run.add_argument("--size", type=parse_size, action="append", metavar="BYTES",
+                     help="one message size, e.g. 16M (repeatable; overrides -b/-e/-f)")
+    run.add_argument("-b", "--min-bytes", type=parse_size, default=parse_size("1M"))
+    run.add_argument("-e", "--max-bytes", type=parse_size, default=parse_size("16M"))
+    run.add_argument("-f", "--step-factor", type=float, default=4.0)
+    run.add_argument("-n", "--iters", type=int, default=5, help="timed iterations (default 5)")
+    run.add_argument("-w", "--warmup", type=int, default=1, help="warm-up iterations")
+    run.add_argument("--dilation", type=float,
+                     help="time-dilation factor D (default: chosen to fit this host)")
+    run.add_argument("--no-check", dest="check", action="store_false",
+                     help="skip verifying every rank's result")
+    run.add_argument("--strict", action="store_true",
+                     help="refuse to run if the kernel cannot emulate every profile field")
+    run.add_argument("--profile-file", action="append", default=[], metavar="PATH",
+                     help="extra profile file or directory (repeatable)")
+    run.add_argument("--json", action="store_true", help="print one JSON object")
+
+    sub.add_parser("clean", help="remove what killed netwall runs left behind")
+    return parser
+
+
+def cmd_check(args) -> int:
+    from emulator.capabilities import probe
+
+    caps = probe()
+    if args.json:
+        print(json.dumps({k: getattr(caps, k) for k in caps.__dataclass_fields__}))
+    else:
+        print("What this kernel can emulate:")
+        print(caps.report())
+    return 0
+
+
+def cmd_profiles(args) -> int:
+    from emulator.profiles import catalogue, profiles_table
+
+    cat = catalogue(args.profile_file)
+    if args.json:
+        print(json.dumps([p.to_dict() for p in cat.values()], indent=2))
+    else:
+        print(profiles_table(cat))
+    return 0
+
+
+def cmd_clean(_args) -> int:
+    from emulator import state
+
+    removed = state.clean()
+    print("\n".join(removed) if removed else "nothing to clean")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from emulator.emulation import Emulation
+    from traffic.schedule import build
+
+    sizes = args.size or sweep(args.min_bytes, args.max_bytes, args.step_factor)
+    if args.iters < 1 or args.warmup < 0:
+        raise NetwallError(f"--iters must be >= 1 and --warmup >= 0, got {args.iters}, "
+                           f"{args.warmup}")
+    links = args.link or list(FAMILIES_DEFAULT)
+    # Validate everything before building anything: bad input leaves nothing behind.
+    emulations: list[Emulation] = []
+    for link in links:
+        emulations.append(Emulation(
+            args.topology, link, spine_link=args.spine_link, length_m=args.length_m,
+            spine_length_m=args.spine_length_m, dilation=args.dilation,
+            profiles=args.profile_file, strict=args.strict,
+            capabilities=emulations[0].capabilities if emulations else None))
+    for size in sizes:
+        build(args.collective, args.algorithm, len(emulations[0].topology.gpus), size)
+    if emulations[0].not_emulated:
+        print(f"netwall: note: this kernel has no netem, so {emulations[0].not_emulated[0]} "
+              "are not emulated (rates are); --strict refuses instead", file=sys.stderr)
+    results, runs = [], []
+    for link, emu in zip(links, emulations, strict=True):
+        runs.append(dict(emu.settings(), link=link))
+        if not args.json:
+            _print_header(args, link, emu)
+        with emu:
+            for size in sizes:
+                entry = emu.run(args.collective, args.algorithm, size, iters=args.iters,
+                                warmup=args.warmup, check=args.check)
+                entry.update(link=link, topology=emu.topology.name, dilation=emu.dilation)
+                results.append(entry)
+                if not args.json:
+                    _print_row(entry)
+    if args.json:
+        settings = {"netwall": netwall_version(), "collective": args.collective,
+                    "algorithm": args.algorithm, "sizes": sizes, "iters": args.iters,
+                    "warmup": args.warmup, "check": args.check, "emulations": runs}
+        print(json.dumps({"settings": settings, "results": results}, indent=1))
+    return 1 if any(r["check"] is False for r in results) else 0
+
+
+def _print_header(args, link: str, emu) -> None:
+    d = emu.dilation
+    print(f"# netwall {args.collective}/{args.algorithm} on {emu.topology.name} "
+          f"({len(emu.topology.gpus)} ranks), link {link}, dilation {d:g} "
+          f"(rates /{d:g}, delays x{d:g}; times below are real)")
+    print(f"# {'size':>12} {'count':>10} {'type':>6} {'time(us)':>10} {'algbw(GB/s)':>12} "
+          f"{'busbw(GB/s)':>12} {'model(us)':>10} {'error':>7} {'check':>6}")
+
+
+def _print_row(r: dict) -> None:
+    check = {True: "ok", False: "WRONG", None: "-"}[r["check"]]
+    print(f"  {r['bytes']:>12} {r['count']:>10} {r['type']:>6} {r['time_s'] * 1e6:>10.2f} "
+          f"{r['algbw_gbps']:>12.2f} {r['busbw_gbps']:>12.2f} {r['model_time_s'] * 1e6:>10.2f} "
+          f"{r['model_error']:>+7.1%} {check:>6}", flush=True)
+
+
+COMMANDS = {"check": cmd_check, "profiles": cmd_profiles, "run": cmd_run, "clean": cmd_clean}
+
+
+def _interrupt(signum, _frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # SIGTERM and SIGHUP unwind like Ctrl-C, so `with Emulation` tears the network down.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
+    try:
+        return COMMANDS[args.command](args)
+    except NetwallError as e:
+        print(f"netwall: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("netwall: interrupted; the emulated network was removed", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

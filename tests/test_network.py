@@ -1,0 +1,142 @@
+"""Real networks: namespaces, veth, bridges, htb, agents and iperf3 (root only)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from emulator import Emulation
+from emulator.capabilities import probe
+from emulator.metrics import BUSBW_FACTOR
+
+pytestmark = pytest.mark.root
+
+
+def iperf3_goodput_bps(client, server, server_ip: str, seconds: int = 3) -> float:
+    """What iperf3 (the outside referee) measures from client to server over TCP."""
+    srv = server.popen(["iperf3", "-s", "-1"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not server.cmd("ss -ltnH 'sport = :5201'").strip():
+            assert time.monotonic() < deadline, "iperf3 server did not start"
+            time.sleep(0.05)
+        out = client.cmd(f"iperf3 -c {server_ip} -t {seconds} -O 1 -J")
+        return json.loads(out)["end"]["sum_received"]["bits_per_second"]
+    finally:
+        srv.kill()
+        srv.wait()
+
+
+def test_probe_agrees_with_tc():
+    """The probe's netem answer is what `tc` itself says in a scratch namespace."""
+    script = ("ip link add name va type veth peer name vb && "
+              "tc qdisc add dev va root netem delay 1ms")
+    tc_ok = subprocess.run(["unshare", "--net", "sh", "-c", script],
+                           capture_output=True).returncode == 0
+    caps = probe()
+    assert caps.veth and caps.htb and caps.bridge
+    assert caps.netem == tc_ok
+
+
+@pytest.mark.parametrize("dilation", [800, 4000])
+def test_shaped_pair_matches_configured_rate_under_iperf3(dilation):
+    """Two GPUs on one copper link: iperf3 sees the configured wire rate within 5%."""
+    with Emulation("pair", "copper-800g", dilation=dilation) as emu:
+        configured = emu.plan.shapes[(0, "gpu0")].rate_bps
+        assert configured == 800e9 / dilation
+        goodput = iperf3_goodput_bps(emu.hosts[0], emu.hosts[1], emu.plan.ips["gpu1"])
+    # TCP over a 65000-byte MTU: 52 header bytes of 65014 on the wire, so goodput ~ wire rate.
+    wire = goodput * 65014 / (65000 - 52)
+    assert wire == pytest.approx(configured, rel=0.05)
+
+
+@pytest.mark.parametrize("topology", ["ring:4", "star:4"])
+def test_ring_allreduce_bytes_on_each_link_match_the_schedule(topology):
+    with Emulation(topology=topology, link="optical-800g", dilation=None) as emu:
+        assert [h.name for h in emu.hosts] == ["gpu0", "gpu1", "gpu2", "gpu3"]
+        assert emu.net is not None and len(emu.net.hosts) == 4
+        result = emu.run(collective="allreduce", algorithm="ring", size=1 << 20, iters=2)
+    assert result["check"] is True
+    assert result["time_s"] > 0
+    links = {entry["link"]: entry for entry in result["links"]}
+    for entry in links.values():
+        assert entry["bytes"] == entry["expected_bytes"], entry
+        assert entry["drops"] == 0
+    if topology == "ring:4":
+        # One direction only: the ring never uses gpu1->gpu0.
+        assert set(links) == {"gpu0->gpu1", "gpu1->gpu2", "gpu2->gpu3", "gpu3->gpu0"}
+    else:
+        assert len(links) == 8  # every GPU's uplink and downlink
+    per_link = 2 * 3 / 4 * (1 << 20) * 2  # 2(n-1)/n of the buffer, two timed iterations
+    assert all(entry["bytes"] > per_link for entry in links.values())
+
+
+def test_api_tears_down_on_error():
+    with pytest.raises(RuntimeError, match="boom"), Emulation("star:3", "copper-800g") as emu:
+        assert len(emu.hosts) == 3
+        raise RuntimeError("boom")
+    assert emu.net is None and emu.hosts == []
+
+
+def test_default_run_end_to_end(tmp_path):
+    from tests.conftest import netwall
+
+    done = netwall("run", "--size", "256K", "--iters", "2", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    settings, results = report["settings"], report["results"]
+    assert [r["link"] for r in results] == ["copper-800g", "optical-800g", "wide-and-slow-800g"]
+    assert settings["emulations"][0]["topology"] == "star:8"
+    for r in results:
+        assert r["collective"] == "allreduce" and r["algorithm"] == "ring"
+        assert r["ranks"] == 8 and r["bytes"] == 256 * 1024
+        assert r["check"] is True
+        assert r["algbw_gbps"] == pytest.approx(r["bytes"] / r["time_s"] / 1e9)
+        assert r["busbw_gbps"] == pytest.approx(r["algbw_gbps"] * BUSBW_FACTOR["allreduce"](8))
+        assert r["model_time_s"] > 0 and r["dilation"] >= 1
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--link", "unobtainium-9t"], "unknown link profile 'unobtainium-9t'"),
+        (["--topology", "torus:4"], "unknown topology 'torus:4'"),
+        (["--topology", "racks:2x2", "--spine-link", "copper-800g"],
+         "link rack0--spine0 is 20 m long but copper-800g reaches 2 m"),
+        (["--size", "0"], "size must be positive"),
+        (["--dilation", "0.5"], "--dilation must be a number >= 1"),
+        (["--topology", "BROKEN_YAML"], "YAML syntax error"),
+    ],
+)
+def test_bad_input_is_one_line_and_leaves_nothing(args, message, tmp_path):
+    from tests.conftest import netwall
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("gpus: [gpu0, gpu1\nlinks: {")
+    args = [str(broken) if a == "BROKEN_YAML" else a for a in args]
+    done = netwall("run", "--link", "copper-800g", *args) if "--link" not in args \
+        else netwall("run", *args)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_missing_netem_is_said_once_and_strict_refuses():
+    from tests.conftest import netwall
+
+    caps = probe()
+    done = netwall("run", "--topology", "pair", "--link", "copper-800g", "--size", "64K",
+                   "--iters", "1")
+    assert done.returncode == 0, done.stderr
+    strict = netwall("run", "--topology", "pair", "--link", "copper-800g", "--size", "64K",
+                     "--iters", "1", "--strict")
+    if caps.netem:
+        assert "no netem" not in done.stderr and strict.returncode == 0
+    else:
+        assert done.stderr.count("no netem") == 1
+        assert strict.returncode == 2 and "--strict" in strict.stderr

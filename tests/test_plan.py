@@ -1,0 +1,217 @@
+"""Tests for emulator.plan: names, addresses, routes, forwarding and shaping, without root."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+import pytest
+
+from emulator.dilation import link_shape
+from emulator.plan import FRAME_BYTES, mac, make_plan, rank_ip
+from emulator.profiles import catalogue
+from topologies import MAX_GPUS, parse
+
+SPECS = ["pair", "ring:3", "ring:6", "star:4", "star:8", "mesh:4", "racks:2x2", "racks:3x2"]
+
+
+@pytest.fixture(scope="module")
+def cat():
+    return catalogue()
+
+
+@pytest.fixture(scope="module")
+def plans(cat):
+    return {spec: make_plan(parse(spec, "copper-800g"), cat, 100.0) for spec in SPECS}
+
+
+def iface_by_name(plan):
+    return {(i.node, i.name): i for i in plan.interfaces.values()}
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_interface_names_and_macs(plans, spec):
+    plan = plans[spec]
+    topo = plan.topology
+    macs = [i.mac for i in plan.interfaces.values()]
+    assert len(macs) == len(set(macs))
+    assert len(plan.interfaces) == 2 * len(topo.links)
+    for (link, node), iface in plan.interfaces.items():
+        assert iface.node == node and iface.link == link
+        assert node in (topo.links[link].a, topo.links[link].b)
+        match = re.fullmatch(rf"{re.escape(node)}-eth(\d+)", iface.name)
+        assert match, iface.name
+        # Position k among the node's links, in link order.
+        assert topo.links_of(node)[int(match.group(1))] == link
+        assert iface.mac.startswith("02:4e:")
+        assert re.fullmatch(r"([0-9a-f]{2}:){5}[0-9a-f]{2}", iface.mac)
+    # A node's interface names are unique on that node.
+    for node in topo.gpus + topo.switches:
+        names = [i.name for i in plan.interfaces.values() if i.node == node]
+        assert len(names) == len(set(names)) == len(topo.links_of(node))
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_ips_are_unique_addresses_of_the_gpus(plans, spec):
+    plan = plans[spec]
+    assert set(plan.ips) == set(plan.topology.gpus)
+    assert len(set(plan.ips.values())) == len(plan.ips)
+    for ip in plan.ips.values():
+        assert ipaddress.ip_address(ip).version == 4
+
+
+def test_addresses_and_macs_stay_unique_up_to_max_gpus():
+    # make_plan on a 1024-GPU star is slow, so check the address functions it uses directly.
+    ips = [rank_ip(r) for r in range(MAX_GPUS)]
+    assert len(set(ips)) == MAX_GPUS
+    assert ips[0] == "10.77.0.1" and ips[255] == "10.77.1.0" and ips[256] == "10.77.1.1"
+    network = ipaddress.ip_network("10.77.0.0/16")
+    assert all(ipaddress.ip_address(ip) in network for ip in ips)
+    macs = {mac(node, port) for node in range(MAX_GPUS + 2) for port in (0, 1, 255, 256)}
+    assert len(macs) == (MAX_GPUS + 2) * 4
+    assert mac(0x1234, 0x0506) == "02:4e:12:34:05:06"
+
+
+def test_plan_ips_are_rank_ips(plans):
+    plan = plans["racks:3x2"]
+    assert plan.ips == {gpu: rank_ip(r) for r, gpu in enumerate(plan.topology.gpus)}
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_every_gpu_routes_to_every_other_gpu(plans, spec):
+    plan = plans[spec]
+    topo = plan.topology
+    names = iface_by_name(plan)
+    owner_of_ip = {ip: gpu for gpu, ip in plan.ips.items()}
+    mac_owner = {i.mac: i for i in plan.interfaces.values()}
+    for gpu in topo.gpus:
+        routes = plan.routes[gpu]
+        rank = topo.rank(gpu)
+        assert sorted(r.dst for r in routes) == [r for r in range(len(topo.gpus)) if r != rank]
+        for route in routes:
+            assert route.dst_ip == plan.ips[topo.gpus[route.dst]]
+            out = names[(gpu, route.iface)]  # the egress interface exists on this GPU
+            assert route.src_mac == out.mac
+            # via_mac is an interface of the GPU that owns via_ip ...
+            via = mac_owner[route.via_mac]
+            assert via.node == owner_of_ip[route.via_ip]
+            assert topo.is_gpu(via.node) and via.node != gpu
+            # ... reachable from the egress link: the same cable, or the same switched segment.
+            if topo.is_gpu(topo.other(out.link, gpu)):
+                assert via.link == out.link
+            else:
+                assert not topo.is_gpu(topo.other(via.link, via.node))
+
+
+def test_ring6_opposite_gpu_goes_via_a_neighbour(plans):
+    plan = plans["ring:6"]
+    for r in range(6):
+        gpu = f"gpu{r}"
+        by_dst = {route.dst: route for route in plan.routes[gpu]}
+        for d in ((r + 1) % 6, (r - 1) % 6):
+            assert by_dst[d].via_ip == by_dst[d].dst_ip  # neighbours are reached directly
+        far = by_dst[(r + 3) % 6]
+        assert far.via_ip != far.dst_ip
+        assert far.via_ip in (plan.ips[f"gpu{(r + 1) % 6}"], plan.ips[f"gpu{(r - 1) % 6}"])
+        two = by_dst[(r + 2) % 6]
+        assert two.via_ip == plan.ips[f"gpu{(r + 1) % 6}"]
+
+
+def test_star_routes_go_straight_to_the_destination(plans):
+    plan = plans["star:8"]
+    for gpu in plan.topology.gpus:
+        for route in plan.routes[gpu]:
+            dst = plan.topology.gpus[route.dst]
+            assert route.via_ip == route.dst_ip
+            assert route.via_mac == plan.interfaces[(plan.topology.links_of(dst)[0], dst)].mac
+            assert route.iface == f"{gpu}-eth0"
+
+
+@pytest.mark.parametrize("spec", ["racks:2x2", "racks:3x2", "star:4"])
+def test_fdb_covers_every_gpu_mac_once_per_switch(plans, spec):
+    plan = plans[spec]
+    topo = plan.topology
+    gpu_macs = {i.mac for i in plan.interfaces.values() if topo.is_gpu(i.node)}
+    for switch in topo.switches:
+        entries = plan.fdb[switch]
+        macs = [mac for _, mac in entries]
+        assert sorted(macs) == sorted(gpu_macs)
+        own_ports = {i.name for i in plan.interfaces.values() if i.node == switch}
+        assert {port for port, _ in entries} <= own_ports
+
+
+def test_fdb_ports_point_toward_the_gpu(plans):
+    plan = plans["racks:2x2"]
+    topo = plan.topology
+    names = iface_by_name(plan)
+
+    def port_toward(switch, neighbour):
+        """The switch's interface on its link to `neighbour`."""
+        (link,) = [k for k in topo.links_of(switch) if topo.other(k, switch) == neighbour]
+        return plan.interfaces[(link, switch)].name
+
+    def gpu_mac(gpu):
+        return plan.interfaces[(topo.links_of(gpu)[0], gpu)].mac
+
+    rack_of = {"gpu0": "rack0", "gpu1": "rack0", "gpu2": "rack1", "gpu3": "rack1"}
+    for switch in topo.switches:
+        table = {mac: port for port, mac in plan.fdb[switch]}
+        for gpu, rack in rack_of.items():
+            if switch == "spine0":
+                want = port_toward("spine0", rack)
+            elif switch == rack:
+                want = port_toward(rack, gpu)
+            else:
+                want = port_toward(switch, "spine0")
+            assert table[gpu_mac(gpu)] == want, (switch, gpu)
+            assert (switch, want) in names
+    # Spelled out for one entry: on spine0, gpu0's MAC leaves toward rack0.
+    spine = dict((mac, port) for port, mac in plan.fdb["spine0"])
+    rack0_link = [k for k in topo.links_of("spine0") if topo.other(k, "spine0") == "rack0"][0]
+    assert spine[gpu_mac("gpu0")] == plan.interfaces[(rack0_link, "spine0")].name
+
+
+def test_direct_topologies_have_no_fdb(plans):
+    assert plans["ring:6"].fdb == {}
+    assert plans["pair"].fdb == {}
+
+
+@pytest.mark.parametrize("dilation", [1.0, 100.0, 2500.0])
+def test_shapes_scale_every_interface(cat, dilation):
+    topo = parse("racks:2x2", "copper-800g", spine_link="optical-800g")
+    plan = make_plan(topo, cat, dilation)
+    assert plan.dilation == dilation
+    assert set(plan.shapes) == set(plan.interfaces)
+    for (link, _node), shape in plan.shapes.items():
+        cable = topo.links[link]
+        profile = cat[cable.profile]
+        assert shape.rate_bps == int(profile.rate_gbps * 1e9 / dilation)
+        delay_ns = profile.fec_delay_ns + profile.delay_ns_per_m * cable.length_m
+        assert shape.delay_us == pytest.approx(delay_ns * dilation / 1000)
+        want = link_shape(profile.rate_gbps, delay_ns, profile.frame_loss(FRAME_BYTES),
+                          profile.queue_bytes, dilation, FRAME_BYTES)
+        assert shape == want
+    spine_shape = plan.shapes[(4, "rack0")]
+    assert topo.links[4].profile == "optical-800g"
+    assert spine_shape.delay_us > plan.shapes[(0, "gpu0")].delay_us  # 20 m optical vs 1 m
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_peers_agree_with_routes(plans, spec):
+    plan = plans[spec]
+    topo = plan.topology
+    n = len(topo.gpus)
+    for gpu in topo.gpus:
+        peers = plan.peers(gpu)
+        assert len(peers) == n - 1
+        assert topo.rank(gpu) not in peers
+        routes = {route.dst: route for route in plan.routes[gpu]}
+        for dst, peer in peers.items():
+            route = routes[dst]
+            assert set(peer) == {"iface", "src_mac", "dst_mac", "src_ip", "dst_ip"}
+            assert peer["iface"] == route.iface
+            assert peer["src_mac"] == route.src_mac
+            assert peer["dst_mac"] == route.via_mac
+            assert peer["src_ip"] == plan.ips[gpu]
+            assert peer["dst_ip"] == plan.ips[topo.gpus[dst]] == route.dst_ip
+            assert peer["src_mac"] != peer["dst_mac"]
