@@ -51,6 +51,21 @@ class Plan:
     shapes: dict[tuple[int, str], dil.LinkShape]  # (link, node) -> shaping of node's egress
     fdb: dict[str, list[tuple[str, str]]]  # switch -> static (port, GPU MAC) forwarding entries
 
+    def ip_batch(self, gpu: str, mtu: int) -> str:
+        """The GPU host's links, address, static neighbours and routes as `ip -batch` input."""
+        lines = ["link set dev lo up"]
+        for link in self.topology.links_of(gpu):
+            name = self.interfaces[(link, gpu)].name
+            lines.append(f"link set dev {name} mtu {mtu} up")
+            lines.append(f"addr add {self.ips[gpu]}/32 dev {name}")
+        for r in self.routes[gpu]:
+            lines.append(f"neigh replace {r.via_ip} lladdr {r.via_mac} dev {r.iface} nud permanent")
+            if r.via_ip == r.dst_ip:
+                lines.append(f"route add {r.dst_ip}/32 dev {r.iface} scope link")
+            else:  # onlink: the next hop is on this wire, though no subnet says so
+                lines.append(f"route add {r.dst_ip}/32 via {r.via_ip} dev {r.iface} onlink")
+        return "\n".join(lines) + "\n"
+
     def peers(self, gpu: str) -> dict[int, dict[str, str]]:
         """What the agent on `gpu` needs to address a frame to each other rank."""
         return {
