@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -54,7 +55,10 @@ def test_shaped_pair_matches_configured_rate_under_iperf3(dilation):
     assert wire == pytest.approx(configured, rel=0.05)
 
 
-@pytest.mark.parametrize("topology", ["ring:4", "star:4"])
+EXAMPLE = str(Path(__file__).resolve().parent.parent / "topologies/examples/two-tier.yaml")
+
+
+@pytest.mark.parametrize("topology", ["ring:4", "star:4", "racks:2x2", EXAMPLE])
 def test_ring_allreduce_bytes_on_each_link_match_the_schedule(topology):
     with Emulation(topology=topology, link="optical-800g", dilation=None) as emu:
         assert [h.name for h in emu.hosts] == ["gpu0", "gpu1", "gpu2", "gpu3"]
@@ -69,8 +73,14 @@ def test_ring_allreduce_bytes_on_each_link_match_the_schedule(topology):
     if topology == "ring:4":
         # One direction only: the ring never uses gpu1->gpu0.
         assert set(links) == {"gpu0->gpu1", "gpu1->gpu2", "gpu2->gpu3", "gpu3->gpu0"}
-    else:
+    elif topology == "star:4":
         assert len(links) == 8  # every GPU's uplink and downlink
+    else:
+        # Two groups of two GPUs: the ring crosses between them once each way, through
+        # spine0 in racks:2x2 (two cables) or over the one sw0--sw1 cable in the example.
+        between = {name for name in links if "gpu" not in name}
+        assert between == ({"rack0->spine0", "spine0->rack1", "rack1->spine0", "spine0->rack0"}
+                           if topology == "racks:2x2" else {"sw0->sw1", "sw1->sw0"})
     per_link = 2 * 3 / 4 * (1 << 20) * 2  # 2(n-1)/n of the buffer, two timed iterations
     assert all(entry["bytes"] > per_link for entry in links.values())
 
@@ -140,3 +150,17 @@ def test_missing_netem_is_said_once_and_strict_refuses():
     else:
         assert done.stderr.count("no netem") == 1
         assert strict.returncode == 2 and "--strict" in strict.stderr
+
+
+def test_check_and_profiles_commands():
+    from tests.conftest import netwall
+
+    check = netwall("check")
+    assert check.returncode == 0
+    caps = probe()
+    assert ("netem  yes" in check.stdout) == caps.netem
+    assert "htb    yes" in check.stdout
+    listed = netwall("profiles", "--json")
+    assert listed.returncode == 0
+    names = {p["name"] for p in json.loads(listed.stdout)}
+    assert {"copper-800g", "optical-800g", "wide-and-slow-800g"} <= names

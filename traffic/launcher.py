@@ -92,6 +92,7 @@ class Agents:
         return err[-1] if err else f"exit code {proc.wait()}"
 
     def stop(self) -> None:
+        """Ask every agent to exit; kill those still busy (an interrupted call) after 2 s."""
         for proc in self.procs:
             if proc.poll() is None:
                 try:
@@ -99,9 +100,10 @@ class Agents:
                     proc.stdin.close()
                 except (BrokenPipeError, ValueError):
                     pass
+        deadline = time.monotonic() + 2
         for proc in self.procs:
             try:
-                proc.wait(timeout=2)
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()

@@ -1,0 +1,81 @@
+"""Interrupted and killed runs: nothing may be left behind (root only)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from emulator import state
+from tests.conftest import leftovers, netwall
+
+pytestmark = pytest.mark.root
+PROJECT = Path(__file__).resolve().parent.parent
+LONG_RUN = ["run", "--topology", "star:4", "--link", "copper-800g", "--size", "64M",
+            "--iters", "100", "--dilation", "2000"]
+
+
+def start_long_run() -> subprocess.Popen:
+    """A run that would take minutes, returned once its agents are working."""
+    proc = subprocess.Popen([sys.executable, "-m", "emulator.cli", *LONG_RUN], cwd=PROJECT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    record = state.STATE_DIR / f"{proc.pid}.json"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if json.loads(record.read_text())["agents"]:
+                time.sleep(1)  # into the first call
+                return proc
+        except (OSError, ValueError):
+            pass
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("the run did not start its agents in 60 s")
+
+
+def wait_clean(timeout: float = 10) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while (left := leftovers()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_run_tears_everything_down(signum):
+    proc = start_long_run()
+    assert any("nvs0" in x for x in leftovers())
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert "interrupted" in err and "Traceback" not in err
+    assert wait_clean() == []
+
+
+def test_clean_removes_what_a_killed_run_left_and_is_idempotent():
+    proc = start_long_run()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    assert any("nvs0" in x for x in leftovers())  # the bridge outlives its owner
+    done = netwall("clean")
+    assert done.returncode == 0 and "deleted bridge nvs0" in done.stdout
+    assert wait_clean() == []
+    again = netwall("clean")
+    assert again.returncode == 0 and again.stdout.strip() == "nothing to clean"
+
+
+def test_next_run_cleans_after_a_killed_one():
+    proc = start_long_run()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    done = netwall("run", "--topology", "star:4", "--link", "copper-800g", "--size", "64K",
+                   "--iters", "1")
+    assert done.returncode == 0, done.stderr
+    assert "removed what an earlier, killed run left" in done.stderr
+    assert wait_clean() == []
