@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from topologies import Topology, path
-from traffic.header import wire_bytes
+from traffic.header import FRAME_OVERHEAD, wire_bytes
 from traffic.schedule import Move, Schedule
 
 
@@ -24,10 +24,13 @@ def link_loads(topo: Topology, moves: Iterable[Move]) -> Counter:
 
 
 def wire_loads(topo: Topology, schedule: Schedule, frame_payload: int) -> Counter:
-    """Bytes on the wire per directed link for one call of `schedule`, framing included."""
+    """Bytes on the wire per directed link for one loss-free call of `schedule`: every move's
+    frames, headers included, and the one ACK frame that comes back for it."""
     loads: Counter = Counter()
     for step in schedule.steps:
         for m in step:
             for hop in path(topo, topo.gpus[m.src], topo.gpus[m.dst]):
                 loads[(hop.link, hop.src)] += wire_bytes(m.length, frame_payload)
+            for hop in path(topo, topo.gpus[m.dst], topo.gpus[m.src]):
+                loads[(hop.link, hop.src)] += FRAME_OVERHEAD
     return loads

@@ -14,6 +14,7 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass
 
+from emulator import loss
 from emulator.netns import iproute
 
 #: What each capability means for a netwall user, in plain words.
@@ -22,7 +23,8 @@ CONSEQUENCES = {
     "bridge": "scale-up and spine switches (Linux bridge)",
     "htb": "link rate shaping at any rate",
     "tbf": "token-bucket shaping (alternative to htb)",
-    "netem": "propagation/FEC delay, jitter and bit-error loss on links",
+    "netem": "propagation/FEC delay and jitter on links (and loss, where present)",
+    "bpf_loss": "bit-error frame loss by an eBPF classifier (used where netem is missing)",
     "ovs": "Open vSwitch switches (netwall uses Linux bridges; OVS is optional)",
 }
 
@@ -34,6 +36,7 @@ class Capabilities:
     htb: bool
     tbf: bool
     netem: bool
+    bpf_loss: bool
     ovs: bool
 
     def missing(self) -> list[str]:
@@ -44,17 +47,18 @@ class Capabilities:
         lines = []
         for name, ok in asdict(self).items():
             mark = "yes" if ok else "NO "
-            lines.append(f"  {name:<7}{mark}  {CONSEQUENCES[name]}")
+            lines.append(f"  {name:<9}{mark}  {CONSEQUENCES[name]}")
         lines.append("")
         if not (self.veth and self.htb):
             lines.append("netwall cannot run here: it needs veth and htb.")
         elif self.netem:
             lines.append("Everything netwall emulates works on this kernel.")
         else:
+            lost = "" if self.bpf_loss else " and bit-error loss"
             lines.append(
-                "Rates are emulated; link delay and bit-error loss are NOT (no netem). Results "
-                "still show each technology's bandwidth; latency-bound sizes read low against "
-                "the model. Use a kernel with sch_netem (e.g. the Vagrant VM) for delay and loss."
+                f"Rates are emulated; link delay{lost} is NOT (no netem). Results still show "
+                "each technology's bandwidth; latency-bound sizes read low against the model. "
+                "Use a kernel with sch_netem (e.g. the Vagrant VM) for delay."
             )
         return "\n".join(lines)
 
@@ -77,6 +81,7 @@ def probe() -> Capabilities:
                                                    burst=16384, latency=50000))
                 _try(lambda: ipr.tc("del", index=index, handle=0x10000, root=True))
                 found["netem"] = _try(lambda: ipr.tc("add", "netem", index, 0x10000, delay=100))
+                found["bpf_loss"] = _try(lambda: loss.attach(ipr, index, 0.5))
         finally:
             ipr.close()
     finally:
@@ -88,6 +93,7 @@ def probe() -> Capabilities:
         htb=found.get("htb", False),
         tbf=found.get("tbf", False),
         netem=found.get("netem", False),
+        bpf_loss=found.get("bpf_loss", False),
         ovs=_ovs_available(),
     )
 

@@ -7,6 +7,7 @@ use (always one line on stderr, never a traceback), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import re
@@ -85,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--length-m", type=float, help="cable length of GPU links, metres")
     run.add_argument("--spine-length-m", type=float, help="cable length of spine links, metres")
     run.add_argument("--collective", default="allreduce", help="collective (default allreduce)")
-    run.add_argument("--algorithm", default="ring", help="algorithm (default ring)")
+    run.add_argument("--algorithm", help="algorithm (default: the collective's first, e.g. ring)")
+    run.add_argument("--root", type=int, default=0, help="root rank of broadcast and reduce")
+    run.add_argument("--chunk", type=parse_size, help="pipeline chunk size of chunked algorithms")
     run.add_argument("--size", type=parse_size, action="append", metavar="BYTES",
                      help="one message size, e.g. 16M (repeatable; overrides -b/-e/-f)")
     run.add_argument("-b", "--min-bytes", type=parse_size, default=parse_size("1M"))
@@ -112,7 +115,7 @@ def cmd_check(args) -> int:
 
     caps = probe()
     if args.json:
-        print(json.dumps({k: getattr(caps, k) for k in caps.__dataclass_fields__}))
+        print(json.dumps(dataclasses.asdict(caps)))
     else:
         print("What this kernel can emulate:")
         print(caps.report())
@@ -140,7 +143,6 @@ def cmd_clean(_args) -> int:
 
 def cmd_run(args) -> int:
     from emulator.emulation import Emulation
-    from traffic.schedule import build
 
     sizes = args.size or sweep(args.min_bytes, args.max_bytes, args.step_factor)
     if args.iters < 1 or args.warmup < 0:
@@ -156,10 +158,12 @@ def cmd_run(args) -> int:
             profiles=args.profile_file, strict=args.strict,
             capabilities=emulations[0].capabilities if emulations else None))
     for size in sizes:
-        build(args.collective, args.algorithm, len(emulations[0].topology.gpus), size)
-    if emulations[0].not_emulated:
-        print(f"netwall: note: this kernel has no netem, so {emulations[0].not_emulated[0]} "
-              "are not emulated (rates are); --strict refuses instead", file=sys.stderr)
+        emulations[0].schedule(args.collective, args.algorithm, size, args.root, args.chunk)
+    missing = emulations[0].not_emulated
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        print(f"netwall: note: this kernel has no netem, so {' and '.join(missing)} {verb} "
+              "not emulated (rates are); --strict refuses instead", file=sys.stderr)
     results, runs = [], []
     for link, emu in zip(links, emulations, strict=True):
         runs.append(dict(emu.settings(), link=link))
@@ -168,7 +172,8 @@ def cmd_run(args) -> int:
         with emu:
             for size in sizes:
                 entry = emu.run(args.collective, args.algorithm, size, iters=args.iters,
-                                warmup=args.warmup, check=args.check)
+                                warmup=args.warmup, check=args.check, root=args.root,
+                                chunk=args.chunk)
                 entry.update(link=link, topology=emu.topology.name, dilation=emu.dilation)
                 results.append(entry)
                 if not args.json:
@@ -183,18 +188,22 @@ def cmd_run(args) -> int:
 
 def _print_header(args, link: str, emu) -> None:
     d = emu.dilation
-    print(f"# netwall {args.collective}/{args.algorithm} on {emu.topology.name} "
+    algorithm = emu.schedule(args.collective, args.algorithm, 4 * 1024, args.root).algorithm
+    print(f"# netwall {args.collective}/{algorithm} on {emu.topology.name} "
           f"({len(emu.topology.gpus)} ranks), link {link}, dilation {d:g} "
           f"(rates /{d:g}, delays x{d:g}; times below are real)")
+    if "link delay" in emu.not_emulated:
+        print("# model: alpha-beta without its latency term, as link delay is not emulated here")
     print(f"# {'size':>12} {'count':>10} {'type':>6} {'time(us)':>10} {'algbw(GB/s)':>12} "
-          f"{'busbw(GB/s)':>12} {'model(us)':>10} {'error':>7} {'check':>6}")
+          f"{'busbw(GB/s)':>12} {'model(us)':>10} {'error':>7} {'retrans(B)':>10} {'check':>6}")
 
 
 def _print_row(r: dict) -> None:
     check = {True: "ok", False: "WRONG", None: "-"}[r["check"]]
     print(f"  {r['bytes']:>12} {r['count']:>10} {r['type']:>6} {r['time_s'] * 1e6:>10.2f} "
-          f"{r['algbw_gbps']:>12.2f} {r['busbw_gbps']:>12.2f} {r['model_time_s'] * 1e6:>10.2f} "
-          f"{r['model_error']:>+7.1%} {check:>6}", flush=True)
+          f"{r['algbw_gbps']:>12.2f} {r['busbw_gbps']:>12.2f} "
+          f"{r['model_emulated_time_s'] * 1e6:>10.2f} "
+          f"{r['model_error']:>+7.1%} {r['retransmitted_bytes']:>10} {check:>6}", flush=True)
 
 
 COMMANDS = {"check": cmd_check, "profiles": cmd_profiles, "run": cmd_run, "clean": cmd_clean}

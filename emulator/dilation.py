@@ -27,8 +27,9 @@ class LinkShape:
     rate_bps: int
     delay_us: float
     loss_percent: float
-    queue_packets: int
+    queue_packets: int  # the profile's port buffer, in emulated frames
     burst_bytes: int
+    limit_packets: int = 0  # what the kernel queue may hold (set by the plan: lossless)
 
 
 def capacity_gbps(cores: int) -> float:
@@ -79,8 +80,8 @@ def link_shape(
             f"dilation {dilation:g} leaves a {rate_gbps:g} Gb/s link at {rate_bps} bit/s; "
             "use a smaller --dilation"
         )
-    # The burst must hold a couple of whole frames, or the shaper stalls on large frames.
-    burst = max(2 * frame_bytes, rate_bps // 8 // 1000)
+    # One whole frame at least (or the shaper stalls on large frames), 1 ms at high rates.
+    burst = max(frame_bytes, rate_bps // 8 // 1000)
     return LinkShape(
         rate_bps=rate_bps,
         delay_us=delay_ns * dilation / 1000,

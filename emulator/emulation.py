@@ -12,6 +12,7 @@ nothing behind; leaving the block (normally, on an error or on Ctrl-C) tears eve
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Iterable
@@ -29,9 +30,7 @@ from emulator.profiles import catalogue, get_profile
 from topologies import Topology, parse, validate
 from traffic import schedule as sched
 from traffic.header import frame_payload
-
-#: Parts of a link profile that need netem, named for the one-line notice.
-NEEDS_NETEM = "link delay and bit-error loss"
+from traffic.launcher import Agents, CallPlan
 
 
 class Emulation:
@@ -65,10 +64,15 @@ class Emulation:
         if not (self.capabilities.veth and self.capabilities.htb):
             raise NetwallError("this kernel lacks veth or htb; netwall cannot shape links here "
                                "(run `netwall check`)")
-        self.not_emulated = [] if self.capabilities.netem else [NEEDS_NETEM]
+        self.not_emulated = []
+        if not self.capabilities.netem:
+            self.not_emulated.append("link delay")
+            if not self.capabilities.bpf_loss:
+                self.not_emulated.append("bit-error loss")
         if strict and self.not_emulated:
-            raise NetwallError(f"--strict: this kernel has no netem, so {NEEDS_NETEM} "
-                               "cannot be emulated (run `netwall check`)")
+            raise NetwallError(f"--strict: this kernel has no netem, so "
+                               f"{' and '.join(self.not_emulated)} cannot be emulated "
+                               "(run `netwall check`)")
         injection = dil.injection_gbps(gpu_link_rates(self.topology, self.catalogue))
         if dilation is None:
             self.dilation = dil.choose(injection, dil.capacity_gbps(os.cpu_count() or 1))
@@ -83,7 +87,6 @@ class Emulation:
     # -- life cycle ----------------------------------------------------------------------
     def start(self) -> Emulation:
         from emulator.network import Network  # Mininet is imported only when building
-        from traffic.launcher import Agents
 
         leftovers = state.clean()
         if leftovers:
@@ -93,7 +96,8 @@ class Emulation:
         try:
             self.network.start()
             self.agents = Agents(self.hosts, [self.plan.peers(g) for g in self.topology.gpus],
-                                 EMULATION_MTU)
+                                 EMULATION_MTU, self.plan.retransmit_timeout_s(),
+                                 self.plan.send_buffer_bytes())
             self.network.record.add("agents", [p.pid for p in self.agents.procs])
         except BaseException:
             self.stop()
@@ -127,29 +131,33 @@ class Emulation:
         return self.network.hosts if self.network else []
 
     # -- measurements ----------------------------------------------------------------------
-    def run(self, collective: str = "allreduce", algorithm: str = "ring", size: int = 1 << 20,
-            iters: int = 5, warmup: int = 1, check: bool = True) -> dict:
-        """Time `iters` back-to-back calls (after `warmup` untimed ones); one result entry."""
+    def run(self, collective: str = "allreduce", algorithm: str | None = None,
+            size: int = 1 << 20, iters: int = 5, warmup: int = 1, check: bool = True,
+            root: int = 0, chunk: int | None = None) -> dict:
+        """Time `iters` back-to-back calls after `warmup` untimed ones, then (with `check`)
+        verify one more call's result on every rank, as nccl-tests does. One result entry."""
         if self.agents is None:
             raise NetwallError("the emulation is not running (use `with Emulation(...)`)")
         if iters < 1 or warmup < 0:
             raise NetwallError(f"iters must be >= 1 and warmup >= 0, got {iters} and {warmup}")
-        schedule = sched.build(collective, algorithm, len(self.topology.gpus), size)
+        schedule = self.schedule(collective, algorithm, size, root, chunk)
         model = model_time_s(schedule, self.topology, self.catalogue)
-        # A rank that sees no frame for this long is stuck: a lost frame or a dead peer.
-        timeout = 5.0 + 3 * model * self.dilation
-        if warmup:
-            self.agents.run(schedule, self._op, warmup, check=False, timeout=timeout)
-            self._op += warmup
+        # The error is taken against the model of what this kernel emulates: without netem,
+        # link delay is not emulated, so neither is the model's latency term.
+        emulated = model_time_s(schedule, self.topology, self.catalogue,
+                                latency=self.capabilities.netem)
+        # A rank that makes no progress for this long is stuck: a dead peer or a bug.
+        timeout = 10.0 + 3 * model * self.dilation
+        self._execute(schedule, warmup, timeout)
         before = self.network.counters()
-        timed = self.agents.run(schedule, self._op, iters, check=check, timeout=timeout)
+        timed = self._execute(schedule, iters, timeout)
         after = self.network.counters()
-        self._op += iters
-        finish = max(reply["ends"][-1] for reply in timed["replies"])
-        time_s = (finish - timed["start"]) / iters / self.dilation
+        checked = self._execute(schedule, 1, timeout, check=True) if check else None
+        finish = max(end for _, end in timed.spans.values())
+        time_s = (finish - timed.start) / iters / self.dilation
         return {
             "collective": collective,
-            "algorithm": algorithm,
+            "algorithm": schedule.algorithm,
             "ranks": schedule.ranks,
             "bytes": size,
             "count": size // sched.ELEMENT,
@@ -159,10 +167,31 @@ class Emulation:
             "algbw_gbps": algbw_gbps(size, time_s),
             "busbw_gbps": busbw_gbps(collective, schedule.ranks, size, time_s),
             "model_time_s": model,
-            "model_error": time_s / model - 1,
-            "check": all(r.get("check") for r in timed["replies"]) if check else None,
+            "model_emulated_time_s": emulated,
+            "model_error": time_s / emulated - 1,
+            "check": all(checked.checks.values()) if checked else None,
+            "retransmitted_bytes": timed.stats["retransmitted_bytes"],
+            "retransmitted_frames": timed.stats["retransmitted_frames"],
             "links": self._link_report(schedule, before, after, iters),
         }
+
+    def schedule(self, collective: str, algorithm: str | None, size: int, root: int = 0,
+                 chunk: int | None = None, ranks: int | None = None) -> sched.Schedule:
+        """The schedule of one call over `ranks` (default: every GPU) of this cluster."""
+        algorithm = algorithm or sched.ALGORITHMS.get(collective, ("ring",))[0]
+        groups = self.plan.racks() if algorithm == "hierarchical" else None
+        return sched.build(collective, algorithm, ranks or len(self.topology.gpus), size,
+                           root=root, chunk=chunk, groups=groups)
+
+    def _execute(self, schedule, count: int, timeout: float, check: bool = False):
+        """`count` calls of one schedule over every GPU, back to back on one stream."""
+        if not count:
+            return None
+        group = tuple(range(len(self.topology.gpus)))
+        calls = [CallPlan(self._op + i, schedule, group, init=check, check=check)
+                 for i in range(count)]
+        self._op += count
+        return self.agents.execute(calls, timeout)
 
     def _link_report(self, schedule, before: dict, after: dict, iters: int) -> list[dict]:
         """Per directed link that carried traffic: bytes seen by its qdisc against the schedule."""
@@ -193,7 +222,6 @@ class Emulation:
             "profiles": {name: self.catalogue[name].to_dict() for name in links},
             "dilation": self.dilation,
             "emulation_mtu": EMULATION_MTU,
-            "capabilities": {k: getattr(self.capabilities, k) for k in
-                             ("veth", "bridge", "htb", "tbf", "netem", "ovs")},
+            "capabilities": dataclasses.asdict(self.capabilities),
             "not_emulated": self.not_emulated,
         }

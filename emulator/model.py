@@ -28,13 +28,15 @@ def route_latency_s(topo: Topology, catalogue: Mapping[str, LinkProfile], src: i
 
 
 def model_time_s(schedule: Schedule, topo: Topology,
-                 catalogue: Mapping[str, LinkProfile]) -> float:
-    """Modelled time of one call, in real seconds."""
+                 catalogue: Mapping[str, LinkProfile], latency: bool = True) -> float:
+    """Modelled time of one call, in real seconds; latency=False drops the alpha terms (what
+    a kernel without netem emulates)."""
     total = 0.0
     for step in schedule.steps:
         if not step:
             continue
-        alpha = max(route_latency_s(topo, catalogue, m.src, m.dst) for m in step)
+        alpha = max(route_latency_s(topo, catalogue, m.src, m.dst) for m in step) \
+            if latency else 0.0
         beta = max(
             load * 8 / (catalogue[topo.links[link].profile].rate_gbps * 1e9)
             for (link, _sender), load in link_loads(topo, step).items()

@@ -18,7 +18,7 @@ from mininet.link import Intf, Link
 from mininet.net import Mininet
 from mininet.node import Host, Switch
 
-from emulator import shaping, state
+from emulator import loss, shaping, state
 from emulator.netns import inside, iproute
 from emulator.plan import EMULATION_MTU, FRAME_BYTES, Plan
 
@@ -180,6 +180,8 @@ class Network:
         self.index: dict[tuple[int, str], int] = {}
         for name in topo.gpus + topo.switches:
             self._shape_node(name, net.get(name))
+        if not self.netem:
+            self._drop_frames()
 
     def _configure_gpus(self) -> None:
         """Sysctls, then addresses, routes and neighbours: O(GPUs^2) entries in all, so each
@@ -208,6 +210,14 @@ class Network:
             index = indexes[self.plan.interfaces[(link, name)].name]
             self.index[(link, name)] = index
             shaping.apply(ipr, index, self.plan.shapes[(link, name)], self.netem, FRAME_BYTES)
+
+    def _drop_frames(self) -> None:
+        """Without netem, bit-error loss comes from an eBPF classifier on the far end."""
+        for (link, sender), shape in self.plan.shapes.items():
+            if shape.loss_percent > 0:
+                receiver = self.plan.topology.other(link, sender)
+                loss.attach(_ipr(self.node(receiver)), self.index[(link, receiver)],
+                            shape.loss_percent / 100)
 
     def node(self, name: str):
         assert self.net is not None

@@ -8,7 +8,7 @@ direction. It is pure data, so tests check it without root; network.py only exec
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from emulator import dilation as dil
 from emulator.profiles import LinkProfile
@@ -51,6 +51,34 @@ class Plan:
     shapes: dict[tuple[int, str], dil.LinkShape]  # (link, node) -> shaping of node's egress
     fdb: dict[str, list[tuple[str, str]]]  # switch -> static (port, GPU MAC) forwarding entries
 
+    def retransmit_timeout_s(self) -> float:
+        """How long a stalled transfer waits before asking for repairs (emulated seconds).
+
+        Long enough for the fullest possible queue of the slowest link to drain twice, plus
+        delay, plus 20 ms of scheduling noise: a NACK then means a frame is lost, not late.
+        """
+        drain = max((s.limit_packets + 2) * FRAME_BYTES * 8 / s.rate_bps
+                    for s in self.shapes.values())
+        delay = max(s.delay_us for s in self.shapes.values()) * 1e-6
+        return 2 * drain + 8 * delay + 0.02
+
+    def send_buffer_bytes(self) -> int:
+        """An agent's data socket buffer (the kernel doubles it): frames_in_flight frames."""
+        return frames_in_flight(self.shapes.values()) * (FRAME_BYTES + 512) // 2
+
+    def racks(self) -> list[list[int]] | None:
+        """Ranks grouped by the switch their GPU hangs off (racks), if every GPU has one and
+        the groups are equal: what hierarchical algorithms split on."""
+        groups: dict[str, list[int]] = {}
+        for rank, gpu in enumerate(self.topology.gpus):
+            switches = [self.topology.other(link, gpu) for link in self.topology.links_of(gpu)
+                        if not self.topology.is_gpu(self.topology.other(link, gpu))]
+            if len(switches) != 1:
+                return None
+            groups.setdefault(switches[0], []).append(rank)
+        sizes = {len(g) for g in groups.values()}
+        return list(groups.values()) if len(groups) > 1 and len(sizes) == 1 else None
+
     def ip_batch(self, gpu: str, mtu: int) -> str:
         """The GPU host's links, address, static neighbours and routes as `ip -batch` input."""
         lines = ["link set dev lo up"]
@@ -78,6 +106,23 @@ class Plan:
             }
             for route in self.routes[gpu]
         }
+
+
+def frames_in_flight(shapes) -> int:
+    """Frames one sender may have queued at its port: what the smallest profile buffer holds
+    less a few (room for ACKs), at most 16 (enough to keep an unshaped link busy)."""
+    return max(2, min(16, min(s.queue_packets for s in shapes) - 4))
+
+
+def lossless(shapes: dict, gpus: int) -> dict:
+    """Give every queue room for all the frames every GPU can have in flight at once.
+
+    Scale-up fabrics do not drop on congestion (NVLink's credit-based flow control, PFC
+    under RoCE): a burst waits. So queues here never overflow and only bit errors lose
+    frames; the profile's buffer still paces each sender (frames_in_flight).
+    """
+    limit = gpus * (frames_in_flight(shapes.values()) + 4) + 8
+    return {key: replace(shape, limit_packets=limit) for key, shape in shapes.items()}
 
 
 def rank_ip(rank: int) -> str:
@@ -133,7 +178,7 @@ def make_plan(
             frame_bytes=FRAME_BYTES,
         )
     fdb = {switch: _forwarding(topo, interfaces, switch) for switch in topo.switches}
-    return Plan(topo, dilation, interfaces, ips, routes, shapes, fdb)
+    return Plan(topo, dilation, interfaces, ips, routes, lossless(shapes, len(topo.gpus)), fdb)
 
 
 def _forwarding(topo: Topology, interfaces, switch: str) -> list[tuple[str, str]]:

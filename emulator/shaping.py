@@ -1,8 +1,8 @@
 """Apply a LinkShape to an interface's egress through netlink (pyroute2), no `tc` processes.
 
 Each link end gets: htb root -> one class at the link rate -> a leaf that is netem (delay and
-loss, where the kernel has it) or a pfifo sized from the profile's queue. Shaping the egress of
-both ends emulates both directions of a full-duplex link.
+loss, where the kernel has it) or a pfifo; either holds limit_packets frames (lossless).
+Shaping the egress of both ends emulates both directions of a full-duplex link.
 """
 
 from __future__ import annotations
@@ -40,10 +40,10 @@ def apply(ipr, index: int, shape: LinkShape, netem: bool, frame_bytes: int) -> N
             delay=int(round(shape.delay_us)),
             loss=shape.loss_percent,
             # Frames in flight inside netem's delay line count against its limit too.
-            limit=shape.queue_packets + _in_flight(shape, frame_bytes),
+            limit=shape.limit_packets + _in_flight(shape, frame_bytes),
         )
     else:
-        ipr.tc("add", "pfifo", index, LEAF, parent=CLASS, limit=shape.queue_packets)
+        ipr.tc("add", "pfifo", index, LEAF, parent=CLASS, limit=shape.limit_packets)
 
 
 def _in_flight(shape: LinkShape, frame_bytes: int) -> int:

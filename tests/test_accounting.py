@@ -85,7 +85,8 @@ def test_wire_loads_add_framing_per_move(payload):
     topo = parse("star:4", "copper-800g")
     schedule = ring_allreduce(n, size)
     seg = size // n
-    per_move = seg + frames_for(seg, payload) * OVERHEAD
+    # Each move: its frames, and one header-only ACK frame back along the reverse route.
+    per_move = seg + frames_for(seg, payload) * OVERHEAD + OVERHEAD
     assert frames_for(seg, payload) == -(-seg // payload)
     wire = wire_loads(topo, schedule, payload)
     for gpu in topo.gpus:
@@ -104,6 +105,9 @@ def test_wire_loads_on_a_multi_hop_route_count_every_hop():
     move = replace(base.steps[0][0], src=0, dst=3, length=100)
     schedule = replace(base, steps=((move,),))
     wire = wire_loads(topo, schedule, 64940)
-    assert len(wire) == 3
-    assert all(v == 100 + OVERHEAD for v in wire.values())
+    # Three hops out with the data, three hops back with the ACK.
+    assert len(wire) == 6
+    forward = {k: v for k, v in wire.items() if v > OVERHEAD}
+    assert len(forward) == 3 and all(v == 100 + OVERHEAD for v in forward.values())
+    assert all(v == OVERHEAD for k, v in wire.items() if k not in forward)
     assert sum(link_loads(topo, [move]).values()) == 300

@@ -120,7 +120,7 @@ def test_sweep_non_finite_factor_is_a_netwall_error(factor):
 
 def test_sweep_with_fractional_factor_gives_runnable_sizes():
     for size in sweep(M, 16 * M, 1.1):
-        check_size(size)
+        check_size("allreduce", 2, size)
 
 
 # --- the parser -------------------------------------------------------------------------------
@@ -134,7 +134,7 @@ def test_run_defaults():
     assert args.iters == 5
     assert args.warmup == 1
     assert args.size is None and args.link is None and args.dilation is None
-    assert args.collective == "allreduce" and args.algorithm == "ring"
+    assert args.collective == "allreduce" and args.algorithm is None  # the collective's first
     assert args.check is True and args.strict is False and args.json is False
     assert sweep(args.min_bytes, args.max_bytes, args.step_factor) == [M, 4 * M, 16 * M]
     assert len(FAMILIES_DEFAULT) == 3

@@ -12,6 +12,7 @@ import pytest
 from emulator import Emulation
 from emulator.capabilities import probe
 from emulator.metrics import BUSBW_FACTOR
+from traffic.header import FRAME_OVERHEAD
 
 pytestmark = pytest.mark.root
 
@@ -70,19 +71,22 @@ def test_ring_allreduce_bytes_on_each_link_match_the_schedule(topology):
     for entry in links.values():
         assert entry["bytes"] == entry["expected_bytes"], entry
         assert entry["drops"] == 0
+    per_link = 2 * 3 / 4 * (1 << 20) * 2  # 2(n-1)/n of the buffer, two timed iterations
+    data = {name for name, entry in links.items() if entry["bytes"] > per_link}
+    acks = set(links) - data
+    # Each of the 2(n-1) steps sends one transfer per link and gets one ACK frame back.
+    assert all(links[name]["bytes"] == FRAME_OVERHEAD * 6 * 2 for name in acks)
     if topology == "ring:4":
-        # One direction only: the ring never uses gpu1->gpu0.
-        assert set(links) == {"gpu0->gpu1", "gpu1->gpu2", "gpu2->gpu3", "gpu3->gpu0"}
+        assert data == {"gpu0->gpu1", "gpu1->gpu2", "gpu2->gpu3", "gpu3->gpu0"}
+        assert acks == {"gpu1->gpu0", "gpu2->gpu1", "gpu3->gpu2", "gpu0->gpu3"}
     elif topology == "star:4":
-        assert len(links) == 8  # every GPU's uplink and downlink
+        assert len(data) == 8  # every GPU's uplink and downlink
     else:
         # Two groups of two GPUs: the ring crosses between them once each way, through
         # spine0 in racks:2x2 (two cables) or over the one sw0--sw1 cable in the example.
-        between = {name for name in links if "gpu" not in name}
+        between = {name for name in data if "gpu" not in name}
         assert between == ({"rack0->spine0", "spine0->rack1", "rack1->spine0", "spine0->rack0"}
                            if topology == "racks:2x2" else {"sw0->sw1", "sw1->sw0"})
-    per_link = 2 * 3 / 4 * (1 << 20) * 2  # 2(n-1)/n of the buffer, two timed iterations
-    assert all(entry["bytes"] > per_link for entry in links.values())
 
 
 def test_api_tears_down_on_error():
@@ -158,8 +162,8 @@ def test_check_and_profiles_commands():
     check = netwall("check")
     assert check.returncode == 0
     caps = probe()
-    assert ("netem  yes" in check.stdout) == caps.netem
-    assert "htb    yes" in check.stdout
+    assert ("netem    yes" in check.stdout) == caps.netem
+    assert "htb      yes" in check.stdout
     listed = netwall("profiles", "--json")
     assert listed.returncode == 0
     names = {p["name"] for p in json.loads(listed.stdout)}

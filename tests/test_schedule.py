@@ -1,4 +1,7 @@
-"""Tests for traffic.schedule: ring all-reduce as pure data, checked by simulation."""
+"""Tests for traffic.schedule: ring all-reduce as pure data, checked by simulation.
+
+The other collectives and algorithms are in test_collectives.py.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from traffic.schedule import (
     Schedule,
     build,
     check_size,
-    expected_result,
+    expected,
     initial_buffer,
     ring_allreduce,
     segments,
@@ -51,10 +54,16 @@ def one_line_error(fn, *args) -> str:
     return message
 
 
+def allreduce_sum(ranks: int, size: int) -> np.ndarray:
+    where, values = expected("allreduce", ranks, size, 0)
+    assert where == slice(0, size // ELEMENT)
+    return values
+
+
 def all_match(schedule: Schedule) -> bool:
     result = simulate(schedule)
     return all(
-        np.array_equal(result[r], expected_result("allreduce", schedule.ranks, schedule.size, r))
+        np.array_equal(result[r], allreduce_sum(schedule.ranks, schedule.size))
         for r in range(schedule.ranks)
     )
 
@@ -172,11 +181,11 @@ def test_initial_buffers_differ_between_ranks_and_expected_is_their_sum():
     a, b, c = (initial_buffer(r, size) for r in range(3))
     assert a.dtype == np.float32 and len(a) == size // ELEMENT
     assert not np.array_equal(a, b)
-    assert np.array_equal(expected_result("allreduce", 3, size, 0), a + b + c)
+    assert np.array_equal(allreduce_sum(3, size), a + b + c)
 
 
-def test_expected_result_rejects_unknown_collective():
-    one_line_error(expected_result, "alltoall", 4, 64, 0)
+def test_expected_rejects_unknown_collective():
+    one_line_error(expected, "alltoallv", 4, 64, 0)
 
 
 @pytest.mark.parametrize("ranks,size", CASES)
@@ -225,7 +234,7 @@ def test_simulate_reads_every_send_of_a_step_before_writing():
     # Two ranks swap overwrites in one step: each must end with the other's original data.
     size = 16
     swap = (Move(0, 1, 0, 0, size, False), Move(1, 0, 0, 0, size, False))
-    out = simulate(Schedule("allreduce", "ring", 2, size, (swap,)))
+    out = simulate(Schedule("allreduce", "ring", 2, size, size, (swap,)))
     assert np.array_equal(out[0], initial_buffer(1, size))
     assert np.array_equal(out[1], initial_buffer(0, size))
 
@@ -233,7 +242,7 @@ def test_simulate_reads_every_send_of_a_step_before_writing():
 def test_simulate_adds_only_the_moved_range():
     size = 32
     move = Move(0, 1, 8, 16, 8, True)  # two elements from bytes 8..16 into bytes 16..24
-    out = simulate(Schedule("allreduce", "ring", 2, size, ((move,),)))
+    out = simulate(Schedule("allreduce", "ring", 2, size, size, ((move,),)))
     a, b = initial_buffer(0, size), initial_buffer(1, size)
     want = b.copy()
     want[4:6] += a[2:4]
@@ -252,7 +261,7 @@ def test_build_returns_the_ring_schedule():
     "args,fragment",
     [
         (("alltoall", "ring", 4, 64), "alltoall/ring"),
-        (("allreduce", "tree", 4, 64), "allreduce/tree"),
+        (("allreduce", "bogus", 4, 64), "allreduce/bogus"),
         (("allreduce", "ring", 1, 64), "2 ranks"),
         (("allreduce", "ring", 0, 64), "2 ranks"),
         (("allreduce", "ring", -3, 64), "2 ranks"),
@@ -267,14 +276,15 @@ def test_build_errors_are_one_line(args, fragment):
 
 
 def test_unknown_collective_lists_the_available_ones():
-    assert "allreduce/ring" in one_line_error(build, "bcast", "ring", 4, 64)
+    message = one_line_error(build, "bcast", "ring", 4, 64)
+    assert "'bcast'" in message and "allreduce" in message and "alltoall" in message
 
 
 @pytest.mark.parametrize("size", [4, 8, 1 << 20])
 def test_check_size_accepts_whole_float32_buffers(size):
-    check_size(size)  # no exception
+    check_size("allreduce", 4, size)  # no exception
 
 
 @pytest.mark.parametrize("size", [0, -4, 2, 4097])
 def test_check_size_rejects(size):
-    one_line_error(check_size, size)
+    one_line_error(check_size, "allreduce", 4, size)

@@ -6,6 +6,8 @@ stand-in for the netlink socket: the only part of netwall tested without the rea
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from emulator import shaping
@@ -25,9 +27,10 @@ class RecordingNetlink:
 @pytest.fixture
 def optical_shape():
     profile = catalogue()["optical-800g"]
-    return profile, link_shape(profile.rate_gbps, profile.delay_ns(30.0),
-                               profile.frame_loss(FRAME_BYTES), profile.queue_bytes,
-                               dilation=1000, frame_bytes=FRAME_BYTES)
+    shape = link_shape(profile.rate_gbps, profile.delay_ns(30.0),
+                       profile.frame_loss(FRAME_BYTES), profile.queue_bytes,
+                       dilation=1000, frame_bytes=FRAME_BYTES)
+    return profile, replace(shape, limit_packets=200)
 
 
 def test_with_netem_the_leaf_carries_delay_and_loss(optical_shape):
@@ -45,7 +48,7 @@ def test_with_netem_the_leaf_carries_delay_and_loss(optical_shape):
     assert leaf["loss"] == pytest.approx(100 * profile.frame_loss(FRAME_BYTES))
     # The delay line holds a bandwidth-delay product of frames on top of the queue.
     in_flight = shape.rate_bps / 8 * shape.delay_us / 1e6 / FRAME_BYTES
-    assert leaf["limit"] >= shape.queue_packets + int(in_flight)
+    assert leaf["limit"] >= shape.limit_packets + int(in_flight)
 
 
 def test_without_netem_the_leaf_is_a_fifo_sized_from_the_queue(optical_shape):
@@ -53,7 +56,7 @@ def test_without_netem_the_leaf_is_a_fifo_sized_from_the_queue(optical_shape):
     nl = RecordingNetlink()
     shaping.apply(nl, 7, shape, netem=False, frame_bytes=FRAME_BYTES)
     assert [c[1] for c in nl.calls] == ["htb", "htb", "pfifo"]
-    assert nl.calls[2][4]["limit"] == shape.queue_packets
+    assert nl.calls[2][4]["limit"] == shape.limit_packets
 
 
 def test_a_link_without_delay_or_loss_needs_no_netem():

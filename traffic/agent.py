@@ -1,164 +1,324 @@
-"""The per-GPU agent: one process inside each Mininet host, moving a rank's share of a collective.
+"""The per-GPU agent: one process inside each Mininet host, moving a rank's share of collectives.
 
 Started once per emulation (`python -m traffic.agent`), it speaks JSON lines on stdin/stdout:
 
-    -> {"rank": 0, "peers": {"1": {"iface": ..., "src_mac": ..., "dst_mac": ..., ...}}, ...}
-    <- {"ready": true}
-    -> {"cmd": "run", "op": 0, "iters": 5, "start": <CLOCK_MONOTONIC>, "size": ..., "moves": [...]}
-    <- {"ok": true, "ends": [...], ...}   or   {"ok": false, "error": "..."}
+    -> {"rank": 0, "peers": {...}, "mtu": ..., "rto": ...}           <- {"ready": true}
+    -> {"cmd": "load", "calls": [...]}                                <- {"loaded": true}
+    -> {"cmd": "go", "start": <CLOCK_MONOTONIC>, "timeout": ...}      <- {"ok": true, "calls": ...}
+    -> {"cmd": "exit"}
+
+A program is a list of calls (collectives) this rank takes part in. Calls on one stream run
+one after another, calls on different streams at the same time, as CUDA streams do; a call
+may wait for compute time (`gap`) or for other calls (`after`). Within a call, the sends of
+step s start once everything the rank receives in steps before s has arrived.
 
 Frames go out as bytes on one reused AF_PACKET socket per egress interface, so they pass the
-interface's qdisc (the link shaping) like any other traffic; the Ether/IP/UDP prefix comes
-from scapy once per peer and payload length. They arrive on a UDP socket: the kernel routes
-them hop by hop (GPU hosts forward in ring and mesh topologies) and hands this process only
-its own. A step's sends start once everything the rank receives in earlier steps has arrived.
+interface's qdisc (the link shaping); the Ether/IP/UDP prefix comes from scapy once per peer
+and payload length. They arrive on a UDP socket (the kernel routes them hop by hop).
+
+Delivery is reliable on lossy links. Each transfer (one move: call, step, sender) is
+acknowledged when complete; a receiver that sees a transfer stall asks for exactly the
+missing frames (NACK, selective repeat); a sender whose finished transfer stays unacknowledged
+resends its first frame, which draws an ACK or a NACK. A sent range that is about to be
+overwritten while still unacknowledged is copied first, so a retransmission always carries
+the bytes originally sent. Between commands the agent keeps answering NACKs.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import select
 import socket
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from traffic.header import DATA, HEADER, MAGIC, PORT, VERSION, FrameTemplate, frame_payload
-from traffic.schedule import ELEMENT, expected_result, initial_buffer
+from traffic.header import (
+    ACK,
+    DATA,
+    HEADER,
+    MAGIC,
+    NACK,
+    PORT,
+    VERSION,
+    FrameTemplate,
+    frame_payload,
+)
+from traffic.schedule import ELEMENT, expected, initial
 
 SO_RCVBUFFORCE = 33
 SO_SNDBUFFORCE = 32
 RCVBUF = 256 << 20
+MAX_NACK_SEQS = 4096  # missing-frame numbers one NACK carries (uint32 each)
 
 
 @dataclass
-class Send:
-    """A move this rank sends: the frames still to hand to the kernel."""
+class Transfer:
+    """One move as its sender sees it: frames still to send, and what to resend."""
 
+    call: Call
     step: int
     peer: int
     src_offset: int
     dst_offset: int
     length: int
-    sent: int = 0  # payload bytes handed to the kernel so far
-    seq: int = 0
+    frames: int
+    next_seq: int = 0  # frames handed to the kernel so far, in order
+    resend: list[int] = field(default_factory=list)  # seqs asked for again
+    done_at: float = 0.0  # when the last first-time frame left
+    snapshot: bytes | None = None  # the sent bytes, kept once the buffer moves on
 
 
 @dataclass
-class Expect:
-    """What this rank waits for in one step: bytes still to arrive, per sending rank."""
+class Incoming:
+    """One move as its receiver sees it."""
 
-    remaining: dict[int, int] = field(default_factory=dict)
-    reduce: dict[int, bool] = field(default_factory=dict)
+    frames: int
+    reduce: bool
+    got: bytearray
+    missing: int
+    last: float = 0.0  # last arrival or NACK
+
+
+@dataclass
+class Call:
+    id: int
+    comm: int
+    stream: str
+    gap: float  # seconds of (dilated) compute before the call starts
+    after: list[int]
+    buffer: str
+    init: bool
+    check: bool
+    collective: str
+    ranks: int
+    local: int
+    root: int
+    size: int
+    steps: int
+    sends: list[list[tuple]]  # step -> (peer, src_offset, dst_offset, length)
+    recvs: list[dict[int, tuple]]  # step -> peer -> (dst_offset, length, reduce)
+    step: int = -1  # -1: not started
+    start: float = 0.0
+    end: float = 0.0
+    ready_at: float = 0.0
+    pending: list[Transfer] = field(default_factory=list)
+    incoming: dict[tuple[int, int], Incoming] = field(default_factory=dict)
 
 
 class Agent:
     def __init__(self, config: dict) -> None:
         self.rank: int = config["rank"]
+        self.rto: float = config["rto"]
         self.payload = frame_payload(config["mtu"]) // ELEMENT * ELEMENT
         self.peers: dict[int, dict] = {int(k): v for k, v in config["peers"].items()}
         self.templates = {
             peer: FrameTemplate(p["src_mac"], p["dst_mac"], p["src_ip"], p["dst_ip"])
             for peer, p in self.peers.items()
         }
-        self.tx: dict[str, socket.socket] = {}
-        for iface in sorted({p["iface"] for p in self.peers.values()}):
-            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)  # protocol 0: send only
-            s.bind((iface, 0))
-            # A small send buffer makes the qdisc push back (EAGAIN) instead of dropping.
-            s.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, 4 * config["mtu"])
-            s.setblocking(False)
-            self.tx[iface] = s
+        ifaces = sorted({p["iface"] for p in self.peers.values()})
+        # The data sockets' send buffer makes the qdisc push back (EAGAIN) before its queue
+        # overflows; ACKs and NACKs have sockets of their own so data never crowds them out.
+        self.tx = {iface: _packet_socket(iface, config["sndbuf"]) for iface in ifaces}
+        self.ctl = {iface: _packet_socket(iface, 1 << 20) for iface in ifaces}
         self.rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.rx.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)
         self.rx.bind(("0.0.0.0", PORT))
         self.rx.setblocking(False)
         self.staging = bytearray(65536)
+        self.control = bytearray(HEADER.size + 4 * MAX_NACK_SEQS)
         self.header = bytearray(HEADER.size)
-        self.stash: list[tuple[tuple, bytes]] = []  # frames of later steps or ops
-        self.frames_sent = 0
-        self.frames_received = 0
+        self.buffers: dict[str, np.ndarray] = {}
+        self.initial: dict[tuple, np.ndarray] = {}
+        self.calls: dict[int, Call] = {}
+        self.stash: dict[tuple[int, int], list[tuple[int, int, int, bytes]]] = {}
+        # Transfers sent once in full and not yet acknowledged, by (op, step, peer).
+        self.outstanding: dict[tuple[int, int, int], Transfer] = {}
+        self.oldest_op = 0  # calls below this id are finished everywhere
+        self.stats = dict.fromkeys(("frames_sent", "bytes_sent", "frames_received",
+                                    "retransmitted_frames", "retransmitted_bytes",
+                                    "duplicates", "nacks_sent", "acks_sent",
+                                    "queue_full"), 0)
 
-    # -- one collective call -------------------------------------------------------------
-    def run(self, cmd: dict) -> dict:
-        self.timeout = cmd["timeout"]
-        size = cmd["size"]
-        steps = cmd["steps"]
-        sends: list[list[Send]] = [[] for _ in range(steps)]
-        expects = [Expect() for _ in range(steps)]
-        for step, src, dst, src_off, dst_off, length, reduce in cmd["moves"]:
-            if src == self.rank:
-                sends[step].append(Send(step, dst, src_off, dst_off, length))
-            if dst == self.rank:
-                expects[step].remaining[src] = expects[step].remaining.get(src, 0) + length
-                expects[step].reduce[src] = bool(reduce)
-        initial = initial_buffer(self.rank, size)
-        self.buf = np.empty_like(initial)
-        self.bytes = self.buf.view(np.uint8)
-        ends = []
+    # -- loading a program -------------------------------------------------------------------
+    def load(self, cmd: dict) -> None:
+        self.calls = {}
+        self.oldest_op = min(c["id"] for c in cmd["calls"])
+        self.stash = {k: v for k, v in self.stash.items() if k[0] >= self.oldest_op}
+        for c in cmd["calls"]:
+            steps = c["steps"]
+            call = Call(c["id"], c["comm"], c["stream"], c["gap"], c["after"], c["buffer"],
+                        c["init"], c["check"], c["collective"], c["ranks"], c["local"],
+                        c["root"], c["size"], steps, [[] for _ in range(steps)],
+                        [{} for _ in range(steps)])
+            for step, src, dst, src_off, dst_off, length, reduce in c["moves"]:
+                if src == self.rank:
+                    call.sends[step].append((dst, src_off, dst_off, length))
+                if dst == self.rank:
+                    call.recvs[step][src] = (dst_off, length, bool(reduce))
+            key = (call.collective, call.ranks, call.size, call.local, call.root)
+            if key not in self.initial:
+                self.initial[key] = initial(*key)
+            if call.buffer not in self.buffers or \
+                    self.buffers[call.buffer].size != self.initial[key].size:
+                self._protect_all(call.buffer)
+                self.buffers[call.buffer] = self.initial[key].copy()
+            self.calls[call.id] = call
+
+    # -- running it --------------------------------------------------------------------------
+    def go(self, cmd: dict) -> dict:
+        timeout = cmd["timeout"]
+        self.stats = dict.fromkeys(self.stats, 0)
         _sleep_until(cmd["start"])
-        for i in range(cmd["iters"]):
-            op = cmd["op"] + i
-            self.buf[:] = initial
-            for s in range(steps):
-                pending = [replace(m) for m in sends[s]]
-                expect = Expect(dict(expects[s].remaining), expects[s].reduce)
-                self._step(op, s, pending, expect)
-            ends.append(time.monotonic())
-        result: dict = {"ok": True, "ends": ends, "frames_sent": self.frames_sent,
-                        "frames_received": self.frames_received}
-        if cmd.get("check"):
-            expected = expected_result(cmd["collective"], cmd["ranks"], size, self.rank)
-            result["check"] = bool(np.array_equal(self.buf, expected))
-        return result
-
-    def _step(self, op: int, step: int, pending: list[Send], expect: Expect) -> None:
-        self._replay_stash(op, step, expect)
+        streams: dict[str, list[Call]] = {}
+        for call in self.calls.values():
+            streams.setdefault(call.stream, []).append(call)
+        free_at = dict.fromkeys(streams, cmd["start"])  # when each stream finished its last call
         last_progress = time.monotonic()
-        while pending or any(expect.remaining.values()):
-            progress = self._send_some(op, pending) | self._receive_some(op, step, expect)
-            now = time.monotonic()
-            if progress:
-                last_progress = now
-                continue
-            if now - last_progress > self.timeout:
-                waiting = {src: n for src, n in expect.remaining.items() if n}
-                raise TimeoutError(
-                    f"rank {self.rank}: no progress for {self.timeout:g} s in op {op} step {step}"
-                    f" (waiting for bytes {waiting} by sending rank, {len(pending)} sends pending)"
-                )
-            self._wait(pending)
+        with np.errstate(over="ignore", invalid="ignore"):  # timed repeats may overflow
+            while any(c.end == 0.0 for c in self.calls.values()):
+                now = time.monotonic()
+                progress = self._start_calls(streams, free_at, now)
+                progress |= self._send_some()
+                progress |= self._receive_some()
+                progress |= self._advance(free_at)
+                self._repair(now)
+                if progress:
+                    last_progress = now
+                    continue
+                if now - last_progress > timeout:
+                    raise TimeoutError(self._stuck(timeout))
+                self._wait(self._next_deadline(streams, free_at, now))
+        return self._report()
 
-    def _send_some(self, op: int, pending: list[Send]) -> bool:
-        """Hand frames to the kernel, round-robin over this step's sends, until it pushes back."""
+    def _start_calls(self, streams, free_at, now: float) -> bool:
+        started = False
+        for calls in streams.values():
+            call = next((c for c in calls if c.end == 0.0), None)
+            if call is None or call.step >= 0:
+                continue
+            if any(self.calls[a].end == 0.0 for a in call.after if a in self.calls):
+                continue
+            call.ready_at = max([free_at[call.stream]] +
+                                [self.calls[a].end for a in call.after if a in self.calls])
+            if now < call.ready_at + call.gap:
+                continue
+            if call.init:
+                key = (call.collective, call.ranks, call.size, call.local, call.root)
+                self._protect_all(call.buffer)
+                self.buffers[call.buffer][:] = self.initial[key]
+            call.start = now
+            self._enter_step(call, 0)
+            started = True
+        return started
+
+    def _enter_step(self, call: Call, step: int) -> None:
+        call.step = step
+        if step == call.steps:
+            return
+        for peer, src_off, dst_off, length in call.sends[step]:
+            call.pending.append(Transfer(call, step, peer, src_off, dst_off, length,
+                                         -(-length // self.payload)))
+        for peer, (_, length, reduce) in call.recvs[step].items():
+            frames = -(-length // self.payload)
+            call.incoming[(step, peer)] = Incoming(frames, reduce, bytearray(frames), frames,
+                                                   time.monotonic())
+        for frame in self.stash.pop((call.id, step), []):
+            self._apply(call, step, *frame)
+
+    def _advance(self, free_at) -> bool:
+        """Move calls whose current step is complete on to the next (or finish them)."""
+        moved = False
+        for call in self.calls.values():
+            while 0 <= call.step < call.steps and not call.pending and not any(
+                    i.missing for (s, _), i in call.incoming.items() if s == call.step):
+                self._enter_step(call, call.step + 1)
+                moved = True
+            if call.step == call.steps and call.end == 0.0:
+                call.end = time.monotonic()
+                free_at[call.stream] = call.end
+                moved = True
+        return moved
+
+    # -- sending -----------------------------------------------------------------------------
+    def _send_some(self) -> bool:
+        """Hand frames to the kernel until it pushes back: repairs first, then round-robin
+        over every active transfer."""
         progress = False
-        while pending:
-            for move in list(pending):
-                length = min(self.payload, move.length - move.sent)
-                peer = self.peers[move.peer]
-                HEADER.pack_into(self.header, 0, MAGIC, VERSION, DATA, 0, move.step, op,
-                                 self.rank, move.peer, move.dst_offset + move.sent, length,
-                                 move.seq)
-                start = move.src_offset + move.sent
-                try:
-                    self.tx[peer["iface"]].sendmsg([
-                        self.templates[move.peer].prefix(length),
-                        self.header,
-                        self.bytes[start:start + length],
-                    ])
-                except BlockingIOError:
+        active = [t for t in self.outstanding.values() if t.resend]
+        active += [t for c in self.calls.values() for t in c.pending]
+        while active:
+            for transfer in list(active):
+                repair = bool(transfer.resend)
+                if not repair and transfer.next_seq == transfer.frames:
+                    active.remove(transfer)
+                    continue
+                seq = transfer.resend[0] if repair else transfer.next_seq
+                if not self._send_frame(transfer, seq):
                     return progress
+                if repair:
+                    transfer.resend.pop(0)
+                    self.stats["retransmitted_frames"] += 1
+                    self.stats["retransmitted_bytes"] += self._frame_length(transfer, seq)
+                    if not transfer.resend:
+                        transfer.done_at = time.monotonic()
+                    continue
                 progress = True
-                self.frames_sent += 1
-                move.sent += length
-                move.seq += 1
-                if move.sent == move.length:
-                    pending.remove(move)
+                transfer.next_seq += 1
+                if transfer.next_seq == transfer.frames:
+                    transfer.done_at = time.monotonic()
+                    transfer.call.pending.remove(transfer)
+                    self.outstanding[(transfer.call.id, transfer.step, transfer.peer)] = transfer
         return progress
 
-    def _receive_some(self, op: int, step: int, expect: Expect) -> bool:
+    def _frame_length(self, transfer: Transfer, seq: int) -> int:
+        return min(self.payload, transfer.length - seq * self.payload)
+
+    def _send_frame(self, transfer: Transfer, seq: int) -> bool:
+        length = self._frame_length(transfer, seq)
+        start = seq * self.payload
+        if transfer.snapshot is not None:
+            data = memoryview(transfer.snapshot)[start:start + length]
+        else:
+            at = transfer.src_offset + start
+            data = self.buffers[transfer.call.buffer].view(np.uint8)[at:at + length]
+        call = transfer.call
+        HEADER.pack_into(self.header, 0, MAGIC, VERSION, DATA, call.comm, transfer.step,
+                         call.id, self.rank, transfer.peer, transfer.dst_offset + start,
+                         length, seq)
+        try:
+            self.tx[self.peers[transfer.peer]["iface"]].sendmsg(
+                [self.templates[transfer.peer].prefix(length), self.header, data])
+        except BlockingIOError:
+            return False
+        except OSError as e:  # ENOBUFS: the qdisc's queue was full; offer the frame again
+            if e.errno != errno.ENOBUFS:
+                raise
+            self.stats["queue_full"] += 1
+            return False
+        self.stats["frames_sent"] += 1
+        self.stats["bytes_sent"] += length
+        return True
+
+    def _send_control(self, kind: int, op: int, step: int, peer: int, seqs=()) -> None:
+        """An ACK or a NACK (listing missing frames) for transfer (op, step) from `peer`."""
+        body = np.asarray(seqs[:MAX_NACK_SEQS], dtype=">u4").tobytes()
+        HEADER.pack_into(self.control, 0, MAGIC, VERSION, kind, 0, step, op, self.rank, peer,
+                         0, len(body), 0)
+        try:
+            self.ctl[self.peers[peer]["iface"]].sendmsg(
+                [self.templates[peer].prefix(len(body)), self.control[:HEADER.size], body])
+        except OSError as e:  # pushback or a full queue: lost like any control frame,
+            if e.errno not in (errno.EAGAIN, errno.ENOBUFS):  # the timers ask again
+                raise
+            return
+        self.stats["acks_sent" if kind == ACK else "nacks_sent"] += 1
+
+    # -- receiving ---------------------------------------------------------------------------
+    def _receive_some(self) -> bool:
         progress = False
         while True:
             try:
@@ -168,40 +328,141 @@ class Agent:
             progress = True
             if n < HEADER.size:
                 continue
-            fields = HEADER.unpack_from(self.staging, 0)
-            magic, version, _kind, _comm, f_step, f_op, src, _dst, offset, length, _seq = fields
+            magic, version, kind, _comm, step, op, src, _dst, offset, length, seq = \
+                HEADER.unpack_from(self.staging, 0)
             if magic != MAGIC or version != VERSION or n != HEADER.size + length:
                 continue
-            self.frames_received += 1
-            if (f_op, f_step) == (op, step):
-                self._apply(expect, src, offset, memoryview(self.staging)[HEADER.size:n])
-            elif (f_op, f_step) > (op, step):
-                self.stash.append(((f_op, f_step, src, offset),
-                                   bytes(self.staging[HEADER.size:n])))
+            if kind == DATA:
+                self.stats["frames_received"] += 1
+                call = self.calls.get(op)
+                data = memoryview(self.staging)[HEADER.size:n]
+                if call is not None and call.step == step:
+                    self._apply(call, step, src, seq, offset, data)
+                elif op >= self.oldest_op and (call is None or call.step < step):  # early
+                    self.stash.setdefault((op, step), []).append((src, seq, offset, bytes(data)))
+                else:  # a step already complete: a duplicate; the sender wants an ACK
+                    self.stats["duplicates"] += 1
+                    self._send_control(ACK, op, step, src)
+            elif kind == ACK:
+                self.outstanding.pop((op, step, src), None)
+            elif kind == NACK:
+                self._on_nack(op, step, src, np.frombuffer(
+                    self.staging, dtype=">u4", count=length // 4, offset=HEADER.size))
 
-    def _replay_stash(self, op: int, step: int, expect: Expect) -> None:
-        keep = []
-        for key, data in self.stash:
-            if key[:2] == (op, step):
-                self._apply(expect, key[2], key[3], memoryview(data))
-            else:
-                keep.append((key, data))
-        self.stash = keep
-
-    def _apply(self, expect: Expect, src: int, offset: int, data: memoryview) -> None:
-        if expect.remaining.get(src, 0) < len(data):
-            return  # a duplicate or a frame this step does not expect
-        expect.remaining[src] -= len(data)
-        target = self.buf[offset // ELEMENT: (offset + len(data)) // ELEMENT]
-        incoming = np.frombuffer(data, dtype=np.float32)
-        if expect.reduce[src]:
-            target += incoming
+    def _apply(self, call: Call, step: int, src: int, seq: int, offset: int, data) -> None:
+        incoming = call.incoming.get((step, src))
+        if incoming is None or seq >= incoming.frames or incoming.got[seq]:
+            self.stats["duplicates"] += 1
+            if incoming is not None and not incoming.missing:
+                self._send_control(ACK, call.id, step, src)
+            return
+        buf = self.buffers[call.buffer]
+        self._protect(call.buffer, offset, len(data))
+        target = buf[offset // ELEMENT:(offset + len(data)) // ELEMENT]
+        values = np.frombuffer(data, dtype=np.float32)
+        if incoming.reduce:
+            target += values
         else:
-            target[:] = incoming
+            target[:] = values
+        incoming.got[seq] = 1
+        incoming.missing -= 1
+        incoming.last = time.monotonic()
+        if not incoming.missing:
+            self._send_control(ACK, call.id, step, src)
 
-    def _wait(self, pending: list[Send]) -> None:
-        writers = list({self.tx[self.peers[m.peer]["iface"]] for m in pending})
-        select.select([self.rx], writers, [], 0.05)
+    def _on_nack(self, op: int, step: int, peer: int, seqs) -> None:
+        transfer = self.outstanding.get((op, step, peer))
+        if transfer is None and op in self.calls:  # still sending it for the first time
+            transfer = next((t for t in self.calls[op].pending
+                             if (t.step, t.peer) == (step, peer)), None)
+        if transfer is not None:
+            queued = set(transfer.resend)
+            transfer.resend += [int(s) for s in seqs if s < transfer.next_seq and s not in queued]
+
+    # -- loss repair -------------------------------------------------------------------------
+    def _repair(self, now: float) -> None:
+        """Ask for the missing frames of stalled transfers; probe unacknowledged sent ones.
+
+        Repairs are not progress: a peer that never answers still ends the run by timeout.
+        """
+        for call in self.calls.values():
+            for (step, src), incoming in call.incoming.items():
+                if incoming.missing and incoming.missing < incoming.frames \
+                        and now - incoming.last > self.rto:
+                    missing = [s for s in range(incoming.frames) if not incoming.got[s]]
+                    self._send_control(NACK, call.id, step, src, missing)
+                    incoming.last = now
+        for transfer in self.outstanding.values():
+            if not transfer.resend and now - transfer.done_at > self.rto:
+                transfer.done_at = now
+                transfer.resend.append(0)  # draws an ACK, or a NACK for what is missing
+
+    def _protect(self, buffer: str, offset: int, length: int) -> None:
+        """Copy unacknowledged sent bytes out of a range about to be overwritten."""
+        for transfer in self.outstanding.values():
+            if transfer.snapshot is None and transfer.call.buffer == buffer and \
+                    transfer.src_offset < offset + length and \
+                    offset < transfer.src_offset + transfer.length:
+                at = transfer.src_offset
+                transfer.snapshot = self.buffers[buffer].view(np.uint8)[
+                    at:at + transfer.length].tobytes()
+
+    def _protect_all(self, buffer: str) -> None:
+        if buffer in self.buffers:
+            self._protect(buffer, 0, self.buffers[buffer].nbytes)
+
+    # -- waiting and reporting ---------------------------------------------------------------
+    def _next_deadline(self, streams, free_at, now: float) -> float:
+        wake = now + min(0.05, self.rto)
+        for calls in streams.values():
+            call = next((c for c in calls if c.end == 0.0), None)
+            if call is not None and call.step < 0 and call.gap:
+                wake = min(wake, free_at[call.stream] + call.gap)
+        return wake
+
+    def _wait(self, until: float) -> None:
+        busy = [t for c in self.calls.values() for t in c.pending]
+        busy += [t for t in self.outstanding.values() if t.resend]
+        writers = list({self.tx[self.peers[t.peer]["iface"]] for t in busy})
+        select.select([self.rx], writers, [], max(0.0, until - time.monotonic()))
+
+    def _stuck(self, timeout: float) -> str:
+        for call in self.calls.values():
+            if call.end:
+                continue
+            if call.step < 0:
+                return (f"rank {self.rank}: call {call.id} never started in {timeout:g} s "
+                        f"(waiting for calls {call.after})")
+            waiting = sorted(src for (s, src), i in call.incoming.items()
+                             if s == call.step and i.missing)
+            return (f"rank {self.rank}: no progress for {timeout:g} s in call {call.id} step "
+                    f"{call.step}: waiting for ranks {waiting}, "
+                    f"{len(call.pending)} sends pending")
+        return f"rank {self.rank}: no progress for {timeout:g} s"
+
+    def _report(self) -> dict:
+        checks = {}
+        for call in self.calls.values():
+            if call.check:
+                region, values = expected(call.collective, call.ranks, call.size, call.local,
+                                          call.root)
+                checks[call.id] = bool(np.array_equal(self.buffers[call.buffer][region], values))
+        return {"ok": True, "calls": {c.id: [c.start, c.end] for c in self.calls.values()},
+                "checks": checks, "stats": dict(self.stats)}
+
+    def idle(self) -> None:
+        """Between commands: answer NACKs and ACKs, and keep early frames of the next program."""
+        self._receive_some()
+        self._send_some()
+        self._repair(time.monotonic())
+
+
+def _packet_socket(iface: str, sndbuf: int) -> socket.socket:
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)  # protocol 0: send only
+    s.bind((iface, 0))
+    s.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, sndbuf)
+    s.setblocking(False)
+    return s
 
 
 def _sleep_until(deadline: float) -> None:
@@ -218,14 +479,31 @@ def _reply(obj: dict) -> None:
 def main() -> None:
     agent = Agent(json.loads(sys.stdin.readline()))
     _reply({"ready": True, "rank": agent.rank})
-    for line in sys.stdin:
-        cmd = json.loads(line)
-        if cmd["cmd"] == "exit":
-            break
-        try:
-            _reply(agent.run(cmd))
-        except TimeoutError as e:
-            _reply({"ok": False, "error": str(e)})
+    commands = sys.stdin.buffer.raw if hasattr(sys.stdin.buffer, "raw") else sys.stdin.buffer
+    pending = b""
+    while True:
+        readable = select.select([commands, agent.rx], [], [], agent.rto)[0]
+        if agent.rx in readable or not readable:
+            agent.idle()
+        if commands not in readable:
+            continue
+        chunk = commands.read(65536)
+        if not chunk:
+            return  # the controller is gone
+        pending += chunk
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            cmd = json.loads(line)
+            if cmd["cmd"] == "exit":
+                return
+            try:
+                if cmd["cmd"] == "load":
+                    agent.load(cmd)
+                    _reply({"loaded": True})
+                else:
+                    _reply(agent.go(cmd))
+            except TimeoutError as e:
+                _reply({"ok": False, "error": str(e)})
 
 
 if __name__ == "__main__":

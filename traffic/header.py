@@ -18,8 +18,8 @@ from scapy.packet import Packet, bind_layers
 PORT = 47000
 MAGIC = 0x4E57  # "NW"
 VERSION = 1
-KINDS = {1: "data"}
-DATA = 1
+DATA, ACK, NACK = 1, 2, 3  # a payload frame; "transfer complete"; "resend these frames"
+KINDS = {DATA: "data", ACK: "ack", NACK: "nack"}
 
 
 class Netwall(Packet):

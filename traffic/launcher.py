@@ -1,9 +1,10 @@
-"""The controller's side of the agents: start one per GPU host, hand out work, gather times.
+"""The controller's side of the agents: start one per GPU host, hand out programs, gather times.
 
-Agents run in the hosts' namespaces (Mininet's popen), stay up for the whole emulation, and
-take one JSON command per collective call. All ranks start a call at the same CLOCK_MONOTONIC
-instant (one clock serves every namespace), so a call's time is the last rank's finish minus
-that instant, as a GPU timeline would show it.
+Agents run in the hosts' namespaces (Mininet's popen) and stay up for the whole emulation.
+A program is a list of calls; each rank gets the calls its communicators give it, with every
+move in global ranks. All ranks start a program at one CLOCK_MONOTONIC instant (one clock
+serves every namespace), so a call's time runs from the first rank's start to the last
+rank's end, as a GPU timeline would show it.
 """
 
 from __future__ import annotations
@@ -14,19 +15,45 @@ import select
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from emulator.errors import NetwallError
 from traffic.schedule import Schedule
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-START_MARGIN_S = 0.05  # time for every agent to read its command before the common start
+START_MARGIN_S = 0.05  # time for every agent to read "go" before the common start
+
+
+@dataclass(frozen=True)
+class CallPlan:
+    """One collective call of a program: a schedule in local ranks and who plays them."""
+
+    id: int
+    schedule: Schedule
+    group: tuple[int, ...]  # global rank of each local rank
+    comm: int = 0
+    stream: str = "0"
+    gap_s: float = 0.0  # compute time before the call, emulated (dilated) seconds
+    after: tuple[int, ...] = ()
+    buffer: str = "main"
+    init: bool = False  # reset the buffer to the call's inputs first
+    check: bool = False  # verify the result afterwards
+
+
+@dataclass(frozen=True)
+class Outcome:
+    start: float
+    spans: dict[int, tuple[float, float]]  # call id -> (first start, last end) over ranks
+    checks: dict[int, bool]  # call id -> every checked rank right
+    stats: dict[str, int]  # summed over ranks
 
 
 class Agents:
     """One agent process per GPU host, in rank order."""
 
-    def __init__(self, hosts: list, peers: list[dict], mtu: int) -> None:
+    def __init__(self, hosts: list, peers: list[dict], mtu: int, rto: float,
+                 sndbuf: int) -> None:
         env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT))
         self.procs: list[subprocess.Popen] = []
         for rank, host in enumerate(hosts):
@@ -34,29 +61,38 @@ class Agents:
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env=env, cwd=str(PROJECT_ROOT))
             self.procs.append(proc)
-            self._send(rank, {"rank": rank, "peers": peers[rank], "mtu": mtu})
+            self._send(rank, {"rank": rank, "peers": peers[rank], "mtu": mtu, "rto": rto,
+                              "sndbuf": sndbuf})
         self._gather(deadline=time.monotonic() + 60)
 
-    def run(self, schedule: Schedule, op: int, iters: int, check: bool, timeout: float) -> dict:
-        """Run `iters` back-to-back calls of `schedule`; return the start and each rank's ends."""
-        per_rank: list[list] = [[] for _ in self.procs]
-        for s, step in enumerate(schedule.steps):
-            for m in step:
-                row = [s, m.src, m.dst, m.src_offset, m.dst_offset, m.length, int(m.reduce)]
-                per_rank[m.src].append(row)
-                if m.dst != m.src:
-                    per_rank[m.dst].append(row)
+    def execute(self, calls: list[CallPlan], timeout: float) -> Outcome:
+        """Run a program on every rank; `timeout` bounds a rank's time without progress."""
+        programs: list[list[dict]] = [[] for _ in self.procs]
+        for call in calls:
+            for local, rank in enumerate(call.group):
+                programs[rank].append(_call_for(call, local))
+        for rank, program in enumerate(programs):
+            self._send(rank, {"cmd": "load", "calls": program})
+        self._gather(deadline=time.monotonic() + 120)
         start = time.monotonic() + START_MARGIN_S
-        for rank, moves in enumerate(per_rank):
-            self._send(rank, {"cmd": "run", "op": op, "iters": iters, "start": start,
-                              "size": schedule.size, "steps": len(schedule.steps),
-                              "moves": moves, "check": check, "timeout": timeout,
-                              "collective": schedule.collective, "ranks": schedule.ranks})
-        replies = self._gather(deadline=start + timeout * (len(schedule.steps) + 1) * iters + 30)
+        for rank in range(len(self.procs)):
+            self._send(rank, {"cmd": "go", "start": start, "timeout": timeout})
+        replies = self._gather(deadline=None, silence=timeout + 30)
         failures = [r["error"] for r in replies if not r.get("ok")]
         if failures:
             raise NetwallError(f"collective failed: {failures[0]}")
-        return {"start": start, "replies": replies}
+        spans: dict[int, tuple[float, float]] = {}
+        checks: dict[int, bool] = {}
+        stats: dict[str, int] = {}
+        for reply in replies:
+            for key, (begin, end) in reply["calls"].items():
+                first, last = spans.get(int(key), (begin, end))
+                spans[int(key)] = (min(first, begin), max(last, end))
+            for key, ok in reply["checks"].items():
+                checks[int(key)] = checks.get(int(key), True) and ok
+            for key, value in reply["stats"].items():
+                stats[key] = stats.get(key, 0) + value
+        return Outcome(start, spans, checks, stats)
 
     def _send(self, rank: int, obj: dict) -> None:
         proc = self.procs[rank]
@@ -66,14 +102,20 @@ class Agents:
         except BrokenPipeError:
             raise NetwallError(f"agent of rank {rank} died: {self._stderr(rank)}") from None
 
-    def _gather(self, deadline: float) -> list[dict]:
-        """One reply line from every agent, or a clear error naming the first silent rank."""
+    def _gather(self, deadline: float | None, silence: float = 60) -> list[dict]:
+        """One reply line from every agent, or a clear error naming the first silent rank.
+
+        With no deadline, wait as long as replies keep coming: each rank bounds its own time
+        without progress and answers with an error, so only a hung agent meets `silence`.
+        """
         replies: dict[int, dict] = {}
         streams = {proc.stdout.fileno(): rank for rank, proc in enumerate(self.procs)}
+        last = time.monotonic()
         while len(replies) < len(self.procs):
             waiting = [fd for fd, rank in streams.items() if rank not in replies]
-            left = deadline - time.monotonic()
-            ready = select.select(waiting, [], [], max(0.0, left))[0] if left > 0 else []
+            limit = deadline if deadline is not None else last + silence
+            left = limit - time.monotonic()
+            ready = select.select(waiting, [], [], left)[0] if left > 0 else []
             if not ready:
                 silent = min(streams[fd] for fd in waiting)
                 raise NetwallError(f"agent of rank {silent} did not answer in time")
@@ -83,6 +125,7 @@ class Agents:
                 if not line:
                     raise NetwallError(f"agent of rank {rank} died: {self._stderr(rank)}")
                 replies[rank] = json.loads(line)
+                last = time.monotonic()
         return [replies[r] for r in range(len(self.procs))]
 
     def _stderr(self, rank: int) -> str:
@@ -110,3 +153,16 @@ class Agents:
             for stream in (proc.stdout, proc.stderr):
                 stream.close()
         self.procs = []
+
+
+def _call_for(call: CallPlan, local: int) -> dict:
+    """What one rank needs of a call: its moves (in global ranks) and how to check them."""
+    s = call.schedule
+    to_global = call.group
+    moves = [[step, to_global[m.src], to_global[m.dst], m.src_offset, m.dst_offset, m.length,
+              int(m.reduce)]
+             for step, moves in enumerate(s.steps) for m in moves if local in (m.src, m.dst)]
+    return {"id": call.id, "comm": call.comm, "stream": call.stream, "gap": call.gap_s,
+            "after": list(call.after), "buffer": call.buffer, "init": call.init,
+            "check": call.check, "collective": s.collective, "ranks": s.ranks, "local": local,
+            "root": s.root, "size": s.size, "steps": len(s.steps), "moves": moves}

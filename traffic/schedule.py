@@ -1,144 +1,105 @@
 """Collective schedules as plain data: who sends which bytes to whom at which step.
 
 A schedule is global: a list of steps, each a set of moves (src rank -> dst rank, a byte range
-of the sender's buffer landing at a byte range of the receiver's, added or copied). A rank
-starts the sends of step s only when everything it receives in steps before s has arrived,
-which is exactly the data dependency of the classic algorithms (Thakur et al. 2005; NCCL).
+of the sender's buffer landing at a byte range of the receiver's, added or copied). Every rank
+has one working buffer of `Schedule.buffer` bytes; a rank starts the sends of step s only when
+everything it receives in steps before s has arrived, the sends of a step read the buffer as it
+was when the step began, and receives are applied as they arrive. That is exactly the data
+dependency of the classic algorithms (Thakur et al. 2005; NCCL).
 
-Being pure data, a schedule can be checked without a network: `simulate` runs it on numpy
+Being pure data, a schedule can be checked without a network: `check_schedule` validates it
+(including freedom from races between unsynchronised ranks), `simulate` runs it on numpy
 buffers, and `link_loads` (in emulator.accounting) predicts the bytes every link carries.
+The algorithms live in traffic.collectives, one module per family; this module is the API.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from emulator.errors import NetwallError
+from traffic.collectives.base import (
+    COLLECTIVES,
+    ELEMENT,
+    ROOTED,
+    Move,
+    Schedule,
+    buffer_bytes,
+    check_collective,
+    check_size,
+    default_chunk,
+    pieces,
+    segments,
+)
+from traffic.collectives.buffers import POISON, expected, initial, initial_buffer, simulate
+from traffic.collectives.check import check_schedule
+from traffic.collectives.halving import halving_doubling_allreduce
+from traffic.collectives.hierarchical import hierarchical_allreduce
+from traffic.collectives.pairwise import direct_alltoall, direct_sendrecv
+from traffic.collectives.ring import ring_allgather, ring_allreduce, ring_reducescatter
+from traffic.collectives.rooted import ring_broadcast, ring_reduce, tree_broadcast, tree_reduce
+from traffic.collectives.tree import btree_parents, dtree_parents, tree_allreduce
 
-ELEMENT = 4  # bytes per element: float32, the datatype netwall reduces
-
-
-@dataclass(frozen=True)
-class Move:
-    """One transfer inside a step."""
-
-    src: int
-    dst: int
-    src_offset: int  # bytes into the sender's buffer
-    dst_offset: int  # bytes into the receiver's buffer
-    length: int  # bytes
-    reduce: bool  # add into the receiver's buffer (True) or overwrite it (False)
-
-
-@dataclass(frozen=True)
-class Schedule:
-    collective: str
-    algorithm: str
-    ranks: int
-    size: int  # bytes of the user buffer, as nccl-tests' size column
-    steps: tuple[tuple[Move, ...], ...]
-
-    def sends(self, rank: int, step: int) -> tuple[Move, ...]:
-        return tuple(m for m in self.steps[step] if m.src == rank)
-
-    def recvs(self, rank: int, step: int) -> tuple[Move, ...]:
-        return tuple(m for m in self.steps[step] if m.dst == rank)
-
-    def moves_of(self, rank: int) -> list[tuple[int, Move]]:
-        """Every (step, move) this rank sends or receives, in step order."""
-        return [(s, m) for s, step in enumerate(self.steps) for m in step if rank in (m.src, m.dst)]
+__all__ = [
+    "ALGORITHMS", "COLLECTIVES", "ELEMENT", "POISON", "Move", "Schedule", "btree_parents",
+    "buffer_bytes", "build", "check_schedule", "check_size", "default_chunk", "dtree_parents",
+    "expected", "initial", "initial_buffer", "pieces", "ring_allreduce", "segments", "simulate",
+]
 
 
-def segments(size: int, parts: int) -> list[tuple[int, int]]:
-    """Split `size` bytes into `parts` element-aligned (offset, length) segments, near-even."""
-    count = size // ELEMENT
-    bounds = [i * count // parts * ELEMENT for i in range(parts + 1)]
-    return [(bounds[i], bounds[i + 1] - bounds[i]) for i in range(parts)]
+class _Options(NamedTuple):
+    chunk: int  # resolved: never None
+    root: int
+    groups: Sequence[Sequence[int]] | None
 
 
-def ring_allreduce(ranks: int, size: int) -> Schedule:
-    """Ring all-reduce: n-1 reduce-scatter steps, then n-1 all-gather steps.
-
-    In reduce-scatter step k rank r sends segment (r-k) mod n to r+1 and adds segment
-    (r-k-1) mod n from r-1; after n-1 steps rank r holds segment (r+1) mod n fully reduced,
-    which the all-gather steps pass round the ring.
-    """
-    segs = segments(size, ranks)
-    steps: list[tuple[Move, ...]] = []
-    for k in range(ranks - 1):
-        steps.append(_ring_step(ranks, segs, lambda r, k=k: (r - k) % ranks, reduce=True))
-    for k in range(ranks - 1):
-        steps.append(_ring_step(ranks, segs, lambda r, k=k: (r + 1 - k) % ranks, reduce=False))
-    return Schedule("allreduce", "ring", ranks, size, tuple(steps))
-
-
-def _ring_step(
-    ranks: int, segs: list[tuple[int, int]], segment_of: Callable[[int], int], reduce: bool
-) -> tuple[Move, ...]:
-    moves = []
-    for r in range(ranks):
-        offset, length = segs[segment_of(r)]
-        if length:
-            moves.append(Move(r, (r + 1) % ranks, offset, offset, length, reduce))
-    return tuple(moves)
-
-
-#: (collective, algorithm) -> schedule builder(ranks, size)
-BUILDERS: dict[tuple[str, str], Callable[[int, int], Schedule]] = {
-    ("allreduce", "ring"): ring_allreduce,
+_BUILDERS: dict[str, dict[str, Callable[[int, int, _Options], Schedule]]] = {
+    "allreduce": {
+        "ring": lambda n, size, o: ring_allreduce(n, size),
+        "tree": lambda n, size, o: tree_allreduce(n, size, o.chunk),
+        "halving-doubling": lambda n, size, o: halving_doubling_allreduce(n, size),
+        "hierarchical": lambda n, size, o: hierarchical_allreduce(n, size, o.groups or ()),
+    },
+    "reducescatter": {"ring": lambda n, size, o: ring_reducescatter(n, size)},
+    "allgather": {"ring": lambda n, size, o: ring_allgather(n, size)},
+    "broadcast": {
+        "ring": lambda n, size, o: ring_broadcast(n, size, o.chunk, o.root),
+        "tree": lambda n, size, o: tree_broadcast(n, size, o.chunk, o.root),
+    },
+    "reduce": {
+        "ring": lambda n, size, o: ring_reduce(n, size, o.chunk, o.root),
+        "tree": lambda n, size, o: tree_reduce(n, size, o.chunk, o.root),
+    },
+    "alltoall": {"direct": lambda n, size, o: direct_alltoall(n, size)},
+    "sendrecv": {"direct": lambda n, size, o: direct_sendrecv(n, size)},
 }
 
-def build(collective: str, algorithm: str, ranks: int, size: int) -> Schedule:
-    """The schedule for one collective call, with the user's mistakes caught in one line."""
-    if (collective, algorithm) not in BUILDERS:
-        known = ", ".join(f"{c}/{a}" for c, a in BUILDERS)
-        raise NetwallError(f"no schedule for {collective}/{algorithm} (available: {known})")
-    if ranks < 2:
+#: collective -> its algorithms, the first being the default
+ALGORITHMS: dict[str, tuple[str, ...]] = {c: tuple(_BUILDERS[c]) for c in COLLECTIVES}
+
+
+def build(collective: str, algorithm: str, ranks: int, size: int, *, root: int = 0,
+          chunk: int | None = None, groups: Sequence[Sequence[int]] | None = None) -> Schedule:
+    """The schedule for one collective call, with the user's mistakes caught in one line.
+
+    `root` matters for broadcast and reduce only (other schedules record root 0). `chunk` is
+    the pipeline chunk in bytes for tree all-reduce and for broadcast and reduce (None: an
+    eighth of the buffer); the other algorithms ignore it. `groups` (equal-sized rank groups,
+    e.g. racks) is needed by hierarchical all-reduce and ignored by everything else.
+    """
+    check_collective(collective)
+    if algorithm not in _BUILDERS[collective]:
+        raise NetwallError(f"no schedule for {collective}/{algorithm} ({collective} has: "
+                           f"{', '.join(ALGORITHMS[collective])})")
+    if not isinstance(ranks, int) or ranks < 2:
         raise NetwallError(f"a collective needs at least 2 ranks, got {ranks}")
-    check_size(size)
-    return BUILDERS[collective, algorithm](ranks, size)
-
-
-def check_size(size: int) -> None:
-    """Sizes are whole float32 buffers, as in nccl-tests (count = bytes / 4)."""
-    if size <= 0:
-        raise NetwallError(f"size must be positive, got {size} bytes")
-    if size % ELEMENT:
-        raise NetwallError(f"size must be a multiple of {ELEMENT} bytes (float32), got {size}")
-
-
-def initial_buffer(rank: int, size: int):
-    """Rank r's input: small integers, so float32 sums over up to 2^20 ranks stay exact."""
-    import numpy as np
-
-    index = np.arange(size // ELEMENT, dtype=np.int64)
-    return ((index * 7 + rank) % 16).astype(np.float32)
-
-
-def expected_result(collective: str, ranks: int, size: int, rank: int):
-    """What `rank` must hold after the collective (all-reduce: the element-wise sum)."""
-    import numpy as np
-
-    if collective != "allreduce":
-        raise NetwallError(f"no data check for {collective}")
-    total = np.zeros(size // ELEMENT, dtype=np.float32)
-    for r in range(ranks):
-        total += initial_buffer(r, size)
-    return total
-
-
-def simulate(schedule: Schedule) -> list:
-    """Run a schedule on numpy buffers, step by step, as the agents do on the wire."""
-    bufs = [initial_buffer(r, schedule.size) for r in range(schedule.ranks)]
-    for step in schedule.steps:
-        # Every send of a step reads the buffer as it was when the step began.
-        payloads = [bufs[m.src][m.src_offset // ELEMENT :][: m.length // ELEMENT].copy()
-                    for m in step]
-        for m, data in zip(step, payloads, strict=True):
-            view = bufs[m.dst][m.dst_offset // ELEMENT :][: m.length // ELEMENT]
-            if m.reduce:
-                view += data
-            else:
-                view[:] = data
-    return bufs
+    if not isinstance(root, int) or not 0 <= root < ranks:
+        raise NetwallError(f"root must be a rank in [0, {ranks}), got {root}")
+    check_size(collective, ranks, size)
+    if chunk is None:
+        chunk = default_chunk(size)
+    elif not isinstance(chunk, int) or chunk <= 0 or chunk % ELEMENT:
+        raise NetwallError(f"chunk must be a positive multiple of {ELEMENT} bytes, got {chunk}")
+    options = _Options(chunk, root if collective in ROOTED else 0, groups)
+    return _BUILDERS[collective][algorithm](ranks, size, options)

@@ -1,0 +1,115 @@
+"""The schedule model: global steps of moves between ranks' single working buffers.
+
+Execution semantics (the agent implements exactly these): every rank has ONE buffer of
+`Schedule.buffer` bytes; a rank starts the sends of step s only when everything it receives
+in steps < s has arrived; the sends of a step read the buffer as it was when the step began;
+receives are applied as they arrive.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from emulator.errors import NetwallError
+
+ELEMENT = 4  # bytes per element: float32, the datatype netwall reduces
+
+COLLECTIVES: tuple[str, ...] = (
+    "allreduce", "reducescatter", "allgather", "broadcast", "reduce", "alltoall", "sendrecv",
+)
+ROOTED: tuple[str, ...] = ("broadcast", "reduce")
+#: collectives whose size must split into `ranks` equal whole-element parts
+PER_RANK: tuple[str, ...] = ("reducescatter", "allgather", "alltoall")
+
+
+@dataclass(frozen=True)
+class Move:
+    """One transfer inside a step."""
+
+    src: int
+    dst: int
+    src_offset: int  # bytes into the sender's buffer
+    dst_offset: int  # bytes into the receiver's buffer
+    length: int  # bytes
+    reduce: bool  # add into the receiver's buffer (True) or overwrite it (False)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One collective call for `ranks` ranks: steps of moves, in the order ranks run them."""
+
+    collective: str
+    algorithm: str
+    ranks: int
+    size: int  # nccl-tests' size column, bytes
+    buffer: int  # bytes of each rank's working buffer (>= size)
+    steps: tuple[tuple[Move, ...], ...]
+    root: int = 0  # meaningful for broadcast and reduce only (0 otherwise)
+
+    def sends(self, rank: int, step: int) -> tuple[Move, ...]:
+        return tuple(m for m in self.steps[step] if m.src == rank)
+
+    def recvs(self, rank: int, step: int) -> tuple[Move, ...]:
+        return tuple(m for m in self.steps[step] if m.dst == rank)
+
+    def moves_of(self, rank: int) -> list[tuple[int, Move]]:
+        """Every (step, move) this rank sends or receives, in step order."""
+        return [(s, m) for s, step in enumerate(self.steps) for m in step if rank in (m.src, m.dst)]
+
+
+def segments(size: int, parts: int) -> list[tuple[int, int]]:
+    """Split `size` bytes into `parts` element-aligned (offset, length) segments, near-even."""
+    count = size // ELEMENT
+    bounds = [i * count // parts * ELEMENT for i in range(parts + 1)]
+    return [(bounds[i], bounds[i + 1] - bounds[i]) for i in range(parts)]
+
+
+def pieces(offset: int, length: int, chunk: int) -> list[tuple[int, int]]:
+    """Cut [offset, offset+length) into pipeline chunks of `chunk` bytes (the last may be short)."""
+    return [(o, min(chunk, offset + length - o)) for o in range(offset, offset + length, chunk)]
+
+
+def default_chunk(size: int) -> int:
+    """Pipeline chunk when none is given: an eighth of the buffer, at least one element."""
+    return max(size // 8 // ELEMENT * ELEMENT, ELEMENT)
+
+
+def assemble(collective: str, algorithm: str, ranks: int, size: int, buffer: int,
+             timed: Iterable[tuple[int, Move]], root: int = 0) -> Schedule:
+    """A Schedule from (step, move) pairs: empty moves and then empty steps are dropped.
+
+    Dropping an empty step keeps the order of the others, so no dependency changes.
+    """
+    by_step: dict[int, list[Move]] = defaultdict(list)
+    for step, move in timed:
+        if move.length > 0:
+            by_step[step].append(move)
+    steps = tuple(tuple(sorted(by_step[s], key=lambda m: (m.src, m.dst))) for s in sorted(by_step))
+    return Schedule(collective, algorithm, ranks, size, buffer, steps, root)
+
+
+def check_collective(collective: str) -> None:
+    if collective not in COLLECTIVES:
+        raise NetwallError(
+            f"no collective {collective!r} (available: {', '.join(COLLECTIVES)})")
+
+
+def check_size(collective: str, ranks: int, size: int) -> None:
+    """Sizes are whole float32 buffers, as in nccl-tests (count = bytes / 4)."""
+    check_collective(collective)
+    if size <= 0:
+        raise NetwallError(f"size must be positive, got {size} bytes")
+    if size % ELEMENT:
+        raise NetwallError(f"size must be a multiple of {ELEMENT} bytes (float32), got {size}")
+    if collective in PER_RANK and size % (ranks * ELEMENT):
+        raise NetwallError(
+            f"{collective} size must be a multiple of {ranks * ELEMENT} bytes "
+            f"({ranks} ranks x {ELEMENT}-byte elements), got {size}")
+
+
+def buffer_bytes(collective: str, ranks: int, size: int) -> int:
+    """Bytes of each rank's working buffer: send and receive areas for alltoall and sendrecv."""
+    check_collective(collective)
+    return 2 * size if collective in ("alltoall", "sendrecv") else size

@@ -1,0 +1,108 @@
+"""What each rank starts with and must end with, and a reference run of a schedule on numpy.
+
+Inputs are small integers ((index*7 + rank) % 16), so float32 sums are exact in any order.
+Bytes that hold no input (another rank's all-gather segment, a receive area, a non-root's
+broadcast buffer) start as POISON, a value no input or sum takes, so a result that was never
+written cannot pass for one that was.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from traffic.collectives.base import (
+    ELEMENT,
+    Schedule,
+    buffer_bytes,
+    check_collective,
+    segments,
+)
+
+POISON = -1.0
+
+
+def initial_buffer(rank: int, nbytes: int) -> np.ndarray:
+    """Rank r's input pattern: small integers, so float32 sums over many ranks stay exact."""
+    index = np.arange(nbytes // ELEMENT, dtype=np.int64)
+    return ((index * 7 + rank) % 16).astype(np.float32)
+
+
+def _elements(offset: int, length: int) -> slice:
+    return slice(offset // ELEMENT, (offset + length) // ELEMENT)
+
+
+def initial(collective: str, ranks: int, size: int, rank: int, root: int = 0) -> np.ndarray:
+    """Rank `rank`'s working buffer before the call (buffer_bytes // 4 float32 elements).
+
+    allgather: only segment `rank` is input. alltoall and sendrecv: the send area [0, size) is
+    input, the receive area poisoned, except that alltoall's own chunk is already copied into
+    receive chunk `rank` (a local copy, no wire traffic). broadcast: only the root has input.
+    """
+    check_collective(collective)
+    buf = np.full(buffer_bytes(collective, ranks, size) // ELEMENT, POISON, dtype=np.float32)
+    mine = initial_buffer(rank, size)
+    if collective == "allgather":
+        part = _elements(*segments(size, ranks)[rank])
+        buf[part] = mine[part]
+    elif collective == "broadcast":
+        if rank == root:
+            buf[:] = mine
+    else:
+        buf[: len(mine)] = mine
+    if collective == "alltoall":
+        offset, length = segments(size, ranks)[rank]
+        buf[_elements(size + offset, length)] = mine[_elements(offset, length)]
+    return buf
+
+
+def expected(collective: str, ranks: int, size: int, rank: int,
+             root: int = 0) -> tuple[slice, np.ndarray]:
+    """The element slice of `rank`'s buffer that must hold the result, and its values.
+
+    The slice is empty where the rank has no defined output (a non-root in reduce).
+    """
+    check_collective(collective)
+    count = size // ELEMENT
+    whole = slice(0, count)
+    inputs = [initial_buffer(r, size) for r in range(ranks)]
+    if collective == "allreduce":
+        return whole, np.sum(inputs, axis=0, dtype=np.float32)
+    if collective == "reducescatter":
+        part = _elements(*segments(size, ranks)[rank])
+        return part, np.sum(inputs, axis=0, dtype=np.float32)[part]
+    if collective == "allgather":
+        parts = [_elements(*seg) for seg in segments(size, ranks)]
+        return whole, np.concatenate([inputs[j][parts[j]] for j in range(ranks)])
+    if collective == "broadcast":
+        return whole, inputs[root]
+    if collective == "reduce":
+        if rank != root:
+            return slice(0, 0), np.zeros(0, dtype=np.float32)
+        return whole, np.sum(inputs, axis=0, dtype=np.float32)
+    receive = slice(count, 2 * count)
+    if collective == "alltoall":
+        mine = _elements(*segments(size, ranks)[rank])
+        return receive, np.concatenate([inputs[j][mine] for j in range(ranks)])
+    return receive, inputs[(rank - 1) % ranks]  # sendrecv
+
+
+def simulate(schedule: Schedule) -> list[np.ndarray]:
+    """Run a schedule on numpy buffers in global step order.
+
+    Every send of a step reads the buffer as it was when the step began. For a schedule that
+    passes check_schedule, this is what every asynchronous run of the agents produces.
+    """
+    s = schedule
+    bufs = [initial(s.collective, s.ranks, s.size, r, s.root) for r in range(s.ranks)]
+    if bufs[0].nbytes != s.buffer:
+        raise ValueError(f"{s.collective} needs a {bufs[0].nbytes}-byte buffer, "
+                         f"the schedule says {s.buffer}")
+    for step in s.steps:
+        payloads = [bufs[m.src][_elements(m.src_offset, m.length)].copy() for m in step]
+        for m, data in zip(step, payloads, strict=True):
+            view = bufs[m.dst][_elements(m.dst_offset, m.length)]
+            if m.reduce:
+                view += data
+            else:
+                view[:] = data
+    return bufs

@@ -1,0 +1,364 @@
+"""Import NCCL's own debug log (NCCL_DEBUG=INFO, NCCL_DEBUG_SUBSYS=INIT,COLL) as a replay trace.
+
+NCCL prints one line per rank and collective call from ncclEnqueueCheck (src/enqueue.cc;
+NCCL 2.3-2.6 printed the same text from each collective's own function):
+
+    host:pid:tid [dev] NCCL INFO AllReduce: opCount 1a sendbuff 0x.. recvbuff 0x.. count 262144
+        datatype 7 op 0 root 0 comm 0x55d0c8a0 [nranks=8] stream 0x55d0c9b0
+
+(one line; `opCount` is hexadecimal; NCCL 2.23+ may put a `[date time]` before the host).
+`count` is elements, per rank: all-gather's send count, reduce-scatter's receive count,
+all-to-all's per-peer count. Send and Recv lines put the peer in `root`. RCCL appends
+`task N globalrank N`; Meta's ctran prints `peer N ... [nranks=N, localRanks=N] stream=0x..`.
+All of these parse; anything else in the log is ignored.
+
+Every rank prints its own `comm` pointer, so a communicator is recognised across ranks by the
+`commId` of its `... comm 0x.. rank R nranks N ... commId 0x.. - Init COMPLETE` line (INIT
+subsystem), or, without INIT lines, by matching call sequences. See docs/replay.md for what
+the import keeps, assumes and skips.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from emulator.errors import NetwallError
+from traffic.trace import Call, dump_trace
+
+# ncclDataType_t -> bytes per element (nccl.h: int8, uint8, int32, uint32, int64, uint64,
+# float16, float32, float64, bfloat16; 2.24+ adds float8 e4m3 and e5m2).
+DTYPE_SIZE = {0: 1, 1: 1, 2: 4, 3: 4, 4: 8, 5: 8, 6: 2, 7: 4, 8: 8, 9: 2, 10: 1, 11: 1}
+
+# NCCL's opName -> netwall collective. "Bcast" is NCCL 2.3's name for ncclBcast; NCCL 2.28
+# prints "AlltoAll" for its native ncclAlltoAll, RCCL/MSCCL "AllToAll".
+COLLECTIVE_NAMES = {
+    "AllReduce": "allreduce", "ReduceScatter": "reducescatter", "AllGather": "allgather",
+    "Broadcast": "broadcast", "Bcast": "broadcast", "Reduce": "reduce",
+    "AlltoAll": "alltoall", "AllToAll": "alltoall",
+}
+P2P_NAMES = ("Send", "Recv")
+
+_PREFIX = re.compile(r"(?P<host>[^\s:\[\]]+):(?P<pid>\d+):(?P<tid>\d+) \[(?P<dev>\d+)\] "
+                     r"NCCL INFO (?P<msg>.*?)\s*$")
+_COLL = re.compile(r"^(?P<op>[A-Za-z]+): opCount (?P<opcount>[0-9a-fA-F]+) (?P<rest>.*)$")
+_INIT = re.compile(r"\bcomm (?P<comm>\S+) rank (?P<rank>\d+) nranks (?P<nranks>\d+) "
+                   r"(?:.*\bcommId (?P<commid>0x[0-9a-fA-F]+))?.*- Init (?:COMPLETE|START)")
+_FIELD_SEP = re.compile(r"[\[\],=]")
+
+
+@dataclass
+class _Op:
+    """One logged call on one rank."""
+
+    name: str
+    opcount: int
+    index: int  # among this instance's lines with the same opCount and kind
+    count: int
+    dtype: int
+    root: int  # root, or the peer of Send/Recv
+    stream: str
+    line: int  # line number, for ordering
+
+
+@dataclass
+class _Instance:
+    """One rank's handle of one communicator: (host, pid, comm pointer)."""
+
+    key: tuple[str, str, str]
+    device: tuple[str, str, str]  # (host, pid, cuda device): one GPU
+    nranks: int
+    line: int
+    rank: int | None = None
+    commid: str | None = None
+    colls: dict[tuple[int, int], _Op] = field(default_factory=dict)
+    p2p: dict[int, list[_Op]] = field(default_factory=dict)
+
+
+@dataclass
+class _Comm:
+    nranks: int
+    members: list[_Instance] = field(default_factory=list)
+    commid: str | None = None
+    sig: dict = field(default_factory=dict)  # (opcount, index) -> (name, count, dtype, root)
+    p2p: set = field(default_factory=set)  # opcounts holding Send/Recv
+
+
+def import_nccl_log(lines: Iterable[str], name: str, notes: list[str] | None = None) -> list[Call]:
+    """Calls of an NCCL INFO log, one per (communicator, call) deduplicated across ranks.
+
+    One-line notes on what was assumed or skipped are appended to `notes` when given.
+    """
+    notes = notes if notes is not None else []
+    instances, seen_coll, skipped = _read(lines)
+    if not seen_coll:
+        raise NetwallError(f"{name}: no NCCL collective lines ('NCCL INFO AllReduce: opCount "
+                           f"...'); capture with NCCL_DEBUG=INFO NCCL_DEBUG_SUBSYS=INIT,COLL")
+    comms = _group(instances)
+    total = max([c.nranks for c in comms] + [len({i.device for i in instances.values()})])
+    world = _world_ranks(comms, total)
+
+    streams: dict[tuple, str] = {}
+    per_comm: list[tuple[str, tuple[int, ...], list[tuple[int, Call]]]] = []
+    blocks: Counter = Counter()
+    n_world = n_sub = 0
+    for comm in comms:
+        if comm.nranks < 2:
+            skipped["calls on single-rank communicators (no traffic)"] += (
+                len(comm.sig) + len(comm.p2p))
+            continue
+        if not comm.sig and not comm.p2p:
+            continue
+        if comm.nranks == total:
+            group: tuple[int, ...] = ()
+            n_world += 1
+            cname = "world" if n_world == 1 else f"world{n_world}"
+        else:
+            n_sub += 1
+            cname = f"comm{n_sub}"
+            group = _sub_group(comm, world)
+            if group is None:
+                k = blocks[comm.nranks]
+                blocks[comm.nranks] += 1
+                group = tuple((k * comm.nranks + i) % total for i in range(comm.nranks))
+                notes.append(f"{cname}: {comm.nranks} ranks whose global ranks the log does not "
+                             f"tell (no INIT lines for it or for a job-wide communicator); "
+                             f"assumed consecutive ranks {list(group)}")
+        per_comm.append((cname, group, _calls_of(comm, cname, group, streams, skipped)))
+
+    calls = _merge(per_comm)
+    for reason, n in sorted(skipped.items()):
+        notes.append(f"skipped {n} {reason}")
+    if not calls:
+        raise NetwallError(f"{name}: no replayable collective calls in the log "
+                           f"({'; '.join(f'{n} {r}' for r, n in skipped.items())})")
+    if total:
+        notes.insert(0, f"{total} ranks, {len(per_comm)} communicators, {len(calls)} calls")
+    return calls
+
+
+def convert(path: str | Path) -> str:
+    """The JSONL trace of an NCCL log file, with the import's notes as '#' comment lines."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            notes: list[str] = []
+            calls = import_nccl_log(f, str(path), notes)
+    except OSError as e:
+        raise NetwallError(f"{path}: cannot read NCCL log: {e.strerror or e}") from None
+    header = [f"netwall trace imported from NCCL log {Path(path).name}"] + notes
+    return dump_trace(calls, header)
+
+
+def _read(lines: Iterable[str]) -> tuple[dict, bool, Counter]:
+    instances: dict[tuple[str, str, str], _Instance] = {}
+    inits: dict[tuple[str, str, str], tuple[int, int, str | None]] = {}
+    skipped: Counter = Counter()
+    seen_coll = False
+    opindex: Counter = Counter()
+    for lineno, raw in enumerate(lines, 1):
+        m = _PREFIX.search(raw)
+        if not m:
+            continue
+        host, pid, dev, msg = m["host"], m["pid"], m["dev"], m["msg"]
+        init = _INIT.search(msg)
+        if init:
+            inits[(host, pid, init["comm"])] = (int(init["rank"]), int(init["nranks"]),
+                                                init["commid"])
+            continue
+        coll = _COLL.match(msg)
+        if not coll:
+            continue
+        seen_coll = True
+        fields = _fields(coll["rest"])
+        op = coll["op"]
+        try:
+            count, dtype = int(fields["count"]), int(fields["datatype"])
+            comm_ptr, nranks = fields["comm"], int(fields["nranks"])
+            root = int(fields.get("root", fields.get("peer", "0")))
+        except (KeyError, ValueError):
+            skipped["collective lines in an unknown format"] += 1
+            continue
+        if op not in COLLECTIVE_NAMES and op not in P2P_NAMES:
+            skipped[f"{op} calls (not a netwall collective)"] += 1
+            continue
+        if dtype not in DTYPE_SIZE:
+            skipped[f"calls with unknown datatype {dtype}"] += 1
+            continue
+        if count == 0:
+            continue  # NCCL discards empty collectives too
+        key = (host, pid, comm_ptr)
+        inst = instances.get(key)
+        if inst is None:
+            inst = instances[key] = _Instance(key, (host, pid, dev), nranks, lineno)
+        opcount = int(coll["opcount"], 16)
+        kind = "p2p" if op in P2P_NAMES else "coll"
+        index = opindex[(key, opcount, kind)]
+        opindex[(key, opcount, kind)] += 1
+        entry = _Op(op, opcount, index, count, dtype, root, fields.get("stream", "?"), lineno)
+        if kind == "p2p":
+            inst.p2p.setdefault(opcount, []).append(entry)
+            if nranks == 2 and inst.rank is None and root in (0, 1):
+                inst.rank = 1 - root  # in a pair, the peer gives away the rank
+        else:
+            inst.colls[(opcount, index)] = entry
+    for key, (rank, nranks, commid) in inits.items():
+        inst = instances.get(key)
+        if inst is not None and inst.nranks == nranks:
+            inst.rank, inst.commid = rank, commid
+    return instances, seen_coll, skipped
+
+
+def _fields(rest: str) -> dict[str, str]:
+    """'count 5 datatype 7 comm 0x1 [nranks=8, localRanks=2] stream=0x2' as key -> value."""
+    tokens = _FIELD_SEP.sub(" ", rest).split()
+    return {tokens[i]: tokens[i + 1] for i in range(0, len(tokens) - 1, 2)}
+
+
+def _signature(inst: _Instance) -> dict:
+    return {k: (o.name, o.count, o.dtype, o.root) for k, o in inst.colls.items()}
+
+
+def _group(instances: dict) -> list[_Comm]:
+    """Collect the per-rank instances into communicators.
+
+    Same commId (from INIT lines) means same communicator. Otherwise an instance joins the
+    first communicator of its size that is not yet full, does not already hold its rank, and
+    agrees with it on every call both logged (same opCount: same collective, count, datatype
+    and root). Communicators that log identical call sequences are indistinguishable; they are
+    told apart only by filling up.
+    """
+    comms: list[_Comm] = []
+    for inst in sorted(instances.values(), key=lambda i: i.line):
+        sig = _signature(inst)
+        fits = [c for c in comms
+                if c.nranks == inst.nranks and len(c.members) < c.nranks
+                and not (inst.commid and c.commid and inst.commid != c.commid)
+                and not (inst.rank is not None and any(m.rank == inst.rank for m in c.members))
+                and all(c.sig.get(k, v) == v for k, v in sig.items())]
+        same_id = [c for c in fits if inst.commid and c.commid == inst.commid]
+        target = (same_id or fits or [None])[0]
+        if target is None:
+            target = _Comm(inst.nranks)
+            comms.append(target)
+        target.members.append(inst)
+        target.commid = target.commid or inst.commid
+        target.sig.update(sig)
+        target.p2p.update(inst.p2p)
+    return comms
+
+
+def _world_ranks(comms: list[_Comm], total: int) -> dict[tuple, int]:
+    """GPU (host, pid, device) -> global rank, from a job-wide communicator's INIT lines."""
+    world: dict[tuple, int] = {}
+    for comm in comms:
+        if comm.nranks == total:
+            for m in comm.members:
+                if m.rank is not None:
+                    world.setdefault(m.device, m.rank)
+    return world
+
+
+def _sub_group(comm: _Comm, world: dict[tuple, int]) -> tuple[int, ...] | None:
+    by_rank = {m.rank: m for m in comm.members if m.rank is not None}
+    if sorted(by_rank) != list(range(comm.nranks)):
+        return None
+    group = tuple(world.get(by_rank[i].device, -1) for i in range(comm.nranks))
+    if -1 in group or len(set(group)) != len(group):
+        return None
+    return group
+
+
+def _representative(comm: _Comm) -> _Instance:
+    ranked = [m for m in comm.members if m.rank is not None]
+    return min(ranked, key=lambda m: m.rank) if ranked else comm.members[0]
+
+
+def _stream(streams: dict, inst: _Instance, op: _Op) -> str:
+    key = (inst.device, op.stream)
+    if key not in streams:
+        streams[key] = f"s{len(streams)}"
+    return streams[key]
+
+
+def _calls_of(comm: _Comm, cname: str, group: tuple[int, ...], streams: dict,
+              skipped: Counter) -> list[tuple[int, Call]]:
+    """(first line, Call) for every call of one communicator, in opCount order."""
+    rep = _representative(comm)
+    out: list[tuple[tuple[int, int], int, Call]] = []
+    merged: dict[tuple[int, int], tuple[_Op, _Instance]] = {}  # the representative's op first
+    first: dict[tuple[int, int], int] = {}  # first line any rank logged the call on
+    for m in [rep] + [m for m in comm.members if m is not rep]:
+        for k, op in m.colls.items():
+            first[k] = min(first.get(k, op.line), op.line)
+            merged.setdefault(k, (op, m))
+    for k, (op, inst) in merged.items():
+        collective = COLLECTIVE_NAMES[op.name]
+        size = op.count * DTYPE_SIZE[op.dtype]
+        if collective in ("allgather", "reducescatter", "alltoall"):
+            size *= comm.nranks
+        root = op.root if collective in ("broadcast", "reduce") else 0
+        if root >= comm.nranks:
+            skipped["calls with a root outside their communicator"] += 1
+            continue
+        out.append((k, first[k], Call(id=0, collective=collective, algorithm=None, bytes=size,
+                                     group=group, comm=cname,
+                                     stream=_stream(streams, inst, op), root=root)))
+    for opcount in sorted(comm.p2p):
+        call = _p2p_call(comm, opcount, cname, group, streams, skipped)
+        if call is not None:
+            line = min(o.line for m in comm.members for o in m.p2p.get(opcount, []))
+            out.append(((opcount, -1), line, call))
+    out.sort(key=lambda t: t[0])
+    return [(line, call) for _, line, call in out]
+
+
+def _p2p_call(comm: _Comm, opcount: int, cname: str, group: tuple[int, ...], streams: dict,
+              skipped: Counter) -> Call | None:
+    """An all-to-all or a ring shift (nccl-tests' sendrecv) made of grouped Send/Recv, or None.
+
+    Before NCCL 2.28 all-to-all is a group of Send/Recv to every peer; sendrecv (as in
+    nccl-tests) is every rank sending to the next in the communicator. Other patterns (e.g.
+    a single pipeline-parallel Send) have no netwall collective and are skipped.
+    """
+    n = comm.nranks
+    parts = [(m, m.p2p[opcount]) for m in comm.members if opcount in m.p2p]
+    if any(m.rank is None for m, _ in parts):
+        skipped["Send/Recv calls on ranks the log does not name (no INIT lines)"] += 1
+        return None
+    sends = {m.rank: sorted((o.root, o.count * DTYPE_SIZE[o.dtype]) for o in ops
+                            if o.name == "Send") for m, ops in parts}
+    sizes = {b for s in sends.values() for _, b in s}
+    if len(sends) == n and len(sizes) == 1:
+        size = sizes.pop()
+        m, ops = min(parts, key=lambda p: p[0].rank)
+        stream = _stream(streams, m, ops[0])
+        if all([p for p, _ in s] == [(r + 1) % n] for r, s in sends.items()):
+            return Call(id=0, collective="sendrecv", algorithm=None, bytes=size, group=group,
+                        comm=cname, stream=stream)
+        everyone = list(range(n))
+        if all([p for p, _ in s] in (everyone, everyone[:r] + everyone[r + 1:])
+               for r, s in sends.items()):
+            return Call(id=0, collective="alltoall", algorithm=None, bytes=size * n,
+                        group=group, comm=cname, stream=stream)
+    skipped["Send/Recv groups that are neither all-to-all nor a ring shift"] += 1
+    return None
+
+
+def _merge(per_comm: list) -> list[Call]:
+    """Interleave the communicators' call lists by first appearance, keeping each list's order;
+    number the calls 0, 1, 2, ..."""
+    heap = [(calls[0][0], i, 0) for i, (_, _, calls) in enumerate(per_comm) if calls]
+    heapq.heapify(heap)
+    out: list[Call] = []
+    while heap:
+        _, i, j = heapq.heappop(heap)
+        calls = per_comm[i][2]
+        call = calls[j][1]
+        out.append(Call(**{**call.__dict__, "id": len(out)}))
+        if j + 1 < len(calls):
+            heapq.heappush(heap, (calls[j + 1][0], i, j + 1))
+    return out

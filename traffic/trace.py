@@ -1,0 +1,235 @@
+"""Replay traces: a sequence of collective calls as plain data, read from and written to JSONL.
+
+One JSON object per line describes one collective call (see docs/replay.md). The format is
+what `netwall replay` runs, what `traffic.workloads` generates and what `traffic.nccl_log`
+produces from NCCL's own debug log. Everything here is pure: no network, no root.
+
+Semantics, per rank: calls on the same `stream` run one after another, each preceded by
+`gap_us` of (emulated) compute; calls on different streams overlap; a call also waits for
+every call named in `after` that this rank takes part in. `step` groups calls into training
+steps for per-step reporting.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from emulator.errors import NetwallError
+
+# The collectives a trace may name (netwall's names; nccl-tests' size convention for each).
+COLLECTIVES = (
+    "allreduce", "reducescatter", "allgather", "broadcast", "reduce", "alltoall", "sendrecv",
+)
+ROOTED = ("broadcast", "reduce")
+
+KEYS = ("id", "collective", "algorithm", "bytes", "group", "comm", "stream", "gap_us", "after",
+        "root", "step")
+REQUIRED = ("collective", "bytes", "group")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One collective call of a trace.
+
+    `group` holds the communicator's global ranks in communicator order (local rank i is
+    group[i]); the empty tuple means "all ranks" until `resolve` fills it in.
+    """
+
+    id: int  # unique in the trace, >= 0
+    collective: str  # one of COLLECTIVES
+    algorithm: str | None  # None = the collective's default
+    bytes: int  # nccl-tests' size convention for that collective
+    group: tuple[int, ...]  # global ranks, communicator order; () = all ranks (unresolved)
+    comm: str  # communicator name, e.g. "dp0", "tp3"
+    stream: str  # same stream: one after another (per rank); different streams overlap
+    gap_us: float = 0.0  # compute time (real microseconds) the stream spends before the call
+    after: tuple[int, ...] = ()  # ids of earlier calls that must finish (on this rank) first
+    root: int = 0  # local rank of the root (broadcast, reduce)
+    step: int = 0  # training step it belongs to
+
+
+def default_comm(group: Sequence[int]) -> str:
+    """The communicator name used when a line gives none: "world" or "g0-1-2-3"."""
+    return "world" if not group else "g" + "-".join(str(r) for r in group)
+
+
+def load_trace(path: str | Path) -> list[Call]:
+    """Read and validate a JSONL trace file (groups "all" stay unresolved: see `resolve`)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return parse_trace(f, str(path))
+    except OSError as e:
+        raise NetwallError(f"{path}: cannot read trace: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise NetwallError(f"{path}: not a UTF-8 text file") from None
+
+
+def parse_trace(lines: Iterable[str], name: str) -> list[Call]:
+    """Parse and validate JSONL lines; every error is one line naming `name`, line and key."""
+    calls: list[Call] = []
+    seen: dict[int, int] = {}  # id -> line number
+    comms: dict[str, tuple[tuple[int, ...], int]] = {}  # comm -> (group, first line)
+    for lineno, raw in enumerate(lines, 1):
+        text = raw.strip()
+        if not text or text.startswith("#"):
+            continue
+        where = f"{name}:{lineno}"
+        call = _parse_line(text, where, default_id=len(calls))
+        if call.id in seen:
+            raise NetwallError(f"{where}: key 'id': {call.id} already used on line {seen[call.id]}")
+        for dep in call.after:
+            if dep not in seen:
+                raise NetwallError(f"{where}: key 'after': {dep} is not the id of an earlier call")
+        if call.comm in comms and comms[call.comm][0] != call.group:
+            group, first = comms[call.comm]
+            raise NetwallError(f"{where}: key 'group': comm {call.comm!r} had group "
+                               f"{_group_text(group)} on line {first}, "
+                               f"here {_group_text(call.group)}")
+        comms.setdefault(call.comm, (call.group, lineno))
+        seen[call.id] = lineno
+        calls.append(call)
+    return calls
+
+
+def _group_text(group: tuple[int, ...]) -> str:
+    return '"all"' if not group else json.dumps(list(group))
+
+
+def _parse_line(text: str, where: str, default_id: int) -> Call:
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise NetwallError(f"{where}: bad JSON: {e.msg} (column {e.colno})") from None
+    if not isinstance(obj, dict):
+        raise NetwallError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    for key in obj:
+        if key not in KEYS:
+            raise NetwallError(f"{where}: unknown key {key!r} (known: {', '.join(KEYS)})")
+    for key in REQUIRED:
+        if key not in obj:
+            raise NetwallError(f"{where}: missing key {key!r}")
+
+    def integer(key: str, default: int, minimum: int = 0) -> int:
+        value = obj.get(key, default)
+        if not _is_int(value):
+            raise NetwallError(f"{where}: key {key!r}: expected an integer, "
+                               f"got {json.dumps(value)}")
+        if value < minimum:
+            raise NetwallError(f"{where}: key {key!r}: must be >= {minimum}, got {value}")
+        return value
+
+    def string(key: str, default: str | None) -> str | None:
+        value = obj.get(key, default)
+        if value is None and default is None:
+            return None
+        if not isinstance(value, str) or not value:
+            raise NetwallError(f"{where}: key {key!r}: expected a non-empty string, "
+                               f"got {json.dumps(value)}")
+        return value
+
+    call_id = integer("id", default_id)
+    collective = string("collective", "")
+    if collective not in COLLECTIVES:
+        raise NetwallError(f"{where}: key 'collective': unknown collective {collective!r} "
+                           f"(known: {', '.join(COLLECTIVES)})")
+    algorithm = string("algorithm", None)
+    nbytes = integer("bytes", 0, minimum=1)
+    group = _parse_group(obj["group"], where)
+    comm = string("comm", default_comm(group))
+    stream = obj.get("stream", "0")
+    if _is_int(stream):  # "stream": 1 is as clear as "stream": "1"
+        stream = str(stream)
+    if not isinstance(stream, str) or not stream:
+        raise NetwallError(f"{where}: key 'stream': expected a non-empty string, "
+                           f"got {json.dumps(stream)}")
+    gap = obj.get("gap_us", 0.0)
+    if not isinstance(gap, (int, float)) or isinstance(gap, bool) or not math.isfinite(gap):
+        raise NetwallError(f"{where}: key 'gap_us': expected a number, got {json.dumps(gap)}")
+    if gap < 0:
+        raise NetwallError(f"{where}: key 'gap_us': must be >= 0, got {gap}")
+    after = obj.get("after", [])
+    if not isinstance(after, list) or not all(_is_int(a) for a in after):
+        raise NetwallError(f"{where}: key 'after': expected a list of call ids, "
+                           f"got {json.dumps(after)}")
+    if len(set(after)) != len(after):
+        raise NetwallError(f"{where}: key 'after': an id is listed twice")
+    if call_id in after:
+        raise NetwallError(f"{where}: key 'after': a call cannot wait for itself")
+    root = integer("root", 0)
+    if group and root >= len(group):
+        raise NetwallError(f"{where}: key 'root': local rank {root} is outside a group of "
+                           f"{len(group)}")
+    step = integer("step", 0)
+    return Call(id=call_id, collective=collective, algorithm=algorithm, bytes=nbytes,
+                group=group, comm=comm, stream=stream, gap_us=float(gap), after=tuple(after),
+                root=root, step=step)
+
+
+def _parse_group(value: object, where: str) -> tuple[int, ...]:
+    if value == "all":
+        return ()
+    if not isinstance(value, list) or not all(_is_int(r) for r in value):
+        raise NetwallError(f"{where}: key 'group': expected \"all\" or a list of ranks, "
+                           f"got {json.dumps(value)}")
+    if len(value) < 2:
+        raise NetwallError(f"{where}: key 'group': a collective needs at least 2 ranks, "
+                           f"got {json.dumps(value)}")
+    if any(r < 0 for r in value):
+        raise NetwallError(f"{where}: key 'group': negative rank in {json.dumps(value)}")
+    if len(set(value)) != len(value):
+        raise NetwallError(f"{where}: key 'group': rank listed twice in {json.dumps(value)}")
+    return tuple(value)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def resolve(calls: Sequence[Call], ranks: int) -> list[Call]:
+    """Bind a trace to a topology of `ranks` ranks: "all" becomes 0..ranks-1; ranks checked."""
+    if ranks < 2:
+        raise NetwallError(f"a trace needs a topology of at least 2 ranks, got {ranks}")
+    out = []
+    for call in calls:
+        group = call.group or tuple(range(ranks))
+        bad = [r for r in group if r >= ranks]
+        if bad:
+            raise NetwallError(f"call {call.id}: rank {bad[0]} of its group is outside the "
+                               f"topology's {ranks} ranks (0..{ranks - 1})")
+        if call.root >= len(group):
+            raise NetwallError(f"call {call.id}: root {call.root} is outside its group of "
+                               f"{len(group)}")
+        out.append(replace(call, group=group) if group != call.group else call)
+    return out
+
+
+def call_to_dict(call: Call) -> dict:
+    """The JSON object of one call; keys at their default are left out (id, collective,
+    bytes, group, comm and stream are always written)."""
+    obj: dict = {"id": call.id, "collective": call.collective}
+    if call.algorithm is not None:
+        obj["algorithm"] = call.algorithm
+    obj["bytes"] = call.bytes
+    obj["group"] = list(call.group) if call.group else "all"
+    obj["comm"] = call.comm
+    obj["stream"] = call.stream
+    if call.gap_us:
+        obj["gap_us"] = call.gap_us
+    if call.after:
+        obj["after"] = list(call.after)
+    if call.root or call.collective in ROOTED:
+        obj["root"] = call.root
+    if call.step:
+        obj["step"] = call.step
+    return obj
+
+
+def dump_trace(calls: Iterable[Call], header: Iterable[str] = ()) -> str:
+    """JSONL text of `calls` (one object per line), after optional '# ' comment lines."""
+    out = [f"# {line}" if line else "#" for line in header]
+    out += [json.dumps(call_to_dict(c)) for c in calls]
+    return "\n".join(out) + "\n" if out else ""
