@@ -75,16 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="extra profile file or directory (repeatable)")
 
     run = sub.add_parser("run", help="measure a collective on an emulated cluster")
-    run.add_argument("--topology", default="star:8",
-                     help="pair, ring:N, mesh:N, star:N, racks:RxG or a .yaml file "
-                          "(default star:8)")
-    run.add_argument("--link", action="append", metavar="PROFILE",
-                     help="link profile (repeatable; default: one run per family: "
-                          + ", ".join(FAMILIES_DEFAULT) + ")")
-    run.add_argument("--spine-link", default="optical-800g", metavar="PROFILE",
-                     help="profile of rack-to-spine links in racks:RxG (default optical-800g)")
-    run.add_argument("--length-m", type=float, help="cable length of GPU links, metres")
-    run.add_argument("--spine-length-m", type=float, help="cable length of spine links, metres")
+    _cluster_options(run)
     run.add_argument("--collective", default="allreduce", help="collective (default allreduce)")
     run.add_argument("--algorithm", help="algorithm (default: the collective's first, e.g. ring)")
     run.add_argument("--root", type=int, default=0, help="root rank of broadcast and reduce")
@@ -96,18 +87,78 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-f", "--step-factor", type=float, default=4.0)
     run.add_argument("-n", "--iters", type=int, default=5, help="timed iterations (default 5)")
     run.add_argument("-w", "--warmup", type=int, default=1, help="warm-up iterations")
-    run.add_argument("--dilation", type=float,
-                     help="time-dilation factor D (default: chosen to fit this host)")
     run.add_argument("--no-check", dest="check", action="store_false",
                      help="skip verifying every rank's result")
-    run.add_argument("--strict", action="store_true",
-                     help="refuse to run if the kernel cannot emulate every profile field")
-    run.add_argument("--profile-file", action="append", default=[], metavar="PATH",
-                     help="extra profile file or directory (repeatable)")
     run.add_argument("--json", action="store_true", help="print one JSON object")
+
+    replay = sub.add_parser("replay", help="replay a trace of collective calls, or a workload")
+    source = replay.add_mutually_exclusive_group(required=True)
+    source.add_argument("trace", nargs="?", help="a JSONL trace file (docs/replay.md)")
+    source.add_argument("--workload", help="a built-in workload: " + ", ".join(_workloads()))
+    replay.add_argument("--scale", type=float, default=0.01,
+                        help="workload bytes and compute gaps times this (default 0.01)")
+    replay.add_argument("--steps", type=int, default=1, help="workload training steps")
+    _cluster_options(replay)
+    replay.add_argument("--check", action="store_true", help="verify every call's result")
+    replay.add_argument("--json", action="store_true", help="print one JSON object")
+
+    trace = sub.add_parser("trace", help="make traces")
+    trace_sub = trace.add_subparsers(dest="trace_command", required=True, parser_class=_Parser)
+    imp = trace_sub.add_parser("import", help="convert an NCCL_DEBUG=INFO log to a trace")
+    imp.add_argument("log", help="log file (NCCL_DEBUG=INFO NCCL_DEBUG_SUBSYS=INIT,COLL)")
 
     sub.add_parser("clean", help="remove what killed netwall runs left behind")
     return parser
+
+
+def _cluster_options(parser: argparse.ArgumentParser) -> None:
+    """The options that describe the emulated cluster, shared by run and replay."""
+    parser.add_argument("--topology", default="star:8",
+                        help="pair, ring:N, mesh:N, star:N, racks:RxG or a .yaml file "
+                             "(default star:8)")
+    parser.add_argument("--link", action="append", metavar="PROFILE",
+                        help="link profile (repeatable; default: one run per family: "
+                             + ", ".join(FAMILIES_DEFAULT) + ")")
+    parser.add_argument("--spine-link", default="optical-800g", metavar="PROFILE",
+                        help="profile of rack-to-spine links in racks:RxG (default optical-800g)")
+    parser.add_argument("--length-m", type=float, help="cable length of GPU links, metres")
+    parser.add_argument("--spine-length-m", type=float,
+                        help="cable length of spine links, metres")
+    parser.add_argument("--dilation", type=float,
+                        help="time-dilation factor D (default: chosen to fit this host)")
+    parser.add_argument("--strict", action="store_true",
+                        help="refuse to run if the kernel cannot emulate every profile field")
+    parser.add_argument("--profile-file", action="append", default=[], metavar="PATH",
+                        help="extra profile file or directory (repeatable)")
+
+
+def _workloads() -> list[str]:
+    from traffic.workloads import WORKLOADS
+
+    return list(WORKLOADS)
+
+
+def _emulations(args) -> list:
+    """One validated (not yet built) Emulation per --link: bad input fails before building."""
+    from emulator.emulation import Emulation
+
+    emulations: list[Emulation] = []
+    for link in args.link or list(FAMILIES_DEFAULT):
+        emulations.append(Emulation(
+            args.topology, link, spine_link=args.spine_link, length_m=args.length_m,
+            spine_length_m=args.spine_length_m, dilation=args.dilation,
+            profiles=args.profile_file, strict=args.strict,
+            capabilities=emulations[0].capabilities if emulations else None))
+    return emulations
+
+
+def _note_missing(emulation) -> None:
+    """Say once, after all input is validated, what this kernel cannot emulate."""
+    missing = emulation.not_emulated
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        print(f"netwall: note: this kernel has no netem, so {' and '.join(missing)} {verb} "
+              "not emulated (rates are); --strict refuses instead", file=sys.stderr)
 
 
 def cmd_check(args) -> int:
@@ -142,28 +193,15 @@ def cmd_clean(_args) -> int:
 
 
 def cmd_run(args) -> int:
-    from emulator.emulation import Emulation
-
     sizes = args.size or sweep(args.min_bytes, args.max_bytes, args.step_factor)
     if args.iters < 1 or args.warmup < 0:
         raise NetwallError(f"--iters must be >= 1 and --warmup >= 0, got {args.iters}, "
                            f"{args.warmup}")
-    links = args.link or list(FAMILIES_DEFAULT)
-    # Validate everything before building anything: bad input leaves nothing behind.
-    emulations: list[Emulation] = []
-    for link in links:
-        emulations.append(Emulation(
-            args.topology, link, spine_link=args.spine_link, length_m=args.length_m,
-            spine_length_m=args.spine_length_m, dilation=args.dilation,
-            profiles=args.profile_file, strict=args.strict,
-            capabilities=emulations[0].capabilities if emulations else None))
+    emulations = _emulations(args)
+    links = [emu.link for emu in emulations]
     for size in sizes:
         emulations[0].schedule(args.collective, args.algorithm, size, args.root, args.chunk)
-    missing = emulations[0].not_emulated
-    if missing:
-        verb = "is" if len(missing) == 1 else "are"
-        print(f"netwall: note: this kernel has no netem, so {' and '.join(missing)} {verb} "
-              "not emulated (rates are); --strict refuses instead", file=sys.stderr)
+    _note_missing(emulations[0])
     results, runs = [], []
     for link, emu in zip(links, emulations, strict=True):
         runs.append(dict(emu.settings(), link=link))
@@ -206,7 +244,68 @@ def _print_row(r: dict) -> None:
           f"{r['model_error']:>+7.1%} {r['retransmitted_bytes']:>10} {check:>6}", flush=True)
 
 
-COMMANDS = {"check": cmd_check, "profiles": cmd_profiles, "run": cmd_run, "clean": cmd_clean}
+def cmd_replay(args) -> int:
+    from traffic.trace import load_trace, resolve
+    from traffic.workloads import workload
+
+    emulations = _emulations(args)
+    traces = []
+    for emu in emulations:
+        if args.trace:
+            traces.append(resolve(load_trace(args.trace), len(emu.topology.gpus)))
+        else:
+            traces.append(resolve(workload(args.workload, len(emu.topology.gpus),
+                                           groups=emu.plan.racks(), scale=args.scale,
+                                           steps=args.steps), len(emu.topology.gpus)))
+        for call in traces[-1]:  # every call must have a schedule before anything is built
+            emu.schedule(call.collective, call.algorithm, call.bytes, call.root,
+                         ranks=len(call.group), group=call.group)
+    _note_missing(emulations[0])
+    results = []
+    for emu, calls in zip(emulations, traces, strict=True):
+        name = args.trace or args.workload
+        with emu:
+            result = emu.replay(calls, check=args.check)
+        result.update(link=emu.link, topology=emu.topology.name, dilation=emu.dilation,
+                      trace=name)
+        results.append(result)
+        if not args.json:
+            _print_replay(result)
+    if args.json:
+        print(json.dumps({"settings": {"netwall": netwall_version(), "check": args.check,
+                                       "emulations": [e.settings() for e in emulations]},
+                          "results": results}, indent=1))
+    wrong = any(c["check"] is False for r in results for c in r["calls"])
+    return 1 if wrong else 0
+
+
+def _print_replay(r: dict) -> None:
+    print(f"# netwall replay {r['trace']} on {r['topology']}, link {r['link']}, "
+          f"dilation {r['dilation']:g} (times are real)")
+    print(f"# {'id':>5} {'step':>4} {'stream':>8} {'comm':>8} {'collective/algorithm':>28} "
+          f"{'ranks':>5} {'bytes':>10} {'start(us)':>10} {'time(us)':>10} {'busbw(GB/s)':>11} "
+          f"{'model(us)':>10}")
+    for c in r["calls"]:
+        name = f"{c['collective']}/{c['algorithm']}"
+        print(f"  {c['id']:>5} {c['step']:>4} {c['stream']:>8} {c['comm']:>8} {name:>28} "
+              f"{c['ranks']:>5} {c['bytes']:>10} {c['start_s'] * 1e6:>10.2f} "
+              f"{c['time_s'] * 1e6:>10.2f} {c['busbw_gbps']:>11.2f} "
+              f"{c['model_time_s'] * 1e6:>10.2f}")
+    for step in r["steps"]:
+        print(f"# step {step['step']}: {step['time_s'] * 1e6:.2f} us")
+    print(f"# whole trace: {r['total_s'] * 1e6:.2f} us, {len(r['calls'])} calls, "
+          f"{r['retransmitted_bytes']} bytes retransmitted")
+
+
+def cmd_trace(args) -> int:
+    from traffic.nccl_log import convert
+
+    sys.stdout.write(convert(args.log))
+    return 0
+
+
+COMMANDS = {"check": cmd_check, "profiles": cmd_profiles, "run": cmd_run, "clean": cmd_clean,
+            "replay": cmd_replay, "trace": cmd_trace}
 
 
 def _interrupt(signum, _frame):

@@ -24,13 +24,14 @@ from emulator.accounting import wire_loads
 from emulator.capabilities import Capabilities, probe
 from emulator.errors import NetwallError
 from emulator.metrics import algbw_gbps, busbw_gbps
-from emulator.model import model_time_s
+from emulator.model import globalize, model_time_s
 from emulator.plan import EMULATION_MTU, gpu_link_rates, make_plan
 from emulator.profiles import catalogue, get_profile
 from topologies import Topology, parse, validate
 from traffic import schedule as sched
 from traffic.header import frame_payload
 from traffic.launcher import Agents, CallPlan
+from traffic.trace import Call, resolve
 
 
 class Emulation:
@@ -51,6 +52,7 @@ class Emulation:
     ) -> None:
         self.catalogue = catalogue(profiles)
         get_profile(link, self.catalogue)
+        self.link = link
         if isinstance(topology, Topology):
             self.topology = topology
         else:
@@ -133,7 +135,7 @@ class Emulation:
     # -- measurements ----------------------------------------------------------------------
     def run(self, collective: str = "allreduce", algorithm: str | None = None,
             size: int = 1 << 20, iters: int = 5, warmup: int = 1, check: bool = True,
-            root: int = 0, chunk: int | None = None) -> dict:
+            root: int = 0, chunk: int | None = None, timeout: float | None = None) -> dict:
         """Time `iters` back-to-back calls after `warmup` untimed ones, then (with `check`)
         verify one more call's result on every rank, as nccl-tests does. One result entry."""
         if self.agents is None:
@@ -146,13 +148,14 @@ class Emulation:
         # link delay is not emulated, so neither is the model's latency term.
         emulated = model_time_s(schedule, self.topology, self.catalogue,
                                 latency=self.capabilities.netem)
-        # A rank that makes no progress for this long is stuck: a dead peer or a bug.
-        timeout = 10.0 + 3 * model * self.dilation
-        self._execute(schedule, warmup, timeout)
+        # A rank that makes no progress for this long (wall-clock seconds) is stuck: a dead
+        # or cut-off peer, or a bug.
+        timeout = timeout or 10.0 + 3 * model * self.dilation
+        self._execute(schedule, warmup, timeout, model)
         before = self.network.counters()
-        timed = self._execute(schedule, iters, timeout)
+        timed = self._execute(schedule, iters, timeout, model)
         after = self.network.counters()
-        checked = self._execute(schedule, 1, timeout, check=True) if check else None
+        checked = self._execute(schedule, 1, timeout, model, check=True) if check else None
         finish = max(end for _, end in timed.spans.values())
         time_s = (finish - timed.start) / iters / self.dilation
         return {
@@ -175,15 +178,74 @@ class Emulation:
             "links": self._link_report(schedule, before, after, iters),
         }
 
+    def replay(self, calls: list[Call], check: bool = False) -> dict:
+        """Run a trace: every call at once as one program, streams overlapping, each call
+        after its compute gap and its `after` calls. Per-call and per-step times, real units.
+        """
+        if self.agents is None:
+            raise NetwallError("the emulation is not running (use `with Emulation(...)`)")
+        calls = resolve(calls, len(self.topology.gpus))
+        op = {c.id: self._op + i for i, c in enumerate(calls)}
+        comms = {name: i for i, name in enumerate(dict.fromkeys(c.comm for c in calls))}
+        plans, models = [], {}
+        for c in calls:
+            schedule = self.schedule(c.collective, c.algorithm, c.bytes, c.root,
+                                     ranks=len(c.group), group=c.group)
+            models[c.id] = model_time_s(globalize(schedule, c.group), self.topology,
+                                        self.catalogue)
+            plans.append(CallPlan(op[c.id], schedule, c.group, comms[c.comm], c.stream,
+                                  c.gap_us * 1e-6 * self.dilation,
+                                  tuple(op[a] for a in c.after), f"{c.comm}/{c.stream}",
+                                  init=check, check=check))
+        self._op += len(calls)
+        total = sum(models.values()) * self.dilation
+        timeout = 10.0 + 3 * total
+        before = self.network.counters()
+        outcome = self.agents.execute(plans, timeout, expected_s=total)
+        after = self.network.counters()
+        rows = []
+        for c, plan in zip(calls, plans, strict=True):
+            first, last = outcome.spans[plan.id]
+            time_s = (last - first) / self.dilation
+            rows.append({
+                "id": c.id, "step": c.step, "stream": c.stream, "comm": c.comm,
+                "collective": c.collective, "algorithm": plan.schedule.algorithm,
+                "ranks": len(c.group), "bytes": c.bytes,
+                "start_s": (first - outcome.start) / self.dilation, "time_s": time_s,
+                "algbw_gbps": algbw_gbps(c.bytes, time_s),
+                "busbw_gbps": busbw_gbps(c.collective, len(c.group), c.bytes, time_s),
+                "model_time_s": models[c.id],
+                "check": outcome.checks.get(plan.id) if check else None,
+            })
+        steps = {}
+        for row in rows:
+            begin, end = steps.get(row["step"], (row["start_s"], 0.0))
+            steps[row["step"]] = (min(begin, row["start_s"]), max(end, row["start_s"] +
+                                                                   row["time_s"]))
+        return {
+            "calls": rows,
+            "steps": [{"step": k, "time_s": end - begin} for k, (begin, end) in
+                      sorted(steps.items())],
+            "total_s": max(end for _, end in outcome.spans.values()) / self.dilation
+            - outcome.start / self.dilation,
+            "retransmitted_bytes": outcome.stats["retransmitted_bytes"],
+            "links": self._link_report(None, before, after, 1),
+        }
+
     def schedule(self, collective: str, algorithm: str | None, size: int, root: int = 0,
-                 chunk: int | None = None, ranks: int | None = None) -> sched.Schedule:
+                 chunk: int | None = None, ranks: int | None = None,
+                 group: tuple[int, ...] | None = None) -> sched.Schedule:
         """The schedule of one call over `ranks` (default: every GPU) of this cluster."""
         algorithm = algorithm or sched.ALGORITHMS.get(collective, ("ring",))[0]
+        everyone = tuple(range(len(self.topology.gpus)))
+        if algorithm == "hierarchical" and group is not None and tuple(group) != everyone:
+            raise NetwallError("hierarchical all-reduce runs over every GPU, in rank order")
         groups = self.plan.racks() if algorithm == "hierarchical" else None
         return sched.build(collective, algorithm, ranks or len(self.topology.gpus), size,
                            root=root, chunk=chunk, groups=groups)
 
-    def _execute(self, schedule, count: int, timeout: float, check: bool = False):
+    def _execute(self, schedule, count: int, timeout: float, model: float,
+                 check: bool = False):
         """`count` calls of one schedule over every GPU, back to back on one stream."""
         if not count:
             return None
@@ -191,22 +253,23 @@ class Emulation:
         calls = [CallPlan(self._op + i, schedule, group, init=check, check=check)
                  for i in range(count)]
         self._op += count
-        return self.agents.execute(calls, timeout)
+        return self.agents.execute(calls, timeout, expected_s=count * model * self.dilation)
 
     def _link_report(self, schedule, before: dict, after: dict, iters: int) -> list[dict]:
-        """Per directed link that carried traffic: bytes seen by its qdisc against the schedule."""
-        expected = wire_loads(self.topology, schedule, self.frame_payload)
+        """Per directed link that carried traffic: bytes seen by its qdisc against the schedule
+        (when there is one schedule to hold them against)."""
+        expected = wire_loads(self.topology, schedule, self.frame_payload) if schedule else {}
         report = []
         for key in sorted(after):
             link, sender = key
-            moved = {k: after[key][k] - before[key][k] for k in after[key]}
+            moved = {k: after[key][k] - before[key][k] for k in ("bytes", "packets", "drops")}
             if moved["bytes"] or expected.get(key):
                 cable = self.topology.links[link]
                 report.append({
                     "link": f"{sender}->{self.topology.other(link, sender)}",
                     "profile": cable.profile,
                     "bytes": moved["bytes"],
-                    "expected_bytes": expected.get(key, 0) * iters,
+                    "expected_bytes": expected.get(key, 0) * iters if schedule else None,
                     "packets": moved["packets"],
                     "drops": moved["drops"],
                 })

@@ -10,6 +10,7 @@ links (a spine, an oversubscribed switch) it charges the sharing, as the wire wi
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from emulator.accounting import link_loads
 from emulator.profiles import LinkProfile
@@ -43,6 +44,13 @@ def model_time_s(schedule: Schedule, topo: Topology,
         )
         total += alpha + beta
     return total
+
+
+def globalize(schedule: Schedule, group: tuple[int, ...]) -> Schedule:
+    """The same schedule with its communicator's local ranks renamed to global ranks."""
+    steps = tuple(tuple(replace(m, src=group[m.src], dst=group[m.dst]) for m in step)
+                  for step in schedule.steps)
+    return replace(schedule, steps=steps)
 
 
 def ring_allreduce_time_s(ranks: int, size: int, alpha_s: float, bandwidth_gbps: float) -> float:

@@ -19,6 +19,7 @@ from mininet.net import Mininet
 from mininet.node import Host, Switch
 
 from emulator import loss, shaping, state
+from emulator.errors import NetwallError
 from emulator.netns import inside, iproute
 from emulator.plan import EMULATION_MTU, FRAME_BYTES, Plan
 
@@ -154,6 +155,10 @@ class Network:
 
     def start(self) -> None:
         topo = self.plan.topology
+        taken = sorted(set(topo.switches) & set(os.listdir("/sys/class/net")))
+        if taken:
+            raise NetwallError(f"switch {taken[0]} already exists: another netwall run is "
+                               "using it (wait for it, or `netwall clean` if it was killed)")
         state.disable_bridge_netfilter()
         net = Mininet(topo=None, build=False, controller=None, switch=Bridge, host=GpuHost,
                       link=NetlinkLink, autoSetMacs=False, autoStaticArp=False,
@@ -223,12 +228,21 @@ class Network:
         assert self.net is not None
         return self.net.get(name)
 
-    def counters(self) -> dict[tuple[int, str], dict[str, int]]:
-        """Per directed link (link, sending node): egress bytes, packets and queue drops."""
-        return {
-            (link, name): shaping.counters(_ipr(self.node(name)), index)
-            for (link, name), index in self.index.items()
-        }
+    def counters(self, settle: float = 2.0) -> dict[tuple[int, str], dict[str, int]]:
+        """Per directed link (link, sending node): egress bytes, packets, queue drops, read
+        once every queue is empty (twice in a row, up to `settle` seconds), so that frames
+        still draining from the last program are not counted in the next."""
+        deadline = time.monotonic() + settle
+        quiet = 0
+        while True:
+            snapshot = {
+                (link, name): shaping.counters(_ipr(self.node(name)), index)
+                for (link, name), index in self.index.items()
+            }
+            quiet = quiet + 1 if not any(c["backlog"] for c in snapshot.values()) else 0
+            if quiet == 2 or time.monotonic() > deadline:
+                return snapshot
+            time.sleep(0.001)
 
     def stop(self) -> None:
         """Tear everything down, fastest first: killing the host shells destroys their

@@ -51,10 +51,12 @@ def _in_flight(shape: LinkShape, frame_bytes: int) -> int:
 
 
 def counters(ipr, index: int) -> dict[str, int]:
-    """Bytes, packets and drops the root qdisc of `index` has seen (drops: queue overflow)."""
+    """What the root qdisc of `index` has sent (bytes, packets), dropped (queue overflow) and
+    still holds (backlog, in packets)."""
     for msg in ipr.get_qdiscs(index=index):
         if msg["parent"] == 0xFFFFFFFF:
             basic = msg.get_attr("TCA_STATS2").get_attr("TCA_STATS_BASIC")
             queue = msg.get_attr("TCA_STATS2").get_attr("TCA_STATS_QUEUE")
-            return {"bytes": basic["bytes"], "packets": basic["packets"], "drops": queue["drops"]}
-    return {"bytes": 0, "packets": 0, "drops": 0}
+            return {"bytes": basic["bytes"], "packets": basic["packets"],
+                    "drops": queue["drops"], "backlog": queue["qlen"]}
+    return {"bytes": 0, "packets": 0, "drops": 0, "backlog": 0}

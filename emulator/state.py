@@ -10,6 +10,7 @@ MAC prefix, so even a run killed before its record was complete leaves nothing b
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -19,8 +20,7 @@ STATE_DIR = Path(os.environ.get("NETWALL_STATE_DIR", "/run/netwall"))
 MAC_PREFIX = "02:4e:"  # every interface netwall creates (emulator.plan.mac)
 
 
-def _path(pid: int | None = None) -> Path:
-    return STATE_DIR / f"{pid or os.getpid()}.json"
+_serial = itertools.count()
 
 
 class Record:
@@ -29,6 +29,8 @@ class Record:
     def __init__(self, topology: str, bridges: list[str]) -> None:
         self.data = {"pid": os.getpid(), "topology": topology, "bridges": bridges,
                      "hosts": [], "agents": []}
+        # One file per emulation: a process may run several, one after another or at once.
+        self.path = STATE_DIR / f"{os.getpid()}-{next(_serial)}.json"
         self._save()
 
     def add(self, kind: str, pids: list[int]) -> None:
@@ -37,13 +39,13 @@ class Record:
 
     def _save(self) -> None:
         STATE_DIR.mkdir(parents=True, exist_ok=True)
-        tmp = _path().with_suffix(".tmp")
+        tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.data))
-        tmp.replace(_path())
+        tmp.replace(self.path)
 
     def remove(self) -> None:
         with contextlib.suppress(FileNotFoundError):
-            _path().unlink()
+            self.path.unlink()
 
 
 def disable_bridge_netfilter() -> None:
@@ -70,8 +72,8 @@ def stale_records() -> list[dict]:
         try:
             record = json.loads(path.read_text())
         except (OSError, ValueError):
-            record = {"pid": int(path.stem) if path.stem.isdigit() else 0, "hosts": [],
-                      "bridges": []}
+            owner = path.stem.split("-")[0]
+            record = {"pid": int(owner) if owner.isdigit() else 0, "hosts": [], "bridges": []}
         if not _alive(record.get("pid", 0)):
             record["_path"] = str(path)
             out.append(record)

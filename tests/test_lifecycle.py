@@ -25,7 +25,7 @@ def start_long_run() -> subprocess.Popen:
     """A run that would take minutes, returned once its agents are working."""
     proc = subprocess.Popen([sys.executable, "-m", "emulator.cli", *LONG_RUN], cwd=PROJECT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    record = state.STATE_DIR / f"{proc.pid}.json"
+    record = state.STATE_DIR / f"{proc.pid}-0.json"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:

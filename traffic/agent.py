@@ -52,6 +52,7 @@ from traffic.schedule import ELEMENT, expected, initial
 SO_RCVBUFFORCE = 33
 SO_SNDBUFFORCE = 32
 RCVBUF = 256 << 20
+LINK_DOWN = (errno.ENETDOWN, errno.ENXIO)  # the interface is down or gone
 MAX_NACK_SEQS = 4096  # missing-frame numbers one NACK carries (uint32 each)
 
 
@@ -141,7 +142,7 @@ class Agent:
         self.stats = dict.fromkeys(("frames_sent", "bytes_sent", "frames_received",
                                     "retransmitted_frames", "retransmitted_bytes",
                                     "duplicates", "nacks_sent", "acks_sent",
-                                    "queue_full"), 0)
+                                    "queue_full", "link_down"), 0)
 
     # -- loading a program -------------------------------------------------------------------
     def load(self, cmd: dict) -> None:
@@ -162,11 +163,15 @@ class Agent:
             key = (call.collective, call.ranks, call.size, call.local, call.root)
             if key not in self.initial:
                 self.initial[key] = initial(*key)
-            if call.buffer not in self.buffers or \
-                    self.buffers[call.buffer].size != self.initial[key].size:
-                self._protect_all(call.buffer)
+            # Calls of one stream share a buffer, one per size (as a framework reuses its
+            # allocations); a fresh buffer starts from the call's inputs.
+            call.buffer = f"{call.buffer}:{self.initial[key].nbytes}"
+            if call.buffer not in self.buffers:
                 self.buffers[call.buffer] = self.initial[key].copy()
             self.calls[call.id] = call
+        for name in set(self.buffers) - {c.buffer for c in self.calls.values()}:
+            self._protect_all(name)  # unacknowledged sends from it keep their own copy
+            del self.buffers[name]
 
     # -- running it --------------------------------------------------------------------------
     def go(self, cmd: dict) -> dict:
@@ -294,11 +299,13 @@ class Agent:
                 [self.templates[transfer.peer].prefix(length), self.header, data])
         except BlockingIOError:
             return False
-        except OSError as e:  # ENOBUFS: the qdisc's queue was full; offer the frame again
-            if e.errno != errno.ENOBUFS:
+        except OSError as e:
+            if e.errno == errno.ENOBUFS:  # the qdisc's queue was full: offer it again
+                self.stats["queue_full"] += 1
+                return False
+            if e.errno not in LINK_DOWN:
                 raise
-            self.stats["queue_full"] += 1
-            return False
+            self.stats["link_down"] += 1  # gone, as on a dead cable; repairs follow
         self.stats["frames_sent"] += 1
         self.stats["bytes_sent"] += length
         return True
@@ -311,9 +318,9 @@ class Agent:
         try:
             self.ctl[self.peers[peer]["iface"]].sendmsg(
                 [self.templates[peer].prefix(len(body)), self.control[:HEADER.size], body])
-        except OSError as e:  # pushback or a full queue: lost like any control frame,
-            if e.errno not in (errno.EAGAIN, errno.ENOBUFS):  # the timers ask again
-                raise
+        except OSError as e:  # pushback, a full queue or a dead link: lost like any control
+            if e.errno not in (errno.EAGAIN, errno.ENOBUFS, *LINK_DOWN):  # frame; the timers
+                raise  # ask again
             return
         self.stats["acks_sent" if kind == ACK else "nacks_sent"] += 1
 

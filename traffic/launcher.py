@@ -65,8 +65,10 @@ class Agents:
                               "sndbuf": sndbuf})
         self._gather(deadline=time.monotonic() + 60)
 
-    def execute(self, calls: list[CallPlan], timeout: float) -> Outcome:
-        """Run a program on every rank; `timeout` bounds a rank's time without progress."""
+    def execute(self, calls: list[CallPlan], timeout: float, expected_s: float) -> Outcome:
+        """Run a program on every rank. `timeout` bounds a rank's time without progress (it
+        then answers with an error); `expected_s`, the program's modelled wall-clock time,
+        bounds how long the controller waits in silence for a hung agent."""
         programs: list[list[dict]] = [[] for _ in self.procs]
         for call in calls:
             for local, rank in enumerate(call.group):
@@ -77,7 +79,7 @@ class Agents:
         start = time.monotonic() + START_MARGIN_S
         for rank in range(len(self.procs)):
             self._send(rank, {"cmd": "go", "start": start, "timeout": timeout})
-        replies = self._gather(deadline=None, silence=timeout + 30)
+        replies = self._gather(deadline=None, silence=3 * expected_s + timeout + 30)
         failures = [r["error"] for r in replies if not r.get("ok")]
         if failures:
             raise NetwallError(f"collective failed: {failures[0]}")
