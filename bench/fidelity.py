@@ -1,0 +1,47 @@
+"""Model fidelity: measured collective time against the alpha-beta model, by size.
+
+With no loss, a bandwidth-dominated ring all-reduce should take what the model says: the
+emulated links are the only bottleneck (the default dilation keeps the host well under its
+capacity). Run on every link family; on a kernel without netem the model's latency term is
+left out, as link delay is not emulated (see emulator.model).
+"""
+
+from __future__ import annotations
+
+import statistics
+
+from emulator import Emulation
+
+FAMILIES = ("copper-800g", "optical-800g", "wide-and-slow-800g")
+SIZES = (1 << 20, 16 << 20, 64 << 20)
+ALGORITHMS = ("ring", "tree", "halving-doubling")
+
+
+def measure(repeats: int = 3, topology: str = "star:8") -> list[dict]:
+    rows = []
+    for link in FAMILIES:
+        with Emulation(topology, link) as emu:
+            for algorithm in ALGORITHMS if link == FAMILIES[0] else ("ring",):
+                for size in SIZES:
+                    runs = [emu.run("allreduce", algorithm, size, iters=3, check=False)
+                            for _ in range(repeats)]
+                    time_s = statistics.median(r["time_s"] for r in runs)
+                    model = runs[0]["model_emulated_time_s"]
+                    rows.append({"link": link, "algorithm": algorithm, "size": size,
+                                 "dilation": emu.dilation, "time_s": time_s, "model_s": model,
+                                 "error": time_s / model - 1, "repeats": repeats})
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    out = ["| link | all-reduce | size | D | measured (us) | model (us) | error |",
+           "|---|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        out.append(f"| {r['link']} | {r['algorithm']} | {r['size'] >> 20} MiB | "
+                   f"{r['dilation']:g} | {r['time_s'] * 1e6:.1f} | {r['model_s'] * 1e6:.1f} | "
+                   f"{r['error']:+.1%} |")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(markdown(measure()))
