@@ -89,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-w", "--warmup", type=int, default=1, help="warm-up iterations")
     run.add_argument("--no-check", dest="check", action="store_false",
                      help="skip verifying every rank's result")
+    run.add_argument("--fault", action="append", default=[], metavar="SPEC",
+                     help="a fault during the timed calls, e.g. down:gpu0--nvs0@50us+200us, "
+                          "channels=40:gpu0--nvs0@0, ber=1e-7:gpu0--nvs0@0+1ms, "
+                          "flap=3:gpu0--nvs0@0+20us (repeatable)")
     run.add_argument("--json", action="store_true", help="print one JSON object")
 
     replay = sub.add_parser("replay", help="replay a trace of collective calls, or a workload")
@@ -107,6 +111,25 @@ def build_parser() -> argparse.ArgumentParser:
     imp = trace_sub.add_parser("import", help="convert an NCCL_DEBUG=INFO log to a trace")
     imp.add_argument("log", help="log file (NCCL_DEBUG=INFO NCCL_DEBUG_SUBSYS=INIT,COLL)")
 
+    fails = sub.add_parser("failures", help="Monte Carlo of link failures over cluster time")
+    fails.add_argument("--gpus", type=int, default=100_000, help="GPUs in the cluster")
+    fails.add_argument("--days", type=float, default=7.0, help="span of cluster time")
+    fails.add_argument("--links", default="optical-800g=3,wide-and-slow-800g=3,copper-800g=3",
+                       help="profile=links per GPU, comma-separated: one fleet per profile")
+    fails.add_argument("--job-gpus", type=int, help="GPUs of the job (default: all)")
+    fails.add_argument("--trials", type=int, default=1000)
+    fails.add_argument("--seed", type=int, default=1)
+    fails.add_argument("--profile-file", action="append", default=[], metavar="PATH")
+    fails.add_argument("--json", action="store_true")
+
+    reach = sub.add_parser("reach", help="how far each link technology lets a scale-up "
+                                         "domain span racks")
+    reach.add_argument("--gpus", type=int, default=1024, help="GPUs to place")
+    reach.add_argument("--layout", default="gpus=8",
+                       help="rack layout, e.g. gpus=72,pitch=0.6,height=2,slack=0.5,row=16")
+    reach.add_argument("--profile-file", action="append", default=[], metavar="PATH")
+    reach.add_argument("--json", action="store_true")
+
     sub.add_parser("clean", help="remove what killed netwall runs left behind")
     return parser
 
@@ -124,6 +147,9 @@ def _cluster_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--length-m", type=float, help="cable length of GPU links, metres")
     parser.add_argument("--spine-length-m", type=float,
                         help="cable length of spine links, metres")
+    parser.add_argument("--layout", metavar="SPEC",
+                        help="racks:RxG only: compute cable lengths from a rack layout, e.g. "
+                             "pitch=0.6,height=2,slack=0.5,row=16 (docs/layout.md)")
     parser.add_argument("--dilation", type=float,
                         help="time-dilation factor D (default: chosen to fit this host)")
     parser.add_argument("--strict", action="store_true",
@@ -147,7 +173,7 @@ def _emulations(args) -> list:
         emulations.append(Emulation(
             args.topology, link, spine_link=args.spine_link, length_m=args.length_m,
             spine_length_m=args.spine_length_m, dilation=args.dilation,
-            profiles=args.profile_file, strict=args.strict,
+            profiles=args.profile_file, strict=args.strict, layout=args.layout,
             capabilities=emulations[0].capabilities if emulations else None))
     return emulations
 
@@ -193,7 +219,10 @@ def cmd_clean(_args) -> int:
 
 
 def cmd_run(args) -> int:
+    from emulator.faults import parse
+
     sizes = args.size or sweep(args.min_bytes, args.max_bytes, args.step_factor)
+    faults = [parse(spec) for spec in args.fault]
     if args.iters < 1 or args.warmup < 0:
         raise NetwallError(f"--iters must be >= 1 and --warmup >= 0, got {args.iters}, "
                            f"{args.warmup}")
@@ -201,6 +230,8 @@ def cmd_run(args) -> int:
     links = [emu.link for emu in emulations]
     for size in sizes:
         emulations[0].schedule(args.collective, args.algorithm, size, args.root, args.chunk)
+    for fault in faults:
+        emulations[0].link_index(fault.name)
     _note_missing(emulations[0])
     results, runs = [], []
     for link, emu in zip(links, emulations, strict=True):
@@ -211,7 +242,7 @@ def cmd_run(args) -> int:
             for size in sizes:
                 entry = emu.run(args.collective, args.algorithm, size, iters=args.iters,
                                 warmup=args.warmup, check=args.check, root=args.root,
-                                chunk=args.chunk)
+                                chunk=args.chunk, faults=faults)
                 entry.update(link=link, topology=emu.topology.name, dilation=emu.dilation)
                 results.append(entry)
                 if not args.json:
@@ -233,7 +264,8 @@ def _print_header(args, link: str, emu) -> None:
     if "link delay" in emu.not_emulated:
         print("# model: alpha-beta without its latency term, as link delay is not emulated here")
     print(f"# {'size':>12} {'count':>10} {'type':>6} {'time(us)':>10} {'algbw(GB/s)':>12} "
-          f"{'busbw(GB/s)':>12} {'model(us)':>10} {'error':>7} {'retrans(B)':>10} {'check':>6}")
+          f"{'busbw(GB/s)':>12} {'model(us)':>10} {'error':>7} {'retrans(B)':>10} "
+          f"{'J/GB':>7} {'check':>6}")
 
 
 def _print_row(r: dict) -> None:
@@ -241,7 +273,11 @@ def _print_row(r: dict) -> None:
     print(f"  {r['bytes']:>12} {r['count']:>10} {r['type']:>6} {r['time_s'] * 1e6:>10.2f} "
           f"{r['algbw_gbps']:>12.2f} {r['busbw_gbps']:>12.2f} "
           f"{r['model_emulated_time_s'] * 1e6:>10.2f} "
-          f"{r['model_error']:>+7.1%} {r['retransmitted_bytes']:>10} {check:>6}", flush=True)
+          f"{r['model_error']:>+7.1%} {r['retransmitted_bytes']:>10} "
+          f"{r['joules_per_gb']:>7.3f} {check:>6}", flush=True)
+    for event in r["faults"]:
+        when = f"at {event['t_s'] * 1e6:.1f} us" if event["t_s"] is not None else "then"
+        print(f"#   {when}: {event['link']} {event['event']} -> {event['state']}")
 
 
 def cmd_replay(args) -> int:
@@ -297,6 +333,40 @@ def _print_replay(r: dict) -> None:
           f"{r['retransmitted_bytes']} bytes retransmitted")
 
 
+def cmd_failures(args) -> int:
+    from emulator.failures import failures_table, fleet, simulate
+    from emulator.profiles import catalogue, get_profile
+
+    cat = catalogue(args.profile_file)
+    results = {}
+    for item in args.links.split(","):
+        name, _, per_gpu = item.partition("=")
+        get_profile(name.strip(), cat)
+        try:
+            links = float(per_gpu or "1")
+        except ValueError:
+            raise NetwallError(f"--links: '{item}' is not profile=links-per-GPU") from None
+        fl = fleet(args.gpus, {name.strip(): links})
+        results[name.strip()] = simulate(fl, cat, args.days, args.trials, args.seed,
+                                         job_gpus=args.job_gpus)
+    if args.json:
+        print(json.dumps(results, indent=1))
+    else:
+        for name, result in results.items():
+            print(f"# {name}: {args.gpus} GPUs, {args.days:g} days, {args.trials} trials")
+            print(failures_table(result))
+    return 0
+
+
+def cmd_reach(args) -> int:
+    from emulator.profiles import catalogue
+    from topologies.layout import parse_layout, reach_report, reach_table
+
+    rows = reach_report(args.gpus, parse_layout(args.layout), catalogue(args.profile_file))
+    print(json.dumps(rows, indent=1) if args.json else reach_table(rows))
+    return 0
+
+
 def cmd_trace(args) -> int:
     from traffic.nccl_log import convert
 
@@ -305,7 +375,8 @@ def cmd_trace(args) -> int:
 
 
 COMMANDS = {"check": cmd_check, "profiles": cmd_profiles, "run": cmd_run, "clean": cmd_clean,
-            "replay": cmd_replay, "trace": cmd_trace}
+            "replay": cmd_replay, "trace": cmd_trace, "failures": cmd_failures,
+            "reach": cmd_reach}
 
 
 def _interrupt(signum, _frame):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -22,10 +23,12 @@ from emulator import dilation as dil
 from emulator import state
 from emulator.accounting import wire_loads
 from emulator.capabilities import Capabilities, probe
+from emulator.energy import EnergyReport, run_energy
 from emulator.errors import NetwallError
+from emulator.faults import Fault, link_state, timeline
 from emulator.metrics import algbw_gbps, busbw_gbps
 from emulator.model import globalize, model_time_s
-from emulator.plan import EMULATION_MTU, gpu_link_rates, make_plan
+from emulator.plan import EMULATION_MTU, FRAME_BYTES, gpu_link_rates, make_plan
 from emulator.profiles import catalogue, get_profile
 from topologies import Topology, parse, validate
 from traffic import schedule as sched
@@ -49,6 +52,7 @@ class Emulation:
         profiles: Iterable[str | Path] = (),
         strict: bool = False,
         capabilities: Capabilities | None = None,
+        layout: str | None = None,
     ) -> None:
         self.catalogue = catalogue(profiles)
         get_profile(link, self.catalogue)
@@ -61,6 +65,8 @@ class Emulation:
                 get_profile(spine_link, self.catalogue)
             self.topology = parse(topology, link, spine_link=spine_link, length_m=length_m,
                                   spine_length_m=spine_length_m)
+            if layout is not None:
+                self.topology = _laid_out(self.topology, topology, link, spine_link, layout)
         validate(self.topology, self.catalogue)
         self.capabilities = capabilities or probe()
         if not (self.capabilities.veth and self.capabilities.htb):
@@ -135,9 +141,14 @@ class Emulation:
     # -- measurements ----------------------------------------------------------------------
     def run(self, collective: str = "allreduce", algorithm: str | None = None,
             size: int = 1 << 20, iters: int = 5, warmup: int = 1, check: bool = True,
-            root: int = 0, chunk: int | None = None, timeout: float | None = None) -> dict:
+            root: int = 0, chunk: int | None = None, timeout: float | None = None,
+            faults: list[Fault] | None = None) -> dict:
         """Time `iters` back-to-back calls after `warmup` untimed ones, then (with `check`)
-        verify one more call's result on every rank, as nccl-tests does. One result entry."""
+        verify one more call's result on every rank, as nccl-tests does. One result entry.
+
+        `faults` strike during the timed calls, at times counted from their start (real
+        units); every link is whole again before the checked call.
+        """
         if self.agents is None:
             raise NetwallError("the emulation is not running (use `with Emulation(...)`)")
         if iters < 1 or warmup < 0:
@@ -150,14 +161,22 @@ class Emulation:
                                 latency=self.capabilities.netem)
         # A rank that makes no progress for this long (wall-clock seconds) is stuck: a dead
         # or cut-off peer, or a bug.
-        timeout = timeout or 10.0 + 3 * model * self.dilation
+        faults = faults or []
+        injector = Injector(self, faults)
+        outage = sum((f.duration_s or 0) * f.count for f in faults) * self.dilation
+        timeout = timeout or 10.0 + 3 * model * self.dilation + outage
         self._execute(schedule, warmup, timeout, model)
         before = self.network.counters()
-        timed = self._execute(schedule, iters, timeout, model)
+        try:
+            timed = self._execute(schedule, iters, timeout, model, injector)
+        finally:
+            injector.stop()
         after = self.network.counters()
         checked = self._execute(schedule, 1, timeout, model, check=True) if check else None
         finish = max(end for _, end in timed.spans.values())
         time_s = (finish - timed.start) / iters / self.dilation
+        links = self._link_report(schedule, before, after, iters)
+        energy = self.energy(links, time_s, size, iters)
         return {
             "collective": collective,
             "algorithm": schedule.algorithm,
@@ -175,8 +194,28 @@ class Emulation:
             "check": all(checked.checks.values()) if checked else None,
             "retransmitted_bytes": timed.stats["retransmitted_bytes"],
             "retransmitted_frames": timed.stats["retransmitted_frames"],
-            "links": self._link_report(schedule, before, after, iters),
+            "faults": injector.record,
+            "energy_j": energy.total_joules,
+            "energy_by_profile_j": energy.joules_by_profile,
+            "joules_per_gb": energy.joules_per_gb,
+            "links": links,
         }
+
+    def energy(self, links: list[dict], time_s: float, size: int, iters: int) -> EnergyReport:
+        """Energy of one call: every cable's power over the call's real time, split into
+        what moved the bits counted on the wire and what kept idle links lit."""
+        bits: dict[str, float] = {}
+        for link in links:
+            bits[link["profile"]] = bits.get(link["profile"], 0.0) + link["bytes"] * 8 / iters
+        counts: dict[str, int] = {}
+        for cable in self.topology.links:
+            counts[cable.profile] = counts.get(cable.profile, 0) + 1
+        # A call timed back to back can carry a little more than its own share (ACKs of the
+        # previous one); cap at what the links could carry so the energy model applies.
+        capacity = {name: counts[name] * 2 * self.catalogue[name].rate_gbps * 1e9 * time_s
+                    for name in counts}
+        bits = {name: min(value, capacity[name]) for name, value in bits.items()}
+        return run_energy(bits, counts, self.catalogue, time_s, size)
 
     def replay(self, calls: list[Call], check: bool = False) -> dict:
         """Run a trace: every call at once as one program, streams overlapping, each call
@@ -245,7 +284,7 @@ class Emulation:
                            root=root, chunk=chunk, groups=groups)
 
     def _execute(self, schedule, count: int, timeout: float, model: float,
-                 check: bool = False):
+                 injector: Injector | None = None, check: bool = False):
         """`count` calls of one schedule over every GPU, back to back on one stream."""
         if not count:
             return None
@@ -253,7 +292,9 @@ class Emulation:
         calls = [CallPlan(self._op + i, schedule, group, init=check, check=check)
                  for i in range(count)]
         self._op += count
-        return self.agents.execute(calls, timeout, expected_s=count * model * self.dilation)
+        return self.agents.execute(calls, timeout, expected_s=count * model * self.dilation,
+                                   on_start=injector.start if injector else None,
+                                   on_tick=injector.tick if injector else None)
 
     def _link_report(self, schedule, before: dict, after: dict, iters: int) -> list[dict]:
         """Per directed link that carried traffic: bytes seen by its qdisc against the schedule
@@ -275,6 +316,14 @@ class Emulation:
                 })
         return report
 
+    def link_index(self, name: str) -> int:
+        """The cable called 'a--b' (either order)."""
+        a, _, b = name.partition("--")
+        for index, cable in enumerate(self.topology.links):
+            if {cable.a, cable.b} == {a, b}:
+                return index
+        raise NetwallError(f"fault on {name}: no such link in {self.topology.name}")
+
     def settings(self) -> dict:
         """The run's settings, recorded beside its results."""
         links = sorted({link.profile for link in self.topology.links})
@@ -288,3 +337,66 @@ class Emulation:
             "capabilities": dataclasses.asdict(self.capabilities),
             "not_emulated": self.not_emulated,
         }
+
+
+def _laid_out(topo: Topology, spec: str, link: str, spine_link: str, layout: str) -> Topology:
+    """racks:RxG with cable lengths computed from a rack layout (topologies/layout.py)."""
+    from topologies.layout import parse_layout, racks_topology
+
+    if not spec.startswith("racks:"):
+        raise NetwallError("--layout applies to racks:RxG topologies only")
+    per_rack = len(topo.gpus) // len([s for s in topo.switches if s.startswith("rack")])
+    racks = len(topo.gpus) // per_rack
+    return racks_topology(racks, per_rack, link, spine_link, parse_layout(layout, per_rack),
+                          name=spec)
+
+
+class Injector:
+    """Applies faults on a live network during one program, and records what it did.
+
+    It runs in the controller's thread, from the launcher's wait loop: pyroute2 sockets
+    belong to the thread (and so the namespace) that opened them.
+    """
+
+    def __init__(self, emulation: Emulation, faults: list[Fault]) -> None:
+        self.emu = emulation
+        self.events = timeline(faults)
+        self.links = {f.name: emulation.link_index(f.name) for f in faults}
+        if faults and not (emulation.capabilities.bpf_loss or emulation.capabilities.netem):
+            raise NetwallError("faults need the eBPF loss classifier or netem (netwall check)")
+        self.record: list[dict] = []
+        self.active: dict[int, list[Fault]] = {}
+        self.origin: float | None = None
+
+    def start(self, start: float) -> None:
+        self.origin = start
+
+    def tick(self) -> None:
+        """Apply every event that is due."""
+        while self.events and self.origin is not None and \
+                time.monotonic() >= self.origin + self.events[0].t_s * self.emu.dilation:
+            event = self.events.pop(0)
+            link = self.links[event.fault.name]
+            faults = self.active.setdefault(link, [])
+            if event.active:
+                faults.append(event.fault)
+            else:
+                faults.remove(event.fault)
+            self._apply(link, faults, (time.monotonic() - self.origin) / self.emu.dilation,
+                        f"{event.fault.kind} {'starts' if event.active else 'ends'}")
+
+    def _apply(self, link: int, faults: list[Fault], t_s: float | None, what: str) -> None:
+        cable = self.emu.topology.links[link]
+        profile = self.emu.catalogue[cable.profile]
+        now = link_state(profile, faults)
+        loss = dataclasses.replace(profile, post_fec_ber=now.ber).frame_loss(FRAME_BYTES)
+        if now.ber == profile.post_fec_ber and self.emu.capabilities.netem:
+            loss = 0.0  # netem carries the profile's own loss
+        self.emu.network.set_link(link, now.rate_gbps, loss)
+        self.record.append({"t_s": t_s, "link": f"{cable.a}--{cable.b}", "event": what,
+                            "rate_gbps": now.rate_gbps, "state": now.note})
+
+    def stop(self) -> None:
+        """End the program's faults: every faulted link back to its profile."""
+        for link in self.links.values():
+            self._apply(link, [], None, "restored after the timed calls")

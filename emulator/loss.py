@@ -57,12 +57,14 @@ def load(probability: float) -> int:
 
 
 def attach(ipr, index: int, probability: float) -> None:
-    """Drop a fraction `probability` of the frames arriving on interface `index`."""
+    """Drop a fraction `probability` (0 to 1) of the frames arriving on interface `index`,
+    replacing any earlier loss filter there in one atomic swap: taking a filter away and
+    adding another would drop frames in between, on a live link."""
     fd = load(probability)
     try:
         with contextlib.suppress(Exception):  # clsact may be there already
             ipr.tc("add", "clsact", index)
-        ipr.tc("add-filter", "bpf", index, ":1", fd=fd, name="netwall-loss",
+        ipr.tc("replace-filter", "bpf", index, ":1", fd=fd, name="netwall-loss",
                parent=CLSACT_INGRESS, direct_action=True)
     finally:
         os.close(fd)

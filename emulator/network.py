@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import time
+from dataclasses import replace
 
 from mininet.link import Intf, Link
 from mininet.net import Mininet
@@ -185,6 +186,7 @@ class Network:
         self.index: dict[tuple[int, str], int] = {}
         for name in topo.gpus + topo.switches:
             self._shape_node(name, net.get(name))
+        self.loss_now = {key: 0.0 for key in self.index}
         if not self.netem:
             self._drop_frames()
 
@@ -223,6 +225,22 @@ class Network:
                 receiver = self.plan.topology.other(link, sender)
                 loss.attach(_ipr(self.node(receiver)), self.index[(link, receiver)],
                             shape.loss_percent / 100)
+                self.loss_now[(link, receiver)] = shape.loss_percent / 100
+
+    def set_link(self, link: int, rate_gbps: float, loss_probability: float) -> None:
+        """Change a live cable, both directions, by netlink: its rate (0: down, carrying
+        nothing) and the fraction of frames it loses. Routes and queues stay as they are."""
+        for sender in (self.plan.topology.links[link].a, self.plan.topology.links[link].b):
+            receiver = self.plan.topology.other(link, sender)
+            base = self.plan.shapes[(link, sender)]
+            if rate_gbps > 0:
+                shape = replace(base, rate_bps=int(rate_gbps * 1e9 / self.plan.dilation))
+                shaping.change_rate(_ipr(self.node(sender)), self.index[(link, sender)], shape,
+                                    FRAME_BYTES)
+            drop = 1.0 if rate_gbps <= 0 else loss_probability
+            if self.loss_now[(link, receiver)] != drop:  # a new filter only when it changes
+                loss.attach(_ipr(self.node(receiver)), self.index[(link, receiver)], drop)
+                self.loss_now[(link, receiver)] = drop
 
     def node(self, name: str):
         assert self.net is not None

@@ -17,19 +17,7 @@ LEAF = 0x100000  # 10:
 def apply(ipr, index: int, shape: LinkShape, netem: bool, frame_bytes: int) -> None:
     """Install the shaping tree on interface `index` of the namespace `ipr` talks to."""
     ipr.tc("add", "htb", index, ROOT, default=1)
-    ipr.tc(
-        "add-class",
-        "htb",
-        index,
-        CLASS,
-        parent=ROOT,
-        rate=f"{shape.rate_bps}bit",
-        ceil=f"{shape.rate_bps}bit",
-        burst=shape.burst_bytes,
-        cburst=shape.burst_bytes,
-        quantum=frame_bytes + 64,
-        mtu=frame_bytes + 64,
-    )
+    _rate_class(ipr, "add-class", index, shape, frame_bytes)
     if netem and (shape.delay_us >= 1 or shape.loss_percent > 0):
         ipr.tc(
             "add",
@@ -44,6 +32,27 @@ def apply(ipr, index: int, shape: LinkShape, netem: bool, frame_bytes: int) -> N
         )
     else:
         ipr.tc("add", "pfifo", index, LEAF, parent=CLASS, limit=shape.limit_packets)
+
+
+def change_rate(ipr, index: int, shape: LinkShape, frame_bytes: int) -> None:
+    """Set a live link's rate (a fault, or its repair) without touching its queue."""
+    _rate_class(ipr, "change-class", index, shape, frame_bytes)
+
+
+def _rate_class(ipr, command: str, index: int, shape: LinkShape, frame_bytes: int) -> None:
+    ipr.tc(
+        command,
+        "htb",
+        index,
+        CLASS,
+        parent=ROOT,
+        rate=f"{shape.rate_bps}bit",
+        ceil=f"{shape.rate_bps}bit",
+        burst=shape.burst_bytes,
+        cburst=shape.burst_bytes,
+        quantum=frame_bytes + 64,
+        mtu=frame_bytes + 64,
+    )
 
 
 def _in_flight(shape: LinkShape, frame_bytes: int) -> int:

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from emulator import Emulation, NetwallError
+from emulator.faults import parse as parse_fault
 from traffic.schedule import ALGORITHMS
 from traffic.trace import parse_trace
 
@@ -107,3 +108,40 @@ def test_replay_and_trace_commands(tmp_path):
                    "optical-800g", "--scale", "0.001")
     assert work.returncode == 0, work.stderr
     assert "# whole trace:" in work.stdout
+
+
+def test_wide_and_slow_losing_channels_past_its_spares_slows_by_their_share():
+    """40 channels past the 16 spares of a 400-channel link: ~10% less throughput."""
+    with Emulation("pair", "wide-and-slow-800g", dilation=2000) as emu:
+        profile = emu.catalogue["wide-and-slow-800g"]
+        lost = profile.spare_lanes + profile.lanes // 10
+        base = emu.run("allreduce", "ring", size=8 << 20, iters=2)
+        hit = emu.run("allreduce", "ring", size=8 << 20, iters=2,
+                      faults=[parse_fault(f"channels={lost}:gpu0--gpu1@0")])
+    assert hit["check"] is True and hit["retransmitted_bytes"] == 0
+    assert hit["time_s"] / base["time_s"] == pytest.approx(1 / 0.9, rel=0.03)
+    assert hit["faults"][0]["rate_gbps"] == pytest.approx(profile.rate_gbps * 0.9)
+
+
+def test_an_optical_lane_failure_stalls_until_repair_then_completes_verified():
+    with Emulation("pair", "optical-800g", dilation=2000) as emu:
+        base = emu.run("allreduce", "ring", size=8 << 20, iters=1)
+        outage = 3 * base["time_s"]
+        hit = emu.run("allreduce", "ring", size=8 << 20, iters=1, faults=[
+            parse_fault(f"channels=1:gpu0--gpu1@{base['time_s'] / 4 * 1e6:.1f}us"
+                        f"+{outage * 1e6:.1f}us")])
+    assert hit["check"] is True
+    assert hit["time_s"] > outage  # nothing moved while the link was down
+    assert hit["retransmitted_bytes"] > 0  # what was in flight was lost and resent
+    assert [e["state"].split(":")[0] for e in hit["faults"]] == ["down", "up", "up"]
+
+
+def test_energy_is_reported_and_adds_up(racks):
+    result = racks.run("allreduce", "ring", size=1 << 20, iters=2)
+    assert result["energy_j"] == pytest.approx(sum(result["energy_by_profile_j"].values()))
+    assert result["joules_per_gb"] == pytest.approx(result["energy_j"] / (1 << 20) * 1e9)
+    # The spine is optical: far more energy per cable than the copper inside the racks.
+    per_cable = {p: e / n for p, e, n in [
+        ("optical-800g", result["energy_by_profile_j"]["optical-800g"], 2),
+        ("copper-800g", result["energy_by_profile_j"]["copper-800g"], 8)]}
+    assert per_cable["optical-800g"] > 10 * per_cable["copper-800g"]

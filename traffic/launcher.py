@@ -65,7 +65,8 @@ class Agents:
                               "sndbuf": sndbuf})
         self._gather(deadline=time.monotonic() + 60)
 
-    def execute(self, calls: list[CallPlan], timeout: float, expected_s: float) -> Outcome:
+    def execute(self, calls: list[CallPlan], timeout: float, expected_s: float,
+                on_start=None, on_tick=None) -> Outcome:
         """Run a program on every rank. `timeout` bounds a rank's time without progress (it
         then answers with an error); `expected_s`, the program's modelled wall-clock time,
         bounds how long the controller waits in silence for a hung agent."""
@@ -79,7 +80,10 @@ class Agents:
         start = time.monotonic() + START_MARGIN_S
         for rank in range(len(self.procs)):
             self._send(rank, {"cmd": "go", "start": start, "timeout": timeout})
-        replies = self._gather(deadline=None, silence=3 * expected_s + timeout + 30)
+        if on_start is not None:
+            on_start(start)  # e.g. schedule faults relative to the common start
+        replies = self._gather(deadline=None, silence=3 * expected_s + timeout + 30,
+                               on_tick=on_tick)
         failures = [r["error"] for r in replies if not r.get("ok")]
         if failures:
             raise NetwallError(f"collective failed: {failures[0]}")
@@ -104,11 +108,13 @@ class Agents:
         except BrokenPipeError:
             raise NetwallError(f"agent of rank {rank} died: {self._stderr(rank)}") from None
 
-    def _gather(self, deadline: float | None, silence: float = 60) -> list[dict]:
+    def _gather(self, deadline: float | None, silence: float = 60, on_tick=None) -> list[dict]:
         """One reply line from every agent, or a clear error naming the first silent rank.
 
         With no deadline, wait as long as replies keep coming: each rank bounds its own time
         without progress and answers with an error, so only a hung agent meets `silence`.
+        `on_tick` runs about every millisecond meanwhile (fault injection, in this thread:
+        netlink sockets belong to the thread and namespace that opened them).
         """
         replies: dict[int, dict] = {}
         streams = {proc.stdout.fileno(): rank for rank, proc in enumerate(self.procs)}
@@ -117,7 +123,14 @@ class Agents:
             waiting = [fd for fd, rank in streams.items() if rank not in replies]
             limit = deadline if deadline is not None else last + silence
             left = limit - time.monotonic()
-            ready = select.select(waiting, [], [], left)[0] if left > 0 else []
+            if on_tick is not None:
+                on_tick()
+                wait = min(left, 0.001)
+            else:
+                wait = left
+            ready = select.select(waiting, [], [], wait)[0] if left > 0 else []
+            if not ready and time.monotonic() < limit:
+                continue
             if not ready:
                 silent = min(streams[fd] for fd in waiting)
                 raise NetwallError(f"agent of rank {silent} did not answer in time")

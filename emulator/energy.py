@@ -1,0 +1,122 @@
+"""Energy the links of a run spend, by link technology, in real (undilated) units.
+
+The shipped profiles derive pj_per_bit from the port power: pj_per_bit = 2 ends x W/end / rate.
+Adding "bits x pj_per_bit" to "ports x W/end x seconds" would therefore count the same watts
+twice. netwall instead splits each link's time into busy and idle: busy link-time costs the
+per-bit energy (dynamic, proportional to traffic), idle link-time costs the port power
+(static). For a profile whose two figures agree, as all shipped ones do, the total is the
+link's constant power x duration whatever the traffic, which is how optics and microLED
+links behave (their lasers, LEDs and DSPs run whether or not frames flow), and the split says
+how much of that energy moved data and how much idled. See docs/energy-and-failures.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from emulator.errors import NetwallError
+from emulator.profiles import LinkProfile, get_profile
+
+ENDS = 2  # every cable has a module or port at each end
+DIRECTIONS = 2  # links are full duplex and the byte counters count both directions
+PJ = 1e-12
+GB = 1e9  # nccl-tests 'bytes' are decimal when quoted per GB
+# Measured bits may overshoot rate x time a little (shaper bursts, counter windows); more than
+# this means the bits and the duration do not describe the same run.
+CAPACITY_SLACK = 0.05
+
+
+@dataclass(frozen=True)
+class EnergyReport:
+    """Energy of one run (or one collective call) in joules, real units."""
+
+    joules_by_profile: dict[str, float]  # static + dynamic of all links of each profile
+    static_joules: float  # idle link-time at port power
+    dynamic_joules: float  # busy link-time: bits carried x energy per bit
+    total_joules: float
+    joules_per_gb: float  # per 1e9 bytes of the collective's size (nccl-tests 'bytes')
+
+
+def joules_per_bit(profile: LinkProfile) -> float:
+    """Energy of one bit as the counters count bits (one direction of a full-duplex link).
+
+    pj_per_bit spends both ends' power on the rate of one direction, but a link carries that
+    rate in each direction at once for the same power, so a bit counted per direction costs
+    half of it: 2 x W/end / (2 directions x rate) = W/end / rate.
+    """
+    return profile.pj_per_bit * PJ / DIRECTIONS
+
+
+def link_energy(
+    profile: LinkProfile, bits: float, seconds: float, links: int = 1
+) -> tuple[float, float]:
+    """(static J, dynamic J) of `links` cables of `profile` carrying `bits` over `seconds`.
+
+    Dynamic = bits x joules_per_bit; static = the ports' power over the link-time left idle,
+    so a link is never charged for being busy and idle at the same moment.
+    """
+    if bits < 0 or seconds < 0 or links < 0:
+        raise NetwallError(
+            f"{profile.name}: bits, seconds and links must be >= 0, "
+            f"got {bits:g} bits, {seconds:g} s, {links} links"
+        )
+    capacity = links * DIRECTIONS * profile.rate_gbps * 1e9 * seconds
+    if bits > capacity * (1 + CAPACITY_SLACK):
+        raise NetwallError(
+            f"{profile.name}: {bits:.4g} bits exceed what {links} link(s) carry in {seconds:g} s "
+            f"({capacity:.4g} bits, both directions); are bits and duration from the same run?"
+        )
+    busy = min(1.0, bits / capacity) if capacity else 0.0
+    static = links * ENDS * profile.watts_per_end * seconds * (1.0 - busy)
+    return static, bits * joules_per_bit(profile)
+
+
+def run_energy(
+    link_bits: Mapping[str, float],
+    link_counts: Mapping[str, int],
+    profiles: Mapping[str, LinkProfile],
+    seconds: float,
+    payload_bytes: int,
+) -> EnergyReport:
+    """Energy of every link in the topology over a run of `seconds` moving `payload_bytes`.
+
+    `link_bits`: profile -> bits carried by all its links, both directions; `link_counts`:
+    profile -> cables of that profile. Links that carried nothing still cost static energy.
+    """
+    if payload_bytes <= 0:
+        raise NetwallError(f"payload must be > 0 bytes, got {payload_bytes}")
+    stray = sorted(set(link_bits) - set(link_counts))
+    if stray:
+        raise NetwallError(
+            f"bits counted on profile '{stray[0]}' but the topology has no such link"
+        )
+    by_profile: dict[str, float] = {}
+    static = dynamic = 0.0
+    for name, count in sorted(link_counts.items()):
+        s, d = link_energy(get_profile(name, profiles), link_bits.get(name, 0.0), seconds, count)
+        by_profile[name] = s + d
+        static += s
+        dynamic += d
+    total = static + dynamic
+    return EnergyReport(by_profile, static, dynamic, total, total / (payload_bytes / GB))
+
+
+def energy_table(report: EnergyReport) -> str:
+    """Fixed-width text table: joules per link profile, then the run's totals."""
+    rows = [("profile", "joules", "share")]
+    for name, joules in report.joules_by_profile.items():
+        share = joules / report.total_joules if report.total_joules else 0.0
+        rows.append((name, f"{joules:.4g}", f"{share:.1%}"))
+    rows += [
+        ("static (idle)", f"{report.static_joules:.4g}", ""),
+        ("dynamic (busy)", f"{report.dynamic_joules:.4g}", ""),
+        ("total", f"{report.total_joules:.4g}", ""),
+        ("J per GB moved", f"{report.joules_per_gb:.4g}", ""),
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = [
+        f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}".rstrip() for r in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -1,0 +1,219 @@
+"""How often a cluster's links fail, from the profiles' annual failure rates (AFR).
+
+Failures are too rare to emulate on a dozen hosts, so netwall computes them: each link's
+failure events are a Poisson process at afr / 8766 per hour, the same meaning of AFR for every
+family (failure events per link-year, which is what the optical figure was fitted to and what
+MOSAIC's "100x" compares). A narrow-and-fast link goes down at every event. A wide-and-slow
+event is one channel lost (a microLED, core or detector), absorbed by a spare; the link goes
+down only when more channels are failed at once than it has spares, i.e. spare_lanes + 1
+losses within one repair window, or at a `common_mode` share of events (fibre cut, connector,
+driver chip) that no spare can absorb. Closed form and a vectorised Monte Carlo agree; the
+Monte Carlo adds the spread. See docs/energy-and-failures.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from emulator.errors import NetwallError
+from emulator.profiles import HOURS_PER_YEAR, NARROW_AND_FAST, LinkProfile, get_profile
+
+# A failed channel waits for the next repair: a day is a typical hyperscale remediation
+# turnaround for a degraded (still working) link; see the docs for the sensitivity.
+REPAIR_HOURS = 24.0
+
+
+@dataclass(frozen=True)
+class FleetLinks:
+    """How many cables of each profile a cluster of `gpus` GPUs has."""
+
+    counts: dict[str, int]
+    gpus: int
+
+
+def fleet(gpus: int, links_per_gpu: Mapping[str, float]) -> FleetLinks:
+    """Cables per profile for `gpus` GPUs, e.g. {"optical-800g": 3.0} for a 3-tier Clos."""
+    if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus <= 0:
+        raise NetwallError(f"gpus must be a positive integer, got {gpus!r}")
+    for name, per_gpu in links_per_gpu.items():
+        if not math.isfinite(per_gpu) or per_gpu < 0:
+            raise NetwallError(f"links per GPU of '{name}' must be >= 0, got {per_gpu!r}")
+    return FleetLinks({n: round(gpus * k) for n, k in links_per_gpu.items()}, gpus)
+
+
+def _poisson_tail(mu: float, k: int) -> float:
+    """P(N >= k), N ~ Poisson(mu), summed term by term: 1 - cdf would round tiny tails to 0."""
+    if k <= 0:
+        return 1.0
+    if mu <= 0:
+        return 0.0
+    if mu > k:  # the tail is large: the complement has no cancellation problem
+        return 1.0 - sum(math.exp(-mu + n * math.log(mu) - math.lgamma(n + 1)) for n in range(k))
+    term = math.exp(-mu + k * math.log(mu) - math.lgamma(k + 1))
+    total, n = 0.0, k
+    while term > total * 1e-17:
+        total += term
+        n += 1
+        term *= mu / n
+    return total
+
+
+def hourly_rates(
+    profile: LinkProfile, repair_hours: float = REPAIR_HOURS, common_mode: float = 0.0
+) -> tuple[float, float]:
+    """(link-down, absorbed-degradation) events per link-hour.
+
+    A wide-and-slow channel loss takes the link down when it finds spare_lanes channels
+    already failed; with deterministic repair the failed count is Poisson(rate x window),
+    and by PASTA that is also what a new loss finds.
+    """
+    rate = profile.afr / HOURS_PER_YEAR
+    if profile.family in NARROW_AND_FAST:
+        return rate, 0.0
+    channel = rate * (1.0 - common_mode)  # = (lanes + spares) x per-channel rate
+    exhausted = channel * _poisson_tail(channel * repair_hours, profile.spare_lanes)
+    return rate * common_mode + exhausted, channel - exhausted
+
+
+def _check(
+    fl: FleetLinks, days: float, job_gpus: int | None, repair_hours: float, common_mode: float
+) -> float:
+    """Validate the shared arguments; return the share of the fleet's links the job uses."""
+    if not math.isfinite(days) or days <= 0:
+        raise NetwallError(f"days must be > 0, got {days!r}")
+    if not math.isfinite(repair_hours) or repair_hours < 0:
+        raise NetwallError(f"repair window must be >= 0 hours, got {repair_hours!r}")
+    if not 0.0 <= common_mode <= 1.0:
+        raise NetwallError(f"common-mode share must be in [0, 1], got {common_mode!r}")
+    job = fl.gpus if job_gpus is None else job_gpus
+    if isinstance(job, bool) or not isinstance(job, int) or not 0 < job <= fl.gpus:
+        raise NetwallError(f"job GPUs must be an integer in 1..{fl.gpus}, got {job_gpus!r}")
+    return job / fl.gpus
+
+
+def _hours_between(events: float, hours: float) -> float:
+    return hours / events if events > 0 else math.inf
+
+
+def expected(
+    fl: FleetLinks,
+    profiles: Mapping[str, LinkProfile],
+    days: float,
+    job_gpus: int | None = None,
+    repair_hours: float = REPAIR_HOURS,
+    common_mode: float = 0.0,
+) -> dict:
+    """Closed-form means: per profile and in total, events per day and hours between them."""
+    share = _check(fl, days, job_gpus, repair_hours, common_mode)
+    out: dict = {}
+    for name, links in sorted(fl.counts.items()):
+        down, degrade = hourly_rates(get_profile(name, profiles), repair_hours, common_mode)
+        out[name] = {
+            "links": links,
+            "failures_per_day": 24 * links * (down + degrade),
+            "link_down_per_day": 24 * links * down,
+            "degradations_per_day": 24 * links * degrade,
+            "hours_between_failures": _hours_between(links * (down + degrade), 1.0),
+            "hours_between_link_down": _hours_between(links * down, 1.0),
+            "hours_between_interruptions": _hours_between(share * links * down, 1.0),
+            "interruptions": share * links * down * 24 * days,
+        }
+    total = sum(p["interruptions"] for p in out.values())
+    out["total"] = {
+        "interruptions": total,
+        "hours_between_interruptions": _hours_between(total, 24 * days),
+    }
+    return out
+
+
+def _spread(counts: np.ndarray, days: float, key: str) -> dict[str, float]:
+    per_day = counts / days
+    p5, p95 = np.percentile(per_day, [5, 95])
+    return {key: float(per_day.mean()), f"{key}_p5": float(p5), f"{key}_p95": float(p95)}
+
+
+def simulate(
+    fl: FleetLinks,
+    profiles: Mapping[str, LinkProfile],
+    days: float,
+    trials: int,
+    seed: int,
+    job_gpus: int | None = None,
+    repair_hours: float = REPAIR_HOURS,
+    common_mode: float = 0.0,
+) -> dict:
+    """Monte Carlo over `trials` spans of `days`: per profile and in total, the mean and the
+    5th/95th percentiles of events per day, hours between job interruptions and their count.
+
+    Event counts of a whole fleet are drawn at once (a sum of independent Poisson processes
+    is Poisson), and the job's share of link-down events by binomial thinning, so a trial
+    costs the same for 8 GPUs as for 100k.
+    """
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials <= 0:
+        raise NetwallError(f"trials must be a positive integer, got {trials!r}")
+    share = _check(fl, days, job_gpus, repair_hours, common_mode)
+    rng = np.random.default_rng(seed)
+    hours = 24 * days
+    out: dict = {}
+    interrupted = np.zeros(trials, dtype=np.int64)
+    for name, links in sorted(fl.counts.items()):
+        down, degrade = hourly_rates(get_profile(name, profiles), repair_hours, common_mode)
+        downs = rng.poisson(links * down * hours, trials)
+        degradations = rng.poisson(links * degrade * hours, trials)
+        hits = rng.binomial(downs, share)
+        interrupted += hits
+        out[name] = {
+            "links": links,
+            **_spread(downs + degradations, days, "failures_per_day"),
+            **_spread(downs, days, "link_down_per_day"),
+            **_spread(degradations, days, "degradations_per_day"),
+            "hours_between_interruptions": _hours_between(hits.mean(), hours),
+            "interruptions": float(hits.mean()),
+        }
+    out["total"] = {
+        **_spread(interrupted, days, "interruptions_per_day"),
+        "interruptions": float(interrupted.mean()),
+        "hours_between_interruptions": _hours_between(interrupted.mean(), hours),
+    }
+    return out
+
+
+def failures_table(result: Mapping[str, Mapping[str, float]]) -> str:
+    """Fixed-width table of `simulate` (or `expected`) output, one row per profile."""
+
+    def fmt(row: Mapping[str, float], key: str) -> str:
+        if key not in row:
+            return "-"
+        value = row[key]
+        spread = f" [{row[key + '_p5']:.3g}, {row[key + '_p95']:.3g}]" if key + "_p5" in row else ""
+        return f"{value:.3g}{spread}"
+
+    header = (
+        "profile",
+        "links",
+        "link down/day",
+        "degraded/day",
+        "h between interruptions",
+        "interruptions",
+    )
+    rows = [header]
+    for name, row in result.items():
+        links = str(row["links"]) if "links" in row else ""
+        rows.append(
+            (
+                name,
+                links,
+                fmt(row, "link_down_per_day"),
+                fmt(row, "degradations_per_day"),
+                fmt(row, "hours_between_interruptions"),
+                fmt(row, "interruptions"),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

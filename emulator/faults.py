@@ -1,0 +1,145 @@
+"""Faults as data: what breaks, on which link, when, and what the link can still carry.
+
+A fault is written `KIND:LINK@START[+DURATION]`, times in real (undilated) units:
+
+    down:gpu0--nvs0@50us+200us      the link carries nothing for 200 us, then recovers
+    flap=3:gpu0--nvs0@0+20us        down 20 us, up 20 us, three times
+    channels=56:gpu0--nvs0@0        56 lanes/channels fail for the rest of the run
+    ber=1e-7:gpu0--nvs0@10us+1ms    the post-FEC bit-error rate rises for 1 ms
+
+What a lane or channel failure does depends on the technology (MOSAIC, SIGCOMM 2025): on a
+narrow-and-fast link (copper, optical) one lane down takes the whole link down; on a
+wide-and-slow link the spare channels absorb failures, and past the spares each failed
+channel removes 1/N of the capacity while the link stays up. This module is pure; the
+network applies the resulting link states through netlink, without rebuilding anything.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from emulator.errors import NetwallError
+from emulator.profiles import NARROW_AND_FAST, LinkProfile
+
+KINDS = ("down", "flap", "channels", "ber")
+UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+_TIME = r"[0-9.]+(?:e[+-]?[0-9]+)?[a-z]*"
+_SYNTAX = re.compile(r"^(?P<kind>[a-z]+)(?:=(?P<arg>[^:]+))?:(?P<link>[a-z0-9]+--[a-z0-9]+)"
+                     rf"@(?P<at>{_TIME})(?:\+(?P<dur>{_TIME}))?$")
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str
+    link: tuple[str, str]  # the cable's two ends, as written
+    at_s: float  # real seconds after the timed calls start
+    duration_s: float | None = None  # None: to the end of the run
+    count: int = 1  # flaps
+    channels: int = 0  # failed lanes or channels
+    ber: float = 0.0  # post-FEC bit-error rate while the fault lasts
+
+    @property
+    def name(self) -> str:
+        return f"{self.link[0]}--{self.link[1]}"
+
+
+@dataclass(frozen=True)
+class LinkState:
+    """What one cable carries now: its rate and the bit-error rate its frames see."""
+
+    rate_gbps: float  # 0: down
+    ber: float
+    note: str
+
+
+@dataclass(frozen=True)
+class Event:
+    t_s: float  # real seconds after the timed calls start
+    fault: Fault
+    active: bool  # the fault starts (True) or ends (False)
+
+
+def _seconds(text: str, what: str, spec: str) -> float:
+    match = re.fullmatch(r"([0-9.]+(?:e[+-]?[0-9]+)?)([a-z]*)", text)
+    unit = match.group(2) if match else ""
+    try:
+        value = float(match.group(1)) * UNITS[unit or "s"] if match else math.nan
+    except (KeyError, ValueError):
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise NetwallError(f"fault '{spec}': {what} must be a time like 50us, 2ms or 0.1s")
+    return value
+
+
+def parse(spec: str) -> Fault:
+    """A Fault from its one-line form (see the module docstring)."""
+    match = _SYNTAX.match(spec.strip())
+    if not match:
+        raise NetwallError(f"fault '{spec}': use KIND[=N]:A--B@START[+DURATION], "
+                           f"KIND one of {', '.join(KINDS)} (e.g. down:gpu0--nvs0@50us+200us)")
+    kind, arg = match.group("kind"), match.group("arg")
+    if kind not in KINDS:
+        raise NetwallError(f"fault '{spec}': unknown kind '{kind}' (use {', '.join(KINDS)})")
+    at = _seconds(match.group("at"), "the start", spec)
+    duration = _seconds(match.group("dur"), "the duration", spec) if match.group("dur") \
+        else None
+    a, b = match.group("link").split("--")
+    if kind == "down":
+        if arg is not None:
+            raise NetwallError(f"fault '{spec}': down takes no value")
+        return Fault(kind, (a, b), at, duration)
+    if arg is None:
+        raise NetwallError(f"fault '{spec}': {kind} needs a value, e.g. {kind}=3:...")
+    try:
+        if kind == "ber":
+            value = float(arg)
+            if not 0 <= value < 1:
+                raise ValueError
+            return Fault(kind, (a, b), at, duration, ber=value)
+        number = int(arg)
+        if number < 1:
+            raise ValueError
+    except ValueError:
+        raise NetwallError(f"fault '{spec}': bad value '{arg}' for {kind}") from None
+    if kind == "flap":
+        if duration is None or duration == 0:
+            raise NetwallError(f"fault '{spec}': a flap needs a duration (down time), e.g. +20us")
+        return Fault(kind, (a, b), at, duration, count=number)
+    return Fault(kind, (a, b), at, duration, channels=number)
+
+
+def timeline(faults: list[Fault]) -> list[Event]:
+    """Every start and end of every fault, in time order (a flap is count down/up pairs)."""
+    events = []
+    for f in faults:
+        if f.kind == "flap":
+            for i in range(f.count):
+                start = f.at_s + 2 * i * f.duration_s
+                events += [Event(start, f, True), Event(start + f.duration_s, f, False)]
+        else:
+            events.append(Event(f.at_s, f, True))
+            if f.duration_s is not None:
+                events.append(Event(f.at_s + f.duration_s, f, False))
+    return sorted(events, key=lambda e: (e.t_s, not e.active))
+
+
+def link_state(profile: LinkProfile, active: list[Fault]) -> LinkState:
+    """What a cable of `profile` carries with these faults active on it."""
+    if any(f.kind in ("down", "flap") for f in active):
+        return LinkState(0.0, profile.post_fec_ber, "down")
+    ber = max([profile.post_fec_ber] + [f.ber for f in active if f.kind == "ber"])
+    failed = sum(f.channels for f in active if f.kind == "channels")
+    if not failed:
+        return LinkState(profile.rate_gbps, ber, "up")
+    if profile.family in NARROW_AND_FAST:
+        return LinkState(0.0, ber, f"down: {failed} lane(s) failed on a narrow-and-fast link")
+    working = min(profile.lanes, profile.lanes + profile.spare_lanes - failed)
+    if working <= 0:
+        return LinkState(0.0, ber, f"down: all {profile.lanes + profile.spare_lanes} channels "
+                                   "failed")
+    spares_left = max(0, profile.spare_lanes - failed)
+    return LinkState(working * profile.lane_rate_gbps, ber,
+                     f"{failed} channel(s) failed, {spares_left} spare(s) left, "
+                     f"{working}/{profile.lanes} channels carry data")
