@@ -275,6 +275,8 @@ def _print_row(r: dict) -> None:
           f"{r['model_emulated_time_s'] * 1e6:>10.2f} "
           f"{r['model_error']:>+7.1%} {r['retransmitted_bytes']:>10} "
           f"{r['joules_per_gb']:>7.3f} {check:>6}", flush=True)
+    for flag in r["fidelity"]["flags"]:
+        print(f"#   NOT FAITHFUL: {flag}")
     for event in r["faults"]:
         when = f"at {event['t_s'] * 1e6:.1f} us" if event["t_s"] is not None else "then"
         print(f"#   {when}: {event['link']} {event['event']} -> {event['state']}")

@@ -26,6 +26,7 @@ from emulator.capabilities import Capabilities, probe
 from emulator.energy import EnergyReport, run_energy
 from emulator.errors import NetwallError
 from emulator.faults import Fault, link_state, timeline
+from emulator.fidelity import cpu_times, judge
 from emulator.metrics import algbw_gbps, busbw_gbps
 from emulator.model import globalize, model_time_s
 from emulator.plan import EMULATION_MTU, FRAME_BYTES, gpu_link_rates, make_plan
@@ -167,16 +168,21 @@ class Emulation:
         timeout = timeout or 10.0 + 3 * model * self.dilation + outage
         self._execute(schedule, warmup, timeout, model)
         before = self.network.counters()
+        cpu_before = cpu_times()
         try:
             timed = self._execute(schedule, iters, timeout, model, injector)
         finally:
             injector.stop()
+        cpu_after = cpu_times()
         after = self.network.counters()
         checked = self._execute(schedule, 1, timeout, model, check=True) if check else None
         finish = max(end for _, end in timed.spans.values())
         time_s = (finish - timed.start) / iters / self.dilation
         links = self._link_report(schedule, before, after, iters)
         energy = self.energy(links, time_s, size, iters)
+        verdict = judge(cpu_before, cpu_after, links, self._link_rates(),
+                        (finish - timed.start), timed.stats["retransmitted_frames"],
+                        loss_expected=bool(faults) or self._lossy())
         return {
             "collective": collective,
             "algorithm": schedule.algorithm,
@@ -195,11 +201,21 @@ class Emulation:
             "retransmitted_bytes": timed.stats["retransmitted_bytes"],
             "retransmitted_frames": timed.stats["retransmitted_frames"],
             "faults": injector.record,
+            "fidelity": verdict.to_dict(),
             "energy_j": energy.total_joules,
             "energy_by_profile_j": energy.joules_by_profile,
             "joules_per_gb": energy.joules_per_gb,
             "links": links,
         }
+
+    def _link_rates(self) -> dict[str, float]:
+        """Each directed link's configured (emulated) rate, by its report name."""
+        return {f"{node}->{self.topology.other(link, node)}": shape.rate_bps
+                for (link, node), shape in self.plan.shapes.items()}
+
+    def _lossy(self) -> bool:
+        """Whether any link's profile loses frames often enough to expect repairs."""
+        return any(shape.loss_percent > 1e-4 for shape in self.plan.shapes.values())
 
     def energy(self, links: list[dict], time_s: float, size: int, iters: int) -> EnergyReport:
         """Energy of one call: every cable's power over the call's real time, split into

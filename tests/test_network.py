@@ -112,6 +112,11 @@ def test_default_run_end_to_end(tmp_path):
         assert r["algbw_gbps"] == pytest.approx(r["bytes"] / r["time_s"] / 1e9)
         assert r["busbw_gbps"] == pytest.approx(r["algbw_gbps"] * BUSBW_FACTOR["allreduce"](8))
         assert r["model_time_s"] > 0 and r["dilation"] >= 1
+        assert 0 <= r["fidelity"]["cpu_busy"] <= 1 and "flags" in r["fidelity"]
+        assert r["energy_j"] > 0 and r["joules_per_gb"] > 0
+    # Same traffic, same time: optics spend far more energy per byte than copper.
+    per_gb = {r["link"]: r["joules_per_gb"] for r in results}
+    assert per_gb["optical-800g"] > per_gb["wide-and-slow-800g"] > per_gb["copper-800g"]
 
 
 @pytest.mark.parametrize(
