@@ -145,3 +145,18 @@ def test_energy_is_reported_and_adds_up(racks):
         ("optical-800g", result["energy_by_profile_j"]["optical-800g"], 2),
         ("copper-800g", result["energy_by_profile_j"]["copper-800g"], 8)]}
     assert per_cable["optical-800g"] > 10 * per_cable["copper-800g"]
+
+
+def test_a_bit_error_burst_costs_repairs_and_a_flap_costs_time():
+    with Emulation("pair", "optical-800g", dilation=2000) as emu:
+        base = emu.run("allreduce", "ring", size=8 << 20, iters=1)
+        t = base["time_s"]
+        noisy = emu.run("allreduce", "ring", size=8 << 20, iters=1,
+                        faults=[parse_fault(f"ber=1e-7:gpu0--gpu1@0+{t * 1e6:.1f}us")])
+        flapping = emu.run("allreduce", "ring", size=8 << 20, iters=1,
+                           faults=[parse_fault(f"flap=2:gpu0--gpu1@0+{t / 2 * 1e6:.1f}us")])
+    # 1e-7 per bit loses ~5% of 65 KB frames: each one is resent, the data still right.
+    assert noisy["check"] is True and noisy["retransmitted_bytes"] > 0
+    assert flapping["check"] is True
+    assert flapping["time_s"] > t * 1.5  # two outages of half a call each
+    assert sum("down" in e["state"] for e in flapping["faults"]) == 2
