@@ -8,37 +8,13 @@ Both directions of the comparison use all 8 hosts and both CPU cores of this mac
 
 from __future__ import annotations
 
-import json
 import statistics
-import subprocess
-import time
 
 from emulator import Emulation
+from emulator.referee import iperf3_flows
 
 GPUS = 8
 SIZES = (1 << 20, 16 << 20, 64 << 20)
-
-
-def iperf3_ring_bps(emu: Emulation, seconds: int = 3) -> float:
-    """Aggregate goodput of GPUS simultaneous iperf3 TCP flows, rank r -> r+1."""
-    servers = [h.popen(["iperf3", "-s", "-1"], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL) for h in emu.hosts]
-    try:
-        deadline = time.monotonic() + 10
-        while not all(h.cmd("ss -ltnH 'sport = :5201'").strip() for h in emu.hosts):
-            if time.monotonic() > deadline:
-                raise RuntimeError("iperf3 servers did not start")
-            time.sleep(0.05)
-        clients = [h.popen(["iperf3", "-c", emu.plan.ips[emu.topology.gpus[(r + 1) % GPUS]],
-                            "-t", str(seconds), "-O", "1", "-J"], stdout=subprocess.PIPE,
-                           stderr=subprocess.DEVNULL, text=True)
-                   for r, h in enumerate(emu.hosts)]
-        outs = [c.communicate()[0] for c in clients]
-        return sum(json.loads(o)["end"]["sum_received"]["bits_per_second"] for o in outs)
-    finally:
-        for s in servers:
-            s.kill()
-            s.wait()
 
 
 def measure(repeats: int = 3) -> list[dict]:
@@ -49,7 +25,9 @@ def measure(repeats: int = 3) -> list[dict]:
             for _ in range(repeats):
                 r = emu.run("allreduce", "ring", size, iters=5, warmup=1, check=False)
                 agents.append(GPUS * 2 * (GPUS - 1) / GPUS * size * 8 / r["time_s"])
-                iperf.append(iperf3_ring_bps(emu))
+                iperf.append(iperf3_flows([
+                    (h, emu.hosts[(r + 1) % GPUS], emu.plan.ips[emu.topology.gpus[(r + 1) % GPUS]])
+                    for r, h in enumerate(emu.hosts)]))
             a, i = statistics.median(agents), statistics.median(iperf)
             rows.append({"size": size, "repeats": repeats, "agents_gbps": a / 1e9,
                          "iperf3_gbps": i / 1e9, "ratio": a / i})

@@ -8,31 +8,12 @@ Both run both directions at once: a pair all-reduce sends S bytes each way; iper
 
 from __future__ import annotations
 
-import json
 import statistics
-import subprocess
-import time
 
 from emulator import Emulation
+from emulator.referee import iperf3_flows
 
 SIZE = 64 << 20
-
-
-def iperf3_bidir_bps(client, server, server_ip: str, seconds: int = 3) -> float:
-    srv = server.popen(["iperf3", "-s", "-1"], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while not server.cmd("ss -ltnH 'sport = :5201'").strip():
-            if time.monotonic() > deadline:
-                raise RuntimeError("iperf3 server did not start")
-            time.sleep(0.05)
-        out = json.loads(client.cmd(f"iperf3 -c {server_ip} -t {seconds} -O 1 --bidir -J"))
-        return (out["end"]["sum_received"]["bits_per_second"]
-                + out["end"]["sum_received_bidir_reverse"]["bits_per_second"])
-    finally:
-        srv.kill()
-        srv.wait()
 
 
 def measure(repeats: int = 3) -> dict:
@@ -41,7 +22,8 @@ def measure(repeats: int = 3) -> dict:
         for _ in range(repeats):
             r = emu.run("allreduce", "ring", SIZE, iters=3, warmup=1, check=False)
             agents.append(2 * SIZE * 8 / r["time_s"])  # S bytes each way per call
-            iperf.append(iperf3_bidir_bps(emu.hosts[0], emu.hosts[1], emu.plan.ips["gpu1"]))
+            iperf.append(iperf3_flows([(emu.hosts[0], emu.hosts[1], emu.plan.ips["gpu1"])],
+                                      bidir=True))
     a, i = statistics.median(agents), statistics.median(iperf)
     return {"size": SIZE, "repeats": repeats, "agents_gbps": a / 1e9, "iperf3_gbps": i / 1e9,
             "ratio": a / i}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -12,25 +11,10 @@ import pytest
 from emulator import Emulation
 from emulator.capabilities import probe
 from emulator.metrics import BUSBW_FACTOR
+from emulator.referee import iperf3_flows
 from traffic.header import FRAME_OVERHEAD
 
 pytestmark = pytest.mark.root
-
-
-def iperf3_goodput_bps(client, server, server_ip: str, seconds: int = 3) -> float:
-    """What iperf3 (the outside referee) measures from client to server over TCP."""
-    srv = server.popen(["iperf3", "-s", "-1"], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while not server.cmd("ss -ltnH 'sport = :5201'").strip():
-            assert time.monotonic() < deadline, "iperf3 server did not start"
-            time.sleep(0.05)
-        out = client.cmd(f"iperf3 -c {server_ip} -t {seconds} -O 1 -J")
-        return json.loads(out)["end"]["sum_received"]["bits_per_second"]
-    finally:
-        srv.kill()
-        srv.wait()
 
 
 def test_probe_agrees_with_tc():
@@ -50,7 +34,7 @@ def test_shaped_pair_matches_configured_rate_under_iperf3(dilation):
     with Emulation("pair", "copper-800g", dilation=dilation) as emu:
         configured = emu.plan.shapes[(0, "gpu0")].rate_bps
         assert configured == 800e9 / dilation
-        goodput = iperf3_goodput_bps(emu.hosts[0], emu.hosts[1], emu.plan.ips["gpu1"])
+        goodput = iperf3_flows([(emu.hosts[0], emu.hosts[1], emu.plan.ips["gpu1"])])
     # TCP over a 65000-byte MTU: 52 header bytes of 65014 on the wire, so goodput ~ wire rate.
     wire = goodput * 65014 / (65000 - 52)
     assert wire == pytest.approx(configured, rel=0.05)
