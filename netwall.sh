@@ -11,6 +11,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 venv="$here/.venv"
 apt_packages=(mininet bridge-utils iperf3 iproute2 python3-venv python3-pip)
+test_packages=(ruby)  # the test suite checks the Vagrantfile's syntax with `ruby -c`
 
 need_root() {
     if [ "$(id -u)" -ne 0 ]; then
@@ -21,7 +22,7 @@ need_root() {
 
 install_apt() {
     local missing=()
-    for p in "${apt_packages[@]}"; do
+    for p in "${apt_packages[@]}" "$@"; do
         dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
     done
     if [ "${#missing[@]}" -gt 0 ]; then
@@ -47,7 +48,7 @@ install_venv() {
 cmd="${1:-run}"
 [ $# -gt 0 ] && shift
 need_root "$cmd"
-install_apt
+if [ "$cmd" = test ]; then install_apt "${test_packages[@]}"; else install_apt; fi
 case "$cmd" in
     install)
         install_venv "[dev]"

@@ -95,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "flap=3:gpu0--nvs0@0+20us (repeatable)")
     run.add_argument("--json", action="store_true", help="print one JSON object")
 
+    console = sub.add_parser("cli", help="Mininet's CLI on the emulated cluster, with netwall "
+                                         "commands (links, collective, iperf, fail, ...)")
+    _cluster_options(console)
+
     replay = sub.add_parser("replay", help="replay a trace of collective calls, or a workload")
     source = replay.add_mutually_exclusive_group(required=True)
     source.add_argument("trace", nargs="?", help="a JSONL trace file (docs/replay.md)")
@@ -369,6 +373,17 @@ def cmd_reach(args) -> int:
     return 0
 
 
+def cmd_cli(args) -> int:
+    from emulator.console import console
+
+    args.link = args.link[:1] if args.link else ["copper-800g"]
+    emu = _emulations(args)[0]
+    _note_missing(emu)
+    with emu:
+        console(emu)
+    return 0
+
+
 def cmd_trace(args) -> int:
     from traffic.nccl_log import convert
 
@@ -378,7 +393,7 @@ def cmd_trace(args) -> int:
 
 COMMANDS = {"check": cmd_check, "profiles": cmd_profiles, "run": cmd_run, "clean": cmd_clean,
             "replay": cmd_replay, "trace": cmd_trace, "failures": cmd_failures,
-            "reach": cmd_reach}
+            "reach": cmd_reach, "cli": cmd_cli}
 
 
 def _interrupt(signum, _frame):

@@ -25,7 +25,7 @@ from emulator.accounting import wire_loads
 from emulator.capabilities import Capabilities, probe
 from emulator.energy import EnergyReport, run_energy
 from emulator.errors import NetwallError
-from emulator.faults import Fault, link_state, timeline
+from emulator.faults import Fault, LinkState, link_state, timeline
 from emulator.fidelity import cpu_times, judge
 from emulator.metrics import algbw_gbps, busbw_gbps
 from emulator.model import globalize, model_time_s
@@ -355,6 +355,17 @@ class Emulation:
         }
 
 
+def apply_link_state(emu: Emulation, link: int, faults: list[Fault]) -> LinkState:
+    """Put a live cable in the state these faults leave it in (none: its profile's)."""
+    profile = emu.catalogue[emu.topology.links[link].profile]
+    now = link_state(profile, faults)
+    loss = dataclasses.replace(profile, post_fec_ber=now.ber).frame_loss(FRAME_BYTES)
+    if now.ber == profile.post_fec_ber and emu.capabilities.netem:
+        loss = 0.0  # netem carries the profile's own loss
+    emu.network.set_link(link, now.rate_gbps, loss)
+    return now
+
+
 def _laid_out(topo: Topology, spec: str, link: str, spine_link: str, layout: str) -> Topology:
     """racks:RxG with cable lengths computed from a rack layout (topologies/layout.py)."""
     from topologies.layout import parse_layout, racks_topology
@@ -402,13 +413,8 @@ class Injector:
                         f"{event.fault.kind} {'starts' if event.active else 'ends'}")
 
     def _apply(self, link: int, faults: list[Fault], t_s: float | None, what: str) -> None:
+        now = apply_link_state(self.emu, link, faults)
         cable = self.emu.topology.links[link]
-        profile = self.emu.catalogue[cable.profile]
-        now = link_state(profile, faults)
-        loss = dataclasses.replace(profile, post_fec_ber=now.ber).frame_loss(FRAME_BYTES)
-        if now.ber == profile.post_fec_ber and self.emu.capabilities.netem:
-            loss = 0.0  # netem carries the profile's own loss
-        self.emu.network.set_link(link, now.rate_gbps, loss)
         self.record.append({"t_s": t_s, "link": f"{cable.a}--{cable.b}", "event": what,
                             "rate_gbps": now.rate_gbps, "state": now.note})
 

@@ -132,7 +132,8 @@ def link_state(profile: LinkProfile, active: list[Fault]) -> LinkState:
     ber = max([profile.post_fec_ber] + [f.ber for f in active if f.kind == "ber"])
     failed = sum(f.channels for f in active if f.kind == "channels")
     if not failed:
-        return LinkState(profile.rate_gbps, ber, "up")
+        return LinkState(profile.rate_gbps, ber, "up" if ber == profile.post_fec_ber
+                         else f"up, post-FEC bit-error rate {ber:g}")
     if profile.family in NARROW_AND_FAST:
         return LinkState(0.0, ber, f"down: {failed} lane(s) failed on a narrow-and-fast link")
     working = min(profile.lanes, profile.lanes + profile.spare_lanes - failed)

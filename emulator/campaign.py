@@ -1,0 +1,368 @@
+"""Campaign files: a sweep declared in YAML, validated whole, expanded into points.
+
+A campaign names a matrix (topologies x links x collectives x algorithms x sizes x faults x
+dilations x repetitions x seeds), or several named ones under `experiments:`, plus an
+optional `failures:` section computed by Monte Carlo. docs/campaigns.md describes every key.
+
+Everything a user can get wrong is caught here, before any network is built, with the file's
+line and the key at fault, because a typo found three hours into a sweep costs three hours.
+Points are identified by a hash of their canonical parameters, so a rerun recognises what is
+already done however the file was reordered. This module is pure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from emulator import faults as flt
+from emulator.errors import NetwallError
+from emulator.profiles import catalogue
+from topologies import parse as parse_topology
+from traffic.schedule import ALGORITHMS, ELEMENT
+
+SAME = "same"  # spine_link: the same profile as each point's link
+MATRIX_KEYS = ("topologies", "links", "spine_link", "layout", "collectives", "algorithms",
+               "sizes", "faults", "dilation", "repetitions", "seeds", "iters", "warmup")
+REQUIRED = ("topologies", "links", "sizes")
+TOP_KEYS = ("name", "description", "experiments", "failures") + MATRIX_KEYS
+FAILURE_KEYS = ("gpus", "days", "links", "trials", "seed", "job_gpus")
+
+
+def point_id(params: dict) -> str:
+    """A stable id: the hash of the canonical JSON of the parameters (key order, int/float
+    spelling of whole numbers and file layout do not matter)."""
+    canonical = json.dumps(params, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Point:
+    """One measurement: one collective call size on one built cluster."""
+
+    experiment: str
+    topology: str
+    link: str
+    spine_link: str
+    layout: str | None
+    dilation: float | None  # None: chosen by netwall for this host
+    collective: str
+    algorithm: str
+    size: int
+    faults: tuple[str, ...]
+    repetition: int
+    seed: int
+    iters: int
+    warmup: int
+
+    def params(self) -> dict:
+        return dict(asdict(self), faults=list(self.faults), kind="point")
+
+    @property
+    def id(self) -> str:
+        return point_id(self.params())
+
+    @property
+    def group(self) -> tuple:
+        """Points of one group share one built network."""
+        return (self.experiment, self.topology, self.link, self.spine_link, self.layout,
+                self.dilation)
+
+
+@dataclass(frozen=True)
+class Failures:
+    """The Monte Carlo of link failures (emulator.failures.simulate), one fleet per profile."""
+
+    gpus: int
+    days: float
+    links: dict[str, float]  # profile -> links per GPU
+    trials: int = 1000
+    seed: int = 1
+    job_gpus: int | None = None
+
+    def params(self) -> dict:
+        return dict(asdict(self), kind="failures")
+
+    @property
+    def id(self) -> str:
+        return point_id(self.params())
+
+
+@dataclass(frozen=True)
+class Campaign:
+    name: str
+    description: str
+    points: list[Point]
+    failures: Failures | None = None
+    groups: dict[tuple, list[Point]] = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        groups: dict[tuple, list[Point]] = {}
+        for p in self.points:
+            groups.setdefault(p.group, []).append(p)
+        object.__setattr__(self, "groups", groups)
+
+    def ids(self) -> set[str]:
+        """Every id the campaign stores when complete: its points and its failures run."""
+        return {p.id for p in self.points} | ({self.failures.id} if self.failures else set())
+
+
+def load(path: str | Path) -> Campaign:
+    """Read and validate a campaign file; any mistake is one NetwallError line."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise NetwallError(f"cannot read campaign {path}: {e.strerror}") from None
+    return loads(text, path.name, default_name=path.stem)
+
+
+def loads(text: str, filename: str = "campaign.yaml", default_name: str = "campaign") -> Campaign:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise NetwallError(f"{filename}{where}: not valid YAML: "
+                           f"{getattr(e, 'problem', None) or e}") from None
+    return _Reader(filename).campaign(root, default_name)
+
+
+class _Reader:
+    """Walks the composed YAML nodes, so every error can name its line."""
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+        self.loader = yaml.SafeLoader("")
+        self.profiles = catalogue()
+
+    # -- plumbing ------------------------------------------------------------------------
+    def fail(self, node: yaml.Node | None, key: str | None, message: str) -> NetwallError:
+        line = f" line {node.start_mark.line + 1}" if node is not None else ""
+        at = f", key '{key}'" if key else ""
+        return NetwallError(f"{self.filename}{line}{at}: {message}")
+
+    def value(self, node: yaml.Node) -> Any:
+        return self.loader.construct_object(node, deep=True)
+
+    def mapping(self, node: yaml.Node | None, key: str | None, allowed: tuple[str, ...]
+                ) -> dict[str, yaml.Node]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, key, "must be a mapping of keys to values")
+        out: dict[str, yaml.Node] = {}
+        for k, v in node.value:
+            name = self.value(k)
+            if name not in allowed:
+                raise self.fail(k, str(name), f"unknown key (use {', '.join(allowed)})")
+            if name in out:
+                raise self.fail(k, name, "given twice")
+            out[name] = v
+        return out
+
+    def items(self, node: yaml.Node, key: str) -> list[yaml.Node]:
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.fail(node, key, "must be a list, e.g. [a, b]")
+        if not node.value:
+            raise self.fail(node, key, "is an empty list, so the matrix has no points")
+        return node.value
+
+    def string(self, node: yaml.Node, key: str) -> str:
+        value = self.value(node)
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(node, key, f"must be a non-empty string, got {value!r}")
+        return value.strip()
+
+    def integer(self, node: yaml.Node, key: str, minimum: int) -> int:
+        value = self.value(node)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.fail(node, key, f"must be an integer >= {minimum}, got {value!r}")
+        return value
+
+    def number(self, node: yaml.Node, key: str, minimum: float, strict: bool = False) -> float:
+        value = self.value(node)
+        ok = not isinstance(value, bool) and isinstance(value, int | float) and \
+            math.isfinite(value) and (value > minimum if strict else value >= minimum)
+        if not ok:
+            raise self.fail(node, key, f"must be a number {'>' if strict else '>='} "
+                                       f"{minimum:g}, got {value!r}")
+        return float(value)
+
+    def profile(self, node: yaml.Node, key: str) -> str:
+        name = self.string(node, key)
+        if name not in self.profiles:
+            raise self.fail(node, key, f"no link profile {name!r} (available: "
+                                       f"{', '.join(self.profiles)})")
+        return name
+
+    # -- the file ------------------------------------------------------------------------
+    def campaign(self, root: yaml.Node | None, default_name: str) -> Campaign:
+        if root is None:
+            raise NetwallError(f"{self.filename}: the file is empty")
+        top = self.mapping(root, None, TOP_KEYS)
+        name = self.string(top["name"], "name") if "name" in top else default_name
+        description = self.string(top["description"], "description") \
+            if "description" in top else ""
+        defaults = {k: v for k, v in top.items() if k in MATRIX_KEYS}
+        if "experiments" in top:
+            experiments = []
+            seen: set[str] = set()
+            for node in self.items(top["experiments"], "experiments"):
+                keys = self.mapping(node, "experiments", ("name",) + MATRIX_KEYS)
+                if "name" not in keys:
+                    raise self.fail(node, "experiments", "every experiment needs a 'name'")
+                label = self.string(keys.pop("name"), "name")
+                if label in seen:
+                    raise self.fail(node, "name", f"experiment {label!r} given twice")
+                seen.add(label)
+                experiments.append((label, node, {**defaults, **keys}))
+        else:
+            experiments = [("main", root, defaults)]
+        points = [p for label, node, keys in experiments for p in self.matrix(label, node, keys)]
+        failures = self.failures(top["failures"]) if "failures" in top else None
+        return Campaign(name, description, points, failures)
+
+    def matrix(self, label: str, node: yaml.Node, keys: dict[str, yaml.Node]) -> list[Point]:
+        for key in REQUIRED:
+            if key not in keys:
+                where = f"experiment {label!r} " if label != "main" else ""
+                raise self.fail(node, None, f"{where}needs key '{key}'")
+        links = [self.profile(n, "links") for n in self.items(keys["links"], "links")]
+        spine = "optical-800g"
+        if "spine_link" in keys:
+            spine = self.string(keys["spine_link"], "spine_link")
+            if spine != SAME:
+                spine = self.profile(keys["spine_link"], "spine_link")
+        layout = self.layout(keys.get("layout"))
+        topologies = [self.topology(n, links[0], spine, layout)
+                      for n in self.items(keys["topologies"], "topologies")]
+        collectives = [self.collective(n) for n in self.items(keys["collectives"], "collectives")] \
+            if "collectives" in keys else ["allreduce"]
+        pairs = self.algorithms(keys.get("algorithms"), collectives)
+        sizes = [self.size(n) for n in self.items(keys["sizes"], "sizes")]
+        fault_sets = [self.fault_set(n) for n in self.items(keys["faults"], "faults")] \
+            if "faults" in keys else [()]
+        dilations = self.dilations(keys.get("dilation"))
+        repetitions = self.integer(keys["repetitions"], "repetitions", 1) \
+            if "repetitions" in keys else 1
+        seeds = [self.integer(n, "seeds", 0) for n in self.items(keys["seeds"], "seeds")] \
+            if "seeds" in keys else [0]
+        iters = self.integer(keys["iters"], "iters", 1) if "iters" in keys else 5
+        warmup = self.integer(keys["warmup"], "warmup", 0) if "warmup" in keys else 1
+        points = []
+        for topology, link, dilation in itertools.product(topologies, links, dilations):
+            for rep, seed, (coll, algo), size, fs in itertools.product(
+                    range(repetitions), seeds, pairs, sizes, fault_sets):
+                points.append(Point(label, topology, link, link if spine == SAME else spine,
+                                    layout, dilation, coll, algo, size, fs, rep, seed, iters,
+                                    warmup))
+        return points
+
+    def layout(self, node: yaml.Node | None) -> str | None:
+        if node is None or self.value(node) is None:
+            return None
+        from topologies.layout import parse_layout
+
+        text = self.string(node, "layout")
+        try:
+            parse_layout(text)
+        except NetwallError as e:
+            raise self.fail(node, "layout", str(e)) from None
+        return text
+
+    def topology(self, node: yaml.Node, link: str, spine: str, layout: str | None) -> str:
+        spec = self.string(node, "topologies")
+        try:
+            parse_topology(spec, link, spine_link=link if spine == SAME else spine)
+        except NetwallError as e:
+            raise self.fail(node, "topologies", str(e)) from None
+        if layout is not None and not spec.startswith("racks:"):
+            raise self.fail(node, "topologies", f"{spec!r}: a layout applies to racks:RxG only")
+        return spec
+
+    def collective(self, node: yaml.Node) -> str:
+        name = self.string(node, "collectives")
+        if name not in ALGORITHMS:
+            raise self.fail(node, "collectives", f"no collective {name!r} (available: "
+                                                 f"{', '.join(ALGORITHMS)})")
+        return name
+
+    def algorithms(self, node: yaml.Node | None, collectives: list[str]) -> list[tuple[str, str]]:
+        """(collective, algorithm) pairs; without the key, each collective's default."""
+        if node is None:
+            return [(c, ALGORITHMS[c][0]) for c in collectives]
+        pairs = []
+        for item in self.items(node, "algorithms"):
+            algorithm = self.string(item, "algorithms")
+            for c in collectives:
+                if algorithm not in ALGORITHMS[c]:
+                    raise self.fail(item, "algorithms", f"{c} has no algorithm {algorithm!r} "
+                                                        f"({c} has: {', '.join(ALGORITHMS[c])}); "
+                                                        "split it into experiments")
+                pairs.append((c, algorithm))
+        return sorted(set(pairs), key=pairs.index)
+
+    def size(self, node: yaml.Node) -> int:
+        from emulator.cli import parse_size
+
+        value = self.value(node)
+        try:
+            size = parse_size(value) if isinstance(value, str) else value
+        except argparse.ArgumentTypeError as e:
+            raise self.fail(node, "sizes", str(e)) from None
+        if isinstance(size, bool) or not isinstance(size, int) or size <= 0 or size % ELEMENT:
+            raise self.fail(node, "sizes", f"{value!r} is not a size: use a positive multiple "
+                                           f"of {ELEMENT} bytes, e.g. 4096, 64K, 16M")
+        return size
+
+    def fault_set(self, node: yaml.Node) -> tuple[str, ...]:
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.fail(node, "faults", "each entry is a list of fault specs ([] for none)")
+        specs = []
+        for item in node.value:
+            spec = self.string(item, "faults")
+            try:
+                flt.parse(spec)
+            except NetwallError as e:
+                raise self.fail(item, "faults", str(e)) from None
+            specs.append(spec)
+        return tuple(specs)
+
+    def dilations(self, node: yaml.Node | None) -> list[float | None]:
+        if node is None:
+            return [None]
+        nodes = self.items(node, "dilation") if isinstance(node, yaml.SequenceNode) else [node]
+        out = []
+        for n in nodes:
+            if self.value(n) is None:
+                out.append(None)
+                continue
+            out.append(self.number(n, "dilation", 1))
+        return out
+
+    def failures(self, node: yaml.Node) -> Failures:
+        keys = self.mapping(node, "failures", FAILURE_KEYS)
+        for key in ("gpus", "days", "links"):
+            if key not in keys:
+                raise self.fail(node, "failures", f"needs key '{key}'")
+        gpus = self.integer(keys["gpus"], "gpus", 1)
+        links = {}
+        for k, v in self.mapping(keys["links"], "links", tuple(self.profiles)).items():
+            links[k] = self.number(v, k, 0)
+        if not links:
+            raise self.fail(keys["links"], "links", "name at least one profile")
+        job = self.integer(keys["job_gpus"], "job_gpus", 1) if "job_gpus" in keys else None
+        if job is not None and job > gpus:
+            raise self.fail(keys["job_gpus"], "job_gpus", f"must be <= gpus ({gpus})")
+        return Failures(
+            gpus=gpus, days=self.number(keys["days"], "days", 0, strict=True), links=links,
+            trials=self.integer(keys["trials"], "trials", 1) if "trials" in keys else 1000,
+            seed=self.integer(keys["seed"], "seed", 0) if "seed" in keys else 1,
+            job_gpus=job)

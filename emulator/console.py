@@ -1,0 +1,132 @@
+"""The interactive console: Mininet's CLI on the emulated cluster, with netwall's commands.
+
+`netwall cli --topology ring:4 --link optical-800g` opens it. Every Mininet command works
+(`gpu0 ip route`, `py net.hosts`, ...), and netwall adds the ones below, each with `help`.
+When standard input is not a terminal, commands are read from it, one per line, so a lab or
+a script can drive the console: `printf 'links\\niperf gpu0 gpu1\\n' | netwall cli ...`.
+"""
+
+from __future__ import annotations
+
+from mininet.cli import CLI
+
+from emulator.emulation import Emulation, apply_link_state
+from emulator.errors import NetwallError
+from emulator.faults import parse
+from emulator.referee import iperf3_flows
+
+
+class NetwallCLI(CLI):
+    prompt = "netwall> "
+
+    def __init__(self, emu: Emulation, **kwargs) -> None:
+        self.emu = emu
+        self.faults: dict[int, list] = {}  # link -> faults active on it
+        super().__init__(emu.net, **kwargs)
+
+    def onecmd(self, line: str) -> bool:
+        """Run a command; a netwall mistake is one line, and the console goes on."""
+        try:
+            return super().onecmd(line)
+        except NetwallError as e:
+            print(f"error: {e}")
+            return False
+
+    # -- what is there ----------------------------------------------------------------------
+    def do_links(self, _line: str) -> None:
+        """links: every cable: its profile, length, reach, rate (real and as emulated), state."""
+        emu = self.emu
+        print(f"{'link':<18} {'profile':<20} {'length m':>8} {'reach m':>8} "
+              f"{'Gb/s real':>10} {'Mb/s emulated':>14}  state")
+        for index, cable in enumerate(emu.topology.links):
+            profile = emu.catalogue[cable.profile]
+            state = self.state(index)
+            print(f"{cable.a + '--' + cable.b:<18} {cable.profile:<20} {cable.length_m:>8g} "
+                  f"{profile.reach_m:>8g} {state.rate_gbps:>10g} "
+                  f"{state.rate_gbps * 1e3 / emu.dilation:>14.1f}  {state.note}")
+        print(f"dilation D = {emu.dilation:g}: rates /D, delays xD; not emulated here: "
+              f"{', '.join(emu.not_emulated) or 'nothing'}")
+
+    def do_profiles(self, _line: str) -> None:
+        """profiles: the link profiles this cluster uses, with every number and its source."""
+        for name in sorted({c.profile for c in self.emu.topology.links}):
+            profile = self.emu.catalogue[name]
+            print(f"{name} ({profile.family}): {profile.description}")
+            for key, source in profile.sources.items():
+                print(f"  {key} = {getattr(profile, key)}   [{source}]")
+
+    def do_counters(self, _line: str) -> None:
+        """counters: bytes, packets and drops each directed link has sent since start."""
+        counts = self.emu.network.counters(settle=0)
+        print(f"{'directed link':<20} {'bytes':>14} {'packets':>10} {'drops':>7}")
+        for (link, sender), c in sorted(counts.items()):
+            name = f"{sender}->{self.emu.topology.other(link, sender)}"
+            print(f"{name:<20} {c['bytes']:>14} {c['packets']:>10} {c['drops']:>7}")
+
+    # -- measure ----------------------------------------------------------------------------
+    def do_collective(self, line: str) -> None:
+        """collective [NAME] [ALGORITHM] [SIZE]: run one (default allreduce, its first
+        algorithm, 1M) and print an nccl-tests style row; e.g. collective allreduce tree 4M."""
+        from emulator.cli import _print_row, parse_size
+
+        words = line.split()
+        collective = words[0] if words else "allreduce"
+        algorithm = words[1] if len(words) > 1 else None
+        size = parse_size(words[2]) if len(words) > 2 else 1 << 20
+        result = self.emu.run(collective, algorithm, size, iters=3, warmup=1)
+        print(f"# {collective}/{result['algorithm']}: size count type time(us) algbw busbw "
+              "model(us) error retrans(B) J/GB check")
+        _print_row(result)
+
+    def do_iperf(self, line: str) -> None:
+        """iperf A B [SECONDS]: iperf3 TCP from host A to host B, against the configured rate."""
+        words = line.split()
+        if len(words) < 2 or any(w not in self.emu.topology.gpus for w in words[:2]):
+            raise NetwallError("usage: iperf GPU GPU [SECONDS], e.g. iperf gpu0 gpu1 2")
+        seconds = int(words[2]) if len(words) > 2 else 2
+        a, b = (self.emu.net.get(w) for w in words[:2])
+        bps = iperf3_flows([(a, b, self.emu.plan.ips[words[1]])], seconds)
+        d = self.emu.dilation
+        print(f"iperf3 {words[0]} -> {words[1]}: {bps / 1e6:.1f} Mb/s emulated = "
+              f"{bps * d / 1e9:.1f} Gb/s real (x D={d:g})")
+
+    # -- break and repair -------------------------------------------------------------------
+    def do_fail(self, line: str) -> None:
+        """fail LINK [channels=N]: take a link down, or fail N lanes/channels on it
+        (one lane downs copper or optical; wide-and-slow spares absorb channel losses)."""
+        words = line.split()
+        if not words:
+            raise NetwallError("usage: fail LINK [channels=N], e.g. fail gpu0--nvs0 channels=40")
+        kind = words[1] if len(words) > 1 else "down"
+        self.strike(words[0], f"{kind}:{words[0]}@0")
+
+    def do_ber(self, line: str) -> None:
+        """ber LINK RATE: set a link's post-FEC bit-error rate, e.g. ber gpu0--nvs0 1e-7."""
+        words = line.split()
+        if len(words) != 2:
+            raise NetwallError("usage: ber LINK RATE, e.g. ber gpu0--nvs0 1e-7")
+        self.strike(words[0], f"ber={words[1]}:{words[0]}@0")
+
+    def do_restore(self, line: str) -> None:
+        """restore LINK: undo every fault on a link."""
+        link = self.emu.link_index(line.strip())
+        self.faults[link] = []
+        print(apply_link_state(self.emu, link, []).note)
+
+    def strike(self, name: str, spec: str) -> None:
+        link = self.emu.link_index(name)
+        self.faults.setdefault(link, []).append(parse(spec))
+        print(apply_link_state(self.emu, link, self.faults[link]).note)
+
+    def state(self, link: int):
+        from emulator.faults import link_state
+
+        cable = self.emu.topology.links[link]
+        return link_state(self.emu.catalogue[cable.profile], self.faults.get(link, []))
+
+
+def console(emu: Emulation) -> None:
+    """Open the console on a running emulation until the user types exit (or stdin ends)."""
+    print("netwall console: Mininet's CLI plus netwall commands (links, profiles, counters, "
+          "collective, iperf, fail, ber, restore); type help or exit")
+    NetwallCLI(emu)

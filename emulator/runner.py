@@ -1,0 +1,191 @@
+"""Runs a campaign: every point not yet stored, one built network per group, with progress.
+
+Resume is the normal case, not a special mode: a point whose id the store has is done, so a
+run killed at any moment loses at most the point it was measuring. Every group is validated
+(its Emulation constructed, every schedule and fault resolved) before the first network is
+built; a point netwall refuses (a cable longer than its technology reaches, a fault on a
+link the topology lacks, an algorithm the topology cannot run) is stored as skipped with its
+reason, so resuming does not retry it and the report can show it.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TextIO
+
+from emulator.campaign import Campaign, Failures, Point
+from emulator.errors import NetwallError
+from emulator.store import Store
+
+
+def provenance(campaign: Campaign) -> dict:
+    """What every record carries to say where and with what it was made."""
+    from emulator.cli import netwall_version
+
+    return {"campaign": campaign.name, "netwall": netwall_version(),
+            "host": {"node": platform.node(), "kernel": platform.release(),
+                     "python": platform.python_version()},
+            "time": datetime.now(UTC).isoformat(timespec="seconds")}
+
+
+def skip_reason(error: NetwallError) -> str:
+    """A short label for the report: 'reach' for a cable its technology cannot span."""
+    return "reach" if " reaches " in str(error) else "error"
+
+
+class Progress:
+    """points done/total and an ETA from this session's pace, redrawn in place on stderr."""
+
+    def __init__(self, total: int, done: int, out: TextIO = sys.stderr) -> None:
+        self.total, self.done, self.out = total, done, out
+        self.start, self.measured = time.monotonic(), 0
+
+    def advance(self, label: str, measured: bool = True) -> None:
+        self.done += 1
+        self.measured += measured
+        self.draw(label)
+
+    def draw(self, label: str) -> None:
+        width = 24
+        filled = width * self.done // max(self.total, 1)
+        eta = ""
+        if self.measured and self.done < self.total:
+            left = (time.monotonic() - self.start) / self.measured * (self.total - self.done)
+            eta = f", ETA {int(left // 60)}m{int(left % 60):02d}s"
+        self.out.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
+                       f"points{eta}  {label[:60]:<60}")
+        self.out.flush()
+
+    def finish(self) -> None:
+        self.out.write("\n")
+        self.out.flush()
+
+
+def run_campaign(campaign: Campaign, store: Store, out: TextIO = sys.stderr,
+                 emulation: Callable | None = None) -> dict:
+    """Measure every point the store lacks; returns counts of what this call did.
+
+    `emulation` builds an Emulation from a point (tests substitute it).
+    """
+    emulation = emulation or _emulation
+    todo = [p for p in campaign.points if not store.has(p.id)]
+    failures = campaign.failures if campaign.failures and not store.has(campaign.failures.id) \
+        else None
+    total = len(campaign.ids())
+    progress = Progress(total, total - len(todo) - bool(failures), out)
+    counts = {"measured": 0, "skipped": 0, "wrong": 0}
+    progress.draw("resuming" if progress.done else "starting")
+    try:
+        if failures:
+            store.put(failures.id, _failures_record(campaign, failures))
+            progress.advance("failures", measured=False)
+        groups: dict[tuple, list[Point]] = {}
+        for p in todo:
+            groups.setdefault(p.group, []).append(p)
+        ready = []
+        capabilities = None
+        for points in groups.values():  # validate everything before building anything
+            try:
+                emu = emulation(points[0], capabilities)
+            except NetwallError as e:
+                for p in points:
+                    _skip(store, campaign, p, e, counts, progress)
+                continue
+            capabilities = emu.capabilities
+            runnable = []
+            for p in points:
+                try:
+                    emu.schedule(p.collective, p.algorithm, p.size)
+                    for spec in p.faults:
+                        emu.link_index(_fault(spec).name)
+                except NetwallError as e:
+                    _skip(store, campaign, p, e, counts, progress)
+                    continue
+                runnable.append(p)
+            if runnable:
+                ready.append((emu, runnable))
+        if ready:
+            _note_missing(ready[0][0], out)
+        for emu, points in ready:
+            _run_group(campaign, store, emu, points, counts, progress)
+    finally:
+        progress.finish()
+    return counts
+
+
+def _emulation(point: Point, capabilities):
+    from emulator.emulation import Emulation
+
+    return Emulation(point.topology, point.link, spine_link=point.spine_link,
+                     layout=point.layout, dilation=point.dilation, capabilities=capabilities)
+
+
+def _fault(spec: str):
+    from emulator.faults import parse
+
+    return parse(spec)
+
+
+def _note_missing(emu, out: TextIO) -> None:
+    missing = emu.not_emulated
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        out.write(f"netwall: note: this kernel has no netem, so {' and '.join(missing)} {verb} "
+                  "not emulated (rates are)\n")
+
+
+def _run_group(campaign: Campaign, store: Store, emu, points: list[Point], counts: dict,
+               progress: Progress) -> None:
+    """All points of one group inside one built network; a point that fails at run time is
+    stored as skipped and the network rebuilt for the rest, since its agents may be stuck."""
+    pending = list(points)
+    while pending:
+        with emu:
+            settings = emu.settings()
+            while pending:
+                p = pending.pop(0)
+                progress.draw(_label(p))
+                try:
+                    result = emu.run(p.collective, p.algorithm, p.size, iters=p.iters,
+                                     warmup=p.warmup, faults=[_fault(s) for s in p.faults])
+                except NetwallError as e:
+                    _skip(store, campaign, p, e, counts, progress)
+                    break
+                result.update(link=p.link, topology=emu.topology.name, dilation=emu.dilation)
+                record = dict(provenance(campaign), kind="point", id=p.id, status="ok",
+                              point=p.params(), settings=settings, result=result)
+                store.put(p.id, record)
+                counts["measured"] += 1
+                counts["wrong"] += result["check"] is False
+                progress.advance(_label(p))
+
+
+def _label(p: Point) -> str:
+    faults = f" +{len(p.faults)} fault(s)" if p.faults else ""
+    return f"{p.topology} {p.link} {p.collective}/{p.algorithm} {p.size}B{faults}"
+
+
+def _skip(store: Store, campaign: Campaign, p: Point, error: NetwallError, counts: dict,
+          progress: Progress) -> None:
+    store.put(p.id, dict(provenance(campaign), kind="point", id=p.id, status="skipped",
+                         reason=skip_reason(error), message=str(error), point=p.params()))
+    counts["skipped"] += 1
+    progress.advance(f"skipped: {_label(p)}", measured=False)
+
+
+def _failures_record(campaign: Campaign, spec: Failures) -> dict:
+    """The Monte Carlo, one fleet per profile (as `netwall failures` runs it)."""
+    from emulator.failures import fleet, simulate
+    from emulator.profiles import catalogue
+
+    cat = catalogue()
+    result = {name: simulate(fleet(spec.gpus, {name: per_gpu}), cat, spec.days, spec.trials,
+                             spec.seed, job_gpus=spec.job_gpus)
+              for name, per_gpu in spec.links.items()}
+    return dict(provenance(campaign), kind="failures", id=spec.id, status="ok",
+                params=spec.params(), profiles={n: cat[n].to_dict() for n in spec.links},
+                result=result)

@@ -1,0 +1,113 @@
+"""Where campaign results live: one small interface, selected by URL.
+
+A campaign may run for hours and be killed at any moment, so a store keeps each finished
+point in one atomic write: after a crash it holds every point that was finished and nothing
+half-written, and a rerun asks `has(id)` to skip them. SQLite (in WAL mode, one transaction
+per point) is the embedded default; another backend only has to implement `Store` and be
+added to STORES.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+from emulator.errors import NetwallError
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$")
+
+
+class Store(ABC):
+    """Records by point id; `put` is all or nothing."""
+
+    @classmethod
+    @abstractmethod
+    def open(cls, location: str, create: bool = True) -> Store:
+        """Open the store at `location` (the URL without its scheme)."""
+
+    @abstractmethod
+    def has(self, point_id: str) -> bool: ...
+
+    @abstractmethod
+    def put(self, point_id: str, record: dict) -> None:
+        """Store one record atomically, replacing any earlier record of that id."""
+
+    @abstractmethod
+    def records(self) -> list[dict]:
+        """Every record, in the order they were first stored."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class SqliteStore(Store):
+    """One table, one row per point: id, kind, status, time and the record as JSON."""
+
+    SCHEMA = ("CREATE TABLE IF NOT EXISTS points (id TEXT PRIMARY KEY, kind TEXT NOT NULL, "
+              "status TEXT NOT NULL, finished TEXT NOT NULL, record TEXT NOT NULL)")
+
+    def __init__(self, connection: sqlite3.Connection, path: str) -> None:
+        self.db = connection
+        self.path = path
+
+    @classmethod
+    def open(cls, location: str, create: bool = True) -> SqliteStore:
+        path = Path(location)
+        if not create and not path.is_file():
+            raise NetwallError(f"no results database at {location}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(path, timeout=30)
+            # WAL: readers (status, report) never block the runner, and a killed writer
+            # leaves the database as of its last commit.
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            with db:
+                db.execute(cls.SCHEMA)
+        except (OSError, sqlite3.Error) as e:
+            raise NetwallError(f"cannot open results database {location}: {e}") from None
+        return cls(db, location)
+
+    def has(self, point_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM points WHERE id = ?", (point_id,)).fetchone() \
+            is not None
+
+    def put(self, point_id: str, record: dict) -> None:
+        row = (point_id, record.get("kind", "point"), record.get("status", "ok"),
+               record.get("time", ""), json.dumps(record))
+        with self.db:  # one transaction: committed whole or rolled back
+            self.db.execute("INSERT INTO points (id, kind, status, finished, record) "
+                            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                            "kind = excluded.kind, status = excluded.status, "
+                            "finished = excluded.finished, record = excluded.record", row)
+
+    def records(self) -> list[dict]:
+        rows = self.db.execute("SELECT record FROM points ORDER BY rowid").fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def close(self) -> None:
+        self.db.close()
+
+
+STORES: dict[str, type[Store]] = {"sqlite": SqliteStore}
+
+
+def open_store(url: str, create: bool = True) -> Store:
+    """The store a URL names: `sqlite:///abs/path.sqlite`, `sqlite://rel/path` or a bare path
+    (SQLite). `create=False` refuses to start an empty store (for readers)."""
+    match = _SCHEME.match(url)
+    scheme, location = (match.group(1).lower(), match.group(2)) if match else ("sqlite", url)
+    if scheme not in STORES:
+        raise NetwallError(f"no store for scheme '{scheme}' (available: {', '.join(STORES)})")
+    if not location:
+        raise NetwallError(f"store URL {url!r} names no location")
+    return STORES[scheme].open(location, create=create)

@@ -1,0 +1,45 @@
+"""The interactive console, driven through its standard input (root only)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.root
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def console(commands: list[str], *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "emulator.cli", "cli", *args],
+                          input="\n".join(commands) + "\n", capture_output=True, text=True,
+                          timeout=300, cwd=PROJECT)
+    assert done.returncode == 0, done.stderr
+    return done.stdout + done.stderr  # Mininet prints node output through its logger
+
+
+def test_console_commands_measure_break_and_repair():
+    out = console(["links", "collective allreduce ring 1M", "iperf gpu0 gpu1 1",
+                   "fail gpu0--gpu1 channels=56", "links", "restore gpu0--gpu1",
+                   "ber gpu0--gpu1 1e-7", "counters", "fail nope--x", "help collective",
+                   "gpu0 ip -br addr"],
+                  "--topology", "pair", "--link", "wide-and-slow-800g", "--dilation", "1000")
+    assert "gpu0--gpu1" in out and "wide-and-slow-800g" in out
+    assert "allreduce/ring" in out and " ok" in out  # one verified collective
+    assert "iperf3 gpu0 -> gpu1:" in out
+    assert "360/400 channels carry data" in out and " 720 " in out  # 56 = 16 spares + 40
+    assert "post-FEC bit-error rate 1e-07" in out
+    assert "gpu0->gpu1" in out and "error: fault on nope--x: no such link" in out
+    assert "run one (default allreduce" in out  # help text
+    assert "10.77.0.1/32" in out  # Mininet's own commands still work
+
+
+def test_vagrantfile_provisions_with_the_shared_install_step():
+    vagrantfile = (PROJECT / "Vagrantfile").read_text()
+    assert "./netwall.sh install" in vagrantfile and "sch_netem" in vagrantfile
+    ruby = subprocess.run(["ruby", "-c", str(PROJECT / "Vagrantfile")], capture_output=True,
+                          text=True)
+    assert ruby.returncode == 0 and "Syntax OK" in ruby.stdout, ruby.stderr
+    assert subprocess.run(["bash", "-n", str(PROJECT / "netwall.sh")]).returncode == 0
