@@ -7,7 +7,6 @@ emulator.cli is imported only inside functions, so cli.py can import this module
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -122,28 +121,3 @@ def cmd_export(args) -> int:
 
 
 COMMANDS = {"campaign": cmd_campaign, "report": cmd_report, "export": cmd_export}
-
-
-def main(argv: list[str] | None = None) -> int:
-    """These commands alone, with netwall's exit codes (until cli.py dispatches them)."""
-    import signal
-
-    from emulator import cli
-
-    parser = cli._Parser(prog="netwall", description="netwall campaign commands")
-    add_commands(parser.add_subparsers(dest="command", required=True, parser_class=cli._Parser))
-    args: argparse.Namespace = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, cli._interrupt)
-    signal.signal(signal.SIGHUP, cli._interrupt)
-    try:
-        return COMMANDS[args.command](args)
-    except NetwallError as e:
-        print(f"netwall: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("netwall: interrupted; the emulated network was removed", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,6 +15,7 @@ import signal
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
+from emulator import campaign_cli
 from emulator.errors import NetwallError
 from traffic.schedule import ELEMENT
 
@@ -135,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     reach.add_argument("--json", action="store_true")
 
     sub.add_parser("clean", help="remove what killed netwall runs left behind")
+    campaign_cli.add_commands(sub)
     return parser
 
 
@@ -393,7 +395,7 @@ def cmd_trace(args) -> int:
 
 COMMANDS = {"check": cmd_check, "profiles": cmd_profiles, "run": cmd_run, "clean": cmd_clean,
             "replay": cmd_replay, "trace": cmd_trace, "failures": cmd_failures,
-            "reach": cmd_reach, "cli": cmd_cli}
+            "reach": cmd_reach, "cli": cmd_cli, **campaign_cli.COMMANDS}
 
 
 def _interrupt(signum, _frame):

@@ -20,7 +20,6 @@ from mininet.net import Mininet
 from mininet.node import Host, Switch
 
 from emulator import loss, shaping, state
-from emulator.errors import NetwallError
 from emulator.netns import inside, iproute
 from emulator.plan import EMULATION_MTU, FRAME_BYTES, Plan
 
@@ -67,7 +66,12 @@ class NetlinkLink(Link):
 
 
 class Bridge(Switch):
-    """A Linux bridge made and torn down by netlink (no STP: topologies are loop-free)."""
+    """A Linux bridge, made by netlink inside the switch's own network namespace.
+
+    In its own namespace a switch's name clashes with nothing: two emulations (or a plain
+    Mininet) can each have an `nvs0`, and nothing of netwall's appears in the host's own
+    namespace. No STP: topologies are checked loop-free.
+    """
 
     def start(self, _controllers) -> None:
         ipr = _ipr(self)
@@ -76,10 +80,12 @@ class Bridge(Switch):
                  br_mcast_snooping=0)
         bridge = ipr.link_lookup(ifname=self.name)[0]
         ports = [intf.name for intf in self.intfList() if intf.name != "lo"]
-        for name in [self.name, *ports]:
-            # No IPv6 on switch ports: their link-local chatter would count as link traffic.
-            with open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "w") as f:
-                f.write("1")
+        with inside(self.pid):
+            state.disable_bridge_netfilter()
+            for name in [self.name, *ports]:
+                # No IPv6 on switch ports: its link-local chatter would count as traffic.
+                with open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "w") as f:
+                    f.write("1")
         for name in ports:
             index = ipr.link_lookup(ifname=name)[0]
             ipr.link("set", index=index, master=bridge, mtu=EMULATION_MTU)
@@ -90,13 +96,6 @@ class Bridge(Switch):
         for port, mac in self.params["fdb"]:
             ipr.fdb("add", ifindex=ipr.link_lookup(ifname=port)[0], lladdr=mac,
                     state=NUD_NOARP, flags=NTF_MASTER)
-
-    def stop(self, deleteIntfs=True) -> None:  # noqa: N803 - Mininet's signature
-        ipr = _ipr(self)
-        for name in [self.name] + [i.name for i in self.intfList() if i.name != "lo"]:
-            with contextlib.suppress(Exception):
-                ipr.link("del", ifname=name)
-        self.terminate()
 
 
 class GpuHost(Host):
@@ -156,11 +155,6 @@ class Network:
 
     def start(self) -> None:
         topo = self.plan.topology
-        taken = sorted(set(topo.switches) & set(os.listdir("/sys/class/net")))
-        if taken:
-            raise NetwallError(f"switch {taken[0]} already exists: another netwall run is "
-                               "using it (wait for it, or `netwall clean` if it was killed)")
-        state.disable_bridge_netfilter()
         net = Mininet(topo=None, build=False, controller=None, switch=Bridge, host=GpuHost,
                       link=NetlinkLink, autoSetMacs=False, autoStaticArp=False,
                       waitConnected=False, cleanup=False)
@@ -169,9 +163,9 @@ class Network:
         for gpu in topo.gpus:
             net.addHost(gpu, ip=None)
         for switch in topo.switches:
-            net.addSwitch(switch, inNamespace=False, fdb=self.plan.fdb[switch])
+            net.addSwitch(switch, inNamespace=True, fdb=self.plan.fdb[switch])
         self.hosts = [net.get(gpu) for gpu in topo.gpus]
-        self.record.add("hosts", [h.pid for h in self.hosts])
+        self.record.add("hosts", [node.pid for node in net.hosts + net.switches])
         for host in self.hosts:
             host.finish_start()
         for link, cable in enumerate(topo.links):
@@ -263,33 +257,18 @@ class Network:
             time.sleep(0.001)
 
     def stop(self) -> None:
-        """Tear everything down, fastest first: killing the host shells destroys their
-        namespaces, and the kernel removes all their veth pairs in one batch (deleting pairs
-        one by one costs a ~20 ms RCU wait each); then the bridges go."""
+        """Tear everything down: killing the node shells destroys their namespaces, and the
+        kernel removes every veth pair and bridge in them in one batch (deleting pairs one
+        by one costs a ~20 ms RCU wait each)."""
         net, self.net = self.net, None
         if net is None:
             return
-        for host in net.hosts:
-            ipr = getattr(host, "_netwall_ipr", None)
+        for node in net.hosts + net.switches:
+            ipr = getattr(node, "_netwall_ipr", None)
             if ipr is not None:
                 ipr.close()
             with contextlib.suppress(ProcessLookupError, TypeError):
-                os.kill(host.pid, signal.SIGKILL)
-            host.terminate()
-        ports = {i.name for (_, node), i in self.plan.interfaces.items()
-                 if node in self.plan.topology.switches}
-        _wait_gone(ports, timeout=5.0)
-        for switch in net.switches:
-            switch.stop()
+                os.kill(node.pid, signal.SIGKILL)
+            node.terminate()
         if self.record is not None:
             self.record.remove()
-
-
-def _wait_gone(names: set[str], timeout: float) -> None:
-    """Wait for the kernel's namespace cleanup to remove these root-namespace interfaces."""
-    deadline = time.monotonic() + timeout
-    while names and time.monotonic() < deadline:
-        present = set(os.listdir("/sys/class/net"))
-        names = names & present
-        if names:
-            time.sleep(0.01)

@@ -13,11 +13,13 @@ import html
 import json
 import math
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import TextIO
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from emulator.errors import NetwallError
 
@@ -27,6 +29,7 @@ COLUMNS = ("id", "campaign", "experiment", "status", "topology", "link", "spine_
            "busbw_gbps", "joules_per_gb", "check", "retransmitted_bytes", "netwall", "host",
            "time")
 FAMILY_COLOURS = {"copper": "#b5651d", "optical": "#1f77b4", "wide-and-slow": "#2ca02c"}
+STYLES = ("-", "--", ":", "-.")  # one per topology, when a figure has several
 OTHER_COLOURS = ("#9467bd", "#d62728", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
 
 
@@ -120,8 +123,16 @@ def _series_label(r: dict, topologies: set[str]) -> str:
     return p["link"] if len(topologies) == 1 else f"{p['link']} on {p['topology']}"
 
 
+def _bytes(value: float, _pos=None) -> str:
+    for unit, scale in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if value >= scale:
+            return f"{value / scale:g}{unit}"
+    return f"{value:g}"
+
+
 def _size_axis(ax) -> None:
     ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(FuncFormatter(_bytes))
     ax.set_xlabel("size (bytes)")
     ax.grid(True, which="both", alpha=0.3)
 
@@ -139,10 +150,12 @@ def plot_busbw(points: list[dict], out: Path) -> list[tuple[str, str]]:
         fig = Figure(figsize=(7, 4.5))
         ax = fig.add_subplot()
         for label, by_size in _series(mine, "busbw_gbps",
-                                      lambda r: _series_label(r, topologies)).items():
-            link = label.split(" on ")[0]
+                                      partial(_series_label, topologies=topologies)).items():
+            link, _, topology = label.partition(" on ")
+            style = STYLES[sorted(topologies).index(topology) % len(STYLES)] if topology \
+                else "-"
             ax.plot(list(by_size), list(by_size.values()), marker="o", label=label,
-                    color=_colour(link, links))
+                    color=_colour(link, links), linestyle=style)
         _size_axis(ax)
         ax.set_ylabel("busbw (GB/s)")
         ax.set_title(f"{coll}/{algo}: bus bandwidth by technology (no faults)")
@@ -222,9 +235,10 @@ def plot_faults(points: list[dict], out: Path) -> list[tuple[str, str]]:
 
 
 def plot_failures(failures: dict, out: Path) -> list[tuple[str, str]]:
-    """Link failures per day (5th-95th percentile bars) and hours between interruptions."""
-    names = [n for n in failures["result"] if n != "total"]
-    rows = [failures["result"][n] for n in names]
+    """Link failures per day (5th-95th percentile bars) and hours between interruptions.
+    The record holds one `simulate` result per profile, each a fleet of that profile alone."""
+    names = list(failures["result"])
+    rows = [failures["result"][n][n] for n in names]
     colours = [_colour(n, names) for n in names]
     fig = Figure(figsize=(9, 4))
     ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
@@ -232,18 +246,25 @@ def plot_failures(failures: dict, out: Path) -> list[tuple[str, str]]:
     for offset, key, what, alpha in ((-0.2, "failures_per_day", "all failures", 0.45),
                                      (0.2, "link_down_per_day", "link down", 1.0)):
         mean = [r[key] for r in rows]
-        spread = [[m - r[f"{key}_p5"] for m, r in zip(mean, rows, strict=True)],
-                  [r[f"{key}_p95"] - m for m, r in zip(mean, rows, strict=True)]]
+        # Rare events can leave the mean outside [p5, p95] (most trials see none).
+        spread = [[max(0.0, m - r[f"{key}_p5"]) for m, r in zip(mean, rows, strict=True)],
+                  [max(0.0, r[f"{key}_p95"] - m) for m, r in zip(mean, rows, strict=True)]]
         ax1.bar([i + offset for i in x], mean, 0.4, yerr=spread, color=colours, alpha=alpha,
                 capsize=3, label=what)
     ax1.set_xticks(list(x), names)
     ax1.set_ylabel("events per day")
     ax1.set_title("Link failures (5th-95th percentile)")
-    ax1.legend(fontsize="small")
+    for handle in ax1.legend(fontsize="small").legend_handles:  # shade, not colour, matters
+        handle.set_color("grey")
     hours = [r["hours_between_interruptions"] for r in rows]
-    ax2.bar(names, [h if math.isfinite(h) else 0 for h in hours], color=colours)
+    bars = ax2.bar(names, [h if math.isfinite(h) else 0 for h in hours], color=colours)
+    ax2.bar_label(bars, [f"{h:.3g}" if math.isfinite(h) else "" for h in hours],
+                  fontsize="small")
+    ax2.set_xticks(range(len(names)), [n if math.isfinite(h) else f"{n}\n(none in span)"
+                                       for n, h in zip(names, hours, strict=True)])
     ax2.set_ylabel("hours between job interruptions")
-    ax2.set_yscale("log")
+    if any(0 < h < math.inf for h in hours):
+        ax2.set_yscale("log")
     ax2.set_title("Time between interruptions")
     p = failures["params"]
     fig.suptitle(f"{p['gpus']} GPUs, {p['days']:g} days, {p['trials']} trials")
@@ -294,9 +315,8 @@ def _html(records: list[dict], figures: list[tuple[str, str]], failures: dict | 
     if failures:
         parts.append("<h2>Link failures</h2>" + _table(
             ["profile", "links", "failures/day", "link down/day", "hours between interruptions"],
-            [[n, v["links"], v["failures_per_day"], v["link_down_per_day"],
-              v["hours_between_interruptions"]]
-             for n, v in failures["result"].items() if n != "total"]))
+            [[n, v[n]["links"], v[n]["failures_per_day"], v[n]["link_down_per_day"],
+              v[n]["hours_between_interruptions"]] for n, v in failures["result"].items()]))
     parts.append("<h2>Points</h2>" + _table(list(COLUMNS), [[r[c] for c in COLUMNS]
                                                            for r in rows]))
     parts.append("</body></html>")

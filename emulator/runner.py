@@ -60,6 +60,11 @@ class Progress:
                        f"points{eta}  {label[:60]:<60}")
         self.out.flush()
 
+    def note(self, text: str) -> None:
+        """A line of its own above the bar."""
+        self.out.write(f"\r{' ' * 110}\r{text}\n")
+        self.draw("")
+
     def finish(self) -> None:
         self.out.write("\n")
         self.out.flush()
@@ -78,7 +83,7 @@ def run_campaign(campaign: Campaign, store: Store, out: TextIO = sys.stderr,
     total = len(campaign.ids())
     progress = Progress(total, total - len(todo) - bool(failures), out)
     counts = {"measured": 0, "skipped": 0, "wrong": 0}
-    progress.draw("resuming" if progress.done else "starting")
+    progress.draw("resuming" if progress.done else "validating")
     try:
         if failures:
             store.put(failures.id, _failures_record(campaign, failures))
@@ -108,8 +113,8 @@ def run_campaign(campaign: Campaign, store: Store, out: TextIO = sys.stderr,
                 runnable.append(p)
             if runnable:
                 ready.append((emu, runnable))
-        if ready:
-            _note_missing(ready[0][0], out)
+        if ready and ready[0][0].not_emulated:
+            progress.note(_missing(ready[0][0]))
         for emu, points in ready:
             _run_group(campaign, store, emu, points, counts, progress)
     finally:
@@ -130,12 +135,10 @@ def _fault(spec: str):
     return parse(spec)
 
 
-def _note_missing(emu, out: TextIO) -> None:
-    missing = emu.not_emulated
-    if missing:
-        verb = "is" if len(missing) == 1 else "are"
-        out.write(f"netwall: note: this kernel has no netem, so {' and '.join(missing)} {verb} "
-                  "not emulated (rates are)\n")
+def _missing(emu) -> str:
+    verb = "is" if len(emu.not_emulated) == 1 else "are"
+    return (f"netwall: note: this kernel has no netem, so {' and '.join(emu.not_emulated)} "
+            f"{verb} not emulated (rates are)")
 
 
 def _run_group(campaign: Campaign, store: Store, emu, points: list[Point], counts: dict,

@@ -1,10 +1,11 @@
 """What a running emulation leaves on the machine, written down so a killed run can be cleaned.
 
 Each emulation keeps a small JSON record in /run/netwall (a tmpfs: it does not survive a
-reboot, and neither do namespaces): the controlling process, its hosts' shell pids, and the
-bridges and interfaces it made in the root namespace. `netwall clean` undoes what the records
-of dead controllers name, and also removes any root-namespace interface carrying netwall's
-MAC prefix, so even a run killed before its record was complete leaves nothing behind.
+reboot, and neither do namespaces): the controlling process and the pids of its node shells
+(GPUs and switches, each holding a network namespace) and agents. Everything netwall builds
+lives in those namespaces, so killing the recorded processes removes it all. `netwall
+clean` does that for the records of dead controllers, and also removes any root-namespace
+interface carrying netwall's MAC prefix, should one ever be left there.
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ def clean() -> list[str]:
                         done.append(f"deleted bridge {name}")
             with contextlib.suppress(FileNotFoundError):
                 Path(record["_path"]).unlink()
+                done.append(f"removed the record of dead run {record.get('pid')}")
         for link in ipr.get_links():
             name = link.get_attr("IFLA_IFNAME")
             address = link.get_attr("IFLA_ADDRESS") or ""

@@ -1,0 +1,320 @@
+"""Campaigns without a network: validation, expansion, point ids, the store, resume, export
+and report. The runner is driven with a stand-in Emulation so resume and skip rules are
+tested here, in milliseconds; tests/test_campaign_run.py runs real networks."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from emulator.campaign import Point, load, loads, point_id
+from emulator.errors import NetwallError
+from emulator.report import COLUMNS, export, report
+from emulator.runner import run_campaign
+from emulator.store import SqliteStore, open_store
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BASE = """\
+name: t
+topologies: [pair]
+links: [copper-800g]
+sizes: [64K, 1M]
+"""
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text,line,message", [
+    (BASE + "colour: red\n", 5, "key 'colour': unknown key"),
+    (BASE.replace("[64K, 1M]", "64K"), 4, "key 'sizes': must be a list"),
+    (BASE.replace("[copper-800g]", "[]"), 3, "key 'links': is an empty list"),
+    (BASE.replace("[copper-800g]", "[copper-9000]"), 3, "no link profile 'copper-9000'"),
+    (BASE.replace("[64K, 1M]", "[64K,\n  16Q]"), 5, "key 'sizes': not a size: '16Q'"),
+    (BASE.replace("[64K, 1M]", "[6]"), 4, "key 'sizes': 6 is not a size"),
+    (BASE.replace("[64K, 1M]", "[true]"), 4, "key 'sizes': True is not a size"),
+    (BASE.replace("[pair]", "[blob:4]"), 2, "key 'topologies': unknown topology"),
+    (BASE + "collectives: [allreduce, gather]\n", 5, "no collective 'gather'"),
+    (BASE + "collectives: [allgather]\nalgorithms: [tree]\n", 6,
+     "key 'algorithms': allgather has no algorithm 'tree'"),
+    (BASE + "faults:\n  - []\n  - [\"melt:gpu0--gpu1@0\"]\n", 7, "key 'faults': fault 'melt"),
+    (BASE + "faults: [\"down:gpu0--gpu1@0\"]\n", 5, "each entry is a list of fault specs"),
+    (BASE + "dilation: 0.5\n", 5, "key 'dilation': must be a number >= 1"),
+    (BASE + "repetitions: 0\n", 5, "key 'repetitions': must be an integer >= 1"),
+    (BASE + "iters: two\n", 5, "key 'iters': must be an integer >= 1, got 'two'"),
+    (BASE + "seeds: [1.5]\n", 5, "key 'seeds': must be an integer >= 0"),
+    (BASE + "layout: gpus=2\n", 2, "a layout applies to racks:RxG only"),
+    (BASE + "links: [optical-800g]\n", 5, "key 'links': given twice"),
+    (BASE + "sizes: [1K\n", 6, "not valid YAML"),
+    ("name: t\ntopologies: [pair]\nlinks: [copper-800g]\n", 1, "needs key 'sizes'"),
+    (BASE + "experiments:\n  - topologies: [star:4]\n", 6, "every experiment needs a 'name'"),
+    (BASE + "failures:\n  gpus: 10\n  days: 1\n  links: {copper-9000: 3}\n", 8,
+     "key 'copper-9000': unknown key"),
+    (BASE + "failures:\n  gpus: 10\n  days: 0\n  links: {copper-800g: 3}\n", 7,
+     "key 'days': must be a number > 0"),
+])
+def test_validation_names_line_and_key(text, line, message):
+    with pytest.raises(NetwallError) as info:
+        loads(text, "c.yaml")
+    error = str(info.value)
+    assert error.startswith(f"c.yaml line {line}"), error
+    assert message in error
+    assert "\n" not in error
+
+
+def test_empty_file():
+    with pytest.raises(NetwallError, match="c.yaml: the file is empty"):
+        loads("", "c.yaml")
+
+
+# --- expansion and ids ------------------------------------------------------------------------
+
+
+def test_matrix_is_the_cartesian_product_grouped_by_network():
+    c = loads(BASE + "spine_link: same\ncollectives: [allreduce, broadcast]\nrepetitions: 2\n"
+              "seeds: [1, 2]\nfaults: [[], [\"down:gpu0--gpu1@0+1us\"]]\n"
+              "dilation: [null, 2000]\n")
+    assert len(c.points) == 1 * 1 * 2 * 2 * 2 * 2 * 2 * 2  # topo link coll size faults dil rep seed
+    assert len(c.groups) == 2  # one network per dilation
+    assert len({p.id for p in c.points}) == len(c.points)
+    first = c.points[0]
+    assert (first.algorithm, first.iters, first.warmup, first.dilation) == ("ring", 5, 1, None)
+    assert first.spine_link == "copper-800g"  # same as link
+
+
+def test_experiments_inherit_and_override_defaults():
+    c = loads("name: x\nlinks: [copper-800g]\niters: 2\nexperiments:\n"
+              "  - name: a\n    topologies: [pair]\n    sizes: [4K]\n"
+              "  - name: b\n    topologies: [star:4]\n    sizes: [4K, 8K]\n    iters: 3\n")
+    assert [(p.experiment, p.topology, p.iters) for p in c.points] == [
+        ("a", "pair", 2), ("b", "star:4", 3), ("b", "star:4", 3)]
+
+
+def test_point_ids_are_stable_and_canonical():
+    p = loads(BASE).points[1]
+    assert p.id == "14fd6d08220cdf35"  # a changed id would make every stored point look new
+    same = loads("sizes: [65536, 1048576]\nlinks: [copper-800g]\n# moved around\n"
+                 "topologies: [pair]\nname: other\n").points[1]
+    assert same.id == p.id
+    assert point_id(dict(reversed(list(p.params().items())))) == p.id
+    assert Point(**{**p.__dict__, "size": 2 << 20}).id != p.id
+
+
+def test_shipped_campaigns_load():
+    smoke = load(ROOT / "campaigns/smoke.yaml")
+    assert smoke.name == "smoke" and 1 <= len(smoke.points) <= 4
+    wall = load(ROOT / "campaigns/networking-wall.yaml")
+    assert {p.experiment for p in wall.points} == {"throughput", "faults", "reach"}
+    assert {p.link for p in wall.points} == {"copper-800g", "optical-800g",
+                                             "wide-and-slow-800g"}
+    assert wall.failures is not None and wall.failures.gpus == 100_000
+
+
+# --- the store --------------------------------------------------------------------------------
+
+
+def test_store_put_has_records_and_replace(tmp_path):
+    url = f"sqlite://{tmp_path}/r.sqlite"
+    with open_store(url) as store:
+        assert not store.has("a")
+        store.put("a", {"kind": "point", "status": "ok", "n": 1})
+        store.put("b", {"kind": "point", "status": "skipped", "n": 2})
+        store.put("a", {"kind": "point", "status": "ok", "n": 3})
+        assert store.has("a") and store.has("b")
+        assert [r["n"] for r in store.records()] == [3, 2]
+    db = sqlite3.connect(tmp_path / "r.sqlite")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM points").fetchone() == (2, 2)
+
+
+def test_store_urls(tmp_path):
+    assert isinstance(open_store(str(tmp_path / "bare.sqlite")), SqliteStore)
+    with pytest.raises(NetwallError, match=r"^no store for scheme 'postgres' \(available: "
+                                           r"sqlite\)$"):
+        open_store("postgres://db/x")
+    with pytest.raises(NetwallError, match="no results database at"):
+        open_store(str(tmp_path / "missing.sqlite"), create=False)
+    (tmp_path / "junk.sqlite").write_text("not a database" * 100)
+    with pytest.raises(NetwallError, match="cannot open results database"):
+        open_store(str(tmp_path / "junk.sqlite"))
+
+
+# --- the runner, with a stand-in network ------------------------------------------------------
+
+
+class FakeEmulation:
+    """Enough of Emulation for the runner: copper cannot reach across racks, 8K fails at
+    run time, and every build is counted."""
+
+    builds = 0
+
+    def __init__(self, point: Point, capabilities) -> None:
+        if point.topology.startswith("racks:") and point.link.startswith("copper"):
+            raise NetwallError("link rack0--spine0 is 3.6 m long but copper-800g reaches 2 m")
+        self.capabilities, self.not_emulated = "caps", []
+        self.dilation = point.dilation or 1000.0
+        self.topology = SimpleNamespace(name=point.topology)
+
+    def schedule(self, collective, algorithm, size, root=0, chunk=None):
+        return None
+
+    def link_index(self, name):
+        if name != "gpu0--gpu1":
+            raise NetwallError(f"fault on {name}: no such link")
+
+    def __enter__(self):
+        FakeEmulation.builds += 1
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def settings(self):
+        return {"profiles": {}, "dilation": self.dilation}
+
+    def run(self, collective, algorithm, size, iters, warmup, faults):
+        if size == 8192:
+            raise NetwallError("collective failed: rank 1 waits for rank 0")
+        t = size / 50e9 * (1 + len(faults))
+        return {"collective": collective, "algorithm": algorithm, "bytes": size, "time_s": t,
+                "algbw_gbps": size / t / 1e9, "busbw_gbps": size / t / 1e9,
+                "model_time_s": t, "model_emulated_time_s": t * 0.9, "model_error": 0.11,
+                "check": True, "retransmitted_bytes": 0, "joules_per_gb": 0.5,
+                "energy_j": 1e-6}
+
+
+FAKE = """\
+name: fake
+links: [copper-800g, optical-800g]
+iters: 1
+experiments:
+  - name: throughput
+    topologies: [pair]
+    sizes: [4K, 8K, 16K]
+    faults: [[], ["down:gpu0--gpu1@0+1us"], ["down:gpu9--gpu1@0+1us"]]
+  - name: reach
+    topologies: ["racks:2x2"]
+    spine_link: same
+    layout: gpus=2
+    sizes: [4K]
+failures:
+  gpus: 1000
+  days: 7
+  links: {copper-800g: 3, wide-and-slow-800g: 3}
+  trials: 50
+"""
+
+
+@pytest.fixture
+def fake_db(tmp_path):
+    """A store filled by one fake run of FAKE; returns (campaign, store url, counts)."""
+    campaign = loads(FAKE)
+    url = str(tmp_path / "fake.sqlite")
+    with open_store(url) as store:
+        counts = run_campaign(campaign, store, io.StringIO(), emulation=FakeEmulation)
+    return campaign, url, counts
+
+
+def test_runner_measures_skips_and_resumes(fake_db):
+    campaign, url, counts = fake_db
+    # 2 links x 3 sizes x 3 fault sets on pair + 2 reach points; the missing-link fault set
+    # (6), the 8K points (4 left) and copper's reach point are skipped.
+    assert len(campaign.points) == 20
+    assert counts == {"measured": 9, "skipped": 11, "wrong": 0}
+    with open_store(url) as store:
+        records = store.records()
+        assert {r["id"] for r in records} == campaign.ids()
+        reasons = {r["reason"] for r in records if r["status"] == "skipped"}
+        assert reasons == {"reach", "error"}
+        ok = next(r for r in records if r["status"] == "ok" and r["kind"] == "point")
+        assert {"netwall", "host", "time", "settings", "point", "result"} <= set(ok)
+        assert ok["host"]["kernel"] and ok["time"].endswith("+00:00")
+        builds = FakeEmulation.builds
+        again = run_campaign(campaign, store, io.StringIO(), emulation=FakeEmulation)
+    assert again == {"measured": 0, "skipped": 0, "wrong": 0}
+    assert FakeEmulation.builds == builds  # nothing left to do builds nothing
+
+
+def test_a_failed_run_rebuilds_the_network_for_the_rest(tmp_path):
+    campaign = loads("name: r\ntopologies: [pair]\nlinks: [copper-800g]\n"
+                     "sizes: [4K, 8K, 16K]\n")
+    before = FakeEmulation.builds
+    with open_store(str(tmp_path / "r.sqlite")) as store:
+        counts = run_campaign(campaign, store, io.StringIO(), emulation=FakeEmulation)
+    assert counts == {"measured": 2, "skipped": 1, "wrong": 0}
+    assert FakeEmulation.builds - before == 2
+
+
+def test_progress_counts_to_total(tmp_path):
+    out = io.StringIO()
+    with open_store(str(tmp_path / "p.sqlite")) as store:
+        run_campaign(loads(FAKE), store, out, emulation=FakeEmulation)
+    assert "21/21 points" in out.getvalue()  # 20 points and the failures run
+
+
+# --- export and report ------------------------------------------------------------------------
+
+
+def test_export_csv_and_json(fake_db):
+    campaign, url, _ = fake_db
+    with open_store(url) as store:
+        records = store.records()
+    text = io.StringIO()
+    export(records, "csv", text)
+    rows = list(csv.DictReader(io.StringIO(text.getvalue())))
+    assert len(rows) == len(campaign.points)
+    assert tuple(rows[0]) == COLUMNS
+    assert {r["status"] for r in rows} == {"ok", "skipped: reach", "skipped: error"}
+    text = io.StringIO()
+    export(records, "json", text)
+    data = json.loads(text.getvalue())  # strict JSON: no Infinity
+    assert len(data) == len(campaign.ids())
+    assert any(r["kind"] == "failures" for r in data)
+
+
+def test_report_writes_plots_and_html(fake_db, tmp_path):
+    _, url, _ = fake_db
+    with open_store(url) as store:
+        page = report(store.records(), tmp_path / "out")
+    for stem in ("busbw-allreduce-ring", "time-vs-model", "energy", "faults", "failures"):
+        for ext in ("png", "svg"):
+            assert (tmp_path / "out" / f"{stem}.{ext}").stat().st_size > 1000, stem
+    html = page.read_text()
+    assert "<img src='busbw-allreduce-ring.png'" in html
+    assert "skipped: reach" in html and html.count("<tr>") > 20
+
+
+# --- the commands, short of building anything ---------------------------------------------------
+
+
+def test_commands_exit_2_with_one_line(tmp_path, capsys):
+    from emulator.cli import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BASE + "sizes: [1M, huge]\n".replace("sizes", "iters"))
+    assert main(["campaign", "run", str(bad), "--db", str(tmp_path / "x.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bad.yaml line 5, key 'iters'" in err
+    assert not (tmp_path / "x.sqlite").exists()
+    assert main(["export", "--db", "mysql://h/db"]) == 2
+    assert "no store for scheme 'mysql'" in capsys.readouterr().err
+
+
+def test_status_and_export_commands(fake_db, tmp_path, capsys):
+    from emulator.cli import main
+
+    _, url, _ = fake_db
+    (tmp_path / "fake.yaml").write_text(FAKE)
+    assert main(["campaign", "status", str(tmp_path / "fake.yaml"), "--db", url]) == 0
+    out = capsys.readouterr().out
+    assert "campaign fake: 21/21 points done" in out and "failures (Monte Carlo)" in out
+    target = tmp_path / "all.json"
+    assert main(["export", "--db", url, "--format", "json", "-o", str(target)]) == 0
+    assert len(json.loads(target.read_text())) == 21

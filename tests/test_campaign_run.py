@@ -1,0 +1,108 @@
+"""Campaigns end to end through the command, on real networks (root), and a run killed with
+SIGKILL mid-way that resumes to exactly the full matrix."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from emulator.campaign import load
+from tests.conftest import netwall
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def stored(db: Path) -> tuple[int, int]:
+    """(rows, distinct ids) in a results database, read while a runner may be writing."""
+    if not db.exists():
+        return 0, 0
+    with sqlite3.connect(db, timeout=30) as conn:
+        try:
+            return conn.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM points").fetchone()
+        except sqlite3.OperationalError:  # the table is not created yet
+            return 0, 0
+
+
+@pytest.mark.root
+def test_smoke_campaign_end_to_end(tmp_path):
+    db = tmp_path / "smoke.sqlite"
+    run = netwall("campaign", "run", "campaigns/smoke.yaml", "--db", str(db))
+    assert run.returncode == 0, run.stderr
+    total = len(load(ROOT / "campaigns/smoke.yaml").ids())
+    assert f"{total}/{total} points stored" in run.stdout
+    assert f"{total}/{total} points" in run.stderr  # the progress bar
+    status = netwall("campaign", "status", "campaigns/smoke.yaml", "--db", str(db))
+    assert f"campaign smoke: {total}/{total} points done" in status.stdout
+    again = netwall("campaign", "run", "campaigns/smoke.yaml", "--db", str(db))
+    assert "0 measured, 0 skipped" in again.stdout
+
+    out = tmp_path / "report"
+    report = netwall("report", "--db", str(db), "--out", str(out))
+    assert report.returncode == 0, report.stderr
+    pngs = list(out.glob("*.png"))
+    assert {p.stem for p in pngs} >= {"busbw-allreduce-ring", "time-vs-model", "energy"}
+    assert all(p.stat().st_size > 1000 for p in pngs)
+    assert "<img src='busbw-allreduce-ring.png'" in (out / "index.html").read_text()
+    export = netwall("export", "--db", str(db), "--format", "csv")
+    lines = export.stdout.strip().splitlines()
+    assert len(lines) == 1 + total and all(",ok," in line for line in lines[1:])
+
+
+KILLED = """\
+name: killed
+topologies: [pair]
+links: [copper-800g]
+sizes: [64K, 256K, 1M]
+repetitions: 2
+dilation: 20000
+iters: 2
+warmup: 0
+"""
+
+
+@pytest.mark.root
+def test_killed_campaign_resumes_to_the_full_matrix(tmp_path):
+    spec = tmp_path / "killed.yaml"
+    spec.write_text(KILLED)
+    db = tmp_path / "killed.sqlite"
+    full = load(spec).ids()
+    assert len(full) == 6
+    proc = subprocess.Popen([sys.executable, "-m", "emulator.cli", "campaign", "run",
+                             str(spec), "--db", str(db)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while stored(db)[0] < 1:
+            assert proc.poll() is None, "the campaign ended before storing a point"
+            assert time.monotonic() < deadline, "no point stored in 120 s"
+            time.sleep(0.02)
+    finally:
+        proc.kill()  # SIGKILL: no teardown, no last words
+        proc.wait()
+    killed_at = stored(db)
+    assert 1 <= killed_at[0] < 6 and killed_at[0] == killed_at[1]
+
+    clean = netwall("clean")
+    assert clean.returncode == 0, clean.stderr
+    resume = netwall("campaign", "run", str(spec), "--db", str(db))
+    assert resume.returncode == 0, resume.stderr
+    assert f"{6 - killed_at[0]} measured" in resume.stdout
+    assert stored(db) == (6, 6)
+    with sqlite3.connect(db) as conn:
+        ids = {row[0] for row in conn.execute("SELECT id FROM points")}
+    assert ids == full
+
+
+def test_malformed_campaign_is_one_line_and_exit_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\ntopologies: [pair]\nlinks: [copper-800g]\nsizes: [64K, 1.5M]\n")
+    run = netwall("campaign", "run", str(bad), "--db", str(tmp_path / "bad.sqlite"))
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    assert "bad.yaml line 4, key 'sizes'" in run.stderr
+    assert not (tmp_path / "bad.sqlite").exists()
