@@ -296,8 +296,10 @@ class Emulation:
         if algorithm == "hierarchical" and group is not None and tuple(group) != everyone:
             raise NetwallError("hierarchical all-reduce runs over every GPU, in rank order")
         groups = self.plan.racks() if algorithm == "hierarchical" else None
-        return sched.build(collective, algorithm, ranks or len(self.topology.gpus), size,
-                           root=root, chunk=chunk, groups=groups)
+        ranks = ranks or len(self.topology.gpus)
+        _check_memory(collective, ranks, size)
+        return sched.build(collective, algorithm, ranks, size, root=root, chunk=chunk,
+                           groups=groups)
 
     def _execute(self, schedule, count: int, timeout: float, model: float,
                  injector: Injector | None = None, check: bool = False):
@@ -353,6 +355,26 @@ class Emulation:
             "capabilities": dataclasses.asdict(self.capabilities),
             "not_emulated": self.not_emulated,
         }
+
+
+def _check_memory(collective: str, ranks: int, size: int) -> None:
+    """Refuse a size whose buffers would not fit this machine, before any agent allocates.
+
+    Each agent holds its working buffer, the inputs it restores, and a copy for the check:
+    about three buffers per rank.
+    """
+    if size <= 0:
+        return  # the schedule says what is wrong with it
+    need = 3 * ranks * sched.buffer_bytes(collective, ranks, size)
+    try:
+        with open("/proc/meminfo") as f:
+            free = next(int(line.split()[1]) * 1024 for line in f
+                        if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration):
+        return
+    if need > free * 0.8:
+        raise NetwallError(f"size {size} needs about {need / 2**30:.1f} GiB for {ranks} ranks' "
+                           f"buffers; this machine has {free / 2**30:.1f} GiB available")
 
 
 def apply_link_state(emu: Emulation, link: int, faults: list[Fault]) -> LinkState:
