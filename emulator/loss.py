@@ -56,15 +56,24 @@ def load(probability: float) -> int:
     return fd
 
 
-def attach(ipr, index: int, probability: float) -> None:
+def attach(ipr, index: int, probability: float, programs: dict | None = None) -> None:
     """Drop a fraction `probability` (0 to 1) of the frames arriving on interface `index`,
     replacing any earlier loss filter there in one atomic swap: taking a filter away and
-    adding another would drop frames in between, on a live link."""
-    fd = load(probability)
+    adding another would drop frames in between, on a live link.
+
+    `programs` (probability -> loaded program fd) lets many interfaces share one program;
+    the caller then closes those fds. Without it the program is loaded and closed here.
+    """
+    fd = programs.get(probability) if programs is not None else None
+    if fd is None:
+        fd = load(probability)
+        if programs is not None:
+            programs[probability] = fd
     try:
         with contextlib.suppress(Exception):  # clsact may be there already
             ipr.tc("add", "clsact", index)
         ipr.tc("replace-filter", "bpf", index, ":1", fd=fd, name="netwall-loss",
                parent=CLSACT_INGRESS, direct_action=True)
     finally:
-        os.close(fd)
+        if programs is None:
+            os.close(fd)

@@ -213,13 +213,19 @@ class Network:
             shaping.apply(ipr, index, self.plan.shapes[(link, name)], self.netem, FRAME_BYTES)
 
     def _drop_frames(self) -> None:
-        """Without netem, bit-error loss comes from an eBPF classifier on the far end."""
-        for (link, sender), shape in self.plan.shapes.items():
-            if shape.loss_percent > 0:
-                receiver = self.plan.topology.other(link, sender)
-                loss.attach(_ipr(self.node(receiver)), self.index[(link, receiver)],
-                            shape.loss_percent / 100)
-                self.loss_now[(link, receiver)] = shape.loss_percent / 100
+        """Without netem, bit-error loss comes from an eBPF classifier on the far end (one
+        loaded program per loss probability, shared by every interface that needs it)."""
+        programs: dict[float, int] = {}
+        try:
+            for (link, sender), shape in self.plan.shapes.items():
+                if shape.loss_percent > 0:
+                    receiver = self.plan.topology.other(link, sender)
+                    loss.attach(_ipr(self.node(receiver)), self.index[(link, receiver)],
+                                shape.loss_percent / 100, programs)
+                    self.loss_now[(link, receiver)] = shape.loss_percent / 100
+        finally:
+            for fd in programs.values():
+                os.close(fd)
 
     def set_link(self, link: int, rate_gbps: float, loss_probability: float) -> None:
         """Change a live cable, both directions, by netlink: its rate (0: down, carrying
