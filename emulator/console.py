@@ -87,8 +87,12 @@ class NetwallCLI(CLI):
         a, b = (self.emu.net.get(w) for w in words[:2])
         bps = iperf3_flows([(a, b, self.emu.plan.ips[words[1]])], seconds)
         d = self.emu.dilation
+        first = self.emu.plan.routes[words[0]]
+        route = next(r for r in first if r.dst == self.emu.topology.rank(words[1]))
+        link = next(i.link for i in self.emu.plan.interfaces.values() if i.name == route.iface)
         print(f"iperf3 {words[0]} -> {words[1]}: {bps / 1e6:.1f} Mb/s emulated = "
-              f"{bps * d / 1e9:.1f} Gb/s real (x D={d:g})")
+              f"{bps * d / 1e9:.1f} Gb/s real (x D={d:g}); first link configured at "
+              f"{self.state(link).rate_gbps:g} Gb/s real")
 
     # -- break and repair -------------------------------------------------------------------
     def do_fail(self, line: str) -> None:

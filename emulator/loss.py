@@ -19,6 +19,7 @@ SYS_BPF = {"x86_64": 321, "aarch64": 280}.get(platform.machine(), 321)
 BPF_PROG_LOAD = 5
 BPF_PROG_TYPE_SCHED_CLS = 3
 CLSACT_INGRESS = 0xFFFFFFF2  # parent ffff:fff2
+PRIORITY = 1
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -72,8 +73,9 @@ def attach(ipr, index: int, probability: float, programs: dict | None = None) ->
     try:
         with contextlib.suppress(Exception):  # clsact may be there already
             ipr.tc("add", "clsact", index)
+        # A fixed priority makes "replace" find the filter it replaces.
         ipr.tc("replace-filter", "bpf", index, ":1", fd=fd, name="netwall-loss",
-               parent=CLSACT_INGRESS, direct_action=True)
+               parent=CLSACT_INGRESS, direct_action=True, prio=PRIORITY)
     finally:
         if programs is None:
             os.close(fd)

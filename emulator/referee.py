@@ -10,6 +10,8 @@ import json
 import subprocess
 import time
 
+from emulator.errors import NetwallError
+
 PORT = 5201
 
 
@@ -26,12 +28,22 @@ def iperf3_flows(pairs: list[tuple], seconds: int = 3, bidir: bool = False) -> f
                 raise RuntimeError("iperf3 servers did not start")
             time.sleep(0.05)
         extra = ["--bidir"] if bidir else []
+        # A dead link must not hang the referee: give up connecting after 3 s, and on a
+        # stalled flow 15 s after it should have ended.
         clients = [client.popen(["iperf3", "-c", address, "-t", str(seconds), "-O", "1", "-J",
-                                 *extra], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                 "--connect-timeout", "3000", *extra], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                 text=True) for client, _, address in pairs]
         total = 0.0
         for client in clients:
-            end = json.loads(client.communicate()[0])["end"]
+            try:
+                report = json.loads(client.communicate(timeout=seconds + 15)[0])
+            except (subprocess.TimeoutExpired, ValueError):
+                client.kill()
+                client.wait()
+                raise NetwallError("iperf3 got no answer (is the link down?)") from None
+            if "error" in report or "sum_received" not in report.get("end", {}):
+                raise NetwallError(f"iperf3: {report.get('error', 'no result')}")
+            end = report["end"]
             total += end["sum_received"]["bits_per_second"]
             if bidir:
                 total += end["sum_received_bidir_reverse"]["bits_per_second"]
