@@ -30,9 +30,11 @@ def iperf3_flows(pairs: list[tuple], seconds: int = 3, bidir: bool = False) -> f
         extra = ["--bidir"] if bidir else []
         # A dead link must not hang the referee: give up connecting after 3 s, and on a
         # stalled flow 15 s after it should have ended.
-        clients = [client.popen(["iperf3", "-c", address, "-t", str(seconds), "-O", "1", "-J",
-                                 "--connect-timeout", "3000", *extra], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                text=True) for client, _, address in pairs]
+        command = ["iperf3", "-t", str(seconds), "-O", "1", "-J", "--connect-timeout", "3000",
+                   *extra, "-c"]
+        clients = [client.popen([*command, address], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+                   for client, _, address in pairs]
         total = 0.0
         for client in clients:
             try:
