@@ -13,7 +13,7 @@ OUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
 
 def main() -> None:
-    start_rows = startup.measure(sizes=(8, 64), repeats=5)
+    start_rows = startup.measure(sizes=(8, 64, 256), repeats=3)
     good = goodput.measure(repeats=5)
     eff = efficiency.measure(repeats=3)
     fid = fidelity.measure(repeats=3)
@@ -28,8 +28,9 @@ the traffic engine.
 
 ## Start-up and teardown of an N-GPU star, with shaping (bench/startup.py)
 
-netwall (Mininet hosts, veth pairs and bridges by netlink, routes and neighbours by one
-`ip -batch` per host, htb shaping by netlink on both ends of every link) against plain
+netwall (Mininet hosts, switches in their own namespaces, veth pairs and bridges by
+netlink, routes and neighbours by one `ip -batch` per host, htb shaping by netlink on both
+ends of every link, eBPF loss filters) against plain
 Mininet 2.3.0 with TCLink (bw=100 Mbit/s, a `tc` process per command) and LinuxBridge,
 {start_rows[0]['repeats']} runs each.
 

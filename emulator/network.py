@@ -159,7 +159,7 @@ class Network:
                       link=NetlinkLink, autoSetMacs=False, autoStaticArp=False,
                       waitConnected=False, cleanup=False)
         self.net = net
-        self.record = state.Record(topo.name, list(topo.switches))
+        self.record = state.Record(topo.name)
         for gpu in topo.gpus:
             net.addHost(gpu, ip=None)
         for switch in topo.switches:

@@ -3,9 +3,8 @@
 Each emulation keeps a small JSON record in /run/netwall (a tmpfs: it does not survive a
 reboot, and neither do namespaces): the controlling process and the pids of its node shells
 (GPUs and switches, each holding a network namespace) and agents. Everything netwall builds
-lives in those namespaces, so killing the recorded processes removes it all. `netwall
-clean` does that for the records of dead controllers, and also removes any root-namespace
-interface carrying netwall's MAC prefix, should one ever be left there.
+lives in those namespaces, so killing the recorded processes removes it all; `netwall
+clean` does that for the records of dead controllers.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ import signal
 from pathlib import Path
 
 STATE_DIR = Path(os.environ.get("NETWALL_STATE_DIR", "/run/netwall"))
-MAC_PREFIX = "02:4e:"  # every interface netwall creates (emulator.plan.mac)
 
 
 _serial = itertools.count()
@@ -27,9 +25,8 @@ _serial = itertools.count()
 class Record:
     """This process's record of one emulation, rewritten atomically as it grows."""
 
-    def __init__(self, topology: str, bridges: list[str]) -> None:
-        self.data = {"pid": os.getpid(), "topology": topology, "bridges": bridges,
-                     "hosts": [], "agents": []}
+    def __init__(self, topology: str) -> None:
+        self.data = {"pid": os.getpid(), "topology": topology, "hosts": [], "agents": []}
         # One file per emulation: a process may run several, one after another or at once.
         self.path = STATE_DIR / f"{os.getpid()}-{next(_serial)}.json"
         self._save()
@@ -74,7 +71,7 @@ def stale_records() -> list[dict]:
             record = json.loads(path.read_text())
         except (OSError, ValueError):
             owner = path.stem.split("-")[0]
-            record = {"pid": int(owner) if owner.isdigit() else 0, "hosts": [], "bridges": []}
+            record = {"pid": int(owner) if owner.isdigit() else 0}
         if not _alive(record.get("pid", 0)):
             record["_path"] = str(path)
             out.append(record)
@@ -82,48 +79,23 @@ def stale_records() -> list[dict]:
 
 
 def clean() -> list[str]:
-    """Remove what dead netwall runs left. Idempotent; returns what it removed, in words."""
-    from pyroute2 import IPRoute
+    """Remove what dead netwall runs left. Idempotent; returns what it removed, in words.
 
+    Killing a dead run's node shells and agents removes its namespaces, and with them every
+    interface, bridge and qdisc it made: netwall puts nothing in the host's own namespace.
+    """
     done = []
-    owned_live = _live_bridges()
-    with IPRoute() as ipr:
-        for record in stale_records():
-            for kind, marker in (("agents", b"traffic.agent"), ("hosts", b"mininet:")):
-                for pid in record.get(kind, []):
-                    if _cmdline_has(pid, marker):
-                        with contextlib.suppress(ProcessLookupError):
-                            os.kill(pid, signal.SIGKILL)
-                            done.append(f"killed {kind[:-1]} process {pid}")
-            for name in record.get("bridges", []):
-                if name in owned_live:
-                    continue
-                for index in ipr.link_lookup(ifname=name):
-                    with contextlib.suppress(Exception):
-                        ipr.link("del", index=index)
-                        done.append(f"deleted bridge {name}")
-            with contextlib.suppress(FileNotFoundError):
-                Path(record["_path"]).unlink()
-                done.append(f"removed the record of dead run {record.get('pid')}")
-        for link in ipr.get_links():
-            name = link.get_attr("IFLA_IFNAME")
-            address = link.get_attr("IFLA_ADDRESS") or ""
-            if address.startswith(MAC_PREFIX) and name.split("-eth")[0] not in owned_live:
-                with contextlib.suppress(Exception):
-                    ipr.link("del", index=link["index"])
-                    done.append(f"deleted interface {name}")
+    for record in stale_records():
+        for kind, marker in (("agents", b"traffic.agent"), ("hosts", b"mininet:")):
+            for pid in record.get(kind, []):
+                if _cmdline_has(pid, marker):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                        done.append(f"killed {kind[:-1]} process {pid}")
+        with contextlib.suppress(FileNotFoundError):
+            Path(record["_path"]).unlink()
+            done.append(f"removed the record of dead run {record.get('pid')}")
     return done
-
-
-def _live_bridges() -> set[str]:
-    """Bridges of emulations still running: never touched by clean."""
-    live = set()
-    for path in STATE_DIR.glob("*.json") if STATE_DIR.is_dir() else []:
-        with contextlib.suppress(OSError, ValueError):
-            record = json.loads(path.read_text())
-            if _alive(record.get("pid", 0)):
-                live.update(record.get("bridges", []))
-    return live
 
 
 def _cmdline_has(pid: int, marker: bytes) -> bool:
