@@ -27,7 +27,7 @@ from emulator import faults as flt
 from emulator.errors import NetwallError
 from emulator.profiles import catalogue
 from topologies import parse as parse_topology
-from traffic.schedule import ALGORITHMS, ELEMENT
+from traffic.schedule import ALGORITHMS, ELEMENT, default_algorithm
 
 SAME = "same"  # spine_link: the same profile as each point's link
 MATRIX_KEYS = ("topologies", "links", "spine_link", "layout", "collectives", "algorithms",
@@ -297,7 +297,7 @@ class _Reader:
     def algorithms(self, node: yaml.Node | None, collectives: list[str]) -> list[tuple[str, str]]:
         """(collective, algorithm) pairs; without the key, each collective's default."""
         if node is None:
-            return [(c, ALGORITHMS[c][0]) for c in collectives]
+            return [(c, default_algorithm(c)) for c in collectives]
         pairs = []
         for item in self.items(node, "algorithms"):
             algorithm = self.string(item, "algorithms")

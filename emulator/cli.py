@@ -233,23 +233,23 @@ def cmd_run(args) -> int:
         raise NetwallError(f"--iters must be >= 1 and --warmup >= 0, got {args.iters}, "
                            f"{args.warmup}")
     emulations = _emulations(args)
-    links = [emu.link for emu in emulations]
     for size in sizes:
         emulations[0].schedule(args.collective, args.algorithm, size, args.root, args.chunk)
     for fault in faults:
         emulations[0].link_index(fault.name)
     _note_missing(emulations[0])
     results, runs = [], []
-    for link, emu in zip(links, emulations, strict=True):
-        runs.append(dict(emu.settings(), link=link))
+    for emu in emulations:
+        runs.append(dict(emu.settings(), link=emu.link))
         if not args.json:
-            _print_header(args, link, emu)
+            _print_header(args, emu)
         with emu:
             for size in sizes:
                 entry = emu.run(args.collective, args.algorithm, size, iters=args.iters,
                                 warmup=args.warmup, check=args.check, root=args.root,
                                 chunk=args.chunk, faults=faults)
-                entry.update(link=link, topology=emu.topology.name, dilation=emu.dilation)
+                entry.update(link=emu.link, topology=emu.topology.name,
+                             dilation=emu.dilation)
                 results.append(entry)
                 if not args.json:
                     _print_row(entry)
@@ -261,11 +261,13 @@ def cmd_run(args) -> int:
     return 1 if any(r["check"] is False for r in results) else 0
 
 
-def _print_header(args, link: str, emu) -> None:
+def _print_header(args, emu) -> None:
+    from traffic.schedule import default_algorithm
+
     d = emu.dilation
-    algorithm = emu.schedule(args.collective, args.algorithm, 4 * 1024, args.root).algorithm
+    algorithm = args.algorithm or default_algorithm(args.collective)
     print(f"# netwall {args.collective}/{algorithm} on {emu.topology.name} "
-          f"({len(emu.topology.gpus)} ranks), link {link}, dilation {d:g} "
+          f"({len(emu.topology.gpus)} ranks), link {emu.link}, dilation {d:g} "
           f"(rates /{d:g}, delays x{d:g}; times below are real)")
     if "link delay" in emu.not_emulated:
         print("# model: alpha-beta without its latency term, as link delay is not emulated here")

@@ -60,7 +60,7 @@ class NetwallCLI(CLI):
         counts = self.emu.network.counters(settle=0)
         print(f"{'directed link':<20} {'bytes':>14} {'packets':>10} {'drops':>7}")
         for (link, sender), c in sorted(counts.items()):
-            name = f"{sender}->{self.emu.topology.other(link, sender)}"
+            name = self.emu.topology.directed(link, sender)
             print(f"{name:<20} {c['bytes']:>14} {c['packets']:>10} {c['drops']:>7}")
 
     # -- measure ----------------------------------------------------------------------------

@@ -210,7 +210,7 @@ class Emulation:
 
     def _link_rates(self) -> dict[str, float]:
         """Each directed link's configured (emulated) rate, by its report name."""
-        return {f"{node}->{self.topology.other(link, node)}": shape.rate_bps
+        return {self.topology.directed(link, node): shape.rate_bps
                 for (link, node), shape in self.plan.shapes.items()}
 
     def _lossy(self) -> bool:
@@ -291,7 +291,7 @@ class Emulation:
                  chunk: int | None = None, ranks: int | None = None,
                  group: tuple[int, ...] | None = None) -> sched.Schedule:
         """The schedule of one call over `ranks` (default: every GPU) of this cluster."""
-        algorithm = algorithm or sched.ALGORITHMS.get(collective, ("ring",))[0]
+        algorithm = algorithm or sched.default_algorithm(collective)
         everyone = tuple(range(len(self.topology.gpus)))
         if algorithm == "hierarchical" and group is not None and tuple(group) != everyone:
             raise NetwallError("hierarchical all-reduce runs over every GPU, in rank order")
@@ -325,7 +325,7 @@ class Emulation:
             if moved["bytes"] or expected.get(key):
                 cable = self.topology.links[link]
                 report.append({
-                    "link": f"{sender}->{self.topology.other(link, sender)}",
+                    "link": self.topology.directed(link, sender),
                     "profile": cable.profile,
                     "bytes": moved["bytes"],
                     "expected_bytes": expected.get(key, 0) * iters if schedule else None,

@@ -157,3 +157,13 @@ def test_check_and_profiles_commands():
     assert listed.returncode == 0
     names = {p["name"] for p in json.loads(listed.stdout)}
     assert {"copper-800g", "optical-800g", "wide-and-slow-800g"} <= names
+
+
+def test_a_size_that_only_suits_its_own_collective_runs():
+    """12 KiB splits into 3 ranks' all-to-all chunks; nothing may insist on another size."""
+    from tests.conftest import netwall
+
+    done = netwall("run", "--topology", "ring:3", "--link", "copper-800g", "--collective",
+                   "alltoall", "--size", "12K", "--iters", "1")
+    assert done.returncode == 0, done.stderr
+    assert "alltoall/direct" in done.stdout and " ok" in done.stdout

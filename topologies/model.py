@@ -91,6 +91,10 @@ class Topology:
             return end.a
         raise ValueError(f"link {link} does not touch {node!r}")
 
+    def directed(self, link: int, sender: str) -> str:
+        """One direction of a cable, as reports name it: 'sender->receiver'."""
+        return f"{sender}->{self.other(link, sender)}"
+
     def is_gpu(self, node: str) -> bool:
         """True for GPUs (IP routers), False for switches (L2 bridges)."""
         return node in self._ranks

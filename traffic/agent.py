@@ -113,7 +113,6 @@ class Call:
     step: int = -1  # -1: not started
     start: float = 0.0
     end: float = 0.0
-    ready_at: float = 0.0
     pending: list[Transfer] = field(default_factory=list)
     incoming: dict[int, dict[int, Incoming]] = field(default_factory=dict)  # step -> src
 
@@ -224,9 +223,9 @@ class Agent:
                 continue
             if any(self.calls[a].end == 0.0 for a in call.after if a in self.calls):
                 continue
-            call.ready_at = max([free_at[call.stream]] +
-                                [self.calls[a].end for a in call.after if a in self.calls])
-            if now < call.ready_at + call.gap:
+            ready = max([free_at[call.stream]] +
+                        [self.calls[a].end for a in call.after if a in self.calls])
+            if now < ready + call.gap:
                 continue
             if call.init:
                 key = (call.collective, call.ranks, call.size, call.local, call.root)

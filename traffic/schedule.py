@@ -79,6 +79,11 @@ _BUILDERS: dict[str, dict[str, Callable[[int, int, _Options], Schedule]]] = {
 ALGORITHMS: dict[str, tuple[str, ...]] = {c: tuple(_BUILDERS[c]) for c in COLLECTIVES}
 
 
+def default_algorithm(collective: str) -> str:
+    """The algorithm a collective runs when none is named (build() rejects an unknown name)."""
+    return ALGORITHMS.get(collective, ("ring",))[0]
+
+
 def build(collective: str, algorithm: str, ranks: int, size: int, *, root: int = 0,
           chunk: int | None = None, groups: Sequence[Sequence[int]] | None = None) -> Schedule:
     """The schedule for one collective call, with the user's mistakes caught in one line.
