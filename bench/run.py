@@ -7,7 +7,7 @@ import os
 import platform
 from pathlib import Path
 
-from bench import efficiency, fidelity, goodput, startup
+from bench import algorithms, efficiency, fidelity, goodput, scale, shaping, startup
 
 OUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
@@ -17,6 +17,9 @@ def main() -> None:
     good = goodput.measure(repeats=5)
     eff = efficiency.measure(repeats=3)
     fid = fidelity.measure(repeats=3)
+    shape = shaping.measure(repeats=3)
+    algs = algorithms.measure(repeats=3)
+    sizes = scale.measure()
     machine = (f"{platform.node()}, Linux {platform.release()}, {os.cpu_count()} cores, "
                f"Python {platform.python_version()}")
     text = f"""# netwall benchmarks
@@ -58,6 +61,37 @@ kernel has no netem, so the model's latency term is left out, as link delay is n
 emulated. Target: within 5% where bandwidth dominates.
 
 {fidelity.markdown(fid)}
+
+## Shaping fidelity, 10 Mb/s to 10 Gb/s (bench/shaping.py)
+
+One iperf3 TCP flow on a pair whose copper-800g cable is dilated to each rate
+(D = 800 Gb/s / rate). iperf3's goodput is converted to the wire rate htb shapes (65014-byte
+Ethernet frames carrying 64948 bytes of TCP payload) and compared with the configured rate.
+Medians of {shape[0]['repeats']} runs, interleaved with an unshaped flow (dilation 1) measured
+in the same run; a rate whose flow came within 10% of the unshaped one, or ran with the CPUs
+over 90% busy (/proc/stat), is marked host-saturated rather than a miss. Target: within 2%.
+
+{shaping.markdown(shape)}
+
+## Every collective and algorithm against the model (bench/algorithms.py)
+
+Each algorithm of each collective, median of {algs[0]['repeats']} runs of 3 iterations on
+copper-800g at the default dilation: star:8, and racks:2x4 for hierarchical all-reduce,
+which splits on racks. Measured against the alpha-beta model of the same schedule on the
+same topology, of what this kernel emulates (without netem, no latency term).
+
+{algorithms.markdown(algs)}
+
+## The largest cluster on this machine (bench/scale.py)
+
+Stars of 64 GPUs and up, doubling, one run per size: start-up (network, shaping and one
+agent per GPU), memory held (MemAvailable before start-up less its lowest while up, machine
+wide), a 64 KiB halving-doubling all-reduce over every GPU (one timed and one checked
+call), teardown. A size is not
+tried when, extrapolated from the last two, it would take over {scale.BUDGET_S:.0f} s or hold
+over {scale.MEMORY_SHARE:.0%} of the memory available; nothing is tried past a failure.
+
+{scale.markdown(sizes)}
 """
     OUT.write_text(text)
     print(text)

@@ -15,6 +15,8 @@ import os
 import platform
 import struct
 
+from emulator import nlbatch
+
 SYS_BPF = {"x86_64": 321, "aarch64": 280}.get(platform.machine(), 321)
 BPF_PROG_LOAD = 5
 BPF_PROG_TYPE_SCHED_CLS = 3
@@ -57,6 +59,16 @@ def load(probability: float) -> int:
     return fd
 
 
+def first_filter(fd: int) -> bytes:
+    """The requests that give a fresh interface its loss filter (program `fd`), compiled for
+    nlbatch.for_index: a clsact qdisc, then the classifier on its ingress."""
+    def requests(ipr) -> None:
+        ipr.tc("add", "clsact", nlbatch.PLACEHOLDER)
+        _replace_filter(ipr, nlbatch.PLACEHOLDER, fd)
+
+    return nlbatch.compile_requests(requests)
+
+
 def attach(ipr, index: int, probability: float, programs: dict | None = None) -> None:
     """Drop a fraction `probability` (0 to 1) of the frames arriving on interface `index`,
     replacing any earlier loss filter there in one atomic swap: taking a filter away and
@@ -73,9 +85,13 @@ def attach(ipr, index: int, probability: float, programs: dict | None = None) ->
     try:
         with contextlib.suppress(Exception):  # clsact may be there already
             ipr.tc("add", "clsact", index)
-        # A fixed priority makes "replace" find the filter it replaces.
-        ipr.tc("replace-filter", "bpf", index, ":1", fd=fd, name="netwall-loss",
-               parent=CLSACT_INGRESS, direct_action=True, prio=PRIORITY)
+        _replace_filter(ipr, index, fd)
     finally:
         if programs is None:
             os.close(fd)
+
+
+def _replace_filter(ipr, index: int, fd: int) -> None:
+    # A fixed priority makes "replace" find the filter it replaces.
+    ipr.tc("replace-filter", "bpf", index, ":1", fd=fd, name="netwall-loss",
+           parent=CLSACT_INGRESS, direct_action=True, prio=PRIORITY)

@@ -48,3 +48,13 @@ def iproute(pid: int | None):
 
     with inside(pid):
         return IPRoute()
+
+
+def enter(pid: int) -> None:
+    """Move this process for good into the network namespace of process `pid` (a forked
+    agent joining its host; single-threaded processes only, as setns(2) moves a thread)."""
+    target = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
+    try:
+        _setns(target)
+    finally:
+        os.close(target)

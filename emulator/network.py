@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
 import subprocess
 import time
@@ -19,7 +20,7 @@ from mininet.link import Intf, Link
 from mininet.net import Mininet
 from mininet.node import Host, Switch
 
-from emulator import loss, shaping, state
+from emulator import loss, nlbatch, shaping, state
 from emulator.netns import inside, iproute
 from emulator.plan import EMULATION_MTU, FRAME_BYTES, Plan
 
@@ -47,22 +48,15 @@ class NetlinkIntf(Intf):
 
 
 class NetlinkLink(Link):
-    """A Mininet Link whose veth pair is made by netlink, not by `ip link add` in a shell."""
+    """A Mininet Link over a veth pair that Network has already made (see _make_veth_pairs)."""
 
     def __init__(self, node1, node2, **params) -> None:
         params["intf"] = NetlinkIntf
         super().__init__(node1, node2, **params)
 
     @staticmethod
-    def makeIntfPair(intf1, intf2, addr1=None, addr2=None, node1=None, node2=None,  # noqa: N802
-                     deleteIntfs=True):  # noqa: N803 - Mininet's signature
-        ipr1 = _ipr(node1)
-        target = _netns_fd(node2)
-        try:
-            ipr1.link("add", ifname=intf1, address=addr1, kind="veth",
-                      peer={"ifname": intf2, "address": addr2, "net_ns_fd": target})
-        finally:
-            os.close(target)
+    def makeIntfPair(*_args, **_kwargs) -> None:  # noqa: N802 - Mininet's name
+        """Nothing to do: the pair exists."""
 
 
 class Bridge(Switch):
@@ -78,7 +72,7 @@ class Bridge(Switch):
         # No STP, no multicast snooping: either would put frames of its own on the links.
         ipr.link("add", ifname=self.name, kind="bridge", br_stp_state=0, br_forward_delay=0,
                  br_mcast_snooping=0)
-        bridge = ipr.link_lookup(ifname=self.name)[0]
+        indexes = {link.get_attr("IFLA_IFNAME"): link["index"] for link in ipr.get_links()}
         ports = [intf.name for intf in self.intfList() if intf.name != "lo"]
         with inside(self.pid):
             state.disable_bridge_netfilter()
@@ -86,24 +80,30 @@ class Bridge(Switch):
                 # No IPv6 on switch ports: its link-local chatter would count as traffic.
                 with open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "w") as f:
                     f.write("1")
-        for name in ports:
-            index = ipr.link_lookup(ifname=name)[0]
-            ipr.link("set", index=index, master=bridge, mtu=EMULATION_MTU)
-            # Forward by the static entries only: no learning, no flooding of unknown MACs.
-            ipr.brport("set", index=index, learning=0, unicast_flood=0)
-            ipr.link("set", index=index, state="up")
-        ipr.link("set", index=bridge, mtu=EMULATION_MTU, state="up")
-        for port, mac in self.params["fdb"]:
-            ipr.fdb("add", ifindex=ipr.link_lookup(ifname=port)[0], lladdr=mac,
-                    state=NUD_NOARP, flags=NTF_MASTER)
+
+        def requests(batch) -> None:
+            bridge = indexes[self.name]
+            for name in ports:
+                batch.link("set", index=indexes[name], master=bridge, mtu=EMULATION_MTU)
+                # Forward by the static entries only: no learning, no flooding of unknown MACs.
+                batch.brport("set", index=indexes[name], learning=0, unicast_flood=0)
+                batch.link("set", index=indexes[name], state="up")
+            batch.link("set", index=bridge, mtu=EMULATION_MTU, state="up")
+            for port, mac in self.params["fdb"]:
+                batch.fdb("add", ifindex=indexes[port], lladdr=mac, state=NUD_NOARP,
+                          flags=NTF_MASTER)
+
+        nlbatch.send(self.pid, nlbatch.compile_requests(requests), f"starting {self.name}")
 
 
 class GpuHost(Host):
     """A Mininet host whose shell start-up overlaps with the others'.
 
-    Mininet's startShell spawns bash and then blocks until its prompt appears: ~10 ms per
-    host, one after another. Here the spawn happens as usual but the wait (and Mininet's
-    first command) is deferred to finish_start(), which Network calls once all shells run.
+    Mininet's startShell spawns bash and then blocks until its prompt appears, and runs a
+    first command: a round trip per host, one host after another. Here the spawn happens as
+    usual but the wait and the command are deferred: Network resumes every shell, then waits
+    for them all. Mininet's config (an `ifconfig lo up` per host) is skipped: Network sets
+    interfaces, addresses and routes in one `ip -batch` per host.
     """
 
     _deferred: list | None = None
@@ -119,17 +119,20 @@ class GpuHost(Host):
 
     def cmd(self, *args, **kwargs) -> str:
         if self._deferred is not None:
-            self._deferred.append((args, kwargs))
+            self._deferred.append(" ".join(str(a) for a in args))
             return ""
         return super().cmd(*args, **kwargs)
 
-    def finish_start(self) -> None:
-        """Wait for the real prompt, then run what startShell asked for meanwhile."""
+    def resume(self) -> None:
+        """Wait for the real prompt, then send what startShell asked for meanwhile (its
+        output is awaited by waitOutput())."""
         deferred, self._deferred = self._deferred or [], None
         while not self.read(1024).endswith(chr(127)):
             self.pollOut.poll()
-        for args, kwargs in deferred:
-            self.cmd(*args, **kwargs)
+        self.sendCmd("; ".join(deferred) or "true")
+
+    def config(self, **_params) -> dict:
+        return {}
 
 
 def _ipr(node):
@@ -155,6 +158,11 @@ class Network:
 
     def start(self) -> None:
         topo = self.plan.topology
+        # Each GPU costs the controller a few descriptors (shell, agent pipes, netlink socket):
+        # past ~300 GPUs a 1024 soft limit runs out, so take what the hard limit allows.
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         net = Mininet(topo=None, build=False, controller=None, switch=Bridge, host=GpuHost,
                       link=NetlinkLink, autoSetMacs=False, autoStaticArp=False,
                       waitConnected=False, cleanup=False)
@@ -167,7 +175,10 @@ class Network:
         self.hosts = [net.get(gpu) for gpu in topo.gpus]
         self.record.add("hosts", [node.pid for node in net.hosts + net.switches])
         for host in self.hosts:
-            host.finish_start()
+            host.resume()
+        for host in self.hosts:
+            host.waitOutput()
+        self._make_veth_pairs()
         for link, cable in enumerate(topo.links):
             a = self.plan.interfaces[(link, cable.a)]
             b = self.plan.interfaces[(link, cable.b)]
@@ -183,6 +194,30 @@ class Network:
         self.loss_now = {key: 0.0 for key in self.index}
         if not self.netem:
             self._drop_frames()
+
+    def _make_veth_pairs(self) -> None:
+        """Every link's veth pair, in one netlink write per namespace: a pair is made in the
+        namespace of its cable's first end, with the peer put straight into the other's."""
+        topo = self.plan.topology
+        targets = {name: _netns_fd(self.node(name)) for name in topo.gpus + topo.switches}
+        try:
+            pairs: dict[str, list[tuple]] = {}
+            for link, cable in enumerate(topo.links):
+                pairs.setdefault(cable.a, []).append(
+                    (self.plan.interfaces[(link, cable.a)], self.plan.interfaces[(link, cable.b)],
+                     targets[cable.b]))
+            for name, ends in pairs.items():
+                def requests(batch, ends=ends) -> None:
+                    for a, b, target in ends:
+                        batch.link("add", ifname=a.name, address=a.mac, kind="veth",
+                                   peer={"ifname": b.name, "address": b.mac,
+                                         "net_ns_fd": target})
+
+                nlbatch.send(self.node(name).pid, nlbatch.compile_requests(requests),
+                             f"linking {name}")
+        finally:
+            for fd in targets.values():
+                os.close(fd)
 
     def _configure_gpus(self) -> None:
         """Sysctls, then addresses, routes and neighbours: O(GPUs^2) entries in all, so each
@@ -205,24 +240,40 @@ class Network:
                 raise RuntimeError(f"configuring {gpu} failed: {error}")
 
     def _shape_node(self, name: str, node) -> None:
+        """Every link end of a node shaped, in one netlink write (see emulator.nlbatch)."""
         ipr = _ipr(node)
         indexes = {link.get_attr("IFLA_IFNAME"): link["index"] for link in ipr.get_links()}
+        requests = []
         for link in self.plan.topology.links_of(name):
             index = indexes[self.plan.interfaces[(link, name)].name]
             self.index[(link, name)] = index
-            shaping.apply(ipr, index, self.plan.shapes[(link, name)], self.netem, FRAME_BYTES)
+            tree = shaping.compiled(self.plan.shapes[(link, name)], self.netem, FRAME_BYTES)
+            requests.append(nlbatch.for_index(tree, index))
+        nlbatch.send(node.pid if node.inNamespace else None, b"".join(requests),
+                     f"shaping the links of {name}")
 
     def _drop_frames(self) -> None:
         """Without netem, bit-error loss comes from an eBPF classifier on the far end (one
-        loaded program per loss probability, shared by every interface that needs it)."""
+        loaded program per loss probability, shared by every interface that needs it; one
+        netlink write per namespace)."""
         programs: dict[float, int] = {}
+        templates: dict[float, bytes] = {}
+        requests: dict[str, list[bytes]] = {}
         try:
             for (link, sender), shape in self.plan.shapes.items():
                 if shape.loss_percent > 0:
                     receiver = self.plan.topology.other(link, sender)
-                    loss.attach(_ipr(self.node(receiver)), self.index[(link, receiver)],
-                                shape.loss_percent / 100, programs)
-                    self.loss_now[(link, receiver)] = shape.loss_percent / 100
+                    probability = shape.loss_percent / 100
+                    if probability not in programs:
+                        programs[probability] = loss.load(probability)
+                        templates[probability] = loss.first_filter(programs[probability])
+                    requests.setdefault(receiver, []).append(
+                        nlbatch.for_index(templates[probability], self.index[(link, receiver)]))
+                    self.loss_now[(link, receiver)] = probability
+            for name, batch in requests.items():
+                node = self.node(name)
+                nlbatch.send(node.pid if node.inNamespace else None, b"".join(batch),
+                             f"loss filters of {name}")
         finally:
             for fd in programs.values():
                 os.close(fd)

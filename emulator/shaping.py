@@ -7,6 +7,9 @@ Shaping the egress of both ends emulates both directions of a full-duplex link.
 
 from __future__ import annotations
 
+import functools
+
+from emulator import nlbatch
 from emulator.dilation import LinkShape
 
 ROOT = 0x10000  # 1:
@@ -32,6 +35,14 @@ def apply(ipr, index: int, shape: LinkShape, netem: bool, frame_bytes: int) -> N
         )
     else:
         ipr.tc("add", "pfifo", index, LEAF, parent=CLASS, limit=shape.limit_packets)
+
+
+@functools.cache
+def compiled(shape: LinkShape, netem: bool, frame_bytes: int) -> bytes:
+    """apply()'s requests, encoded once per distinct shape for nlbatch.for_index: a star's
+    hundreds of identical links cost one encoding, not one each."""
+    return nlbatch.compile_requests(
+        lambda ipr: apply(ipr, nlbatch.PLACEHOLDER, shape, netem, frame_bytes))
 
 
 def change_rate(ipr, index: int, shape: LinkShape, frame_bytes: int) -> None:

@@ -61,6 +61,7 @@ SOL_PACKET, PACKET_VNET_HDR = 263, 15
 # kernel a 128 KB high-order allocation per 65 KB frame.
 VNET_HDR = struct.pack("<BBHHHH", 0, 0, ETHER_IP_UDP + HEADER.size, 0, 0, 0)
 LINK_DOWN = (errno.ENETDOWN, errno.ENXIO)  # the interface is down or gone
+STAGING = 65536  # bytes of one received datagram, at most
 MAX_NACK_SEQS = 4096  # missing-frame numbers one NACK carries (uint32 each)
 
 
@@ -114,7 +115,7 @@ class Call:
     start: float = 0.0
     end: float = 0.0
     pending: list[Transfer] = field(default_factory=list)
-    incoming: dict[int, dict[int, Incoming]] = field(default_factory=dict)  # step -> src
+    incoming: list[dict[int, Incoming]] = field(default_factory=list)  # step -> src -> it
 
 
 class Agent:
@@ -136,13 +137,16 @@ class Agent:
         self.rx.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)
         self.rx.bind(("0.0.0.0", PORT))
         self.rx.setblocking(False)
-        self.staging = bytearray(65536)
+        self.staging = bytearray(STAGING)
+        self.spare: list[bytearray] = []  # staging buffers back from the stash, for reuse
         self.control = bytearray(HEADER.size + 4 * MAX_NACK_SEQS)
         self.header = bytearray(HEADER.size)
         self.buffers: dict[str, np.ndarray] = {}
         self.initial: dict[tuple, np.ndarray] = {}
         self.calls: dict[int, Call] = {}
-        self.stash: dict[tuple[int, int], list[tuple[int, int, int, bytes]]] = {}
+        # Frames that arrived before they may land, by (op, step): (src, seq, offset, payload)
+        # with the payload a view of the staging buffer it was received into.
+        self.stash: dict[tuple[int, int], list[tuple[int, int, int, memoryview]]] = {}
         # Transfers sent once in full and not yet acknowledged, by (op, step, peer).
         self.outstanding: dict[tuple[int, int, int], Transfer] = {}
         self.oldest_op = 0  # calls below this id are finished everywhere
@@ -232,10 +236,17 @@ class Agent:
                 self._protect_all(call.buffer)
                 self.buffers[call.buffer][:] = self.initial[key]
             call.start = now
+            call.incoming = [{src: self._expect(length, reduce)
+                              for src, (_, length, reduce) in recvs.items()}
+                             for recvs in call.recvs]
             self.active.append(call)
             self._enter_step(call, 0)
             started = True
         return started
+
+    def _expect(self, length: int, reduce: bool) -> Incoming:
+        frames = -(-length // self.payload)
+        return Incoming(frames, reduce, bytearray(frames), frames)
 
     def _enter_step(self, call: Call, step: int) -> None:
         call.step = step
@@ -245,12 +256,11 @@ class Agent:
             call.pending.append(Transfer(call, step, peer, src_off, dst_off, length,
                                          -(-length // self.payload)))
         now = time.monotonic()
-        expected_here = call.incoming[step] = {}
-        for peer, (_, length, reduce) in call.recvs[step].items():
-            frames = -(-length // self.payload)
-            expected_here[peer] = Incoming(frames, reduce, bytearray(frames), frames, now)
+        for incoming in call.incoming[step].values():
+            incoming.last = now  # the repair timer starts with the step
         for frame in self.stash.pop((call.id, step), []):
             self._apply(call, step, *frame)
+            self.spare.append(frame[-1].obj)
 
     def _advance(self, free_at) -> bool:
         """Move calls whose current step is complete on to the next (or finish them)."""
@@ -363,10 +373,11 @@ class Agent:
                 self.stats["frames_received"] += 1
                 call = self.calls.get(op)
                 data = memoryview(self.staging)[HEADER.size:n]
-                if call is not None and call.step == step:
+                if self._lands_now(call, step, offset, length):
                     self._apply(call, step, src, seq, offset, data)
                 elif op >= self.oldest_op and (call is None or call.step < step):  # early
-                    self.stash.setdefault((op, step), []).append((src, seq, offset, bytes(data)))
+                    self.stash.setdefault((op, step), []).append((src, seq, offset, data))
+                    self.staging = self.spare.pop() if self.spare else bytearray(STAGING)
                 else:  # a step already complete: a duplicate; the sender wants an ACK
                     self.stats["duplicates"] += 1
                     self._send_control(ACK, op, step, src)
@@ -376,8 +387,25 @@ class Agent:
                 self._on_nack(op, step, src, np.frombuffer(
                     self.staging, dtype=">u4", count=length // 4, offset=HEADER.size))
 
+    @staticmethod
+    def _lands_now(call: Call | None, step: int, offset: int, length: int) -> bool:
+        """May a frame of this step land in the buffer now (else it waits in the stash)?
+
+        A race-free schedule (traffic.collectives.check) lets a receive land whenever it
+        arrives once the call has started, even steps ahead, provided every send of earlier
+        steps has read its bytes: sends the kernel has taken are copied before being
+        overwritten (_protect), so only sends not yet handed over can be in the way.
+        """
+        if call is None or call.step == step:
+            return call is not None
+        if not 0 <= call.step < step < call.steps:
+            return False
+        end = offset + length
+        return not any(t.src_offset < end and offset < t.src_offset + t.length
+                       for t in call.pending)
+
     def _apply(self, call: Call, step: int, src: int, seq: int, offset: int, data) -> None:
-        incoming = call.incoming.get(step, {}).get(src)
+        incoming = call.incoming[step].get(src) if 0 <= step < len(call.incoming) else None
         if incoming is None or seq >= incoming.frames or incoming.got[seq]:
             self.stats["duplicates"] += 1
             if incoming is not None and not incoming.missing:
@@ -416,7 +444,7 @@ class Agent:
             return
         self.next_repair = now + self.rto / 4
         for call in self.active:  # only a call's current step can be missing frames
-            for src, incoming in call.incoming.get(call.step, {}).items():
+            for src, incoming in call.incoming[call.step].items():
                 if incoming.missing and incoming.missing < incoming.frames \
                         and now - incoming.last > self.rto:
                     missing = [s for s in range(incoming.frames) if not incoming.got[s]]
@@ -463,8 +491,7 @@ class Agent:
             if call.step < 0:
                 return (f"rank {self.rank}: call {call.id} never started in {timeout:g} s "
                         f"(waiting for calls {call.after})")
-            waiting = sorted(src for src, i in call.incoming.get(call.step, {}).items()
-                             if i.missing)
+            waiting = sorted(src for src, i in call.incoming[call.step].items() if i.missing)
             return (f"rank {self.rank}: no progress for {timeout:g} s in call {call.id} step "
                     f"{call.step}: waiting for ranks {waiting}, "
                     f"{len(call.pending)} sends pending")
@@ -539,4 +566,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--fork-server"]:
+        from traffic.forkserver import serve
+
+        serve(int(sys.argv[2]), main)
+    else:
+        main()

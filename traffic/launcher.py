@@ -1,10 +1,10 @@
 """The controller's side of the agents: start one per GPU host, hand out programs, gather times.
 
-Agents run in the hosts' namespaces (Mininet's popen) and stay up for the whole emulation.
-A program is a list of calls; each rank gets the calls its communicators give it, with every
-move in global ranks. All ranks start a program at one CLOCK_MONOTONIC instant (one clock
-serves every namespace), so a call's time runs from the first rank's start to the last
-rank's end, as a GPU timeline would show it.
+Agents run in the hosts' namespaces (forked by traffic.forkserver) and stay up for the whole
+emulation. A program is a list of calls; each rank gets the calls its communicators give it,
+with every move in global ranks. All ranks start a program at one CLOCK_MONOTONIC instant
+(one clock serves every namespace), so a call's time runs from the first rank's start to the
+last rank's end, as a GPU timeline would show it.
 """
 
 from __future__ import annotations
@@ -12,16 +12,13 @@ from __future__ import annotations
 import json
 import os
 import select
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from emulator.errors import NetwallError
+from traffic.forkserver import PROJECT_ROOT, AgentProcess, ForkServer
 from traffic.schedule import Schedule
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 START_MARGIN_S = 0.05  # time for every agent to read "go" before the common start
 
 
@@ -54,15 +51,19 @@ class Agents:
 
     def __init__(self, hosts: list, peers: list[dict], mtu: int, rto: float,
                  sndbuf: int) -> None:
-        env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT))
-        self.procs: list[subprocess.Popen] = []
-        for rank, host in enumerate(hosts):
-            proc = host.popen([sys.executable, "-m", "traffic.agent"], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env=env, cwd=str(PROJECT_ROOT))
-            self.procs.append(proc)
-            self._send(rank, {"rank": rank, "peers": peers[rank], "mtu": mtu, "rto": rto,
-                              "sndbuf": sndbuf})
+        # One BLAS thread: agents add and copy arrays, and the fork server must not have
+        # threads when it forks.
+        env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT), OPENBLAS_NUM_THREADS="1",
+                   OMP_NUM_THREADS="1")
+        self.server = ForkServer(env)
+        self.procs: list[AgentProcess] = []
+        try:
+            for rank, host in enumerate(hosts):
+                self.procs.append(self.server.spawn(host.pid))
+                self._send(rank, {"rank": rank, "peers": peers[rank], "mtu": mtu, "rto": rto,
+                                  "sndbuf": sndbuf})
+        finally:
+            self.server.close()  # agents live on their own from here
         self._gather(deadline=time.monotonic() + 60)
 
     def execute(self, calls: list[CallPlan], timeout: float, expected_s: float,
@@ -118,9 +119,11 @@ class Agents:
         """
         replies: dict[int, dict] = {}
         streams = {proc.stdout.fileno(): rank for rank, proc in enumerate(self.procs)}
+        waiting = select.poll()  # not select(): hundreds of GPUs mean descriptors past 1024
+        for fd in streams:
+            waiting.register(fd, select.POLLIN)
         last = time.monotonic()
         while len(replies) < len(self.procs):
-            waiting = [fd for fd, rank in streams.items() if rank not in replies]
             limit = deadline if deadline is not None else last + silence
             left = limit - time.monotonic()
             if on_tick is not None:
@@ -128,13 +131,14 @@ class Agents:
                 wait = min(left, 0.001)
             else:
                 wait = left
-            ready = select.select(waiting, [], [], wait)[0] if left > 0 else []
+            ready = [fd for fd, _ in waiting.poll(wait * 1000)] if left > 0 else []
             if not ready and time.monotonic() < limit:
                 continue
             if not ready:
-                silent = min(streams[fd] for fd in waiting)
+                silent = min(rank for rank in streams.values() if rank not in replies)
                 raise NetwallError(f"agent of rank {silent} did not answer in time")
             for fd in ready:
+                waiting.unregister(fd)
                 rank = streams[fd]
                 line = self.procs[rank].stdout.readline()
                 if not line:
@@ -147,7 +151,7 @@ class Agents:
         proc = self.procs[rank]
         proc.kill()
         err = proc.stderr.read().strip().splitlines()
-        return err[-1] if err else f"exit code {proc.wait()}"
+        return err[-1] if err else "it exited without a word"
 
     def stop(self) -> None:
         """Ask every agent to exit; kill those still busy (an interrupted call) after 2 s."""
@@ -160,13 +164,10 @@ class Agents:
                     pass
         deadline = time.monotonic() + 2
         for proc in self.procs:
-            try:
-                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+            if not proc.wait(timeout=max(0.0, deadline - time.monotonic())):
                 proc.kill()
                 proc.wait()
-            for stream in (proc.stdout, proc.stderr):
-                stream.close()
+            proc.close()
         self.procs = []
 
 

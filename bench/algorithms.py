@@ -1,0 +1,66 @@
+"""Every algorithm of every collective against the alpha-beta model, by size.
+
+bench/fidelity.py holds all-reduce to the model on each link family; this holds every
+schedule netwall has (traffic.schedule.ALGORITHMS) to it, on copper-800g at the default
+dilation: on star:8, except hierarchical all-reduce, which splits on racks and so runs on
+racks:2x4 (two racks of four GPUs joined through a spine on optical-800g). As in
+fidelity.py the model is that of what this kernel emulates (without netem, no latency
+term). Sizes go from latency-bound (64 KiB) to bandwidth-bound (8 MiB; at 16 MiB and more,
+where a call takes seconds of dilated time, fidelity.py follows all-reduce).
+"""
+
+from __future__ import annotations
+
+import statistics
+
+from emulator import Emulation
+from traffic.schedule import ALGORITHMS
+
+LINK = "copper-800g"
+STAR, RACKS = "star:8", "racks:2x4"
+RACKS_ONLY = ("hierarchical",)
+SIZES = (64 << 10, 1 << 20, 8 << 20)
+
+
+def topology_for(algorithm: str) -> str:
+    return RACKS if algorithm in RACKS_ONLY else STAR
+
+
+def measure(repeats: int = 3) -> list[dict]:
+    rows = []
+    for topology in (STAR, RACKS):
+        with Emulation(topology, LINK) as emu:
+            for collective, algorithms in ALGORITHMS.items():
+                for algorithm in algorithms:
+                    if topology_for(algorithm) != topology:
+                        continue
+                    for size in SIZES:
+                        runs = [emu.run(collective, algorithm, size, iters=3, check=False)
+                                for _ in range(repeats)]
+                        time_s = statistics.median(r["time_s"] for r in runs)
+                        model = runs[0]["model_emulated_time_s"]
+                        rows.append({"collective": collective, "algorithm": algorithm,
+                                     "topology": topology, "size": size,
+                                     "dilation": emu.dilation, "time_s": time_s,
+                                     "model_s": model, "error": time_s / model - 1,
+                                     "repeats": repeats})
+    order = list(ALGORITHMS)  # sorted() is stable: hierarchical follows the other all-reduces
+    return sorted(rows, key=lambda r: order.index(r["collective"]))
+
+
+def _size(size: int) -> str:
+    return f"{size >> 20} MiB" if size >= 1 << 20 else f"{size >> 10} KiB"
+
+
+def markdown(rows: list[dict]) -> str:
+    out = ["| collective | algorithm | topology | size | D | measured (us) | model (us) | error |",
+           "|---|---|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        out.append(f"| {r['collective']} | {r['algorithm']} | {r['topology']} | "
+                   f"{_size(r['size'])} | {r['dilation']:g} | {r['time_s'] * 1e6:.1f} | "
+                   f"{r['model_s'] * 1e6:.1f} | {r['error']:+.1%} |")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(markdown(measure()))

@@ -1,0 +1,65 @@
+"""The benchmark tables, from hand-made rows (no root, no network)."""
+
+from __future__ import annotations
+
+from bench import algorithms, scale, shaping
+
+
+def shaping_row(error: float, saturated: bool) -> dict:
+    return {"configured_bps": 1e9, "dilation": 800, "achieved_bps": 1e9 * (1 + error),
+            "error": error, "cpu_busy": 0.5, "unshaped_bps": 20e9, "repeats": 3,
+            "saturated": saturated}
+
+
+def test_shaping_table_says_saturated_instead_of_miss():
+    lines = shaping.markdown([shaping_row(-0.01, False), shaping_row(-0.05, True),
+                              shaping_row(-0.05, False)]).splitlines()
+    assert lines[2] == ("| 1.000 Gb/s | 800 | 990.00 Mb/s | -1.0% | 50% | 20.000 Gb/s | no | "
+                        "yes |")
+    assert lines[3].endswith("| -5.0% | 50% | 20.000 Gb/s | yes | host saturated |")
+    assert lines[4].endswith("| no | **miss** |")
+
+
+def test_shaping_wire_rate_counts_headers():
+    # a full segment: 65000 - 52 bytes of payload in a 65014-byte frame
+    assert shaping.wire_bps(64948 * 8) == 65014 * 8
+
+
+def test_algorithms_table_formats_sizes_and_errors():
+    row = {"collective": "allreduce", "algorithm": "hierarchical", "topology": "racks:2x4",
+           "size": 64 << 10, "dilation": 5000.0, "time_s": 1.26e-6, "model_s": 1.2e-6,
+           "error": 0.05, "repeats": 3}
+    big = {**row, "size": 8 << 20, "error": -0.1234}
+    lines = algorithms.markdown([row, big]).splitlines()
+    assert lines[2] == ("| allreduce | hierarchical | racks:2x4 | 64 KiB | 5000 | 1.3 | 1.2 | "
+                        "+5.0% |")
+    assert lines[3].startswith("| allreduce | hierarchical | racks:2x4 | 8 MiB |")
+    assert lines[3].endswith("| -12.3% |")
+    assert algorithms.topology_for("hierarchical") == "racks:2x4"
+    assert algorithms.topology_for("ring") == "star:8"
+
+
+def test_scale_table_names_the_largest_that_worked():
+    ok = {"gpus": 64, "links": 64, "interfaces": 128, "start_s": 12.34, "stop_s": 0.5,
+          "memory_bytes": 2 << 30, "allreduce_s": 3.0, "check": True, "outcome": "ok"}
+    rows = [ok, {**ok, "gpus": 128, "links": 128, "interfaces": 256},
+            {"gpus": 256, "outcome": "failed: agent of rank 7 did not answer in time"}]
+    lines = scale.markdown(rows).splitlines()
+    assert lines[2] == "| 64 | 64 | 128 | 12.3 | 2.00 | 3.0 | 0.5 | ok |"
+    assert lines[4] == "| 256 | | | | | | | failed: agent of rank 7 did not answer in time |"
+    assert lines[-1] == "Largest that worked: 128 GPUs."
+    assert scale.markdown([rows[2]]).splitlines()[-1] == "None worked."
+
+
+def test_scale_extrapolates_and_stops_before_a_size_that_would_not_fit(monkeypatch):
+    monkeypatch.setattr(scale, "mem_available", lambda: 10 << 30)
+    first = {"gpus": 64, "total_s": 10.0, "memory_bytes": 1 << 30}
+    assert scale.too_big(128, [first]) is None  # quadratic from one size: 40 s, 4 GiB
+    assert scale.too_big(128, [{**first, "total_s": 40.0}]) == "would take ~160 s"
+    assert scale.too_big(256, [{**first, "total_s": 40.0}]) == (
+        "would take ~640 s and would hold ~16.0 GiB of 10.0 GiB available")
+    rows = [first, {"gpus": 128, "total_s": 20.0, "memory_bytes": 4 << 30}]
+    assert scale.extrapolate(rows, "total_s", 256) == 40.0  # grew linearly
+    assert scale.too_big(256, rows) == "would hold ~16.0 GiB of 10.0 GiB available"
+    shrinking = [first, {"gpus": 128, "total_s": 5.0, "memory_bytes": 1 << 30}]
+    assert scale.extrapolate(shrinking, "total_s", 256) == 10.0  # never below linear

@@ -1,0 +1,66 @@
+"""Batched netlink: requests compiled once, stamped per interface, sent in one write."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import replace
+
+import pytest
+
+from emulator import nlbatch, shaping
+from emulator.dilation import link_shape
+from emulator.plan import FRAME_BYTES
+from emulator.profiles import catalogue
+
+
+@pytest.fixture
+def shape():
+    profile = catalogue()["copper-800g"]
+    return replace(link_shape(profile.rate_gbps, 0, 0, profile.queue_bytes, dilation=2000,
+                              frame_bytes=FRAME_BYTES), limit_packets=77)
+
+
+def test_the_compiled_tree_is_three_requests_for_the_placeholder(shape):
+    data = shaping.compiled(shape, False, FRAME_BYTES)
+    kinds = [kind for _, _, kind in nlbatch.messages(data)]
+    assert kinds == [36, 40, 36]  # new qdisc (htb), new class, new qdisc (pfifo)
+    assert shaping.compiled(shape, False, FRAME_BYTES) is data  # encoded once per shape
+
+
+def test_for_index_stamps_every_request_and_nothing_else(shape):
+    data = shaping.compiled(shape, False, FRAME_BYTES)
+    stamped = nlbatch.for_index(data, 4242)
+    assert len(stamped) == len(data)
+    for offset, _, _ in nlbatch.messages(stamped):
+        assert nlbatch.IFINDEX.unpack_from(stamped, offset + nlbatch.NLMSG.size)[0] == 4242
+    changed = [i for i, (a, b) in enumerate(zip(data, stamped, strict=True)) if a != b]
+    assert len(changed) <= 3 * 4  # only the index fields
+    with pytest.raises(ValueError, match="placeholder"):
+        nlbatch.for_index(stamped, 1)  # already aimed somewhere
+
+
+@pytest.mark.root
+def test_a_batch_shapes_real_interfaces_and_a_refusal_is_an_error(shape):
+    holder = subprocess.Popen(["unshare", "--net", "sh", "-c",
+                               "ip link add name va type veth peer name vb; echo up; sleep 60"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "up"
+        links = subprocess.run(["nsenter", "-t", str(holder.pid), "-n", "ip", "-o", "link"],
+                               capture_output=True, text=True, check=True).stdout
+        index = {line.split(": ")[1].split("@")[0]: int(line.split(":")[0])
+                 for line in links.splitlines()}
+        tree = shaping.compiled(shape, False, FRAME_BYTES)
+        nlbatch.send(holder.pid, nlbatch.for_index(tree, index["va"]) +
+                     nlbatch.for_index(tree, index["vb"]), "test")
+        classes = subprocess.run(["nsenter", "-t", str(holder.pid), "-n", "tc", "class",
+                                  "show", "dev", "vb"], capture_output=True, text=True).stdout
+        assert f"rate {shape.rate_bps // 1_000_000}Mbit" in classes
+        qdiscs = subprocess.run(["nsenter", "-t", str(holder.pid), "-n", "tc", "qdisc",
+                                 "show", "dev", "va"], capture_output=True, text=True).stdout
+        assert "limit 77p" in qdiscs
+        with pytest.raises(OSError, match="again: File exists"):
+            nlbatch.send(holder.pid, nlbatch.for_index(tree, index["va"]), "again")
+    finally:
+        holder.kill()
+        holder.wait()
