@@ -61,7 +61,7 @@ def load(probability: float) -> int:
 
 def first_filter(fd: int) -> bytes:
     """The requests that give a fresh interface its loss filter (program `fd`), compiled for
-    nlbatch.for_index: a clsact qdisc, then the classifier on its ingress."""
+    nlbatch.stamp: a clsact qdisc, then the classifier on its ingress."""
     def requests(ipr) -> None:
         ipr.tc("add", "clsact", nlbatch.PLACEHOLDER)
         _replace_filter(ipr, nlbatch.PLACEHOLDER, fd)

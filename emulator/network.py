@@ -9,9 +9,11 @@ That avoids Mininet's fork per `ip`/`tc`/`ifconfig` command and its 1 Gb/s TCLin
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import resource
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import replace
@@ -81,19 +83,30 @@ class Bridge(Switch):
                 with open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "w") as f:
                     f.write("1")
 
-        def requests(batch) -> None:
-            bridge = indexes[self.name]
-            for name in ports:
-                batch.link("set", index=indexes[name], master=bridge, mtu=EMULATION_MTU)
-                # Forward by the static entries only: no learning, no flooding of unknown MACs.
-                batch.brport("set", index=indexes[name], learning=0, unicast_flood=0)
-                batch.link("set", index=indexes[name], state="up")
-            batch.link("set", index=bridge, mtu=EMULATION_MTU, state="up")
-            for port, mac in self.params["fdb"]:
-                batch.fdb("add", ifindex=indexes[port], lladdr=mac, state=NUD_NOARP,
-                          flags=NTF_MASTER)
+        bridge = indexes[self.name]
+        port, entry = _bridge_templates(bridge)
+        requests = [nlbatch.stamp(port, indexes[name]) for name in ports]
+        requests.append(nlbatch.compile_requests(
+            lambda batch: batch.link("set", index=bridge, mtu=EMULATION_MTU, state="up")))
+        requests += [nlbatch.stamp(entry, indexes[name], mac) for name, mac in self.params["fdb"]]
+        nlbatch.send(self.pid, b"".join(requests), f"starting {self.name}")
 
-        nlbatch.send(self.pid, nlbatch.compile_requests(requests), f"starting {self.name}")
+
+@functools.cache
+def _bridge_templates(bridge: int) -> tuple[bytes, bytes]:
+    """A port's requests (join bridge `bridge`, forward by static entries only, come up)
+    and a static forwarding entry's, compiled once for nlbatch.stamp."""
+    def port(batch) -> None:
+        batch.link("set", index=nlbatch.PLACEHOLDER, master=bridge, mtu=EMULATION_MTU)
+        # Forward by the static entries only: no learning, no flooding of unknown MACs.
+        batch.brport("set", index=nlbatch.PLACEHOLDER, learning=0, unicast_flood=0)
+        batch.link("set", index=nlbatch.PLACEHOLDER, state="up")
+
+    def entry(batch) -> None:
+        batch.fdb("add", ifindex=nlbatch.PLACEHOLDER, lladdr=nlbatch.PLACEHOLDER_MAC,
+                  state=NUD_NOARP, flags=NTF_MASTER)
+
+    return nlbatch.compile_requests(port), nlbatch.compile_requests(entry)
 
 
 class GpuHost(Host):
@@ -133,6 +146,18 @@ class GpuHost(Host):
 
     def config(self, **_params) -> dict:
         return {}
+
+
+def _finish(loaders: list[tuple[str, subprocess.Popen]]) -> None:
+    """Wait for every `ip -batch` loader; the first that failed raises."""
+    failed = []
+    for gpu, loader in loaders:
+        error = loader.stderr.read().strip()
+        loader.stderr.close()
+        if loader.wait() != 0:
+            failed.append(f"configuring {gpu} failed: {error}")
+    if failed:
+        raise RuntimeError(failed[0])
 
 
 def _ipr(node):
@@ -185,15 +210,18 @@ class Network:
             net.addLink(cable.a, cable.b, port1=topo.port(link, cable.a),
                         port2=topo.port(link, cable.b), intfName1=a.name, intfName2=b.name,
                         addr1=a.mac, addr2=b.mac)
-        net.build()
-        net.start()  # starts the bridges (Bridge.start), which shape nothing yet
-        self._configure_gpus()
-        self.index: dict[tuple[int, str], int] = {}
-        for name in topo.gpus + topo.switches:
-            self._shape_node(name, net.get(name))
-        self.loss_now = {key: 0.0 for key in self.index}
-        if not self.netem:
-            self._drop_frames()
+        loaders = self._configure_gpus()  # on the other core, while this one goes on
+        try:
+            net.build()
+            net.start()  # starts the bridges (Bridge.start), which shape nothing yet
+            self.index: dict[tuple[int, str], int] = {}
+            for name in topo.gpus + topo.switches:
+                self._shape_node(name, net.get(name))
+            self.loss_now = {key: 0.0 for key in self.index}
+            if not self.netem:
+                self._drop_frames()
+        finally:
+            _finish(loaders)
 
     def _make_veth_pairs(self) -> None:
         """Every link's veth pair, in one netlink write per namespace: a pair is made in the
@@ -219,36 +247,35 @@ class Network:
             for fd in targets.values():
                 os.close(fd)
 
-    def _configure_gpus(self) -> None:
+    def _configure_gpus(self) -> list[tuple[str, subprocess.Popen]]:
         """Sysctls, then addresses, routes and neighbours: O(GPUs^2) entries in all, so each
-        host loads its share in one `ip -batch` process, all hosts at once."""
+        host loads its share in one `ip -batch` process, all hosts at once. Returns the
+        running loaders, for _finish."""
         loaders = []
         for gpu, host in zip(self.plan.topology.gpus, self.hosts, strict=True):
-            with inside(host.pid):
+            with inside(host.pid):  # a child started here is born in the host's namespace
                 for key, value in HOST_SYSCTLS.items():
                     with open(f"/proc/sys/{key}", "w") as f:
                         f.write(value)
-            loader = host.popen(["ip", "-batch", "-"], stdin=subprocess.PIPE,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                loader = subprocess.Popen(["ip", "-batch", "-"], stdin=subprocess.PIPE,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                          text=True)
             loader.stdin.write(self.plan.ip_batch(gpu, EMULATION_MTU))
             loader.stdin.close()
             loaders.append((gpu, loader))
-        for gpu, loader in loaders:
-            error = loader.stderr.read().strip()
-            loader.stderr.close()
-            if loader.wait() != 0:
-                raise RuntimeError(f"configuring {gpu} failed: {error}")
+        return loaders
 
     def _shape_node(self, name: str, node) -> None:
         """Every link end of a node shaped, in one netlink write (see emulator.nlbatch)."""
-        ipr = _ipr(node)
-        indexes = {link.get_attr("IFLA_IFNAME"): link["index"] for link in ipr.get_links()}
+        links = self.plan.topology.links_of(name)
+        with inside(node.pid if node.inNamespace else None):  # names resolve in the netns
+            indexes = [socket.if_nametoindex(self.plan.interfaces[(link, name)].name)
+                       for link in links]
         requests = []
-        for link in self.plan.topology.links_of(name):
-            index = indexes[self.plan.interfaces[(link, name)].name]
+        for link, index in zip(links, indexes, strict=True):
             self.index[(link, name)] = index
             tree = shaping.compiled(self.plan.shapes[(link, name)], self.netem, FRAME_BYTES)
-            requests.append(nlbatch.for_index(tree, index))
+            requests.append(nlbatch.stamp(tree, index))
         nlbatch.send(node.pid if node.inNamespace else None, b"".join(requests),
                      f"shaping the links of {name}")
 
@@ -268,7 +295,7 @@ class Network:
                         programs[probability] = loss.load(probability)
                         templates[probability] = loss.first_filter(programs[probability])
                     requests.setdefault(receiver, []).append(
-                        nlbatch.for_index(templates[probability], self.index[(link, receiver)]))
+                        nlbatch.stamp(templates[probability], self.index[(link, receiver)]))
                     self.loss_now[(link, receiver)] = probability
             for name, batch in requests.items():
                 node = self.node(name)

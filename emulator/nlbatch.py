@@ -4,9 +4,9 @@ A pyroute2 call costs a few hundred microseconds of encoding and event-loop work
 round trip, and building a 256-GPU star takes thousands: a bridge port's four requests, a
 link end's three shaping requests. So pyroute2's IPBatch (its own encoder, sending nothing)
 compiles the requests, and `send` writes a namespace's whole batch at once and checks the
-kernel's answer to every request. Shaping requests differ between a star's links only in
-the interface index: they are compiled once for a placeholder index, and `for_index`
-stamps the real one into a copy.
+kernel's answer to every request. Requests that differ only in the interface (and a MAC)
+are compiled once, for PLACEHOLDER and PLACEHOLDER_MAC, and `stamp` writes the real ones
+into a copy.
 """
 
 from __future__ import annotations
@@ -22,9 +22,14 @@ from emulator.netns import inside
 NLMSG = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port id
 NLMSG_ERROR = 2
 NLM_F_ACK = 0x4
-TRAFFIC_CONTROL = range(36, 48)  # RTM_NEWQDISC .. RTM_GETTFILTER: a tcmsg follows
-IFINDEX = struct.Struct("=4xi")  # tcmsg: family, padding, then the interface index
+# Links (RTM_*LINK), neighbours and forwarding entries (RTM_*NEIGH), traffic control
+# (RTM_*QDISC/TCLASS/TFILTER): their ifinfomsg, ndmsg and tcmsg all start with a byte of
+# family, three of padding or type, then the interface index.
+INDEXED = (*range(16, 20), *range(28, 31), *range(36, 48))
+IFINDEX = struct.Struct("=i")
+IFINDEX_AT = 4
 PLACEHOLDER = 0x7EAD0001  # an interface index no kernel hands out this early
+PLACEHOLDER_MAC = "02:ba:d0:00:00:01"  # outside netwall's 02:4e: addresses
 
 
 def compile_requests(build: Callable[[object], None]) -> bytes:
@@ -49,15 +54,25 @@ def messages(data: bytes) -> list[tuple[int, int, int]]:
     return out
 
 
-def for_index(template: bytes, index: int) -> bytes:
-    """A copy of compiled traffic-control requests aimed at interface `index`."""
+def stamp(template: bytes, index: int, mac: str | None = None) -> bytes:
+    """A copy of compiled requests aimed at interface `index` (and, if given, at `mac` where
+    they name PLACEHOLDER_MAC)."""
     data = bytearray(template)
     for offset, _, kind in messages(data):
-        at = offset + NLMSG.size
-        if kind not in TRAFFIC_CONTROL or IFINDEX.unpack_from(data, at)[0] != PLACEHOLDER:
+        at = offset + NLMSG.size + IFINDEX_AT
+        if kind not in INDEXED or IFINDEX.unpack_from(data, at)[0] != PLACEHOLDER:
             raise ValueError(f"netlink message of type {kind} is no request for the placeholder")
         IFINDEX.pack_into(data, at, index)
+    if mac is not None:
+        old, new = _mac_bytes(PLACEHOLDER_MAC), _mac_bytes(mac)
+        if old not in data:
+            raise ValueError("the requests name no placeholder MAC")
+        data = data.replace(old, new)
     return bytes(data)
+
+
+def _mac_bytes(mac: str) -> bytes:
+    return bytes.fromhex(mac.replace(":", ""))
 
 
 def send(pid: int | None, data: bytes, what: str) -> None:

@@ -86,8 +86,14 @@ class Plan:
             name = self.interfaces[(link, gpu)].name
             lines.append(f"link set dev {name} mtu {mtu} up")
             lines.append(f"addr add {self.ips[gpu]}/32 dev {name}")
-        for r in self.routes[gpu]:
+        routes = self.routes[gpu]
+        one_wire = len({r.iface for r in routes}) == 1 and all(r.via_ip == r.dst_ip for r in routes)
+        if one_wire:  # every peer on this GPU's one wire (a switched fabric): one route
+            lines.append(f"route add {GPU_BLOCK} dev {routes[0].iface} scope link")
+        for r in routes:
             lines.append(f"neigh replace {r.via_ip} lladdr {r.via_mac} dev {r.iface} nud permanent")
+            if one_wire:
+                continue
             if r.via_ip == r.dst_ip:
                 lines.append(f"route add {r.dst_ip}/32 dev {r.iface} scope link")
             else:  # onlink: the next hop is on this wire, though no subnet says so
@@ -123,6 +129,9 @@ def lossless(shapes: dict, gpus: int) -> dict:
     """
     limit = gpus * (frames_in_flight(shapes.values()) + 4) + 8
     return {key: replace(shape, limit_packets=limit) for key, shape in shapes.items()}
+
+
+GPU_BLOCK = "10.77.0.0/16"  # every GPU address (rank_ip)
 
 
 def rank_ip(rank: int) -> str:

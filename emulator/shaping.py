@@ -39,7 +39,7 @@ def apply(ipr, index: int, shape: LinkShape, netem: bool, frame_bytes: int) -> N
 
 @functools.cache
 def compiled(shape: LinkShape, netem: bool, frame_bytes: int) -> bytes:
-    """apply()'s requests, encoded once per distinct shape for nlbatch.for_index: a star's
+    """apply()'s requests, encoded once per distinct shape for nlbatch.stamp: a star's
     hundreds of identical links cost one encoding, not one each."""
     return nlbatch.compile_requests(
         lambda ipr: apply(ipr, nlbatch.PLACEHOLDER, shape, netem, frame_bytes))

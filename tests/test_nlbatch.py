@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import subprocess
 from dataclasses import replace
 
@@ -27,16 +28,17 @@ def test_the_compiled_tree_is_three_requests_for_the_placeholder(shape):
     assert shaping.compiled(shape, False, FRAME_BYTES) is data  # encoded once per shape
 
 
-def test_for_index_stamps_every_request_and_nothing_else(shape):
+def test_stamp_aims_every_request_and_changes_nothing_else(shape):
     data = shaping.compiled(shape, False, FRAME_BYTES)
-    stamped = nlbatch.for_index(data, 4242)
+    stamped = nlbatch.stamp(data, 4242)
     assert len(stamped) == len(data)
     for offset, _, _ in nlbatch.messages(stamped):
-        assert nlbatch.IFINDEX.unpack_from(stamped, offset + nlbatch.NLMSG.size)[0] == 4242
+        assert nlbatch.IFINDEX.unpack_from(
+            stamped, offset + nlbatch.NLMSG.size + nlbatch.IFINDEX_AT)[0] == 4242
     changed = [i for i, (a, b) in enumerate(zip(data, stamped, strict=True)) if a != b]
     assert len(changed) <= 3 * 4  # only the index fields
     with pytest.raises(ValueError, match="placeholder"):
-        nlbatch.for_index(stamped, 1)  # already aimed somewhere
+        nlbatch.stamp(stamped, 1)  # already aimed somewhere
 
 
 @pytest.mark.root
@@ -51,8 +53,8 @@ def test_a_batch_shapes_real_interfaces_and_a_refusal_is_an_error(shape):
         index = {line.split(": ")[1].split("@")[0]: int(line.split(":")[0])
                  for line in links.splitlines()}
         tree = shaping.compiled(shape, False, FRAME_BYTES)
-        nlbatch.send(holder.pid, nlbatch.for_index(tree, index["va"]) +
-                     nlbatch.for_index(tree, index["vb"]), "test")
+        nlbatch.send(holder.pid, nlbatch.stamp(tree, index["va"]) +
+                     nlbatch.stamp(tree, index["vb"]), "test")
         classes = subprocess.run(["nsenter", "-t", str(holder.pid), "-n", "tc", "class",
                                   "show", "dev", "vb"], capture_output=True, text=True).stdout
         assert f"rate {shape.rate_bps // 1_000_000}Mbit" in classes
@@ -60,7 +62,22 @@ def test_a_batch_shapes_real_interfaces_and_a_refusal_is_an_error(shape):
                                  "show", "dev", "va"], capture_output=True, text=True).stdout
         assert "limit 77p" in qdiscs
         with pytest.raises(OSError, match="again: File exists"):
-            nlbatch.send(holder.pid, nlbatch.for_index(tree, index["va"]), "again")
+            nlbatch.send(holder.pid, nlbatch.stamp(tree, index["va"]), "again")
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_stamp_writes_index_and_mac_and_keeps_the_family():
+    entry = nlbatch.compile_requests(
+        lambda b: b.fdb("add", ifindex=nlbatch.PLACEHOLDER, lladdr=nlbatch.PLACEHOLDER_MAC,
+                        state=0x40, flags=0x04))
+    stamped = nlbatch.stamp(entry, 7, "02:4e:00:00:01:02")
+    family, index = struct.unpack_from("=B3xi", stamped, nlbatch.NLMSG.size)
+    assert (family, index) == (7, 7)  # AF_BRIDGE: a forwarding entry, not a neighbour
+    assert bytes.fromhex("024e00000102") in stamped
+    assert bytes.fromhex("02bad0000001") not in stamped
+    with pytest.raises(ValueError, match="placeholder MAC"):
+        nlbatch.stamp(shaping.compiled(replace(link_shape(1, 0, 0, 10 ** 6, dilation=1,
+                                                          frame_bytes=FRAME_BYTES)),
+                                       False, FRAME_BYTES), 3, "02:4e:00:00:00:01")

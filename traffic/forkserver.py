@@ -15,6 +15,7 @@ watches each agent through a pidfd. The server exits when the controller's end c
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import select
 import signal
@@ -100,6 +101,9 @@ def serve(fd: int, main: Callable[[], None]) -> None:
     """The fork server's loop: `python -m traffic.agent --fork-server FD` calls it with the
     agent's main, so every agent shares the modules the server imported."""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps finished agents
+    # Keep the garbage collector off the server's objects in every child: its passes write
+    # to each object they visit, which would copy every shared page into every agent.
+    gc.freeze()
     sock = socket.socket(fileno=fd)
     while True:
         message, fds, _, _ = socket.recv_fds(sock, 64, 3)
