@@ -76,10 +76,13 @@ class Transfer:
     dst_offset: int
     length: int
     frames: int
+    data: memoryview  # the bytes it sends: its range of the buffer, or a copy of it
+    sock: socket.socket  # the egress interface's data socket
+    template: FrameTemplate  # the Ether/IP/UDP prefix toward the peer
     next_seq: int = 0  # frames handed to the kernel so far, in order
     resend: list[int] = field(default_factory=list)  # seqs asked for again
     done_at: float = 0.0  # when the last first-time frame left
-    snapshot: bytes | None = None  # the sent bytes, kept once the buffer moves on
+    copied: bool = False  # data is a copy, kept once the buffer moved on
 
 
 @dataclass
@@ -142,6 +145,7 @@ class Agent:
         self.control = bytearray(HEADER.size + 4 * MAX_NACK_SEQS)
         self.header = bytearray(HEADER.size)
         self.buffers: dict[str, np.ndarray] = {}
+        self.bytes: dict[str, memoryview] = {}  # each buffer as bytes, for slicing cheaply
         self.initial: dict[tuple, np.ndarray] = {}
         self.calls: dict[int, Call] = {}
         # Frames that arrived before they may land, by (op, step): (src, seq, offset, payload)
@@ -182,10 +186,11 @@ class Agent:
             call.buffer = f"{call.buffer}:{self.initial[key].nbytes}"
             if call.buffer not in self.buffers:
                 self.buffers[call.buffer] = self.initial[key].copy()
+                self.bytes[call.buffer] = memoryview(self.buffers[call.buffer]).cast("B")
             self.calls[call.id] = call
         for name in set(self.buffers) - {c.buffer for c in self.calls.values()}:
             self._protect_all(name)  # unacknowledged sends from it keep their own copy
-            del self.buffers[name]
+            del self.buffers[name], self.bytes[name]
 
     # -- running it --------------------------------------------------------------------------
     def go(self, cmd: dict) -> dict:
@@ -252,9 +257,12 @@ class Agent:
         call.step = step
         if step == call.steps:
             return
+        view = self.bytes[call.buffer]
         for peer, src_off, dst_off, length in call.sends[step]:
-            call.pending.append(Transfer(call, step, peer, src_off, dst_off, length,
-                                         -(-length // self.payload)))
+            call.pending.append(Transfer(
+                call, step, peer, src_off, dst_off, length, -(-length // self.payload),
+                view[src_off:src_off + length], self.tx[self.peers[peer]["iface"]],
+                self.templates[peer]))
         now = time.monotonic()
         for incoming in call.incoming[step].values():
             incoming.last = now  # the repair timer starts with the step
@@ -313,20 +321,16 @@ class Agent:
         return min(self.payload, transfer.length - seq * self.payload)
 
     def _send_frame(self, transfer: Transfer, seq: int) -> bool:
-        length = self._frame_length(transfer, seq)
         start = seq * self.payload
-        if transfer.snapshot is not None:
-            data = memoryview(transfer.snapshot)[start:start + length]
-        else:
-            at = transfer.src_offset + start
-            data = self.buffers[transfer.call.buffer].view(np.uint8)[at:at + length]
+        data = transfer.data[start:start + self.payload]
+        length = len(data)
         call = transfer.call
         HEADER.pack_into(self.header, 0, MAGIC, VERSION, DATA, call.comm, transfer.step,
                          call.id, self.rank, transfer.peer, transfer.dst_offset + start,
                          length, seq)
         try:
-            self.tx[self.peers[transfer.peer]["iface"]].sendmsg(
-                [VNET_HDR, self.templates[transfer.peer].prefix(length), self.header, data])
+            transfer.sock.sendmsg([VNET_HDR, transfer.template.prefix(length), self.header,
+                                   data])
         except BlockingIOError:
             return False
         except OSError as e:
@@ -411,14 +415,13 @@ class Agent:
             if incoming is not None and not incoming.missing:
                 self._send_control(ACK, call.id, step, src)
             return
-        buf = self.buffers[call.buffer]
-        self._protect(call.buffer, offset, len(data))
-        target = buf[offset // ELEMENT:(offset + len(data)) // ELEMENT]
-        values = np.frombuffer(data, dtype=np.float32)
+        end = offset + len(data)
+        self._protect(call.buffer, offset, end)
         if incoming.reduce:
-            target += values
+            target = self.buffers[call.buffer][offset // ELEMENT:end // ELEMENT]
+            target += np.frombuffer(data, dtype=np.float32)
         else:
-            target[:] = values
+            self.bytes[call.buffer][offset:end] = data
         incoming.got[seq] = 1
         incoming.missing -= 1
         incoming.last = time.monotonic()
@@ -455,15 +458,13 @@ class Agent:
                 transfer.done_at = now
                 transfer.resend.append(0)  # draws an ACK, or a NACK for what is missing
 
-    def _protect(self, buffer: str, offset: int, length: int) -> None:
+    def _protect(self, buffer: str, start: int, end: int) -> None:
         """Copy unacknowledged sent bytes out of a range about to be overwritten."""
         for transfer in self.outstanding.values():
-            if transfer.snapshot is None and transfer.call.buffer == buffer and \
-                    transfer.src_offset < offset + length and \
-                    offset < transfer.src_offset + transfer.length:
-                at = transfer.src_offset
-                transfer.snapshot = self.buffers[buffer].view(np.uint8)[
-                    at:at + transfer.length].tobytes()
+            if not transfer.copied and transfer.call.buffer == buffer and \
+                    transfer.src_offset < end and start < transfer.src_offset + transfer.length:
+                transfer.data = memoryview(transfer.data.tobytes())
+                transfer.copied = True
 
     def _protect_all(self, buffer: str) -> None:
         if buffer in self.buffers:
