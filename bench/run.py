@@ -35,7 +35,8 @@ netwall (Mininet hosts, switches in their own namespaces, veth pairs and bridges
 netlink, routes and neighbours by one `ip -batch` per host, htb shaping by netlink on both
 ends of every link, eBPF loss filters) against plain
 Mininet 2.3.0 with TCLink (bw=100 Mbit/s, a `tc` process per command) and LinuxBridge,
-{start_rows[0]['repeats']} runs each.
+{start_rows[0]['repeats']} runs each. The last column is the whole `Emulation.start()`:
+the network plus one agent per GPU, forked from one fork server (traffic/forkserver.py).
 
 {startup.markdown(start_rows)}
 
@@ -84,12 +85,13 @@ same topology, of what this kernel emulates (without netem, no latency term).
 
 ## The largest cluster on this machine (bench/scale.py)
 
-Stars of 64 GPUs and up, doubling, one run per size: start-up (network, shaping and one
-agent per GPU), memory held (MemAvailable before start-up less its lowest while up, machine
-wide), a 64 KiB halving-doubling all-reduce over every GPU (one timed and one checked
-call), teardown. A size is not
-tried when, extrapolated from the last two, it would take over {scale.BUDGET_S:.0f} s or hold
-over {scale.MEMORY_SHARE:.0%} of the memory available; nothing is tried past a failure.
+Clusters of 64 GPUs and up, doubling (stars while one Linux bridge holds them all, which
+takes at most 1023 ports; then racks), one run per size, at the default dilation: start-up
+(network, shaping and one agent per GPU), memory held (MemAvailable before start-up less its
+lowest while up, machine wide), a 64 KiB halving-doubling all-reduce over every GPU (one
+timed and one checked call), teardown. A size is not tried when, extrapolated from the last
+two, it would take over {scale.BUDGET_S:.0f} s or hold over {scale.MEMORY_SHARE:.0%} of the
+memory available; nothing is tried past a failure. netwall's own limit is 1024 GPUs.
 
 {scale.markdown(sizes)}
 """

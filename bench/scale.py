@@ -1,4 +1,4 @@
-"""The largest cluster this machine emulates: star topologies of growing size.
+"""The largest cluster this machine emulates: clusters of growing size.
 
 For each size: start-up (what `with Emulation(...)` costs: planning, building the network
 with its shaping, and starting one agent per GPU), the memory the running emulation holds
@@ -24,7 +24,9 @@ from emulator import Emulation
 from emulator.errors import NetwallError
 
 LINK = "copper-800g"
-SIZES = (64, 128, 256, 512, 1024)
+# Stars while one Linux bridge can hold every GPU (1023 ports at most); then racks.
+SIZES = {64: "star:64", 128: "star:128", 256: "star:256", 512: "star:512",
+         1024: "racks:4x256"}
 ALLREDUCE = 64 << 10
 ALGORITHM = "halving-doubling"
 BUDGET_S = 120.0
@@ -38,11 +40,11 @@ def mem_available() -> int:
                     if line.startswith("MemAvailable:"))
 
 
-def once(gpus: int) -> dict:
-    """Start a star of `gpus`, run the all-reduce, tear it down."""
+def once(topology: str) -> dict:
+    """Start `topology`, run the all-reduce, tear it down."""
     before = mem_available()
     t0 = time.perf_counter()
-    emu = Emulation(f"star:{gpus}", LINK)
+    emu = Emulation(topology, LINK)
     with emu:
         t1 = time.perf_counter()
         lowest = mem_available()
@@ -79,19 +81,20 @@ def too_big(gpus: int, rows: list[dict]) -> str | None:
     return " and ".join(reasons) or None
 
 
-def measure(repeats: int = 1, sizes: tuple[int, ...] = SIZES) -> list[dict]:
+def measure(repeats: int = 1, sizes: tuple[int, ...] = tuple(SIZES)) -> list[dict]:
     rows: list[dict] = []
     for gpus in sizes:
+        topology = SIZES.get(gpus, f"star:{gpus}")
         reason = too_big(gpus, rows) if rows else None
         if reason:
-            rows.append({"gpus": gpus, "outcome": f"not tried: {reason}"})
+            rows.append({"gpus": gpus, "topology": topology, "outcome": f"not tried: {reason}"})
             break
         try:
-            runs = [once(gpus) for _ in range(repeats)]
+            runs = [once(topology) for _ in range(repeats)]
         except (NetwallError, RuntimeError, OSError) as e:  # building or running failed
-            rows.append({"gpus": gpus, "outcome": f"failed: {e}"})
+            rows.append({"gpus": gpus, "topology": topology, "outcome": f"failed: {e}"})
             break
-        row = {"gpus": gpus, "repeats": repeats, **runs[0]}
+        row = {"gpus": gpus, "topology": topology, "repeats": repeats, **runs[0]}
         for key in ("start_s", "stop_s", "total_s", "memory_bytes", "allreduce_s"):
             row[key] = statistics.median(r[key] for r in runs)
         worked = all(r["check"] for r in runs)
@@ -102,16 +105,17 @@ def measure(repeats: int = 1, sizes: tuple[int, ...] = SIZES) -> list[dict]:
 
 
 def markdown(rows: list[dict]) -> str:
-    out = ["| GPUs | links | interfaces | start-up (s) | memory (GiB) | all-reduce, 64 KiB "
-           "halving-doubling, 2 calls (s) | teardown (s) | outcome |",
-           "|---:|---:|---:|---:|---:|---:|---:|---|"]
+    out = ["| GPUs | topology | links | interfaces | start-up (s) | memory (GiB) | all-reduce, "
+           "64 KiB halving-doubling, 2 calls (s) | teardown (s) | outcome |",
+           "|---:|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
+        where = r.get("topology", "")
         if "start_s" in r:
-            out.append(f"| {r['gpus']} | {r['links']} | {r['interfaces']} | {r['start_s']:.1f} | "
-                       f"{r['memory_bytes'] / 2**30:.2f} | {r['allreduce_s']:.1f} | "
-                       f"{r['stop_s']:.1f} | {r['outcome']} |")
+            out.append(f"| {r['gpus']} | {where} | {r['links']} | {r['interfaces']} | "
+                       f"{r['start_s']:.1f} | {r['memory_bytes'] / 2**30:.2f} | "
+                       f"{r['allreduce_s']:.1f} | {r['stop_s']:.1f} | {r['outcome']} |")
         else:
-            out.append(f"| {r['gpus']} | | | | | | | {r['outcome']} |")
+            out.append(f"| {r['gpus']} | {where} | | | | | | | {r['outcome']} |")
     largest = max((r["gpus"] for r in rows if r["outcome"] == "ok"), default=None)
     out.append("")
     out.append(f"Largest that worked: {largest} GPUs." if largest else "None worked.")

@@ -31,6 +31,8 @@ from emulator.plan import EMULATION_MTU, FRAME_BYTES, Plan
 NUD_NOARP = 0x40  # a static bridge forwarding entry (`bridge fdb add ... static`)
 NTF_MASTER = 0x04
 
+IDLE = {"bytes": 0, "packets": 0, "drops": 0, "backlog": 0}  # counters of an unshaped end
+
 HOST_SYSCTLS = {
     "net/ipv4/ip_forward": "1",
     "net/ipv4/conf/all/rp_filter": "0",
@@ -331,10 +333,10 @@ class Network:
         deadline = time.monotonic() + settle
         quiet = 0
         while True:
-            snapshot = {
-                (link, name): shaping.counters(_ipr(self.node(name)), index)
-                for (link, name), index in self.index.items()
-            }
+            by_node = {name: shaping.counters(_ipr(self.node(name)))
+                       for name in {name for _, name in self.index}}
+            snapshot = {(link, name): by_node[name].get(index, IDLE)
+                        for (link, name), index in self.index.items()}
             quiet = quiet + 1 if not any(c["backlog"] for c in snapshot.values()) else 0
             if quiet == 2 or time.monotonic() > deadline:
                 return snapshot

@@ -70,13 +70,15 @@ def _in_flight(shape: LinkShape, frame_bytes: int) -> int:
     return int(shape.rate_bps / 8 * shape.delay_us / 1e6 / frame_bytes) + 1
 
 
-def counters(ipr, index: int) -> dict[str, int]:
-    """What the root qdisc of `index` has sent (bytes, packets), dropped (queue overflow) and
-    still holds (backlog, in packets)."""
-    for msg in ipr.get_qdiscs(index=index):
+def counters(ipr) -> dict[int, dict[str, int]]:
+    """For every interface of the namespace `ipr` talks to (by index): what its root qdisc
+    has sent (bytes, packets), dropped (queue overflow) and still holds (backlog, in
+    packets). One dump per namespace: asking per interface would dump them all each time."""
+    out = {}
+    for msg in ipr.get_qdiscs():
         if msg["parent"] == 0xFFFFFFFF:
             basic = msg.get_attr("TCA_STATS2").get_attr("TCA_STATS_BASIC")
             queue = msg.get_attr("TCA_STATS2").get_attr("TCA_STATS_QUEUE")
-            return {"bytes": basic["bytes"], "packets": basic["packets"],
-                    "drops": queue["drops"], "backlog": queue["qlen"]}
-    return {"bytes": 0, "packets": 0, "drops": 0, "backlog": 0}
+            out[msg["index"]] = {"bytes": basic["bytes"], "packets": basic["packets"],
+                                 "drops": queue["drops"], "backlog": queue["qlen"]}
+    return out

@@ -40,13 +40,16 @@ def test_algorithms_table_formats_sizes_and_errors():
 
 
 def test_scale_table_names_the_largest_that_worked():
-    ok = {"gpus": 64, "links": 64, "interfaces": 128, "start_s": 12.34, "stop_s": 0.5,
-          "memory_bytes": 2 << 30, "allreduce_s": 3.0, "check": True, "outcome": "ok"}
+    ok = {"gpus": 64, "topology": "star:64", "links": 64, "interfaces": 128, "start_s": 12.34,
+          "stop_s": 0.5, "memory_bytes": 2 << 30, "allreduce_s": 3.0, "check": True,
+          "outcome": "ok"}
     rows = [ok, {**ok, "gpus": 128, "links": 128, "interfaces": 256},
-            {"gpus": 256, "outcome": "failed: agent of rank 7 did not answer in time"}]
+            {"gpus": 256, "topology": "star:256",
+             "outcome": "failed: agent of rank 7 did not answer in time"}]
     lines = scale.markdown(rows).splitlines()
-    assert lines[2] == "| 64 | 64 | 128 | 12.3 | 2.00 | 3.0 | 0.5 | ok |"
-    assert lines[4] == "| 256 | | | | | | | failed: agent of rank 7 did not answer in time |"
+    assert lines[2] == "| 64 | star:64 | 64 | 128 | 12.3 | 2.00 | 3.0 | 0.5 | ok |"
+    assert lines[4] == ("| 256 | star:256 | | | | | | | failed: agent of rank 7 did not "
+                        "answer in time |")
     assert lines[-1] == "Largest that worked: 128 GPUs."
     assert scale.markdown([rows[2]]).splitlines()[-1] == "None worked."
 

@@ -288,3 +288,12 @@ def test_check_size_accepts_whole_float32_buffers(size):
 @pytest.mark.parametrize("size", [0, -4, 2, 4097])
 def test_check_size_rejects(size):
     one_line_error(check_size, "allreduce", 4, size)
+
+
+@pytest.mark.parametrize("ranks", [2, 3, 15, 16, 17, 40, 256])
+def test_the_closed_form_sum_of_inputs_is_the_sum(ranks):
+    from traffic.collectives.buffers import sum_of_inputs
+
+    size = 4096
+    direct = np.sum([initial_buffer(r, size) for r in range(ranks)], axis=0, dtype=np.float32)
+    assert np.array_equal(sum_of_inputs(ranks, size), direct)

@@ -353,12 +353,20 @@ def test_wrong_tier_is_caught():
     )
 
 
-def test_node_with_too_many_links():
-    topo = topo_of([f"g{i}" for i in range(1000)], ("sw0",),
-                   [(f"g{i}", "sw0") for i in range(1000)])
-    assert "sw0 has 1000 links; at most 999" in one_line_error(validate, topo, CATALOGUE)
-    validate(topo_of([f"g{i}" for i in range(999)], ("sw0",),
-                     [(f"g{i}", "sw0") for i in range(999)]), CATALOGUE)
+def test_node_with_too_many_links_for_its_interface_names():
+    topo = topo_of([f"g{i}" for i in range(1001)], ("switch00",),
+                   [(f"g{i}", "switch00") for i in range(1001)])
+    assert "switch00 has 1001 links; its last interface name switch00-eth1000 would pass " \
+           "the 15 characters" in one_line_error(validate, topo, CATALOGUE)
+    validate(topo_of([f"g{i}" for i in range(1001)], ("sw0",),  # sw0-eth1000: room to spare
+                     [(f"g{i}", "sw0") for i in range(1001)]), CATALOGUE)
+
+
+def test_a_switch_takes_at_most_a_bridges_ports():
+    topo = topo_of([f"g{i}" for i in range(1024)], ("sw0",),
+                   [(f"g{i}", "sw0") for i in range(1024)])
+    assert "switch sw0 has 1024 links; a Linux bridge takes at most 1023" in one_line_error(
+        validate, topo, CATALOGUE)
 
 
 def test_gpu_in_two_separate_segments_is_fine():

@@ -17,7 +17,8 @@ from emulator.errors import NetwallError
 
 from .model import MAX_GPUS, Topology, tier_of
 
-MAX_LINKS_PER_NODE = 999  # keeps "-eth998" within the 15-character interface name limit
+IFNAMSIZ = 15  # characters Linux allows in an interface name
+BRIDGE_PORTS = 1023  # ports a Linux bridge takes (BR_MAX_PORTS is 1024, port 0 unused)
 _NAME = re.compile(r"[a-z][a-z0-9]{0,7}")
 
 
@@ -45,9 +46,11 @@ def _check_nodes(topo: Topology) -> None:
             raise NetwallError(f"node name {node!r} is used twice")
         seen.add(node)
         degree = len(topo.links_of(node))
-        if degree > MAX_LINKS_PER_NODE:
+        last = f"{node}-eth{degree - 1}"
+        if len(last) > IFNAMSIZ:
             raise NetwallError(
-                f"{node} has {degree} links; at most {MAX_LINKS_PER_NODE} fit interface names"
+                f"{node} has {degree} links; its last interface name {last} would pass the "
+                f"{IFNAMSIZ} characters Linux allows (a shorter node name leaves more room)"
             )
     if not 2 <= len(topo.gpus) <= MAX_GPUS:
         raise NetwallError(
@@ -56,6 +59,11 @@ def _check_nodes(topo: Topology) -> None:
     for switch in topo.switches:
         if not topo.links_of(switch):
             raise NetwallError(f"switch {switch} has no links")
+        if len(topo.links_of(switch)) > BRIDGE_PORTS:
+            raise NetwallError(
+                f"switch {switch} has {len(topo.links_of(switch))} links; a Linux bridge takes "
+                f"at most {BRIDGE_PORTS} (spread the GPUs over racks)"
+            )
 
 
 def _check_links(topo: Topology, catalogue: Mapping[str, Any]) -> None:
