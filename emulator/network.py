@@ -150,15 +150,15 @@ class GpuHost(Host):
         return {}
 
 
-def _finish(loaders: list[tuple[str, subprocess.Popen]]) -> None:
-    """Wait for every `ip -batch` loader; the first that failed raises."""
+def _finish(loaders: list[tuple[str, subprocess.Popen]], check: bool = True) -> None:
+    """Wait for every `ip -batch` loader; with `check`, the first that failed raises."""
     failed = []
     for gpu, loader in loaders:
         error = loader.stderr.read().strip()
         loader.stderr.close()
         if loader.wait() != 0:
             failed.append(f"configuring {gpu} failed: {error}")
-    if failed:
+    if failed and check:
         raise RuntimeError(failed[0])
 
 
@@ -222,8 +222,10 @@ class Network:
             self.loss_now = {key: 0.0 for key in self.index}
             if not self.netem:
                 self._drop_frames()
-        finally:
-            _finish(loaders)
+        except BaseException:
+            _finish(loaders, check=False)  # the first error is the one to report
+            raise
+        _finish(loaders)
 
     def _make_veth_pairs(self) -> None:
         """Every link's veth pair, in one netlink write per namespace: a pair is made in the

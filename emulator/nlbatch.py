@@ -33,7 +33,8 @@ PLACEHOLDER_MAC = "02:ba:d0:00:00:01"  # outside netwall's 02:4e: addresses
 
 
 def compile_requests(build: Callable[[object], None]) -> bytes:
-    """The requests `build(ipr)` makes, for interface PLACEHOLDER, as bytes (nothing sent)."""
+    """The requests `build(batch)` makes through pyroute2's API, as bytes: nothing is sent.
+    Requests built for interface PLACEHOLDER (and PLACEHOLDER_MAC) are templates for stamp."""
     from pyroute2.iproute.linux import IPBatch
 
     batch = IPBatch()

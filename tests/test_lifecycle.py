@@ -17,8 +17,11 @@ from tests.conftest import leftovers, netwall
 
 pytestmark = pytest.mark.root
 PROJECT = Path(__file__).resolve().parent.parent
+# No warm-up: the first program is the long one, so a kill lands in the middle of a call.
+# Agents that lose their controller between programs exit at once (stdin closes); in a
+# call they finish it first, and that is what `netwall clean` must catch.
 LONG_RUN = ["run", "--topology", "star:4", "--link", "copper-800g", "--size", "64M",
-            "--iters", "100", "--dilation", "2000"]
+            "--iters", "100", "--warmup", "0", "--dilation", "2000"]
 
 
 def start_long_run() -> subprocess.Popen:
@@ -30,7 +33,7 @@ def start_long_run() -> subprocess.Popen:
     while time.monotonic() < deadline:
         try:
             if json.loads(record.read_text())["agents"]:
-                time.sleep(1)  # into the first call
+                time.sleep(2)  # past loading the program (~0.5 s here), into the first call
                 return proc
         except (OSError, ValueError):
             pass

@@ -297,3 +297,14 @@ def test_the_closed_form_sum_of_inputs_is_the_sum(ranks):
     size = 4096
     direct = np.sum([initial_buffer(r, size) for r in range(ranks)], axis=0, dtype=np.float32)
     assert np.array_equal(sum_of_inputs(ranks, size), direct)
+
+
+@pytest.mark.parametrize("rank, nbytes", [(0, 4), (5, 60), (17, 4100), (255, 1 << 16)])
+def test_inputs_are_the_documented_pattern_and_parts_agree(rank, nbytes):
+    from traffic.collectives.buffers import _input_part
+
+    index = np.arange(nbytes // ELEMENT, dtype=np.int64)
+    pattern = ((index * 7 + rank) % 16).astype(np.float32)
+    assert np.array_equal(initial_buffer(rank, nbytes), pattern)
+    part = slice(len(index) // 3, len(index))
+    assert np.array_equal(_input_part(rank, part), pattern[part])

@@ -22,9 +22,17 @@ POISON = -1.0
 
 
 def initial_buffer(rank: int, nbytes: int) -> np.ndarray:
-    """Rank r's input pattern: small integers, so float32 sums over many ranks stay exact."""
-    index = np.arange(nbytes // ELEMENT, dtype=np.int64)
-    return ((index * 7 + rank) % 16).astype(np.float32)
+    """Rank r's input pattern: small integers, so float32 sums over many ranks stay exact.
+    Element i is (7i + r) % 16, which repeats every 16 elements: tiled, not computed."""
+    return _tiled(_pattern(rank), nbytes // ELEMENT)
+
+
+def _pattern(rank: int) -> np.ndarray:
+    return ((np.arange(16) * 7 + rank) % 16).astype(np.float32)
+
+
+def _tiled(pattern: np.ndarray, count: int) -> np.ndarray:
+    return np.tile(pattern, -(-count // len(pattern)))[:count]
 
 
 def _elements(offset: int, length: int) -> slice:
@@ -90,17 +98,15 @@ def sum_of_inputs(ranks: int, nbytes: int) -> np.ndarray:
     over the ranks, (7i + r) % 16 runs through the 16 residues (summing to 120) ranks // 16
     times, then through ranks % 16 more. Each agent checks its result against this, so it
     must not cost O(ranks) buffers at hundreds of ranks."""
-    base = np.arange(nbytes // ELEMENT, dtype=np.int64) * 7 % 16
-    total = np.full(base.shape, ranks // 16 * 120, dtype=np.int64)
+    total = np.full(16, ranks // 16 * 120, dtype=np.float32)
     for k in range(ranks % 16):
-        total += (base + k) % 16
-    return total.astype(np.float32)
+        total += _pattern(k)
+    return _tiled(total, nbytes // ELEMENT)
 
 
 def _input_part(rank: int, part: slice) -> np.ndarray:
     """Elements `part` of rank `rank`'s input (initial_buffer), computed alone."""
-    index = np.arange(part.start, part.stop, dtype=np.int64)
-    return ((index * 7 + rank) % 16).astype(np.float32)
+    return np.roll(_pattern(rank), -(part.start % 16))[np.arange(part.stop - part.start) % 16]
 
 
 def simulate(schedule: Schedule) -> list[np.ndarray]:
