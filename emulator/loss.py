@@ -69,26 +69,18 @@ def first_filter(fd: int) -> bytes:
     return nlbatch.compile_requests(requests)
 
 
-def attach(ipr, index: int, probability: float, programs: dict | None = None) -> None:
+def attach(ipr, index: int, probability: float) -> None:
     """Drop a fraction `probability` (0 to 1) of the frames arriving on interface `index`,
     replacing any earlier loss filter there in one atomic swap: taking a filter away and
-    adding another would drop frames in between, on a live link.
-
-    `programs` (probability -> loaded program fd) lets many interfaces share one program;
-    the caller then closes those fds. Without it the program is loaded and closed here.
-    """
-    fd = programs.get(probability) if programs is not None else None
-    if fd is None:
-        fd = load(probability)
-        if programs is not None:
-            programs[probability] = fd
+    adding another would drop frames in between, on a live link. (A network's first filters
+    go in bulk: first_filter.)"""
+    fd = load(probability)
     try:
         with contextlib.suppress(Exception):  # clsact may be there already
             ipr.tc("add", "clsact", index)
         _replace_filter(ipr, index, fd)
     finally:
-        if programs is None:
-            os.close(fd)
+        os.close(fd)
 
 
 def _replace_filter(ipr, index: int, fd: int) -> None:

@@ -165,12 +165,17 @@ def _finish(loaders: list[tuple[str, subprocess.Popen]], check: bool = True) -> 
 def _ipr(node):
     """The netlink socket for a node's namespace, opened once and kept on the node."""
     if getattr(node, "_netwall_ipr", None) is None:
-        node._netwall_ipr = iproute(node.pid if node.inNamespace else None)
+        node._netwall_ipr = iproute(_netns_pid(node))
     return node._netwall_ipr
 
 
+def _netns_pid(node) -> int | None:
+    """The process whose network namespace is the node's (None: this process's)."""
+    return node.pid if node.inNamespace else None
+
+
 def _netns_fd(node) -> int:
-    return os.open(f"/proc/{node.pid if node.inNamespace else 'self'}/ns/net", os.O_RDONLY)
+    return os.open(f"/proc/{_netns_pid(node) or 'self'}/ns/net", os.O_RDONLY)
 
 
 class Network:
@@ -245,7 +250,7 @@ class Network:
                                    peer={"ifname": b.name, "address": b.mac,
                                          "net_ns_fd": target})
 
-                nlbatch.send(self.node(name).pid, nlbatch.compile_requests(requests),
+                nlbatch.send(_netns_pid(self.node(name)), nlbatch.compile_requests(requests),
                              f"linking {name}")
         finally:
             for fd in targets.values():
@@ -272,7 +277,7 @@ class Network:
     def _shape_node(self, name: str, node) -> None:
         """Every link end of a node shaped, in one netlink write (see emulator.nlbatch)."""
         links = self.plan.topology.links_of(name)
-        with inside(node.pid if node.inNamespace else None):  # names resolve in the netns
+        with inside(_netns_pid(node)):  # names resolve in the node's namespace
             indexes = [socket.if_nametoindex(self.plan.interfaces[(link, name)].name)
                        for link in links]
         requests = []
@@ -280,7 +285,7 @@ class Network:
             self.index[(link, name)] = index
             tree = shaping.compiled(self.plan.shapes[(link, name)], self.netem, FRAME_BYTES)
             requests.append(nlbatch.stamp(tree, index))
-        nlbatch.send(node.pid if node.inNamespace else None, b"".join(requests),
+        nlbatch.send(_netns_pid(node), b"".join(requests),
                      f"shaping the links of {name}")
 
     def _drop_frames(self) -> None:
@@ -302,8 +307,7 @@ class Network:
                         nlbatch.stamp(templates[probability], self.index[(link, receiver)]))
                     self.loss_now[(link, receiver)] = probability
             for name, batch in requests.items():
-                node = self.node(name)
-                nlbatch.send(node.pid if node.inNamespace else None, b"".join(batch),
+                nlbatch.send(_netns_pid(self.node(name)), b"".join(batch),
                              f"loss filters of {name}")
         finally:
             for fd in programs.values():

@@ -15,7 +15,7 @@ import errno
 import os
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from emulator.netns import inside
 
@@ -87,25 +87,26 @@ def send(pid: int | None, data: bytes, what: str) -> None:
     with sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         sock.bind((0, 0))
-        pending = 0
-        chunk_start, chunk_end = 0, 0
-        for offset, length, _ in messages(data):
-            if offset + length - chunk_start > 128 << 10:
-                pending += _write(sock, data[chunk_start:chunk_end])
-                pending = _read_answers(sock, pending, what)
-                chunk_start = offset
-            chunk_end = offset + ((length + 3) & ~3)
-        pending += _write(sock, data[chunk_start:chunk_end])
-        _read_answers(sock, pending, what)
+        for chunk, answers in _writes(data):
+            sock.sendto(chunk, (0, 0))
+            _read_answers(sock, answers, what)
 
 
-def _write(sock: socket.socket, chunk: bytes) -> int:
-    sock.sendto(chunk, (0, 0))
-    return sum(1 for offset, _, _ in messages(chunk)
-               if NLMSG.unpack_from(chunk, offset)[2] & NLM_F_ACK)
+def _writes(data: bytes, most: int = 128 << 10) -> Iterator[tuple[bytes, int]]:
+    """`data` cut at message boundaries into writes of at most `most` bytes (or one
+    message), each with the number of answers it asks for."""
+    start = end = answers = 0
+    for offset, length, _ in messages(data):
+        if end > start and offset + length - start > most:
+            yield data[start:end], answers
+            start, answers = offset, 0
+        end = offset + ((length + 3) & ~3)
+        answers += bool(NLMSG.unpack_from(data, offset)[2] & NLM_F_ACK)
+    if end > start:
+        yield data[start:end], answers
 
 
-def _read_answers(sock: socket.socket, pending: int, what: str) -> int:
+def _read_answers(sock: socket.socket, pending: int, what: str) -> None:
     while pending:
         data = sock.recv(1 << 20)
         for offset, _, kind in messages(data):
@@ -116,4 +117,3 @@ def _read_answers(sock: socket.socket, pending: int, what: str) -> int:
             if code:
                 raise OSError(code, f"{what}: {os.strerror(code)} "
                                     f"({errno.errorcode.get(code, code)})")
-    return pending

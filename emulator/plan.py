@@ -87,17 +87,17 @@ class Plan:
             lines.append(f"link set dev {name} mtu {mtu} up")
             lines.append(f"addr add {self.ips[gpu]}/32 dev {name}")
         routes = self.routes[gpu]
+        for r in routes:
+            lines.append(f"neigh replace {r.via_ip} lladdr {r.via_mac} dev {r.iface} nud permanent")
         one_wire = len({r.iface for r in routes}) == 1 and all(r.via_ip == r.dst_ip for r in routes)
         if one_wire:  # every peer on this GPU's one wire (a switched fabric): one route
             lines.append(f"route add {GPU_BLOCK} dev {routes[0].iface} scope link")
-        for r in routes:
-            lines.append(f"neigh replace {r.via_ip} lladdr {r.via_mac} dev {r.iface} nud permanent")
-            if one_wire:
-                continue
-            if r.via_ip == r.dst_ip:
-                lines.append(f"route add {r.dst_ip}/32 dev {r.iface} scope link")
-            else:  # onlink: the next hop is on this wire, though no subnet says so
-                lines.append(f"route add {r.dst_ip}/32 via {r.via_ip} dev {r.iface} onlink")
+        else:
+            for r in routes:
+                if r.via_ip == r.dst_ip:
+                    lines.append(f"route add {r.dst_ip}/32 dev {r.iface} scope link")
+                else:  # onlink: the next hop is on this wire, though no subnet says so
+                    lines.append(f"route add {r.dst_ip}/32 via {r.via_ip} dev {r.iface} onlink")
         return "\n".join(lines) + "\n"
 
     def peers(self, gpu: str) -> dict[int, dict[str, str]]:

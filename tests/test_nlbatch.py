@@ -81,3 +81,14 @@ def test_stamp_writes_index_and_mac_and_keeps_the_family():
         nlbatch.stamp(shaping.compiled(replace(link_shape(1, 0, 0, 10 ** 6, dilation=1,
                                                           frame_bytes=FRAME_BYTES)),
                                        False, FRAME_BYTES), 3, "02:4e:00:00:00:01")
+
+
+def test_writes_cut_at_message_boundaries_and_count_the_answers(shape):
+    tree = shaping.compiled(shape, False, FRAME_BYTES)  # three requests, each asking an answer
+    data = b"".join(nlbatch.stamp(tree, i) for i in range(1, 41))
+    writes = list(nlbatch._writes(data, most=len(tree) * 4))
+    assert b"".join(chunk for chunk, _ in writes) == data
+    assert all(len(chunk) <= len(tree) * 4 for chunk, _ in writes)
+    assert sum(answers for _, answers in writes) == 3 * 40
+    assert all(answers == len(nlbatch.messages(chunk)) for chunk, answers in writes)
+    assert list(nlbatch._writes(b"")) == []

@@ -84,6 +84,10 @@ class Transfer:
     done_at: float = 0.0  # when the last first-time frame left
     copied: bool = False  # data is a copy, kept once the buffer moved on
 
+    def reads(self, start: int, end: int) -> bool:
+        """Does it send any of the buffer's bytes [start, end)?"""
+        return self.src_offset < end and start < self.src_offset + self.length
+
 
 @dataclass
 class Incoming:
@@ -404,9 +408,7 @@ class Agent:
             return call is not None
         if not 0 <= call.step < step < call.steps:
             return False
-        end = offset + length
-        return not any(t.src_offset < end and offset < t.src_offset + t.length
-                       for t in call.pending)
+        return not any(t.reads(offset, offset + length) for t in call.pending)
 
     def _apply(self, call: Call, step: int, src: int, seq: int, offset: int, data) -> None:
         incoming = call.incoming[step].get(src) if 0 <= step < len(call.incoming) else None
@@ -462,7 +464,7 @@ class Agent:
         """Copy unacknowledged sent bytes out of a range about to be overwritten."""
         for transfer in self.outstanding.values():
             if not transfer.copied and transfer.call.buffer == buffer and \
-                    transfer.src_offset < end and start < transfer.src_offset + transfer.length:
+                    transfer.reads(start, end):
                 transfer.data = memoryview(transfer.data.tobytes())
                 transfer.copied = True
 
