@@ -15,8 +15,10 @@ import signal
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from emulator import campaign_cli
+from emulator import calibration, campaign_cli
 from emulator.errors import NetwallError
+from emulator.fidelity import percent
+from emulator.progress import Progress
 from traffic.schedule import ELEMENT
 
 FAMILIES_DEFAULT = ("copper-800g", "optical-800g", "wide-and-slow-800g")
@@ -67,8 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"netwall {netwall_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    check = sub.add_parser("check", help="what this kernel can emulate")
+    check = sub.add_parser("check", help="what this kernel can emulate, and what this host "
+                                         "carries faithfully (calibrated once, cached)")
     check.add_argument("--json", action="store_true", help="print one JSON object")
+    check.add_argument("--calibrate", action="store_true",
+                       help="measure this host again, even if a calibration is cached")
 
     profiles = sub.add_parser("profiles", help="list the link profiles")
     profiles.add_argument("--json", action="store_true", help="print profiles as JSON")
@@ -157,11 +162,29 @@ def _cluster_options(parser: argparse.ArgumentParser) -> None:
                         help="racks:RxG only: compute cable lengths from a rack layout, e.g. "
                              "pitch=0.6,height=2,slack=0.5,row=16 (docs/layout.md)")
     parser.add_argument("--dilation", type=float,
-                        help="time-dilation factor D (default: chosen to fit this host)")
+                        help="time-dilation factor D for every call (default: chosen per call "
+                             "for this host, and raised where the proof fails)")
+    parser.add_argument("--tolerance", type=_percent, default=calibration.DEFAULT_TOLERANCE,
+                        metavar="PCT", help="how much of a result the host may distort before "
+                                            "it is flagged (default 2%%)")
+    parser.add_argument("--no-probe", dest="prove", action="store_false",
+                        help="skip the dilation probe that proves each result (faster; "
+                             "results are then marked not proven)")
     parser.add_argument("--strict", action="store_true",
                         help="refuse to run if the kernel cannot emulate every profile field")
     parser.add_argument("--profile-file", action="append", default=[], metavar="PATH",
                         help="extra profile file or directory (repeatable)")
+
+
+def _percent(text: str) -> float:
+    """'2%', '2' or '0.5%' as a fraction."""
+    try:
+        value = float(text.strip().rstrip("%")) / 100
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a percentage: {text!r} (e.g. 2%)") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 100%, got {text!r}")
+    return value
 
 
 def _workloads() -> list[str]:
@@ -180,8 +203,38 @@ def _emulations(args) -> list:
             args.topology, link, spine_link=args.spine_link, length_m=args.length_m,
             spine_length_m=args.spine_length_m, dilation=args.dilation,
             profiles=args.profile_file, strict=args.strict, layout=args.layout,
-            capabilities=emulations[0].capabilities if emulations else None))
+            capabilities=emulations[0].capabilities if emulations else None,
+            tolerance=args.tolerance))
     return emulations
+
+
+def _calibrated(emulations: list) -> None:
+    """Give validated emulations this host's calibration, measuring it first if none is
+    cached (once per machine): what dilation each call needs depends on it."""
+    if all(emu.fixed_dilation for emu in emulations):
+        return  # every dilation is the user's
+    host = calibration.load() or _calibrate(emulations[0].capabilities)
+    for emu in emulations:
+        emu.host = host
+
+
+def _calibrate(capabilities=None) -> calibration.Calibration:
+    """Measure this host on the calibration star and cache the result."""
+    from emulator.emulation import Emulation
+
+    print(f"netwall: calibrating this host (once; cached in {calibration.cache_path()})",
+          file=sys.stderr)
+    with Emulation(calibration.TOPOLOGY, calibration.LINK, dilation=1000,
+                   capabilities=capabilities) as emu:
+        found = emu.calibrate(
+            progress=lambda text: print(f"netwall: calibration: {text}", file=sys.stderr))
+    try:
+        calibration.save(found)
+    except OSError as e:
+        print(f"netwall: note: could not cache the calibration ({e.strerror}); "
+              "it will be measured again", file=sys.stderr)
+    print(f"netwall: {found.summary()}", file=sys.stderr)
+    return found
 
 
 def _note_missing(emulation) -> None:
@@ -197,11 +250,20 @@ def cmd_check(args) -> int:
     from emulator.capabilities import probe
 
     caps = probe()
+    host = None
+    if caps.veth and caps.htb:
+        host = (None if args.calibrate else calibration.load()) or _calibrate(caps)
     if args.json:
-        print(json.dumps(dataclasses.asdict(caps)))
-    else:
-        print("What this kernel can emulate:")
-        print(caps.report())
+        print(json.dumps(dict(dataclasses.asdict(caps),
+                              calibration=host and dataclasses.asdict(host))))
+        return 0
+    print("What this kernel can emulate:")
+    print(caps.report())
+    if host:
+        print(f"\nWhat this host carries faithfully ({host.machine}):")
+        print(f"  {host.summary()}")
+        print("  `netwall run` chooses each call's dilation from these and proves it; "
+              "`netwall check --calibrate` measures again.")
     return 0
 
 
@@ -238,21 +300,32 @@ def cmd_run(args) -> int:
     for fault in faults:
         emulations[0].link_index(fault.name)
     _note_missing(emulations[0])
+    _calibrated(emulations)
+    weights = {(emu.link, size): _expected_wall_s(emu, args, size)
+               for emu in emulations for size in sizes}
+    progress = Progress("run", sum(weights.values()), items=len(weights))
     results, runs = [], []
-    for emu in emulations:
-        runs.append(dict(emu.settings(), link=emu.link))
-        if not args.json:
-            _print_header(args, emu)
-        with emu:
-            for size in sizes:
-                entry = emu.run(args.collective, args.algorithm, size, iters=args.iters,
-                                warmup=args.warmup, check=args.check, root=args.root,
-                                chunk=args.chunk, faults=faults)
-                entry.update(link=emu.link, topology=emu.topology.name,
-                             dilation=emu.dilation)
-                results.append(entry)
-                if not args.json:
-                    _print_row(entry)
+    try:
+        for emu in emulations:
+            runs.append(dict(emu.settings(), link=emu.link))
+            if not args.json:
+                _print_header(args, emu)
+            with emu:
+                for size in sizes:
+                    progress.working_on(f"{emu.link}, {size} B")
+                    entry = emu.run(args.collective, args.algorithm, size, iters=args.iters,
+                                    warmup=args.warmup, check=args.check, root=args.root,
+                                    chunk=args.chunk, faults=faults, prove=args.prove)
+                    entry.update(link=emu.link, topology=emu.topology.name)
+                    results.append(entry)
+                    progress.advance(f"{emu.link}, {size} B at dilation {entry['dilation']:g}",
+                                     weights[(emu.link, size)])
+                    if not args.json:
+                        _print_row(entry)
+            if not args.json:
+                _print_cost([r for r in results if r["link"] == emu.link], emu)
+    finally:
+        progress.finish()
     if args.json:
         settings = {"netwall": netwall_version(), "collective": args.collective,
                     "algorithm": args.algorithm, "sizes": sizes, "iters": args.iters,
@@ -261,33 +334,69 @@ def cmd_run(args) -> int:
     return 1 if any(r["check"] is False for r in results) else 0
 
 
+def _expected_wall_s(emu, args, size: int) -> float:
+    """About how long a size will take (for the progress estimate): its calls at the
+    dilation it will get, and the probe's at twice that."""
+    from emulator.dilation import probe_dilation
+    from emulator.emulation import UNTIMED_SPEEDUP
+
+    schedule = emu.schedule(args.collective, args.algorithm, size, args.root, args.chunk)
+    model = emu.emulated_model(schedule)
+    d = emu.fixed_dilation or emu.choose(emu.cost(schedule, model))
+    untimed = (args.warmup + 1) * d / UNTIMED_SPEEDUP
+    return model * (d * args.iters + untimed + probe_dilation(d) * args.iters) + 0.05
+
+
 def _print_header(args, emu) -> None:
     from traffic.schedule import default_algorithm
 
-    d = emu.dilation
     algorithm = args.algorithm or default_algorithm(args.collective)
+    how = (f"dilation {emu.fixed_dilation:g} for every size" if emu.fixed_dilation else
+           "dilation D chosen per size for this host")
     print(f"# netwall {args.collective}/{algorithm} on {emu.topology.name} "
-          f"({len(emu.topology.gpus)} ranks), link {emu.link}, dilation {d:g} "
-          f"(rates /{d:g}, delays x{d:g}; times below are real)")
+          f"({len(emu.topology.gpus)} ranks), link {emu.link}, {how} (rates /D, delays xD; "
+          "times below are real)")
+    if args.prove:
+        print(f"# each result is proven at a larger dilation: 'host' is the share of its time "
+              f"the host added (flagged above {percent(emu.tolerance)})")
     if "link delay" in emu.not_emulated:
         print("# model: alpha-beta without its latency term, as link delay is not emulated here")
     print(f"# {'size':>12} {'count':>10} {'type':>6} {'time(us)':>10} {'algbw(GB/s)':>12} "
           f"{'busbw(GB/s)':>12} {'model(us)':>10} {'error':>7} {'retrans(B)':>10} "
-          f"{'J/GB':>7} {'check':>6}")
+          f"{'J/GB':>7} {'check':>6} {'D':>7} {'host':>6}")
 
 
 def _print_row(r: dict) -> None:
     check = {True: "ok", False: "WRONG", None: "-"}[r["check"]]
+    fidelity = r["fidelity"]
+    host = "-" if fidelity["host_error"] is None else f"{fidelity['host_error']:+.1%}"
     print(f"  {r['bytes']:>12} {r['count']:>10} {r['type']:>6} {r['time_s'] * 1e6:>10.2f} "
           f"{r['algbw_gbps']:>12.2f} {r['busbw_gbps']:>12.2f} "
           f"{r['model_emulated_time_s'] * 1e6:>10.2f} "
           f"{r['model_error']:>+7.1%} {r['retransmitted_bytes']:>10} "
-          f"{r['joules_per_gb']:>7.3f} {check:>6}", flush=True)
-    for flag in r["fidelity"]["flags"]:
+          f"{r['joules_per_gb']:>7.3f} {check:>6} {r['dilation']:>7g} {host:>6}", flush=True)
+    for earlier in r["dilation_attempts"][:-1]:
+        print(f"#   at dilation {earlier['dilation']:g} the host added "
+              f"{_share(earlier['host_error'])}: measured again at a larger one")
+    for flag in fidelity["flags"]:
         print(f"#   NOT FAITHFUL: {flag}")
     for event in r["faults"]:
         when = f"at {event['t_s'] * 1e6:.1f} us" if event["t_s"] is not None else "then"
         print(f"#   {when}: {event['link']} {event['event']} -> {event['state']}")
+
+
+def _share(error: float | None) -> str:
+    return "most of the time" if error is None or not math.isfinite(error) else f"{error:.1%}"
+
+
+def _print_cost(rows: list[dict], emu) -> None:
+    """What the run cost: wall time over emulated time, and this host's floor for it."""
+    wall = sum(r["wall_s"] for r in rows)
+    emulated = sum(r["emulated_s"] for r in rows)
+    floor = max(r["slowdown_floor"] for r in rows)
+    print(f"# cost: {wall:.1f} s of wall time for {emulated * 1e3:.3f} ms of cluster time: "
+          f"slowdown {wall / emulated:,.0f}x (this host's floor {floor:,.0f}x: the calls' "
+          f"injection over the {emu.host.capacity_gbps:.2f} Gb/s it carries faithfully)")
 
 
 def cmd_replay(args) -> int:
@@ -307,16 +416,22 @@ def cmd_replay(args) -> int:
             emu.schedule(call.collective, call.algorithm, call.bytes, call.root,
                          ranks=len(call.group), group=call.group)
     _note_missing(emulations[0])
+    _calibrated(emulations)
     results = []
-    for emu, calls in zip(emulations, traces, strict=True):
-        name = args.trace or args.workload
-        with emu:
-            result = emu.replay(calls, check=args.check)
-        result.update(link=emu.link, topology=emu.topology.name, dilation=emu.dilation,
-                      trace=name)
-        results.append(result)
-        if not args.json:
-            _print_replay(result)
+    progress = Progress("replay", len(emulations), items=len(emulations))
+    try:
+        for emu, calls in zip(emulations, traces, strict=True):
+            name = args.trace or args.workload
+            progress.working_on(f"{name} on {emu.link}")
+            with emu:
+                result = emu.replay(calls, check=args.check, prove=args.prove)
+            result.update(link=emu.link, topology=emu.topology.name, trace=name)
+            progress.advance(f"{name} on {emu.link} at dilation {result['dilation']:g}")
+            results.append(result)
+            if not args.json:
+                _print_replay(result)
+    finally:
+        progress.finish()
     if args.json:
         print(json.dumps({"settings": {"netwall": netwall_version(), "check": args.check,
                                        "emulations": [e.settings() for e in emulations]},
@@ -326,21 +441,35 @@ def cmd_replay(args) -> int:
 
 
 def _print_replay(r: dict) -> None:
+    fidelity = r["fidelity"]
     print(f"# netwall replay {r['trace']} on {r['topology']}, link {r['link']}, "
           f"dilation {r['dilation']:g} (times are real)")
     print(f"# {'id':>5} {'step':>4} {'stream':>8} {'comm':>8} {'collective/algorithm':>28} "
           f"{'ranks':>5} {'bytes':>10} {'start(us)':>10} {'time(us)':>10} {'busbw(GB/s)':>11} "
-          f"{'model(us)':>10}")
+          f"{'model(us)':>10} {'host':>6}")
     for c in r["calls"]:
         name = f"{c['collective']}/{c['algorithm']}"
+        host = "-" if c["host_error"] is None else f"{c['host_error']:+.1%}"
         print(f"  {c['id']:>5} {c['step']:>4} {c['stream']:>8} {c['comm']:>8} {name:>28} "
               f"{c['ranks']:>5} {c['bytes']:>10} {c['start_s'] * 1e6:>10.2f} "
               f"{c['time_s'] * 1e6:>10.2f} {c['busbw_gbps']:>11.2f} "
-              f"{c['model_time_s'] * 1e6:>10.2f}")
+              f"{c['model_time_s'] * 1e6:>10.2f} {host:>6}")
     for step in r["steps"]:
         print(f"# step {step['step']}: {step['time_s'] * 1e6:.2f} us")
     print(f"# whole trace: {r['total_s'] * 1e6:.2f} us, {len(r['calls'])} calls, "
           f"{r['retransmitted_bytes']} bytes retransmitted")
+    for earlier in r["dilation_attempts"][:-1]:
+        print(f"#   at dilation {earlier['dilation']:g} the host added "
+              f"{_share(earlier['host_error'])}: measured again at a larger one")
+    if fidelity["faithful"]:
+        print(f"# proven at dilation {fidelity['probe_dilation']:g}: the host added "
+              f"{_share(fidelity['worst_error'])} at most (tolerance "
+              f"{percent(fidelity['tolerance'])})")
+    for flag in fidelity["flags"]:
+        print(f"#   NOT FAITHFUL: {flag}")
+    print(f"# cost: {r['wall_s']:.1f} s of wall time for {r['emulated_s'] * 1e3:.3f} ms of "
+          f"cluster time: slowdown {r['slowdown']:,.0f}x (this host's floor "
+          f"{r['slowdown_floor']:,.0f}x)")
 
 
 def cmd_failures(args) -> int:

@@ -3,7 +3,12 @@
 Real links run at hundreds of Gb/s; one Linux machine moves a few Gb/s through veth pairs.
 netwall divides every link rate by D and multiplies every delay by D, runs the traffic, and
 divides measured times by D. Bytes are never scaled, so serialisation and latency terms keep
-their real proportions and the technologies keep their ratios (DESIGN.md, "Time dilation").
+their real proportions and the technologies keep their ratios.
+
+D is chosen per call (`choose`): large enough that this host's software, as calibrated
+(emulator.calibration), adds less than a tolerance to the call, and no larger, since wall time
+grows with D. The run then proves the choice (emulator.fidelity): the same call at a larger
+dilation must take the same real time, as time-dilation emulators require.
 """
 
 from __future__ import annotations
@@ -14,10 +19,16 @@ from dataclasses import dataclass
 
 from emulator.errors import NetwallError
 
-#: Aggregate emulated traffic this host carries comfortably, per CPU core, in Gb/s. Measured
-#: with bench/agent_goodput.py (BENCHMARKS.md); kept well under the agents' ceiling so the
-#: host never becomes the bottleneck it is meant to hide.
-CAPACITY_GBPS_PER_CORE = 1.0
+#: The shaper's token bucket, in real link time. A fixed real time (not a wall-clock one) keeps
+#: the allowance the same number of bytes at every dilation, so a call measured at D and at 2D
+#: differs only by what the host did. One microsecond of an 800 Gb/s link is 100 KB: one or two
+#: emulated frames, the least htb needs to pace whole 65 KB frames.
+BURST_REAL_S = 1e-6
+#: Dilations are chosen from 1, 2, 5 times powers of ten, so they read well in reports.
+SERIES = (1, 2, 5)
+#: The largest dilation netwall chooses by itself: a 64 KiB call on 800 Gb/s links then takes
+#: about a second of wall time; beyond it the user decides (--dilation).
+MAX_AUTO = 1e6
 
 
 @dataclass(frozen=True)
@@ -32,26 +43,92 @@ class LinkShape:
     limit_packets: int = 0  # what the kernel queue may hold (set by the plan: lossless)
 
 
-def capacity_gbps(cores: int) -> float:
-    """The aggregate emulated rate this host is budgeted to carry."""
-    return CAPACITY_GBPS_PER_CORE * max(1, cores)
+@dataclass(frozen=True)
+class CallCost:
+    """What a call asks of the host, in real units: the pure input of `choose`."""
+
+    model_s: float  # its alpha-beta time on the emulated links
+    steps: int  # dependent steps: each may wait for an agent to wake up
+    sent_bytes: int  # bytes all ranks hand to the kernel (what the agents must move)
+    ranks: int
 
 
 def nice_ceiling(x: float) -> float:
-    """Round up to 1, 2 or 5 times a power of ten, so D reads well in reports."""
+    """Round up to 1, 2 or 5 times a power of ten."""
     if x <= 1:
         return 1.0
     exponent = math.floor(math.log10(x))
-    for mantissa in (1, 2, 5, 10):
+    for mantissa in (*SERIES, 10):
         candidate = mantissa * 10**exponent
         if candidate >= x * (1 - 1e-12):
             return float(candidate)
     raise AssertionError("unreachable")
 
 
-def choose(injection_gbps: float, capacity: float) -> float:
-    """The smallest nice D for which all GPUs injecting at once fit the host's capacity."""
-    return nice_ceiling(injection_gbps / capacity)
+def next_above(d: float) -> float:
+    """The series value after nice_ceiling(d): 1000 -> 2000 -> 5000 -> 10000."""
+    return nice_ceiling(nice_ceiling(d) * 1.01)
+
+
+def probe_dilation(d: float) -> float:
+    """The dilation a call at d is proven against: at least 2d, on the series."""
+    return nice_ceiling(2 * d)
+
+
+def choose(cost: CallCost, capacity_gbps: float, step_s: float, calibrated_ranks: int,
+           tolerance: float) -> float:
+    """The smallest series dilation at which this host should add at most half the tolerance.
+
+    Two host limits, both calibrated on this machine: the agents move at most `capacity_gbps`
+    (all ranks' injection, wall-clock) and still keep time; and each dependent step costs about
+    `step_s` of wall time an agent may take to wake and answer, more when more ranks share
+    the cores (linear in ranks beyond the calibrated count). Half the tolerance leaves room
+    for noise, so the proof (a probe at twice D) rarely sends the call to a larger D.
+    """
+    if cost.model_s <= 0:
+        return 1.0
+    injection_gbps = cost.sent_bytes * 8 / cost.model_s / 1e9
+    for_bandwidth = injection_gbps / capacity_gbps
+    crowding = max(1.0, cost.ranks / calibrated_ranks)
+    for_latency = cost.steps * step_s * crowding / (tolerance / 2 * cost.model_s)
+    return min(MAX_AUTO, nice_ceiling(max(for_bandwidth, for_latency, 1.0)))
+
+
+def host_error(time_s: float, d: float, probe_time_s: float, probe_d: float) -> float:
+    """The share of `time_s` (a call's real time measured at dilation d) the host added,
+    judged from the same call's real time at the larger dilation probe_d.
+
+    The host adds some wall time h to a call; in real units that is h/d, so t(d) = T + h/d.
+    Two dilations give h and the host-free T, and the share h/(d T). When the host's cost falls
+    faster than 1/d (a saturated host at d, an easy one at probe_d) this overstates it, which
+    errs on the side of flagging. A probe slower than the call itself means the host disturbed
+    the probe: the disagreement is returned as it is, so it cannot pass as faithful either.
+    """
+    if probe_d <= d:
+        raise ValueError("the probe must run at a larger dilation")
+    if time_s <= 0 or probe_time_s <= 0:
+        return math.inf
+    if probe_time_s > time_s:
+        return (probe_time_s - time_s) / time_s
+    added = (time_s - probe_time_s) / (1 / d - 1 / probe_d) / d  # h/d, real seconds
+    true_s = time_s - added
+    return added / true_s if true_s > 0 else math.inf
+
+
+def fixing_dilation(d: float, error: float, tolerance: float) -> float:
+    """The dilation that should bring a host error measured at d within the tolerance, if
+    the host's share falls as 1/d; at least the next one on the series."""
+    if not math.isfinite(error):
+        return next_above(next_above(d))
+    return nice_ceiling(max(next_above(d), d * error / tolerance))
+
+
+def retry_dilation(d: float, error: float, tolerance: float) -> float:
+    """Where to measure a call again whose host error at d was too large: one step up the
+    series, two when the error was large. The 1/d rule (fixing_dilation) overshoots when a
+    disturbance was passing, and wall time grows with d."""
+    step = next_above(d)
+    return next_above(step) if error > 3 * tolerance else step
 
 
 def check(dilation: float) -> float:
@@ -73,19 +150,17 @@ def link_shape(
     dilation: float,
     frame_bytes: int,
 ) -> LinkShape:
-    """Scale one link direction: rate / D, delay * D; loss and queue bytes are not time."""
+    """Scale one link direction: rate / D, delay * D; loss, queue and burst bytes are not time."""
     rate_bps = int(rate_gbps * 1e9 / dilation)
     if rate_bps < 8000:
         raise NetwallError(
             f"dilation {dilation:g} leaves a {rate_gbps:g} Gb/s link at {rate_bps} bit/s; "
             "use a smaller --dilation"
         )
-    # One whole frame at least (or the shaper stalls on large frames), 1 ms at high rates.
-    burst = max(frame_bytes, rate_bps // 8 // 1000)
     return LinkShape(
         rate_bps=rate_bps,
         delay_us=delay_ns * dilation / 1000,
         loss_percent=100 * frame_loss,
         queue_packets=max(8, math.ceil(queue_bytes / frame_bytes)),
-        burst_bytes=burst,
+        burst_bytes=max(frame_bytes, int(rate_gbps * 1e9 / 8 * BURST_REAL_S)),
     )

@@ -13,29 +13,34 @@ nothing behind; leaving the block (normally, on an error or on Ctrl-C) tears eve
 from __future__ import annotations
 
 import dataclasses
-import os
+import math
 import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from emulator import calibration, state
 from emulator import dilation as dil
-from emulator import state
 from emulator.accounting import wire_loads
 from emulator.capabilities import Capabilities, probe
 from emulator.energy import EnergyReport, run_energy
 from emulator.errors import NetwallError
 from emulator.faults import Fault, LinkState, link_state, timeline
-from emulator.fidelity import cpu_times, judge
+from emulator.fidelity import Probe, cpu_times, judge, judge_trace
 from emulator.metrics import algbw_gbps, busbw_gbps
 from emulator.model import globalize, model_time_s
-from emulator.plan import EMULATION_MTU, FRAME_BYTES, gpu_link_rates, make_plan
+from emulator.plan import EMULATION_MTU, FRAME_BYTES, gpu_link_rates, make_plan, redilated
 from emulator.profiles import catalogue, get_profile
 from topologies import Topology, parse, validate
 from traffic import schedule as sched
 from traffic.header import frame_payload
 from traffic.launcher import Agents, CallPlan
 from traffic.trace import Call, resolve
+
+#: Dilations a call is measured at, at most, before its flag is left to the user.
+MAX_ATTEMPTS = 3
+#: Untimed calls (warm-up, the verified call) run this many times less dilated.
+UNTIMED_SPEEDUP = 10
 
 
 class Emulation:
@@ -54,6 +59,8 @@ class Emulation:
         strict: bool = False,
         capabilities: Capabilities | None = None,
         layout: str | None = None,
+        tolerance: float = calibration.DEFAULT_TOLERANCE,
+        host: calibration.Calibration | None = None,
     ) -> None:
         self.catalogue = catalogue(profiles)
         get_profile(link, self.catalogue)
@@ -82,16 +89,24 @@ class Emulation:
             raise NetwallError(f"--strict: this kernel has no netem, so "
                                f"{' and '.join(self.not_emulated)} cannot be emulated "
                                "(run `netwall check`)")
+        if not 0 < tolerance < 1:
+            raise NetwallError(f"--tolerance must be between 0 and 100%, got {tolerance:.1%}")
+        self.tolerance = tolerance
+        #: What this host carries faithfully (cached by `netwall check`), or a safe fallback.
+        self.host = host or calibration.load() or calibration.FALLBACK
+        #: The user's --dilation, or None: then every call gets its own (dilation.choose).
+        self.fixed_dilation = None if dilation is None else dil.check(float(dilation))
+        # The network is built at one dilation and re-dilated per call: the one given, or
+        # what all GPUs injecting at once need.
         injection = dil.injection_gbps(gpu_link_rates(self.topology, self.catalogue))
-        if dilation is None:
-            self.dilation = dil.choose(injection, dil.capacity_gbps(os.cpu_count() or 1))
-        else:
-            self.dilation = dil.check(float(dilation))
-        self.plan = make_plan(self.topology, self.catalogue, self.dilation)
+        build = self.fixed_dilation or min(dil.MAX_AUTO, dil.nice_ceiling(
+            injection / self.host.capacity_gbps))
+        self.plan = make_plan(self.topology, self.catalogue, build)
         self.frame_payload = frame_payload(EMULATION_MTU) // sched.ELEMENT * sched.ELEMENT
         self.network = None
         self.agents = None
         self._op = 0
+        self.emulated_s = 0.0  # real-unit time of every program run so far (slowdown)
 
     # -- life cycle ----------------------------------------------------------------------
     def start(self) -> Emulation:
@@ -130,6 +145,18 @@ class Emulation:
         self.stop()
 
     @property
+    def dilation(self) -> float:
+        """The dilation the network is at now."""
+        return self.plan.dilation
+
+    def dilate(self, dilation: float) -> None:
+        """Put the network (and so the next program) at another dilation."""
+        if dilation != self.plan.dilation:
+            self.plan = redilated(self.plan, self.catalogue, dilation)
+            if self.network is not None:
+                self.network.redilate(self.plan)
+
+    @property
     def net(self):
         """The running Mininet object."""
         return self.network.net if self.network else None
@@ -143,46 +170,56 @@ class Emulation:
     def run(self, collective: str = "allreduce", algorithm: str | None = None,
             size: int = 1 << 20, iters: int = 5, warmup: int = 1, check: bool = True,
             root: int = 0, chunk: int | None = None, timeout: float | None = None,
-            faults: list[Fault] | None = None) -> dict:
-        """Time `iters` back-to-back calls after `warmup` untimed ones, then (with `check`)
-        verify one more call's result on every rank, as nccl-tests does. One result entry.
+            faults: list[Fault] | None = None, prove: bool = True) -> dict:
+        """Time `iters` back-to-back calls after `warmup` untimed ones, and verify one more
+        call's result on every rank, as nccl-tests does. One result entry.
 
-        `faults` strike during the timed calls, at times counted from their start (real
-        units); every link is whole again before the checked call.
+        The calls run at the dilation this host needs for them (or the fixed one), and the
+        result is proven: the timed batch is run again at a larger dilation (the probe) and
+        must take the same real time (emulator.fidelity). With an automatic
+        dilation a result the host distorted is measured again at the dilation that fixes it,
+        a few times at most; what stays distorted is flagged. `faults` strike during the
+        timed calls (and the probe), at times counted from their start (real units).
         """
         if self.agents is None:
             raise NetwallError("the emulation is not running (use `with Emulation(...)`)")
         if iters < 1 or warmup < 0:
             raise NetwallError(f"iters must be >= 1 and warmup >= 0, got {iters} and {warmup}")
+        began, emulated_before = time.monotonic(), self.emulated_s
         schedule = self.schedule(collective, algorithm, size, root, chunk)
         model = model_time_s(schedule, self.topology, self.catalogue)
         # The error is taken against the model of what this kernel emulates: without netem,
         # link delay is not emulated, so neither is the model's latency term.
-        emulated = model_time_s(schedule, self.topology, self.catalogue,
-                                latency=self.capabilities.netem)
-        # A rank that makes no progress for this long (wall-clock seconds) is stuck: a dead
-        # or cut-off peer, or a bug.
+        emulated = self.emulated_model(schedule)
+        cost = self.cost(schedule, emulated)
         faults = faults or []
-        injector = Injector(self, faults)
-        outage = sum((f.duration_s or 0) * f.count for f in faults) * self.dilation
-        timeout = timeout or 10.0 + 3 * model * self.dilation + outage
-        self._execute(schedule, warmup, timeout, model)
-        before = self.network.counters()
-        cpu_before = cpu_times()
-        try:
-            timed = self._execute(schedule, iters, timeout, model, injector)
-        finally:
-            injector.stop()
-        cpu_after = cpu_times()
-        after = self.network.counters()
-        checked = self._execute(schedule, 1, timeout, model, check=True) if check else None
-        finish = max(end for _, end in timed.spans.values())
-        time_s = (finish - timed.start) / iters / self.dilation
-        links = self._link_report(schedule, before, after, iters)
-        energy = self.energy(links, time_s, size, iters)
-        verdict = judge(cpu_before, cpu_after, links, self._link_rates(),
-                        (finish - timed.start), timed.stats["retransmitted_frames"],
-                        loss_expected=bool(faults) or self._lossy())
+        d = self.fixed_dilation or self.choose(cost)
+        self._untimed(schedule, warmup, model, timeout, d)
+        self.dilate(d)
+        attempts: list[dict] = []
+        while True:
+            timed = self._timed(schedule, iters, model, timeout, faults)
+            probe_d = dil.probe_dilation(self.dilation)
+            probe = (self._probe(schedule, iters, model, timeout, faults, probe_d) if prove
+                     else Probe(probe_d, None, self.tolerance, "the probe was turned off"))
+            verdict = judge(timed["cpu_before"], timed["cpu_after"], timed["links"],
+                            self._link_shapes(), timed["wall_s"],
+                            timed["outcome"].stats["retransmitted_frames"],
+                            loss_expected=bool(faults) or self._lossy(),
+                            time_s=timed["time_s"], dilation=self.dilation, probe=probe,
+                            repaired=timed["outcome"].stats["retransmitted_frames"] > 0)
+            attempts.append({"dilation": self.dilation, "time_s": timed["time_s"],
+                             "host_error": verdict.host_error, "faithful": verdict.faithful})
+            if not self._retry(verdict, len(attempts), bool(faults) or self._lossy()):
+                break
+            self.dilate(min(dil.MAX_AUTO, dil.retry_dilation(self.dilation, verdict.host_error,
+                                                             self.tolerance)))
+        final = self.dilation
+        checked = self._untimed(schedule, 1, model, timeout, final, check=True) \
+            if check else None
+        self.dilate(final)
+        time_s = timed["time_s"]
+        wall_s = time.monotonic() - began
         return {
             "collective": collective,
             "algorithm": schedule.algorithm,
@@ -198,19 +235,119 @@ class Emulation:
             "model_emulated_time_s": emulated,
             "model_error": time_s / emulated - 1,
             "check": all(checked.checks.values()) if checked else None,
-            "retransmitted_bytes": timed.stats["retransmitted_bytes"],
-            "retransmitted_frames": timed.stats["retransmitted_frames"],
-            "faults": injector.record,
+            "retransmitted_bytes": timed["outcome"].stats["retransmitted_bytes"],
+            "retransmitted_frames": timed["outcome"].stats["retransmitted_frames"],
+            "faults": timed["faults"],
+            "dilation": self.dilation,
+            "dilation_attempts": attempts,
             "fidelity": verdict.to_dict(),
-            "energy_j": energy.total_joules,
-            "energy_by_profile_j": energy.joules_by_profile,
-            "joules_per_gb": energy.joules_per_gb,
-            "links": links,
+            "wall_s": wall_s,
+            "emulated_s": self.emulated_s - emulated_before,
+            "slowdown": wall_s / max(1e-12, self.emulated_s - emulated_before),
+            "slowdown_floor": self.slowdown_floor(cost),
+            "energy_j": timed["energy"].total_joules,
+            "energy_by_profile_j": timed["energy"].joules_by_profile,
+            "joules_per_gb": timed["energy"].joules_per_gb,
+            "links": timed["links"],
         }
 
-    def _link_rates(self) -> dict[str, float]:
-        """Each directed link's configured (emulated) rate, by its report name."""
-        return {self.topology.directed(link, node): shape.rate_bps
+    def calibrate(self, progress=None) -> calibration.Calibration:
+        """Measure what this host carries faithfully (emulator.calibration), on this running
+        emulation, which should be the calibration star (calibration.TOPOLOGY, LINK)."""
+        if self.agents is None:
+            raise NetwallError("the emulation is not running (use `with Emulation(...)`)")
+
+        def timed(size: int, dilation: float) -> tuple[float, float]:
+            schedule = self.schedule("allreduce", "ring", size)
+            model = model_time_s(schedule, self.topology, self.catalogue)
+            self.dilate(dilation)
+            self._execute(schedule, 1, model, None)  # warm-up
+            batch = self._timed(schedule, calibration.ITERS, model, None, [])
+            return batch["time_s"], self.emulated_model(schedule)
+
+        big = self.schedule("allreduce", "ring", calibration.BANDWIDTH_SIZE)
+        small = self.schedule("allreduce", "ring", calibration.LATENCY_SIZE)
+        cost = self.cost(big, self.emulated_model(big))
+        return calibration.measure(timed, cost.sent_bytes * 8 / cost.model_s / 1e9,
+                                   self.emulated_model(small), len(small.steps),
+                                   self.tolerance, progress)
+
+    def emulated_model(self, schedule: sched.Schedule) -> float:
+        """The model of what this kernel emulates (no latency term without netem)."""
+        return model_time_s(schedule, self.topology, self.catalogue,
+                            latency=self.capabilities.netem)
+
+    def cost(self, schedule: sched.Schedule, model_s: float) -> dil.CallCost:
+        """What a call asks of the host (dilation.choose's input)."""
+        sent = sum(m.length for step in schedule.steps for m in step)
+        return dil.CallCost(model_s, len(schedule.steps), sent, schedule.ranks)
+
+    def choose(self, cost: dil.CallCost) -> float:
+        """The dilation this host needs for a call (emulator.calibration measured it)."""
+        return dil.choose(cost, self.host.capacity_gbps, self.host.step_s, self.host.ranks,
+                          self.tolerance)
+
+    def slowdown_floor(self, cost: dil.CallCost) -> float:
+        """The least wall time per emulated second any run of this call could have here: its
+        injection (real units) over what the host carries faithfully."""
+        if cost.model_s <= 0:
+            return 1.0
+        return max(1.0, cost.sent_bytes * 8 / cost.model_s / 1e9 / self.host.capacity_gbps)
+
+    def _retry(self, verdict, attempts: int, repairs: bool) -> bool:
+        """Whether a host-distorted result is worth measuring again at a larger dilation.
+        Not where frames are repaired (faults, lossy links): the repair timeout keeps a
+        wall-clock margin for the host's scheduling noise, which no dilation removes, so
+        such results are flagged, not chased."""
+        return (self.fixed_dilation is None and not repairs and verdict.host_error is not None
+                and verdict.host_error > self.tolerance and attempts < MAX_ATTEMPTS
+                and self.dilation < dil.MAX_AUTO)
+
+    def _untimed(self, schedule, count: int, model: float, timeout: float | None, d: float,
+                 check: bool = False):
+        """Warm-up or verified calls: nothing is timed, so they run at a tenth of the timed
+        dilation (their data and dependencies are the same at any dilation)."""
+        self.dilate(max(1.0, dil.nice_ceiling(d / UNTIMED_SPEEDUP)))
+        return self._execute(schedule, count, model, timeout, check=check)
+
+    def _timed(self, schedule, iters: int, model: float, timeout: float | None,
+               faults: list[Fault]) -> dict:
+        """The timed batch at the current dilation, with its counters, energy and CPU share."""
+        injector = Injector(self, faults)
+        before = self.network.counters()
+        cpu_before = cpu_times()
+        try:
+            outcome = self._execute(schedule, iters, model, timeout, injector=injector)
+        finally:
+            injector.stop()
+        cpu_after = cpu_times()
+        after = self.network.counters()
+        ends = sorted(end for _, end in outcome.spans.values())
+        time_s = (ends[-1] - outcome.start) / iters / self.dilation
+        links = self._link_report(schedule, before, after, iters)
+        return {"outcome": outcome, "time_s": time_s, "wall_s": ends[-1] - outcome.start,
+                "links": links,
+                "cpu_before": cpu_before, "cpu_after": cpu_after, "faults": injector.record,
+                "energy": self.energy(links, time_s, schedule.size, iters)}
+
+    def _probe(self, schedule, iters: int, model: float, timeout: float | None,
+               faults: list[Fault], probe_d: float) -> Probe:
+        """The timed batch again, the same calls and faults, at the probe dilation (then back
+        to the current one): what the same measurement gives with less of the host in it."""
+        d = self.dilation
+        self.dilate(probe_d)
+        injector = Injector(self, faults)
+        try:
+            outcome = self._execute(schedule, iters, model, timeout, injector=injector)
+        finally:
+            injector.stop(record=False)
+            self.dilate(d)
+        end = max(end for _, end in outcome.spans.values())
+        return Probe(probe_d, (end - outcome.start) / iters / probe_d, self.tolerance)
+
+    def _link_shapes(self) -> dict[str, tuple[float, int]]:
+        """Each directed link's configured (emulated) rate and burst, by its report name."""
+        return {self.topology.directed(link, node): (shape.rate_bps, shape.burst_bytes)
                 for (link, node), shape in self.plan.shapes.items()}
 
     def _lossy(self) -> bool:
@@ -233,59 +370,116 @@ class Emulation:
         bits = {name: min(value, capacity[name]) for name, value in bits.items()}
         return run_energy(bits, counts, self.catalogue, time_s, size)
 
-    def replay(self, calls: list[Call], check: bool = False) -> dict:
+    def replay(self, calls: list[Call], check: bool = False, prove: bool = True) -> dict:
         """Run a trace: every call at once as one program, streams overlapping, each call
         after its compute gap and its `after` calls. Per-call and per-step times, real units.
+
+        One dilation serves the whole program (its calls overlap), chosen for the trace as a
+        whole; the trace is then run again at the probe dilation, and every call and the
+        trace's total must keep their real times (emulator.fidelity.judge_trace).
         """
         if self.agents is None:
             raise NetwallError("the emulation is not running (use `with Emulation(...)`)")
         calls = resolve(calls, len(self.topology.gpus))
-        op = {c.id: self._op + i for i, c in enumerate(calls)}
-        comms = {name: i for i, name in enumerate(dict.fromkeys(c.comm for c in calls))}
-        plans, models = [], {}
-        for c in calls:
-            schedule = self.schedule(c.collective, c.algorithm, c.bytes, c.root,
-                                     ranks=len(c.group), group=c.group)
-            models[c.id] = model_time_s(globalize(schedule, c.group), self.topology,
-                                        self.catalogue)
-            plans.append(CallPlan(op[c.id], schedule, c.group, comms[c.comm], c.stream,
-                                  c.gap_us * 1e-6 * self.dilation,
-                                  tuple(op[a] for a in c.after), f"{c.comm}/{c.stream}",
-                                  init=check, check=check))
-        self._op += len(calls)
-        total = sum(models.values()) * self.dilation
-        timeout = 10.0 + 3 * total
-        before = self.network.counters()
-        outcome = self.agents.execute(plans, timeout, expected_s=total)
-        after = self.network.counters()
+        began, emulated_before = time.monotonic(), self.emulated_s
+        schedules = {c.id: self.schedule(c.collective, c.algorithm, c.bytes, c.root,
+                                         ranks=len(c.group), group=c.group) for c in calls}
+        models = {c.id: model_time_s(globalize(schedules[c.id], c.group), self.topology,
+                                     self.catalogue) for c in calls}
+        costs = [self.cost(schedules[c.id], models[c.id]) for c in calls]
+        trace = dil.CallCost(sum(c.model_s for c in costs), sum(c.steps for c in costs),
+                             sum(c.sent_bytes for c in costs), len(self.topology.gpus))
+        self.dilate(self.fixed_dilation or self.choose(trace))
+        attempts: list[dict] = []
+        checks: list[bool | None] = []
+        while True:
+            run = self._replay_once(calls, schedules, models, check and not attempts)
+            checks = checks or run["checks"]
+            probe = None
+            probe_d = dil.probe_dilation(self.dilation)
+            if prove:
+                d = self.dilation
+                self.dilate(probe_d)
+                try:
+                    probe = self._replay_once(calls, schedules, models, False)
+                finally:
+                    self.dilate(d)
+            verdict = judge_trace(run["times"], probe and probe["times"], run["total_s"],
+                                  probe and probe["total_s"], self.dilation, probe_d,
+                                  self.tolerance)
+            attempts.append({"dilation": self.dilation, "total_s": run["total_s"],
+                             "host_error": verdict["host_error"],
+                             "faithful": verdict["faithful"]})
+            # Only the trace's total is worth a larger dilation: a small call beside large
+            # ones on other streams shares its agent's one thread with them, and no dilation
+            # this host can afford makes every such call exact; its flag says so instead.
+            total = verdict["host_error"]
+            if not (self.fixed_dilation is None and prove and len(attempts) < MAX_ATTEMPTS
+                    and (total is None or total > self.tolerance)
+                    and self.dilation < dil.MAX_AUTO):
+                break
+            self.dilate(min(dil.MAX_AUTO, dil.retry_dilation(
+                self.dilation, math.inf if total is None else total, self.tolerance)))
         rows = []
-        for c, plan in zip(calls, plans, strict=True):
-            first, last = outcome.spans[plan.id]
-            time_s = (last - first) / self.dilation
+        for i, c in enumerate(calls):
+            time_s = run["times"][i]
             rows.append({
                 "id": c.id, "step": c.step, "stream": c.stream, "comm": c.comm,
-                "collective": c.collective, "algorithm": plan.schedule.algorithm,
+                "collective": c.collective, "algorithm": schedules[c.id].algorithm,
                 "ranks": len(c.group), "bytes": c.bytes,
-                "start_s": (first - outcome.start) / self.dilation, "time_s": time_s,
+                "start_s": run["starts"][i], "time_s": time_s,
                 "algbw_gbps": algbw_gbps(c.bytes, time_s),
                 "busbw_gbps": busbw_gbps(c.collective, len(c.group), c.bytes, time_s),
                 "model_time_s": models[c.id],
-                "check": outcome.checks.get(plan.id) if check else None,
+                "host_error": verdict["call_errors"][i],
+                "check": checks[i] if check else None,
             })
         steps = {}
         for row in rows:
             begin, end = steps.get(row["step"], (row["start_s"], 0.0))
             steps[row["step"]] = (min(begin, row["start_s"]), max(end, row["start_s"] +
                                                                    row["time_s"]))
+        wall_s = time.monotonic() - began
+        emulated_s = self.emulated_s - emulated_before
         return {
             "calls": rows,
             "steps": [{"step": k, "time_s": end - begin} for k, (begin, end) in
                       sorted(steps.items())],
-            "total_s": max(end for _, end in outcome.spans.values()) / self.dilation
-            - outcome.start / self.dilation,
-            "retransmitted_bytes": outcome.stats["retransmitted_bytes"],
-            "links": self._link_report(None, before, after, 1),
+            "total_s": run["total_s"],
+            "retransmitted_bytes": run["retransmitted_bytes"],
+            "links": run["links"],
+            "dilation": self.dilation,
+            "dilation_attempts": attempts,
+            "fidelity": verdict,
+            "wall_s": wall_s,
+            "emulated_s": emulated_s,
+            "slowdown": wall_s / max(1e-12, emulated_s),
+            "slowdown_floor": self.slowdown_floor(trace),
         }
+
+    def _replay_once(self, calls: list[Call], schedules: dict, models: dict,
+                     check: bool) -> dict:
+        """The trace as one program at the current dilation: per call start and time (real
+        units, in the calls' order), the total, the checks and the links' bytes."""
+        op = {c.id: self._op + i for i, c in enumerate(calls)}
+        comms = {name: i for i, name in enumerate(dict.fromkeys(c.comm for c in calls))}
+        plans = [CallPlan(op[c.id], schedules[c.id], c.group, comms[c.comm], c.stream,
+                          c.gap_us * 1e-6 * self.dilation, tuple(op[a] for a in c.after),
+                          f"{c.comm}/{c.stream}", init=check, check=check) for c in calls]
+        self._op += len(calls)
+        total = (sum(models.values()) + sum(c.gap_us for c in calls) * 1e-6) * self.dilation
+        before = self.network.counters()
+        outcome = self.agents.execute(plans, 10.0 + 3 * total, expected_s=total,
+                                      rto=self.plan.retransmit_timeout_s())
+        after = self.network.counters()
+        spans = [outcome.spans[plan.id] for plan in plans]
+        total_s = (max(end for _, end in spans) - outcome.start) / self.dilation
+        self.emulated_s += total_s
+        return {"starts": [(first - outcome.start) / self.dilation for first, _ in spans],
+                "times": [(last - first) / self.dilation for first, last in spans],
+                "total_s": total_s, "checks": [outcome.checks.get(p.id) for p in plans],
+                "retransmitted_bytes": outcome.stats["retransmitted_bytes"],
+                "links": self._link_report(None, before, after, 1)}
 
     def schedule(self, collective: str, algorithm: str | None, size: int, root: int = 0,
                  chunk: int | None = None, ranks: int | None = None,
@@ -301,18 +495,28 @@ class Emulation:
         return sched.build(collective, algorithm, ranks, size, root=root, chunk=chunk,
                            groups=groups)
 
-    def _execute(self, schedule, count: int, timeout: float, model: float,
+    def _execute(self, schedule, count: int, model: float, timeout: float | None,
                  injector: Injector | None = None, check: bool = False):
-        """`count` calls of one schedule over every GPU, back to back on one stream."""
+        """`count` calls of one schedule over every GPU, back to back on one stream, at the
+        current dilation. A rank that makes no progress for `timeout` wall-clock seconds
+        (default: three times the model plus any outage) is stuck: a dead peer, or a bug."""
         if not count:
             return None
+        outage = injector.outage_s() if injector else 0.0
+        rto = self.plan.retransmit_timeout_s()
+        # Repairs wait a few timeouts each, and those grow with the dilation too.
+        timeout = timeout or 10.0 + 3 * model * self.dilation + outage * self.dilation + 4 * rto
         group = tuple(range(len(self.topology.gpus)))
         calls = [CallPlan(self._op + i, schedule, group, init=check, check=check)
                  for i in range(count)]
         self._op += count
-        return self.agents.execute(calls, timeout, expected_s=count * model * self.dilation,
-                                   on_start=injector.start if injector else None,
-                                   on_tick=injector.tick if injector else None)
+        outcome = self.agents.execute(calls, timeout, expected_s=count * model * self.dilation,
+                                      rto=rto,
+                                      on_start=injector.start if injector else None,
+                                      on_tick=injector.tick if injector else None)
+        self.emulated_s += (max(end for _, end in outcome.spans.values()) - outcome.start) \
+            / self.dilation
+        return outcome
 
     def _link_report(self, schedule, before: dict, after: dict, iters: int) -> list[dict]:
         """Per directed link that carried traffic: bytes seen by its qdisc against the schedule
@@ -350,7 +554,9 @@ class Emulation:
             "ranks": len(self.topology.gpus),
             "links": links,
             "profiles": {name: self.catalogue[name].to_dict() for name in links},
-            "dilation": self.dilation,
+            "dilation": self.fixed_dilation or "auto",
+            "tolerance": self.tolerance,
+            "host": dataclasses.asdict(self.host),
             "emulation_mtu": EMULATION_MTU,
             "capabilities": dataclasses.asdict(self.capabilities),
             "not_emulated": self.not_emulated,
@@ -409,6 +615,7 @@ class Injector:
 
     def __init__(self, emulation: Emulation, faults: list[Fault]) -> None:
         self.emu = emulation
+        self.faults = faults
         self.events = timeline(faults)
         self.links = {f.name: emulation.link_index(f.name) for f in faults}
         if faults and not (emulation.capabilities.bpf_loss or emulation.capabilities.netem):
@@ -440,7 +647,13 @@ class Injector:
         self.record.append({"t_s": t_s, "link": f"{cable.a}--{cable.b}", "event": what,
                             "rate_gbps": now.rate_gbps, "state": now.note})
 
-    def stop(self) -> None:
+    def outage_s(self) -> float:
+        """Real seconds the faults may hold links down: a rank may wait that long."""
+        return sum((f.duration_s or 0) * f.count for f in self.faults)
+
+    def stop(self, record: bool = True) -> None:
         """End the program's faults: every faulted link back to its profile."""
         for link in self.links.values():
             self._apply(link, [], None, "restored after the timed calls")
+        if not record:
+            self.record = []

@@ -1,16 +1,25 @@
 """Was the run faithful? The checks that tell an emulated result from an artefact of the host.
 
-An emulator is only right while its host keeps up: links must carry no more than their
-configured rate (else shaping failed), the host's CPUs must not be saturated (else software,
-not the emulated links, set the pace), and frames must not be lost beyond what the profiles
-and faults ask for. Each run is judged on all three and flagged with the reasons.
+An emulator is only right while its host keeps up. The decisive check is dilation invariance,
+as time-dilation emulators (DieCast, Gupta et al., NSDI 2008) require: the same call at a
+larger dilation must take the same real time, because only the host's own cost (software
+wake-ups, CPU time, copying) shrinks in real units as the dilation grows. So every call is
+measured again at a larger dilation (a probe) and the host's share is estimated from the two
+(emulator.dilation.host_error); a share above the tolerance flags the result, with the
+dilation that would fix it. CPU saturation alone proves nothing either way: the host can set
+the pace with idle CPUs (wake-up latency), and a busy CPU can still keep time. Beside that,
+links must carry no more than their configured rate (else shaping failed), and frames must
+not be lost beyond what the profiles and faults ask for.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import asdict, dataclass, field
 
-CPU_SATURATED = 0.90  # busy share of all CPUs above which the host may set the pace
+from emulator import dilation as dil
+
+CPU_SATURATED = 0.90  # busy share of all CPUs above which a benchmark marks its row
 OVER_RATE = 1.02  # a link carrying more than this share of its rate was not shaped
 
 
@@ -23,36 +32,68 @@ def cpu_times() -> tuple[int, int]:
     return total - idle, total
 
 
+@dataclass(frozen=True)
+class Probe:
+    """The same call timed at a larger dilation, in real units; None time: it was not run."""
+
+    dilation: float
+    time_s: float | None
+    tolerance: float
+    skipped: str = ""  # why no probe ran (then the result is not proven)
+
+
 @dataclass
 class Verdict:
+    dilation: float
     cpu_busy: float
     max_link_utilization: float
     unexpected_drops: int
     unexpected_retransmits: int
+    probe_dilation: float | None
+    probe_time_s: float | None
+    host_error: float | None  # the host's estimated share of the measured time
+    tolerance: float
+    fix_dilation: float | None  # a dilation that should make the host's share tolerable
     flags: list[str] = field(default_factory=list)
 
+    @property
+    def faithful(self) -> bool:
+        return not self.flags
+
     def to_dict(self) -> dict:
-        return {"cpu_busy": self.cpu_busy, "max_link_utilization": self.max_link_utilization,
-                "unexpected_drops": self.unexpected_drops,
-                "unexpected_retransmits": self.unexpected_retransmits,
-                "faithful": not self.flags, "flags": self.flags}
+        out = asdict(self)
+        if out["host_error"] is not None and not math.isfinite(out["host_error"]):
+            out["host_error"] = None  # JSON has no infinity: the flag says it
+        return dict(out, faithful=self.faithful)
 
 
 def judge(cpu_before: tuple[int, int], cpu_after: tuple[int, int], links: list[dict],
-          rates_bps: dict[str, float], wall_s: float, retransmitted_frames: int,
-          loss_expected: bool) -> Verdict:
-    """Judge one timed program. `links` are the per-link reports (bytes, drops), `rates_bps`
-    each link's configured (emulated) rate, `wall_s` the program's wall-clock time."""
+          shapes: dict[str, tuple[float, int]], wall_s: float, retransmitted_frames: int,
+          loss_expected: bool, time_s: float, dilation: float, probe: Probe,
+          repaired: bool = False) -> Verdict:
+    """Judge one timed batch. `links` are the per-link reports (bytes, drops), `shapes` each
+    link's configured (emulated) rate and shaper burst (bytes it may send at once, on top of
+    the rate), `wall_s` the batch's wall-clock time, `time_s` one call's real time at
+    `dilation`, and `probe` the same batch at a larger dilation."""
     busy = (cpu_after[0] - cpu_before[0]) / max(1, cpu_after[1] - cpu_before[1])
-    utilization = {link["link"]: link["bytes"] * 8 / (rates_bps[link["link"]] * wall_s)
-                   for link in links} if wall_s > 0 else {}
+    utilization = {
+        link["link"]: (link["bytes"] - shapes[link["link"]][1]) * 8
+        / (shapes[link["link"]][0] * wall_s) for link in links} if wall_s > 0 else {}
     top = max(utilization.values(), default=0.0)
     drops = sum(link["drops"] for link in links)
     retransmits = 0 if loss_expected else retransmitted_frames
-    verdict = Verdict(busy, top, drops, retransmits)
-    if busy > CPU_SATURATED:
-        verdict.flags.append(f"host CPUs {busy:.0%} busy: software may have set the pace "
-                             "(raise --dilation)")
+    error = fix = None
+    if probe.time_s is not None:
+        error = dil.host_error(time_s, dilation, probe.time_s, probe.dilation)
+        fix = dil.fixing_dilation(dilation, error, probe.tolerance)
+    verdict = Verdict(dilation, busy, top, drops, retransmits, probe.dilation, probe.time_s,
+                      error, probe.tolerance, fix)
+    if probe.time_s is None:
+        verdict.flags.append(f"not proven: {probe.skipped}")
+    elif error > probe.tolerance:
+        verdict.flags.append(host_flag(time_s, dilation, probe, error, fix) + (
+            "; frames were repaired, and which ones a loss or fault catches depends on the "
+            "host's timing" if repaired else ""))
     if top > OVER_RATE:
         worst = max(utilization, key=utilization.get)
         verdict.flags.append(f"link {worst} carried {top:.0%} of its rate: shaping failed")
@@ -61,3 +102,50 @@ def judge(cpu_before: tuple[int, int], cpu_after: tuple[int, int], links: list[d
     if retransmits:
         verdict.flags.append(f"{retransmits} frames resent on links that should not lose any")
     return verdict
+
+
+def host_flag(time_s: float, dilation: float, probe: Probe, error: float, fix: float) -> str:
+    """The reason a host-distorted result is flagged, with the dilation that fixes it."""
+    share = "most" if not math.isfinite(error) else f"about {error:.1%}"
+    return (f"host software added {share} of this time: at dilation {probe.dilation:g} the "
+            f"same call took {probe.time_s / time_s - 1:+.1%} in real units "
+            f"(tolerance {percent(probe.tolerance)}); use --dilation {fix:g} or more")
+
+
+def percent(share: float) -> str:
+    """0.02 -> '2%', 0.005 -> '0.5%'."""
+    return f"{share * 100:g}%"
+
+
+def judge_trace(times_s: list[float], probe_times_s: list[float] | None, total_s: float,
+                probe_total_s: float | None, dilation: float, probe_dilation: float,
+                tolerance: float) -> dict:
+    """The verdict on a replayed trace: every call's and the whole trace's real time against
+    the same trace at the probe dilation. Returns the per-call host errors and the verdict."""
+    if probe_times_s is None or probe_total_s is None:
+        return {"dilation": dilation, "probe_dilation": None, "host_error": None,
+                "call_errors": [None] * len(times_s), "tolerance": tolerance,
+                "fix_dilation": None, "faithful": False, "worst_error": None,
+                "flags": ["not proven: the probe was turned off"]}
+    errors = [dil.host_error(t, dilation, p, probe_dilation)
+              for t, p in zip(times_s, probe_times_s, strict=True)]
+    total = dil.host_error(total_s, dilation, probe_total_s, probe_dilation)
+    worst = max([total, *errors])
+    fix = dil.fixing_dilation(dilation, total, tolerance)
+    flags = []
+    bad = [i for i, e in enumerate(errors) if e > tolerance]
+    if total > tolerance:
+        flags.append(host_flag(total_s, dilation, Probe(probe_dilation, probe_total_s,
+                                                        tolerance), total, fix)
+                     .replace("this time", "the trace's time"))
+    if bad:
+        i = max(bad, key=lambda k: errors[k])
+        share = "most" if not math.isfinite(errors[i]) else f"{errors[i]:.0%}"
+        flags.append(f"host software distorted {len(bad)} of {len(errors)} calls by more "
+                     f"than {percent(tolerance)} (call {i}: {share}): their rows are not "
+                     "faithful (a call overlapping larger ones shares its agents' time)")
+    return {"dilation": dilation, "probe_dilation": probe_dilation,
+            "host_error": total if math.isfinite(total) else None,
+            "call_errors": [e if math.isfinite(e) else None for e in errors],
+            "tolerance": tolerance, "fix_dilation": fix, "faithful": not flags,
+            "flags": flags, "worst_error": worst if math.isfinite(worst) else None}

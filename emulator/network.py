@@ -313,6 +313,22 @@ class Network:
             for fd in programs.values():
                 os.close(fd)
 
+    def redilate(self, plan: Plan) -> None:
+        """Move every live link to `plan`'s dilation (the same network, rates and delays
+        scaled anew), one netlink write per node, between programs: netwall chooses the
+        dilation per call."""
+        if plan.dilation == self.plan.dilation:
+            return
+        requests: dict[str, list[bytes]] = {}
+        for (link, name), index in self.index.items():
+            tree = shaping.compiled(plan.shapes[(link, name)], self.netem, FRAME_BYTES,
+                                    change=True)
+            requests.setdefault(name, []).append(nlbatch.stamp(tree, index))
+        for name, batch in requests.items():
+            nlbatch.send(_netns_pid(self.node(name)), b"".join(batch),
+                         f"re-dilating the links of {name}")
+        self.plan = plan
+
     def set_link(self, link: int, rate_gbps: float, loss_probability: float) -> None:
         """Change a live cable, both directions, by netlink: its rate (0: down, carrying
         nothing) and the fraction of frames it loses. Routes and queues stay as they are."""

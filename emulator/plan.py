@@ -19,6 +19,8 @@ from topologies import Topology, next_hops
 EMULATION_MTU = 65000
 #: Bytes of one full emulated frame on the wire (Ethernet header included).
 FRAME_BYTES = EMULATION_MTU + 14
+#: The repair timeout's margin for the host's scheduling noise, in real seconds.
+RTO_MARGIN_REAL_S = 10e-6
 
 
 @dataclass(frozen=True)
@@ -55,12 +57,14 @@ class Plan:
         """How long a stalled transfer waits before asking for repairs (emulated seconds).
 
         Long enough for the fullest possible queue of the slowest link to drain twice, plus
-        delay, plus 20 ms of scheduling noise: a NACK then means a frame is lost, not late.
+        delay, plus a margin for scheduling noise (20 ms at D = 2000): a NACK then means a
+        frame is lost, not late. Every term scales with the dilation, so a repair costs the
+        same real time at any D, as the dilation probe requires.
         """
         drain = max((s.limit_packets + 2) * FRAME_BYTES * 8 / s.rate_bps
                     for s in self.shapes.values())
         delay = max(s.delay_us for s in self.shapes.values()) * 1e-6
-        return 2 * drain + 8 * delay + 0.02
+        return 2 * drain + 8 * delay + RTO_MARGIN_REAL_S * self.dilation
 
     def send_buffer_bytes(self) -> int:
         """An agent's data socket buffer (the kernel doubles it): frames_in_flight frames."""
@@ -174,8 +178,22 @@ def make_plan(
                   _mac_toward(topo, interfaces, segments, link, gpu, via))
             for dst, (link, via) in sorted(table.items(), key=lambda kv: topo.rank(kv[0]))
         ]
+    fdb = {switch: _forwarding(topo, interfaces, switch) for switch in topo.switches}
+    return Plan(topo, dilation, interfaces, ips, routes,
+                _shapes(topo, catalogue, interfaces, dilation), fdb)
+
+
+def redilated(plan: Plan, catalogue: Mapping[str, LinkProfile], dilation: float) -> Plan:
+    """The same network at another dilation: only the shaping changes."""
+    return replace(plan, dilation=dilation,
+                   shapes=_shapes(plan.topology, catalogue, plan.interfaces, dilation))
+
+
+def _shapes(topo: Topology, catalogue: Mapping[str, LinkProfile], interfaces,
+            dilation: float) -> dict[tuple[int, str], dil.LinkShape]:
+    """Every link end's shaping at this dilation, with lossless queues."""
     shapes = {}
-    for (link, node), _ in interfaces.items():
+    for link, node in interfaces:
         cable = topo.links[link]
         profile = catalogue[cable.profile]
         shapes[(link, node)] = dil.link_shape(
@@ -186,8 +204,7 @@ def make_plan(
             dilation=dilation,
             frame_bytes=FRAME_BYTES,
         )
-    fdb = {switch: _forwarding(topo, interfaces, switch) for switch in topo.switches}
-    return Plan(topo, dilation, interfaces, ips, routes, lossless(shapes, len(topo.gpus)), fdb)
+    return lossless(shapes, len(topo.gpus))
 
 
 def _forwarding(topo: Topology, interfaces, switch: str) -> list[tuple[str, str]]:

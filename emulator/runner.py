@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import platform
 import sys
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
 from emulator.campaign import Campaign, Failures, Point
 from emulator.errors import NetwallError
+from emulator.progress import Progress
 from emulator.store import Store
 
 
@@ -37,39 +37,6 @@ def skip_reason(error: NetwallError) -> str:
     return "reach" if " reaches " in str(error) else "error"
 
 
-class Progress:
-    """points done/total and an ETA from this session's pace, redrawn in place on stderr."""
-
-    def __init__(self, total: int, done: int, out: TextIO = sys.stderr) -> None:
-        self.total, self.done, self.out = total, done, out
-        self.start, self.measured = time.monotonic(), 0
-
-    def advance(self, label: str, measured: bool = True) -> None:
-        self.done += 1
-        self.measured += measured
-        self.draw(label)
-
-    def draw(self, label: str) -> None:
-        width = 24
-        filled = width * self.done // max(self.total, 1)
-        eta = ""
-        if self.measured and self.done < self.total:
-            left = (time.monotonic() - self.start) / self.measured * (self.total - self.done)
-            eta = f", ETA {int(left // 60)}m{int(left % 60):02d}s"
-        self.out.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
-                       f"points{eta}  {label[:60]:<60}")
-        self.out.flush()
-
-    def note(self, text: str) -> None:
-        """A line of its own above the bar."""
-        self.out.write(f"\r{' ' * 110}\r{text}\n")
-        self.draw("")
-
-    def finish(self) -> None:
-        self.out.write("\n")
-        self.out.flush()
-
-
 def run_campaign(campaign: Campaign, store: Store, out: TextIO = sys.stderr,
                  emulation: Callable | None = None) -> dict:
     """Measure every point the store lacks; returns counts of what this call did.
@@ -81,13 +48,15 @@ def run_campaign(campaign: Campaign, store: Store, out: TextIO = sys.stderr,
     failures = campaign.failures if campaign.failures and not store.has(campaign.failures.id) \
         else None
     total = len(campaign.ids())
-    progress = Progress(total, total - len(todo) - bool(failures), out)
+    done = total - len(todo) - bool(failures)
+    progress = Progress("campaign", total, done, unit="points", out=out)
     counts = {"measured": 0, "skipped": 0, "wrong": 0}
-    progress.draw("resuming" if progress.done else "validating")
+    if done:
+        progress.note(f"netwall: resuming: {done} of {total} points are stored already")
     try:
         if failures:
             store.put(failures.id, _failures_record(campaign, failures))
-            progress.advance("failures", measured=False)
+            progress.advance("failures", paced=False)
         groups: dict[tuple, list[Point]] = {}
         for p in todo:
             groups.setdefault(p.group, []).append(p)
@@ -151,7 +120,7 @@ def _run_group(campaign: Campaign, store: Store, emu, points: list[Point], count
             settings = emu.settings()
             while pending:
                 p = pending.pop(0)
-                progress.draw(_label(p))
+                progress.working_on(_label(p))
                 try:
                     result = emu.run(p.collective, p.algorithm, p.size, iters=p.iters,
                                      warmup=p.warmup, faults=[_fault(s) for s in p.faults])
@@ -177,7 +146,7 @@ def _skip(store: Store, campaign: Campaign, p: Point, error: NetwallError, count
     store.put(p.id, dict(provenance(campaign), kind="point", id=p.id, status="skipped",
                          reason=skip_reason(error), message=str(error), point=p.params()))
     counts["skipped"] += 1
-    progress.advance(f"skipped: {_label(p)}", measured=False)
+    progress.advance(f"skipped: {_label(p)}", paced=False)
 
 
 def _failures_record(campaign: Campaign, spec: Failures) -> dict:

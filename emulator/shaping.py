@@ -21,28 +21,46 @@ def apply(ipr, index: int, shape: LinkShape, netem: bool, frame_bytes: int) -> N
     """Install the shaping tree on interface `index` of the namespace `ipr` talks to."""
     ipr.tc("add", "htb", index, ROOT, default=1)
     _rate_class(ipr, "add-class", index, shape, frame_bytes)
-    if netem and (shape.delay_us >= 1 or shape.loss_percent > 0):
-        ipr.tc(
-            "add",
-            "netem",
-            index,
-            LEAF,
-            parent=CLASS,
-            delay=int(round(shape.delay_us)),
-            loss=shape.loss_percent,
-            # Frames in flight inside netem's delay line count against its limit too.
-            limit=shape.limit_packets + _in_flight(shape, frame_bytes),
-        )
+    if netem and _delays_or_loses(shape):
+        _netem(ipr, "add", index, shape, frame_bytes)
     else:
         ipr.tc("add", "pfifo", index, LEAF, parent=CLASS, limit=shape.limit_packets)
 
 
+def redilate(ipr, index: int, shape: LinkShape, netem: bool, frame_bytes: int) -> None:
+    """A live link end at another dilation: its rate and burst, and netem's delay (the same
+    tree, so the choice of leaf must not depend on the dilation: see _delays_or_loses)."""
+    _rate_class(ipr, "change-class", index, shape, frame_bytes)
+    if netem and _delays_or_loses(shape):
+        _netem(ipr, "change", index, shape, frame_bytes)
+
+
+def _delays_or_loses(shape: LinkShape) -> bool:
+    """Whether the link end needs netem: any delay at all (whatever the dilation) or loss."""
+    return shape.delay_us > 0 or shape.loss_percent > 0
+
+
+def _netem(ipr, command: str, index: int, shape: LinkShape, frame_bytes: int) -> None:
+    ipr.tc(
+        command,
+        "netem",
+        index,
+        LEAF,
+        parent=CLASS,
+        delay=int(round(shape.delay_us)),
+        loss=shape.loss_percent,
+        # Frames in flight inside netem's delay line count against its limit too.
+        limit=shape.limit_packets + _in_flight(shape, frame_bytes),
+    )
+
+
 @functools.cache
-def compiled(shape: LinkShape, netem: bool, frame_bytes: int) -> bytes:
-    """apply()'s requests, encoded once per distinct shape for nlbatch.stamp: a star's
-    hundreds of identical links cost one encoding, not one each."""
+def compiled(shape: LinkShape, netem: bool, frame_bytes: int, change: bool = False) -> bytes:
+    """apply()'s requests (or, with `change`, redilate()'s), encoded once per distinct shape
+    for nlbatch.stamp: a star's hundreds of identical links cost one encoding, not one each."""
+    build = redilate if change else apply
     return nlbatch.compile_requests(
-        lambda ipr: apply(ipr, nlbatch.PLACEHOLDER, shape, netem, frame_bytes))
+        lambda ipr: build(ipr, nlbatch.PLACEHOLDER, shape, netem, frame_bytes))
 
 
 def change_rate(ipr, index: int, shape: LinkShape, frame_bytes: int) -> None:

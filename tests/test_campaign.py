@@ -257,6 +257,8 @@ def test_progress_counts_to_total(tmp_path):
     with open_store(str(tmp_path / "p.sqlite")) as store:
         run_campaign(loads(FAKE), store, out, emulation=FakeEmulation)
     assert "21/21 points" in out.getvalue()  # 20 points and the failures run
+    assert "\r" not in out.getvalue()  # not a terminal: clean lines, no redrawing
+    assert all(line.startswith("netwall: ") for line in out.getvalue().splitlines())
 
 
 # --- export and report ------------------------------------------------------------------------

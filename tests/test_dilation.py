@@ -7,13 +7,18 @@ import math
 import pytest
 
 from emulator.dilation import (
-    CAPACITY_GBPS_PER_CORE,
-    capacity_gbps,
+    MAX_AUTO,
+    CallCost,
     check,
     choose,
+    fixing_dilation,
+    host_error,
     injection_gbps,
     link_shape,
+    next_above,
     nice_ceiling,
+    probe_dilation,
+    retry_dilation,
 )
 from emulator.errors import NetwallError
 
@@ -47,27 +52,92 @@ def test_nice_ceiling_is_the_smallest_series_value_not_below_x(x):
     assert nice_ceiling(x) == want
 
 
-def test_capacity_scales_with_cores_and_never_reaches_zero():
-    assert capacity_gbps(4) == 4 * CAPACITY_GBPS_PER_CORE
-    assert capacity_gbps(0) == CAPACITY_GBPS_PER_CORE
-    assert capacity_gbps(-3) == CAPACITY_GBPS_PER_CORE
-
-
 def test_injection_sums_every_link_of_every_gpu():
     rates = {"gpu0": [800.0], "gpu1": [800.0, 1600.0], "gpu2": []}
     assert injection_gbps(rates) == 3200.0
     assert injection_gbps({}) == 0
 
 
-@pytest.mark.parametrize(
-    "injection,capacity,want",
-    [(6400.0, 2.0, 5000.0), (6400.0, 4.0, 2000.0), (800.0, 8.0, 100.0), (1.0, 4.0, 1.0),
-     (1000.0, 1.0, 1000.0)],
-)
-def test_choose_is_the_nice_ceiling_of_injection_over_capacity(injection, capacity, want):
-    d = choose(injection, capacity)
-    assert d == want
-    assert injection / d <= capacity * (1 + 1e-9)  # the dilated traffic fits the host
+# Ring all-reduce on 8 ranks of 800 Gb/s: 14 steps of size/8 bytes per rank.
+RING_1M = CallCost(model_s=14 * (1 << 17) * 8 / 800e9, steps=14,
+                   sent_bytes=8 * 14 * (1 << 17), ranks=8)
+RING_16M = CallCost(model_s=14 * (1 << 21) * 8 / 800e9, steps=14,
+                    sent_bytes=8 * 14 * (1 << 21), ranks=8)
+
+
+def test_choose_a_bandwidth_bound_call_fits_the_host_capacity():
+    # 16 MiB on 8 x 800 Gb/s: 6.4 Tb/s of injection over 6.4 Gb/s of capacity.
+    d = choose(RING_16M, capacity_gbps=6.4, step_s=1e-9, calibrated_ranks=8, tolerance=0.02)
+    assert d == 1000.0
+    assert RING_16M.sent_bytes * 8 / RING_16M.model_s / d / 1e9 <= 6.4 * (1 + 1e-9)
+
+
+def test_choose_a_latency_bound_call_keeps_the_steps_cost_within_half_the_tolerance():
+    d = choose(RING_1M, capacity_gbps=1e6, step_s=50e-6, calibrated_ranks=8, tolerance=0.02)
+    # 14 steps x 50 us of host time must be at most 1% of the dilated call.
+    assert 0.01 * RING_1M.model_s * d >= 14 * 50e-6
+    assert d == nice_ceiling(14 * 50e-6 / (0.01 * RING_1M.model_s))
+    # A looser tolerance needs less dilation; more ranks than calibrated need more.
+    assert choose(RING_1M, 1e6, 50e-6, 8, tolerance=0.2) < d
+    crowded = CallCost(RING_1M.model_s, RING_1M.steps, RING_1M.sent_bytes, ranks=64)
+    assert choose(crowded, 1e6, 50e-6, 8, tolerance=0.02) > d
+
+
+def test_choose_is_bounded_and_never_below_one():
+    tiny = CallCost(model_s=1e-12, steps=1000, sent_bytes=1, ranks=8)
+    assert choose(tiny, 6.4, 1e-3, 8, 0.02) == MAX_AUTO
+    idle = CallCost(model_s=1.0, steps=1, sent_bytes=1, ranks=2)
+    assert choose(idle, 6.4, 1e-9, 8, 0.02) == 1.0
+    assert choose(CallCost(0.0, 0, 0, 8), 6.4, 1e-6, 8, 0.02) == 1.0
+
+
+@pytest.mark.parametrize("d,want", [(1, 2), (2, 5), (5, 10), (1000, 2000), (2000, 5000),
+                                    (3000, 10000), (5000, 10000)])
+def test_next_above_climbs_the_series(d, want):
+    assert next_above(d) == want
+
+
+@pytest.mark.parametrize("d,want", [(1, 2), (500, 1000), (1000, 2000), (2000, 5000),
+                                    (5000, 10000), (250, 500), (300, 1000)])
+def test_probe_dilation_is_at_least_twice(d, want):
+    assert probe_dilation(d) == want and want >= 2 * d
+
+
+def test_host_error_recovers_a_1_over_d_cost():
+    true_s, host_wall_s = 100e-6, 0.004  # the host adds 4 ms of wall time to every call
+    for d, probe in [(1000, 2000), (2000, 5000), (500, 20000)]:
+        t, tp = true_s + host_wall_s / d, true_s + host_wall_s / probe
+        assert host_error(t, d, tp, probe) == pytest.approx(host_wall_s / d / true_s)
+
+
+def test_host_error_of_an_invariant_result_is_zero():
+    assert host_error(1e-3, 1000, 1e-3, 2000) == 0.0
+
+
+def test_host_error_counts_a_disturbed_probe_as_disagreement():
+    # The probe (less dilated by the host) came out slower: the host disturbed it, and the
+    # disagreement must not pass as faithful.
+    assert host_error(1.00e-3, 1000, 1.05e-3, 2000) == pytest.approx(0.05)
+
+
+def test_host_error_of_a_host_dominated_result_is_infinite():
+    # Twice the dilation halved the real time: nothing of it was the links'.
+    assert host_error(2e-3, 1000, 1e-3, 2000) == math.inf
+    assert host_error(0.0, 1000, 1e-3, 2000) == math.inf
+    with pytest.raises(ValueError):
+        host_error(1e-3, 2000, 1e-3, 1000)
+
+
+def test_fixing_dilation_follows_1_over_d_and_climbs_at_least_one_step():
+    assert fixing_dilation(250, 1.6, 0.02) == nice_ceiling(250 * 1.6 / 0.02)  # 20000
+    assert fixing_dilation(1000, 0.021, 0.02) == 2000  # at least the next value
+    assert fixing_dilation(1000, math.inf, 0.02) == 5000
+
+
+def test_retry_dilation_takes_one_step_or_two():
+    assert retry_dilation(1000, 0.03, 0.02) == 2000
+    assert retry_dilation(1000, 0.5, 0.02) == 5000
+    assert retry_dilation(1000, math.inf, 0.02) == 5000
 
 
 @pytest.mark.parametrize("d", [1, 1.0, 2.5, 1000, 1e6])
@@ -119,14 +189,19 @@ def test_queue_in_frames_rounds_up_with_a_floor_of_eight():
 
 
 def test_burst_holds_one_frame_at_low_rates():
-    s = shape(rate_gbps=1.0, dilation=100.0, frame_bytes=65014)  # 10 Mbit/s: 1 ms = 1250 B
+    s = shape(rate_gbps=1.0, dilation=100.0, frame_bytes=65014)  # 1 us of 1 Gb/s: 125 B
     assert s.burst_bytes == 65014
 
 
-def test_burst_is_a_millisecond_of_traffic_at_high_rates():
-    s = shape(rate_gbps=800.0, dilation=1.0, frame_bytes=1514)  # 800 Gbit/s: 1 ms = 100 MB
-    assert s.burst_bytes == 800e9 / 8 / 1000
-    assert s.burst_bytes >= 1514
+def test_burst_is_a_microsecond_of_real_link_time_at_high_rates():
+    s = shape(rate_gbps=1600.0, dilation=1.0, frame_bytes=1514)  # 1 us of 1.6 Tb/s: 200 KB
+    assert s.burst_bytes == 200_000
+
+
+@pytest.mark.parametrize("rate", [1.0, 400.0, 800.0, 1600.0])
+def test_burst_bytes_do_not_depend_on_the_dilation(rate):
+    # The probe compares dilations: the shaper must allow the same bytes at each.
+    assert len({shape(rate_gbps=rate, dilation=d).burst_bytes for d in (1, 100, 5000)}) == 1
 
 
 @pytest.mark.parametrize("d", [1e9, 1e12, 2e8])

@@ -4,7 +4,7 @@ Started once per emulation (`python -m traffic.agent`), it speaks JSON lines on 
 
     -> {"rank": 0, "peers": {...}, "mtu": ..., "rto": ...}           <- {"ready": true}
     -> {"cmd": "load", "calls": [...]}                                <- {"loaded": true}
-    -> {"cmd": "go", "start": <CLOCK_MONOTONIC>, "timeout": ...}      <- {"ok": true, "calls": ...}
+    -> {"cmd": "go", "start": <CLOCK_MONOTONIC>, "timeout": ..., "rto": ...}  <- {"ok": true, ...}
     -> {"cmd": "exit"}
 
 A program is a list of calls (collectives) this rank takes part in. Calls on one stream run
@@ -199,6 +199,7 @@ class Agent:
     # -- running it --------------------------------------------------------------------------
     def go(self, cmd: dict) -> dict:
         timeout = cmd["timeout"]
+        self.rto = cmd.get("rto", self.rto)  # the program's dilation sets how long is late
         self.stats = dict.fromkeys(self.stats, 0)
         _sleep_until(cmd["start"])
         streams: dict[str, deque[Call]] = {}
@@ -244,6 +245,7 @@ class Agent:
                 key = (call.collective, call.ranks, call.size, call.local, call.root)
                 self._protect_all(call.buffer)
                 self.buffers[call.buffer][:] = self.initial[key]
+                now = time.monotonic()  # resetting the buffer is not part of the call
             call.start = now
             call.incoming = [{src: self._expect(length, reduce)
                               for src, (_, length, reduce) in recvs.items()}

@@ -66,11 +66,12 @@ class Agents:
             self.server.close()  # agents live on their own from here
         self._gather(deadline=time.monotonic() + 60)
 
-    def execute(self, calls: list[CallPlan], timeout: float, expected_s: float,
+    def execute(self, calls: list[CallPlan], timeout: float, expected_s: float, rto: float,
                 on_start=None, on_tick=None) -> Outcome:
         """Run a program on every rank. `timeout` bounds a rank's time without progress (it
         then answers with an error); `expected_s`, the program's modelled wall-clock time,
-        bounds how long the controller waits in silence for a hung agent."""
+        bounds how long the controller waits in silence for a hung agent; `rto` is the
+        retransmission timeout at the program's dilation."""
         programs: list[list[dict]] = [[] for _ in self.procs]
         for call in calls:
             for local, rank in enumerate(call.group):
@@ -80,7 +81,7 @@ class Agents:
         self._gather(deadline=time.monotonic() + 120)
         start = time.monotonic() + START_MARGIN_S
         for rank in range(len(self.procs)):
-            self._send(rank, {"cmd": "go", "start": start, "timeout": timeout})
+            self._send(rank, {"cmd": "go", "start": start, "timeout": timeout, "rto": rto})
         if on_start is not None:
             on_start(start)  # e.g. schedule faults relative to the common start
         replies = self._gather(deadline=None, silence=3 * expected_s + timeout + 30,

@@ -1,0 +1,104 @@
+"""The host calibration: fitting the ladders, climbing them, and the per-machine cache."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from emulator import calibration
+from emulator.calibration import Calibration, first_faithful, fit, load, measure, save
+from emulator.dilation import CallCost, choose
+
+LAT_MODEL_S, LAT_STEPS = 14 * (1 << 17) * 8 / 800e9, 14  # 1 MiB ring all-reduce on 8 x 800G
+INJECTION = 6400.0  # Gb/s: 8 ranks at 800 Gb/s
+
+
+def test_first_faithful_is_the_smallest_dilation_within_half_the_tolerance():
+    errors = {200.0: 0.9, 500.0: 0.03, 1000.0: 0.008, 2000.0: 0.001}
+    assert first_faithful(errors, 0.02) == 1000.0
+    assert first_faithful({1000.0: -0.009}, 0.02) == 1000.0  # fast counts as far as slow
+    assert first_faithful({1000.0: 0.5}, 0.02) is None
+
+
+def test_fit_gives_back_the_reference_calls_dilations():
+    capacity, step_s = fit({500.0: 0.05, 1000.0: 0.004}, {1000.0: 0.03, 2000.0: 0.009},
+                           INJECTION, LAT_MODEL_S, LAT_STEPS, tolerance=0.02)
+    assert capacity == INJECTION / 1000.0
+    latency_call = CallCost(LAT_MODEL_S, LAT_STEPS, 1, 8)
+    bandwidth_call = CallCost(1.0, 1, int(INJECTION * 1e9 / 8), 8)  # 6.4 Tb/s for 1 s
+    assert choose(latency_call, 1e9, step_s, 8, 0.02) == 2000.0
+    assert choose(bandwidth_call, capacity, 1e-12, 8, 0.02) == 1000.0
+
+
+def test_fit_of_a_ladder_that_never_got_there_takes_its_last_rung():
+    capacity, _ = fit({500.0: 0.5, 1000.0: 0.2}, {1000.0: 0.001}, INJECTION, LAT_MODEL_S,
+                      LAT_STEPS, 0.02)
+    assert capacity == INJECTION / 1000.0
+
+
+def synthetic_host(host_wall_s: float, capacity_gbps: float):
+    """A host that adds a fixed wall time per step and saturates above a capacity: what the
+    real agents do, as a function, so the climbing logic is tested without a network."""
+    calls = []
+
+    def run(size: int, dilation: float) -> tuple[float, float]:
+        calls.append((size, dilation))
+        model = LAT_MODEL_S * size / (1 << 20)
+        injection = INJECTION / dilation
+        crowd = max(1.0, injection / capacity_gbps) ** 2
+        return model * crowd + LAT_STEPS * host_wall_s / dilation, model
+
+    return run, calls
+
+
+def test_measure_climbs_each_ladder_until_the_call_is_faithful():
+    run, calls = synthetic_host(host_wall_s=20e-6, capacity_gbps=12.0)
+    found = measure(run, INJECTION, LAT_MODEL_S, LAT_STEPS, tolerance=0.02)
+    # Bandwidth: 6.4 Tb/s fits 12 Gb/s from D=1000 (6.4 Gb/s); latency: 14 x 20 us must be at
+    # most 1% of 18.35 us x D, so D >= 1526: the ladder's 2000.
+    assert found.capacity_gbps == INJECTION / 1000.0
+    assert choose(CallCost(LAT_MODEL_S, LAT_STEPS, 1, 8), 1e9, found.step_s, 8, 0.02) == 2000.0
+    sizes = [size for size, _ in calls]
+    assert sizes == sorted(sizes, reverse=True)  # bandwidth ladder first
+    assert all(d >= 1000.0 for size, d in calls if size == calibration.LATENCY_SIZE)
+    assert found.machine == calibration.fingerprint() and len(found.samples) >= 3
+
+
+def test_cache_round_trip(tmp_path):
+    path = tmp_path / "calibration.json"
+    found = Calibration(6.4, 60e-6, 8, calibration.fingerprint(), "now", ((1, 2.0, 0.1),))
+    save(found, path)
+    assert load(path) == found
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("spoil", [
+    lambda c: json.dumps(dict(c, machine="another machine")),
+    lambda c: json.dumps(dict(c, capacity_gbps=0)),
+    lambda c: json.dumps(dict(c, step_s=-1)),
+    lambda c: json.dumps({"capacity_gbps": 6.4}),
+    lambda c: "{not json",
+    lambda c: "",
+])
+def test_another_machine_or_a_broken_cache_is_measured_again(tmp_path, spoil):
+    path = tmp_path / "calibration.json"
+    good = Calibration(6.4, 60e-6, 8, calibration.fingerprint(), "now")
+    save(good, path)
+    path.write_text(spoil(json.loads(path.read_text())))
+    assert load(path) is None
+
+
+def test_a_missing_cache_is_none(tmp_path):
+    assert load(tmp_path / "none.json") is None
+
+
+def test_fingerprint_names_what_the_calibration_depends_on():
+    text = calibration.fingerprint()
+    assert "cores" in text and "GiB" in text and f"v{calibration.VERSION}" in text
+
+
+def test_summary_reads_in_units():
+    text = replace(calibration.FALLBACK, measured="today").summary()
+    assert "2.00 Gb/s" in text and "100 us" in text and "today" in text
