@@ -41,7 +41,7 @@ def measure(repeats: int = 3) -> list[dict]:
                         model = runs[0]["model_emulated_time_s"]
                         rows.append({"collective": collective, "algorithm": algorithm,
                                      "topology": topology, "size": size,
-                                     "dilation": emu.dilation, "time_s": time_s,
+                                     "dilation": runs[0]["dilation"], "time_s": time_s,
                                      "model_s": model, "error": time_s / model - 1,
                                      "repeats": repeats})
     order = list(ALGORITHMS)  # sorted() is stable: hierarchical follows the other all-reduces

@@ -23,7 +23,8 @@ def measure(repeats: int = 3) -> list[dict]:
         for size in SIZES:
             agents, iperf = [], []
             for _ in range(repeats):
-                r = emu.run("allreduce", "ring", size, iters=5, warmup=1, check=False)
+                r = emu.run("allreduce", "ring", size, iters=5, warmup=1, check=False,
+                           prove=False)
                 agents.append(GPUS * 2 * (GPUS - 1) / GPUS * size * 8 / r["time_s"])
                 iperf.append(iperf3_flows([
                     (h, emu.hosts[(r + 1) % GPUS], emu.plan.ips[emu.topology.gpus[(r + 1) % GPUS]])

@@ -28,7 +28,8 @@ def measure(repeats: int = 3, topology: str = "star:8") -> list[dict]:
                     time_s = statistics.median(r["time_s"] for r in runs)
                     model = runs[0]["model_emulated_time_s"]
                     rows.append({"link": link, "algorithm": algorithm, "size": size,
-                                 "dilation": emu.dilation, "time_s": time_s, "model_s": model,
+                                 "dilation": runs[0]["dilation"], "time_s": time_s,
+                                 "model_s": model,
                                  "error": time_s / model - 1, "repeats": repeats})
     return rows
 

@@ -28,7 +28,8 @@ def racks():
                          [(c, a) for c, algs in ALGORITHMS.items() for a in algs])
 def test_every_collective_delivers_the_right_data(racks, collective, algorithm):
     root = 5 if collective in ("broadcast", "reduce") else 0
-    result = racks.run(collective, algorithm, size=256 * 1024, iters=2, root=root)
+    result = racks.run(collective, algorithm, size=256 * 1024, iters=2, root=root,
+                       prove=False)
     assert result["check"] is True
     assert result["retransmitted_bytes"] == 0
     for link in result["links"]:  # lossless: the wire carries exactly the schedule
@@ -137,7 +138,7 @@ def test_an_optical_lane_failure_stalls_until_repair_then_completes_verified():
 
 
 def test_energy_is_reported_and_adds_up(racks):
-    result = racks.run("allreduce", "ring", size=1 << 20, iters=2)
+    result = racks.run("allreduce", "ring", size=1 << 20, iters=2, prove=False)
     assert result["energy_j"] == pytest.approx(sum(result["energy_by_profile_j"].values()))
     assert result["joules_per_gb"] == pytest.approx(result["energy_j"] / (1 << 20) * 1e9)
     # The spine is optical: far more energy per cable than the copper inside the racks.
