@@ -225,6 +225,7 @@ class Network:
             for name in topo.gpus + topo.switches:
                 self._shape_node(name, net.get(name))
             self.loss_now = {key: 0.0 for key in self.index}
+            self.rate_now: dict[int, float] = {}  # cables a fault left at another rate, Gb/s
             if not self.netem:
                 self._drop_frames()
         except BaseException:
@@ -321,7 +322,7 @@ class Network:
             return
         requests: dict[str, list[bytes]] = {}
         for (link, name), index in self.index.items():
-            tree = shaping.compiled(plan.shapes[(link, name)], self.netem, FRAME_BYTES,
+            tree = shaping.compiled(self._shape(plan, link, name), self.netem, FRAME_BYTES,
                                     change=True)
             requests.setdefault(name, []).append(nlbatch.stamp(tree, index))
         for name, batch in requests.items():
@@ -334,15 +335,22 @@ class Network:
         nothing) and the fraction of frames it loses. Routes and queues stay as they are."""
         for sender in (self.plan.topology.links[link].a, self.plan.topology.links[link].b):
             receiver = self.plan.topology.other(link, sender)
-            base = self.plan.shapes[(link, sender)]
             if rate_gbps > 0:
-                shape = replace(base, rate_bps=int(rate_gbps * 1e9 / self.plan.dilation))
-                shaping.change_rate(_ipr(self.node(sender)), self.index[(link, sender)], shape,
-                                    FRAME_BYTES)
+                self.rate_now[link] = rate_gbps
+                shaping.change_rate(_ipr(self.node(sender)), self.index[(link, sender)],
+                                    self._shape(self.plan, link, sender), FRAME_BYTES)
             drop = 1.0 if rate_gbps <= 0 else loss_probability
             if self.loss_now[(link, receiver)] != drop:  # a new filter only when it changes
                 loss.attach(_ipr(self.node(receiver)), self.index[(link, receiver)], drop)
                 self.loss_now[(link, receiver)] = drop
+
+    def _shape(self, plan: Plan, link: int, sender: str):
+        """A link end's shaping in `plan`, at the rate a fault left the cable at, if any:
+        re-dilating keeps a degraded link degraded."""
+        shape = plan.shapes[(link, sender)]
+        if link in self.rate_now:
+            shape = replace(shape, rate_bps=int(self.rate_now[link] * 1e9 / plan.dilation))
+        return shape
 
     def node(self, name: str):
         assert self.net is not None

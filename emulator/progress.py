@@ -14,7 +14,7 @@ import time
 from typing import TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as Bar
 
 
@@ -42,9 +42,9 @@ class Progress:
         self.bar: Bar | None = None
         if self.console.is_terminal:
             self.bar = Bar(TextColumn("{task.description}"), BarColumn(),
-                           TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
+                           TimeElapsedColumn(), TextColumn("{task.fields[left]}"),
                            console=self.console, transient=True)
-            self.task = self.bar.add_task(what, total=total, completed=done)
+            self.task = self.bar.add_task(what, total=total, completed=done, left="")
             self.bar.start()
 
     def working_on(self, label: str) -> None:
@@ -59,18 +59,24 @@ class Progress:
         self.finished += 1
         self.paced += weight if paced else 0.0
         if self.bar is not None:
-            self.bar.update(self.task, advance=weight, description=f"{self.what}: {label}")
+            left = self.left()
+            self.bar.update(self.task, advance=weight, description=f"{self.what}: {label}",
+                            left=f"about {clock(left)} left" if left is not None else "")
             return
         count = (f"{self.done:g}/{self.total:g} {self.unit}" if self.unit
                  else f"{self.finished}/{self.items}")
         self.note(f"netwall: {self.what} {count}: {label} ({self.eta()})")
 
+    def left(self) -> float | None:
+        """Seconds left at this session's pace, once there is one."""
+        if not self.paced or self.done >= self.total:
+            return None
+        return (time.monotonic() - self.start) / self.paced * (self.total - self.done)
+
     def eta(self) -> str:
-        elapsed = time.monotonic() - self.start
-        text = f"{clock(elapsed)} elapsed"
-        if self.paced and self.done < self.total:
-            text += f", about {clock(elapsed / self.paced * (self.total - self.done))} left"
-        return text
+        text = f"{clock(time.monotonic() - self.start)} elapsed"
+        left = self.left()
+        return text if left is None else f"{text}, about {clock(left)} left"
 
     def note(self, text: str) -> None:
         """A line of its own (above the bar, on a terminal)."""

@@ -91,3 +91,18 @@ def test_check_shows_the_calibration():
     assert host["capacity_gbps"] > 0 and host["step_s"] > 0 and host["ranks"] == 8
     text = netwall("check")
     assert "carries faithfully" in text.stdout
+
+
+def test_redilating_keeps_a_degraded_link_degraded():
+    """A wide-and-slow cable that lost 216 of its 416 channels carries half its rate; moving
+    the network to another dilation must not repair it."""
+    from emulator.emulation import apply_link_state
+    from emulator.faults import parse
+
+    with Emulation("pair", "wide-and-slow-800g", dilation=4000) as emu:
+        state = apply_link_state(emu, 0, [parse("channels=216:gpu0--gpu1@0")])
+        assert state.rate_gbps == pytest.approx(400)
+        emu.dilate(800)
+        goodput = iperf3_flows([(emu.hosts[0], emu.hosts[1], emu.plan.ips["gpu1"])])
+    wire = goodput * 65014 / (65000 - 52)
+    assert wire == pytest.approx(400e9 / 800, rel=0.05)
