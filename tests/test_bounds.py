@@ -1,0 +1,142 @@
+"""Issue 12's cases, without a network: every input bounded before it is expanded, every
+path confined, every refusal one line (NetwallError, or the CLI's exit 2)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from emulator.campaign import load, loads
+from emulator.cli import main
+from emulator.errors import NetwallError
+from emulator.inputs import MAX_DEPTH, load_yaml, read_text
+
+BASE = "name: t\ntopologies: [pair]\nlinks: [copper-800g]\nsizes: [64K]\n"
+JUNK = bytes(range(256)) * 4
+
+
+def one_line(fn, *args, **kwargs) -> str:
+    with pytest.raises(NetwallError) as info:
+        fn(*args, **kwargs)
+    message = str(info.value)
+    assert message and "\n" not in message and len(message) < 400
+    return message
+
+
+def cli_error(capsys, *argv: str) -> str:
+    """Run the CLI in-process; it must refuse in one line with exit 2."""
+    assert main(list(argv)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    return err[0]
+
+
+# --- campaign files: bounded before expansion, no path from contents ----------------------
+
+
+def test_a_billion_repetitions_is_refused_at_once():
+    began = time.process_time()
+    message = one_line(loads, BASE + "repetitions: 1000000000\n", "c.yaml")
+    assert "repetitions" in message and "100000" in message
+    assert time.process_time() - began < 5  # nothing was expanded (a bound, not a timing)
+
+
+def test_a_huge_matrix_is_refused_before_it_is_made():
+    sizes = ", ".join(f"{4 * (i + 1)}" for i in range(2000))
+    seeds = ", ".join(str(i) for i in range(1000))
+    text = BASE.replace("[64K]", f"[{sizes}]") + f"seeds: [{seeds}]\n"
+    assert "at most 100000 (split it into campaigns)" in one_line(loads, text, "c.yaml")
+
+
+def test_experiments_add_up_against_the_bound():
+    exp = "  - name: {}\n    repetitions: 40000\n"
+    text = BASE + "experiments:\n" + "".join(exp.format(f"e{i}") for i in range(3))
+    assert "points; at most 100000" in one_line(loads, text, "c.yaml")
+
+
+def test_a_list_longer_than_the_bound_is_refused():
+    seeds = ", ".join(str(i) for i in range(10_001))
+    assert "at most 10000" in one_line(loads, BASE + f"seeds: [{seeds}]\n", "c.yaml")
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "/tmp/abs", "a/b", ".hidden", "x" * 101,
+                                  "semi;colon", "nul\x00"])
+def test_a_campaign_name_is_never_a_path(name):
+    text = BASE.replace("name: t", f"name: {name!r}".replace("'", '"'))
+    message = one_line(loads, text.replace('"nul\x00"', '"nul\\0"'), "c.yaml")
+    assert "key 'name'" in message and "is not a name" in message
+
+
+def test_binary_junk_as_a_campaign_file(tmp_path):
+    path = tmp_path / "junk.yaml"
+    path.write_bytes(JUNK)
+    assert "is not UTF-8 text" in one_line(load, path)
+
+
+# --- files in general -------------------------------------------------------------------
+
+
+def test_read_text_refuses_fifos_directories_and_oversized_files(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "fifo")
+    assert "not a regular file" in one_line(read_text, tmp_path / "fifo", "campaign")
+    assert "campaign" in one_line(read_text, tmp_path, "campaign")
+    (tmp_path / "big").write_text("x" * 2048)
+    assert "larger than" in one_line(read_text, tmp_path / "big", "trace", limit=1024)
+    (tmp_path / "nul").write_text("a\0b")
+    assert "NUL" in one_line(read_text, tmp_path / "nul", "trace")
+
+
+def test_yaml_nesting_and_aliases_are_bounded():
+    deep = "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1)
+    assert "nested deeper" in one_line(load_yaml, deep, "f")
+    assert "nested deeper" in one_line(load_yaml, "[" * 5000 + "]" * 5000, "f")
+    laughs = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+    for i in range(1, 8):
+        laughs += f"{'abcdefgh'[i]}: &{'abcdefgh'[i]} [" + ", ".join(
+            [f"*{'abcdefgh'[i - 1]}"] * 10) + "]\n"
+    assert "aliases expanded" in one_line(load_yaml, laughs, "f")
+    assert "refers to the value that contains it" in one_line(load_yaml, "&a [*a]", "f")
+    assert "bad YAML value" in one_line(load_yaml, "a: 2001-13-45", "f")
+
+
+def test_yaml_duplicate_keys_are_refused():
+    assert "line 2: key 'a': given twice" in one_line(load_yaml, "a: 1\na: 2\n", "f")
+    assert load_yaml("a: 1\nb: {a: 2}\n", "f") == {"a": 1, "b": {"a": 2}}
+
+
+def test_duplicate_keys_in_a_topology_file(tmp_path):
+    from topologies import parse
+
+    path = tmp_path / "t.yaml"
+    path.write_text("gpus: 2\nlinks: [{a: gpu0, b: gpu1}]\ngpus: 4\n")
+    assert "line 3: key 'gpus': given twice" in one_line(parse, str(path), "copper-800g")
+
+
+@pytest.mark.parametrize("env", [False, True])
+def test_binary_junk_as_a_profile_file(tmp_path, monkeypatch, env):
+    from emulator.profiles import catalogue
+
+    path = tmp_path / "junk.yaml"
+    path.write_bytes(JUNK)
+    if env:
+        monkeypatch.setenv("NETWALL_PROFILE_PATH", str(tmp_path))
+        assert "is not UTF-8 text" in one_line(catalogue)
+    else:
+        assert "is not UTF-8 text" in one_line(catalogue, [path])
+
+
+# --- failures ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--seed", "-1"], "seed must be an integer"),
+    (["--gpus", "1000000000000000", "--days", "1000000000"], "gpus must be an integer"),
+    (["--days", "1e9"], "days must be > 0 and <= 36525"),
+    (["--trials", "100000000"], "trials must be an integer from 1 to 1000000"),
+    (["--links", "optical-800g=nan"], "must be 0 to 1000"),
+])
+def test_failures_options_are_bounded(capsys, argv, words):
+    assert words in cli_error(capsys, "failures", *argv)
