@@ -26,7 +26,7 @@ import yaml
 from emulator import faults as flt
 from emulator.errors import NetwallError
 from emulator.failures import MAX_DAYS, MAX_FLEET_GPUS, MAX_LINKS_PER_GPU, MAX_SEED, MAX_TRIALS
-from emulator.inputs import compose_yaml, read_text
+from emulator.inputs import compose_yaml, read_text, shown
 from emulator.profiles import catalogue
 from topologies import parse as parse_topology
 from traffic.schedule import ALGORITHMS, ELEMENT, default_algorithm
@@ -172,7 +172,7 @@ class _Reader:
     def string(self, node: yaml.Node, key: str) -> str:
         value = self.value(node)
         if not isinstance(value, str) or not value.strip():
-            raise self.fail(node, key, f"must be a non-empty string, got {_short(value)}")
+            raise self.fail(node, key, f"must be a non-empty string, got {shown(value)}")
         return value.strip()
 
     def integer(self, node: yaml.Node, key: str, minimum: int, maximum: int) -> int:
@@ -180,7 +180,7 @@ class _Reader:
         if isinstance(value, bool) or not isinstance(value, int) or \
                 not minimum <= value <= maximum:
             raise self.fail(node, key, f"must be an integer from {minimum} to {maximum}, "
-                                       f"got {_short(value)}")
+                                       f"got {shown(value)}")
         return value
 
     def number(self, node: yaml.Node, key: str, minimum: float, maximum: float = 1e15,
@@ -191,7 +191,7 @@ class _Reader:
             (value > minimum if strict else value >= minimum) and value <= maximum
         if not ok:
             raise self.fail(node, key, f"must be a number {'>' if strict else '>='} "
-                                       f"{minimum:g} and <= {maximum:g}, got {_short(value)}")
+                                       f"{minimum:g} and <= {maximum:g}, got {shown(value)}")
         return float(value)
 
     def profile(self, node: yaml.Node, key: str) -> str:
@@ -233,7 +233,7 @@ class _Reader:
         """The campaign's name, which names its database under results/: never a path."""
         name = self.string(node, "name")
         if not NAME.fullmatch(name):
-            raise self.fail(node, "name", f"{_short(name)} is not a name: use letters, digits, "
+            raise self.fail(node, "name", f"{shown(name)} is not a name: use letters, digits, "
                                           "'.', '_' and '-' (at most 100), starting with a "
                                           "letter or digit")
         return name
@@ -393,8 +393,3 @@ class _Reader:
             seed=self.integer(keys["seed"], "seed", 0, MAX_SEED) if "seed" in keys else 1,
             job_gpus=job)
 
-
-def _short(value: Any) -> str:
-    """A value as an error line shows it: its repr, cut to 40 characters."""
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."

@@ -13,6 +13,7 @@ nothing behind; leaving the block (normally, on an error or on Ctrl-C) tears eve
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 import time
@@ -177,6 +178,7 @@ class Emulation:
         after = self.network.counters()
         checked = self._execute(schedule, 1, timeout, model, check=True) if check else None
         finish = max(end for _, end in timed.spans.values())
+        missed = injector.missed((finish - timed.start) / self.dilation)
         time_s = (finish - timed.start) / iters / self.dilation
         links = self._link_report(schedule, before, after, iters)
         energy = self.energy(links, time_s, size, iters)
@@ -201,6 +203,7 @@ class Emulation:
             "retransmitted_bytes": timed.stats["retransmitted_bytes"],
             "retransmitted_frames": timed.stats["retransmitted_frames"],
             "faults": injector.record,
+            "faults_not_struck": [f.spec for f in missed],
             "fidelity": verdict.to_dict(),
             "energy_j": energy.total_joules,
             "energy_by_profile_j": energy.joules_by_profile,
@@ -413,9 +416,11 @@ class Injector:
         self.links = {f.name: emulation.link_index(f.name) for f in faults}
         if faults and not (emulation.capabilities.bpf_loss or emulation.capabilities.netem):
             raise NetwallError("faults need the eBPF loss classifier or netem (netwall check)")
+        self.faults = faults
         self.record: list[dict] = []
         self.active: dict[int, list[Fault]] = {}
         self.origin: float | None = None
+        self.struck: dict[int, float] = {}  # id(fault) -> when it first struck (real s)
 
     def start(self, start: float) -> None:
         self.origin = start
@@ -427,11 +432,13 @@ class Injector:
             event = self.events.pop(0)
             link = self.links[event.fault.name]
             faults = self.active.setdefault(link, [])
+            now = (time.monotonic() - self.origin) / self.emu.dilation
             if event.active:
                 faults.append(event.fault)
+                self.struck.setdefault(id(event.fault), now)
             else:
                 faults.remove(event.fault)
-            self._apply(link, faults, (time.monotonic() - self.origin) / self.emu.dilation,
+            self._apply(link, faults, now,
                         f"{event.fault.kind} {'starts' if event.active else 'ends'}")
 
     def _apply(self, link: int, faults: list[Fault], t_s: float | None, what: str) -> None:
@@ -444,3 +451,14 @@ class Injector:
         """End the program's faults: every faulted link back to its profile."""
         for link in self.links.values():
             self._apply(link, [], None, "restored after the timed calls")
+
+    def missed(self, end_s: float) -> list[Fault]:
+        """The faults that did not strike before the timed calls ended at `end_s` (real s
+        after their start), each recorded as such: a fault that never happened must not
+        read as one the measurement survived."""
+        missed = [f for f in self.faults if self.struck.get(id(f), math.inf) >= end_s]
+        for f in missed:
+            self.record.append({"t_s": None, "link": f.name, "event": f"{f.spec} DID NOT "
+                                f"STRIKE: the timed calls ended at {end_s * 1e6:.1f} us",
+                                "rate_gbps": None, "state": "not struck"})
+        return missed

@@ -139,3 +139,9 @@ class _Shape:
 
 def _one_line(text: object) -> str:
     return " ".join(str(text).split())
+
+
+def shown(value: object, width: int = 60) -> str:
+    """A value as a one-line error shows it: its repr (escapes keep it one line), cut short."""
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."

@@ -24,17 +24,19 @@ from matplotlib.ticker import FuncFormatter
 from emulator.errors import NetwallError
 
 COLUMNS = ("id", "campaign", "experiment", "status", "topology", "link", "spine_link",
-           "layout", "collective", "algorithm", "bytes", "faults", "dilation", "repetition",
+           "layout", "collective", "algorithm", "bytes", "faults", "not_struck", "dilation",
+           "repetition",
            "seed", "iters", "warmup", "time_us", "model_us", "model_error", "algbw_gbps",
            "busbw_gbps", "joules_per_gb", "check", "retransmitted_bytes", "netwall", "host",
-           "time")
+           "time", "reason")
 FAMILY_COLOURS = {"copper": "#b5651d", "optical": "#1f77b4", "wide-and-slow": "#2ca02c"}
 STYLES = ("-", "--", ":", "-.")  # one per topology, when a figure has several
 OTHER_COLOURS = ("#9467bd", "#d62728", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
 
 
 def row(record: dict) -> dict:
-    """One point record as a flat row of COLUMNS (a skipped point says why in `status`)."""
+    """One point record as a flat row of COLUMNS: a skipped point's `status` says what kind
+    of refusal, `reason` the whole message; `not_struck` lists faults that never happened."""
     p, r = record["point"], record.get("result") or {}
     status = record["status"] if record["status"] == "ok" else f"skipped: {record['reason']}"
     return {
@@ -42,7 +44,8 @@ def row(record: dict) -> dict:
         "status": status, "topology": p["topology"], "link": p["link"],
         "spine_link": p["spine_link"], "layout": p["layout"] or "",
         "collective": p["collective"], "algorithm": p["algorithm"], "bytes": p["size"],
-        "faults": ";".join(p["faults"]), "dilation": r.get("dilation", p["dilation"]) or "",
+        "faults": ";".join(p["faults"]), "not_struck": ";".join(r.get("faults_not_struck", [])),
+        "dilation": r.get("dilation", p["dilation"]) or "",
         "repetition": p["repetition"], "seed": p["seed"], "iters": p["iters"],
         "warmup": p["warmup"],
         "time_us": _scaled(r.get("time_s"), 1e6), "model_us":
@@ -52,6 +55,7 @@ def row(record: dict) -> dict:
         "check": "" if r.get("check") is None else r["check"],
         "retransmitted_bytes": r.get("retransmitted_bytes", ""),
         "netwall": record["netwall"], "host": record["host"]["node"], "time": record["time"],
+        "reason": record.get("message", ""),
     }
 
 

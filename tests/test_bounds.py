@@ -140,3 +140,62 @@ def test_binary_junk_as_a_profile_file(tmp_path, monkeypatch, env):
 ])
 def test_failures_options_are_bounded(capsys, argv, words):
     assert words in cli_error(capsys, "failures", *argv)
+
+
+# --- faults: bounded, and reported when they never struck ---------------------------------
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("flap=1000000:gpu0--gpu1@0+1us", "bad value '1000000' for flap (use 1 to 1000)"),
+    ("down:gpu0--gpu1@0+99999999999999999999s", "within 3600 s"),
+    ("down:gpu0--gpu1@1e400s", "the start must be a time"),
+    ("flap=1000:gpu0--gpu1@0+2s", "within 3600 s"),
+    ("channels=99999999:gpu0--gpu1@0", "use 1 to 10000"),
+    ("ber=nan:gpu0--gpu1@0", "use a rate in [0, 1)"),
+    ("down:gpu0--gpu1@0\n+1s", "fault 'down:gpu0--gpu1@0\\n+1s'"),
+    ("x" * 10_000, "fault 'xxxx"),
+])
+def test_fault_specs_are_bounded(spec, words):
+    from emulator.faults import parse
+
+    assert words in one_line(parse, spec)
+
+
+def test_a_fault_after_the_timed_calls_is_recorded_as_not_struck():
+    from types import SimpleNamespace
+
+    from emulator.emulation import Injector
+    from emulator.faults import parse
+
+    emu = SimpleNamespace(link_index=lambda name: 0,
+                          capabilities=SimpleNamespace(bpf_loss=True, netem=True))
+    early, late = parse("down:gpu0--gpu1@0"), parse("ber=1e-7:gpu0--gpu1@1ms")
+    injector = Injector(emu, [early, late])
+    injector.struck[id(early)] = 5e-6  # the tick applied it 5 us into the calls
+    assert injector.missed(20e-6) == [late]
+    assert injector.record == [{"t_s": None, "link": "gpu0--gpu1", "rate_gbps": None,
+                                "event": "ber=1e-7:gpu0--gpu1@1ms DID NOT STRIKE: the timed "
+                                         "calls ended at 20.0 us", "state": "not struck"}]
+    injector = Injector(emu, [early])
+    injector.struck[id(early)] = 30e-6  # applied, but only after the calls had ended
+    assert injector.missed(20e-6) == [early]
+
+
+def test_a_campaign_reports_faults_that_did_not_strike(tmp_path):
+    import io
+
+    from emulator.report import export
+    from emulator.runner import run_campaign
+    from emulator.store import open_store
+    from tests.test_campaign import FakeEmulation
+
+    campaign = loads(BASE.replace("[64K]", "[4K]") + 'faults: [["down:gpu0--gpu1@1s"]]\n')
+    out = io.StringIO()
+    with open_store(str(tmp_path / "s.sqlite")) as store:
+        run_campaign(campaign, store, out, emulation=FakeEmulation)
+        records = store.records()
+    assert "down:gpu0--gpu1@1s did not strike" in out.getvalue()
+    csv = io.StringIO()
+    export(records, "csv", csv)
+    assert "not_struck" in csv.getvalue().splitlines()[0]
+    assert ",down:gpu0--gpu1@1s,down:gpu0--gpu1@1s," in csv.getvalue()

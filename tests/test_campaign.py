@@ -187,7 +187,7 @@ class FakeEmulation:
                 "algbw_gbps": size / t / 1e9, "busbw_gbps": size / t / 1e9,
                 "model_time_s": t, "model_emulated_time_s": t * 0.9, "model_error": 0.11,
                 "check": True, "retransmitted_bytes": 0, "joules_per_gb": 0.5,
-                "energy_j": 1e-6}
+                "energy_j": 1e-6, "faults_not_struck": [f.spec for f in faults if f.at_s >= t]}
 
 
 FAKE = """\
@@ -289,6 +289,7 @@ def test_report_writes_plots_and_html(fake_db, tmp_path):
     html = page.read_text()
     assert "<img src='busbw-allreduce-ring.png'" in html
     assert "skipped: reach" in html and html.count("<tr>") > 20
+    assert "is 3.6 m long but copper-800g reaches 2 m" in html  # the skipped point's reason
 
 
 # --- the commands, short of building anything ---------------------------------------------------
