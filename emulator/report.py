@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import html
+import io
 import json
 import math
 from collections.abc import Iterable
@@ -22,6 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from emulator.errors import NetwallError
+from emulator.outputs import make_dir, write_file
 
 COLUMNS = ("id", "campaign", "experiment", "status", "topology", "link", "spine_link",
            "layout", "collective", "algorithm", "bytes", "faults", "not_struck", "dilation",
@@ -105,7 +107,9 @@ def _save(fig: Figure, out: Path, stem: str) -> str:
     FigureCanvasAgg(fig)
     fig.tight_layout()
     for ext in ("png", "svg"):
-        fig.savefig(out / f"{stem}.{ext}")
+        image = io.BytesIO()
+        fig.savefig(image, format=ext)
+        write_file(out / f"{stem}.{ext}", image.getvalue())
     return f"{stem}.png"
 
 
@@ -282,7 +286,7 @@ def plot_failures(failures: dict, out: Path) -> list[tuple[str, str]]:
 
 def report(records: list[dict], out: Path) -> Path:
     """Write every plot the records allow (PNG and SVG) and index.html; returns its path."""
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     points = _measured(records)
     failures = [r for r in records if r["kind"] == "failures"]
     figures = []
@@ -291,9 +295,8 @@ def report(records: list[dict], out: Path) -> Path:
         figures += plot_faults(points, out)
     if failures:
         figures += plot_failures(failures[-1], out)
-    page = out / "index.html"
-    page.write_text(_html(records, figures, failures[-1] if failures else None))
-    return page
+    return write_file(out / "index.html",
+                      _html(records, figures, failures[-1] if failures else None))
 
 
 def _html(records: list[dict], figures: list[tuple[str, str]], failures: dict | None) -> str:

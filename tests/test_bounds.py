@@ -199,3 +199,81 @@ def test_a_campaign_reports_faults_that_did_not_strike(tmp_path):
     export(records, "csv", csv)
     assert "not_struck" in csv.getvalue().splitlines()[0]
     assert ",down:gpu0--gpu1@1s,down:gpu0--gpu1@1s," in csv.getvalue()
+
+
+# --- what netwall writes: confined, explicit modes, no following of planted links ----------
+
+
+@pytest.fixture
+def umask_000():
+    import os
+
+    old = os.umask(0)
+    yield
+    os.umask(old)
+
+
+def test_report_replaces_a_planted_symlink_instead_of_following_it(tmp_path, umask_000):
+    from emulator.report import report
+
+    out, target = tmp_path / "out", tmp_path / "precious"
+    target.write_text("keep me")
+    out.mkdir(mode=0o755)
+    (out / "index.html").symlink_to(target)
+    page = report([], out)
+    assert target.read_text() == "keep me"
+    assert not page.is_symlink() and "netwall campaign report" in page.read_text()
+    assert page.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in out.iterdir()] == ["index.html"]  # no temporary file left
+
+
+def test_report_and_state_are_not_world_writable_under_umask_000(tmp_path, monkeypatch,
+                                                                 umask_000):
+    from emulator import state
+    from emulator.report import report
+
+    page = report([], tmp_path / "a" / "b")
+    for path in (tmp_path / "a", tmp_path / "a" / "b"):
+        assert path.stat().st_mode & 0o777 == 0o755
+    assert page.stat().st_mode & 0o777 == 0o644
+    monkeypatch.setattr(state, "STATE_DIR", tmp_path / "run")
+    record = state.Record("pair")
+    assert (tmp_path / "run").stat().st_mode & 0o777 == 0o755
+    assert record.path.stat().st_mode & 0o777 == 0o644
+    record.remove()
+
+
+@pytest.mark.parametrize("where", ["file", "under-file", "proc"])
+def test_report_out_that_cannot_be_written_is_one_line(tmp_path, capsys, where):
+    from emulator.store import open_store
+
+    db = tmp_path / "r.sqlite"
+    open_store(str(db)).close()
+    (tmp_path / "file").write_text("x")
+    out = {"file": tmp_path / "file", "under-file": tmp_path / "file" / "sub",
+           "proc": "/proc/netwall-report"}[where]
+    assert "cannot" in cli_error(capsys, "report", "--db", str(db), "--out", str(out))
+    assert (tmp_path / "file").read_text() == "x"
+
+
+def test_export_to_a_directory_is_one_line(tmp_path, capsys):
+    from emulator.store import open_store
+
+    db = tmp_path / "r.sqlite"
+    open_store(str(db)).close()
+    assert "is a directory" in cli_error(capsys, "export", "--db", str(db), "-o", str(tmp_path))
+
+
+@pytest.mark.parametrize("content", ['{"pid": "abc"}', "[]", '"x"', "{", '{"pid": 1e999}',
+                                     '{"pid": 99999999999999999999}', '{"pid": 0}',
+                                     '{"pid": true, "hosts": "abc", "agents": [1.5, -1]}'])
+def test_a_malformed_state_record_does_not_stop_clean(tmp_path, monkeypatch, content):
+    from emulator import state
+
+    monkeypatch.setattr(state, "STATE_DIR", tmp_path)
+    (tmp_path / "junk-0.json").write_text(content)
+    (tmp_path / "1-0.json").write_text('{"pid": 1, "hosts": ["x"]}')  # init: alive, kept
+    removed = state.clean()
+    assert removed == ["removed the record of dead run 0"]
+    assert [p.name for p in tmp_path.iterdir()] == ["1-0.json"]
+    assert state.clean() == []
