@@ -415,7 +415,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"netwall: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("netwall: interrupted; the emulated network was removed", file=sys.stderr)
+        from emulator import state
+
+        removed = "; the emulated network was removed" if state.built() else ""
+        print(f"netwall: interrupted{removed}", file=sys.stderr)
         return 130
 
 

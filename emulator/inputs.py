@@ -24,8 +24,10 @@ MAX_DEPTH = 32  # nesting of YAML collections
 MAX_NODES = 1_000_000  # YAML values, counted with every alias expanded
 
 
-def read_text(path: str | Path, what: str, limit: int = MAX_FILE_BYTES) -> str:
-    """The UTF-8 text of a regular file of at most `limit` bytes, or one NetwallError line."""
+def read_text(path: str | Path, what: str, limit: int = MAX_FILE_BYTES,
+              errors: str = "strict") -> str:
+    """The UTF-8 text of a regular file of at most `limit` bytes, or one NetwallError line.
+    `errors="replace"` reads a log that may hold a stray non-UTF-8 byte."""
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -44,7 +46,7 @@ def read_text(path: str | Path, what: str, limit: int = MAX_FILE_BYTES) -> str:
     if len(data) > limit:
         raise NetwallError(f"{what} {path} is larger than {limit >> 20} MiB")
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8", errors)
     except UnicodeDecodeError as e:
         raise NetwallError(f"{what} {path} is not UTF-8 text (byte {e.start} is "
                            f"{data[e.start]:#04x}); is it a binary file?") from None
@@ -143,5 +145,9 @@ def _one_line(text: object) -> str:
 
 def shown(value: object, width: int = 60) -> str:
     """A value as a one-line error shows it: its repr (escapes keep it one line), cut short."""
-    text = repr(value)
+    return cut(repr(value), width)
+
+
+def cut(text: str, width: int = 60) -> str:
+    """One-line text cut to `width` characters, marked with '...' when cut."""
     return text if len(text) <= width else text[:width - 3] + "..."

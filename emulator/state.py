@@ -22,6 +22,12 @@ STATE_DIR = Path(os.environ.get("NETWALL_STATE_DIR", "/run/netwall"))
 
 
 _serial = itertools.count()
+_made: list[Path] = []  # every record this process wrote: what it built
+
+
+def built() -> bool:
+    """Whether this process has built an emulated network (each one writes a record)."""
+    return bool(_made)
 
 
 class Record:
@@ -32,6 +38,7 @@ class Record:
         # One file per emulation: a process may run several, one after another or at once.
         self.path = STATE_DIR / f"{os.getpid()}-{next(_serial)}.json"
         self._save()
+        _made.append(self.path)
 
     def add(self, kind: str, pids: list[int]) -> None:
         self.data[kind] = self.data[kind] + list(pids)

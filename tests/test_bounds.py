@@ -277,3 +277,75 @@ def test_a_malformed_state_record_does_not_stop_clean(tmp_path, monkeypatch, con
     assert removed == ["removed the record of dead run 0"]
     assert [p.name for p in tmp_path.iterdir()] == ["1-0.json"]
     assert state.clean() == []
+
+
+# --- interrupts --------------------------------------------------------------------------
+
+
+def _fork_server():
+    """A fork server as ForkServer starts one, with its stderr captured."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from traffic.forkserver import PROJECT_ROOT
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "traffic.agent", "--fork-server", str(theirs.fileno())],
+        pass_fds=[theirs.fileno()], cwd=str(PROJECT_ROOT), stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=dict(os.environ, PYTHONPATH=str(PROJECT_ROOT)))
+    theirs.close()
+    return ours, proc
+
+
+def _ignores_sigint(pid: int) -> bool:
+    from pathlib import Path
+
+    status = Path(f"/proc/{pid}/status").read_text()
+    ignored = int(next(line for line in status.splitlines() if line.startswith("SigIgn:"))
+                  .split()[1], 16)
+    return bool(ignored & (1 << (2 - 1)))  # bit of signal 2, SIGINT
+
+
+def test_ctrl_c_leaves_the_fork_server_to_its_controller():
+    import os
+    import signal
+    import socket
+
+    ours, proc = _fork_server()
+    for _ in range(3000):  # until it is serving (it imports numpy first); 30 s at most
+        if _ignores_sigint(proc.pid):
+            break
+        assert proc.poll() is None
+        time.sleep(0.01)
+    else:
+        proc.kill()
+        pytest.fail("the fork server never came to ignore SIGINT")
+    os.kill(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
+    null = os.open(os.devnull, os.O_RDWR)
+    socket.send_fds(ours, [str(os.getpid()).encode()], [null, null, null])  # then a request
+    os.close(null)
+    ours.close()  # the controller goes before reading the answer, as an interrupted one does
+    assert proc.wait(timeout=30) == 0
+    assert proc.stderr.read() == b""  # no KeyboardInterrupt, no BrokenPipeError traceback
+    proc.stderr.close()
+
+
+def test_interrupting_a_command_that_builds_nothing_claims_nothing(capsys, monkeypatch):
+    from emulator import cli
+
+    def interrupted(_args):
+        raise KeyboardInterrupt
+
+    from emulator import state
+
+    monkeypatch.setitem(cli.COMMANDS, "reach", interrupted)
+    monkeypatch.setattr(state, "_made", [])  # this process built nothing
+    assert main(["reach"]) == 130
+    assert capsys.readouterr().err == "netwall: interrupted\n"
+    monkeypatch.setattr(state, "_made", ["a record"])
+    assert main(["reach"]) == 130
+    assert capsys.readouterr().err == "netwall: interrupted; the emulated network was removed\n"

@@ -101,6 +101,11 @@ def serve(fd: int, main: Callable[[], None]) -> None:
     """The fork server's loop: `python -m traffic.agent --fork-server FD` calls it with the
     agent's main, so every agent shares the modules the server imported."""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps finished agents
+    # Ctrl-C and a hang-up reach the whole process group, but only the controller acts on
+    # them (it stops its agents and removes the network): the server and the agents it forks
+    # ignore both, so none dies mid-message or prints a traceback over the controller's line.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     # Keep the garbage collector off the server's objects in every child: its passes write
     # to each object they visit, which would copy every shared page into every agent.
     gc.freeze()
@@ -114,7 +119,10 @@ def serve(fd: int, main: Callable[[], None]) -> None:
             _become_agent(int(message), fds, main)
         for received in fds:
             os.close(received)
-        sock.send(str(pid).encode())
+        try:
+            sock.send(str(pid).encode())
+        except OSError:
+            return  # the controller went away mid-request (e.g. interrupted)
 
 
 def _become_agent(netns_pid: int, fds: list[int], main: Callable[[], None]) -> None:
@@ -129,8 +137,10 @@ def _become_agent(netns_pid: int, fds: list[int], main: Callable[[], None]) -> N
         main()
         code = 0
     except BaseException:  # noqa: BLE001 - the child must never return into the server
-        traceback.print_exc()
+        with contextlib.suppress(OSError):  # a controller that is gone reads no traceback
+            traceback.print_exc()
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        with contextlib.suppress(OSError):
+            sys.stdout.flush()
+            sys.stderr.flush()
         os._exit(code)
