@@ -12,7 +12,6 @@ already done however the file was reordered. This module is pure.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import itertools
 import json
@@ -26,7 +25,15 @@ import yaml
 from emulator import faults as flt
 from emulator.errors import NetwallError
 from emulator.failures import MAX_DAYS, MAX_FLEET_GPUS, MAX_LINKS_PER_GPU, MAX_SEED, MAX_TRIALS
-from emulator.inputs import compose_yaml, read_text, shown
+from emulator.inputs import (
+    MAX_ITEMS,
+    MAX_ITERS,
+    MAX_SIZE,
+    compose_yaml,
+    parse_size,
+    read_text,
+    shown,
+)
 from emulator.profiles import catalogue
 from topologies import parse as parse_topology
 from traffic.schedule import ALGORITHMS, ELEMENT, default_algorithm
@@ -38,8 +45,6 @@ REQUIRED = ("topologies", "links", "sizes")
 TOP_KEYS = ("name", "description", "experiments", "failures") + MATRIX_KEYS
 FAILURE_KEYS = ("gpus", "days", "links", "trials", "seed", "job_gpus")
 MAX_POINTS = 100_000  # points of a whole campaign: counted before any is made
-MAX_ITEMS = 10_000  # entries of one list (sizes, seeds, ...)
-MAX_ITERS = 100_000  # timed (or warm-up) calls of one point
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # names results/<name>.sqlite
 
 
@@ -336,16 +341,16 @@ class _Reader:
         return sorted(set(pairs), key=pairs.index)
 
     def size(self, node: yaml.Node) -> int:
-        from emulator.cli import parse_size
-
         value = self.value(node)
         try:
             size = parse_size(value) if isinstance(value, str) else value
-        except argparse.ArgumentTypeError as e:
+        except NetwallError as e:
             raise self.fail(node, "sizes", str(e)) from None
-        if isinstance(size, bool) or not isinstance(size, int) or size <= 0 or size % ELEMENT:
-            raise self.fail(node, "sizes", f"{value!r} is not a size: use a positive multiple "
-                                           f"of {ELEMENT} bytes, e.g. 4096, 64K, 16M")
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= MAX_SIZE or \
+                size % ELEMENT:
+            raise self.fail(node, "sizes", f"{shown(value)} is not a size: use a positive "
+                                           f"multiple of {ELEMENT} bytes up to 1T, e.g. 4096, "
+                                           "64K, 16M")
         return size
 
     def fault_set(self, node: yaml.Node) -> tuple[str, ...]:

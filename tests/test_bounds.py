@@ -3,6 +3,7 @@ path confined, every refusal one line (NetwallError, or the CLI's exit 2)."""
 
 from __future__ import annotations
 
+import sys
 import time
 
 import pytest
@@ -349,3 +350,30 @@ def test_interrupting_a_command_that_builds_nothing_claims_nothing(capsys, monke
     monkeypatch.setattr(state, "_made", ["a record"])
     assert main(["reach"]) == 130
     assert capsys.readouterr().err == "netwall: interrupted; the emulated network was removed\n"
+
+
+# --- the console refuses a bad command and stays open -------------------------------------
+
+
+@pytest.mark.parametrize("line, words", [
+    ("collective allreduce ring abc", "not a size: 'abc'"),
+    ("collective allreduce ring 64T", "not a size"),
+    ("collective allreduce ring 4M extra", "usage: collective"),
+    ("iperf gpu0 gpu1 abc", "usage: iperf"),
+    ("iperf gpu0 gpu1 -5", "usage: iperf"),
+    ("iperf gpu0 gpu1 0", "usage: iperf"),
+    ("iperf gpu0 gpu1 ²", "usage: iperf"),
+    ("iperf gpu0 gpu1 99999", "usage: iperf"),
+    ("iperf gpu0 gpu9", "usage: iperf"),
+])
+def test_a_bad_console_command_is_one_line_and_the_console_goes_on(capsys, line, words):
+    from types import SimpleNamespace
+
+    from emulator.console import NetwallCLI
+
+    cli = NetwallCLI.__new__(NetwallCLI)  # the command loop alone, without a network
+    cli.emu = SimpleNamespace(topology=SimpleNamespace(gpus=("gpu0", "gpu1")))
+    cli.stdout = sys.stdout
+    assert cli.onecmd(line) is False  # False: the console does not stop
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and out[0].startswith("error: ") and words in out[0], out
