@@ -147,7 +147,7 @@ class _Reader:
     # -- plumbing ------------------------------------------------------------------------
     def fail(self, node: yaml.Node | None, key: str | None, message: str) -> NetwallError:
         line = f" line {node.start_mark.line + 1}" if node is not None else ""
-        at = f", key '{key}'" if key else ""
+        at = f", key {shown(key, 40)}" if key else ""
         return NetwallError(f"{self.filename}{line}{at}: {message}")
 
     def value(self, node: yaml.Node) -> Any:

@@ -356,7 +356,8 @@ def cmd_failures(args) -> int:
         try:
             links = float(per_gpu or "1")
         except ValueError:
-            raise NetwallError(f"--links: '{item}' is not profile=links-per-GPU") from None
+            raise NetwallError(f"--links: {inputs.shown(item)} is not profile=links-per-GPU") \
+                from None
         fl = fleet(args.gpus, {name.strip(): links})
         results[name.strip()] = simulate(fl, cat, args.days, args.trials, args.seed,
                                          job_gpus=args.job_gpus)
@@ -413,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except NetwallError as e:
-        print(f"netwall: error: {e}", file=sys.stderr)
+        print(f"netwall: error: {' '.join(str(e).split())}", file=sys.stderr)  # one line, always
         return 2
     except KeyboardInterrupt:
         from emulator import state

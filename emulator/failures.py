@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from emulator.errors import NetwallError
+from emulator.inputs import shown
 from emulator.profiles import HOURS_PER_YEAR, NARROW_AND_FAST, LinkProfile, get_profile
 
 # A failed channel waits for the next repair: a day is a typical hyperscale remediation
@@ -49,8 +50,8 @@ def fleet(gpus: int, links_per_gpu: Mapping[str, float]) -> FleetLinks:
         raise NetwallError(f"gpus must be an integer from 1 to {MAX_FLEET_GPUS}, got {gpus!r}")
     for name, per_gpu in links_per_gpu.items():
         if not 0 <= per_gpu <= MAX_LINKS_PER_GPU:  # NaN fails too
-            raise NetwallError(f"links per GPU of '{name}' must be 0 to {MAX_LINKS_PER_GPU:g}, "
-                               f"got {per_gpu!r}")
+            raise NetwallError(f"links per GPU of {shown(name)} must be 0 to "
+                               f"{MAX_LINKS_PER_GPU:g}, got {per_gpu!r}")
     return FleetLinks({n: round(gpus * k) for n, k in links_per_gpu.items()}, gpus)
 
 

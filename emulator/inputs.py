@@ -19,6 +19,7 @@ import yaml
 
 from emulator.errors import NetwallError
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, when PyYAML has it
 MAX_FILE_BYTES = 4 << 20  # a profile, topology or campaign file
 MAX_LOG_BYTES = 256 << 20  # a JSONL trace or an NCCL log
 MAX_DEPTH = 32  # nesting of YAML collections
@@ -77,14 +78,13 @@ def load_yaml(text: str, where: str) -> Any:
 
 def _parse(text: str, where: str) -> tuple[yaml.Node | None, Any]:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        _check_nesting(text, where)  # before composing: libyaml's composer recurses in C
+        node = yaml.compose(text, Loader=_LOADER)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or e
         raise NetwallError(f"{where}{line}: YAML syntax error: {_one_line(problem)}") from None
-    except RecursionError:
-        raise NetwallError(f"{where}: nested deeper than {MAX_DEPTH} levels") from None
     if node is None:
         return None, None
     _Shape(where).measure(node, 1)
@@ -98,6 +98,19 @@ def _parse(text: str, where: str) -> tuple[yaml.Node | None, Any]:
         problem = getattr(e, "problem", None) or e
         raise NetwallError(f"{where}{line}: bad YAML value: {_one_line(problem)}") from None
     return node, value
+
+
+def _check_nesting(text: str, where: str) -> None:
+    """Refuse collections nested deeper than MAX_DEPTH, from the parser's flat event stream."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_LOADER):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise NetwallError(f"{where} line {event.start_mark.line + 1}: nested deeper "
+                                   f"than {MAX_DEPTH} levels")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 class _Shape:

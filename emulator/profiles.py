@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 from emulator.errors import NetwallError
-from emulator.inputs import load_yaml, read_text
+from emulator.inputs import load_yaml, read_text, shown
 
 FAMILIES = ("copper", "optical", "wide-and-slow")
 # Narrow-and-fast families lose the whole link with one lane; only wide-and-slow has spares.
@@ -251,7 +251,7 @@ def get_profile(name: str, cat: Mapping[str, LinkProfile]) -> LinkProfile:
         return cat[name]
     except KeyError:
         known = ", ".join(sorted(cat)) or "none"
-        raise NetwallError(f"unknown link profile '{name}' (known: {known})") from None
+        raise NetwallError(f"unknown link profile {shown(name)} (known: {known})") from None
 
 
 def _g(x: float) -> str:

@@ -93,7 +93,8 @@ def test_read_text_refuses_fifos_directories_and_oversized_files(tmp_path):
 def test_yaml_nesting_and_aliases_are_bounded():
     deep = "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1)
     assert "nested deeper" in one_line(load_yaml, deep, "f")
-    assert "nested deeper" in one_line(load_yaml, "[" * 5000 + "]" * 5000, "f")
+    # libyaml's composer would recurse in C and crash the process on this
+    assert "nested deeper" in one_line(load_yaml, "[" * 1_000_000 + "]" * 1_000_000, "f")
     laughs = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
     for i in range(1, 8):
         laughs += f"{'abcdefgh'[i]}: &{'abcdefgh'[i]} [" + ", ".join(
