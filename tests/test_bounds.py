@@ -17,6 +17,10 @@ BASE = "name: t\ntopologies: [pair]\nlinks: [copper-800g]\nsizes: [64K]\n"
 JUNK = bytes(range(256)) * 4
 
 
+def json_range(n: int) -> str:
+    return "[" + ", ".join(str(i) for i in range(n)) + "]"
+
+
 def one_line(fn, *args, **kwargs) -> str:
     with pytest.raises(NetwallError) as info:
         fn(*args, **kwargs)
@@ -378,3 +382,43 @@ def test_a_bad_console_command_is_one_line_and_the_console_goes_on(capsys, line,
     assert cli.onecmd(line) is False  # False: the console does not stop
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1 and out[0].startswith("error: ") and words in out[0], out
+
+
+# --- traces and layouts --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# a comment only\n"])
+def test_an_empty_trace_is_refused_before_anything_is_built(tmp_path, text):
+    from traffic.trace import load_trace
+
+    path = tmp_path / "empty.jsonl"
+    path.write_text(text)
+    assert "no calls" in one_line(load_trace, path)
+
+
+def test_binary_junk_as_a_trace_or_nccl_log(tmp_path):
+    from traffic.nccl_log import convert
+    from traffic.trace import load_trace
+
+    path = tmp_path / "junk"
+    path.write_bytes(JUNK)
+    assert "not UTF-8 text" in one_line(load_trace, path)
+    assert "NUL bytes" in one_line(convert, path)  # a log tolerates stray bytes, not binary
+
+
+@pytest.mark.parametrize("line, words", [
+    ('{"collective": "allreduce", "bytes": 2199023255552, "group": "all"}', "bytes"),
+    ('{"collective": "allreduce", "bytes": 4, "group": "all", "gap_us": 1e300}', "gap_us"),
+    ('{"collective": "allreduce", "bytes": 4, "group": ' + json_range(2000) + "}", "2 to 1024"),
+])
+def test_trace_values_are_bounded(line, words):
+    from traffic.trace import parse_trace
+
+    assert words in one_line(parse_trace, [line], "t.jsonl")
+
+
+@pytest.mark.parametrize("text", ["pitch=1,pitch=2", "gpus=8,gpus_per_rack=8", "row=2, row=2"])
+def test_a_layout_key_given_twice_is_refused(text):
+    from topologies.layout import parse_layout
+
+    assert "given twice" in one_line(parse_layout, text)
