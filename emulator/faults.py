@@ -45,7 +45,15 @@ class Fault:
     count: int = 1  # flaps
     channels: int = 0  # failed lanes or channels
     ber: float = 0.0  # post-FEC bit-error rate while the fault lasts
-    spec: str = field(default="", compare=False)  # as the user wrote it
+    spec: str = field(default="", compare=False)  # as the user wrote it (or as written back)
+
+    def __post_init__(self) -> None:
+        if not self.spec:  # built in Python, not parsed: results still name it in one line
+            value = {"flap": f"={self.count}", "channels": f"={self.channels}",
+                     "ber": f"={self.ber:g}"}.get(self.kind, "")
+            until = "" if self.duration_s is None else f"+{self.duration_s:g}s"
+            object.__setattr__(self, "spec", f"{self.kind}{value}:{self.name}@{self.at_s:g}s"
+                                             f"{until}")
 
     @property
     def name(self) -> str:

@@ -187,6 +187,19 @@ def test_a_fault_after_the_timed_calls_is_recorded_as_not_struck():
     assert injector.missed(20e-6) == [early]
 
 
+@pytest.mark.parametrize("fault", [
+    dict(kind="down", link=("gpu0", "gpu1"), at_s=1e-3),
+    dict(kind="flap", link=("gpu0", "gpu1"), at_s=0.0, duration_s=2e-5, count=3),
+    dict(kind="channels", link=("a", "b"), at_s=0.5, duration_s=1.0, channels=40),
+    dict(kind="ber", link=("a", "b"), at_s=1e-6, ber=1e-7),
+])
+def test_a_fault_built_in_python_is_named_by_a_spec_that_parses_back(fault):
+    from emulator.faults import Fault, parse
+
+    built = Fault(**fault)
+    assert parse(built.spec) == built
+
+
 def test_a_campaign_reports_faults_that_did_not_strike(tmp_path):
     import io
 
