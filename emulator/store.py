@@ -65,6 +65,9 @@ class SqliteStore(Store):
         path = Path(location)
         if not create and not path.is_file():
             raise NetwallError(f"no results database at {location}")
+        if path.is_symlink():  # a root process must not write where a planted link points
+            raise NetwallError(f"results database {location} is a symbolic link; name the "
+                               "file it points to instead")
         try:
             make_dir(path.parent)
             db = sqlite3.connect(path, timeout=30)

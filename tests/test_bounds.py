@@ -275,6 +275,15 @@ def test_report_out_that_cannot_be_written_is_one_line(tmp_path, capsys, where):
     assert (tmp_path / "file").read_text() == "x"
 
 
+def test_a_results_database_is_never_a_planted_link(tmp_path):
+    from emulator.store import open_store
+
+    (tmp_path / "target").write_text("precious")
+    (tmp_path / "c.sqlite").symlink_to(tmp_path / "target")
+    assert "symbolic link" in one_line(open_store, str(tmp_path / "c.sqlite"))
+    assert (tmp_path / "target").read_text() == "precious"
+
+
 def test_export_to_a_directory_is_one_line(tmp_path, capsys):
     from emulator.store import open_store
 
