@@ -260,6 +260,12 @@ def test_report_and_state_are_not_world_writable_under_umask_000(tmp_path, monke
     assert (tmp_path / "run").stat().st_mode & 0o777 == 0o755
     assert record.path.stat().st_mode & 0o777 == 0o644
     record.remove()
+    from emulator.store import open_store
+
+    with open_store(str(tmp_path / "results" / "c.sqlite")) as store:
+        store.put("x", {"kind": "point"})
+    assert (tmp_path / "results").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "results" / "c.sqlite").stat().st_mode & 0o777 == 0o644
 
 
 @pytest.mark.parametrize("where", ["file", "under-file", "proc"])
