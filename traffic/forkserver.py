@@ -71,10 +71,14 @@ class ForkServer:
 
     def __init__(self, env: dict[str, str]) -> None:
         self._sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        # A process group of its own, which its agents inherit: a terminal's Ctrl-C or hang-up
+        # signals the foreground group, and only the controller may act on it (it stops the
+        # agents and removes the network); a server or agent interrupted mid-message would
+        # print a traceback over the controller's one line.
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "traffic.agent", "--fork-server", str(theirs.fileno())],
             pass_fds=[theirs.fileno()], env=env, cwd=str(PROJECT_ROOT),
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, process_group=0)
         theirs.close()
 
     def spawn(self, netns_pid: int) -> AgentProcess:
@@ -101,11 +105,6 @@ def serve(fd: int, main: Callable[[], None]) -> None:
     """The fork server's loop: `python -m traffic.agent --fork-server FD` calls it with the
     agent's main, so every agent shares the modules the server imported."""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps finished agents
-    # Ctrl-C and a hang-up reach the whole process group, but only the controller acts on
-    # them (it stops its agents and removes the network): the server and the agents it forks
-    # ignore both, so none dies mid-message or prints a traceback over the controller's line.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     # Keep the garbage collector off the server's objects in every child: its passes write
     # to each object they visit, which would copy every shared page into every agent.
     gc.freeze()
