@@ -23,7 +23,7 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, when PyYAM
 MAX_FILE_BYTES = 4 << 20  # a profile, topology or campaign file
 MAX_LOG_BYTES = 256 << 20  # a JSONL trace or an NCCL log
 MAX_DEPTH = 32  # nesting of YAML collections
-MAX_NODES = 1_000_000  # YAML values, counted with every alias expanded
+MAX_NODES = 200_000  # YAML values, counted with every alias expanded
 MAX_SIZE = 1 << 40  # bytes of one collective call: far past any host's memory
 MAX_ITEMS = 10_000  # entries of one list (sizes of a sweep, seeds of a campaign, ...)
 MAX_ITERS = 100_000  # timed (or warm-up) calls of one measurement
@@ -78,7 +78,7 @@ def load_yaml(text: str, where: str) -> Any:
 
 def _parse(text: str, where: str) -> tuple[yaml.Node | None, Any]:
     try:
-        _check_nesting(text, where)  # before composing: libyaml's composer recurses in C
+        _check_events(text, where)  # before composing: libyaml's composer recurses in C
         node = yaml.compose(text, Loader=_LOADER)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
@@ -100,10 +100,15 @@ def _parse(text: str, where: str) -> tuple[yaml.Node | None, Any]:
     return node, value
 
 
-def _check_nesting(text: str, where: str) -> None:
-    """Refuse collections nested deeper than MAX_DEPTH, from the parser's flat event stream."""
+def _check_events(text: str, where: str) -> None:
+    """Refuse collections nested deeper than MAX_DEPTH, and more than MAX_NODES values, from
+    the parser's flat event stream: before any node is made (a node costs ~350 bytes, so a
+    4 MiB file of one-letter values would take most of a GiB to compose)."""
     depth = 0
-    for event in yaml.parse(text, Loader=_LOADER):
+    for count, event in enumerate(yaml.parse(text, Loader=_LOADER)):
+        if count > MAX_NODES:
+            raise NetwallError(f"{where} line {event.start_mark.line + 1}: more than "
+                               f"{MAX_NODES} values")
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:

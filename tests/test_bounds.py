@@ -108,6 +108,23 @@ def test_yaml_nesting_and_aliases_are_bounded():
     assert "bad YAML value" in one_line(load_yaml, "a: 2001-13-45", "f")
 
 
+def test_yaml_values_are_counted_before_any_node_is_made():
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    text = "[" + "a," * (2 << 20) + "a]"  # 4 MiB, 2 million values
+    assert "more than 200000 values" in one_line(load_yaml, text, "f")
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mib < 200  # composing it would take ~700 MiB
+
+
+def test_a_trace_line_is_bounded():
+    from traffic.trace import parse_trace
+
+    line = '{"collective": "allreduce", "bytes": 4, "group": [' + "1," * (1 << 20) + "2]}"
+    assert "longer than" in one_line(parse_trace, [line], "t.jsonl")
+
+
 def test_yaml_duplicate_keys_are_refused():
     assert "line 2: key 'a': given twice" in one_line(load_yaml, "a: 1\na: 2\n", "f")
     assert load_yaml("a: 1\nb: {a: 2}\n", "f") == {"a": 1, "b": {"a": 2}}

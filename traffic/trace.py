@@ -37,6 +37,7 @@ MAX_INT = 2**62
 MAX_CALL_BYTES = 1 << 40
 MAX_GAP_US = 3600e6
 MAX_CALLS = 100_000
+MAX_LINE = 1 << 20  # characters of one line (a call over 1024 ranks takes about 6 KB)
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,8 @@ def parse_trace(lines: Iterable[str], name: str) -> list[Call]:
         if not text or text.startswith("#"):
             continue
         where = f"{name}:{lineno}"
+        if len(text) > MAX_LINE:
+            raise NetwallError(f"{where}: longer than {MAX_LINE} characters")
         call = _parse_line(text, where, default_id=len(calls))
         if call.id in seen:
             raise NetwallError(f"{where}: key 'id': {call.id} already used on line {seen[call.id]}")
