@@ -12,11 +12,10 @@ already done however the file was reordered. This module is pure.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import itertools
 import json
-import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,16 @@ import yaml
 
 from emulator import faults as flt
 from emulator.errors import NetwallError
+from emulator.failures import MAX_DAYS, MAX_FLEET_GPUS, MAX_LINKS_PER_GPU, MAX_SEED, MAX_TRIALS
+from emulator.inputs import (
+    MAX_ITEMS,
+    MAX_ITERS,
+    MAX_SIZE,
+    compose_yaml,
+    parse_size,
+    read_text,
+    shown,
+)
 from emulator.profiles import catalogue
 from topologies import parse as parse_topology
 from traffic.schedule import ALGORITHMS, ELEMENT, default_algorithm
@@ -35,6 +44,8 @@ MATRIX_KEYS = ("topologies", "links", "spine_link", "layout", "collectives", "al
 REQUIRED = ("topologies", "links", "sizes")
 TOP_KEYS = ("name", "description", "experiments", "failures") + MATRIX_KEYS
 FAILURE_KEYS = ("gpus", "days", "links", "trials", "seed", "job_gpus")
+MAX_POINTS = 100_000  # points of a whole campaign: counted before any is made
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # names results/<name>.sqlite
 
 
 def point_id(params: dict) -> str:
@@ -118,22 +129,11 @@ class Campaign:
 def load(path: str | Path) -> Campaign:
     """Read and validate a campaign file; any mistake is one NetwallError line."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise NetwallError(f"cannot read campaign {path}: {e.strerror}") from None
-    return loads(text, path.name, default_name=path.stem)
+    return loads(read_text(path, "campaign"), path.name, default_name=path.stem)
 
 
 def loads(text: str, filename: str = "campaign.yaml", default_name: str = "campaign") -> Campaign:
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise NetwallError(f"{filename}{where}: not valid YAML: "
-                           f"{getattr(e, 'problem', None) or e}") from None
-    return _Reader(filename).campaign(root, default_name)
+    return _Reader(filename).campaign(compose_yaml(text, filename), default_name)
 
 
 class _Reader:
@@ -147,7 +147,7 @@ class _Reader:
     # -- plumbing ------------------------------------------------------------------------
     def fail(self, node: yaml.Node | None, key: str | None, message: str) -> NetwallError:
         line = f" line {node.start_mark.line + 1}" if node is not None else ""
-        at = f", key '{key}'" if key else ""
+        at = f", key {shown(key, 40)}" if key else ""
         return NetwallError(f"{self.filename}{line}{at}: {message}")
 
     def value(self, node: yaml.Node) -> Any:
@@ -162,8 +162,6 @@ class _Reader:
             name = self.value(k)
             if name not in allowed:
                 raise self.fail(k, str(name), f"unknown key (use {', '.join(allowed)})")
-            if name in out:
-                raise self.fail(k, name, "given twice")
             out[name] = v
         return out
 
@@ -172,27 +170,33 @@ class _Reader:
             raise self.fail(node, key, "must be a list, e.g. [a, b]")
         if not node.value:
             raise self.fail(node, key, "is an empty list, so the matrix has no points")
+        if len(node.value) > MAX_ITEMS:
+            raise self.fail(node, key, f"has {len(node.value)} entries; at most {MAX_ITEMS}")
         return node.value
 
     def string(self, node: yaml.Node, key: str) -> str:
         value = self.value(node)
         if not isinstance(value, str) or not value.strip():
-            raise self.fail(node, key, f"must be a non-empty string, got {value!r}")
+            raise self.fail(node, key, f"must be a non-empty string, got {shown(value)}")
         return value.strip()
 
-    def integer(self, node: yaml.Node, key: str, minimum: int) -> int:
+    def integer(self, node: yaml.Node, key: str, minimum: int, maximum: int) -> int:
         value = self.value(node)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.fail(node, key, f"must be an integer >= {minimum}, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or \
+                not minimum <= value <= maximum:
+            raise self.fail(node, key, f"must be an integer from {minimum} to {maximum}, "
+                                       f"got {shown(value)}")
         return value
 
-    def number(self, node: yaml.Node, key: str, minimum: float, strict: bool = False) -> float:
+    def number(self, node: yaml.Node, key: str, minimum: float, maximum: float = 1e15,
+               strict: bool = False) -> float:
         value = self.value(node)
+        # Compared before any float(): a 400-digit integer is valid YAML and overflows one.
         ok = not isinstance(value, bool) and isinstance(value, int | float) and \
-            math.isfinite(value) and (value > minimum if strict else value >= minimum)
+            (value > minimum if strict else value >= minimum) and value <= maximum
         if not ok:
             raise self.fail(node, key, f"must be a number {'>' if strict else '>='} "
-                                       f"{minimum:g}, got {value!r}")
+                                       f"{minimum:g} and <= {maximum:g}, got {shown(value)}")
         return float(value)
 
     def profile(self, node: yaml.Node, key: str) -> str:
@@ -207,7 +211,7 @@ class _Reader:
         if root is None:
             raise NetwallError(f"{self.filename}: the file is empty")
         top = self.mapping(root, None, TOP_KEYS)
-        name = self.string(top["name"], "name") if "name" in top else default_name
+        name = self.name(top["name"]) if "name" in top else default_name
         description = self.string(top["description"], "description") \
             if "description" in top else ""
         defaults = {k: v for k, v in top.items() if k in MATRIX_KEYS}
@@ -225,9 +229,36 @@ class _Reader:
                 experiments.append((label, node, {**defaults, **keys}))
         else:
             experiments = [("main", root, defaults)]
+        self.count(experiments)
         points = [p for label, node, keys in experiments for p in self.matrix(label, node, keys)]
         failures = self.failures(top["failures"]) if "failures" in top else None
         return Campaign(name, description, points, failures)
+
+    def name(self, node: yaml.Node) -> str:
+        """The campaign's name, which names its database under results/: never a path."""
+        name = self.string(node, "name")
+        if not NAME.fullmatch(name):
+            raise self.fail(node, "name", f"{shown(name)} is not a name: use letters, digits, "
+                                          "'.', '_' and '-' (at most 100), starting with a "
+                                          "letter or digit")
+        return name
+
+    def count(self, experiments: list[tuple[str, yaml.Node, dict[str, yaml.Node]]]) -> None:
+        """Refuse a campaign of more than MAX_POINTS points before validating or making any:
+        the product of the matrix's list lengths is known from the file's shape alone."""
+        total = 0
+        for _, node, keys in experiments:
+            points = 1
+            for key in ("topologies", "links", "collectives", "algorithms", "sizes", "faults",
+                        "dilation", "seeds"):
+                if isinstance(keys.get(key), yaml.SequenceNode):
+                    points *= max(1, len(keys[key].value))
+            if "repetitions" in keys:
+                points *= self.integer(keys["repetitions"], "repetitions", 1, MAX_POINTS)
+            total += points
+            if total > MAX_POINTS:
+                raise self.fail(node, None, f"the campaign has {total} or more points; at "
+                                            f"most {MAX_POINTS} (split it into campaigns)")
 
     def matrix(self, label: str, node: yaml.Node, keys: dict[str, yaml.Node]) -> list[Point]:
         for key in REQUIRED:
@@ -250,12 +281,12 @@ class _Reader:
         fault_sets = [self.fault_set(n) for n in self.items(keys["faults"], "faults")] \
             if "faults" in keys else [()]
         dilations = self.dilations(keys.get("dilation"))
-        repetitions = self.integer(keys["repetitions"], "repetitions", 1) \
+        repetitions = self.integer(keys["repetitions"], "repetitions", 1, MAX_POINTS) \
             if "repetitions" in keys else 1
-        seeds = [self.integer(n, "seeds", 0) for n in self.items(keys["seeds"], "seeds")] \
-            if "seeds" in keys else [0]
-        iters = self.integer(keys["iters"], "iters", 1) if "iters" in keys else 5
-        warmup = self.integer(keys["warmup"], "warmup", 0) if "warmup" in keys else 1
+        seeds = [self.integer(n, "seeds", 0, MAX_SEED)
+                 for n in self.items(keys["seeds"], "seeds")] if "seeds" in keys else [0]
+        iters = self.integer(keys["iters"], "iters", 1, MAX_ITERS) if "iters" in keys else 5
+        warmup = self.integer(keys["warmup"], "warmup", 0, MAX_ITERS) if "warmup" in keys else 1
         points = []
         for topology, link, dilation in itertools.product(topologies, links, dilations):
             for rep, seed, (coll, algo), size, fs in itertools.product(
@@ -310,16 +341,16 @@ class _Reader:
         return sorted(set(pairs), key=pairs.index)
 
     def size(self, node: yaml.Node) -> int:
-        from emulator.cli import parse_size
-
         value = self.value(node)
         try:
             size = parse_size(value) if isinstance(value, str) else value
-        except argparse.ArgumentTypeError as e:
+        except NetwallError as e:
             raise self.fail(node, "sizes", str(e)) from None
-        if isinstance(size, bool) or not isinstance(size, int) or size <= 0 or size % ELEMENT:
-            raise self.fail(node, "sizes", f"{value!r} is not a size: use a positive multiple "
-                                           f"of {ELEMENT} bytes, e.g. 4096, 64K, 16M")
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= MAX_SIZE or \
+                size % ELEMENT:
+            raise self.fail(node, "sizes", f"{shown(value)} is not a size: use a positive "
+                                           f"multiple of {ELEMENT} bytes up to 1T, e.g. 4096, "
+                                           "64K, 16M")
         return size
 
     def fault_set(self, node: yaml.Node) -> tuple[str, ...]:
@@ -352,17 +383,18 @@ class _Reader:
         for key in ("gpus", "days", "links"):
             if key not in keys:
                 raise self.fail(node, "failures", f"needs key '{key}'")
-        gpus = self.integer(keys["gpus"], "gpus", 1)
+        gpus = self.integer(keys["gpus"], "gpus", 1, MAX_FLEET_GPUS)
         links = {}
         for k, v in self.mapping(keys["links"], "links", tuple(self.profiles)).items():
-            links[k] = self.number(v, k, 0)
+            links[k] = self.number(v, k, 0, MAX_LINKS_PER_GPU)
         if not links:
             raise self.fail(keys["links"], "links", "name at least one profile")
-        job = self.integer(keys["job_gpus"], "job_gpus", 1) if "job_gpus" in keys else None
-        if job is not None and job > gpus:
-            raise self.fail(keys["job_gpus"], "job_gpus", f"must be <= gpus ({gpus})")
+        job = self.integer(keys["job_gpus"], "job_gpus", 1, gpus) if "job_gpus" in keys else None
         return Failures(
-            gpus=gpus, days=self.number(keys["days"], "days", 0, strict=True), links=links,
-            trials=self.integer(keys["trials"], "trials", 1) if "trials" in keys else 1000,
-            seed=self.integer(keys["seed"], "seed", 0) if "seed" in keys else 1,
+            gpus=gpus, days=self.number(keys["days"], "days", 0, MAX_DAYS, strict=True),
+            links=links,
+            trials=self.integer(keys["trials"], "trials", 1, MAX_TRIALS) if "trials" in keys
+            else 1000,
+            seed=self.integer(keys["seed"], "seed", 0, MAX_SEED) if "seed" in keys else 1,
             job_gpus=job)
+

@@ -7,10 +7,12 @@ emulator.cli is imported only inside functions, so cli.py can import this module
 
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
 
 from emulator.errors import NetwallError
+from emulator.outputs import write_file
 
 RESULTS = Path("results")
 
@@ -112,11 +114,9 @@ def cmd_export(args) -> int:
     if args.output is None:
         export(records, args.format, sys.stdout)
         return 0
-    try:
-        with open(args.output, "w", newline="") as out:
-            export(records, args.format, out)
-    except OSError as e:
-        raise NetwallError(f"cannot write {args.output}: {e.strerror}") from None
+    text = io.StringIO(newline="")
+    export(records, args.format, text)
+    write_file(args.output, text.getvalue())
     return 0
 
 

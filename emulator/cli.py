@@ -10,19 +10,17 @@ import argparse
 import dataclasses
 import json
 import math
-import re
 import signal
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from emulator import calibration, campaign_cli
+from emulator import calibration, campaign_cli, inputs
 from emulator.errors import NetwallError
 from emulator.fidelity import percent
 from emulator.progress import Progress
 from traffic.schedule import ELEMENT
 
 FAMILIES_DEFAULT = ("copper-800g", "optical-800g", "wide-and-slow-800g")
-SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
 def netwall_version() -> str:
@@ -33,11 +31,11 @@ def netwall_version() -> str:
 
 
 def parse_size(text: str) -> int:
-    """Bytes from '4096', '64K', '16M' or '1G' (powers of two, as nccl-tests reads them)."""
-    match = re.fullmatch(r"\s*(\d+)\s*([KMG]?)B?\s*", text.upper())
-    if not match:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 4096, 64K, 16M, 1G)")
-    return int(match.group(1)) * SIZE_UNITS[match.group(2)]
+    """emulator.inputs.parse_size, as an argparse type."""
+    try:
+        return inputs.parse_size(text)
+    except NetwallError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def sweep(min_bytes: int, max_bytes: int, factor: float) -> list[int]:
@@ -49,6 +47,9 @@ def sweep(min_bytes: int, max_bytes: int, factor: float) -> list[int]:
     sizes, size = [], min_bytes
     while size <= max_bytes:
         sizes.append(size)
+        if len(sizes) > inputs.MAX_ITEMS:
+            raise NetwallError(f"-b/-e/-f make more than {inputs.MAX_ITEMS} sizes; use a larger "
+                               "--step-factor")
         # Round down to whole elements, but always grow, so a factor near 1 still ends.
         size = max(int(size * factor) // ELEMENT * ELEMENT, size + ELEMENT)
     return sizes
@@ -291,9 +292,9 @@ def cmd_run(args) -> int:
 
     sizes = args.size or sweep(args.min_bytes, args.max_bytes, args.step_factor)
     faults = [parse(spec) for spec in args.fault]
-    if args.iters < 1 or args.warmup < 0:
-        raise NetwallError(f"--iters must be >= 1 and --warmup >= 0, got {args.iters}, "
-                           f"{args.warmup}")
+    if not (1 <= args.iters <= inputs.MAX_ITERS and 0 <= args.warmup <= inputs.MAX_ITERS):
+        raise NetwallError(f"--iters must be >= 1 and --warmup >= 0 (both <= "
+                           f"{inputs.MAX_ITERS}), got {args.iters}, {args.warmup}")
     emulations = _emulations(args)
     for size in sizes:
         emulations[0].schedule(args.collective, args.algorithm, size, args.root, args.chunk)
@@ -484,7 +485,8 @@ def cmd_failures(args) -> int:
         try:
             links = float(per_gpu or "1")
         except ValueError:
-            raise NetwallError(f"--links: '{item}' is not profile=links-per-GPU") from None
+            raise NetwallError(f"--links: {inputs.shown(item)} is not profile=links-per-GPU") \
+                from None
         fl = fleet(args.gpus, {name.strip(): links})
         results[name.strip()] = simulate(fl, cat, args.days, args.trials, args.seed,
                                          job_gpus=args.job_gpus)
@@ -541,10 +543,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except NetwallError as e:
-        print(f"netwall: error: {e}", file=sys.stderr)
+        print(f"netwall: error: {' '.join(str(e).split())}", file=sys.stderr)  # one line, always
         return 2
     except KeyboardInterrupt:
-        print("netwall: interrupted; the emulated network was removed", file=sys.stderr)
+        from emulator import state
+
+        removed = "; the emulated network was removed" if state.built() else ""
+        print(f"netwall: interrupted{removed}", file=sys.stderr)
         return 130
 
 

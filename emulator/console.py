@@ -13,6 +13,7 @@ from mininet.cli import CLI
 from emulator.emulation import Emulation, apply_link_state
 from emulator.errors import NetwallError
 from emulator.faults import parse
+from emulator.inputs import parse_size
 from emulator.referee import iperf3_flows
 
 
@@ -67,9 +68,12 @@ class NetwallCLI(CLI):
     def do_collective(self, line: str) -> None:
         """collective [NAME] [ALGORITHM] [SIZE]: run one (default allreduce, its first
         algorithm, 1M) and print an nccl-tests style row; e.g. collective allreduce tree 4M."""
-        from emulator.cli import _print_row, parse_size
+        from emulator.cli import _print_row
 
         words = line.split()
+        if len(words) > 3:
+            raise NetwallError("usage: collective [NAME] [ALGORITHM] [SIZE], e.g. collective "
+                               "allreduce tree 4M")
         collective = words[0] if words else "allreduce"
         algorithm = words[1] if len(words) > 1 else None
         size = parse_size(words[2]) if len(words) > 2 else 1 << 20
@@ -81,9 +85,14 @@ class NetwallCLI(CLI):
     def do_iperf(self, line: str) -> None:
         """iperf A B [SECONDS]: iperf3 TCP from host A to host B, against the configured rate."""
         words = line.split()
-        if len(words) < 2 or any(w not in self.emu.topology.gpus for w in words[:2]):
-            raise NetwallError("usage: iperf GPU GPU [SECONDS], e.g. iperf gpu0 gpu1 2")
-        seconds = int(words[2]) if len(words) > 2 else 2
+        usage = "usage: iperf GPU GPU [SECONDS], SECONDS a whole number 1 to 3600, e.g. " \
+                "iperf gpu0 gpu1 2"
+        if not 2 <= len(words) <= 3 or any(w not in self.emu.topology.gpus for w in words[:2]):
+            raise NetwallError(usage)
+        text = words[2] if len(words) > 2 else "2"
+        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 3600):
+            raise NetwallError(usage)
+        seconds = int(text)
         a, b = (self.emu.net.get(w) for w in words[:2])
         bps = iperf3_flows([(a, b, self.emu.plan.ips[words[1]])], seconds)
         d = self.emu.dilation

@@ -238,6 +238,7 @@ class Emulation:
             "retransmitted_bytes": timed["outcome"].stats["retransmitted_bytes"],
             "retransmitted_frames": timed["outcome"].stats["retransmitted_frames"],
             "faults": timed["faults"],
+            "faults_not_struck": [f.spec for f in timed["missed"]],
             "dilation": self.dilation,
             "dilation_attempts": attempts,
             "fidelity": verdict.to_dict(),
@@ -323,11 +324,13 @@ class Emulation:
         cpu_after = cpu_times()
         after = self.network.counters()
         ends = sorted(end for _, end in outcome.spans.values())
+        missed = injector.missed((ends[-1] - outcome.start) / self.dilation)
         time_s = (ends[-1] - outcome.start) / iters / self.dilation
         links = self._link_report(schedule, before, after, iters)
         return {"outcome": outcome, "time_s": time_s, "wall_s": ends[-1] - outcome.start,
                 "links": links,
                 "cpu_before": cpu_before, "cpu_after": cpu_after, "faults": injector.record,
+                "missed": missed,
                 "energy": self.energy(links, time_s, schedule.size, iters)}
 
     def _probe(self, schedule, iters: int, model: float, timeout: float | None,
@@ -623,6 +626,7 @@ class Injector:
         self.record: list[dict] = []
         self.active: dict[int, list[Fault]] = {}
         self.origin: float | None = None
+        self.struck: dict[int, float] = {}  # id(fault) -> when it first struck (real s)
 
     def start(self, start: float) -> None:
         self.origin = start
@@ -634,11 +638,13 @@ class Injector:
             event = self.events.pop(0)
             link = self.links[event.fault.name]
             faults = self.active.setdefault(link, [])
+            now = (time.monotonic() - self.origin) / self.emu.dilation
             if event.active:
                 faults.append(event.fault)
+                self.struck.setdefault(id(event.fault), now)
             else:
                 faults.remove(event.fault)
-            self._apply(link, faults, (time.monotonic() - self.origin) / self.emu.dilation,
+            self._apply(link, faults, now,
                         f"{event.fault.kind} {'starts' if event.active else 'ends'}")
 
     def _apply(self, link: int, faults: list[Fault], t_s: float | None, what: str) -> None:
@@ -657,3 +663,14 @@ class Injector:
             self._apply(link, [], None, "restored after the timed calls")
         if not record:
             self.record = []
+
+    def missed(self, end_s: float) -> list[Fault]:
+        """The faults that did not strike before the timed calls ended at `end_s` (real s
+        after their start), each recorded as such: a fault that never happened must not
+        read as one the measurement survived."""
+        missed = [f for f in self.faults if self.struck.get(id(f), math.inf) >= end_s]
+        for f in missed:
+            self.record.append({"t_s": None, "link": f.name, "event": f"{f.spec} DID NOT "
+                                f"STRIKE: the timed calls ended at {end_s * 1e6:.1f} us",
+                                "rate_gbps": None, "state": "not struck"})
+        return missed

@@ -20,11 +20,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from emulator.errors import NetwallError
+from emulator.inputs import shown
 from emulator.profiles import HOURS_PER_YEAR, NARROW_AND_FAST, LinkProfile, get_profile
 
 # A failed channel waits for the next repair: a day is a typical hyperscale remediation
 # turnaround for a degraded (still working) link; see the docs for the sensitivity.
 REPAIR_HOURS = 24.0
+# Bounds on what a user may ask for: far past any real cluster, and small enough that the
+# Monte Carlo's arrays (trials x 8 bytes, a few per profile) and Poisson means stay sane.
+MAX_FLEET_GPUS = 100_000_000
+MAX_LINKS_PER_GPU = 1000.0
+MAX_DAYS = 36_525.0  # a century
+MAX_TRIALS = 1_000_000
+MAX_SEED = 2**63 - 1
+MAX_EVENTS = 1e15  # mean failures of one fleet in one trial (numpy's Poisson ends near 1e18)
 
 
 @dataclass(frozen=True)
@@ -37,11 +46,12 @@ class FleetLinks:
 
 def fleet(gpus: int, links_per_gpu: Mapping[str, float]) -> FleetLinks:
     """Cables per profile for `gpus` GPUs, e.g. {"optical-800g": 3.0} for a 3-tier Clos."""
-    if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus <= 0:
-        raise NetwallError(f"gpus must be a positive integer, got {gpus!r}")
+    if isinstance(gpus, bool) or not isinstance(gpus, int) or not 0 < gpus <= MAX_FLEET_GPUS:
+        raise NetwallError(f"gpus must be an integer from 1 to {MAX_FLEET_GPUS}, got {gpus!r}")
     for name, per_gpu in links_per_gpu.items():
-        if not math.isfinite(per_gpu) or per_gpu < 0:
-            raise NetwallError(f"links per GPU of '{name}' must be >= 0, got {per_gpu!r}")
+        if not 0 <= per_gpu <= MAX_LINKS_PER_GPU:  # NaN fails too
+            raise NetwallError(f"links per GPU of {shown(name)} must be 0 to "
+                               f"{MAX_LINKS_PER_GPU:g}, got {per_gpu!r}")
     return FleetLinks({n: round(gpus * k) for n, k in links_per_gpu.items()}, gpus)
 
 
@@ -83,8 +93,8 @@ def _check(
     fl: FleetLinks, days: float, job_gpus: int | None, repair_hours: float, common_mode: float
 ) -> float:
     """Validate the shared arguments; return the share of the fleet's links the job uses."""
-    if not math.isfinite(days) or days <= 0:
-        raise NetwallError(f"days must be > 0, got {days!r}")
+    if not 0 < days <= MAX_DAYS:  # NaN fails too
+        raise NetwallError(f"days must be > 0 and <= {MAX_DAYS:g}, got {days!r}")
     if not math.isfinite(repair_hours) or repair_hours < 0:
         raise NetwallError(f"repair window must be >= 0 hours, got {repair_hours!r}")
     if not 0.0 <= common_mode <= 1.0:
@@ -153,8 +163,10 @@ def simulate(
     is Poisson), and the job's share of link-down events by binomial thinning, so a trial
     costs the same for 8 GPUs as for 100k.
     """
-    if isinstance(trials, bool) or not isinstance(trials, int) or trials <= 0:
-        raise NetwallError(f"trials must be a positive integer, got {trials!r}")
+    if isinstance(trials, bool) or not isinstance(trials, int) or not 0 < trials <= MAX_TRIALS:
+        raise NetwallError(f"trials must be an integer from 1 to {MAX_TRIALS}, got {trials!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise NetwallError(f"seed must be an integer from 0 to {MAX_SEED}, got {seed!r}")
     share = _check(fl, days, job_gpus, repair_hours, common_mode)
     rng = np.random.default_rng(seed)
     hours = 24 * days
@@ -162,6 +174,9 @@ def simulate(
     interrupted = np.zeros(trials, dtype=np.int64)
     for name, links in sorted(fl.counts.items()):
         down, degrade = hourly_rates(get_profile(name, profiles), repair_hours, common_mode)
+        if links * (down + degrade) * hours > MAX_EVENTS:
+            raise NetwallError(f"{name}: {links} links over {days:g} days fail more than "
+                               f"{MAX_EVENTS:g} times a trial; use fewer GPUs or days")
         downs = rng.poisson(links * down * hours, trials)
         degradations = rng.poisson(links * degrade * hours, trials)
         hits = rng.binomial(downs, share)

@@ -18,12 +18,18 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from emulator.errors import NetwallError
+from emulator.inputs import shown
 from emulator.profiles import NARROW_AND_FAST, LinkProfile
 
 KINDS = ("down", "flap", "channels", "ber")
+# Bounds, checked before anything is built: every event is a netlink change made while the
+# calls run, and every second of fault time is a second (times the dilation) of waiting.
+MAX_FAULT_S = 3600.0  # a fault starts and ends within an hour of the timed calls' start
+MAX_FLAPS = 1000
+MAX_CHANNELS = 10_000
 UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 _TIME = r"[0-9.]+(?:e[+-]?[0-9]+)?[a-z]*"
 _SYNTAX = re.compile(r"^(?P<kind>[a-z]+)(?:=(?P<arg>[^:]+))?:(?P<link>[a-z0-9]+--[a-z0-9]+)"
@@ -39,10 +45,27 @@ class Fault:
     count: int = 1  # flaps
     channels: int = 0  # failed lanes or channels
     ber: float = 0.0  # post-FEC bit-error rate while the fault lasts
+    spec: str = field(default="", compare=False)  # as the user wrote it (or as written back)
+
+    def __post_init__(self) -> None:
+        if not self.spec:  # built in Python, not parsed: results still name it in one line
+            value = {"flap": f"={self.count}", "channels": f"={self.channels}",
+                     "ber": f"={self.ber:g}"}.get(self.kind, "")
+            until = "" if self.duration_s is None else f"+{self.duration_s:g}s"
+            object.__setattr__(self, "spec", f"{self.kind}{value}:{self.name}@{self.at_s:g}s"
+                                             f"{until}")
 
     @property
     def name(self) -> str:
         return f"{self.link[0]}--{self.link[1]}"
+
+    @property
+    def end_s(self) -> float:
+        """When the fault's last effect ends (the last flap's end), or when it starts if it
+        lasts to the end of the run."""
+        if self.duration_s is None:
+            return self.at_s
+        return self.at_s + (2 * self.count - 1) * self.duration_s
 
 
 @dataclass(frozen=True)
@@ -61,7 +84,7 @@ class Event:
     active: bool  # the fault starts (True) or ends (False)
 
 
-def _seconds(text: str, what: str, spec: str) -> float:
+def _seconds(text: str, what: str, bad: str) -> float:
     match = re.fullmatch(r"([0-9.]+(?:e[+-]?[0-9]+)?)([a-z]*)", text)
     unit = match.group(2) if match else ""
     try:
@@ -69,29 +92,38 @@ def _seconds(text: str, what: str, spec: str) -> float:
     except (KeyError, ValueError):
         value = math.nan
     if not math.isfinite(value) or value < 0:
-        raise NetwallError(f"fault '{spec}': {what} must be a time like 50us, 2ms or 0.1s")
+        raise NetwallError(f"{bad}: {what} must be a time like 50us, 2ms or 0.1s")
     return value
 
 
 def parse(spec: str) -> Fault:
-    """A Fault from its one-line form (see the module docstring)."""
+    """A Fault from its one-line form (see the module docstring), within the bounds above."""
+    fault = replace(_parse(spec), spec=spec.strip())
+    if fault.end_s > MAX_FAULT_S:
+        raise NetwallError(f"fault {shown(spec)}: it must start and end within "
+                           f"{MAX_FAULT_S:g} s of the timed calls' start")
+    return fault
+
+
+def _parse(spec: str) -> Fault:
+    bad = f"fault {shown(spec)}"
     match = _SYNTAX.match(spec.strip())
     if not match:
-        raise NetwallError(f"fault '{spec}': use KIND[=N]:A--B@START[+DURATION], "
+        raise NetwallError(f"{bad}: use KIND[=N]:A--B@START[+DURATION], "
                            f"KIND one of {', '.join(KINDS)} (e.g. down:gpu0--nvs0@50us+200us)")
     kind, arg = match.group("kind"), match.group("arg")
     if kind not in KINDS:
-        raise NetwallError(f"fault '{spec}': unknown kind '{kind}' (use {', '.join(KINDS)})")
-    at = _seconds(match.group("at"), "the start", spec)
-    duration = _seconds(match.group("dur"), "the duration", spec) if match.group("dur") \
+        raise NetwallError(f"{bad}: unknown kind {shown(kind)} (use {', '.join(KINDS)})")
+    at = _seconds(match.group("at"), "the start", bad)
+    duration = _seconds(match.group("dur"), "the duration", bad) if match.group("dur") \
         else None
     a, b = match.group("link").split("--")
     if kind == "down":
         if arg is not None:
-            raise NetwallError(f"fault '{spec}': down takes no value")
+            raise NetwallError(f"{bad}: down takes no value")
         return Fault(kind, (a, b), at, duration)
     if arg is None:
-        raise NetwallError(f"fault '{spec}': {kind} needs a value, e.g. {kind}=3:...")
+        raise NetwallError(f"{bad}: {kind} needs a value, e.g. {kind}=3:...")
     try:
         if kind == "ber":
             value = float(arg)
@@ -99,13 +131,15 @@ def parse(spec: str) -> Fault:
                 raise ValueError
             return Fault(kind, (a, b), at, duration, ber=value)
         number = int(arg)
-        if number < 1:
+        if not 1 <= number <= (MAX_FLAPS if kind == "flap" else MAX_CHANNELS):
             raise ValueError
     except ValueError:
-        raise NetwallError(f"fault '{spec}': bad value '{arg}' for {kind}") from None
+        most = {"ber": "a rate in [0, 1)", "flap": f"1 to {MAX_FLAPS}",
+                "channels": f"1 to {MAX_CHANNELS}"}[kind]
+        raise NetwallError(f"{bad}: bad value {shown(arg)} for {kind} (use {most})") from None
     if kind == "flap":
         if duration is None or duration == 0:
-            raise NetwallError(f"fault '{spec}': a flap needs a duration (down time), e.g. +20us")
+            raise NetwallError(f"{bad}: a flap needs a duration (down time), e.g. +20us")
         return Fault(kind, (a, b), at, duration, count=number)
     return Fault(kind, (a, b), at, duration, channels=number)
 

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import ctypes
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
+# pyroute2 sets its sockets up in a coroutine; Ctrl-C in the middle leaves it unawaited, and
+# Python would say so at exit, below the controller's one line. Nothing is lost: the
+# namespace, and the socket with it, is being removed.
+warnings.filterwarnings("ignore", message="coroutine 'AsyncNetlinkSocket\\.",
+                        category=RuntimeWarning)
 
 
 def _setns(fd: int) -> None:

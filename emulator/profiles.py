@@ -17,9 +17,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import yaml
-
 from emulator.errors import NetwallError
+from emulator.inputs import load_yaml, read_text, shown
 
 FAMILIES = ("copper", "optical", "wide-and-slow")
 # Narrow-and-fast families lose the whole link with one lane; only wide-and-slow has spares.
@@ -113,17 +112,7 @@ def _fail(path: Path | str, key: str | None, message: str) -> NetwallError:
 
 
 def _read_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise _fail(path, None, f"cannot read profile ({exc.strerror or exc})") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or type(exc).__name__
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise _fail(path, None, f"YAML syntax error{at}: {problem}") from None
+    return load_yaml(read_text(path, "profile"), str(path))
 
 
 def _looks_numeric(text: str) -> bool:
@@ -262,7 +251,7 @@ def get_profile(name: str, cat: Mapping[str, LinkProfile]) -> LinkProfile:
         return cat[name]
     except KeyError:
         known = ", ".join(sorted(cat)) or "none"
-        raise NetwallError(f"unknown link profile '{name}' (known: {known})") from None
+        raise NetwallError(f"unknown link profile {shown(name)} (known: {known})") from None
 
 
 def _g(x: float) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import html
+import io
 import json
 import math
 from collections.abc import Iterable
@@ -22,19 +23,22 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from emulator.errors import NetwallError
+from emulator.outputs import make_dir, write_file
 
 COLUMNS = ("id", "campaign", "experiment", "status", "topology", "link", "spine_link",
-           "layout", "collective", "algorithm", "bytes", "faults", "dilation", "repetition",
+           "layout", "collective", "algorithm", "bytes", "faults", "not_struck", "dilation",
+           "repetition",
            "seed", "iters", "warmup", "time_us", "model_us", "model_error", "algbw_gbps",
            "busbw_gbps", "joules_per_gb", "check", "retransmitted_bytes", "netwall", "host",
-           "time")
+           "time", "reason")
 FAMILY_COLOURS = {"copper": "#b5651d", "optical": "#1f77b4", "wide-and-slow": "#2ca02c"}
 STYLES = ("-", "--", ":", "-.")  # one per topology, when a figure has several
 OTHER_COLOURS = ("#9467bd", "#d62728", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
 
 
 def row(record: dict) -> dict:
-    """One point record as a flat row of COLUMNS (a skipped point says why in `status`)."""
+    """One point record as a flat row of COLUMNS: a skipped point's `status` says what kind
+    of refusal, `reason` the whole message; `not_struck` lists faults that never happened."""
     p, r = record["point"], record.get("result") or {}
     status = record["status"] if record["status"] == "ok" else f"skipped: {record['reason']}"
     return {
@@ -42,7 +46,8 @@ def row(record: dict) -> dict:
         "status": status, "topology": p["topology"], "link": p["link"],
         "spine_link": p["spine_link"], "layout": p["layout"] or "",
         "collective": p["collective"], "algorithm": p["algorithm"], "bytes": p["size"],
-        "faults": ";".join(p["faults"]), "dilation": r.get("dilation", p["dilation"]) or "",
+        "faults": ";".join(p["faults"]), "not_struck": ";".join(r.get("faults_not_struck", [])),
+        "dilation": r.get("dilation", p["dilation"]) or "",
         "repetition": p["repetition"], "seed": p["seed"], "iters": p["iters"],
         "warmup": p["warmup"],
         "time_us": _scaled(r.get("time_s"), 1e6), "model_us":
@@ -52,6 +57,7 @@ def row(record: dict) -> dict:
         "check": "" if r.get("check") is None else r["check"],
         "retransmitted_bytes": r.get("retransmitted_bytes", ""),
         "netwall": record["netwall"], "host": record["host"]["node"], "time": record["time"],
+        "reason": record.get("message", ""),
     }
 
 
@@ -101,7 +107,9 @@ def _save(fig: Figure, out: Path, stem: str) -> str:
     FigureCanvasAgg(fig)
     fig.tight_layout()
     for ext in ("png", "svg"):
-        fig.savefig(out / f"{stem}.{ext}")
+        image = io.BytesIO()
+        fig.savefig(image, format=ext)
+        write_file(out / f"{stem}.{ext}", image.getvalue())
     return f"{stem}.png"
 
 
@@ -278,7 +286,7 @@ def plot_failures(failures: dict, out: Path) -> list[tuple[str, str]]:
 
 def report(records: list[dict], out: Path) -> Path:
     """Write every plot the records allow (PNG and SVG) and index.html; returns its path."""
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     points = _measured(records)
     failures = [r for r in records if r["kind"] == "failures"]
     figures = []
@@ -287,9 +295,8 @@ def report(records: list[dict], out: Path) -> Path:
         figures += plot_faults(points, out)
     if failures:
         figures += plot_failures(failures[-1], out)
-    page = out / "index.html"
-    page.write_text(_html(records, figures, failures[-1] if failures else None))
-    return page
+    return write_file(out / "index.html",
+                      _html(records, figures, failures[-1] if failures else None))
 
 
 def _html(records: list[dict], figures: list[tuple[str, str]], failures: dict | None) -> str:

@@ -131,6 +131,10 @@ def _run_group(campaign: Campaign, store: Store, emu, points: list[Point], count
                 record = dict(provenance(campaign), kind="point", id=p.id, status="ok",
                               point=p.params(), settings=settings, result=result)
                 store.put(p.id, record)
+                if result["faults_not_struck"]:
+                    progress.note(f"netwall: note: {_label(p)}: fault(s) "
+                                  f"{', '.join(result['faults_not_struck'])} did not strike "
+                                  "before the timed calls ended (recorded as not struck)")
                 counts["measured"] += 1
                 counts["wrong"] += result["check"] is False
                 progress.advance(_label(p))

@@ -16,10 +16,18 @@ import os
 import signal
 from pathlib import Path
 
+from emulator.outputs import make_dir, write_file
+
 STATE_DIR = Path(os.environ.get("NETWALL_STATE_DIR", "/run/netwall"))
 
 
 _serial = itertools.count()
+_made: list[Path] = []  # every record this process wrote: what it built
+
+
+def built() -> bool:
+    """Whether this process has built an emulated network (each one writes a record)."""
+    return bool(_made)
 
 
 class Record:
@@ -30,16 +38,15 @@ class Record:
         # One file per emulation: a process may run several, one after another or at once.
         self.path = STATE_DIR / f"{os.getpid()}-{next(_serial)}.json"
         self._save()
+        _made.append(self.path)
 
     def add(self, kind: str, pids: list[int]) -> None:
         self.data[kind] = self.data[kind] + list(pids)
         self._save()
 
     def _save(self) -> None:
-        STATE_DIR.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data))
-        tmp.replace(self.path)
+        make_dir(STATE_DIR)
+        write_file(self.path, json.dumps(self.data))
 
     def remove(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -54,6 +61,8 @@ def disable_bridge_netfilter() -> None:
 
 
 def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False  # not a process: kill(0) would ask about our own process group
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -67,15 +76,35 @@ def stale_records() -> list[dict]:
     """Records whose controlling process is gone: what a killed run left behind."""
     out = []
     for path in sorted(STATE_DIR.glob("*.json")) if STATE_DIR.is_dir() else []:
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError):
-            owner = path.stem.split("-")[0]
-            record = {"pid": int(owner) if owner.isdigit() else 0}
-        if not _alive(record.get("pid", 0)):
+        record = _read(path)
+        if not _alive(record["pid"]):
             record["_path"] = str(path)
             out.append(record)
     return out
+
+
+def _read(path: Path) -> dict:
+    """A record as clean() can trust it: pids are positive integers, whatever the file holds
+    (a damaged or hand-edited record must not stop clean or later runs). With no readable
+    owner, its owner is the pid its name starts with, or none (then it is stale)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        data = {}
+    data = data if isinstance(data, dict) else {}
+    owner = path.stem.split("-")[0]
+    pid = data.get("pid")
+    if not _is_pid(pid):
+        pid = int(owner) if owner.isdigit() and len(owner) < 10 else 0
+    return {"pid": pid, "hosts": _pids(data.get("hosts")), "agents": _pids(data.get("agents"))}
+
+
+def _pids(value: object) -> list[int]:
+    return [p for p in value if _is_pid(p)] if isinstance(value, list) else []
+
+
+def _is_pid(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**31
 
 
 def clean() -> list[str]:

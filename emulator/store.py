@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 from emulator.errors import NetwallError
+from emulator.outputs import make_dir
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$")
 
@@ -64,8 +65,11 @@ class SqliteStore(Store):
         path = Path(location)
         if not create and not path.is_file():
             raise NetwallError(f"no results database at {location}")
+        if path.is_symlink():  # a root process must not write where a planted link points
+            raise NetwallError(f"results database {location} is a symbolic link; name the "
+                               "file it points to instead")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_dir(path.parent)
             db = sqlite3.connect(path, timeout=30)
             # WAL: readers (status, report) never block the runner, and a killed writer
             # leaves the database as of its last commit.

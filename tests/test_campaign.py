@@ -47,12 +47,12 @@ sizes: [64K, 1M]
     (BASE + "faults:\n  - []\n  - [\"melt:gpu0--gpu1@0\"]\n", 7, "key 'faults': fault 'melt"),
     (BASE + "faults: [\"down:gpu0--gpu1@0\"]\n", 5, "each entry is a list of fault specs"),
     (BASE + "dilation: 0.5\n", 5, "key 'dilation': must be a number >= 1"),
-    (BASE + "repetitions: 0\n", 5, "key 'repetitions': must be an integer >= 1"),
-    (BASE + "iters: two\n", 5, "key 'iters': must be an integer >= 1, got 'two'"),
-    (BASE + "seeds: [1.5]\n", 5, "key 'seeds': must be an integer >= 0"),
+    (BASE + "repetitions: 0\n", 5, "key 'repetitions': must be an integer from 1 to 100000"),
+    (BASE + "iters: two\n", 5, "key 'iters': must be an integer from 1 to 100000, got 'two'"),
+    (BASE + "seeds: [1.5]\n", 5, "key 'seeds': must be an integer from 0 to"),
     (BASE + "layout: gpus=2\n", 2, "a layout applies to racks:RxG only"),
     (BASE + "links: [optical-800g]\n", 5, "key 'links': given twice"),
-    (BASE + "sizes: [1K\n", 6, "not valid YAML"),
+    (BASE + "sizes: [1K\n", 6, "YAML syntax error"),
     ("name: t\ntopologies: [pair]\nlinks: [copper-800g]\n", 1, "needs key 'sizes'"),
     (BASE + "experiments:\n  - topologies: [star:4]\n", 6, "every experiment needs a 'name'"),
     (BASE + "failures:\n  gpus: 10\n  days: 1\n  links: {copper-9000: 3}\n", 8,
@@ -187,7 +187,7 @@ class FakeEmulation:
                 "algbw_gbps": size / t / 1e9, "busbw_gbps": size / t / 1e9,
                 "model_time_s": t, "model_emulated_time_s": t * 0.9, "model_error": 0.11,
                 "check": True, "retransmitted_bytes": 0, "joules_per_gb": 0.5,
-                "energy_j": 1e-6}
+                "energy_j": 1e-6, "faults_not_struck": [f.spec for f in faults if f.at_s >= t]}
 
 
 FAKE = """\
@@ -291,6 +291,7 @@ def test_report_writes_plots_and_html(fake_db, tmp_path):
     html = page.read_text()
     assert "<img src='busbw-allreduce-ring.png'" in html
     assert "skipped: reach" in html and html.count("<tr>") > 20
+    assert "is 3.6 m long but copper-800g reaches 2 m" in html  # the skipped point's reason
 
 
 # --- the commands, short of building anything ---------------------------------------------------

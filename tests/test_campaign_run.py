@@ -3,6 +3,8 @@ SIGKILL mid-way that resumes to exactly the full matrix."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -106,3 +108,45 @@ def test_malformed_campaign_is_one_line_and_exit_2(tmp_path):
     assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
     assert "bad.yaml line 4, key 'sizes'" in run.stderr
     assert not (tmp_path / "bad.sqlite").exists()
+
+
+@pytest.mark.root
+def test_a_campaign_notes_and_stores_a_fault_that_did_not_strike(tmp_path):
+    spec = tmp_path / "late.yaml"
+    spec.write_text("name: late\ntopologies: [pair]\nlinks: [copper-800g]\nsizes: [64K]\n"
+                    "iters: 1\nwarmup: 0\nfaults: [[\"down:gpu0--gpu1@1s\"]]\n")
+    db = tmp_path / "late.sqlite"
+    run = netwall("campaign", "run", str(spec), "--db", str(db))
+    assert run.returncode == 0, run.stderr
+    assert "down:gpu0--gpu1@1s did not strike" in run.stderr
+    export = netwall("export", "--db", str(db), "--format", "csv")
+    header, row = export.stdout.strip().splitlines()
+    assert row.split(",")[header.split(",").index("not_struck")] == "down:gpu0--gpu1@1s"
+
+
+@pytest.mark.root
+def test_ctrl_c_during_a_campaign_is_one_line(tmp_path):
+    """Ctrl-C signals the whole process group; only the controller may speak."""
+    spec = tmp_path / "killed.yaml"
+    spec.write_text(KILLED)
+    db = tmp_path / "killed.sqlite"
+    proc = subprocess.Popen([sys.executable, "-m", "emulator.cli", "campaign", "run",
+                             str(spec), "--db", str(db)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 120
+        while stored(db)[0] < 1:
+            assert proc.poll() is None, "the campaign ended before storing a point"
+            assert time.monotonic() < deadline, "no point stored in 120 s"
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "netwall: interrupted; the emulated network was " \
+                                           "removed", err
+    assert "Traceback" not in err and "Error" not in err, err

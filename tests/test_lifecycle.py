@@ -24,14 +24,21 @@ LONG_RUN = ["run", "--topology", "star:4", "--link", "copper-800g", "--size", "6
             "--iters", "100", "--warmup", "0", "--dilation", "2000"]
 
 
-def start_long_run() -> subprocess.Popen:
-    """A run that would take minutes, returned once its agents are working."""
+def start_long_run(stage: str = "measuring") -> subprocess.Popen:
+    """A run that would take minutes, returned once its agents are working ("measuring"),
+    or once its network is being built ("building": the agents' fork server may be up).
+    It runs in a session of its own, as a command started from a terminal does, with
+    SIGINT's default action (a test runner may have inherited it ignored)."""
     proc = subprocess.Popen([sys.executable, "-m", "emulator.cli", *LONG_RUN], cwd=PROJECT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     record = state.STATE_DIR / f"{proc.pid}-0.json"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
+            if stage == "building" and json.loads(record.read_text())["hosts"]:
+                return proc
             if json.loads(record.read_text())["agents"]:
                 time.sleep(2)  # past loading the program (~0.5 s here), into the first call
                 return proc
@@ -58,6 +65,20 @@ def test_interrupted_run_tears_everything_down(signum):
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130
     assert "interrupted" in err and "Traceback" not in err
+    assert wait_clean() == []
+
+
+@pytest.mark.parametrize("stage", ["building", "measuring"])
+def test_ctrl_c_reaches_the_whole_process_group_and_says_one_line(stage):
+    """A terminal's Ctrl-C signals every process of the group: controller, fork server and
+    agents. Only the controller speaks: no BrokenPipeError or KeyboardInterrupt traceback."""
+    proc = start_long_run(stage)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "netwall: interrupted; the emulated network was " \
+                                           "removed", err
+    assert "Traceback" not in err and "Error" not in err, err
     assert wait_clean() == []
 
 

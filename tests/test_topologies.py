@@ -238,8 +238,8 @@ def test_missing_file():
 @pytest.mark.parametrize(
     "text, says",
     [
-        ("gpus: [gpu0\nlinks: []\n", "YAML syntax error at line"),
-        ("links:\n  - {a: gpu0, b: gpu1\n", "YAML syntax error at line 3"),
+        ("gpus: [gpu0\nlinks: []\n", "line 2: YAML syntax error"),
+        ("links:\n  - {a: gpu0, b: gpu1\n", "line 3: YAML syntax error"),
         ("- gpu0\n", "expected a mapping with keys gpus and links, got a list"),
         ("", "expected a mapping"),
         ("links: []\n", "missing key 'gpus'"),

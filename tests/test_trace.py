@@ -127,5 +127,5 @@ def test_resolve():
 
 
 def test_load_trace_missing_file(tmp_path):
-    with pytest.raises(NetwallError, match="cannot read trace"):
+    with pytest.raises(NetwallError, match="trace .*nope.jsonl not found"):
         load_trace(tmp_path / "nope.jsonl")

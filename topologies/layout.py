@@ -25,6 +25,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from emulator.errors import NetwallError
+from emulator.inputs import shown
 
 from .model import MAX_GPUS, SCALE_OUT, SCALE_UP, Link, Topology
 
@@ -95,16 +96,21 @@ def parse_layout(text: str, gpus_per_rack: int | None = None) -> Layout:
     values: dict[str, Any] = {}
     if gpus_per_rack is not None:
         values["gpus_per_rack"] = gpus_per_rack
+    given: dict[str, str] = {}  # key -> the item that set it
     for item in filter(None, (part.strip() for part in text.split(","))):
         key, eq, raw = (s.strip() for s in item.partition("="))
         key = _ALIASES.get(key, key)
         if not eq or key not in names:
             known = ", ".join(sorted(set(names) | set(_ALIASES)))
-            raise NetwallError(f"layout: bad item {item!r}; use key=value with key one of {known}")
+            raise NetwallError(f"layout: bad item {shown(item)}; use key=value with key one of "
+                               f"{known}")
+        if key in given:
+            raise NetwallError(f"layout: {key} given twice ({given[key]} and {shown(item)})")
+        given[key] = shown(item)
         try:
             values[key] = int(raw) if key in ("gpus_per_rack", "racks_per_row") else float(raw)
         except ValueError:
-            raise NetwallError(f"layout: {key}={raw!r} is not a number") from None
+            raise NetwallError(f"layout: {key}={shown(raw)} is not a number") from None
     return Layout(**values)
 
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from emulator.errors import NetwallError
+from emulator.inputs import load_yaml, read_text
 
 from .model import MAX_GPUS, Link, Topology, tier_of
 
@@ -35,21 +34,8 @@ def load_file(path: str | Path, link: str) -> Topology:
 
 
 def _read(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise NetwallError(f"topology file {path} not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise NetwallError(f"cannot read topology file {path}: {_one_line(str(e))}") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f" at line {mark.line + 1}" if mark else ""
-        problem = _one_line(e.problem or e.context or "")
-        raise NetwallError(f"topology file {path}: YAML syntax error{where}: {problem}") from None
-    except yaml.YAMLError as e:
-        raise NetwallError(f"topology file {path}: invalid YAML: {_one_line(str(e))}") from None
+    where = f"topology file {path}"
+    return load_yaml(read_text(path, "topology file"), where)
 
 
 def _topology(doc: Any, stem: str, link: str) -> Topology:
@@ -145,7 +131,3 @@ def _kind(value: Any) -> str:
     shown = repr(value)
     word = words.get(type(value), "a value")
     return f"{word} {shown}" if len(shown) <= 30 else word
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())

@@ -71,10 +71,14 @@ class ForkServer:
 
     def __init__(self, env: dict[str, str]) -> None:
         self._sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        # A process group of its own, which its agents inherit: a terminal's Ctrl-C or hang-up
+        # signals the foreground group, and only the controller may act on it (it stops the
+        # agents and removes the network); a server or agent interrupted mid-message would
+        # print a traceback over the controller's one line.
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "traffic.agent", "--fork-server", str(theirs.fileno())],
             pass_fds=[theirs.fileno()], env=env, cwd=str(PROJECT_ROOT),
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, process_group=0)
         theirs.close()
 
     def spawn(self, netns_pid: int) -> AgentProcess:
@@ -114,7 +118,10 @@ def serve(fd: int, main: Callable[[], None]) -> None:
             _become_agent(int(message), fds, main)
         for received in fds:
             os.close(received)
-        sock.send(str(pid).encode())
+        try:
+            sock.send(str(pid).encode())
+        except OSError:
+            return  # the controller went away mid-request (e.g. interrupted)
 
 
 def _become_agent(netns_pid: int, fds: list[int], main: Callable[[], None]) -> None:
@@ -129,8 +136,10 @@ def _become_agent(netns_pid: int, fds: list[int], main: Callable[[], None]) -> N
         main()
         code = 0
     except BaseException:  # noqa: BLE001 - the child must never return into the server
-        traceback.print_exc()
+        with contextlib.suppress(OSError):  # a controller that is gone reads no traceback
+            traceback.print_exc()
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        with contextlib.suppress(OSError):
+            sys.stdout.flush()
+            sys.stderr.flush()
         os._exit(code)

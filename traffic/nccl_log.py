@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from emulator.errors import NetwallError
+from emulator.inputs import MAX_LOG_BYTES, read_text
 from traffic.trace import Call, dump_trace
 
 # ncclDataType_t -> bytes per element (nccl.h: int8, uint8, int32, uint32, int64, uint64,
@@ -143,12 +144,9 @@ def import_nccl_log(lines: Iterable[str], name: str, notes: list[str] | None = N
 
 def convert(path: str | Path) -> str:
     """The JSONL trace of an NCCL log file, with the import's notes as '#' comment lines."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            notes: list[str] = []
-            calls = import_nccl_log(f, str(path), notes)
-    except OSError as e:
-        raise NetwallError(f"{path}: cannot read NCCL log: {e.strerror or e}") from None
+    notes: list[str] = []
+    text = read_text(path, "NCCL log", MAX_LOG_BYTES, errors="replace")
+    calls = import_nccl_log(text.splitlines(), str(path), notes)
     header = [f"netwall trace imported from NCCL log {Path(path).name}"] + notes
     return dump_trace(calls, header)
 

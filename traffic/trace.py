@@ -19,6 +19,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from emulator.errors import NetwallError
+from emulator.inputs import MAX_LOG_BYTES, cut, read_text, shown
+from topologies.model import MAX_GPUS
 
 # The collectives a trace may name (netwall's names; nccl-tests' size convention for each).
 COLLECTIVES = (
@@ -29,6 +31,13 @@ ROOTED = ("broadcast", "reduce")
 KEYS = ("id", "collective", "algorithm", "bytes", "group", "comm", "stream", "gap_us", "after",
         "root", "step")
 REQUIRED = ("collective", "bytes", "group")
+# Bounds, checked as the trace is read (docs/user-guide.md): ids, ranks and steps are any
+# integer up to MAX_INT; a call moves at most a TiB and waits at most an hour first.
+MAX_INT = 2**62
+MAX_CALL_BYTES = 1 << 40
+MAX_GAP_US = 3600e6
+MAX_CALLS = 100_000
+MAX_LINE = 1 << 20  # characters of one line (a call over 1024 ranks takes about 6 KB)
 
 
 @dataclass(frozen=True)
@@ -59,13 +68,7 @@ def default_comm(group: Sequence[int]) -> str:
 
 def load_trace(path: str | Path) -> list[Call]:
     """Read and validate a JSONL trace file (groups "all" stay unresolved: see `resolve`)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return parse_trace(f, str(path))
-    except OSError as e:
-        raise NetwallError(f"{path}: cannot read trace: {e.strerror or e}") from None
-    except UnicodeDecodeError:
-        raise NetwallError(f"{path}: not a UTF-8 text file") from None
+    return parse_trace(read_text(path, "trace", MAX_LOG_BYTES).splitlines(), str(path))
 
 
 def parse_trace(lines: Iterable[str], name: str) -> list[Call]:
@@ -78,6 +81,8 @@ def parse_trace(lines: Iterable[str], name: str) -> list[Call]:
         if not text or text.startswith("#"):
             continue
         where = f"{name}:{lineno}"
+        if len(text) > MAX_LINE:
+            raise NetwallError(f"{where}: longer than {MAX_LINE} characters")
         call = _parse_line(text, where, default_id=len(calls))
         if call.id in seen:
             raise NetwallError(f"{where}: key 'id': {call.id} already used on line {seen[call.id]}")
@@ -92,6 +97,10 @@ def parse_trace(lines: Iterable[str], name: str) -> list[Call]:
         comms.setdefault(call.comm, (call.group, lineno))
         seen[call.id] = lineno
         calls.append(call)
+        if len(calls) > MAX_CALLS:
+            raise NetwallError(f"{where}: more than {MAX_CALLS} calls; split the trace")
+    if not calls:
+        raise NetwallError(f"{name}: no calls (every line is blank or a comment)")
     return calls
 
 
@@ -104,22 +113,27 @@ def _parse_line(text: str, where: str, default_id: int) -> Call:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
         raise NetwallError(f"{where}: bad JSON: {e.msg} (column {e.colno})") from None
+    except ValueError as e:  # an integer of more digits than Python converts
+        raise NetwallError(f"{where}: bad JSON: {cut(str(e))}") from None
+    except RecursionError:
+        raise NetwallError(f"{where}: bad JSON: nested too deeply") from None
     if not isinstance(obj, dict):
         raise NetwallError(f"{where}: expected a JSON object, got {type(obj).__name__}")
     for key in obj:
         if key not in KEYS:
-            raise NetwallError(f"{where}: unknown key {key!r} (known: {', '.join(KEYS)})")
+            raise NetwallError(f"{where}: unknown key {shown(key)} (known: {', '.join(KEYS)})")
     for key in REQUIRED:
         if key not in obj:
             raise NetwallError(f"{where}: missing key {key!r}")
 
-    def integer(key: str, default: int, minimum: int = 0) -> int:
+    def integer(key: str, default: int, minimum: int = 0, maximum: int = MAX_INT) -> int:
         value = obj.get(key, default)
         if not _is_int(value):
             raise NetwallError(f"{where}: key {key!r}: expected an integer, "
-                               f"got {json.dumps(value)}")
-        if value < minimum:
-            raise NetwallError(f"{where}: key {key!r}: must be >= {minimum}, got {value}")
+                               f"got {_json(value)}")
+        if not minimum <= value <= maximum:
+            raise NetwallError(f"{where}: key {key!r}: must be {minimum} to {maximum}, "
+                               f"got {cut(str(value))}")
         return value
 
     def string(key: str, default: str | None) -> str | None:
@@ -128,16 +142,16 @@ def _parse_line(text: str, where: str, default_id: int) -> Call:
             return None
         if not isinstance(value, str) or not value:
             raise NetwallError(f"{where}: key {key!r}: expected a non-empty string, "
-                               f"got {json.dumps(value)}")
+                               f"got {_json(value)}")
         return value
 
     call_id = integer("id", default_id)
     collective = string("collective", "")
     if collective not in COLLECTIVES:
-        raise NetwallError(f"{where}: key 'collective': unknown collective {collective!r} "
+        raise NetwallError(f"{where}: key 'collective': unknown collective {shown(collective)} "
                            f"(known: {', '.join(COLLECTIVES)})")
     algorithm = string("algorithm", None)
-    nbytes = integer("bytes", 0, minimum=1)
+    nbytes = integer("bytes", 0, minimum=1, maximum=MAX_CALL_BYTES)
     group = _parse_group(obj["group"], where)
     comm = string("comm", default_comm(group))
     stream = obj.get("stream", "0")
@@ -145,16 +159,16 @@ def _parse_line(text: str, where: str, default_id: int) -> Call:
         stream = str(stream)
     if not isinstance(stream, str) or not stream:
         raise NetwallError(f"{where}: key 'stream': expected a non-empty string, "
-                           f"got {json.dumps(stream)}")
+                           f"got {_json(stream)}")
     gap = obj.get("gap_us", 0.0)
     if not isinstance(gap, (int, float)) or isinstance(gap, bool) or not math.isfinite(gap):
-        raise NetwallError(f"{where}: key 'gap_us': expected a number, got {json.dumps(gap)}")
-    if gap < 0:
-        raise NetwallError(f"{where}: key 'gap_us': must be >= 0, got {gap}")
+        raise NetwallError(f"{where}: key 'gap_us': expected a number, got {_json(gap)}")
+    if not 0 <= gap <= MAX_GAP_US:
+        raise NetwallError(f"{where}: key 'gap_us': must be 0 to {MAX_GAP_US:g}, got {gap:g}")
     after = obj.get("after", [])
     if not isinstance(after, list) or not all(_is_int(a) for a in after):
         raise NetwallError(f"{where}: key 'after': expected a list of call ids, "
-                           f"got {json.dumps(after)}")
+                           f"got {_json(after)}")
     if len(set(after)) != len(after):
         raise NetwallError(f"{where}: key 'after': an id is listed twice")
     if call_id in after:
@@ -174,15 +188,20 @@ def _parse_group(value: object, where: str) -> tuple[int, ...]:
         return ()
     if not isinstance(value, list) or not all(_is_int(r) for r in value):
         raise NetwallError(f"{where}: key 'group': expected \"all\" or a list of ranks, "
-                           f"got {json.dumps(value)}")
-    if len(value) < 2:
-        raise NetwallError(f"{where}: key 'group': a collective needs at least 2 ranks, "
-                           f"got {json.dumps(value)}")
+                           f"got {_json(value)}")
+    if not 2 <= len(value) <= MAX_GPUS:
+        raise NetwallError(f"{where}: key 'group': a collective needs 2 to {MAX_GPUS} ranks, "
+                           f"got {_json(value)}")
     if any(r < 0 for r in value):
-        raise NetwallError(f"{where}: key 'group': negative rank in {json.dumps(value)}")
+        raise NetwallError(f"{where}: key 'group': negative rank in {_json(value)}")
     if len(set(value)) != len(value):
-        raise NetwallError(f"{where}: key 'group': rank listed twice in {json.dumps(value)}")
+        raise NetwallError(f"{where}: key 'group': rank listed twice in {_json(value)}")
     return tuple(value)
+
+
+def _json(value: object) -> str:
+    """A JSON value as an error line shows it."""
+    return cut(json.dumps(value))
 
 
 def _is_int(value: object) -> bool:

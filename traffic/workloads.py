@@ -18,9 +18,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from emulator.errors import NetwallError
-from traffic.trace import Call
+from traffic.trace import MAX_CALLS, Call
 
 MIB = 1 << 20
+MAX_SCALE = 1000.0  # bytes and gaps x this; past it, one call outgrows any host's memory
 
 # --- Model shape defaults: GPT-3 XL (Brown et al. 2020, "Language Models are Few-Shot
 # Learners", Table 2.1): 1.3B parameters, 24 layers, d_model 2048, context 2048 tokens.
@@ -70,10 +71,13 @@ def workload(name: str, ranks: int, groups: Sequence[Sequence[int]] | None = Non
     steps = params.pop("steps", 1)
     if not _is_int(ranks) or ranks < 2:
         raise NetwallError(f"workload {name}: needs at least 2 ranks, got {ranks}")
-    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not scale > 0:
-        raise NetwallError(f"workload {name}: scale must be a number > 0, got {scale!r}")
-    if not _is_int(steps) or steps < 1:
-        raise NetwallError(f"workload {name}: steps must be an integer >= 1, got {steps!r}")
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or \
+            not 0 < scale <= MAX_SCALE:
+        raise NetwallError(f"workload {name}: scale must be a number > 0 and <= "
+                           f"{MAX_SCALE:g}, got {scale!r}")
+    if not _is_int(steps) or not 1 <= steps <= MAX_CALLS:
+        raise NetwallError(f"workload {name}: steps must be an integer from 1 to {MAX_CALLS}, "
+                           f"got {steps!r}")
     for key, value in params.items():
         default = inspect.signature(fn).parameters[key].default
         if isinstance(default, str):
@@ -87,6 +91,9 @@ def workload(name: str, ranks: int, groups: Sequence[Sequence[int]] | None = Non
                                f"{_kind(default)}, "
                                f"got {value!r}")
     one = fn(ranks, _groups(name, ranks, groups), float(scale), **params)
+    if len(one) * steps > MAX_CALLS:
+        raise NetwallError(f"workload {name}: {steps} steps of {len(one)} calls is more than "
+                           f"{MAX_CALLS} calls")
     out = list(one)
     for s in range(1, steps):
         shift = s * len(one)

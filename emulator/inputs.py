@@ -1,0 +1,189 @@
+"""Reading what users hand netwall: bounded, decoded and parsed before anything trusts it.
+
+Every file netwall reads (profiles, topologies, campaigns, traces, NCCL logs) goes through
+`read_text`, so binary junk, a huge file or a FIFO is one line rather than a traceback, a
+hang or an exhausted machine. YAML goes through `compose_yaml` or `load_yaml`, which refuse
+a key given twice (last-one-wins hides typos) and documents nested deeper, or expanding
+(through aliases) larger, than any netwall file needs. docs/user-guide.md lists the bounds.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from emulator.errors import NetwallError
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, when PyYAML has it
+MAX_FILE_BYTES = 4 << 20  # a profile, topology or campaign file
+MAX_LOG_BYTES = 256 << 20  # a JSONL trace or an NCCL log
+MAX_DEPTH = 32  # nesting of YAML collections
+MAX_NODES = 200_000  # YAML values, counted with every alias expanded
+MAX_SIZE = 1 << 40  # bytes of one collective call: far past any host's memory
+MAX_ITEMS = 10_000  # entries of one list (sizes of a sweep, seeds of a campaign, ...)
+MAX_ITERS = 100_000  # timed (or warm-up) calls of one measurement
+SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def read_text(path: str | Path, what: str, limit: int = MAX_FILE_BYTES,
+              errors: str = "strict") -> str:
+    """The UTF-8 text of a regular file of at most `limit` bytes, or one NetwallError line.
+    `errors="replace"` reads a log that may hold a stray non-UTF-8 byte."""
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NetwallError(f"{what} {path} not found") from None
+    except (OSError, ValueError) as e:
+        raise NetwallError(f"cannot read {what} {path}: {_reason(e)}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NetwallError(f"{what} {path} is not a regular file")
+        data = os.read(fd, limit + 1)
+    except OSError as e:
+        raise NetwallError(f"cannot read {what} {path}: {_reason(e)}") from None
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise NetwallError(f"{what} {path} is larger than {limit >> 20} MiB")
+    try:
+        text = data.decode("utf-8", errors)
+    except UnicodeDecodeError as e:
+        raise NetwallError(f"{what} {path} is not UTF-8 text (byte {e.start} is "
+                           f"{data[e.start]:#04x}); is it a binary file?") from None
+    if "\0" in text:
+        raise NetwallError(f"{what} {path} contains NUL bytes; is it a binary file?")
+    return text
+
+
+def _reason(error: Exception) -> str:
+    return getattr(error, "strerror", None) or " ".join(str(error).split())
+
+
+def compose_yaml(text: str, where: str) -> yaml.Node | None:
+    """The YAML node tree of `text` (None if empty), checked for duplicate keys, depth and
+    size, and constructible; every problem names `where` and its line."""
+    return _parse(text, where)[0]
+
+
+def load_yaml(text: str, where: str) -> Any:
+    """The Python value of a YAML document, under the same checks as compose_yaml."""
+    return _parse(text, where)[1]
+
+
+def _parse(text: str, where: str) -> tuple[yaml.Node | None, Any]:
+    try:
+        _check_events(text, where)  # before composing: libyaml's composer recurses in C
+        node = yaml.compose(text, Loader=_LOADER)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or e
+        raise NetwallError(f"{where}{line}: YAML syntax error: {_one_line(problem)}") from None
+    if node is None:
+        return None, None
+    _Shape(where).measure(node, 1)
+    try:
+        value = yaml.SafeLoader("").construct_document(node)
+    # PyYAML's constructors raise whatever the value's own parser raises (a timestamp's
+    # month out of range is a ValueError, a malformed one an AttributeError).
+    except Exception as e:  # noqa: BLE001
+        mark = getattr(e, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or e
+        raise NetwallError(f"{where}{line}: bad YAML value: {_one_line(problem)}") from None
+    return node, value
+
+
+def _check_events(text: str, where: str) -> None:
+    """Refuse collections nested deeper than MAX_DEPTH, and more than MAX_NODES values, from
+    the parser's flat event stream: before any node is made (a node costs ~350 bytes, so a
+    4 MiB file of one-letter values would take most of a GiB to compose)."""
+    depth = 0
+    for count, event in enumerate(yaml.parse(text, Loader=_LOADER)):
+        if count > MAX_NODES:
+            raise NetwallError(f"{where} line {event.start_mark.line + 1}: more than "
+                               f"{MAX_NODES} values")
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise NetwallError(f"{where} line {event.start_mark.line + 1}: nested deeper "
+                                   f"than {MAX_DEPTH} levels")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+class _Shape:
+    """Walks a node graph once (aliases share nodes), bounding depth and expanded size and
+    refusing duplicate keys and aliases that contain themselves."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.sizes: dict[int, int] = {}  # id(node) -> values below it, aliases expanded
+        self.open: set[int] = set()
+
+    def fail(self, node: yaml.Node, message: str) -> NetwallError:
+        return NetwallError(f"{self.where} line {node.start_mark.line + 1}: {message}")
+
+    def measure(self, node: yaml.Node, depth: int) -> int:
+        if id(node) in self.sizes:
+            return self.sizes[id(node)]
+        if id(node) in self.open:
+            raise self.fail(node, "an alias refers to the value that contains it")
+        if depth > MAX_DEPTH:
+            raise self.fail(node, f"nested deeper than {MAX_DEPTH} levels")
+        self.open.add(id(node))
+        size = 1
+        if isinstance(node, yaml.MappingNode):
+            self._unique_keys(node)
+            children = [n for pair in node.value for n in pair]
+        else:
+            children = node.value if isinstance(node, yaml.SequenceNode) else []
+        for child in children:
+            size += self.measure(child, depth + 1)
+            if size > MAX_NODES:
+                raise self.fail(node, f"more than {MAX_NODES} values (aliases expanded)")
+        self.open.discard(id(node))
+        self.sizes[id(node)] = size
+        return size
+
+    def _unique_keys(self, node: yaml.MappingNode) -> None:
+        seen: set[tuple[str, str]] = set()
+        for key, _ in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                continue
+            if (key.tag, key.value) in seen:
+                raise self.fail(key, f"key '{_one_line(key.value)[:40]}': given twice")
+            seen.add((key.tag, key.value))
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def shown(value: object, width: int = 60) -> str:
+    """A value as a one-line error shows it: its repr (escapes keep it one line), cut short."""
+    return cut(repr(value), width)
+
+
+def cut(text: str, width: int = 60) -> str:
+    """One-line text cut to `width` characters, marked with '...' when cut."""
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def parse_size(text: str) -> int:
+    """Bytes from '4096', '64K', '16M' or '1G' (powers of two, as nccl-tests reads them), at
+    most MAX_SIZE; anything else is one NetwallError line."""
+    match = re.fullmatch(r"\s*(\d{1,15})\s*([KMG]?)B?\s*", text.upper()) \
+        if isinstance(text, str) else None
+    if not match:
+        raise NetwallError(f"not a size: {shown(text)} (use e.g. 4096, 64K, 16M, 1G)")
+    size = int(match.group(1)) * SIZE_UNITS[match.group(2)]
+    if size > MAX_SIZE:
+        raise NetwallError(f"size {shown(text)} is more than {MAX_SIZE >> 30} GiB")
+    return size
