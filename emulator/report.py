@@ -29,8 +29,8 @@ COLUMNS = ("id", "campaign", "experiment", "status", "topology", "link", "spine_
            "layout", "collective", "algorithm", "bytes", "faults", "not_struck", "dilation",
            "repetition",
            "seed", "iters", "warmup", "time_us", "model_us", "model_error", "algbw_gbps",
-           "busbw_gbps", "joules_per_gb", "check", "retransmitted_bytes", "netwall", "host",
-           "time", "reason")
+           "busbw_gbps", "joules_per_gb", "check", "retransmitted_bytes", "faithful",
+           "host_error", "fidelity_flags", "slowdown", "netwall", "host", "time", "reason")
 FAMILY_COLOURS = {"copper": "#b5651d", "optical": "#1f77b4", "wide-and-slow": "#2ca02c"}
 STYLES = ("-", "--", ":", "-.")  # one per topology, when a figure has several
 OTHER_COLOURS = ("#9467bd", "#d62728", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
@@ -40,6 +40,7 @@ def row(record: dict) -> dict:
     """One point record as a flat row of COLUMNS: a skipped point's `status` says what kind
     of refusal, `reason` the whole message; `not_struck` lists faults that never happened."""
     p, r = record["point"], record.get("result") or {}
+    fidelity = r.get("fidelity") or {}
     status = record["status"] if record["status"] == "ok" else f"skipped: {record['reason']}"
     return {
         "id": record["id"], "campaign": record["campaign"], "experiment": p["experiment"],
@@ -56,6 +57,10 @@ def row(record: dict) -> dict:
         "busbw_gbps": r.get("busbw_gbps", ""), "joules_per_gb": r.get("joules_per_gb", ""),
         "check": "" if r.get("check") is None else r["check"],
         "retransmitted_bytes": r.get("retransmitted_bytes", ""),
+        "faithful": fidelity.get("faithful", ""),
+        "host_error": "" if fidelity.get("host_error") is None else fidelity["host_error"],
+        "fidelity_flags": "; ".join(fidelity.get("flags", [])),
+        "slowdown": r.get("slowdown", ""),
         "netwall": record["netwall"], "host": record["host"]["node"], "time": record["time"],
         "reason": record.get("message", ""),
     }
@@ -315,6 +320,11 @@ def _html(records: list[dict], figures: list[tuple[str, str]], failures: dict | 
         f"<p>{len(rows)} points: {done} measured, {len(rows) - done} skipped. Times are real "
         "(undilated); the model is the alpha-beta time of what this kernel emulates.</p>",
     ]
+    flagged = [r for r in rows if r["faithful"] is False]
+    if flagged:
+        parts.append(f"<p class='skipped'>{len(flagged)} measured points are NOT FAITHFUL: "
+                     "the host distorted them, or they were not proven (column fidelity_flags)."
+                     "</p>")
     for png, caption in figures:
         svg = png[:-4] + ".svg"
         parts.append(f"<figure><img src='{e(png)}' alt='{e(caption)}'><figcaption>"

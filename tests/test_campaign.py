@@ -187,7 +187,16 @@ class FakeEmulation:
                 "algbw_gbps": size / t / 1e9, "busbw_gbps": size / t / 1e9,
                 "model_time_s": t, "model_emulated_time_s": t * 0.9, "model_error": 0.11,
                 "check": True, "retransmitted_bytes": 0, "joules_per_gb": 0.5,
-                "energy_j": 1e-6, "faults_not_struck": [f.spec for f in faults if f.at_s >= t]}
+                "energy_j": 1e-6, "faults_not_struck": [f.spec for f in faults if f.at_s >= t],
+                "slowdown": 1234.0, "fidelity": _fidelity(size)}
+
+
+def _fidelity(size: int) -> dict:
+    """16K points read as distorted by the host; the others as proven."""
+    if size == 16384:
+        return {"faithful": False, "host_error": 0.25,
+                "flags": ["host software added about 25.0% of this time"]}
+    return {"faithful": True, "host_error": 0.001, "flags": []}
 
 
 FAKE = """\
@@ -274,6 +283,10 @@ def test_export_csv_and_json(fake_db):
     assert len(rows) == len(campaign.points)
     assert tuple(rows[0]) == COLUMNS
     assert {r["status"] for r in rows} == {"ok", "skipped: reach", "skipped: error"}
+    measured = [r for r in rows if r["status"] == "ok"]
+    assert {r["faithful"] for r in measured} == {"True", "False"}  # the verdict, per point
+    assert all(r["fidelity_flags"].startswith("host software") for r in measured
+               if r["faithful"] == "False") and all(r["slowdown"] for r in measured)
     text = io.StringIO()
     export(records, "json", text)
     data = json.loads(text.getvalue())  # strict JSON: no Infinity
@@ -292,6 +305,8 @@ def test_report_writes_plots_and_html(fake_db, tmp_path):
     assert "<img src='busbw-allreduce-ring.png'" in html
     assert "skipped: reach" in html and html.count("<tr>") > 20
     assert "is 3.6 m long but copper-800g reaches 2 m" in html  # the skipped point's reason
+    assert "measured points are NOT FAITHFUL" in html
+    assert "host software added about 25.0% of this time" in html
 
 
 # --- the commands, short of building anything ---------------------------------------------------
