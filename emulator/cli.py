@@ -212,30 +212,17 @@ def _emulations(args) -> list:
 def _calibrated(emulations: list) -> None:
     """Give validated emulations this host's calibration, measuring it first if none is
     cached (once per machine): what dilation each call needs depends on it."""
+    from emulator.emulation import calibrated_host
+
     if all(emu.fixed_dilation for emu in emulations):
         return  # every dilation is the user's
-    host = calibration.load() or _calibrate(emulations[0].capabilities)
+    host = calibrated_host(emulations[0].capabilities, _stderr)
     for emu in emulations:
         emu.host = host
 
 
-def _calibrate(capabilities=None) -> calibration.Calibration:
-    """Measure this host on the calibration star and cache the result."""
-    from emulator.emulation import Emulation
-
-    print(f"netwall: calibrating this host (once; cached in {calibration.cache_path()})",
-          file=sys.stderr)
-    with Emulation(calibration.TOPOLOGY, calibration.LINK, dilation=1000,
-                   capabilities=capabilities) as emu:
-        found = emu.calibrate(
-            progress=lambda text: print(f"netwall: calibration: {text}", file=sys.stderr))
-    try:
-        calibration.save(found)
-    except OSError as e:
-        print(f"netwall: note: could not cache the calibration ({e.strerror}); "
-              "it will be measured again", file=sys.stderr)
-    print(f"netwall: {found.summary()}", file=sys.stderr)
-    return found
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr)
 
 
 def _note_missing(emulation) -> None:
@@ -253,7 +240,9 @@ def cmd_check(args) -> int:
     caps = probe()
     host = None
     if caps.veth and caps.htb:
-        host = (None if args.calibrate else calibration.load()) or _calibrate(caps)
+        from emulator.emulation import calibrated_host
+
+        host = calibrated_host(caps, _stderr, again=args.calibrate)
     if args.json:
         print(json.dumps(dict(dataclasses.asdict(caps),
                               calibration=host and dataclasses.asdict(host))))

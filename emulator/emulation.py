@@ -16,7 +16,7 @@ import dataclasses
 import math
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from emulator import calibration, state
@@ -564,6 +564,28 @@ class Emulation:
             "capabilities": dataclasses.asdict(self.capabilities),
             "not_emulated": self.not_emulated,
         }
+
+
+def calibrated_host(capabilities: Capabilities | None = None,
+                    note: Callable[[str], None] | None = None,
+                    again: bool = False) -> calibration.Calibration:
+    """This machine's calibration: the cached one, or measured now on the calibration star
+    (about a minute, once per machine) and cached. `note` hears what happens."""
+    found = None if again else calibration.load()
+    if found:
+        return found
+    note = note or (lambda _text: None)
+    note(f"netwall: calibrating this host (once; cached in {calibration.cache_path()})")
+    with Emulation(calibration.TOPOLOGY, calibration.LINK, dilation=1000,
+                   capabilities=capabilities) as emu:
+        found = emu.calibrate(progress=lambda text: note(f"netwall: calibration: {text}"))
+    try:
+        calibration.save(found)
+    except OSError as e:
+        note(f"netwall: note: could not cache the calibration ({e.strerror}); it will be "
+             "measured again")
+    note(f"netwall: {found.summary()}")
+    return found
 
 
 def _check_memory(collective: str, ranks: int, size: int) -> None:

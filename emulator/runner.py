@@ -84,6 +84,10 @@ def run_campaign(campaign: Campaign, store: Store, out: TextIO = sys.stderr,
                 ready.append((emu, runnable))
         if ready and ready[0][0].not_emulated:
             progress.note(_missing(ready[0][0]))
+        if any(emu.fixed_dilation is None for emu, _ in ready):
+            host = _calibrated_host(ready[0][0].capabilities, progress.note)
+            for emu, _ in ready:
+                emu.host = host
         for emu, points in ready:
             _run_group(campaign, store, emu, points, counts, progress)
     finally:
@@ -96,6 +100,12 @@ def _emulation(point: Point, capabilities):
 
     return Emulation(point.topology, point.link, spine_link=point.spine_link,
                      layout=point.layout, dilation=point.dilation, capabilities=capabilities)
+
+
+def _calibrated_host(capabilities, note):
+    from emulator.emulation import calibrated_host
+
+    return calibrated_host(capabilities, note)
 
 
 def _fault(spec: str):

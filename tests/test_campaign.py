@@ -159,7 +159,7 @@ class FakeEmulation:
         if point.topology.startswith("racks:") and point.link.startswith("copper"):
             raise NetwallError("link rack0--spine0 is 3.6 m long but copper-800g reaches 2 m")
         self.capabilities, self.not_emulated = "caps", []
-        self.dilation = point.dilation or 1000.0
+        self.dilation = self.fixed_dilation = point.dilation or 1000.0
         self.topology = SimpleNamespace(name=point.topology)
 
     def schedule(self, collective, algorithm, size, root=0, chunk=None):
