@@ -28,6 +28,13 @@ DILATIONS = (5000, 1000, 500, 250, None)  # None: netwall's own choice
 TOLERANCE = 0.02
 
 
+def calibration_line() -> str:
+    from emulator import calibration
+
+    found = calibration.load()
+    return found.summary() if found else "not calibrated"
+
+
 def netwall(args: list[str]) -> tuple[float, dict]:
     """Wall seconds and the JSON of one netwall command."""
     start = time.monotonic()
