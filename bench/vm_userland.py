@@ -1,0 +1,300 @@
+"""The Vagrant box's own userland provisions and runs netwall (minutes, so not in the suite).
+
+    sudo .venv/bin/python -m bench.vm_userland [--refresh] [--record]
+
+The box's release (bench/vm_box.json) is built with Debian's own debootstrap, and the
+Vagrantfile's provisioning script runs in a chroot of it, word for word, on a clean clone of
+this repository's HEAD at /vagrant: the README's install step (`./netwall.sh install`: apt,
+then pip from PyPI), `netwall` linked onto PATH, `netwall check`. Then the Python, Debian and
+Mininet versions it installed are compared with the record, the box's kernel package is
+checked to ship sch_netem.ko, and a small `netwall run` goes through PATH, under the lock
+every network-building run on this machine shares.
+
+Only the kernel is not the box's: a chroot shares the host's. `modprobe` is stubbed there
+(it would load into the host kernel), and where the host kernel has no netem, `netwall
+check` in the chroot says netem NO: expected, and the run's rates are still emulated.
+Services that packages would start (Open vSwitch) are held off with a policy-rc.d, as in any
+chroot. pip reaches PyPI with the host's CA bundle (HOST_CA).
+
+The debootstrapped system is cached as a tarball, and the .deb files apt fetches beside it,
+under /var/cache/netwall/vm-userland (--refresh rebuilds the tarball; pip fetches anew, as
+the box would). Each run unpacks a fresh copy and deletes it afterwards, also on failure;
+the last run's full output stays in last-run.log there. --record writes the result into
+BENCHMARKS.md's own section for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from bench import vm_box
+from bench.chroot import ENV, Root
+
+CACHE = Path("/var/cache/netwall/vm-userland")
+LOCK = Path("/tmp/netwall-root.lock")
+#: This machine may reach PyPI through a proxy whose CA only the host trusts: the host's CA
+#: bundle goes to pip in the chroot (PIP_CERT), and nothing else of the host's pip setup.
+HOST_CA = "/etc/host-ca-certificates.crt"
+RUN = "netwall run --topology pair --size 64K -n 1 --link copper-800g"
+HEADING = "## The Vagrant box's userland (bench/vm_userland.py)"
+SECTION = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
+#: Stand-ins in the chroot: no services started, no modules loaded into the host's kernel.
+POLICY_RC_D = "#!/bin/sh\nexit 101\n"
+MODPROBE = "#!/bin/sh\necho \"modprobe $*: skipped in a chroot (the host's kernel)\" >&2\n"
+#: The box's own facts, as its userland states them (Open vSwitch: the docs say it comes).
+FACTS = ("python3 -c 'import platform; print(platform.python_version())'; "
+         "cut -d. -f1 /etc/debian_version; "
+         "dpkg-query -W -f '${Version}\\n' mininet openvswitch-switch")
+#: Does the box's kernel package ship netem? Its .deb is cached with the others.
+KERNEL = ("set -o pipefail; cd /var/cache/apt/archives && pkg=$(apt-cache depends {package} | "
+          "sed -n 's/.*Depends: \\(linux-image-[^ ]*\\)$/\\1/p' | head -1) && "
+          "{{ ls \"$pkg\"_*.deb >/dev/null 2>&1 || apt-get download -qq \"$pkg\"; }} && "
+          "dpkg-deb -c \"$pkg\"_*.deb | grep -o 'kernel/net/sched/sch_netem\\.ko[.a-z]*' | "
+          "sed \"s|^|$pkg: |\"")
+
+
+class Failed(Exception):
+    """A step failed; the message is the one-line reason."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.vm_userland")
+    parser.add_argument("--refresh", action="store_true", help="rebuild the cached base system")
+    parser.add_argument("--record", action="store_true", help="write BENCHMARKS.md's section")
+    args = parser.parse_args(argv)
+    missing = [t for t in ("debootstrap", "unshare", "flock", "git", "tar")
+               if not shutil.which(t)]
+    if os.geteuid() != 0 or missing:
+        need = f"{', '.join(missing)} (apt-get install -y debootstrap)" if missing else "root"
+        print(f"vm_userland: needs {need}", file=sys.stderr)
+        return 2
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / "lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"vm_userland: another run holds {CACHE / 'lock'}", file=sys.stderr)
+            return 2
+        signal.signal(signal.SIGTERM, terminated)
+        for stale in CACHE.glob("work-*"):  # a run killed outright (SIGKILL, power)
+            remove(Root(stale / "rootfs", {}))
+        return measure(vm_box.record(), args.refresh, args.record)
+
+
+def measure(box: dict[str, str], refresh: bool, write_section: bool) -> int:
+    log = CACHE / "last-run.log"
+    log.write_text("")
+    steps: list[tuple[str, float, str]] = []
+    try:
+        verify(box, refresh, steps, log)
+        outcome = "passed"
+    except (Failed, OSError, RuntimeError, subprocess.SubprocessError) as e:
+        outcome = f"FAILED: {e}"
+    except KeyboardInterrupt:
+        outcome = "FAILED: interrupted"
+    print(f"vm_userland: {outcome} ({sum(s[1] for s in steps):.0f} s; log {log})")
+    if write_section:
+        record(section(box, steps, outcome))
+    return 0 if outcome == "passed" else 1
+
+
+def terminated(signum, frame) -> None:
+    """SIGTERM ends the run like a failure, so the cleanup in `finally` still happens."""
+    raise Failed("terminated (SIGTERM)")
+
+
+def verify(box: dict[str, str], refresh: bool, steps: list, log: Path) -> None:
+    """Every step in turn, each appended to `steps` as (what, seconds, result)."""
+    tarball = CACHE / f"{box['codename']}-amd64.tar"
+    start = time.monotonic()
+    fresh = refresh or not tarball.exists()
+    if fresh:
+        debootstrap(box["codename"], tarball, log)
+    steps.append((f"debootstrap {box['codename']}" if fresh else "base system, from the cache",
+                  time.monotonic() - start, str(tarball)))
+    with scratch({"/var/cache/apt/archives": CACHE / "apt"}, {"PIP_CERT": HOST_CA}) as root:
+        clone = root.path / "vagrant"  # where Vagrant puts the repository
+        timed(steps, "unpack, clone HEAD to /vagrant", lambda: prepare(root, tarball, clone, log))
+        timed(steps, "Vagrantfile provisioning (netwall.sh install, PATH, netwall check)",
+              lambda: netem_line(step(root, provisioning(clone / "Vagrantfile"), log, 1800)))
+        timed(steps, "the box's Python, Debian, Mininet, Open vSwitch",
+              lambda: facts(root, box, log))
+        timed(steps, f"{box['kernel_package']} ships netem",
+              lambda: last_line(step(root, KERNEL.format(package=box["kernel_package"]), log,
+                                     900)))
+        timed(steps, RUN, lambda: ran(step(root, f"TIMEFORMAT='took %R s'; time {RUN}", log,
+                                           300, lock=LOCK)))
+
+
+@contextlib.contextmanager
+def scratch(binds: dict[str, Path], env: dict[str, str]) -> Iterator[Root]:
+    """A root file system in a fresh work directory of the cache, removed afterwards."""
+    root = Root(Path(tempfile.mkdtemp(dir=CACHE, prefix="work-")) / "rootfs", binds, env)
+    try:
+        yield root
+    finally:
+        remove(root)
+
+
+def remove(root: Root) -> None:
+    root.remove()
+    shutil.rmtree(root.path.parent)
+
+
+def debootstrap(codename: str, tarball: Path, log: Path) -> None:
+    """Build the base system into the cache, whole or not at all."""
+    with scratch({}, {}) as root:
+        try:
+            command = ["unshare", "--mount", "--propagation", "private", "debootstrap",
+                       "--arch=amd64", codename, str(root.path)]  # from Debian's own mirror
+            host(command, log, "debootstrap")
+            # As on the box: the release's updates too, from the same mirror.
+            sources = root.path / "etc/apt/sources.list"
+            release = sources.read_text().splitlines()[0]
+            sources.write_text(f"{release}\n{release.replace(codename, codename + '-updates')}\n")
+            host(["tar", "-C", str(root.path), "-cf", f"{tarball}.part", "."], log, "tar")
+            os.replace(f"{tarball}.part", tarball)
+        finally:
+            Path(f"{tarball}.part").unlink(missing_ok=True)
+
+
+def prepare(root: Root, tarball: Path, clone: Path, log: Path) -> str:
+    """A fresh copy of the base system, the stand-ins, DNS, and the repository at /vagrant."""
+    root.path.mkdir()
+    host(["tar", "-C", str(root.path), "-xf", str(tarball)], log, "untar")
+    write(root.path / "usr/sbin/policy-rc.d", POLICY_RC_D)
+    write(root.path / "usr/local/sbin/modprobe", MODPROBE)
+    shutil.copyfile("/etc/resolv.conf", root.path / "etc/resolv.conf")
+    shutil.copyfile("/etc/ssl/certs/ca-certificates.crt", root.path / HOST_CA.lstrip("/"))
+    host(["git", "clone", "-q", "--no-local", str(vm_box.PROJECT), str(clone)], log, "git clone")
+    head = subprocess.run(["git", "-C", str(clone), "log", "-1", "--format=%h"],
+                          capture_output=True, text=True).stdout.strip()
+    return f"HEAD {head}"
+
+
+def provisioning(vagrantfile: Path) -> str:
+    """The Vagrantfile's inline provisioning script, as the VM would run it."""
+    text = vagrantfile.read_text()
+    found = re.search(r"<<-SHELL\n(.*?)\n\s*SHELL\n", text, re.DOTALL)
+    if not found:
+        raise Failed("the Vagrantfile has no inline provisioning script")
+    return found.group(1)
+
+
+def facts(root: Root, box: dict[str, str], log: Path) -> str:
+    """Python, Debian release and Mininet as installed, against the record."""
+    python, debian, mininet, ovs = step(root, FACTS, log, 60).split()[-4:]
+    got = {"python": python, "debian": debian, "mininet": mininet.split("-")[0]}
+    wrong = [f"{k} {v} (recorded {box[k]})" for k, v in got.items() if v != box[k]]
+    if wrong:
+        raise Failed(f"the box's userland differs from bench/vm_box.json: {', '.join(wrong)}")
+    return f"Python {python}, Debian {debian}, Mininet {mininet}, Open vSwitch {ovs}"
+
+
+def netem_line(out: str) -> str:
+    """`netem yes` or `netem NO`, from `netwall check`'s report."""
+    return next((" ".join(x.split()[:2]) for x in out.splitlines()
+                 if x.strip().startswith("netem ")), "netem ?")
+
+
+def last_line(out: str) -> str:
+    return out.strip().splitlines()[-1]
+
+
+def ran(out: str) -> str:
+    """The run's last row, checked, and how long the run itself took (the step's time also
+    counts waiting for the lock)."""
+    lines = out.strip().splitlines()
+    took = [x for x in lines if x.startswith("took ")]
+    rows = [x for x in lines if x not in took and not x.startswith(("#", "netwall"))]
+    if not rows or not rows[-1].endswith(" ok"):
+        raise Failed(f"netwall run did not verify its result: {lines[-1:]}")
+    return " ".join(rows[-1].split()[:4]) + " ... ok; netwall run " + " ".join(took)
+
+
+def step(root: Root, command: str, log: Path, timeout: float, lock: Path | None = None
+         ) -> str:
+    """One command in the chroot; its output goes to the log, a failure to one line."""
+    try:
+        done = root.run(command, timeout, lock)
+    except subprocess.TimeoutExpired:
+        raise Failed(f"{command.splitlines()[0]!r} took over {timeout:.0f} s") from None
+    with log.open("a") as f:
+        f.write(f"$ {command}\n{done.stdout}\n")
+    if done.returncode != 0:
+        last = done.stdout.strip().splitlines()[-1:] or [""]
+        raise Failed(f"{command.splitlines()[0]!r} exited {done.returncode}: {last[0]}")
+    return done.stdout
+
+
+def host(argv: list[str], log: Path, what: str) -> None:
+    with log.open("a") as f:
+        if subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, env=ENV).returncode:
+            raise Failed(f"{what} failed (see {log})")
+
+
+def timed(steps: list, what: str, action) -> None:
+    start = time.monotonic()
+    try:
+        result = action()
+    except Failed as e:
+        steps.append((what, time.monotonic() - start, f"**failed**: {e}"))
+        raise
+    steps.append((what, time.monotonic() - start, result))
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(0o755)
+
+
+def section(box: dict[str, str], steps: list, outcome: str) -> str:
+    """BENCHMARKS.md's section for this bench."""
+    rows = "\n".join(f"| {what} | {seconds:.0f} | {result} |" for what, seconds, result in steps)
+    total = sum(s[1] for s in steps)
+    return f"""{HEADING}
+
+The Vagrantfile's provisioning on the box's own userland: Debian {box['debian']}
+({box['codename']}) built by debootstrap, in a chroot, from a clean clone of HEAD
+(`sudo .venv/bin/python -m bench.vm_userland --record`, not part of `netwall.sh bench`).
+The kernel is this machine's (a chroot shares it), so `modprobe` is skipped in the chroot
+and `netwall check` there reports this machine's netem: NO where its kernel has none, as
+expected; the box's own kernel package is checked to ship sch_netem.ko instead. The base
+system and apt's downloads are cached in /var/cache/netwall/vm-userland after a first run.
+The last step's time includes waiting for the lock other network-building runs hold.
+
+| step | time (s) | result |
+|---|---:|---|
+{rows}
+
+Result: {outcome}, {total:.0f} s in all.
+"""
+
+
+def record(text: str) -> None:
+    """Replace this bench's section of BENCHMARKS.md (or add it), leaving the others."""
+    path = vm_box.PROJECT / "BENCHMARKS.md"
+    path.write_text(SECTION.sub("", path.read_text()).rstrip("\n") + "\n\n" + text)
+
+
+def kept_section(text: str) -> str:
+    """This bench's section of an old BENCHMARKS.md, for bench/run.py to carry over."""
+    found = SECTION.search(text)
+    return "\n" + found.group(0) if found else ""
+
+
+if __name__ == "__main__":
+    sys.exit(main())
