@@ -28,8 +28,6 @@ mount --rbind /sys "$r/sys"
 mount --rbind /dev "$r/dev"
 mount -t tmpfs tmpfs "$r/run"
 """
-#: How long a command may wait for its lock before it fails.
-LOCK_WAIT = 1800
 #: A clean environment: nothing of the host's (pip indexes, virtualenvs) leaks in.
 ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
        "HOME": "/root", "LANG": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive"}
@@ -45,11 +43,8 @@ class Root:
         self.binds = binds
         self.env = {**ENV, **(env or {})}
 
-    def run(self, command: str, timeout: float, lock: Path | None = None
-            ) -> subprocess.CompletedProcess:
-        """`bash -c command` inside the root as root, for at most `timeout` seconds; with
-        `lock`, under `flock lock`, and the time spent waiting for the lock (up to LOCK_WAIT)
-        does not count."""
+    def run(self, command: str, timeout: float) -> subprocess.CompletedProcess:
+        """`bash -c command` inside the root as root, for at most `timeout` seconds."""
         script = MOUNTS
         for inside, host in self.binds.items():
             host.mkdir(parents=True, exist_ok=True)
@@ -57,23 +52,17 @@ class Root:
         script += 'exec chroot "$r" /bin/bash -c "$2"\n'
         argv = ["unshare", "--mount", "--propagation", "private",
                 "/bin/bash", "-c", script, "chroot", str(self.path), command]
-        wait = 0.0
-        if lock:
-            wait = LOCK_WAIT
-            argv = ["flock", "-w", str(wait), str(lock), "timeout", str(timeout), *argv]
         # Output goes to a file, not a pipe: a daemon left behind would hold a pipe open.
         with tempfile.TemporaryFile("w+") as out:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, text=True,
                                     env=self.env, start_new_session=True)
             try:
-                proc.wait(timeout=wait + timeout)
+                proc.wait(timeout=timeout)
             finally:
                 if proc.poll() is None:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
                 self.kill_strays()
-            if lock and proc.returncode == 124:  # what `timeout` says when it ran out
-                raise subprocess.TimeoutExpired(argv, timeout)
             out.seek(0)
             return subprocess.CompletedProcess(argv, proc.returncode, out.read())
 
