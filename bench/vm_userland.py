@@ -7,8 +7,9 @@ Vagrantfile's provisioning script runs in a chroot of it, word for word, on a cl
 this repository's HEAD at /vagrant: the README's install step (`./netwall.sh install`: apt,
 then pip from PyPI), `netwall` linked onto PATH, `netwall check`. Then the Python, Debian and
 Mininet versions it installed are compared with the record, the box's kernel package is
-checked to ship sch_netem.ko, and a small `netwall run` goes through PATH, under the lock
-every network-building run on this machine shares.
+checked to ship sch_netem.ko, and a small `netwall run` goes through PATH. The provisioning
+(whose `netwall check` may build a network) and the run hold the lock every network-building
+run on this machine shares.
 
 Only the kernel is not the box's: a chroot shares the host's. `modprobe` is stubbed there
 (it would load into the host kernel), and where the host kernel has no netem, `netwall
@@ -127,19 +128,25 @@ def verify(box: dict[str, str], refresh: bool, steps: list, log: Path) -> None:
     with scratch({"/var/cache/apt/archives": CACHE / "apt"}, {"PIP_CERT": HOST_CA}) as root:
         clone = root.path / "vagrant"  # where Vagrant puts the repository
         timed(steps, "unpack, clone HEAD to /vagrant", lambda: prepare(root, tarball, clone, log))
-        timed(steps, "Vagrantfile provisioning (netwall.sh install, PATH, netwall check)",
-              lambda: netem_line(step(root, provisioning(clone / "Vagrantfile"), log, 1800)))
+        with shared_lock():  # netwall check may calibrate this host on a network it builds
+            timed(steps, "Vagrantfile provisioning (netwall.sh install, PATH, netwall check)",
+                  lambda: netem_line(step(root, provisioning(clone / "Vagrantfile"), log, 1800)))
         timed(steps, "the box's Python, Debian, Mininet, Open vSwitch",
               lambda: facts(root, box, log))
         timed(steps, f"{box['kernel_package']} ships netem",
               lambda: last_line(step(root, KERNEL.format(package=box["kernel_package"]), log,
                                      900)))
-        with open(LOCK, "a") as lock:  # shared with every network-building run here
-            waited = time.monotonic()
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            waited = time.monotonic() - waited
-            timed(steps, RUN, lambda: ran(step(root, RUN, log, 300)) +
-                  f" (after {waited:.0f} s waiting for the lock)")
+        with shared_lock():
+            timed(steps, RUN, lambda: ran(step(root, RUN, log, 300)))
+
+
+@contextlib.contextmanager
+def shared_lock() -> Iterator[None]:
+    """The lock every network-building run on this machine takes; steps are timed inside
+    it, so waiting for it is not counted."""
+    with open(LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 @contextlib.contextmanager
@@ -275,7 +282,7 @@ The kernel is this machine's (a chroot shares it), so `modprobe` is skipped in t
 and `netwall check` there reports this machine's netem: NO where its kernel has none, as
 expected; the box's own kernel package is checked to ship sch_netem.ko instead. The base
 system and apt's downloads are cached in /var/cache/netwall/vm-userland after a first run.
-The run's time leaves out waiting for the lock that network-building runs here share.
+Times leave out waiting for the lock that network-building runs here share.
 
 | step | time (s) | result |
 |---|---:|---|
