@@ -7,7 +7,7 @@ import os
 import platform
 from pathlib import Path
 
-from bench import algorithms, efficiency, fidelity, goodput, scale, shaping, startup, vm_userland
+from bench import algorithms, efficiency, fidelity, goodput, scale, shaping, startup, vm_report
 
 OUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
@@ -112,7 +112,7 @@ The default dilation grows with the GPU count (D = 500000 at 1024 GPUs), which i
 64 KiB call takes minutes of real time there: the cluster runs, at 1/500000 of its speed.
 """
     # The VM userland section takes minutes to remeasure (bench/vm_userland.py): kept as is.
-    text += vm_userland.kept_section(OUT.read_text())
+    text += vm_report.kept_section(OUT.read_text())
     OUT.write_text(text)
     print(text)
 

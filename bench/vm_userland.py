@@ -30,7 +30,6 @@ import argparse
 import contextlib
 import fcntl
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -42,6 +41,7 @@ from pathlib import Path
 
 from bench import vm_box
 from bench.chroot import ENV, Root
+from bench.vm_report import Failed, last_line, netem_line, provisioning, ran, record, section
 
 CACHE = Path("/var/cache/netwall/vm-userland")
 LOCK = Path("/tmp/netwall-root.lock")
@@ -49,8 +49,6 @@ LOCK = Path("/tmp/netwall-root.lock")
 #: bundle goes to pip in the chroot (PIP_CERT), and nothing else of the host's pip setup.
 HOST_CA = "/etc/host-ca-certificates.crt"
 RUN = "netwall run --topology pair --size 64K -n 1 --link copper-800g"
-HEADING = "## The Vagrant box's userland (bench/vm_userland.py)"
-SECTION = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
 #: Stand-ins in the chroot: no services started, no modules loaded into the host's kernel.
 POLICY_RC_D = "#!/bin/sh\nexit 101\n"
 MODPROBE = "#!/bin/sh\necho \"modprobe $*: skipped in a chroot (the host's kernel)\" >&2\n"
@@ -64,10 +62,6 @@ KERNEL = ("set -o pipefail; cd /var/cache/apt/archives && pkg=$(apt-cache depend
           "{{ ls \"$pkg\"_*.deb >/dev/null 2>&1 || apt-get download -qq \"$pkg\"; }} && "
           "dpkg-deb -c \"$pkg\"_*.deb | grep -o 'kernel/net/sched/sch_netem\\.ko[.a-z]*' | "
           "sed \"s|^|$pkg: |\"")
-
-
-class Failed(Exception):
-    """A step failed; the message is the one-line reason."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,15 +189,6 @@ def prepare(root: Root, tarball: Path, clone: Path, log: Path) -> str:
     return f"HEAD {head}"
 
 
-def provisioning(vagrantfile: Path) -> str:
-    """The Vagrantfile's inline provisioning script, as the VM would run it."""
-    text = vagrantfile.read_text()
-    found = re.search(r"<<-SHELL\n(.*?)\n\s*SHELL\n", text, re.DOTALL)
-    if not found:
-        raise Failed("the Vagrantfile has no inline provisioning script")
-    return found.group(1)
-
-
 def facts(root: Root, box: dict[str, str], log: Path) -> str:
     """Python, Debian release and Mininet as installed, against the record."""
     python, debian, mininet, ovs = step(root, FACTS, log, 60).split()[-4:]
@@ -212,25 +197,6 @@ def facts(root: Root, box: dict[str, str], log: Path) -> str:
     if wrong:
         raise Failed(f"the box's userland differs from bench/vm_box.json: {', '.join(wrong)}")
     return f"Python {python}, Debian {debian}, Mininet {mininet}, Open vSwitch {ovs}"
-
-
-def netem_line(out: str) -> str:
-    """`netem yes` or `netem NO`, from `netwall check`'s report."""
-    return next((" ".join(x.split()[:2]) for x in out.splitlines()
-                 if x.strip().startswith("netem ")), "netem ?")
-
-
-def last_line(out: str) -> str:
-    return out.strip().splitlines()[-1]
-
-
-def ran(out: str) -> str:
-    """The run's last row, checked to have verified its result."""
-    lines = out.strip().splitlines()
-    rows = [x for x in lines if not x.startswith(("#", "netwall"))]
-    if not rows or not rows[-1].endswith(" ok"):
-        raise Failed(f"netwall run did not verify its result: {lines[-1:]}")
-    return " ".join(rows[-1].split()[:4]) + " ... ok"
 
 
 def step(root: Root, command: str, log: Path, timeout: float) -> str:
@@ -267,41 +233,6 @@ def write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     path.chmod(0o755)
-
-
-def section(box: dict[str, str], steps: list, outcome: str) -> str:
-    """BENCHMARKS.md's section for this bench."""
-    rows = "\n".join(f"| {what} | {seconds:.0f} | {result} |" for what, seconds, result in steps)
-    total = sum(s[1] for s in steps)
-    return f"""{HEADING}
-
-The Vagrantfile's provisioning on the box's own userland: Debian {box['debian']}
-({box['codename']}) built by debootstrap, in a chroot, from a clean clone of HEAD
-(`sudo .venv/bin/python -m bench.vm_userland --record`, not part of `netwall.sh bench`).
-The kernel is this machine's (a chroot shares it), so `modprobe` is skipped in the chroot
-and `netwall check` there reports this machine's netem: NO where its kernel has none, as
-expected; the box's own kernel package is checked to ship sch_netem.ko instead. The base
-system and apt's downloads are cached in /var/cache/netwall/vm-userland after a first run.
-Times leave out waiting for the lock that network-building runs here share.
-
-| step | time (s) | result |
-|---|---:|---|
-{rows}
-
-Result: {outcome}, {total:.0f} s in all.
-"""
-
-
-def record(text: str) -> None:
-    """Replace this bench's section of BENCHMARKS.md (or add it), leaving the others."""
-    path = vm_box.PROJECT / "BENCHMARKS.md"
-    path.write_text(SECTION.sub("", path.read_text()).rstrip("\n") + "\n\n" + text)
-
-
-def kept_section(text: str) -> str:
-    """This bench's section of an old BENCHMARKS.md, for bench/run.py to carry over."""
-    found = SECTION.search(text)
-    return "\n" + found.group(0) if found else ""
 
 
 if __name__ == "__main__":

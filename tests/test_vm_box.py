@@ -1,13 +1,13 @@
 """The Vagrant box can install netwall: its record against the Vagrantfile and setup.cfg.
 
-Pure and fast; bench/vm_userland.py checks the same record against the box's real userland.
+Pure and fast; bench/vm_report.py checks the same record against the box's real userland.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from bench import vm_box, vm_userland
+from bench import vm_box, vm_report
 
 SETUP_CFG = (vm_box.PROJECT / "setup.cfg").read_text()
 
@@ -49,24 +49,24 @@ def test_docs_describe_the_recorded_box(doc):
 
 
 def test_userland_bench_runs_the_vagrantfiles_provisioning():
-    script = vm_userland.provisioning(vm_box.PROJECT / "Vagrantfile")
+    script = vm_report.provisioning(vm_box.PROJECT / "Vagrantfile")
     assert "./netwall.sh install" in script and "modprobe sch_netem" in script
     assert "/etc/modules-load.d/" in script and "/usr/local/bin/netwall" in script
 
 
 def test_userland_section_of_benchmarks_is_replaced_alone_and_kept():
-    ours = f"{vm_userland.HEADING}\n\nold\n\n"
+    ours = f"{vm_report.HEADING}\n\nold\n\n"
     text = f"# b\n\n## A\n\na\n\n{ours}## B\n\nb\n"
-    assert vm_userland.kept_section(text) == "\n" + ours
-    assert vm_userland.SECTION.sub("", text) == "# b\n\n## A\n\na\n\n## B\n\nb\n"
-    assert vm_userland.kept_section("# b\n\n## A\n") == ""
+    assert vm_report.kept_section(text) == "\n" + ours
+    assert vm_report.SECTION.sub("", text) == "# b\n\n## A\n\na\n\n## B\n\nb\n"
+    assert vm_report.kept_section("# b\n\n## A\n") == ""
 
 
 def test_userland_bench_reads_netwall_output():
     check = "What this kernel can emulate:\n  netem    NO   propagation/FEC delay\n"
-    assert vm_userland.netem_line(check) == "netem NO"
+    assert vm_report.netem_line(check) == "netem NO"
     run = ("netwall: note: this kernel has no netem\n# netwall allreduce/ring on pair\n"
            "         65536      16384  float       0.71        92.76  ...  0.002     ok\n")
-    assert vm_userland.ran(run) == "65536 16384 float 0.71 ... ok"
-    with pytest.raises(vm_userland.Failed, match="did not verify"):
-        vm_userland.ran(run.replace(" ok", " FAIL"))
+    assert vm_report.ran(run) == "65536 16384 float 0.71 ... ok"
+    with pytest.raises(vm_report.Failed, match="did not verify"):
+        vm_report.ran(run.replace(" ok", " FAIL"))
