@@ -7,7 +7,17 @@ import os
 import platform
 from pathlib import Path
 
-from bench import algorithms, efficiency, fidelity, goodput, scale, shaping, startup, verdict
+from bench import (
+    algorithms,
+    efficiency,
+    fidelity,
+    goodput,
+    scale,
+    shaping,
+    startup,
+    verdict,
+    vm_report,
+)
 
 OUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 
@@ -134,6 +144,8 @@ this table is about size, not speed.
 The build dilation grows with the GPU count, which is why a 64 KiB call takes minutes of
 real time at 1024 GPUs: the cluster runs at 1/D of its speed.
 """
+    # The VM userland section takes minutes to remeasure (bench/vm_userland.py): kept as is.
+    text += vm_report.kept_section(OUT.read_text())
     OUT.write_text(text)
     print(text)
 

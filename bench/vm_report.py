@@ -1,0 +1,79 @@
+"""What the VM userland bench (bench/vm_userland.py) reads from its steps' output, and the
+section of BENCHMARKS.md it writes: pure text handling, tested in the default suite."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from bench import vm_box
+
+HEADING = "## The Vagrant box's userland (bench/vm_userland.py)"
+SECTION = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
+
+
+class Failed(Exception):
+    """A step failed; the message is the one-line reason."""
+
+
+def provisioning(vagrantfile: Path) -> str:
+    """The Vagrantfile's inline provisioning script, as the VM would run it."""
+    text = vagrantfile.read_text()
+    found = re.search(r"<<-SHELL\n(.*?)\n\s*SHELL\n", text, re.DOTALL)
+    if not found:
+        raise Failed("the Vagrantfile has no inline provisioning script")
+    return found.group(1)
+
+
+def netem_line(out: str) -> str:
+    """`netem yes` or `netem NO`, from `netwall check`'s report."""
+    return next((" ".join(x.split()[:2]) for x in out.splitlines()
+                 if x.strip().startswith("netem ")), "netem ?")
+
+
+def last_line(out: str) -> str:
+    return out.strip().splitlines()[-1]
+
+
+def ran(out: str) -> str:
+    """The run's last row, checked to have verified its result."""
+    lines = out.strip().splitlines()
+    rows = [x for x in lines if not x.startswith(("#", "netwall"))]
+    if not rows or not rows[-1].endswith(" ok"):
+        raise Failed(f"netwall run did not verify its result: {lines[-1:]}")
+    return " ".join(rows[-1].split()[:4]) + " ... ok"
+
+
+def section(box: dict[str, str], steps: list, outcome: str) -> str:
+    """BENCHMARKS.md's section for this bench."""
+    rows = "\n".join(f"| {what} | {seconds:.0f} | {result} |" for what, seconds, result in steps)
+    total = sum(s[1] for s in steps)
+    return f"""{HEADING}
+
+The Vagrantfile's provisioning on the box's own userland: Debian {box['debian']}
+({box['codename']}) built by debootstrap, in a chroot, from a clean clone of HEAD
+(`sudo .venv/bin/python -m bench.vm_userland --record`, not part of `netwall.sh bench`).
+The kernel is this machine's (a chroot shares it), so `modprobe` is skipped in the chroot
+and `netwall check` there reports this machine's netem: NO where its kernel has none, as
+expected; the box's own kernel package is checked to ship sch_netem.ko instead. The base
+system and apt's downloads are cached in /var/cache/netwall/vm-userland after a first run.
+Times leave out waiting for the lock that network-building runs here share.
+
+| step | time (s) | result |
+|---|---:|---|
+{rows}
+
+Result: {outcome}, {total:.0f} s in all.
+"""
+
+
+def record(text: str) -> None:
+    """Replace this bench's section of BENCHMARKS.md (or add it), leaving the others."""
+    path = vm_box.PROJECT / "BENCHMARKS.md"
+    path.write_text(SECTION.sub("", path.read_text()).rstrip("\n") + "\n\n" + text)
+
+
+def kept_section(text: str) -> str:
+    """This bench's section of an old BENCHMARKS.md, for bench/run.py to carry over."""
+    found = SECTION.search(text)
+    return "\n" + found.group(0) if found else ""
