@@ -277,6 +277,7 @@ def cmd_clean(_args) -> int:
 
 
 def cmd_run(args) -> int:
+    from emulator.emulation import check_duration
     from emulator.faults import parse
 
     sizes = args.size or sweep(args.min_bytes, args.max_bytes, args.step_factor)
@@ -291,8 +292,11 @@ def cmd_run(args) -> int:
         emulations[0].link_index(fault.name)
     _note_missing(emulations[0])
     _calibrated(emulations)
-    weights = {(emu.link, size): _expected_wall_s(emu, args, size)
+    weights = {(emu.link, size): emu.estimate_s(args.collective, args.algorithm, size,
+                                                args.iters, args.warmup, args.root,
+                                                args.chunk, args.prove)
                for emu in emulations for size in sizes}
+    check_duration(sum(weights.values()), "this run")
     progress = Progress("run", sum(weights.values()), items=len(weights))
     results, runs = [], []
     try:
@@ -322,19 +326,6 @@ def cmd_run(args) -> int:
                     "warmup": args.warmup, "check": args.check, "emulations": runs}
         print(json.dumps({"settings": settings, "results": results}, indent=1))
     return 1 if any(r["check"] is False for r in results) else 0
-
-
-def _expected_wall_s(emu, args, size: int) -> float:
-    """About how long a size will take (for the progress estimate): its calls at the
-    dilation it will get, and the probe's at twice that."""
-    from emulator.dilation import probe_dilation
-    from emulator.emulation import UNTIMED_SPEEDUP
-
-    schedule = emu.schedule(args.collective, args.algorithm, size, args.root, args.chunk)
-    model = emu.emulated_model(schedule)
-    d = emu.fixed_dilation or emu.choose(emu.cost(schedule, model))
-    untimed = (args.warmup + 1) * d / UNTIMED_SPEEDUP
-    return model * (d * args.iters + untimed + probe_dilation(d) * args.iters) + 0.05
 
 
 def _print_header(args, emu) -> None:
@@ -390,6 +381,7 @@ def _print_cost(rows: list[dict], emu) -> None:
 
 
 def cmd_replay(args) -> int:
+    from emulator.emulation import check_duration
     from traffic.trace import load_trace, resolve
     from traffic.workloads import workload
 
@@ -407,8 +399,11 @@ def cmd_replay(args) -> int:
                          ranks=len(call.group), group=call.group)
     _note_missing(emulations[0])
     _calibrated(emulations)
+    weights = [emu.estimate_replay_s(calls, args.prove)
+               for emu, calls in zip(emulations, traces, strict=True)]
+    check_duration(sum(weights), "this replay")
     results = []
-    progress = Progress("replay", len(emulations), items=len(emulations))
+    progress = Progress("replay", sum(weights), items=len(emulations))
     try:
         for emu, calls in zip(emulations, traces, strict=True):
             name = args.trace or args.workload
@@ -416,7 +411,8 @@ def cmd_replay(args) -> int:
             with emu:
                 result = emu.replay(calls, check=args.check, prove=args.prove)
             result.update(link=emu.link, topology=emu.topology.name, trace=name)
-            progress.advance(f"{name} on {emu.link} at dilation {result['dilation']:g}")
+            progress.advance(f"{name} on {emu.link} at dilation {result['dilation']:g}",
+                             weights[len(results)])
             results.append(result)
             if not args.json:
                 _print_replay(result)

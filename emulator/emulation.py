@@ -41,6 +41,11 @@ from traffic.trace import Call, resolve
 MAX_ATTEMPTS = 3
 #: Untimed calls (warm-up, the verified call) run this many times less dilated.
 UNTIMED_SPEEDUP = 10
+#: Wall time a program costs besides its calls (loading, the common start, settling queues).
+PROGRAM_OVERHEAD_S = 0.06
+#: The longest run or replay netwall starts: past it, fewer or smaller sizes, or a campaign
+#: (which stores each point as it goes and resumes) are the better tool.
+MAX_RUN_S = 24 * 3600.0
 
 
 class Emulation:
@@ -278,6 +283,18 @@ class Emulation:
         return model_time_s(schedule, self.topology, self.catalogue,
                             latency=self.capabilities.netem)
 
+    def estimate_s(self, collective: str, algorithm: str | None, size: int, iters: int,
+                   warmup: int, root: int = 0, chunk: int | None = None,
+                   prove: bool = True) -> float:
+        """About how many wall seconds `run` will take for this size here: its calls at the
+        dilation it will get, the probe's at the probe dilation (not counting retries)."""
+        schedule = self.schedule(collective, algorithm, size, root, chunk)
+        model = self.emulated_model(schedule)
+        d = self.fixed_dilation or self.choose(self.cost(schedule, model))
+        untimed = (warmup + 1) * max(1.0, d / UNTIMED_SPEEDUP)
+        probe = iters * dil.probe_dilation(d) if prove else 0.0
+        return model * (d * iters + untimed + probe) + PROGRAM_OVERHEAD_S * (3 + prove)
+
     def cost(self, schedule: sched.Schedule, model_s: float) -> dil.CallCost:
         """What a call asks of the host (dilation.choose's input)."""
         sent = sum(m.length for step in schedule.steps for m in step)
@@ -383,15 +400,8 @@ class Emulation:
         """
         if self.agents is None:
             raise NetwallError("the emulation is not running (use `with Emulation(...)`)")
-        calls = resolve(calls, len(self.topology.gpus))
         began, emulated_before = time.monotonic(), self.emulated_s
-        schedules = {c.id: self.schedule(c.collective, c.algorithm, c.bytes, c.root,
-                                         ranks=len(c.group), group=c.group) for c in calls}
-        models = {c.id: model_time_s(globalize(schedules[c.id], c.group), self.topology,
-                                     self.catalogue) for c in calls}
-        costs = [self.cost(schedules[c.id], models[c.id]) for c in calls]
-        trace = dil.CallCost(sum(c.model_s for c in costs), sum(c.steps for c in costs),
-                             sum(c.sent_bytes for c in costs), len(self.topology.gpus))
+        calls, schedules, models, trace = self._trace(calls)
         self.dilate(self.fixed_dilation or self.choose(trace))
         attempts: list[dict] = []
         checks: list[bool | None] = []
@@ -459,6 +469,28 @@ class Emulation:
             "slowdown": wall_s / max(1e-12, emulated_s),
             "slowdown_floor": self.slowdown_floor(trace),
         }
+
+    def _trace(self, calls: list[Call]) -> tuple[list[Call], dict, dict, dil.CallCost]:
+        """A trace's calls resolved, with each call's schedule and model, and what the whole
+        trace asks of the host (one dilation serves it)."""
+        calls = resolve(calls, len(self.topology.gpus))
+        schedules = {c.id: self.schedule(c.collective, c.algorithm, c.bytes, c.root,
+                                         ranks=len(c.group), group=c.group) for c in calls}
+        models = {c.id: model_time_s(globalize(schedules[c.id], c.group), self.topology,
+                                     self.catalogue) for c in calls}
+        costs = [self.cost(schedules[c.id], models[c.id]) for c in calls]
+        trace = dil.CallCost(sum(c.model_s for c in costs), sum(c.steps for c in costs),
+                             sum(c.sent_bytes for c in costs), len(self.topology.gpus))
+        return calls, schedules, models, trace
+
+    def estimate_replay_s(self, calls: list[Call], prove: bool = True) -> float:
+        """About how many wall seconds `replay` will take here: every call and compute gap
+        one after another (streams overlap, so this errs long), at its dilation and, with
+        the proof, again at the probe dilation."""
+        calls, _, models, trace = self._trace(calls)
+        d = self.fixed_dilation or self.choose(trace)
+        serial = sum(models.values()) + sum(c.gap_us for c in calls) * 1e-6
+        return serial * (d + (dil.probe_dilation(d) if prove else 0)) + PROGRAM_OVERHEAD_S
 
     def _replay_once(self, calls: list[Call], schedules: dict, models: dict,
                      check: bool) -> dict:
@@ -564,6 +596,14 @@ class Emulation:
             "capabilities": dataclasses.asdict(self.capabilities),
             "not_emulated": self.not_emulated,
         }
+
+
+def check_duration(estimate_s: float, what: str, limit_s: float = MAX_RUN_S) -> None:
+    """Refuse work that would run past the limit on this host, before building anything."""
+    if estimate_s > limit_s:
+        raise NetwallError(f"{what} would take about {estimate_s / 3600:,.0f} h on this host "
+                           f"(limit {limit_s / 3600:g} h): use fewer or smaller sizes, fewer "
+                           "iterations, or a smaller --dilation")
 
 
 def calibrated_host(capabilities: Capabilities | None = None,

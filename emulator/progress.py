@@ -19,13 +19,15 @@ from rich.progress import Progress as Bar
 
 
 def clock(seconds: float) -> str:
-    """'7 s', '3m05s', '2h01m'."""
+    """'7 s', '3m05s', '2h01m', '30 days'."""
     seconds = max(0, int(seconds))
     if seconds < 60:
         return f"{seconds} s"
     if seconds < 3600:
         return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds / 86400:,.0f} days"
 
 
 class Progress:

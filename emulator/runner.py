@@ -18,8 +18,11 @@ from typing import TextIO
 
 from emulator.campaign import Campaign, Failures, Point
 from emulator.errors import NetwallError
-from emulator.progress import Progress
+from emulator.progress import Progress, clock
 from emulator.store import Store
+
+#: The most measuring one `campaign run` starts (it resumes, so a longer one can be split).
+MAX_CAMPAIGN_S = 30 * 24 * 3600.0
 
 
 def provenance(campaign: Campaign) -> dict:
@@ -88,6 +91,14 @@ def run_campaign(campaign: Campaign, store: Store, out: TextIO = sys.stderr,
             host = _calibrated_host(ready[0][0].capabilities, progress.note)
             for emu, _ in ready:
                 emu.host = host
+        estimate = sum(emu.estimate_s(p.collective, p.algorithm, p.size, p.iters, p.warmup)
+                       for emu, points in ready for p in points)
+        if estimate > MAX_CAMPAIGN_S:
+            raise NetwallError(f"this campaign would measure for about {clock(estimate)} on "
+                               f"this host (limit {clock(MAX_CAMPAIGN_S)}): split it, or use "
+                               "fewer or smaller sizes")
+        if ready:
+            progress.note(f"netwall: about {clock(estimate)} of measuring on this host")
         for emu, points in ready:
             _run_group(campaign, store, emu, points, counts, progress)
     finally:

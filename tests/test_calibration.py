@@ -102,3 +102,54 @@ def test_fingerprint_names_what_the_calibration_depends_on():
 def test_summary_reads_in_units():
     text = replace(calibration.FALLBACK, measured="today").summary()
     assert "2.00 Gb/s" in text and "100 us" in text and "today" in text
+
+
+# --- what a calibration decides for an Emulation (no network needed) ---------------------------
+
+
+def _emulation(**kwargs):
+    from emulator.capabilities import Capabilities
+    from emulator.emulation import Emulation
+
+    caps = Capabilities(veth=True, bridge=True, htb=True, tbf=True, netem=False,
+                        bpf_loss=True, ovs=False)
+    host = Calibration(6.4, 60e-6, 8, calibration.fingerprint(), "now")
+    return Emulation("star:8", "copper-800g", capabilities=caps, host=host, **kwargs)
+
+
+def test_an_emulation_chooses_each_calls_dilation_from_its_host():
+    emu = _emulation()
+    big = emu.schedule("allreduce", "ring", 16 << 20)
+    small = emu.schedule("allreduce", "ring", 1 << 20)
+    d_big = emu.choose(emu.cost(big, emu.emulated_model(big)))
+    d_small = emu.choose(emu.cost(small, emu.emulated_model(small)))
+    assert d_big == 1000.0  # 6.4 Tb/s of injection over 6.4 Gb/s
+    assert d_small > d_big  # latency-bound: 14 steps of 60 us against 18 us of call
+    assert emu.slowdown_floor(emu.cost(big, emu.emulated_model(big))) == pytest.approx(1000)
+
+
+def test_the_wall_time_estimate_counts_timed_probe_and_untimed_calls():
+    from emulator.dilation import probe_dilation
+    from emulator.emulation import PROGRAM_OVERHEAD_S, UNTIMED_SPEEDUP
+
+    emu = _emulation()
+    schedule = emu.schedule("allreduce", "ring", 16 << 20)
+    model = emu.emulated_model(schedule)
+    want = model * (1000 * 5 + 2 * 1000 / UNTIMED_SPEEDUP + 5 * probe_dilation(1000))
+    got = emu.estimate_s("allreduce", None, 16 << 20, iters=5, warmup=1)
+    assert got == pytest.approx(want + 4 * PROGRAM_OVERHEAD_S)
+    assert emu.estimate_s("allreduce", None, 16 << 20, 5, 1, prove=False) < got / 2
+    fixed = _emulation(dilation=5000)
+    assert fixed.estimate_s("allreduce", None, 16 << 20, 5, 1) > got
+
+
+def test_a_run_past_the_limit_is_refused_in_one_line():
+    from emulator.emulation import check_duration
+    from emulator.errors import NetwallError
+
+    emu = _emulation(dilation=1e6)
+    estimate = emu.estimate_s("allreduce", None, 256 << 20, iters=100_000, warmup=1)
+    with pytest.raises(NetwallError, match=r"this run would take about [\d,]+ h on this host "
+                                           r"\(limit 24 h\)"):
+        check_duration(estimate, "this run")
+    check_duration(3600.0, "this run")  # an hour is fine

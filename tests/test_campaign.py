@@ -179,6 +179,9 @@ class FakeEmulation:
     def settings(self):
         return {"profiles": {}, "dilation": self.dilation}
 
+    def estimate_s(self, collective, algorithm, size, iters, warmup):
+        return size * 1e-6 * iters  # a second per MB and call
+
     def run(self, collective, algorithm, size, iters, warmup, faults):
         if size == 8192:
             raise NetwallError("collective failed: rank 1 waits for rank 0")
@@ -259,6 +262,16 @@ def test_a_failed_run_rebuilds_the_network_for_the_rest(tmp_path):
         counts = run_campaign(campaign, store, io.StringIO(), emulation=FakeEmulation)
     assert counts == {"measured": 2, "skipped": 1, "wrong": 0}
     assert FakeEmulation.builds - before == 2
+
+
+def test_a_campaign_past_the_time_limit_is_refused_before_measuring(tmp_path):
+    campaign = loads("name: long\ntopologies: [pair]\nlinks: [copper-800g]\nsizes: [1G]\n"
+                     "iters: 5000\n")  # 1074 s per call x 5000: 62 days
+    before = FakeEmulation.builds
+    with open_store(str(tmp_path / "l.sqlite")) as store, \
+            pytest.raises(NetwallError, match=r"about 62 days on this host \(limit 30 days\)"):
+        run_campaign(campaign, store, io.StringIO(), emulation=FakeEmulation)
+    assert FakeEmulation.builds == before  # nothing built
 
 
 def test_progress_counts_to_total(tmp_path):
