@@ -141,7 +141,7 @@ def measure(run: Callable[[int, float], tuple[float, float]], injection_gbps: fl
             errors[d] = statistics.median(t / m - 1 for t, m in runs)
             samples.append((size, d, errors[d]))
             if progress:
-                progress(f"{size >> 20} MiB at dilation {d:g}: {errors[d]:+.1%}")
+                progress(f"{size >> 20} MiB at dilation {d:.10g}: {errors[d]:+.1%}")
             if abs(errors[d]) <= tolerance / 2:
                 break
         return errors

@@ -312,7 +312,7 @@ def cmd_run(args) -> int:
                                     chunk=args.chunk, faults=faults, prove=args.prove)
                     entry.update(link=emu.link, topology=emu.topology.name)
                     results.append(entry)
-                    progress.advance(f"{emu.link}, {size} B at dilation {entry['dilation']:g}",
+                    progress.advance(f"{emu.link}, {size} B at dilation {entry['dilation']:.10g}",
                                      weights[(emu.link, size)])
                     if not args.json:
                         _print_row(entry)
@@ -332,7 +332,7 @@ def _print_header(args, emu) -> None:
     from traffic.schedule import default_algorithm
 
     algorithm = args.algorithm or default_algorithm(args.collective)
-    how = (f"dilation {emu.fixed_dilation:g} for every size" if emu.fixed_dilation else
+    how = (f"dilation {emu.fixed_dilation:.10g} for every size" if emu.fixed_dilation else
            "dilation D chosen per size for this host")
     print(f"# netwall {args.collective}/{algorithm} on {emu.topology.name} "
           f"({len(emu.topology.gpus)} ranks), link {emu.link}, {how} (rates /D, delays xD; "
@@ -355,9 +355,9 @@ def _print_row(r: dict) -> None:
           f"{r['algbw_gbps']:>12.2f} {r['busbw_gbps']:>12.2f} "
           f"{r['model_emulated_time_s'] * 1e6:>10.2f} "
           f"{r['model_error']:>+7.1%} {r['retransmitted_bytes']:>10} "
-          f"{r['joules_per_gb']:>7.3f} {check:>6} {r['dilation']:>7g} {host:>6}", flush=True)
+          f"{r['joules_per_gb']:>7.3f} {check:>6} {r['dilation']:>7.10g} {host:>6}", flush=True)
     for earlier in r["dilation_attempts"][:-1]:
-        print(f"#   at dilation {earlier['dilation']:g} the host added "
+        print(f"#   at dilation {earlier['dilation']:.10g} the host added "
               f"{_share(earlier['host_error'])}: measured again at a larger one")
     for flag in fidelity["flags"]:
         print(f"#   NOT FAITHFUL: {flag}")
@@ -411,7 +411,7 @@ def cmd_replay(args) -> int:
             with emu:
                 result = emu.replay(calls, check=args.check, prove=args.prove)
             result.update(link=emu.link, topology=emu.topology.name, trace=name)
-            progress.advance(f"{name} on {emu.link} at dilation {result['dilation']:g}",
+            progress.advance(f"{name} on {emu.link} at dilation {result['dilation']:.10g}",
                              weights[len(results)])
             results.append(result)
             if not args.json:
@@ -429,7 +429,7 @@ def cmd_replay(args) -> int:
 def _print_replay(r: dict) -> None:
     fidelity = r["fidelity"]
     print(f"# netwall replay {r['trace']} on {r['topology']}, link {r['link']}, "
-          f"dilation {r['dilation']:g} (times are real)")
+          f"dilation {r['dilation']:.10g} (times are real)")
     print(f"# {'id':>5} {'step':>4} {'stream':>8} {'comm':>8} {'collective/algorithm':>28} "
           f"{'ranks':>5} {'bytes':>10} {'start(us)':>10} {'time(us)':>10} {'busbw(GB/s)':>11} "
           f"{'model(us)':>10} {'host':>6}")
@@ -445,10 +445,10 @@ def _print_replay(r: dict) -> None:
     print(f"# whole trace: {r['total_s'] * 1e6:.2f} us, {len(r['calls'])} calls, "
           f"{r['retransmitted_bytes']} bytes retransmitted")
     for earlier in r["dilation_attempts"][:-1]:
-        print(f"#   at dilation {earlier['dilation']:g} the host added "
+        print(f"#   at dilation {earlier['dilation']:.10g} the host added "
               f"{_share(earlier['host_error'])}: measured again at a larger one")
     if fidelity["faithful"]:
-        print(f"# proven at dilation {fidelity['probe_dilation']:g}: the host added "
+        print(f"# proven at dilation {fidelity['probe_dilation']:.10g}: the host added "
               f"{_share(fidelity['worst_error'])} at most (tolerance "
               f"{percent(fidelity['tolerance'])})")
     for flag in fidelity["flags"]:

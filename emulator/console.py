@@ -45,7 +45,7 @@ class NetwallCLI(CLI):
             print(f"{cable.a + '--' + cable.b:<18} {cable.profile:<20} {cable.length_m:>8g} "
                   f"{profile.reach_m:>8g} {state.rate_gbps:>10g} "
                   f"{state.rate_gbps * 1e3 / emu.dilation:>14.1f}  {state.note}")
-        print(f"dilation D = {emu.dilation:g}: rates /D, delays xD; not emulated here: "
+        print(f"dilation D = {emu.dilation:.10g}: rates /D, delays xD; not emulated here: "
               f"{', '.join(emu.not_emulated) or 'nothing'}")
 
     def do_profiles(self, _line: str) -> None:
@@ -79,7 +79,7 @@ class NetwallCLI(CLI):
         size = parse_size(words[2]) if len(words) > 2 else 1 << 20
         result = self.emu.run(collective, algorithm, size, iters=3, warmup=1)
         print(f"# {collective}/{result['algorithm']}: size count type time(us) algbw busbw "
-              "model(us) error retrans(B) J/GB check")
+              "model(us) error retrans(B) J/GB check D host")
         _print_row(result)
 
     def do_iperf(self, line: str) -> None:
@@ -100,7 +100,7 @@ class NetwallCLI(CLI):
         route = next(r for r in first if r.dst == self.emu.topology.rank(words[1]))
         link = next(i.link for i in self.emu.plan.interfaces.values() if i.name == route.iface)
         print(f"iperf3 {words[0]} -> {words[1]}: {bps / 1e6:.1f} Mb/s emulated = "
-              f"{bps * d / 1e9:.1f} Gb/s real (x D={d:g}); first link configured at "
+              f"{bps * d / 1e9:.1f} Gb/s real (x D={d:.10g}); first link configured at "
               f"{self.state(link).rate_gbps:g} Gb/s real")
 
     # -- break and repair -------------------------------------------------------------------

@@ -314,9 +314,9 @@ class Emulation:
 
     def _retry(self, verdict, attempts: int, repairs: bool) -> bool:
         """Whether a host-distorted result is worth measuring again at a larger dilation.
-        Not where frames are repaired (faults, lossy links): the repair timeout keeps a
-        wall-clock margin for the host's scheduling noise, which no dilation removes, so
-        such results are flagged, not chased."""
+        Not where frames are repaired (faults, lossy links): which frames a fault or a bit
+        error catches depends on the host's timing at any dilation, so the same call differs
+        by more than the tolerance from run to run; such results are flagged, not chased."""
         return (self.fixed_dilation is None and not repairs and verdict.host_error is not None
                 and verdict.host_error > self.tolerance and attempts < MAX_ATTEMPTS
                 and self.dilation < dil.MAX_AUTO)

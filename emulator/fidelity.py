@@ -107,9 +107,9 @@ def judge(cpu_before: tuple[int, int], cpu_after: tuple[int, int], links: list[d
 def host_flag(time_s: float, dilation: float, probe: Probe, error: float, fix: float) -> str:
     """The reason a host-distorted result is flagged, with the dilation that fixes it."""
     share = "most" if not math.isfinite(error) else f"about {error:.1%}"
-    return (f"host software added {share} of this time: at dilation {probe.dilation:g} the "
+    return (f"host software added {share} of this time: at dilation {probe.dilation:.10g} the "
             f"same call took {probe.time_s / time_s - 1:+.1%} in real units "
-            f"(tolerance {percent(probe.tolerance)}); use --dilation {fix:g} or more")
+            f"(tolerance {percent(probe.tolerance)}); use --dilation {fix:.10g} or more")
 
 
 def percent(share: float) -> str:

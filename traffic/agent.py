@@ -494,13 +494,13 @@ class Agent:
             if call.end:
                 continue
             if call.step < 0:
-                return (f"rank {self.rank}: call {call.id} never started in {timeout:g} s "
+                return (f"rank {self.rank}: call {call.id} never started in {timeout:.1f} s "
                         f"(waiting for calls {call.after})")
             waiting = sorted(src for src, i in call.incoming[call.step].items() if i.missing)
-            return (f"rank {self.rank}: no progress for {timeout:g} s in call {call.id} step "
+            return (f"rank {self.rank}: no progress for {timeout:.1f} s in call {call.id} step "
                     f"{call.step}: waiting for ranks {waiting}, "
                     f"{len(call.pending)} sends pending")
-        return f"rank {self.rank}: no progress for {timeout:g} s"
+        return f"rank {self.rank}: no progress for {timeout:.1f} s"
 
     def _report(self) -> dict:
         checks = {}
