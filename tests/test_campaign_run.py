@@ -67,6 +67,15 @@ warmup: 0
 """
 
 
+def wait_for_a_point(proc: subprocess.Popen, db) -> None:
+    """Until the running campaign has stored its first point (at most 120 s)."""
+    deadline = time.monotonic() + 120
+    while stored(db)[0] < 1:
+        assert proc.poll() is None, "the campaign ended before storing a point"
+        assert time.monotonic() < deadline, "no point stored in 120 s"
+        time.sleep(0.02)
+
+
 @pytest.mark.root
 def test_killed_campaign_resumes_to_the_full_matrix(tmp_path):
     spec = tmp_path / "killed.yaml"
@@ -78,11 +87,7 @@ def test_killed_campaign_resumes_to_the_full_matrix(tmp_path):
                              str(spec), "--db", str(db)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
-        while stored(db)[0] < 1:
-            assert proc.poll() is None, "the campaign ended before storing a point"
-            assert time.monotonic() < deadline, "no point stored in 120 s"
-            time.sleep(0.02)
+        wait_for_a_point(proc, db)
     finally:
         proc.kill()  # SIGKILL: no teardown, no last words
         proc.wait()
@@ -135,11 +140,7 @@ def test_ctrl_c_during_a_campaign_is_one_line(tmp_path):
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
-        deadline = time.monotonic() + 120
-        while stored(db)[0] < 1:
-            assert proc.poll() is None, "the campaign ended before storing a point"
-            assert time.monotonic() < deadline, "no point stored in 120 s"
-            time.sleep(0.02)
+        wait_for_a_point(proc, db)
         os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
