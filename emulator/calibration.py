@@ -17,11 +17,12 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from emulator import outputs
 
 #: Bump when the agents' hot path changes: an old calibration would then mislead.
 VERSION = 1
@@ -88,15 +89,10 @@ def load(path: Path | None = None) -> Calibration | None:
 
 
 def save(calibration: Calibration, path: Path | None = None) -> Path:
-    """Write atomically (a reader never sees half a file), readable by all, owned by root."""
+    """Write it the safe way (emulator.outputs: atomic, 0644, no following of links)."""
     path = path or cache_path()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".calibration-")
-    with os.fdopen(fd, "w") as f:
-        json.dump(asdict(calibration), f, indent=1)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path
+    outputs.make_dir(path.parent)
+    return outputs.write_file(path, json.dumps(asdict(calibration), indent=1))
 
 
 def first_faithful(errors: dict[float, float], tolerance: float) -> float | None:

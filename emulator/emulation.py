@@ -621,9 +621,9 @@ def calibrated_host(capabilities: Capabilities | None = None,
         found = emu.calibrate(progress=lambda text: note(f"netwall: calibration: {text}"))
     try:
         calibration.save(found)
-    except OSError as e:
-        note(f"netwall: note: could not cache the calibration ({e.strerror}); it will be "
-             "measured again")
+    except (OSError, NetwallError) as e:
+        note(f"netwall: note: could not cache the calibration ({e}); it will be measured "
+             "again")
     note(f"netwall: {found.summary()}")
     return found
 
