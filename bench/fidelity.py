@@ -3,7 +3,7 @@
 With no loss, a bandwidth-dominated ring all-reduce should take what the model says: the
 emulated links are the only bottleneck (the dilation netwall chooses per size, and proves,
 keeps the host within 2% of it). Run on every link family; on a kernel without netem the
-model's latency term is left out, as link delay is not emulated (see emulator.model).
+model's latency term is left out, as link delay is not emulated (see emulator.models.alphabeta).
 """
 
 from __future__ import annotations

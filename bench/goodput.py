@@ -11,7 +11,7 @@ from __future__ import annotations
 import statistics
 
 from emulator import Emulation
-from emulator.referee import iperf3_flows
+from emulator.kernel.iperf3 import iperf3_flows
 
 SIZE = 64 << 20
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 import statistics
 
 from emulator import Emulation
-from emulator.fidelity import CPU_SATURATED, cpu_times
-from emulator.plan import EMULATION_MTU, FRAME_BYTES
-from emulator.profiles import catalogue
-from emulator.referee import iperf3_flows
+from emulator.kernel.iperf3 import iperf3_flows
+from emulator.models.plan import EMULATION_MTU, FRAME_BYTES
+from emulator.models.profiles import catalogue
+from emulator.models.verdict import CPU_SATURATED, cpu_times
 
 LINK = "copper-800g"
 RATES = (10e6, 100e6, 1e9, 2.5e9, 5e9, 10e9)

@@ -11,7 +11,7 @@ import statistics
 import time
 
 from emulator import Emulation
-from emulator.network import Network
+from emulator.kernel.network import Network
 
 
 def netwall_once(gpus: int) -> tuple[float, float]:

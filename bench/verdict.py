@@ -29,7 +29,7 @@ TOLERANCE = 0.02
 
 
 def calibration_line() -> str:
-    from emulator import calibration
+    from emulator.models import calibration
 
     found = calibration.load()
     return found.summary() if found else "not calibrated"
@@ -38,7 +38,7 @@ def calibration_line() -> str:
 def netwall(args: list[str]) -> tuple[float, dict]:
     """Wall seconds and the JSON of one netwall command."""
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "emulator.cli", *args, "--json"], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-m", "emulator.cli.main", *args, "--json"], cwd=ROOT,
                           capture_output=True, text=True, timeout=3600)
     if done.returncode != 0:
         raise RuntimeError(f"netwall {' '.join(args)}: {done.stderr.strip()[-300:]}")

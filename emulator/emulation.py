@@ -19,18 +19,19 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from emulator import calibration, state
-from emulator import dilation as dil
-from emulator.accounting import wire_loads
-from emulator.capabilities import Capabilities, probe
-from emulator.energy import EnergyReport, run_energy
 from emulator.errors import NetwallError
-from emulator.faults import Fault, LinkState, link_state, timeline
-from emulator.fidelity import Probe, cpu_times, judge, judge_trace
-from emulator.metrics import algbw_gbps, busbw_gbps
-from emulator.model import globalize, model_time_s
-from emulator.plan import EMULATION_MTU, FRAME_BYTES, gpu_link_rates, make_plan, redilated
-from emulator.profiles import catalogue, get_profile
+from emulator.kernel import records as state
+from emulator.kernel.capabilities import Capabilities, probe
+from emulator.models import calibration
+from emulator.models import dilation as dil
+from emulator.models.accounting import wire_loads
+from emulator.models.alphabeta import globalize, model_time_s
+from emulator.models.energy import EnergyReport, run_energy
+from emulator.models.faults import Fault, LinkState, link_state, timeline
+from emulator.models.metrics import algbw_gbps, busbw_gbps
+from emulator.models.plan import EMULATION_MTU, FRAME_BYTES, gpu_link_rates, make_plan, redilated
+from emulator.models.profiles import catalogue, get_profile
+from emulator.models.verdict import Probe, cpu_times, judge, judge_trace
 from topologies import Topology, parse, validate
 from traffic import schedule as sched
 from traffic.header import frame_payload
@@ -115,7 +116,7 @@ class Emulation:
 
     # -- life cycle ----------------------------------------------------------------------
     def start(self) -> Emulation:
-        from emulator.network import Network  # Mininet is imported only when building
+        from emulator.kernel.network import Network  # Mininet is imported only when building
 
         leftovers = state.clean()
         if leftovers:
@@ -181,7 +182,7 @@ class Emulation:
 
         The calls run at the dilation this host needs for them (or the fixed one), and the
         result is proven: the timed batch is run again at a larger dilation (the probe) and
-        must take the same real time (emulator.fidelity). With an automatic
+        must take the same real time (emulator.models.verdict). With an automatic
         dilation a result the host distorted is measured again at the dilation that fixes it,
         a few times at most; what stays distorted is flagged. `faults` strike during the
         timed calls (and the probe), at times counted from their start (real units).
@@ -258,7 +259,7 @@ class Emulation:
         }
 
     def calibrate(self, progress=None) -> calibration.Calibration:
-        """Measure what this host carries faithfully (emulator.calibration), on this running
+        """Measure what this host carries faithfully (emulator.models.calibration), on this running
         emulation, which should be the calibration star (calibration.TOPOLOGY, LINK)."""
         if self.agents is None:
             raise NetwallError("the emulation is not running (use `with Emulation(...)`)")
@@ -301,7 +302,7 @@ class Emulation:
         return dil.CallCost(model_s, len(schedule.steps), sent, schedule.ranks)
 
     def choose(self, cost: dil.CallCost) -> float:
-        """The dilation this host needs for a call (emulator.calibration measured it)."""
+        """The dilation this host needs for a call (emulator.models.calibration measured it)."""
         return dil.choose(cost, self.host.capacity_gbps, self.host.step_s, self.host.ranks,
                           self.tolerance)
 
@@ -396,7 +397,7 @@ class Emulation:
 
         One dilation serves the whole program (its calls overlap), chosen for the trace as a
         whole; the trace is then run again at the probe dilation, and every call and the
-        trace's total must keep their real times (emulator.fidelity.judge_trace).
+        trace's total must keep their real times (emulator.models.verdict.judge_trace).
         """
         if self.agents is None:
             raise NetwallError("the emulation is not running (use `with Emulation(...)`)")

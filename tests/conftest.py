@@ -57,7 +57,7 @@ def no_leftovers(request):
     yield
     after = [x for x in leftovers() if x not in before]
     if after:
-        from emulator import state
+        from emulator.kernel import records as state
 
         state.clean()
         pytest.fail(f"test left behind: {after}")
@@ -65,5 +65,5 @@ def no_leftovers(request):
 
 def netwall(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run the netwall command as a user would, in a child process."""
-    return subprocess.run([sys.executable, "-m", "emulator.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "emulator.cli.main", *args], capture_output=True,
                           text=True, timeout=timeout, cwd=Path(__file__).resolve().parent.parent)

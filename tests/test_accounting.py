@@ -1,4 +1,4 @@
-"""Tests for emulator.accounting: which bytes the ring all-reduce puts on which link."""
+"""Tests for emulator.models.accounting: which bytes the ring all-reduce puts on which link."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from emulator.accounting import link_loads, wire_loads
+from emulator.models.accounting import link_loads, wire_loads
 from topologies import parse
 from traffic.header import frames_for
 from traffic.schedule import ring_allreduce, segments

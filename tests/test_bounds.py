@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from emulator.campaign import load, loads
-from emulator.cli import main
+from emulator.cli.main import main
 from emulator.errors import NetwallError
+from emulator.experiments.campaign import load, loads
 from emulator.inputs import MAX_DEPTH, load_yaml, read_text
 
 BASE = "name: t\ntopologies: [pair]\nlinks: [copper-800g]\nsizes: [64K]\n"
@@ -140,7 +140,7 @@ def test_duplicate_keys_in_a_topology_file(tmp_path):
 
 @pytest.mark.parametrize("env", [False, True])
 def test_binary_junk_as_a_profile_file(tmp_path, monkeypatch, env):
-    from emulator.profiles import catalogue
+    from emulator.models.profiles import catalogue
 
     path = tmp_path / "junk.yaml"
     path.write_bytes(JUNK)
@@ -179,7 +179,7 @@ def test_failures_options_are_bounded(capsys, argv, words):
     ("x" * 10_000, "fault 'xxxx"),
 ])
 def test_fault_specs_are_bounded(spec, words):
-    from emulator.faults import parse
+    from emulator.models.faults import parse
 
     assert words in one_line(parse, spec)
 
@@ -188,7 +188,7 @@ def test_a_fault_after_the_timed_calls_is_recorded_as_not_struck():
     from types import SimpleNamespace
 
     from emulator.emulation import Injector
-    from emulator.faults import parse
+    from emulator.models.faults import parse
 
     emu = SimpleNamespace(link_index=lambda name: 0,
                           capabilities=SimpleNamespace(bpf_loss=True, netem=True))
@@ -211,7 +211,7 @@ def test_a_fault_after_the_timed_calls_is_recorded_as_not_struck():
     dict(kind="ber", link=("a", "b"), at_s=1e-6, ber=1e-7),
 ])
 def test_a_fault_built_in_python_is_named_by_a_spec_that_parses_back(fault):
-    from emulator.faults import Fault, parse
+    from emulator.models.faults import Fault, parse
 
     built = Fault(**fault)
     assert parse(built.spec) == built
@@ -220,9 +220,9 @@ def test_a_fault_built_in_python_is_named_by_a_spec_that_parses_back(fault):
 def test_a_campaign_reports_faults_that_did_not_strike(tmp_path):
     import io
 
-    from emulator.report import export
-    from emulator.runner import run_campaign
-    from emulator.store import open_store
+    from emulator.experiments.report import export
+    from emulator.experiments.runner import run_campaign
+    from emulator.experiments.store import open_store
     from tests.test_campaign import FakeEmulation
 
     campaign = loads(BASE.replace("[64K]", "[4K]") + 'faults: [["down:gpu0--gpu1@1s"]]\n')
@@ -250,7 +250,7 @@ def umask_000():
 
 
 def test_report_replaces_a_planted_symlink_instead_of_following_it(tmp_path, umask_000):
-    from emulator.report import report
+    from emulator.experiments.report import report
 
     out, target = tmp_path / "out", tmp_path / "precious"
     target.write_text("keep me")
@@ -265,8 +265,8 @@ def test_report_replaces_a_planted_symlink_instead_of_following_it(tmp_path, uma
 
 def test_report_and_state_are_not_world_writable_under_umask_000(tmp_path, monkeypatch,
                                                                  umask_000):
-    from emulator import state
-    from emulator.report import report
+    from emulator.experiments.report import report
+    from emulator.kernel import records as state
 
     page = report([], tmp_path / "a" / "b")
     for path in (tmp_path / "a", tmp_path / "a" / "b"):
@@ -277,7 +277,7 @@ def test_report_and_state_are_not_world_writable_under_umask_000(tmp_path, monke
     assert (tmp_path / "run").stat().st_mode & 0o777 == 0o755
     assert record.path.stat().st_mode & 0o777 == 0o644
     record.remove()
-    from emulator.store import open_store
+    from emulator.experiments.store import open_store
 
     with open_store(str(tmp_path / "results" / "c.sqlite")) as store:
         store.put("x", {"kind": "point"})
@@ -287,7 +287,7 @@ def test_report_and_state_are_not_world_writable_under_umask_000(tmp_path, monke
 
 @pytest.mark.parametrize("where", ["file", "under-file", "proc"])
 def test_report_out_that_cannot_be_written_is_one_line(tmp_path, capsys, where):
-    from emulator.store import open_store
+    from emulator.experiments.store import open_store
 
     db = tmp_path / "r.sqlite"
     open_store(str(db)).close()
@@ -299,7 +299,7 @@ def test_report_out_that_cannot_be_written_is_one_line(tmp_path, capsys, where):
 
 
 def test_a_results_database_is_never_a_planted_link(tmp_path):
-    from emulator.store import open_store
+    from emulator.experiments.store import open_store
 
     (tmp_path / "target").write_text("precious")
     (tmp_path / "c.sqlite").symlink_to(tmp_path / "target")
@@ -308,7 +308,7 @@ def test_a_results_database_is_never_a_planted_link(tmp_path):
 
 
 def test_export_to_a_directory_is_one_line(tmp_path, capsys):
-    from emulator.store import open_store
+    from emulator.experiments.store import open_store
 
     db = tmp_path / "r.sqlite"
     open_store(str(db)).close()
@@ -319,7 +319,7 @@ def test_export_to_a_directory_is_one_line(tmp_path, capsys):
                                      '{"pid": 99999999999999999999}', '{"pid": 0}',
                                      '{"pid": true, "hosts": "abc", "agents": [1.5, -1]}'])
 def test_a_malformed_state_record_does_not_stop_clean(tmp_path, monkeypatch, content):
-    from emulator import state
+    from emulator.kernel import records as state
 
     monkeypatch.setattr(state, "STATE_DIR", tmp_path)
     (tmp_path / "junk-0.json").write_text(content)
@@ -353,12 +353,12 @@ def test_ctrl_c_reaches_the_controller_not_the_fork_server_or_agents(capfd):
 
 
 def test_interrupting_a_command_that_builds_nothing_claims_nothing(capsys, monkeypatch):
-    from emulator import cli
+    from emulator.cli import main as cli
 
     def interrupted(_args):
         raise KeyboardInterrupt
 
-    from emulator import state
+    from emulator.kernel import records as state
 
     monkeypatch.setitem(cli.COMMANDS, "reach", interrupted)
     monkeypatch.setattr(state, "_made", [])  # this process built nothing
@@ -386,7 +386,7 @@ def test_interrupting_a_command_that_builds_nothing_claims_nothing(capsys, monke
 def test_a_bad_console_command_is_one_line_and_the_console_goes_on(capsys, line, words):
     from types import SimpleNamespace
 
-    from emulator.console import NetwallCLI
+    from emulator.cli.console import NetwallCLI
 
     cli = NetwallCLI.__new__(NetwallCLI)  # the command loop alone, without a network
     cli.emu = SimpleNamespace(topology=SimpleNamespace(gpus=("gpu0", "gpu1")))

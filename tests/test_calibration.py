@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from emulator import calibration
-from emulator.calibration import Calibration, first_faithful, fit, load, measure, save
-from emulator.dilation import CallCost, choose
+from emulator.models import calibration
+from emulator.models.calibration import Calibration, first_faithful, fit, load, measure, save
+from emulator.models.dilation import CallCost, choose
 
 LAT_MODEL_S, LAT_STEPS = 14 * (1 << 17) * 8 / 800e9, 14  # 1 MiB ring all-reduce on 8 x 800G
 INJECTION = 6400.0  # Gb/s: 8 ranks at 800 Gb/s
@@ -108,8 +108,8 @@ def test_summary_reads_in_units():
 
 
 def _emulation(**kwargs):
-    from emulator.capabilities import Capabilities
     from emulator.emulation import Emulation
+    from emulator.kernel.capabilities import Capabilities
 
     caps = Capabilities(veth=True, bridge=True, htb=True, tbf=True, netem=False,
                         bpf_loss=True, ovs=False)
@@ -129,8 +129,8 @@ def test_an_emulation_chooses_each_calls_dilation_from_its_host():
 
 
 def test_the_wall_time_estimate_counts_timed_probe_and_untimed_calls():
-    from emulator.dilation import probe_dilation
     from emulator.emulation import PROGRAM_OVERHEAD_S, UNTIMED_SPEEDUP
+    from emulator.models.dilation import probe_dilation
 
     emu = _emulation()
     schedule = emu.schedule("allreduce", "ring", 16 << 20)

@@ -13,11 +13,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from emulator.campaign import Point, load, loads, point_id
 from emulator.errors import NetwallError
-from emulator.report import COLUMNS, export, report
-from emulator.runner import run_campaign
-from emulator.store import SqliteStore, open_store
+from emulator.experiments.campaign import Point, load, loads, point_id
+from emulator.experiments.report import COLUMNS, export, report
+from emulator.experiments.runner import run_campaign
+from emulator.experiments.store import SqliteStore, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -326,7 +326,7 @@ def test_report_writes_plots_and_html(fake_db, tmp_path):
 
 
 def test_commands_exit_2_with_one_line(tmp_path, capsys):
-    from emulator.cli import main
+    from emulator.cli.main import main
 
     bad = tmp_path / "bad.yaml"
     bad.write_text(BASE + "sizes: [1M, huge]\n".replace("sizes", "iters"))
@@ -339,7 +339,7 @@ def test_commands_exit_2_with_one_line(tmp_path, capsys):
 
 
 def test_status_and_export_commands(fake_db, tmp_path, capsys):
-    from emulator.cli import main
+    from emulator.cli.main import main
 
     _, url, _ = fake_db
     (tmp_path / "fake.yaml").write_text(FAKE)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator.campaign import load
+from emulator.experiments.campaign import load
 from tests.conftest import netwall
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,7 +83,7 @@ def test_killed_campaign_resumes_to_the_full_matrix(tmp_path):
     db = tmp_path / "killed.sqlite"
     full = load(spec).ids()
     assert len(full) == 6
-    proc = subprocess.Popen([sys.executable, "-m", "emulator.cli", "campaign", "run",
+    proc = subprocess.Popen([sys.executable, "-m", "emulator.cli.main", "campaign", "run",
                              str(spec), "--db", str(db)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -135,7 +135,7 @@ def test_ctrl_c_during_a_campaign_is_one_line(tmp_path):
     spec = tmp_path / "killed.yaml"
     spec.write_text(KILLED)
     db = tmp_path / "killed.sqlite"
-    proc = subprocess.Popen([sys.executable, "-m", "emulator.cli", "campaign", "run",
+    proc = subprocess.Popen([sys.executable, "-m", "emulator.cli.main", "campaign", "run",
                              str(spec), "--db", str(db)], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))

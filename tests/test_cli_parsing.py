@@ -1,4 +1,4 @@
-"""Tests for the pure parts of emulator.cli: sizes, sweeps and the argument parser.
+"""Tests for the pure parts of emulator.cli.main: sizes, sweeps and the argument parser.
 
 Nothing here runs a command that builds a network; `main` is only driven to parser errors.
 """
@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from emulator.cli import FAMILIES_DEFAULT, build_parser, main, parse_size, sweep
+from emulator.cli.main import FAMILIES_DEFAULT, build_parser, main, parse_size, sweep
 from emulator.errors import NetwallError
 from traffic.schedule import check_size
 

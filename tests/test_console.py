@@ -13,7 +13,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 
 
 def console(commands: list[str], *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "emulator.cli", "cli", *args],
+    done = subprocess.run([sys.executable, "-m", "emulator.cli.main", "cli", *args],
                           input="\n".join(commands) + "\n", capture_output=True, text=True,
                           timeout=300, cwd=PROJECT)
     assert done.returncode == 0, done.stderr

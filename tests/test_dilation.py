@@ -1,4 +1,4 @@
-"""Tests for emulator.dilation: choosing D and scaling one link direction by it."""
+"""Tests for emulator.models.dilation: choosing D and scaling one link direction by it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from emulator.dilation import (
+from emulator.errors import NetwallError
+from emulator.models.dilation import (
     MAX_AUTO,
     CallCost,
     check,
@@ -20,7 +21,6 @@ from emulator.dilation import (
     probe_dilation,
     retry_dilation,
 )
-from emulator.errors import NetwallError
 
 
 @pytest.mark.parametrize("x", [-5.0, 0.0, 0.3, 0.999, 1.0])

@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from emulator.energy import energy_table, joules_per_bit, link_energy, run_energy
 from emulator.errors import NetwallError
-from emulator.profiles import catalogue
+from emulator.models.energy import energy_table, joules_per_bit, link_energy, run_energy
+from emulator.models.profiles import catalogue
 
 WS_VS_OPTICAL = ("wide-and-slow-800g", "optical-800g")
 

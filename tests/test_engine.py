@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from emulator import Emulation, NetwallError
-from emulator.faults import parse as parse_fault
+from emulator.models.faults import parse as parse_fault
 from traffic.schedule import ALGORITHMS
 from traffic.trace import parse_trace
 

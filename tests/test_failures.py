@@ -9,8 +9,8 @@ import time
 import pytest
 
 from emulator.errors import NetwallError
-from emulator.failures import expected, failures_table, fleet, hourly_rates, simulate
-from emulator.profiles import HOURS_PER_YEAR, catalogue
+from emulator.models.profiles import HOURS_PER_YEAR, catalogue
+from emulator.models.reliability import expected, failures_table, fleet, hourly_rates, simulate
 
 BIG = {"optical-800g": 3.0}  # one cable per GPU per tier of a non-blocking 3-tier Clos
 

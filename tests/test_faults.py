@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from emulator.errors import NetwallError
-from emulator.faults import link_state, parse, timeline
-from emulator.profiles import catalogue
+from emulator.models.faults import link_state, parse, timeline
+from emulator.models.profiles import catalogue
 
 
 @pytest.fixture(scope="module")

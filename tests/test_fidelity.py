@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from emulator.fidelity import Probe, cpu_times, judge, judge_trace
+from emulator.models.verdict import Probe, cpu_times, judge, judge_trace
 
 LINKS = [{"link": "gpu0->nvs0", "bytes": 1_000_000, "drops": 0},
          {"link": "nvs0->gpu1", "bytes": 500_000, "drops": 0}]

@@ -17,11 +17,11 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from emulator.campaign import loads
 from emulator.errors import NetwallError
-from emulator.faults import parse as parse_fault
+from emulator.experiments.campaign import loads
 from emulator.inputs import load_yaml, parse_size
-from emulator.profiles import BUILTIN_DIR, load_profile
+from emulator.models.faults import parse as parse_fault
+from emulator.models.profiles import BUILTIN_DIR, load_profile
 from topologies import parse as parse_topology
 from topologies.layout import parse_layout
 from traffic.nccl_log import import_nccl_log
@@ -240,7 +240,7 @@ def test_any_failures_links_option(links):
     import contextlib
     import io
 
-    from emulator.cli import main
+    from emulator.cli.main import main
 
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):

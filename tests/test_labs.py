@@ -6,7 +6,7 @@ with `# comment`). A block whose info string is `sh exit=N` holds commands that 
 exit status N (a refused cable, a collective that cannot finish), which the lab explains.
 
 `test_lab_commands` (root) runs them all, with `netwall` replaced by this interpreter's
-`-m emulator.cli`, through `bash -c` from the repository root. `test_lab_structure` (no root)
+`-m emulator.cli.main`, through `bash -c` from the repository root. `test_lab_structure` (no root)
 checks each lab's sections, its answer key, the index, and that every command parses.
 """
 
@@ -50,10 +50,10 @@ def commands(path: Path) -> list[tuple[str, int]]:
 
 
 def as_python(line: str) -> str:
-    """The command with `netwall` run as this interpreter's `-m emulator.cli`."""
+    """The command with `netwall` run as this interpreter's `-m emulator.cli.main`."""
     match = LINE.match(line)
     assert match, f"not a lab command (netwall ... or printf '...' | netwall ...): {line}"
-    netwall = f"{shlex.quote(sys.executable)} -m emulator.cli"
+    netwall = f"{shlex.quote(sys.executable)} -m emulator.cli.main"
     prefix = f"printf {match['input']} | " if match["input"] else ""
     return f"{prefix}{netwall} {match['args']}"
 
@@ -80,7 +80,7 @@ def test_lab_commands(lab: Path):
 
 
 def test_lab_structure():
-    from emulator.cli import build_parser
+    from emulator.cli.main import build_parser
 
     assert len(LAB_FILES) >= 5, [p.name for p in LAB_FILES]
     index = (LABS / "README.md").read_text()

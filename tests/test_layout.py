@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from emulator.errors import NetwallError
-from emulator.profiles import catalogue
+from emulator.models.profiles import catalogue
 from topologies import SCALE_OUT, SCALE_UP, parse, validate
 from topologies.layout import (
     Layout,

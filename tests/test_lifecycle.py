@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator import state
+from emulator.kernel import records as state
 from tests.conftest import leftovers, netwall
 
 pytestmark = pytest.mark.root
@@ -29,7 +29,7 @@ def start_long_run(stage: str = "measuring") -> subprocess.Popen:
     or once its network is being built ("building": the agents' fork server may be up).
     It runs in a session of its own, as a command started from a terminal does, with
     SIGINT's default action (a test runner may have inherited it ignored)."""
-    proc = subprocess.Popen([sys.executable, "-m", "emulator.cli", *LONG_RUN], cwd=PROJECT,
+    proc = subprocess.Popen([sys.executable, "-m", "emulator.cli.main", *LONG_RUN], cwd=PROJECT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))

@@ -1,4 +1,5 @@
-"""Tests for emulator.model: the alpha-beta model evaluated on real topologies and profiles."""
+"""Tests for emulator.models.alphabeta: the alpha-beta model evaluated on real topologies
+and profiles."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from emulator.metrics import BUSBW_FACTOR, algbw_gbps, busbw_gbps
-from emulator.model import model_time_s, ring_allreduce_time_s, route_latency_s
-from emulator.profiles import catalogue
+from emulator.models.alphabeta import model_time_s, ring_allreduce_time_s, route_latency_s
+from emulator.models.metrics import BUSBW_FACTOR, algbw_gbps, busbw_gbps
+from emulator.models.profiles import catalogue
 from topologies import parse
 from traffic.schedule import ring_allreduce
 

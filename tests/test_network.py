@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from emulator import Emulation
-from emulator.capabilities import probe
-from emulator.metrics import BUSBW_FACTOR
-from emulator.referee import iperf3_flows
+from emulator.kernel.capabilities import probe
+from emulator.kernel.iperf3 import iperf3_flows
+from emulator.models.metrics import BUSBW_FACTOR
 from traffic.header import FRAME_OVERHEAD
 
 pytestmark = pytest.mark.root

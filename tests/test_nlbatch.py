@@ -8,10 +8,10 @@ from dataclasses import replace
 
 import pytest
 
-from emulator import nlbatch, shaping
-from emulator.dilation import link_shape
-from emulator.plan import FRAME_BYTES
-from emulator.profiles import catalogue
+from emulator.kernel import nlbatch, shaping
+from emulator.models.dilation import link_shape
+from emulator.models.plan import FRAME_BYTES
+from emulator.models.profiles import catalogue
 
 
 @pytest.fixture

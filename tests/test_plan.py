@@ -1,4 +1,5 @@
-"""Tests for emulator.plan: names, addresses, routes, forwarding and shaping, without root."""
+"""Tests for emulator.models.plan: names, addresses, routes, forwarding and shaping, without
+root."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from dataclasses import replace
 
 import pytest
 
-from emulator.dilation import link_shape
-from emulator.plan import FRAME_BYTES, mac, make_plan, rank_ip
-from emulator.profiles import catalogue
+from emulator.models.dilation import link_shape
+from emulator.models.plan import FRAME_BYTES, mac, make_plan, rank_ip
+from emulator.models.profiles import catalogue
 from topologies import MAX_GPUS, parse
 
 SPECS = ["pair", "ring:3", "ring:6", "star:4", "star:8", "mesh:4", "racks:2x2", "racks:3x2"]

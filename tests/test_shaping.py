@@ -10,10 +10,10 @@ from dataclasses import replace
 
 import pytest
 
-from emulator import shaping
-from emulator.dilation import link_shape
-from emulator.plan import FRAME_BYTES
-from emulator.profiles import catalogue
+from emulator.kernel import shaping
+from emulator.models.dilation import link_shape
+from emulator.models.plan import FRAME_BYTES
+from emulator.models.profiles import catalogue
 
 
 class RecordingNetlink:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from emulator import Emulation
-from emulator.capabilities import probe
+from emulator.kernel.capabilities import probe
 
 pytestmark = pytest.mark.root
 RUNS = 100

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from emulator import Emulation
-from emulator.dilation import SERIES, nice_ceiling
-from emulator.referee import iperf3_flows
+from emulator.kernel.iperf3 import iperf3_flows
+from emulator.models.dilation import SERIES, nice_ceiling
 from tests.conftest import netwall
 
 pytestmark = pytest.mark.root
@@ -97,7 +97,7 @@ def test_redilating_keeps_a_degraded_link_degraded():
     """A wide-and-slow cable that lost 216 of its 416 channels carries half its rate; moving
     the network to another dilation must not repair it."""
     from emulator.emulation import apply_link_state
-    from emulator.faults import parse
+    from emulator.models.faults import parse
 
     with Emulation("pair", "wide-and-slow-800g", dilation=4000) as emu:
         state = apply_link_state(emu, 0, [parse("channels=216:gpu0--gpu1@0")])

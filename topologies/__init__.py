@@ -4,7 +4,7 @@ Nothing here touches the network; the emulator builds what these describe.
 """
 
 from .builtin import parse
-from .model import DIRECT, MAX_GPUS, SCALE_OUT, SCALE_UP, TIERS, Link, Topology
+from .graph import DIRECT, MAX_GPUS, SCALE_OUT, SCALE_UP, TIERS, Link, Topology
 from .routing import Hop, next_hops, path
 from .validate import validate
 from .yamlfile import load_file

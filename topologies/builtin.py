@@ -11,7 +11,7 @@ import re
 
 from emulator.errors import NetwallError
 
-from .model import DIRECT, MAX_GPUS, SCALE_OUT, SCALE_UP, Link, Topology
+from .graph import DIRECT, MAX_GPUS, SCALE_OUT, SCALE_UP, Link, Topology
 from .yamlfile import load_file
 
 MAX_MESH = 64  # a full mesh needs N-1 interfaces per GPU and N(N-1)/2 veth pairs

@@ -27,7 +27,7 @@ from typing import Any
 from emulator.errors import NetwallError
 from emulator.inputs import shown
 
-from .model import MAX_GPUS, SCALE_OUT, SCALE_UP, Link, Topology
+from .graph import MAX_GPUS, SCALE_OUT, SCALE_UP, Link, Topology
 
 MAX_RACK_GPUS = 4096  # GPUs in one rack; far above any shipping design (NVL72: 72)
 MAX_REPORT_GPUS = 1_000_000  # bounds the floor that scale_up_domain walks
@@ -262,7 +262,8 @@ def reach_report(gpus: int, layout: Layout, catalogue: Mapping[str, Any]) -> lis
     """One row per profile (by reach, then name): the scale-up domain it allows on a floor of
     `gpus` GPUs, and whether all of them fit in one domain.
 
-    catalogue maps names to objects with `.name` and `.reach_m` (emulator.profiles.catalogue()).
+    catalogue maps names to objects with `.name` and `.reach_m`
+    (emulator.models.profiles.catalogue()).
     """
     rows = []
     for profile in sorted(catalogue.values(), key=lambda p: (p.reach_m, p.name)):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from emulator.errors import NetwallError
 
-from .model import Topology
+from .graph import Topology
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 from emulator.errors import NetwallError
 
-from .model import MAX_GPUS, Topology, tier_of
+from .graph import MAX_GPUS, Topology, tier_of
 
 IFNAMSIZ = 15  # characters Linux allows in an interface name
 BRIDGE_PORTS = 1023  # ports a Linux bridge takes (BR_MAX_PORTS is 1024, port 0 unused)

@@ -12,7 +12,7 @@ from typing import Any
 from emulator.errors import NetwallError
 from emulator.inputs import load_yaml, read_text
 
-from .model import MAX_GPUS, Link, Topology, tier_of
+from .graph import MAX_GPUS, Link, Topology, tier_of
 
 _TOP_KEYS = ("name", "gpus", "switches", "default_link", "links")
 _DEFAULT_KEYS = ("profile", "length_m")

@@ -26,7 +26,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from emulator.netns import enter
+from emulator.kernel.netns import enter
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,7 +9,7 @@ dependency of the classic algorithms (Thakur et al. 2005; NCCL).
 
 Being pure data, a schedule can be checked without a network: `check_schedule` validates it
 (including freedom from races between unsynchronised ranks), `simulate` runs it on numpy
-buffers, and `link_loads` (in emulator.accounting) predicts the bytes every link carries.
+buffers, and `link_loads` (in emulator.models.accounting) predicts the bytes every link carries.
 The algorithms live in traffic.collectives, one module per family; this module is the API.
 """
 

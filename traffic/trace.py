@@ -20,7 +20,7 @@ from pathlib import Path
 
 from emulator.errors import NetwallError
 from emulator.inputs import MAX_LOG_BYTES, cut, read_text, shown
-from topologies.model import MAX_GPUS
+from topologies.graph import MAX_GPUS
 
 # The collectives a trace may name (netwall's names; nccl-tests' size convention for each).
 COLLECTIVES = (

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 
 from emulator.errors import NetwallError
 from emulator.inputs import shown
-from emulator.profiles import NARROW_AND_FAST, LinkProfile
+from emulator.models.profiles import NARROW_AND_FAST, LinkProfile
 
 KINDS = ("down", "flap", "channels", "ber")
 # Bounds, checked before anything is built: every event is a netlink change made while the

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
-from emulator.campaign import Campaign, Failures, Point
 from emulator.errors import NetwallError
-from emulator.progress import Progress, clock
-from emulator.store import Store
+from emulator.experiments.campaign import Campaign, Failures, Point
+from emulator.experiments.store import Store
+from emulator.text.progress import Progress, clock
 
 #: The most measuring one `campaign run` starts (it resumes, so a longer one can be split).
 MAX_CAMPAIGN_S = 30 * 24 * 3600.0
@@ -27,7 +27,7 @@ MAX_CAMPAIGN_S = 30 * 24 * 3600.0
 
 def provenance(campaign: Campaign) -> dict:
     """What every record carries to say where and with what it was made."""
-    from emulator.cli import netwall_version
+    from emulator.cli.main import netwall_version
 
     return {"campaign": campaign.name, "netwall": netwall_version(),
             "host": {"node": platform.node(), "kernel": platform.release(),
@@ -120,7 +120,7 @@ def _calibrated_host(capabilities, note):
 
 
 def _fault(spec: str):
-    from emulator.faults import parse
+    from emulator.models.faults import parse
 
     return parse(spec)
 
@@ -176,8 +176,8 @@ def _skip(store: Store, campaign: Campaign, p: Point, error: NetwallError, count
 
 def _failures_record(campaign: Campaign, spec: Failures) -> dict:
     """The Monte Carlo, one fleet per profile (as `netwall failures` runs it)."""
-    from emulator.failures import fleet, simulate
-    from emulator.profiles import catalogue
+    from emulator.models.profiles import catalogue
+    from emulator.models.reliability import fleet, simulate
 
     cat = catalogue()
     result = {name: simulate(fleet(spec.gpus, {name: per_gpu}), cat, spec.days, spec.trials,

@@ -14,10 +14,12 @@ import signal
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from emulator import calibration, campaign_cli, inputs
+from emulator import inputs
+from emulator.cli import campaign as campaign_cli
 from emulator.errors import NetwallError
-from emulator.fidelity import percent
-from emulator.progress import Progress
+from emulator.models import calibration
+from emulator.models.verdict import percent
+from emulator.text.progress import Progress
 from traffic.schedule import ELEMENT
 
 FAMILIES_DEFAULT = ("copper-800g", "optical-800g", "wide-and-slow-800g")
@@ -235,7 +237,7 @@ def _note_missing(emulation) -> None:
 
 
 def cmd_check(args) -> int:
-    from emulator.capabilities import probe
+    from emulator.kernel.capabilities import probe
 
     caps = probe()
     host = None
@@ -258,7 +260,7 @@ def cmd_check(args) -> int:
 
 
 def cmd_profiles(args) -> int:
-    from emulator.profiles import catalogue, profiles_table
+    from emulator.models.profiles import catalogue, profiles_table
 
     cat = catalogue(args.profile_file)
     if args.json:
@@ -269,7 +271,7 @@ def cmd_profiles(args) -> int:
 
 
 def cmd_clean(_args) -> int:
-    from emulator import state
+    from emulator.kernel import records as state
 
     removed = state.clean()
     print("\n".join(removed) if removed else "nothing to clean")
@@ -278,7 +280,7 @@ def cmd_clean(_args) -> int:
 
 def cmd_run(args) -> int:
     from emulator.emulation import check_duration
-    from emulator.faults import parse
+    from emulator.models.faults import parse
 
     sizes = args.size or sweep(args.min_bytes, args.max_bytes, args.step_factor)
     faults = [parse(spec) for spec in args.fault]
@@ -459,8 +461,8 @@ def _print_replay(r: dict) -> None:
 
 
 def cmd_failures(args) -> int:
-    from emulator.failures import failures_table, fleet, simulate
-    from emulator.profiles import catalogue, get_profile
+    from emulator.models.profiles import catalogue, get_profile
+    from emulator.models.reliability import failures_table, fleet, simulate
 
     cat = catalogue(args.profile_file)
     results = {}
@@ -485,7 +487,7 @@ def cmd_failures(args) -> int:
 
 
 def cmd_reach(args) -> int:
-    from emulator.profiles import catalogue
+    from emulator.models.profiles import catalogue
     from topologies.layout import parse_layout, reach_report, reach_table
 
     rows = reach_report(args.gpus, parse_layout(args.layout), catalogue(args.profile_file))
@@ -494,7 +496,7 @@ def cmd_reach(args) -> int:
 
 
 def cmd_cli(args) -> int:
-    from emulator.console import console
+    from emulator.cli.console import console
 
     args.link = args.link[:1] if args.link else ["copper-800g"]
     emu = _emulations(args)[0]
@@ -531,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"netwall: error: {' '.join(str(e).split())}", file=sys.stderr)  # one line, always
         return 2
     except KeyboardInterrupt:
-        from emulator import state
+        from emulator.kernel import records as state
 
         removed = "; the emulated network was removed" if state.built() else ""
         print(f"netwall: interrupted{removed}", file=sys.stderr)

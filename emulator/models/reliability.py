@@ -21,7 +21,7 @@ import numpy as np
 
 from emulator.errors import NetwallError
 from emulator.inputs import shown
-from emulator.profiles import HOURS_PER_YEAR, NARROW_AND_FAST, LinkProfile, get_profile
+from emulator.models.profiles import HOURS_PER_YEAR, NARROW_AND_FAST, LinkProfile, get_profile
 
 # A failed channel waits for the next repair: a day is a typical hyperscale remediation
 # turnaround for a degraded (still working) link; see the docs for the sensitivity.

@@ -1,8 +1,8 @@
 """The campaign commands: `campaign run|status`, `report`, `export`.
 
 `add_commands(sub)` adds them to netwall's subparsers and COMMANDS maps each command to its
-handler, for emulator.cli to merge. `python -m emulator.campaign_cli` runs them on their own.
-emulator.cli is imported only inside functions, so cli.py can import this module at its top.
+handler, for emulator.cli.main to merge. `python -m emulator.cli.campaign` runs them on their own.
+emulator.cli.main is imported only inside functions, so cli.py can import this module at its top.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ RESULTS = Path("results")
 
 def add_commands(sub) -> None:
     """Add campaign, report and export to netwall's subparsers object."""
-    from emulator.cli import _Parser
+    from emulator.cli.main import _Parser
 
     campaign = sub.add_parser("campaign", help="run a sweep declared in a YAML file, resumably")
     actions = campaign.add_subparsers(dest="campaign_command", required=True,
@@ -49,9 +49,9 @@ def _campaign_db(args, name: str) -> str:
 
 
 def cmd_campaign(args) -> int:
-    from emulator.campaign import load
-    from emulator.runner import run_campaign
-    from emulator.store import open_store
+    from emulator.experiments.campaign import load
+    from emulator.experiments.runner import run_campaign
+    from emulator.experiments.store import open_store
 
     campaign = load(args.file)
     if args.campaign_command == "status":
@@ -87,7 +87,7 @@ def status(campaign, store) -> str:
 
 
 def _records(args) -> list[dict]:
-    from emulator.store import open_store
+    from emulator.experiments.store import open_store
 
     urls = args.db or sorted(str(p) for p in RESULTS.glob("*.sqlite"))
     if not urls:
@@ -100,7 +100,7 @@ def _records(args) -> list[dict]:
 
 
 def cmd_report(args) -> int:
-    from emulator.report import report
+    from emulator.experiments.report import report
 
     page = report(_records(args), Path(args.out))
     print(page)
@@ -108,7 +108,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from emulator.report import export
+    from emulator.experiments.report import export
 
     records = _records(args)
     if args.output is None:

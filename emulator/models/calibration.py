@@ -2,7 +2,7 @@
 
 netwall's agents are programs on a shared machine: they move a limited number of bytes per
 wall-clock second, and each dependent step of a collective waits for an agent to wake up.
-Time dilation hides both, if it is large enough (emulator.dilation.choose). How large depends
+Time dilation hides both, if it is large enough (emulator.models.dilation.choose). How large depends
 on the machine (cores, kernel, CPU), so it is measured here rather than assumed: on a star of
 8 GPUs, a bandwidth-bound (16 MiB) and a latency-bound (1 MiB) ring all-reduce are timed up a
 ladder of dilations until each stays within half the tolerance of the alpha-beta model, which
@@ -26,7 +26,7 @@ from emulator import outputs
 
 #: Bump when the agents' hot path changes: an old calibration would then mislead.
 VERSION = 1
-#: A result the host distorted by more than this share is flagged (emulator.fidelity).
+#: A result the host distorted by more than this share is flagged (emulator.models.verdict).
 DEFAULT_TOLERANCE = 0.02
 CACHE_DIR = Path(os.environ.get("NETWALL_CACHE_DIR", "/var/cache/netwall"))
 TOPOLOGY, LINK, RANKS = "star:8", "copper-800g", 8

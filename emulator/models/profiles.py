@@ -1,7 +1,7 @@
 """Link-profile catalogue: what a copper, optical or wide-and-slow link is, as sourced data.
 
 Every experiment compares link technologies, so the numbers that describe them live in data
-files (emulator/profiles/*.yaml), one profile per file, each number beside its citation.
+files (emulator/models/profiles/*.yaml), one profile per file, each number beside its citation.
 Keeping them out of code lets a user add or override a technology without touching netwall,
 and keeping the source next to the value lets a reader check every figure a report rests on.
 This module is pure (no root, no network): it loads, validates and tabulates profiles.

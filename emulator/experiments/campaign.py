@@ -22,9 +22,7 @@ from typing import Any
 
 import yaml
 
-from emulator import faults as flt
 from emulator.errors import NetwallError
-from emulator.failures import MAX_DAYS, MAX_FLEET_GPUS, MAX_LINKS_PER_GPU, MAX_SEED, MAX_TRIALS
 from emulator.inputs import (
     MAX_ITEMS,
     MAX_ITERS,
@@ -34,7 +32,15 @@ from emulator.inputs import (
     read_text,
     shown,
 )
-from emulator.profiles import catalogue
+from emulator.models import faults as flt
+from emulator.models.profiles import catalogue
+from emulator.models.reliability import (
+    MAX_DAYS,
+    MAX_FLEET_GPUS,
+    MAX_LINKS_PER_GPU,
+    MAX_SEED,
+    MAX_TRIALS,
+)
 from topologies import parse as parse_topology
 from traffic.schedule import ALGORITHMS, ELEMENT, default_algorithm
 
@@ -90,7 +96,8 @@ class Point:
 
 @dataclass(frozen=True)
 class Failures:
-    """The Monte Carlo of link failures (emulator.failures.simulate), one fleet per profile."""
+    """The Monte Carlo of link failures (emulator.models.reliability.simulate), one fleet
+    per profile."""
 
     gpus: int
     days: float

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import functools
 
-from emulator import nlbatch
-from emulator.dilation import LinkShape
+from emulator.kernel import nlbatch
+from emulator.models.dilation import LinkShape
 
 ROOT = 0x10000  # 1:
 CLASS = 0x10001  # 1:1

@@ -5,7 +5,7 @@ as time-dilation emulators (DieCast, Gupta et al., NSDI 2008) require: the same 
 larger dilation must take the same real time, because only the host's own cost (software
 wake-ups, CPU time, copying) shrinks in real units as the dilation grows. So every call is
 measured again at a larger dilation (a probe) and the host's share is estimated from the two
-(emulator.dilation.host_error); a share above the tolerance flags the result, with the
+(emulator.models.dilation.host_error); a share above the tolerance flags the result, with the
 dilation that would fix it. CPU saturation alone proves nothing either way: the host can set
 the pace with idle CPUs (wake-up latency), and a busy CPU can still keep time. Beside that,
 links must carry no more than their configured rate (else shaping failed), and frames must
@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from emulator import dilation as dil
+from emulator.models import dilation as dil
 
 CPU_SATURATED = 0.90  # busy share of all CPUs above which a benchmark marks its row
 OVER_RATE = 1.02  # a link carrying more than this share of its rate was not shaped

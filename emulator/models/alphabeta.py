@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from emulator.accounting import link_loads
-from emulator.profiles import LinkProfile
+from emulator.models.accounting import link_loads
+from emulator.models.profiles import LinkProfile
 from topologies import Topology, path
 from traffic.schedule import Schedule
 

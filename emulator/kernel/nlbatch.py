@@ -17,7 +17,7 @@ import socket
 import struct
 from collections.abc import Callable, Iterator
 
-from emulator.netns import inside
+from emulator.kernel.netns import inside
 
 NLMSG = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port id
 NLMSG_ERROR = 2

@@ -6,9 +6,9 @@ divides measured times by D. Bytes are never scaled, so serialisation and latenc
 their real proportions and the technologies keep their ratios.
 
 D is chosen per call (`choose`): large enough that this host's software, as calibrated
-(emulator.calibration), adds less than a tolerance to the call, and no larger, since wall time
-grows with D. The run then proves the choice (emulator.fidelity): the same call at a larger
-dilation must take the same real time, as time-dilation emulators require.
+(emulator.models.calibration), adds less than a tolerance to the call, and no larger, since
+wall time grows with D. The run then proves the choice (emulator.models.verdict): the same
+call at a larger dilation must take the same real time, as time-dilation emulators require.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from emulator import dilation as dil
-from emulator.profiles import LinkProfile
+from emulator.models import dilation as dil
+from emulator.models.profiles import LinkProfile
 from topologies import Topology, next_hops
 
 #: MTU of every emulated interface. Real links carry 4-9 KB frames; large emulated frames cut

@@ -12,9 +12,9 @@ from mininet.cli import CLI
 
 from emulator.emulation import Emulation, apply_link_state
 from emulator.errors import NetwallError
-from emulator.faults import parse
 from emulator.inputs import parse_size
-from emulator.referee import iperf3_flows
+from emulator.kernel.iperf3 import iperf3_flows
+from emulator.models.faults import parse
 
 
 class NetwallCLI(CLI):
@@ -68,7 +68,7 @@ class NetwallCLI(CLI):
     def do_collective(self, line: str) -> None:
         """collective [NAME] [ALGORITHM] [SIZE]: run one (default allreduce, its first
         algorithm, 1M) and print an nccl-tests style row; e.g. collective allreduce tree 4M."""
-        from emulator.cli import _print_row
+        from emulator.cli.main import _print_row
 
         words = line.split()
         if len(words) > 3:
@@ -132,7 +132,7 @@ class NetwallCLI(CLI):
         print(apply_link_state(self.emu, link, self.faults[link]).note)
 
     def state(self, link: int):
-        from emulator.faults import link_state
+        from emulator.models.faults import link_state
 
         cable = self.emu.topology.links[link]
         return link_state(self.emu.catalogue[cable.profile], self.faults.get(link, []))

@@ -14,8 +14,8 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass
 
-from emulator import loss
-from emulator.netns import iproute
+from emulator.kernel import loss
+from emulator.kernel.netns import iproute
 
 #: What each capability means for a netwall user, in plain words.
 CONSEQUENCES = {

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from emulator.errors import NetwallError
-from emulator.profiles import LinkProfile, get_profile
+from emulator.models.profiles import LinkProfile, get_profile
 
 ENDS = 2  # every cable has a module or port at each end
 DIRECTIONS = 2  # links are full duplex and the byte counters count both directions

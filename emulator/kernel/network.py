@@ -22,9 +22,10 @@ from mininet.link import Intf, Link
 from mininet.net import Mininet
 from mininet.node import Host, Switch
 
-from emulator import loss, nlbatch, shaping, state
-from emulator.netns import inside, iproute
-from emulator.plan import EMULATION_MTU, FRAME_BYTES, Plan
+from emulator.kernel import loss, nlbatch, shaping
+from emulator.kernel import records as state
+from emulator.kernel.netns import inside, iproute
+from emulator.models.plan import EMULATION_MTU, FRAME_BYTES, Plan
 
 #: Host sysctls: forward for multi-hop topologies, no reverse-path filter on our /32s,
 #: and no IPv6 so no stray neighbour-discovery frames disturb the per-link byte counts.
@@ -276,7 +277,7 @@ class Network:
         return loaders
 
     def _shape_node(self, name: str, node) -> None:
-        """Every link end of a node shaped, in one netlink write (see emulator.nlbatch)."""
+        """Every link end of a node shaped, in one netlink write (see emulator.kernel.nlbatch)."""
         links = self.plan.topology.links_of(name)
         with inside(_netns_pid(node)):  # names resolve in the node's namespace
             indexes = [socket.if_nametoindex(self.plan.interfaces[(link, name)].name)

@@ -15,7 +15,7 @@ import os
 import platform
 import struct
 
-from emulator import nlbatch
+from emulator.kernel import nlbatch
 
 SYS_BPF = {"x86_64": 321, "aarch64": 280}.get(platform.machine(), 321)
 BPF_PROG_LOAD = 5

@@ -1,0 +1,1 @@
+"""The user interface: argument parsing, commands, the console."""

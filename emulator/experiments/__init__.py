@@ -1,0 +1,1 @@
+"""Campaigns: sweeps as files, their runner, the result store and reports."""

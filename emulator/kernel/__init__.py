@@ -1,0 +1,1 @@
+"""Everything that touches the kernel: namespaces, netlink, qdiscs, BPF, cleanup records."""

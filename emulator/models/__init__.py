@@ -1,0 +1,1 @@
+"""Link physics and the models: pure Python, no kernel, no root."""
