@@ -33,6 +33,7 @@ from emulator.models.plan import EMULATION_MTU, FRAME_BYTES, gpu_link_rates, mak
 from emulator.models.profiles import catalogue, get_profile
 from emulator.models.verdict import Probe, cpu_times, judge, judge_trace
 from topologies import Topology, parse, validate
+from topologies.layout import parse_layout, racks_topology
 from traffic import schedule as sched
 from traffic.header import frame_payload
 from traffic.launcher import Agents, CallPlan
@@ -662,8 +663,6 @@ def apply_link_state(emu: Emulation, link: int, faults: list[Fault]) -> LinkStat
 
 def _laid_out(topo: Topology, spec: str, link: str, spine_link: str, layout: str) -> Topology:
     """racks:RxG with cable lengths computed from a rack layout (topologies/layout.py)."""
-    from topologies.layout import parse_layout, racks_topology
-
     if not spec.startswith("racks:"):
         raise NetwallError("--layout applies to racks:RxG topologies only")
     per_rack = len(topo.gpus) // len([s for s in topo.switches if s.startswith("rack")])

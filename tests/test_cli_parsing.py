@@ -12,7 +12,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from emulator.cli.main import FAMILIES_DEFAULT, build_parser, main, parse_size, sweep
+from emulator.cli.main import main
+from emulator.cli.parsing import FAMILIES_DEFAULT, build_parser, parse_size, sweep
 from emulator.errors import NetwallError
 from traffic.schedule import check_size
 

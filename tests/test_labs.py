@@ -80,7 +80,7 @@ def test_lab_commands(lab: Path):
 
 
 def test_lab_structure():
-    from emulator.cli.main import build_parser
+    from emulator.cli.parsing import build_parser
 
     assert len(LAB_FILES) >= 5, [p.name for p in LAB_FILES]
     index = (LABS / "README.md").read_text()

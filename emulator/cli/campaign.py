@@ -1,8 +1,7 @@
 """The campaign commands: `campaign run|status`, `report`, `export`.
 
-`add_commands(sub)` adds them to netwall's subparsers and COMMANDS maps each command to its
-handler, for emulator.cli.main to merge. `python -m emulator.cli.campaign` runs them on their own.
-emulator.cli.main is imported only inside functions, so cli.py can import this module at its top.
+Their arguments are declared in emulator.cli.parsing; COMMANDS maps each to its handler. The
+runner and the report (the emulation, matplotlib) are imported when a command needs them.
 """
 
 from __future__ import annotations
@@ -12,36 +11,11 @@ import sys
 from pathlib import Path
 
 from emulator.errors import NetwallError
+from emulator.experiments.campaign import load
+from emulator.experiments.store import open_store
 from emulator.outputs import write_file
 
 RESULTS = Path("results")
-
-
-def add_commands(sub) -> None:
-    """Add campaign, report and export to netwall's subparsers object."""
-    from emulator.cli.main import _Parser
-
-    campaign = sub.add_parser("campaign", help="run a sweep declared in a YAML file, resumably")
-    actions = campaign.add_subparsers(dest="campaign_command", required=True,
-                                      parser_class=_Parser)
-    run = actions.add_parser("run", help="measure every point not yet stored")
-    status = actions.add_parser("status", help="how many points are stored, per group")
-    for parser in (run, status):
-        parser.add_argument("file", help="campaign file (docs/campaigns.md)")
-        parser.add_argument("--db", metavar="PATH",
-                            help="results store: a path or sqlite:///path "
-                                 "(default results/<campaign name>.sqlite)")
-
-    report = sub.add_parser("report", help="plots and an HTML page from campaign results")
-    export = sub.add_parser("export", help="campaign results as CSV or JSON")
-    for parser in (report, export):
-        parser.add_argument("--db", action="append", metavar="PATH",
-                            help="results store (repeatable; default every results/*.sqlite)")
-    report.add_argument("--out", required=True, metavar="DIR",
-                        help="directory for index.html and the PNG and SVG plots")
-    export.add_argument("--format", choices=("csv", "json"), default="csv",
-                        help="csv: one row per point; json: every record whole (default csv)")
-    export.add_argument("-o", "--output", metavar="FILE", help="write here (default stdout)")
 
 
 def _campaign_db(args, name: str) -> str:
@@ -49,9 +23,7 @@ def _campaign_db(args, name: str) -> str:
 
 
 def cmd_campaign(args) -> int:
-    from emulator.experiments.campaign import load
-    from emulator.experiments.runner import run_campaign
-    from emulator.experiments.store import open_store
+    from emulator.experiments.runner import run_campaign  # the emulation: imported when used
 
     campaign = load(args.file)
     if args.campaign_command == "status":
@@ -87,8 +59,6 @@ def status(campaign, store) -> str:
 
 
 def _records(args) -> list[dict]:
-    from emulator.experiments.store import open_store
-
     urls = args.db or sorted(str(p) for p in RESULTS.glob("*.sqlite"))
     if not urls:
         raise NetwallError(f"no results in {RESULTS}/*.sqlite; name a store with --db")
@@ -100,7 +70,7 @@ def _records(args) -> list[dict]:
 
 
 def cmd_report(args) -> int:
-    from emulator.experiments.report import report
+    from emulator.experiments.report import report  # matplotlib: imported when used
 
     page = report(_records(args), Path(args.out))
     print(page)
@@ -108,7 +78,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from emulator.experiments.report import export
+    from emulator.experiments.report import export  # matplotlib: imported when used
 
     records = _records(args)
     if args.output is None:

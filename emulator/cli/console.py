@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from mininet.cli import CLI
 
+from emulator.cli.tables import print_row
 from emulator.emulation import Emulation, apply_link_state
 from emulator.errors import NetwallError
 from emulator.inputs import parse_size
 from emulator.kernel.iperf3 import iperf3_flows
-from emulator.models.faults import parse
+from emulator.models.faults import link_state, parse
 
 
 class NetwallCLI(CLI):
@@ -68,8 +69,6 @@ class NetwallCLI(CLI):
     def do_collective(self, line: str) -> None:
         """collective [NAME] [ALGORITHM] [SIZE]: run one (default allreduce, its first
         algorithm, 1M) and print an nccl-tests style row; e.g. collective allreduce tree 4M."""
-        from emulator.cli.main import _print_row
-
         words = line.split()
         if len(words) > 3:
             raise NetwallError("usage: collective [NAME] [ALGORITHM] [SIZE], e.g. collective "
@@ -80,7 +79,7 @@ class NetwallCLI(CLI):
         result = self.emu.run(collective, algorithm, size, iters=3, warmup=1)
         print(f"# {collective}/{result['algorithm']}: size count type time(us) algbw busbw "
               "model(us) error retrans(B) J/GB check D host")
-        _print_row(result)
+        print_row(result)
 
     def do_iperf(self, line: str) -> None:
         """iperf A B [SECONDS]: iperf3 TCP from host A to host B, against the configured rate."""
@@ -132,8 +131,6 @@ class NetwallCLI(CLI):
         print(apply_link_state(self.emu, link, self.faults[link]).note)
 
     def state(self, link: int):
-        from emulator.models.faults import link_state
-
         cable = self.emu.topology.links[link]
         return link_state(self.emu.catalogue[cable.profile], self.faults.get(link, []))
 

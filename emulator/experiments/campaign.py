@@ -42,6 +42,7 @@ from emulator.models.reliability import (
     MAX_TRIALS,
 )
 from topologies import parse as parse_topology
+from topologies.layout import parse_layout
 from traffic.schedule import ALGORITHMS, ELEMENT, default_algorithm
 
 SAME = "same"  # spine_link: the same profile as each point's link
@@ -306,8 +307,6 @@ class _Reader:
     def layout(self, node: yaml.Node | None) -> str | None:
         if node is None or self.value(node) is None:
             return None
-        from topologies.layout import parse_layout
-
         text = self.string(node, "layout")
         try:
             parse_layout(text)

@@ -16,10 +16,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
+from emulator.emulation import Emulation, calibrated_host
 from emulator.errors import NetwallError
 from emulator.experiments.campaign import Campaign, Failures, Point
 from emulator.experiments.store import Store
+from emulator.models.faults import parse
+from emulator.models.profiles import catalogue
+from emulator.models.reliability import fleet, simulate
 from emulator.text.progress import Progress, clock
+from emulator.version import netwall_version
 
 #: The most measuring one `campaign run` starts (it resumes, so a longer one can be split).
 MAX_CAMPAIGN_S = 30 * 24 * 3600.0
@@ -27,8 +32,6 @@ MAX_CAMPAIGN_S = 30 * 24 * 3600.0
 
 def provenance(campaign: Campaign) -> dict:
     """What every record carries to say where and with what it was made."""
-    from emulator.cli.main import netwall_version
-
     return {"campaign": campaign.name, "netwall": netwall_version(),
             "host": {"node": platform.node(), "kernel": platform.release(),
                      "python": platform.python_version()},
@@ -78,7 +81,7 @@ def run_campaign(campaign: Campaign, store: Store, out: TextIO = sys.stderr,
                 try:
                     emu.schedule(p.collective, p.algorithm, p.size)
                     for spec in p.faults:
-                        emu.link_index(_fault(spec).name)
+                        emu.link_index(parse(spec).name)
                 except NetwallError as e:
                     _skip(store, campaign, p, e, counts, progress)
                     continue
@@ -88,7 +91,7 @@ def run_campaign(campaign: Campaign, store: Store, out: TextIO = sys.stderr,
         if ready and ready[0][0].not_emulated:
             progress.note(_missing(ready[0][0]))
         if any(emu.fixed_dilation is None for emu, _ in ready):
-            host = _calibrated_host(ready[0][0].capabilities, progress.note)
+            host = calibrated_host(ready[0][0].capabilities, progress.note)
             for emu, _ in ready:
                 emu.host = host
         estimate = sum(emu.estimate_s(p.collective, p.algorithm, p.size, p.iters, p.warmup)
@@ -106,23 +109,9 @@ def run_campaign(campaign: Campaign, store: Store, out: TextIO = sys.stderr,
     return counts
 
 
-def _emulation(point: Point, capabilities):
-    from emulator.emulation import Emulation
-
+def _emulation(point: Point, capabilities) -> Emulation:
     return Emulation(point.topology, point.link, spine_link=point.spine_link,
                      layout=point.layout, dilation=point.dilation, capabilities=capabilities)
-
-
-def _calibrated_host(capabilities, note):
-    from emulator.emulation import calibrated_host
-
-    return calibrated_host(capabilities, note)
-
-
-def _fault(spec: str):
-    from emulator.models.faults import parse
-
-    return parse(spec)
 
 
 def _missing(emu) -> str:
@@ -144,7 +133,7 @@ def _run_group(campaign: Campaign, store: Store, emu, points: list[Point], count
                 progress.working_on(_label(p))
                 try:
                     result = emu.run(p.collective, p.algorithm, p.size, iters=p.iters,
-                                     warmup=p.warmup, faults=[_fault(s) for s in p.faults])
+                                     warmup=p.warmup, faults=[parse(s) for s in p.faults])
                 except NetwallError as e:
                     _skip(store, campaign, p, e, counts, progress)
                     break
@@ -176,9 +165,6 @@ def _skip(store: Store, campaign: Campaign, p: Point, error: NetwallError, count
 
 def _failures_record(campaign: Campaign, spec: Failures) -> dict:
     """The Monte Carlo, one fleet per profile (as `netwall failures` runs it)."""
-    from emulator.models.profiles import catalogue
-    from emulator.models.reliability import fleet, simulate
-
     cat = catalogue()
     result = {name: simulate(fleet(spec.gpus, {name: per_gpu}), cat, spec.days, spec.trials,
                              spec.seed, job_gpus=spec.job_gpus)

@@ -1,0 +1,249 @@
+"""What each `netwall` command does, given its parsed arguments; an int exit code back.
+
+The emulation and the console (Mininet, pyroute2, scapy: about half a second to import) are
+imported by the commands that build a network, so `netwall profiles`, `reach` and `--help`
+answer at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+
+from emulator import inputs
+from emulator.cli import campaign, tables
+from emulator.cli.parsing import FAMILIES_DEFAULT, sweep
+from emulator.errors import NetwallError
+from emulator.kernel import records as state
+from emulator.kernel.capabilities import probe
+from emulator.models.faults import parse
+from emulator.models.profiles import catalogue, get_profile, profiles_table
+from emulator.models.reliability import failures_table, fleet, simulate
+from emulator.text.progress import Progress
+from emulator.version import netwall_version
+from topologies.layout import parse_layout, reach_report, reach_table
+from traffic.nccl_log import convert
+from traffic.trace import load_trace, resolve
+from traffic.workloads import workload
+
+
+def _emulations(args) -> list:
+    """One validated (not yet built) Emulation per --link: bad input fails before building."""
+    from emulator.emulation import Emulation
+
+    emulations: list[Emulation] = []
+    for link in args.link or list(FAMILIES_DEFAULT):
+        emulations.append(Emulation(
+            args.topology, link, spine_link=args.spine_link, length_m=args.length_m,
+            spine_length_m=args.spine_length_m, dilation=args.dilation,
+            profiles=args.profile_file, strict=args.strict, layout=args.layout,
+            capabilities=emulations[0].capabilities if emulations else None,
+            tolerance=args.tolerance))
+    return emulations
+
+
+def _calibrated(emulations: list) -> None:
+    """Give validated emulations this host's calibration, measuring it first if none is
+    cached (once per machine): what dilation each call needs depends on it."""
+    from emulator.emulation import calibrated_host
+
+    if all(emu.fixed_dilation for emu in emulations):
+        return  # every dilation is the user's
+    host = calibrated_host(emulations[0].capabilities, _stderr)
+    for emu in emulations:
+        emu.host = host
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def _note_missing(emulation) -> None:
+    """Say once, after all input is validated, what this kernel cannot emulate."""
+    missing = emulation.not_emulated
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        print(f"netwall: note: this kernel has no netem, so {' and '.join(missing)} {verb} "
+              "not emulated (rates are); --strict refuses instead", file=sys.stderr)
+
+
+def cmd_check(args) -> int:
+    caps = probe()
+    host = None
+    if caps.veth and caps.htb:
+        from emulator.emulation import calibrated_host
+
+        host = calibrated_host(caps, _stderr, again=args.calibrate)
+    if args.json:
+        print(json.dumps(dict(dataclasses.asdict(caps),
+                              calibration=host and dataclasses.asdict(host))))
+        return 0
+    print("What this kernel can emulate:")
+    print(caps.report())
+    if host:
+        print(f"\nWhat this host carries faithfully ({host.machine}):")
+        print(f"  {host.summary()}")
+        print("  `netwall run` chooses each call's dilation from these and proves it; "
+              "`netwall check --calibrate` measures again.")
+    return 0
+
+
+def cmd_profiles(args) -> int:
+    cat = catalogue(args.profile_file)
+    if args.json:
+        print(json.dumps([p.to_dict() for p in cat.values()], indent=2))
+    else:
+        print(profiles_table(cat))
+    return 0
+
+
+def cmd_clean(_args) -> int:
+    removed = state.clean()
+    print("\n".join(removed) if removed else "nothing to clean")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from emulator.emulation import check_duration
+
+    sizes = args.size or sweep(args.min_bytes, args.max_bytes, args.step_factor)
+    faults = [parse(spec) for spec in args.fault]
+    if not (1 <= args.iters <= inputs.MAX_ITERS and 0 <= args.warmup <= inputs.MAX_ITERS):
+        raise NetwallError(f"--iters must be >= 1 and --warmup >= 0 (both <= "
+                           f"{inputs.MAX_ITERS}), got {args.iters}, {args.warmup}")
+    emulations = _emulations(args)
+    for size in sizes:
+        emulations[0].schedule(args.collective, args.algorithm, size, args.root, args.chunk)
+    for fault in faults:
+        emulations[0].link_index(fault.name)
+    _note_missing(emulations[0])
+    _calibrated(emulations)
+    weights = {(emu.link, size): emu.estimate_s(args.collective, args.algorithm, size,
+                                                args.iters, args.warmup, args.root,
+                                                args.chunk, args.prove)
+               for emu in emulations for size in sizes}
+    check_duration(sum(weights.values()), "this run")
+    progress = Progress("run", sum(weights.values()), items=len(weights))
+    results, runs = [], []
+    try:
+        for emu in emulations:
+            runs.append(dict(emu.settings(), link=emu.link))
+            if not args.json:
+                tables.print_header(args, emu)
+            with emu:
+                for size in sizes:
+                    progress.working_on(f"{emu.link}, {size} B")
+                    entry = emu.run(args.collective, args.algorithm, size, iters=args.iters,
+                                    warmup=args.warmup, check=args.check, root=args.root,
+                                    chunk=args.chunk, faults=faults, prove=args.prove)
+                    entry.update(link=emu.link, topology=emu.topology.name)
+                    results.append(entry)
+                    progress.advance(f"{emu.link}, {size} B at dilation {entry['dilation']:.10g}",
+                                     weights[(emu.link, size)])
+                    if not args.json:
+                        tables.print_row(entry)
+            if not args.json:
+                tables.print_cost([r for r in results if r["link"] == emu.link], emu)
+    finally:
+        progress.finish()
+    if args.json:
+        settings = {"netwall": netwall_version(), "collective": args.collective,
+                    "algorithm": args.algorithm, "sizes": sizes, "iters": args.iters,
+                    "warmup": args.warmup, "check": args.check, "emulations": runs}
+        print(json.dumps({"settings": settings, "results": results}, indent=1))
+    return 1 if any(r["check"] is False for r in results) else 0
+
+
+def cmd_replay(args) -> int:
+    from emulator.emulation import check_duration
+
+    emulations = _emulations(args)
+    traces = []
+    for emu in emulations:
+        if args.trace:
+            traces.append(resolve(load_trace(args.trace), len(emu.topology.gpus)))
+        else:
+            traces.append(resolve(workload(args.workload, len(emu.topology.gpus),
+                                           groups=emu.plan.racks(), scale=args.scale,
+                                           steps=args.steps), len(emu.topology.gpus)))
+        for call in traces[-1]:  # every call must have a schedule before anything is built
+            emu.schedule(call.collective, call.algorithm, call.bytes, call.root,
+                         ranks=len(call.group), group=call.group)
+    _note_missing(emulations[0])
+    _calibrated(emulations)
+    weights = [emu.estimate_replay_s(calls, args.prove)
+               for emu, calls in zip(emulations, traces, strict=True)]
+    check_duration(sum(weights), "this replay")
+    results = []
+    progress = Progress("replay", sum(weights), items=len(emulations))
+    try:
+        for emu, calls in zip(emulations, traces, strict=True):
+            name = args.trace or args.workload
+            progress.working_on(f"{name} on {emu.link}")
+            with emu:
+                result = emu.replay(calls, check=args.check, prove=args.prove)
+            result.update(link=emu.link, topology=emu.topology.name, trace=name)
+            progress.advance(f"{name} on {emu.link} at dilation {result['dilation']:.10g}",
+                             weights[len(results)])
+            results.append(result)
+            if not args.json:
+                tables.print_replay(result)
+    finally:
+        progress.finish()
+    if args.json:
+        print(json.dumps({"settings": {"netwall": netwall_version(), "check": args.check,
+                                       "emulations": [e.settings() for e in emulations]},
+                          "results": results}, indent=1))
+    wrong = any(c["check"] is False for r in results for c in r["calls"])
+    return 1 if wrong else 0
+
+
+def cmd_failures(args) -> int:
+    cat = catalogue(args.profile_file)
+    results = {}
+    for item in args.links.split(","):
+        name, _, per_gpu = item.partition("=")
+        get_profile(name.strip(), cat)
+        try:
+            links = float(per_gpu or "1")
+        except ValueError:
+            raise NetwallError(f"--links: {inputs.shown(item)} is not profile=links-per-GPU") \
+                from None
+        fl = fleet(args.gpus, {name.strip(): links})
+        results[name.strip()] = simulate(fl, cat, args.days, args.trials, args.seed,
+                                         job_gpus=args.job_gpus)
+    if args.json:
+        print(json.dumps(results, indent=1))
+    else:
+        for name, result in results.items():
+            print(f"# {name}: {args.gpus} GPUs, {args.days:g} days, {args.trials} trials")
+            print(failures_table(result))
+    return 0
+
+
+def cmd_reach(args) -> int:
+    rows = reach_report(args.gpus, parse_layout(args.layout), catalogue(args.profile_file))
+    print(json.dumps(rows, indent=1) if args.json else reach_table(rows))
+    return 0
+
+
+def cmd_cli(args) -> int:
+    from emulator.cli.console import console
+
+    args.link = args.link[:1] if args.link else ["copper-800g"]
+    emu = _emulations(args)[0]
+    _note_missing(emu)
+    with emu:
+        console(emu)
+    return 0
+
+
+def cmd_trace(args) -> int:
+    sys.stdout.write(convert(args.log))
+    return 0
+
+
+COMMANDS = {"check": cmd_check, "profiles": cmd_profiles, "run": cmd_run, "clean": cmd_clean,
+            "replay": cmd_replay, "trace": cmd_trace, "failures": cmd_failures,
+            "reach": cmd_reach, "cli": cmd_cli, **campaign.COMMANDS}

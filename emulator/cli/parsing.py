@@ -1,0 +1,199 @@
+"""netwall's command line, declared: every command, its arguments, and the argparse types
+that read them (each a one-line error on bad input, never a traceback)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from emulator import inputs
+from emulator.errors import NetwallError
+from emulator.models import calibration
+from emulator.version import netwall_version
+from traffic.schedule import ELEMENT
+from traffic.workloads import WORKLOADS
+
+FAMILIES_DEFAULT = ("copper-800g", "optical-800g", "wide-and-slow-800g")
+
+
+def parse_size(text: str) -> int:
+    """emulator.inputs.parse_size, as an argparse type."""
+    try:
+        return inputs.parse_size(text)
+    except NetwallError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def parse_percent(text: str) -> float:
+    """'2%', '2' or '0.5%' as a fraction."""
+    try:
+        value = float(text.strip().rstrip("%")) / 100
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a percentage: {text!r} (e.g. 2%)") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 100%, got {text!r}")
+    return value
+
+
+def sweep(min_bytes: int, max_bytes: int, factor: float) -> list[int]:
+    """nccl-tests' -b/-e/-f: from min to max, multiplying by factor, in whole float32 buffers."""
+    if min_bytes <= 0 or max_bytes < min_bytes:
+        raise NetwallError(f"need 0 < --min-bytes <= --max-bytes, got {min_bytes} and {max_bytes}")
+    if not math.isfinite(factor) or (factor <= 1 and max_bytes > min_bytes):
+        raise NetwallError(f"--step-factor must be a finite number > 1, got {factor:g}")
+    sizes, size = [], min_bytes
+    while size <= max_bytes:
+        sizes.append(size)
+        if len(sizes) > inputs.MAX_ITEMS:
+            raise NetwallError(f"-b/-e/-f make more than {inputs.MAX_ITEMS} sizes; use a larger "
+                               "--step-factor")
+        # Round down to whole elements, but always grow, so a factor near 1 still ends.
+        size = max(int(size * factor) // ELEMENT * ELEMENT, size + ELEMENT)
+    return sizes
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (the usage is one `--help` away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="netwall",
+        description="Emulate GPU clusters on copper, optical and wide-and-slow links.",
+    )
+    parser.add_argument("--version", action="version", version=f"netwall {netwall_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    check = sub.add_parser("check", help="what this kernel can emulate, and what this host "
+                                         "carries faithfully (calibrated once, cached)")
+    check.add_argument("--json", action="store_true", help="print one JSON object")
+    check.add_argument("--calibrate", action="store_true",
+                       help="measure this host again, even if a calibration is cached")
+
+    profiles = sub.add_parser("profiles", help="list the link profiles")
+    profiles.add_argument("--json", action="store_true", help="print profiles as JSON")
+    profiles.add_argument("--profile-file", action="append", default=[], metavar="PATH",
+                          help="extra profile file or directory (repeatable)")
+
+    run = sub.add_parser("run", help="measure a collective on an emulated cluster")
+    _cluster_options(run)
+    run.add_argument("--collective", default="allreduce", help="collective (default allreduce)")
+    run.add_argument("--algorithm", help="algorithm (default: the collective's first, e.g. ring)")
+    run.add_argument("--root", type=int, default=0, help="root rank of broadcast and reduce")
+    run.add_argument("--chunk", type=parse_size, help="pipeline chunk size of chunked algorithms")
+    run.add_argument("--size", type=parse_size, action="append", metavar="BYTES",
+                     help="one message size, e.g. 16M (repeatable; overrides -b/-e/-f)")
+    run.add_argument("-b", "--min-bytes", type=parse_size, default=parse_size("1M"))
+    run.add_argument("-e", "--max-bytes", type=parse_size, default=parse_size("16M"))
+    run.add_argument("-f", "--step-factor", type=float, default=4.0)
+    run.add_argument("-n", "--iters", type=int, default=5, help="timed iterations (default 5)")
+    run.add_argument("-w", "--warmup", type=int, default=1, help="warm-up iterations")
+    run.add_argument("--no-check", dest="check", action="store_false",
+                     help="skip verifying every rank's result")
+    run.add_argument("--fault", action="append", default=[], metavar="SPEC",
+                     help="a fault during the timed calls, e.g. down:gpu0--nvs0@50us+200us, "
+                          "channels=40:gpu0--nvs0@0, ber=1e-7:gpu0--nvs0@0+1ms, "
+                          "flap=3:gpu0--nvs0@0+20us (repeatable)")
+    run.add_argument("--json", action="store_true", help="print one JSON object")
+
+    console = sub.add_parser("cli", help="Mininet's CLI on the emulated cluster, with netwall "
+                                         "commands (links, collective, iperf, fail, ...)")
+    _cluster_options(console)
+
+    replay = sub.add_parser("replay", help="replay a trace of collective calls, or a workload")
+    source = replay.add_mutually_exclusive_group(required=True)
+    source.add_argument("trace", nargs="?", help="a JSONL trace file (docs/replay.md)")
+    source.add_argument("--workload", help="a built-in workload: " + ", ".join(list(WORKLOADS)))
+    replay.add_argument("--scale", type=float, default=0.01,
+                        help="workload bytes and compute gaps times this (default 0.01)")
+    replay.add_argument("--steps", type=int, default=1, help="workload training steps")
+    _cluster_options(replay)
+    replay.add_argument("--check", action="store_true", help="verify every call's result")
+    replay.add_argument("--json", action="store_true", help="print one JSON object")
+
+    trace = sub.add_parser("trace", help="make traces")
+    trace_sub = trace.add_subparsers(dest="trace_command", required=True, parser_class=Parser)
+    imp = trace_sub.add_parser("import", help="convert an NCCL_DEBUG=INFO log to a trace")
+    imp.add_argument("log", help="log file (NCCL_DEBUG=INFO NCCL_DEBUG_SUBSYS=INIT,COLL)")
+
+    fails = sub.add_parser("failures", help="Monte Carlo of link failures over cluster time")
+    fails.add_argument("--gpus", type=int, default=100_000, help="GPUs in the cluster")
+    fails.add_argument("--days", type=float, default=7.0, help="span of cluster time")
+    fails.add_argument("--links", default="optical-800g=3,wide-and-slow-800g=3,copper-800g=3",
+                       help="profile=links per GPU, comma-separated: one fleet per profile")
+    fails.add_argument("--job-gpus", type=int, help="GPUs of the job (default: all)")
+    fails.add_argument("--trials", type=int, default=1000)
+    fails.add_argument("--seed", type=int, default=1)
+    fails.add_argument("--profile-file", action="append", default=[], metavar="PATH")
+    fails.add_argument("--json", action="store_true")
+
+    reach = sub.add_parser("reach", help="how far each link technology lets a scale-up "
+                                         "domain span racks")
+    reach.add_argument("--gpus", type=int, default=1024, help="GPUs to place")
+    reach.add_argument("--layout", default="gpus=8",
+                       help="rack layout, e.g. gpus=72,pitch=0.6,height=2,slack=0.5,row=16")
+    reach.add_argument("--profile-file", action="append", default=[], metavar="PATH")
+    reach.add_argument("--json", action="store_true")
+
+    sub.add_parser("clean", help="remove what killed netwall runs left behind")
+    _campaign_commands(sub)
+    return parser
+
+
+def _cluster_options(parser: argparse.ArgumentParser) -> None:
+    """The options that describe the emulated cluster, shared by run and replay."""
+    parser.add_argument("--topology", default="star:8",
+                        help="pair, ring:N, mesh:N, star:N, racks:RxG or a .yaml file "
+                             "(default star:8)")
+    parser.add_argument("--link", action="append", metavar="PROFILE",
+                        help="link profile (repeatable; default: one run per family: "
+                             + ", ".join(FAMILIES_DEFAULT) + ")")
+    parser.add_argument("--spine-link", default="optical-800g", metavar="PROFILE",
+                        help="profile of rack-to-spine links in racks:RxG (default optical-800g)")
+    parser.add_argument("--length-m", type=float, help="cable length of GPU links, metres")
+    parser.add_argument("--spine-length-m", type=float,
+                        help="cable length of spine links, metres")
+    parser.add_argument("--layout", metavar="SPEC",
+                        help="racks:RxG only: compute cable lengths from a rack layout, e.g. "
+                             "pitch=0.6,height=2,slack=0.5,row=16 (docs/layout.md)")
+    parser.add_argument("--dilation", type=float,
+                        help="time-dilation factor D for every call (default: chosen per call "
+                             "for this host, and raised where the proof fails)")
+    parser.add_argument("--tolerance", type=parse_percent, default=calibration.DEFAULT_TOLERANCE,
+                        metavar="PCT", help="how much of a result the host may distort before "
+                                            "it is flagged (default 2%%)")
+    parser.add_argument("--no-probe", dest="prove", action="store_false",
+                        help="skip the dilation probe that proves each result (faster; "
+                             "results are then marked not proven)")
+    parser.add_argument("--strict", action="store_true",
+                        help="refuse to run if the kernel cannot emulate every profile field")
+    parser.add_argument("--profile-file", action="append", default=[], metavar="PATH",
+                        help="extra profile file or directory (repeatable)")
+
+
+def _campaign_commands(sub) -> None:
+    """campaign run|status, report and export."""
+    campaign = sub.add_parser("campaign", help="run a sweep declared in a YAML file, resumably")
+    actions = campaign.add_subparsers(dest="campaign_command", required=True,
+                                      parser_class=Parser)
+    run = actions.add_parser("run", help="measure every point not yet stored")
+    status = actions.add_parser("status", help="how many points are stored, per group")
+    for parser in (run, status):
+        parser.add_argument("file", help="campaign file (docs/campaigns.md)")
+        parser.add_argument("--db", metavar="PATH",
+                            help="results store: a path or sqlite:///path "
+                                 "(default results/<campaign name>.sqlite)")
+
+    report = sub.add_parser("report", help="plots and an HTML page from campaign results")
+    export = sub.add_parser("export", help="campaign results as CSV or JSON")
+    for parser in (report, export):
+        parser.add_argument("--db", action="append", metavar="PATH",
+                            help="results store (repeatable; default every results/*.sqlite)")
+    report.add_argument("--out", required=True, metavar="DIR",
+                        help="directory for index.html and the PNG and SVG plots")
+    export.add_argument("--format", choices=("csv", "json"), default="csv",
+                        help="csv: one row per point; json: every record whole (default csv)")
+    export.add_argument("-o", "--output", metavar="FILE", help="write here (default stdout)")
