@@ -3,7 +3,7 @@
 The VM path broke without anyone noticing when setup.cfg asked for more than the box's
 Python gave (an Ubuntu 22.04 box, Python 3.10, against python_requires >= 3.11). vm_box.json
 records what the box provides; the fast suite checks that record against the Vagrantfile and
-setup.cfg (tests/test_vm_box.py), and bench/vm_userland.py checks it against the box's real
+setup.cfg (tests/unit/test_vm_box.py), and bench/vm_userland.py checks it against the box's real
 userland, built with debootstrap, so a bump on either side is caught.
 """
 

@@ -16,7 +16,7 @@ from emulator.kernel import records as state
 from tests.conftest import leftovers, netwall
 
 pytestmark = pytest.mark.root
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[2]
 # No warm-up: the first program is the long one, so a kill lands in the middle of a call.
 # Agents that lose their controller between programs exit at once (stdin closes); in a
 # call they finish it first, and that is what `netwall clean` must catch.

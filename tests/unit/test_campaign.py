@@ -1,6 +1,6 @@
 """Campaigns without a network: validation, expansion, point ids, the store, resume, export
 and report. The runner is driven with a stand-in Emulation so resume and skip rules are
-tested here, in milliseconds; tests/test_campaign_run.py runs real networks."""
+tested here, in milliseconds; tests/root/test_campaign_run.py runs real networks."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from emulator.experiments.campaign import Point, load, loads, point_id
 from emulator.experiments.report import COLUMNS, export, report
 from emulator.experiments.runner import run_campaign
 from emulator.experiments.store import SqliteStore, open_store
+from tests.conftest import netwall
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 BASE = """\
 name: t
@@ -349,3 +350,13 @@ def test_status_and_export_commands(fake_db, tmp_path, capsys):
     target = tmp_path / "all.json"
     assert main(["export", "--db", url, "--format", "json", "-o", str(target)]) == 0
     assert len(json.loads(target.read_text())) == 21
+
+
+def test_malformed_campaign_is_one_line_and_exit_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\ntopologies: [pair]\nlinks: [copper-800g]\nsizes: [64K, 1.5M]\n")
+    run = netwall("campaign", "run", str(bad), "--db", str(tmp_path / "bad.sqlite"))
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    assert "bad.yaml line 4, key 'sizes'" in run.stderr
+    assert not (tmp_path / "bad.sqlite").exists()

@@ -40,7 +40,7 @@ def test_shaped_pair_matches_configured_rate_under_iperf3(dilation):
     assert wire == pytest.approx(configured, rel=0.05)
 
 
-EXAMPLE = str(Path(__file__).resolve().parent.parent / "topologies/examples/two-tier.yaml")
+EXAMPLE = str(Path(__file__).resolve().parents[2] / "topologies/examples/two-tier.yaml")
 
 
 @pytest.mark.parametrize("topology", ["ring:4", "star:4", "racks:2x2", EXAMPLE])

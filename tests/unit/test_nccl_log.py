@@ -15,7 +15,7 @@ from emulator.errors import NetwallError
 from traffic.nccl_log import convert, import_nccl_log
 from traffic.trace import parse_trace, resolve
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 MODERN = DATA / "nccl-2.21-dp-tp-8ranks.log"
 OLDER = DATA / "nccl-2.7-singleprocess-4gpus.log"
 

@@ -14,7 +14,7 @@ from traffic.schedule import ALGORITHMS
 from traffic.trace import parse_trace
 
 pytestmark = pytest.mark.root
-PROFILES = Path(__file__).resolve().parent.parent / "emulator" / "profiles"
+PROFILES = Path(__file__).resolve().parents[2] / "emulator" / "models" / "profiles"
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def test_replay_overlaps_streams_and_respects_gaps():
 def test_replay_and_trace_commands(tmp_path):
     from tests.conftest import netwall
 
-    log = Path(__file__).resolve().parent / "data" / "nccl-2.21-dp-tp-8ranks.log"
+    log = Path(__file__).resolve().parents[1] / "data" / "nccl-2.21-dp-tp-8ranks.log"
     imported = netwall("trace", "import", str(log))
     assert imported.returncode == 0, imported.stderr
     trace = tmp_path / "trace.jsonl"
