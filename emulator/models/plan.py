@@ -21,6 +21,9 @@ EMULATION_MTU = 65000
 FRAME_BYTES = EMULATION_MTU + 14
 #: The repair timeout's margin for the host's scheduling noise, in real seconds.
 RTO_MARGIN_REAL_S = 10e-6
+#: ...but never under 20 ms of wall time: below D = 2000 the host's scheduling noise, not the
+#: emulated link, decides what is late (at D = 1 a 10 us margin makes every frame late).
+RTO_FLOOR_WALL_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -57,14 +60,17 @@ class Plan:
         """How long a stalled transfer waits before asking for repairs (emulated seconds).
 
         Long enough for the fullest possible queue of the slowest link to drain twice, plus
-        delay, plus a margin for scheduling noise (20 ms at D = 2000): a NACK then means a
-        frame is lost, not late. Every term scales with the dilation, so a repair costs the
-        same real time at any D, as the dilation probe requires.
+        delay, plus a margin for scheduling noise: a NACK then means a frame is lost, not late.
+        Every term scales with the dilation, so a repair costs the same real time at any D, as
+        the dilation probe requires, down to D = 2000; below it the margin stays 20 ms of wall
+        time, the host's own noise (a repair there costs more real time at smaller D, which
+        the probe then sees and flags).
         """
         drain = max((s.limit_packets + 2) * FRAME_BYTES * 8 / s.rate_bps
                     for s in self.shapes.values())
         delay = max(s.delay_us for s in self.shapes.values()) * 1e-6
-        return 2 * drain + 8 * delay + RTO_MARGIN_REAL_S * self.dilation
+        return 2 * drain + 8 * delay + max(RTO_MARGIN_REAL_S * self.dilation,
+                                           RTO_FLOOR_WALL_S)
 
     def send_buffer_bytes(self) -> int:
         """An agent's data socket buffer (the kernel doubles it): frames_in_flight frames."""

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from emulator.models.dilation import link_shape
-from emulator.models.plan import FRAME_BYTES, mac, make_plan, rank_ip
+from emulator.models.plan import FRAME_BYTES, RTO_FLOOR_WALL_S, mac, make_plan, rank_ip
 from emulator.models.profiles import catalogue
 from topologies import MAX_GPUS, parse
 
@@ -219,3 +219,14 @@ def test_peers_agree_with_routes(plans, spec):
             assert peer["src_ip"] == plan.ips[gpu]
             assert peer["dst_ip"] == plan.ips[topo.gpus[dst]] == route.dst_ip
             assert peer["src_mac"] != peer["dst_mac"]
+
+
+def test_the_repair_timeout_scales_with_d_but_never_under_the_hosts_noise(cat):
+    """Above D = 2000 a repair costs the same real time at any D; below, the wall-clock floor
+    keeps frames the host merely delayed from being called lost (D = 1 once stalled)."""
+    topo = parse("star:8", "copper-800g")
+    real = {d: make_plan(topo, cat, d).retransmit_timeout_s() / d for d in (2000, 4000, 8000)}
+    assert max(real.values()) == pytest.approx(min(real.values()), rel=1e-9)
+    for d in (1, 10, 500):
+        assert make_plan(topo, cat, d).retransmit_timeout_s() >= RTO_FLOOR_WALL_S
+    assert make_plan(topo, cat, 1).retransmit_timeout_s() < 2 * RTO_FLOOR_WALL_S
