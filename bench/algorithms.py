@@ -37,11 +37,11 @@ def measure(repeats: int = 3) -> list[dict]:
                     for size in SIZES:
                         runs = [emu.run(collective, algorithm, size, iters=3, check=False)
                                 for _ in range(repeats)]
-                        time_s = statistics.median(r["time_s"] for r in runs)
-                        model = runs[0]["model_emulated_time_s"]
+                        time_s = statistics.median(r.time_s for r in runs)
+                        model = runs[0].model_emulated_time_s
                         rows.append({"collective": collective, "algorithm": algorithm,
                                      "topology": topology, "size": size,
-                                     "dilation": runs[0]["dilation"], "time_s": time_s,
+                                     "dilation": runs[0].dilation, "time_s": time_s,
                                      "model_s": model, "error": time_s / model - 1,
                                      "repeats": repeats})
     order = list(ALGORITHMS)  # sorted() is stable: hierarchical follows the other all-reduces

@@ -25,7 +25,7 @@ def measure(repeats: int = 3) -> list[dict]:
             for _ in range(repeats):
                 r = emu.run("allreduce", "ring", size, iters=5, warmup=1, check=False,
                            prove=False)
-                agents.append(GPUS * 2 * (GPUS - 1) / GPUS * size * 8 / r["time_s"])
+                agents.append(GPUS * 2 * (GPUS - 1) / GPUS * size * 8 / r.time_s)
                 iperf.append(iperf3_flows([
                     (h, emu.hosts[(r + 1) % GPUS], emu.plan.ips[emu.topology.gpus[(r + 1) % GPUS]])
                     for r, h in enumerate(emu.hosts)]))

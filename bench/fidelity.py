@@ -25,10 +25,10 @@ def measure(repeats: int = 3, topology: str = "star:8") -> list[dict]:
                 for size in SIZES:
                     runs = [emu.run("allreduce", algorithm, size, iters=3, check=False)
                             for _ in range(repeats)]
-                    time_s = statistics.median(r["time_s"] for r in runs)
-                    model = runs[0]["model_emulated_time_s"]
+                    time_s = statistics.median(r.time_s for r in runs)
+                    model = runs[0].model_emulated_time_s
                     rows.append({"link": link, "algorithm": algorithm, "size": size,
-                                 "dilation": runs[0]["dilation"], "time_s": time_s,
+                                 "dilation": runs[0].dilation, "time_s": time_s,
                                  "model_s": model,
                                  "error": time_s / model - 1, "repeats": repeats})
     return rows

@@ -22,7 +22,7 @@ def measure(repeats: int = 3) -> dict:
         for _ in range(repeats):
             r = emu.run("allreduce", "ring", SIZE, iters=3, warmup=1, check=False,
                        prove=False)
-            agents.append(2 * SIZE * 8 / r["time_s"])  # S bytes each way per call
+            agents.append(2 * SIZE * 8 / r.time_s)  # S bytes each way per call
             iperf.append(iperf3_flows([(emu.hosts[0], emu.hosts[1], emu.plan.ips["gpu1"])],
                                       bidir=True))
     a, i = statistics.median(agents), statistics.median(iperf)

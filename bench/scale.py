@@ -59,7 +59,7 @@ def once(topology: str) -> dict:
     return {"links": len(emu.topology.links), "interfaces": len(emu.plan.interfaces),
             "start_s": t1 - t0, "stop_s": t3 - t2, "total_s": t3 - t0,
             "memory_bytes": before - lowest, "allreduce_s": t2 - t1,
-            "check": result["check"]}
+            "check": result.check}
 
 
 def extrapolate(rows: list[dict], key: str, gpus: int) -> float:

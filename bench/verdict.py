@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from emulator.result import RunResult
+
 ROOT = Path(__file__).resolve().parent.parent
 TABLE = ["run", "--topology", "star:8", "--link", "optical-800g", "--size", "1M", "--size",
          "16M", "--size", "64M", "-n", "5"]
@@ -46,12 +48,14 @@ def netwall(args: list[str]) -> tuple[float, dict]:
 
 
 def rows_of(report: dict) -> list[dict]:
-    return [{"link": r["link"], "size": r["bytes"], "dilation": r["dilation"],
-             "error": r["model_error"], "faithful": r["fidelity"]["faithful"],
-             "host_error": r["fidelity"]["host_error"], "slowdown": r["slowdown"],
-             "floor": r["slowdown_floor"], "wall_s": r["wall_s"],
-             "attempts": [a["dilation"] for a in r["dilation_attempts"]]}
-            for r in report["results"]]
+    """The table's columns of each result a `netwall run --json` printed."""
+    results = [RunResult.from_dict(r) for r in report["results"]]
+    return [{"link": r.link, "size": r.bytes, "dilation": r.dilation,
+             "error": r.model_error, "faithful": r.fidelity["faithful"],
+             "host_error": r.fidelity["host_error"], "slowdown": r.slowdown,
+             "floor": r.slowdown_floor, "wall_s": r.wall_s,
+             "attempts": [a.dilation for a in r.dilation_attempts]}
+            for r in results]
 
 
 def dilation_table() -> list[dict]:

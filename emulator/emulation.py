@@ -32,6 +32,15 @@ from emulator.models.metrics import algbw_gbps, busbw_gbps
 from emulator.models.plan import EMULATION_MTU, FRAME_BYTES, gpu_link_rates, make_plan, redilated
 from emulator.models.profiles import catalogue, get_profile
 from emulator.models.verdict import Probe, cpu_times, judge, judge_trace
+from emulator.result import (
+    Attempt,
+    CallRow,
+    FaultEvent,
+    ReplayResult,
+    RunResult,
+    StepTime,
+    TraceAttempt,
+)
 from topologies import Topology, parse, validate
 from topologies.layout import parse_layout, racks_topology
 from traffic import schedule as sched
@@ -177,9 +186,9 @@ class Emulation:
     def run(self, collective: str = "allreduce", algorithm: str | None = None,
             size: int = 1 << 20, iters: int = 5, warmup: int = 1, check: bool = True,
             root: int = 0, chunk: int | None = None, timeout: float | None = None,
-            faults: list[Fault] | None = None, prove: bool = True) -> dict:
+            faults: list[Fault] | None = None, prove: bool = True) -> RunResult:
         """Time `iters` back-to-back calls after `warmup` untimed ones, and verify one more
-        call's result on every rank, as nccl-tests does. One result entry.
+        call's result on every rank, as nccl-tests does. One result (emulator.result).
 
         The calls run at the dilation this host needs for them (or the fixed one), and the
         result is proven: the timed batch is run again at a larger dilation (the probe) and
@@ -203,7 +212,7 @@ class Emulation:
         d = self.fixed_dilation or self.choose(cost)
         self._untimed(schedule, warmup, model, timeout, d)
         self.dilate(d)
-        attempts: list[dict] = []
+        attempts: list[Attempt] = []
         while True:
             timed = self._timed(schedule, iters, model, timeout, faults)
             probe_d = dil.probe_dilation(self.dilation)
@@ -215,8 +224,8 @@ class Emulation:
                             loss_expected=bool(faults) or self._lossy(),
                             time_s=timed["time_s"], dilation=self.dilation, probe=probe,
                             repaired=timed["outcome"].stats["retransmitted_frames"] > 0)
-            attempts.append({"dilation": self.dilation, "time_s": timed["time_s"],
-                             "host_error": verdict.host_error, "faithful": verdict.faithful})
+            attempts.append(Attempt(self.dilation, timed["time_s"], verdict.host_error,
+                                    verdict.faithful))
             if not self._retry(verdict, len(attempts), bool(faults) or self._lossy()):
                 break
             self.dilate(min(dil.MAX_AUTO, dil.retry_dilation(self.dilation, verdict.host_error,
@@ -227,37 +236,39 @@ class Emulation:
         self.dilate(final)
         time_s = timed["time_s"]
         wall_s = time.monotonic() - began
-        return {
-            "collective": collective,
-            "algorithm": schedule.algorithm,
-            "ranks": schedule.ranks,
-            "bytes": size,
-            "count": size // sched.ELEMENT,
-            "type": "float",
-            "iters": iters,
-            "time_s": time_s,
-            "algbw_gbps": algbw_gbps(size, time_s),
-            "busbw_gbps": busbw_gbps(collective, schedule.ranks, size, time_s),
-            "model_time_s": model,
-            "model_emulated_time_s": emulated,
-            "model_error": time_s / emulated - 1,
-            "check": all(checked.checks.values()) if checked else None,
-            "retransmitted_bytes": timed["outcome"].stats["retransmitted_bytes"],
-            "retransmitted_frames": timed["outcome"].stats["retransmitted_frames"],
-            "faults": timed["faults"],
-            "faults_not_struck": [f.spec for f in timed["missed"]],
-            "dilation": self.dilation,
-            "dilation_attempts": attempts,
-            "fidelity": verdict.to_dict(),
-            "wall_s": wall_s,
-            "emulated_s": self.emulated_s - emulated_before,
-            "slowdown": wall_s / max(1e-12, self.emulated_s - emulated_before),
-            "slowdown_floor": self.slowdown_floor(cost),
-            "energy_j": timed["energy"].total_joules,
-            "energy_by_profile_j": timed["energy"].joules_by_profile,
-            "joules_per_gb": timed["energy"].joules_per_gb,
-            "links": timed["links"],
-        }
+        return RunResult(
+            collective=collective,
+            algorithm=schedule.algorithm,
+            ranks=schedule.ranks,
+            bytes=size,
+            count=size // sched.ELEMENT,
+            type="float",
+            iters=iters,
+            time_s=time_s,
+            algbw_gbps=algbw_gbps(size, time_s),
+            busbw_gbps=busbw_gbps(collective, schedule.ranks, size, time_s),
+            model_time_s=model,
+            model_emulated_time_s=emulated,
+            model_error=time_s / emulated - 1,
+            check=all(checked.checks.values()) if checked else None,
+            retransmitted_bytes=timed["outcome"].stats["retransmitted_bytes"],
+            retransmitted_frames=timed["outcome"].stats["retransmitted_frames"],
+            faults=timed["faults"],
+            faults_not_struck=[f.spec for f in timed["missed"]],
+            dilation=self.dilation,
+            dilation_attempts=attempts,
+            fidelity=verdict.to_dict(),
+            wall_s=wall_s,
+            emulated_s=self.emulated_s - emulated_before,
+            slowdown=wall_s / max(1e-12, self.emulated_s - emulated_before),
+            slowdown_floor=self.slowdown_floor(cost),
+            energy_j=timed["energy"].total_joules,
+            energy_by_profile_j=timed["energy"].joules_by_profile,
+            joules_per_gb=timed["energy"].joules_per_gb,
+            links=timed["links"],
+            link=self.link,
+            topology=self.topology.name,
+        )
 
     def calibrate(self, progress=None) -> calibration.Calibration:
         """Measure what this host carries faithfully (emulator.models.calibration), on this running
@@ -392,9 +403,11 @@ class Emulation:
         bits = {name: min(value, capacity[name]) for name, value in bits.items()}
         return run_energy(bits, counts, self.catalogue, time_s, size)
 
-    def replay(self, calls: list[Call], check: bool = False, prove: bool = True) -> dict:
+    def replay(self, calls: list[Call], check: bool = False, prove: bool = True,
+               name: str = "trace") -> ReplayResult:
         """Run a trace: every call at once as one program, streams overlapping, each call
-        after its compute gap and its `after` calls. Per-call and per-step times, real units.
+        after its compute gap and its `after` calls. Per-call and per-step times, real units;
+        `name` (the trace file or workload) is what the result calls the trace.
 
         One dilation serves the whole program (its calls overlap), chosen for the trace as a
         whole; the trace is then run again at the probe dilation, and every call and the
@@ -405,7 +418,7 @@ class Emulation:
         began, emulated_before = time.monotonic(), self.emulated_s
         calls, schedules, models, trace = self._trace(calls)
         self.dilate(self.fixed_dilation or self.choose(trace))
-        attempts: list[dict] = []
+        attempts: list[TraceAttempt] = []
         checks: list[bool | None] = []
         while True:
             run = self._replay_once(calls, schedules, models, check and not attempts)
@@ -422,9 +435,8 @@ class Emulation:
             verdict = judge_trace(run["times"], probe and probe["times"], run["total_s"],
                                   probe and probe["total_s"], self.dilation, probe_d,
                                   self.tolerance)
-            attempts.append({"dilation": self.dilation, "total_s": run["total_s"],
-                             "host_error": verdict["host_error"],
-                             "faithful": verdict["faithful"]})
+            attempts.append(TraceAttempt(self.dilation, run["total_s"], verdict["host_error"],
+                                         verdict["faithful"]))
             # Only the trace's total is worth a larger dilation: a small call beside large
             # ones on other streams shares its agent's one thread with them, and no dilation
             # this host can afford makes every such call exact; its flag says so instead.
@@ -438,39 +450,38 @@ class Emulation:
         rows = []
         for i, c in enumerate(calls):
             time_s = run["times"][i]
-            rows.append({
-                "id": c.id, "step": c.step, "stream": c.stream, "comm": c.comm,
-                "collective": c.collective, "algorithm": schedules[c.id].algorithm,
-                "ranks": len(c.group), "bytes": c.bytes,
-                "start_s": run["starts"][i], "time_s": time_s,
-                "algbw_gbps": algbw_gbps(c.bytes, time_s),
-                "busbw_gbps": busbw_gbps(c.collective, len(c.group), c.bytes, time_s),
-                "model_time_s": models[c.id],
-                "host_error": verdict["call_errors"][i],
-                "check": checks[i] if check else None,
-            })
-        steps = {}
+            rows.append(CallRow(
+                id=c.id, step=c.step, stream=c.stream, comm=c.comm, collective=c.collective,
+                algorithm=schedules[c.id].algorithm, ranks=len(c.group), bytes=c.bytes,
+                start_s=run["starts"][i], time_s=time_s,
+                algbw_gbps=algbw_gbps(c.bytes, time_s),
+                busbw_gbps=busbw_gbps(c.collective, len(c.group), c.bytes, time_s),
+                model_time_s=models[c.id], host_error=verdict["call_errors"][i],
+                check=checks[i] if check else None))
+        steps: dict[int, tuple[float, float]] = {}
         for row in rows:
-            begin, end = steps.get(row["step"], (row["start_s"], 0.0))
-            steps[row["step"]] = (min(begin, row["start_s"]), max(end, row["start_s"] +
-                                                                   row["time_s"]))
+            begin, end = steps.get(row.step, (row.start_s, 0.0))
+            steps[row.step] = (min(begin, row.start_s), max(end, row.start_s + row.time_s))
         wall_s = time.monotonic() - began
         emulated_s = self.emulated_s - emulated_before
-        return {
-            "calls": rows,
-            "steps": [{"step": k, "time_s": end - begin} for k, (begin, end) in
-                      sorted(steps.items())],
-            "total_s": run["total_s"],
-            "retransmitted_bytes": run["retransmitted_bytes"],
-            "links": run["links"],
-            "dilation": self.dilation,
-            "dilation_attempts": attempts,
-            "fidelity": verdict,
-            "wall_s": wall_s,
-            "emulated_s": emulated_s,
-            "slowdown": wall_s / max(1e-12, emulated_s),
-            "slowdown_floor": self.slowdown_floor(trace),
-        }
+        return ReplayResult(
+            calls=rows,
+            steps=[StepTime(step=k, time_s=end - begin) for k, (begin, end) in
+                   sorted(steps.items())],
+            total_s=run["total_s"],
+            retransmitted_bytes=run["retransmitted_bytes"],
+            links=run["links"],
+            dilation=self.dilation,
+            dilation_attempts=attempts,
+            fidelity=verdict,
+            wall_s=wall_s,
+            emulated_s=emulated_s,
+            slowdown=wall_s / max(1e-12, emulated_s),
+            slowdown_floor=self.slowdown_floor(trace),
+            link=self.link,
+            topology=self.topology.name,
+            trace=name,
+        )
 
     def _trace(self, calls: list[Call]) -> tuple[list[Call], dict, dict, dil.CallCost]:
         """A trace's calls resolved, with each call's schedule and model, and what the whole
@@ -685,7 +696,7 @@ class Injector:
         self.links = {f.name: emulation.link_index(f.name) for f in faults}
         if faults and not (emulation.capabilities.bpf_loss or emulation.capabilities.netem):
             raise NetwallError("faults need the eBPF loss classifier or netem (netwall check)")
-        self.record: list[dict] = []
+        self.record: list[FaultEvent] = []
         self.active: dict[int, list[Fault]] = {}
         self.origin: float | None = None
         self.struck: dict[int, float] = {}  # id(fault) -> when it first struck (real s)
@@ -712,8 +723,8 @@ class Injector:
     def _apply(self, link: int, faults: list[Fault], t_s: float | None, what: str) -> None:
         now = apply_link_state(self.emu, link, faults)
         cable = self.emu.topology.links[link]
-        self.record.append({"t_s": t_s, "link": f"{cable.a}--{cable.b}", "event": what,
-                            "rate_gbps": now.rate_gbps, "state": now.note})
+        self.record.append(FaultEvent(t_s, f"{cable.a}--{cable.b}", what, now.rate_gbps,
+                                      now.note))
 
     def outage_s(self) -> float:
         """Real seconds the faults may hold links down: a rank may wait that long."""
@@ -732,7 +743,7 @@ class Injector:
         read as one the measurement survived."""
         missed = [f for f in self.faults if self.struck.get(id(f), math.inf) >= end_s]
         for f in missed:
-            self.record.append({"t_s": None, "link": f.name, "event": f"{f.spec} DID NOT "
-                                f"STRIKE: the timed calls ended at {end_s * 1e6:.1f} us",
-                                "rate_gbps": None, "state": "not struck"})
+            self.record.append(FaultEvent(None, f.name, f"{f.spec} DID NOT STRIKE: the timed "
+                                          f"calls ended at {end_s * 1e6:.1f} us", None,
+                                          "not struck"))
         return missed

@@ -134,25 +134,25 @@ def cmd_run(args) -> int:
             with emu:
                 for size in sizes:
                     progress.working_on(f"{emu.link}, {size} B")
-                    entry = emu.run(args.collective, args.algorithm, size, iters=args.iters,
-                                    warmup=args.warmup, check=args.check, root=args.root,
-                                    chunk=args.chunk, faults=faults, prove=args.prove)
-                    entry.update(link=emu.link, topology=emu.topology.name)
-                    results.append(entry)
-                    progress.advance(f"{emu.link}, {size} B at dilation {entry['dilation']:.10g}",
+                    result = emu.run(args.collective, args.algorithm, size, iters=args.iters,
+                                     warmup=args.warmup, check=args.check, root=args.root,
+                                     chunk=args.chunk, faults=faults, prove=args.prove)
+                    results.append(result)
+                    progress.advance(f"{emu.link}, {size} B at dilation {result.dilation:.10g}",
                                      weights[(emu.link, size)])
                     if not args.json:
-                        tables.print_row(entry)
+                        tables.print_row(result)
             if not args.json:
-                tables.print_cost([r for r in results if r["link"] == emu.link], emu)
+                tables.print_cost([r for r in results if r.link == emu.link], emu)
     finally:
         progress.finish()
     if args.json:
         settings = {"netwall": netwall_version(), "collective": args.collective,
                     "algorithm": args.algorithm, "sizes": sizes, "iters": args.iters,
                     "warmup": args.warmup, "check": args.check, "emulations": runs}
-        print(json.dumps({"settings": settings, "results": results}, indent=1))
-    return 1 if any(r["check"] is False for r in results) else 0
+        print(json.dumps({"settings": settings, "results": [r.to_dict() for r in results]},
+                         indent=1))
+    return 1 if any(r.check is False for r in results) else 0
 
 
 def cmd_replay(args) -> int:
@@ -182,9 +182,8 @@ def cmd_replay(args) -> int:
             name = args.trace or args.workload
             progress.working_on(f"{name} on {emu.link}")
             with emu:
-                result = emu.replay(calls, check=args.check, prove=args.prove)
-            result.update(link=emu.link, topology=emu.topology.name, trace=name)
-            progress.advance(f"{name} on {emu.link} at dilation {result['dilation']:.10g}",
+                result = emu.replay(calls, check=args.check, prove=args.prove, name=name)
+            progress.advance(f"{name} on {emu.link} at dilation {result.dilation:.10g}",
                              weights[len(results)])
             results.append(result)
             if not args.json:
@@ -194,8 +193,8 @@ def cmd_replay(args) -> int:
     if args.json:
         print(json.dumps({"settings": {"netwall": netwall_version(), "check": args.check,
                                        "emulations": [e.settings() for e in emulations]},
-                          "results": results}, indent=1))
-    wrong = any(c["check"] is False for r in results for c in r["calls"])
+                          "results": [r.to_dict() for r in results]}, indent=1))
+    wrong = any(c.check is False for r in results for c in r.calls)
     return 1 if wrong else 0
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from emulator.models.verdict import percent
+from emulator.result import ReplayResult, RunResult
 from traffic.schedule import default_algorithm
 
 
@@ -26,66 +27,66 @@ def print_header(args, emu) -> None:
           f"{'J/GB':>7} {'check':>6} {'D':>7} {'host':>6}")
 
 
-def print_row(r: dict) -> None:
-    check = {True: "ok", False: "WRONG", None: "-"}[r["check"]]
-    fidelity = r["fidelity"]
+def print_row(r: RunResult) -> None:
+    check = {True: "ok", False: "WRONG", None: "-"}[r.check]
+    fidelity = r.fidelity
     host = "-" if fidelity["host_error"] is None else f"{fidelity['host_error']:+.1%}"
-    print(f"  {r['bytes']:>12} {r['count']:>10} {r['type']:>6} {r['time_s'] * 1e6:>10.2f} "
-          f"{r['algbw_gbps']:>12.2f} {r['busbw_gbps']:>12.2f} "
-          f"{r['model_emulated_time_s'] * 1e6:>10.2f} "
-          f"{r['model_error']:>+7.1%} {r['retransmitted_bytes']:>10} "
-          f"{r['joules_per_gb']:>7.3f} {check:>6} {r['dilation']:>7.10g} {host:>6}", flush=True)
-    for earlier in r["dilation_attempts"][:-1]:
-        print(f"#   at dilation {earlier['dilation']:.10g} the host added "
-              f"{share(earlier['host_error'])}: measured again at a larger one")
+    print(f"  {r.bytes:>12} {r.count:>10} {r.type:>6} {r.time_s * 1e6:>10.2f} "
+          f"{r.algbw_gbps:>12.2f} {r.busbw_gbps:>12.2f} "
+          f"{r.model_emulated_time_s * 1e6:>10.2f} "
+          f"{r.model_error:>+7.1%} {r.retransmitted_bytes:>10} "
+          f"{r.joules_per_gb:>7.3f} {check:>6} {r.dilation:>7.10g} {host:>6}", flush=True)
+    for earlier in r.dilation_attempts[:-1]:
+        print(f"#   at dilation {earlier.dilation:.10g} the host added "
+              f"{share(earlier.host_error)}: measured again at a larger one")
     for flag in fidelity["flags"]:
         print(f"#   NOT FAITHFUL: {flag}")
-    for event in r["faults"]:
-        when = f"at {event['t_s'] * 1e6:.1f} us" if event["t_s"] is not None else "then"
-        print(f"#   {when}: {event['link']} {event['event']} -> {event['state']}")
+    for event in r.faults:
+        when = f"at {event.t_s * 1e6:.1f} us" if event.t_s is not None else "then"
+        print(f"#   {when}: {event.link} {event.event} -> {event.state}")
 
 
 def share(error: float | None) -> str:
     return "most of the time" if error is None or not math.isfinite(error) else f"{error:.1%}"
 
 
-def print_cost(rows: list[dict], emu) -> None:
+def print_cost(rows: list[RunResult], emu) -> None:
     """What the run cost: wall time over emulated time, and this host's floor for it."""
-    wall = sum(r["wall_s"] for r in rows)
-    emulated = sum(r["emulated_s"] for r in rows)
-    floor = max(r["slowdown_floor"] for r in rows)
+    wall = sum(r.wall_s for r in rows)
+    emulated = sum(r.emulated_s for r in rows)
+    floor = max(r.slowdown_floor for r in rows)
     print(f"# cost: {wall:.1f} s of wall time for {emulated * 1e3:.3f} ms of cluster time: "
           f"slowdown {wall / emulated:,.0f}x (this host's floor {floor:,.0f}x: the calls' "
           f"injection over the {emu.host.capacity_gbps:.2f} Gb/s it carries faithfully)")
 
 
-def print_replay(r: dict) -> None:
-    fidelity = r["fidelity"]
-    print(f"# netwall replay {r['trace']} on {r['topology']}, link {r['link']}, "
-          f"dilation {r['dilation']:.10g} (times are real)")
+def print_replay(r: ReplayResult) -> None:
+    fidelity = r.fidelity
+    print(f"# netwall replay {r.trace} on {r.topology}, link {r.link}, "
+          f"dilation {r.dilation:.10g} (times are real)")
     print(f"# {'id':>5} {'step':>4} {'stream':>8} {'comm':>8} {'collective/algorithm':>28} "
           f"{'ranks':>5} {'bytes':>10} {'start(us)':>10} {'time(us)':>10} {'busbw(GB/s)':>11} "
           f"{'model(us)':>10} {'host':>6}")
-    for c in r["calls"]:
-        name = f"{c['collective']}/{c['algorithm']}"
-        host = "-" if c["host_error"] is None else f"{c['host_error']:+.1%}"
-        print(f"  {c['id']:>5} {c['step']:>4} {c['stream']:>8} {c['comm']:>8} {name:>28} "
-              f"{c['ranks']:>5} {c['bytes']:>10} {c['start_s'] * 1e6:>10.2f} "
-              f"{c['time_s'] * 1e6:>10.2f} {c['busbw_gbps']:>11.2f} "
-              f"{c['model_time_s'] * 1e6:>10.2f} {host:>6}")
-    for step in r["steps"]:
-        print(f"# step {step['step']}: {step['time_s'] * 1e6:.2f} us")
-    print(f"# whole trace: {r['total_s'] * 1e6:.2f} us, {len(r['calls'])} calls, "
-          f"{r['retransmitted_bytes']} bytes retransmitted")
-    for earlier in r["dilation_attempts"][:-1]:
-        print(f"#   at dilation {earlier['dilation']:.10g} the host added "
-              f"{share(earlier['host_error'])}: measured again at a larger one")
+    for c in r.calls:
+        name = f"{c.collective}/{c.algorithm}"
+        host = "-" if c.host_error is None else f"{c.host_error:+.1%}"
+        print(f"  {c.id:>5} {c.step:>4} {c.stream:>8} {c.comm:>8} {name:>28} "
+              f"{c.ranks:>5} {c.bytes:>10} {c.start_s * 1e6:>10.2f} "
+              f"{c.time_s * 1e6:>10.2f} {c.busbw_gbps:>11.2f} "
+              f"{c.model_time_s * 1e6:>10.2f} {host:>6}")
+    for step in r.steps:
+        print(f"# step {step.step}: {step.time_s * 1e6:.2f} us")
+    print(f"# whole trace: {r.total_s * 1e6:.2f} us, {len(r.calls)} calls, "
+          f"{r.retransmitted_bytes} bytes retransmitted")
+    for earlier in r.dilation_attempts[:-1]:
+        print(f"#   at dilation {earlier.dilation:.10g} the host added "
+              f"{share(earlier.host_error)}: measured again at a larger one")
     if fidelity["faithful"]:
         print(f"# proven at dilation {fidelity['probe_dilation']:.10g}: the host added "
               f"{share(fidelity['worst_error'])} at most (tolerance "
               f"{percent(fidelity['tolerance'])})")
     for flag in fidelity["flags"]:
         print(f"#   NOT FAITHFUL: {flag}")
-    print(f"# cost: {r['wall_s']:.1f} s of wall time for {r['emulated_s'] * 1e3:.3f} ms of "
-          f"cluster time: slowdown {r['slowdown']:,.0f}x (this host's floor "
-          f"{r['slowdown_floor']:,.0f}x)")
+    print(f"# cost: {r.wall_s:.1f} s of wall time for {r.emulated_s * 1e3:.3f} ms of "
+          f"cluster time: slowdown {r.slowdown:,.0f}x (this host's floor "
+          f"{r.slowdown_floor:,.0f}x)")

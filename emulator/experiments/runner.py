@@ -137,16 +137,15 @@ def _run_group(campaign: Campaign, store: Store, emu, points: list[Point], count
                 except NetwallError as e:
                     _skip(store, campaign, p, e, counts, progress)
                     break
-                result.update(link=p.link, topology=emu.topology.name, dilation=emu.dilation)
                 record = dict(provenance(campaign), kind="point", id=p.id, status="ok",
-                              point=p.params(), settings=settings, result=result)
+                              point=p.params(), settings=settings, result=result.to_dict())
                 store.put(p.id, record)
-                if result["faults_not_struck"]:
+                if result.faults_not_struck:
                     progress.note(f"netwall: note: {_label(p)}: fault(s) "
-                                  f"{', '.join(result['faults_not_struck'])} did not strike "
+                                  f"{', '.join(result.faults_not_struck)} did not strike "
                                   "before the timed calls ended (recorded as not struck)")
                 counts["measured"] += 1
-                counts["wrong"] += result["check"] is False
+                counts["wrong"] += result.check is False
                 progress.advance(_label(p))
 
 

@@ -30,9 +30,9 @@ def test_every_collective_delivers_the_right_data(racks, collective, algorithm):
     root = 5 if collective in ("broadcast", "reduce") else 0
     result = racks.run(collective, algorithm, size=256 * 1024, iters=2, root=root,
                        prove=False)
-    assert result["check"] is True
-    assert result["retransmitted_bytes"] == 0
-    for link in result["links"]:  # lossless: the wire carries exactly the schedule
+    assert result.check is True
+    assert result.retransmitted_bytes == 0
+    for link in result.links:  # lossless: the wire carries exactly the schedule
         assert link["bytes"] == link["expected_bytes"], link
 
 
@@ -50,11 +50,11 @@ def test_lost_frames_are_repaired_and_counted(tmp_path):
     profile = lossy_profile(tmp_path, 0.03)
     with Emulation("star:4", "lossy-copper", profiles=[profile], dilation=1000) as emu:
         result = emu.run("allreduce", "ring", size=4 << 20, iters=3)
-    assert result["check"] is True
-    assert result["retransmitted_bytes"] > 0
+    assert result.check is True
+    assert result.retransmitted_bytes > 0
     # Lost frames still crossed the sender's link, and their repairs cross it again.
-    sent = sum(link["bytes"] for link in result["links"] if link["link"].startswith("gpu"))
-    expected = sum(link["expected_bytes"] for link in result["links"]
+    sent = sum(link["bytes"] for link in result.links if link["link"].startswith("gpu"))
+    expected = sum(link["expected_bytes"] for link in result.links
                    if link["link"].startswith("gpu"))
     assert sent > expected
 
@@ -78,17 +78,17 @@ def test_replay_overlaps_streams_and_respects_gaps():
     calls = parse_trace([json.dumps(line) for line in trace], "test")
     with Emulation("star:4", "copper-800g", dilation=2000) as emu:
         result = emu.replay(calls, check=True)
-    rows = {row["id"]: row for row in result["calls"]}
-    assert all(row["check"] is True for row in rows.values())
+    rows = {row.id: row for row in result.calls}
+    assert all(row.check is True for row in rows.values())
     a, b, c = rows[0], rows[1], rows[2]
     # Different communicators on different streams run at the same time...
-    assert a["start_s"] < b["start_s"] + b["time_s"] and b["start_s"] < a["start_s"] + a["time_s"]
+    assert a.start_s < b.start_s + b.time_s and b.start_s < a.start_s + a.time_s
     # ...and the all-gather waits, on each rank, for the call that rank took part in, plus
     # its 50 us of compute (a rank's own end of a call is at most the call's last end).
-    first_end = min(a["start_s"] + a["time_s"], b["start_s"] + b["time_s"])
-    assert c["start_s"] >= first_end - 0.1 * a["time_s"] + 50e-6
-    assert [s["step"] for s in result["steps"]] == [0, 1]
-    assert result["total_s"] >= c["start_s"] + c["time_s"] * 0.99
+    first_end = min(a.start_s + a.time_s, b.start_s + b.time_s)
+    assert c.start_s >= first_end - 0.1 * a.time_s + 50e-6
+    assert [s.step for s in result.steps] == [0, 1]
+    assert result.total_s >= c.start_s + c.time_s * 0.99
 
 
 def test_replay_and_trace_commands(tmp_path):
@@ -119,45 +119,45 @@ def test_wide_and_slow_losing_channels_past_its_spares_slows_by_their_share():
         base = emu.run("allreduce", "ring", size=8 << 20, iters=2)
         hit = emu.run("allreduce", "ring", size=8 << 20, iters=2,
                       faults=[parse_fault(f"channels={lost}:gpu0--gpu1@0")])
-    assert hit["check"] is True and hit["retransmitted_bytes"] == 0
-    assert hit["time_s"] / base["time_s"] == pytest.approx(1 / 0.9, rel=0.03)
-    assert hit["faults"][0]["rate_gbps"] == pytest.approx(profile.rate_gbps * 0.9)
+    assert hit.check is True and hit.retransmitted_bytes == 0
+    assert hit.time_s / base.time_s == pytest.approx(1 / 0.9, rel=0.03)
+    assert hit.faults[0].rate_gbps == pytest.approx(profile.rate_gbps * 0.9)
 
 
 def test_an_optical_lane_failure_stalls_until_repair_then_completes_verified():
     with Emulation("pair", "optical-800g", dilation=2000) as emu:
         base = emu.run("allreduce", "ring", size=8 << 20, iters=1)
-        outage = 3 * base["time_s"]
+        outage = 3 * base.time_s
         hit = emu.run("allreduce", "ring", size=8 << 20, iters=1, faults=[
-            parse_fault(f"channels=1:gpu0--gpu1@{base['time_s'] / 4 * 1e6:.1f}us"
+            parse_fault(f"channels=1:gpu0--gpu1@{base.time_s / 4 * 1e6:.1f}us"
                         f"+{outage * 1e6:.1f}us")])
-    assert hit["check"] is True
-    assert hit["time_s"] > outage  # nothing moved while the link was down
-    assert hit["retransmitted_bytes"] > 0  # what was in flight was lost and resent
-    assert [e["state"].split(":")[0] for e in hit["faults"]] == ["down", "up", "up"]
+    assert hit.check is True
+    assert hit.time_s > outage  # nothing moved while the link was down
+    assert hit.retransmitted_bytes > 0  # what was in flight was lost and resent
+    assert [e.state.split(":")[0] for e in hit.faults] == ["down", "up", "up"]
 
 
 def test_energy_is_reported_and_adds_up(racks):
     result = racks.run("allreduce", "ring", size=1 << 20, iters=2, prove=False)
-    assert result["energy_j"] == pytest.approx(sum(result["energy_by_profile_j"].values()))
-    assert result["joules_per_gb"] == pytest.approx(result["energy_j"] / (1 << 20) * 1e9)
+    assert result.energy_j == pytest.approx(sum(result.energy_by_profile_j.values()))
+    assert result.joules_per_gb == pytest.approx(result.energy_j / (1 << 20) * 1e9)
     # The spine is optical: far more energy per cable than the copper inside the racks.
     per_cable = {p: e / n for p, e, n in [
-        ("optical-800g", result["energy_by_profile_j"]["optical-800g"], 2),
-        ("copper-800g", result["energy_by_profile_j"]["copper-800g"], 8)]}
+        ("optical-800g", result.energy_by_profile_j["optical-800g"], 2),
+        ("copper-800g", result.energy_by_profile_j["copper-800g"], 8)]}
     assert per_cable["optical-800g"] > 10 * per_cable["copper-800g"]
 
 
 def test_a_bit_error_burst_costs_repairs_and_a_flap_costs_time():
     with Emulation("pair", "optical-800g", dilation=2000) as emu:
         base = emu.run("allreduce", "ring", size=8 << 20, iters=1)
-        t = base["time_s"]
+        t = base.time_s
         noisy = emu.run("allreduce", "ring", size=8 << 20, iters=1,
                         faults=[parse_fault(f"ber=1e-7:gpu0--gpu1@0+{t * 1e6:.1f}us")])
         flapping = emu.run("allreduce", "ring", size=8 << 20, iters=1,
                            faults=[parse_fault(f"flap=2:gpu0--gpu1@0+{t / 2 * 1e6:.1f}us")])
     # 1e-7 per bit loses ~5% of 65 KB frames: each one is resent, the data still right.
-    assert noisy["check"] is True and noisy["retransmitted_bytes"] > 0
-    assert flapping["check"] is True
-    assert flapping["time_s"] > t * 1.5  # two outages of half a call each
-    assert sum("down" in e["state"] for e in flapping["faults"]) == 2
+    assert noisy.check is True and noisy.retransmitted_bytes > 0
+    assert flapping.check is True
+    assert flapping.time_s > t * 1.5  # two outages of half a call each
+    assert sum("down" in e.state for e in flapping.faults) == 2

@@ -49,9 +49,9 @@ def test_ring_allreduce_bytes_on_each_link_match_the_schedule(topology):
         assert [h.name for h in emu.hosts] == ["gpu0", "gpu1", "gpu2", "gpu3"]
         assert emu.net is not None and len(emu.net.hosts) == 4
         result = emu.run(collective="allreduce", algorithm="ring", size=1 << 20, iters=2)
-    assert result["check"] is True
-    assert result["time_s"] > 0
-    links = {entry["link"]: entry for entry in result["links"]}
+    assert result.check is True
+    assert result.time_s > 0
+    links = {entry["link"]: entry for entry in result.links}
     for entry in links.values():
         assert entry["bytes"] == entry["expected_bytes"], entry
         assert entry["drops"] == 0

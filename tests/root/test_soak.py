@@ -36,7 +36,7 @@ def test_a_hundred_runs_leak_nothing():
         with Emulation("pair", "copper-800g", dilation=100, capabilities=caps) as emu:
             result = emu.run("allreduce", "ring", size=64 * 1024, iters=1, warmup=0,
                              prove=False)
-            assert result["check"] is True
+            assert result.check is True
     assert len(os.listdir("/proc/self/fd")) == fds
     assert set(os.listdir("/sys/class/net")) == links
     assert namespaces() <= spaces  # (other processes' may come and go; none of ours stay)

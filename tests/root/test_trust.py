@@ -52,15 +52,15 @@ def test_dilation_is_chosen_per_size_from_the_series_and_proven():
     with Emulation("star:4", "optical-800g") as emu:
         small = emu.run("allreduce", "ring", 256 << 10, iters=2, warmup=0)
         large = emu.run("allreduce", "ring", 8 << 20, iters=2, warmup=0)
-        assert emu.network.plan is emu.plan and emu.plan.dilation == large["dilation"]
+        assert emu.network.plan is emu.plan and emu.plan.dilation == large.dilation
     for r in (small, large):
-        assert r["check"] is True
-        assert nice_ceiling(r["dilation"]) == r["dilation"]
-        assert int(str(int(r["dilation"]))[0]) in SERIES
-        assert r["dilation_attempts"][-1]["dilation"] == r["dilation"]
-        assert r["fidelity"]["probe_dilation"] >= 2 * r["dilation"]
+        assert r.check is True
+        assert nice_ceiling(r.dilation) == r.dilation
+        assert int(str(int(r.dilation))[0]) in SERIES
+        assert r.dilation_attempts[-1].dilation == r.dilation
+        assert r.fidelity["probe_dilation"] >= 2 * r.dilation
     # A small call is latency-bound: it needs at least the dilation of a large one.
-    assert small["dilation"] >= large["dilation"]
+    assert small.dilation >= large.dilation
 
 
 def test_redilating_live_links_changes_what_iperf3_sees():

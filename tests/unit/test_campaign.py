@@ -18,6 +18,7 @@ from emulator.experiments.campaign import Point, load, loads, point_id
 from emulator.experiments.report import COLUMNS, export, report
 from emulator.experiments.runner import run_campaign
 from emulator.experiments.store import SqliteStore, open_store
+from emulator.result import RunResult
 from tests.conftest import netwall
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -162,6 +163,7 @@ class FakeEmulation:
         self.capabilities, self.not_emulated = "caps", []
         self.dilation = self.fixed_dilation = point.dilation or 1000.0
         self.topology = SimpleNamespace(name=point.topology)
+        self.link = point.link
 
     def schedule(self, collective, algorithm, size, root=0, chunk=None):
         return None
@@ -187,12 +189,16 @@ class FakeEmulation:
         if size == 8192:
             raise NetwallError("collective failed: rank 1 waits for rank 0")
         t = size / 50e9 * (1 + len(faults))
-        return {"collective": collective, "algorithm": algorithm, "bytes": size, "time_s": t,
-                "algbw_gbps": size / t / 1e9, "busbw_gbps": size / t / 1e9,
-                "model_time_s": t, "model_emulated_time_s": t * 0.9, "model_error": 0.11,
-                "check": True, "retransmitted_bytes": 0, "joules_per_gb": 0.5,
-                "energy_j": 1e-6, "faults_not_struck": [f.spec for f in faults if f.at_s >= t],
-                "slowdown": 1234.0, "fidelity": _fidelity(size)}
+        return RunResult(
+            collective=collective, algorithm=algorithm, ranks=2, bytes=size, count=size // 4,
+            type="float", iters=iters, time_s=t, algbw_gbps=size / t / 1e9,
+            busbw_gbps=size / t / 1e9, model_time_s=t, model_emulated_time_s=t * 0.9,
+            model_error=0.11, check=True, retransmitted_bytes=0, retransmitted_frames=0,
+            faults=[], faults_not_struck=[f.spec for f in faults if f.at_s >= t],
+            dilation=self.dilation, dilation_attempts=[], fidelity=_fidelity(size),
+            wall_s=1.0, emulated_s=1.0 / 1234, slowdown=1234.0, slowdown_floor=1.0,
+            energy_j=1e-6, energy_by_profile_j={}, joules_per_gb=0.5, links=[],
+            link=self.link, topology=self.topology.name)
 
 
 def _fidelity(size: int) -> dict:

@@ -1,0 +1,189 @@
+"""What `Emulation.run` and `Emulation.replay` return: one typed result each.
+
+Every consumer (the CLI's tables and JSON, the console, campaigns, benches, tests) reads the
+same fields, so a result is built once, complete, where it is measured: the link profile,
+the topology and, for a replay, the trace's name are fields like any other, not keys each
+caller patches on afterwards.
+
+`to_dict()` is the JSON form: the keys and values `netwall run --json` and `replay --json`
+print, and what a campaign stores in each point's record (README "JSON", docs/replay.md,
+docs/campaigns.md). It is the same dict netwall wrote before results were typed, so stored
+campaigns stay readable (the report reads those dicts, never these classes), and any change
+to a field here is a change to that documented format. `from_dict()` reads back a result
+this version wrote (a bench reads `netwall run --json` with it).
+
+Records netwall makes here are typed too (a replayed call, a step, a fault event, a
+dilation attempt). Two nested parts stay the plain JSON dicts their makers give, documented
+here by key: the fidelity verdict (emulator.models.verdict: `Verdict.to_dict()` for a run,
+`judge_trace` for a replay, which differ in their keys) and the per-link byte counts (which
+emulator.models.verdict reads as dicts).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+
+from emulator.errors import NetwallError
+
+
+@dataclass(frozen=True)
+class _Result:
+    """Shared by every result type: the JSON form and reading it back."""
+
+    #: Fields that hold a list of another result type, which from_dict rebuilds.
+    NESTED: ClassVar[dict[str, type[_Result]]] = {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form, fields in declaration order (nested results as dicts too)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """A result from its JSON form; exactly this type's keys, or a NetwallError."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = [n for n in names if n not in data]
+        extra = [k for k in data if k not in names]
+        if missing or extra:
+            raise NetwallError(f"not a netwall {cls.__name__}: missing {missing or 'nothing'}, "
+                               f"unexpected {extra or 'nothing'}")
+        nested = {name: [kind.from_dict(item) for item in data[name]]
+                  for name, kind in cls.NESTED.items()}
+        return cls(**{**data, **nested})
+
+
+@dataclass(frozen=True)
+class FaultEvent(_Result):
+    """What a fault did to a link, and when: a fault starting or ending, the link restored
+    after the timed calls, or a fault that never struck."""
+
+    t_s: float | None  # real seconds after the timed calls' start; None: not during them
+    link: str  # the cable, 'a--b'
+    event: str
+    rate_gbps: float | None  # the link's rate after it (None: a fault that did not strike)
+    state: str
+
+
+@dataclass(frozen=True)
+class Attempt(_Result):
+    """One dilation a run's timed calls were measured at, and the verdict there: a result the
+    host distorted is measured again at a larger one (Emulation.run)."""
+
+    dilation: float
+    time_s: float  # one call's real time
+    host_error: float | None  # the host's share of it (inf: most; None: not proven)
+    faithful: bool
+
+
+@dataclass(frozen=True)
+class TraceAttempt(_Result):
+    """One dilation a whole trace ran at, and the verdict on its total (Emulation.replay)."""
+
+    dilation: float
+    total_s: float  # the trace's real time
+    host_error: float | None  # the host's share of it (None: most, or not proven)
+    faithful: bool
+
+
+@dataclass(frozen=True)
+class RunResult(_Result):
+    """One size of `netwall run`: nccl-tests' columns, the model, the verdict and the cost.
+
+    Times are real (undilated) seconds of one call, the mean of the timed batch.
+    """
+
+    collective: str
+    algorithm: str
+    ranks: int
+    bytes: int  # the call's size as nccl-tests counts it for this collective (README)
+    count: int  # elements of `type`
+    type: str  # always "float": agents reduce float32
+    iters: int
+    time_s: float
+    algbw_gbps: float  # GB/s, as nccl-tests
+    busbw_gbps: float
+    model_time_s: float  # the full alpha-beta model
+    model_emulated_time_s: float  # the model of what this kernel emulates (no netem: no latency)
+    model_error: float  # time_s against model_emulated_time_s
+    check: bool | None  # every rank's data verified; None: not checked
+    retransmitted_bytes: int
+    retransmitted_frames: int
+    faults: list[FaultEvent]  # what the faults did, in order
+    faults_not_struck: list[str]  # the specs of faults the timed calls ended before
+    dilation: float  # the one the result was measured at (the last attempt's)
+    dilation_attempts: list[Attempt]  # the last is the result's
+    #: The verdict (emulator.models.verdict.Verdict.to_dict()): faithful, flags, host_error,
+    #: probe_dilation, fix_dilation, cpu_busy, tolerance, ...
+    fidelity: dict
+    wall_s: float  # what measuring this size took
+    emulated_s: float  # cluster time every program of it ran for
+    slowdown: float  # wall_s over emulated_s
+    slowdown_floor: float  # the least slowdown this host allows for the call
+    energy_j: float
+    energy_by_profile_j: dict[str, float]
+    joules_per_gb: float
+    #: Per directed link that carried traffic: {link, profile, bytes, expected_bytes,
+    #: packets, drops}, bytes over the whole timed batch.
+    links: list[dict]
+    link: str  # the link profile the run was given
+    topology: str
+
+    NESTED: ClassVar[dict[str, type[_Result]]] = {"faults": FaultEvent,
+                                                  "dilation_attempts": Attempt}
+
+
+@dataclass(frozen=True)
+class CallRow(_Result):
+    """One replayed call: where it started and how long it took, in real seconds from the
+    start of the trace."""
+
+    id: int
+    step: int
+    stream: str
+    comm: str
+    collective: str
+    algorithm: str
+    ranks: int
+    bytes: int
+    start_s: float
+    time_s: float
+    algbw_gbps: float
+    busbw_gbps: float
+    model_time_s: float
+    host_error: float | None  # this call's share of host distortion (None: not proven)
+    check: bool | None
+
+
+@dataclass(frozen=True)
+class StepTime(_Result):
+    """A training step of a trace: from its first call's start to its last call's end."""
+
+    step: int
+    time_s: float
+
+
+@dataclass(frozen=True)
+class ReplayResult(_Result):
+    """A whole trace replayed as one program: every call, every step, the verdict, the cost."""
+
+    calls: list[CallRow]
+    steps: list[StepTime]
+    total_s: float  # from the first call's start to the last one's end
+    retransmitted_bytes: int
+    links: list[dict]  # as RunResult.links, with expected_bytes None (no one schedule)
+    dilation: float
+    dilation_attempts: list[TraceAttempt]  # the last is the result's
+    #: The verdict (emulator.models.verdict.judge_trace): faithful, flags, host_error,
+    #: call_errors, worst_error, probe_dilation, fix_dilation, tolerance, dilation.
+    fidelity: dict
+    wall_s: float
+    emulated_s: float
+    slowdown: float
+    slowdown_floor: float
+    link: str
+    topology: str
+    trace: str  # the trace file or workload replayed
+
+    NESTED: ClassVar[dict[str, type[_Result]]] = {
+        "calls": CallRow, "steps": StepTime, "dilation_attempts": TraceAttempt}
