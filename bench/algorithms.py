@@ -14,6 +14,7 @@ from __future__ import annotations
 import statistics
 
 from emulator import Emulation
+from emulator.units import format_size
 from traffic.schedule import ALGORITHMS
 
 LINK = "copper-800g"
@@ -48,17 +49,13 @@ def measure(repeats: int = 3) -> list[dict]:
     return sorted(rows, key=lambda r: order.index(r["collective"]))
 
 
-def _size(size: int) -> str:
-    return f"{size >> 20} MiB" if size >= 1 << 20 else f"{size >> 10} KiB"
-
-
 def markdown(rows: list[dict]) -> str:
     out = ["| collective | algorithm | topology | size | D | measured (us) | model (us) | error |",
            "|---|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         out.append(f"| {r['collective']} | {r['algorithm']} | {r['topology']} | "
-                   f"{_size(r['size'])} | {r['dilation']:g} | {r['time_s'] * 1e6:.1f} | "
-                   f"{r['model_s'] * 1e6:.1f} | {r['error']:+.1%} |")
+                   f"{format_size(r['size'], spaced=True)} | {r['dilation']:g} | "
+                   f"{r['time_s'] * 1e6:.1f} | {r['model_s'] * 1e6:.1f} | {r['error']:+.1%} |")
     return "\n".join(out)
 
 

@@ -12,6 +12,7 @@ import statistics
 
 from emulator import Emulation
 from emulator.kernel.iperf3 import iperf3_flows
+from emulator.units import format_size
 
 GPUS = 8
 SIZES = (1 << 20, 16 << 20, 64 << 20)
@@ -39,8 +40,8 @@ def markdown(rows: list[dict]) -> str:
     out = ["| message size | agents, ring all-reduce (Gb/s) | iperf3, 8 TCP flows (Gb/s) | "
            "ratio |", "|---:|---:|---:|---:|"]
     for r in rows:
-        out.append(f"| {r['size'] >> 20} MiB | {r['agents_gbps']:.2f} | {r['iperf3_gbps']:.2f} | "
-                   f"{r['ratio']:.2f} |")
+        out.append(f"| {format_size(r['size'], spaced=True)} | {r['agents_gbps']:.2f} | "
+                   f"{r['iperf3_gbps']:.2f} | {r['ratio']:.2f} |")
     return "\n".join(out)
 
 

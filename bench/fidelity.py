@@ -11,6 +11,7 @@ from __future__ import annotations
 import statistics
 
 from emulator import Emulation
+from emulator.units import format_size
 
 FAMILIES = ("copper-800g", "optical-800g", "wide-and-slow-800g")
 SIZES = (1 << 20, 16 << 20, 64 << 20)
@@ -38,7 +39,7 @@ def markdown(rows: list[dict]) -> str:
     out = ["| link | all-reduce | size | D | measured (us) | model (us) | error |",
            "|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
-        out.append(f"| {r['link']} | {r['algorithm']} | {r['size'] >> 20} MiB | "
+        out.append(f"| {r['link']} | {r['algorithm']} | {format_size(r['size'], spaced=True)} | "
                    f"{r['dilation']:g} | {r['time_s'] * 1e6:.1f} | {r['model_s'] * 1e6:.1f} | "
                    f"{r['error']:+.1%} |")
     return "\n".join(out)

@@ -21,6 +21,7 @@ from emulator.kernel.iperf3 import iperf3_flows
 from emulator.models.plan import EMULATION_MTU, FRAME_BYTES
 from emulator.models.profiles import catalogue
 from emulator.models.verdict import CPU_SATURATED, cpu_times
+from emulator.units import format_rate
 
 LINK = "copper-800g"
 RATES = (10e6, 100e6, 1e9, 2.5e9, 5e9, 10e9)
@@ -65,10 +66,6 @@ def measure(repeats: int = 3) -> list[dict]:
     return rows
 
 
-def _rate(bps: float) -> str:
-    return f"{bps / 1e9:.3f} Gb/s" if bps >= 1e9 else f"{bps / 1e6:.2f} Mb/s"
-
-
 def markdown(rows: list[dict]) -> str:
     out = ["| configured | D | achieved (wire) | error | CPU busy | unshaped flow (wire) | "
            "host saturated | within 2% |", "|---:|---:|---:|---:|---:|---:|---|---|"]
@@ -77,9 +74,9 @@ def markdown(rows: list[dict]) -> str:
             verdict = "yes"
         else:
             verdict = "host saturated" if r["saturated"] else "**miss**"
-        out.append(f"| {_rate(r['configured_bps'])} | {r['dilation']:g} | "
-                   f"{_rate(r['achieved_bps'])} | {r['error']:+.1%} | {r['cpu_busy']:.0%} | "
-                   f"{_rate(r['unshaped_bps'])} | {'yes' if r['saturated'] else 'no'} | "
+        out.append(f"| {format_rate(r['configured_bps'])} | {r['dilation']:g} | "
+                   f"{format_rate(r['achieved_bps'])} | {r['error']:+.1%} | {r['cpu_busy']:.0%} | "
+                   f"{format_rate(r['unshaped_bps'])} | {'yes' if r['saturated'] else 'no'} | "
                    f"{verdict} |")
     return "\n".join(out)
 

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from emulator.result import RunResult
+from emulator.units import format_size
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLE = ["run", "--topology", "star:8", "--link", "optical-800g", "--size", "1M", "--size",
@@ -97,7 +98,8 @@ def markdown_table(runs: list[dict]) -> str:
                 if len(r["attempts"]) > 1 else ""
             verdict = "faithful" if r["faithful"] else "**flagged**"
             wall = f"{run['wall_s']:.0f} s" if i == 0 else ""
-            out.append(f"| {forced if i == 0 else ''} | {wall} | {r['size'] >> 20} MiB | "
+            size = format_size(r["size"], spaced=True)
+            out.append(f"| {forced if i == 0 else ''} | {wall} | {size} | "
                        f"{r['dilation']:g}{tried} | {r['error']:+.1%} | {_host(r)} | "
                        f"{verdict} | {r['slowdown']:,.0f}x ({r['floor']:,.0f}x) |")
     bad = [r for run in runs for r in run["rows"] if not honest(r)]
@@ -110,7 +112,7 @@ def markdown_default(d: dict) -> str:
     worst = max(abs(r["error"]) for r in d["auto_rows"])
     unfaithful = sum(not r["faithful"] for r in d["auto_rows"])
     dilations = sorted({(r["size"], r["dilation"]) for r in d["auto_rows"]})
-    chosen = ", ".join(f"{s >> 20} MiB at {dd:g}" for s, dd in dilations)
+    chosen = ", ".join(f"{format_size(s, spaced=True)} at {dd:g}" for s, dd in dilations)
     return "\n".join([
         "| command | wall time (median) | worst model error | rows not faithful |",
         "|---|---:|---:|---:|",

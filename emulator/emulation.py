@@ -111,7 +111,7 @@ class Emulation:
         #: What this host carries faithfully (cached by `netwall check`), or a safe fallback.
         self.host = host or calibration.load() or calibration.FALLBACK
         #: The user's --dilation, or None: then every call gets its own (dilation.choose).
-        self.fixed_dilation = None if dilation is None else dil.check(float(dilation))
+        self.fixed_dilation = None if dilation is None else dil.validate(float(dilation))
         # The network is built at one dilation and re-dilated per call: the one given, or
         # what all GPUs injecting at once need.
         injection = dil.injection_gbps(gpu_link_rates(self.topology, self.catalogue))
@@ -611,7 +611,7 @@ class Emulation:
         }
 
 
-def check_duration(estimate_s: float, what: str, limit_s: float = MAX_RUN_S) -> None:
+def bound_duration(estimate_s: float, what: str, limit_s: float = MAX_RUN_S) -> None:
     """Refuse work that would run past the limit on this host, before building anything."""
     if estimate_s > limit_s:
         raise NetwallError(f"{what} would take about {estimate_s / 3600:,.0f} h on this host "

@@ -5,12 +5,12 @@ Every file netwall reads (profiles, topologies, campaigns, traces, NCCL logs) go
 hang or an exhausted machine. YAML goes through `compose_yaml` or `load_yaml`, which refuse
 a key given twice (last-one-wins hides typos) and documents nested deeper, or expanding
 (through aliases) larger, than any netwall file needs. docs/user-guide.md lists the bounds.
+Sizes, durations and percentages are read by emulator.units.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -24,10 +24,8 @@ MAX_FILE_BYTES = 4 << 20  # a profile, topology or campaign file
 MAX_LOG_BYTES = 256 << 20  # a JSONL trace or an NCCL log
 MAX_DEPTH = 32  # nesting of YAML collections
 MAX_NODES = 200_000  # YAML values, counted with every alias expanded
-MAX_SIZE = 1 << 40  # bytes of one collective call: far past any host's memory
 MAX_ITEMS = 10_000  # entries of one list (sizes of a sweep, seeds of a campaign, ...)
 MAX_ITERS = 100_000  # timed (or warm-up) calls of one measurement
-SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
 def read_text(path: str | Path, what: str, limit: int = MAX_FILE_BYTES,
@@ -175,15 +173,3 @@ def cut(text: str, width: int = 60) -> str:
     """One-line text cut to `width` characters, marked with '...' when cut."""
     return text if len(text) <= width else text[:width - 3] + "..."
 
-
-def parse_size(text: str) -> int:
-    """Bytes from '4096', '64K', '16M' or '1G' (powers of two, as nccl-tests reads them), at
-    most MAX_SIZE; anything else is one NetwallError line."""
-    match = re.fullmatch(r"\s*(\d{1,15})\s*([KMG]?)B?\s*", text.upper()) \
-        if isinstance(text, str) else None
-    if not match:
-        raise NetwallError(f"not a size: {shown(text)} (use e.g. 4096, 64K, 16M, 1G)")
-    size = int(match.group(1)) * SIZE_UNITS[match.group(2)]
-    if size > MAX_SIZE:
-        raise NetwallError(f"size {shown(text)} is more than {MAX_SIZE >> 30} GiB")
-    return size

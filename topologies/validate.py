@@ -16,6 +16,7 @@ from typing import Any
 from emulator.errors import NetwallError
 
 from .graph import MAX_GPUS, Topology, tier_of
+from .segments import switch_segments
 
 IFNAMSIZ = 15  # characters Linux allows in an interface name
 BRIDGE_PORTS = 1023  # ports a Linux bridge takes (BR_MAX_PORTS is 1024, port 0 unused)
@@ -123,9 +124,9 @@ def _check_switch_forest(topo: Topology) -> None:
 
 
 def _check_segments(topo: Topology) -> None:
-    segments = _switch_segments(topo)
+    segments = switch_segments(topo)
     for gpu in topo.gpus:
-        entered: dict[str, str] = {}
+        entered: dict[frozenset[str], str] = {}
         for link in topo.links_of(gpu):
             switch = topo.other(link, gpu)
             if switch not in segments:
@@ -137,25 +138,6 @@ def _check_segments(topo: Topology) -> None:
                     f"{switch}); connect a GPU to each switch tree at most once"
                 )
             entered[segment] = switch
-
-
-def _switch_segments(topo: Topology) -> dict[str, str]:
-    """Map each switch to its L2 segment (a component of the switch-only graph), named by
-    the segment's first switch."""
-    segments: dict[str, str] = {}
-    for start in topo.switches:
-        if start in segments:
-            continue
-        segments[start] = start
-        todo = [start]
-        while todo:
-            node = todo.pop()
-            for link in topo.links_of(node):
-                far = topo.other(link, node)
-                if far not in segments and not topo.is_gpu(far):
-                    segments[far] = start
-                    todo.append(far)
-    return segments
 
 
 def _check_connected(topo: Topology) -> None:

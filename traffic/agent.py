@@ -401,7 +401,7 @@ class Agent:
     def _lands_now(call: Call | None, step: int, offset: int, length: int) -> bool:
         """May a frame of this step land in the buffer now (else it waits in the stash)?
 
-        A race-free schedule (traffic.collectives.check) lets a receive land whenever it
+        A race-free schedule (traffic.collectives.validate) lets a receive land whenever it
         arrives once the call has started, even steps ahead, provided every send of earlier
         steps has read its bytes: sends the kernel has taken are copied before being
         overwritten (_protect), so only sends not yet handed over can be in the way.

@@ -7,7 +7,7 @@ everything it receives in steps before s has arrived, the sends of a step read t
 was when the step began, and receives are applied as they arrive. That is exactly the data
 dependency of the classic algorithms (Thakur et al. 2005; NCCL).
 
-Being pure data, a schedule can be checked without a network: `check_schedule` validates it
+Being pure data, a schedule can be checked without a network: `validate_schedule` validates it
 (including freedom from races between unsynchronised ranks), `simulate` runs it on numpy
 buffers, and `link_loads` (in emulator.models.accounting) predicts the bytes every link carries.
 The algorithms live in traffic.collectives, one module per family; this module is the API.
@@ -26,24 +26,24 @@ from traffic.collectives.base import (
     Move,
     Schedule,
     buffer_bytes,
-    check_collective,
-    check_size,
     default_chunk,
     pieces,
     segments,
+    validate_collective,
+    validate_size,
 )
 from traffic.collectives.buffers import POISON, expected, initial, initial_buffer, simulate
-from traffic.collectives.check import check_schedule
 from traffic.collectives.halving import halving_doubling_allreduce
 from traffic.collectives.hierarchical import hierarchical_allreduce
 from traffic.collectives.pairwise import direct_alltoall, direct_sendrecv
 from traffic.collectives.ring import ring_allgather, ring_allreduce, ring_reducescatter
 from traffic.collectives.rooted import ring_broadcast, ring_reduce, tree_broadcast, tree_reduce
 from traffic.collectives.tree import btree_parents, dtree_parents, tree_allreduce
+from traffic.collectives.validate import validate_schedule
 
 __all__ = [
     "ALGORITHMS", "COLLECTIVES", "ELEMENT", "POISON", "Move", "Schedule", "btree_parents",
-    "buffer_bytes", "build", "check_schedule", "check_size", "default_chunk", "dtree_parents",
+    "buffer_bytes", "build", "validate_schedule", "validate_size", "default_chunk", "dtree_parents",
     "expected", "initial", "initial_buffer", "pieces", "ring_allreduce", "segments", "simulate",
 ]
 
@@ -93,7 +93,7 @@ def build(collective: str, algorithm: str, ranks: int, size: int, *, root: int =
     eighth of the buffer); the other algorithms ignore it. `groups` (equal-sized rank groups,
     e.g. racks) is needed by hierarchical all-reduce and ignored by everything else.
     """
-    check_collective(collective)
+    validate_collective(collective)
     if algorithm not in _BUILDERS[collective]:
         raise NetwallError(f"no schedule for {collective}/{algorithm} ({collective} has: "
                            f"{', '.join(ALGORITHMS[collective])})")
@@ -101,7 +101,7 @@ def build(collective: str, algorithm: str, ranks: int, size: int, *, root: int =
         raise NetwallError(f"a collective needs at least 2 ranks, got {ranks}")
     if not isinstance(root, int) or not 0 <= root < ranks:
         raise NetwallError(f"root must be a rank in [0, {ranks}), got {root}")
-    check_size(collective, ranks, size)
+    validate_size(collective, ranks, size)
     if chunk is None:
         chunk = default_chunk(size)
     elif not isinstance(chunk, int) or chunk <= 0 or chunk % ELEMENT:

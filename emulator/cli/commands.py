@@ -105,7 +105,7 @@ def cmd_clean(_args) -> int:
 
 
 def cmd_run(args) -> int:
-    from emulator.emulation import check_duration
+    from emulator.emulation import bound_duration
 
     sizes = args.size or sweep(args.min_bytes, args.max_bytes, args.step_factor)
     faults = [parse(spec) for spec in args.fault]
@@ -123,7 +123,7 @@ def cmd_run(args) -> int:
                                                 args.iters, args.warmup, args.root,
                                                 args.chunk, args.prove)
                for emu in emulations for size in sizes}
-    check_duration(sum(weights.values()), "this run")
+    bound_duration(sum(weights.values()), "this run")
     progress = Progress("run", sum(weights.values()), items=len(weights))
     results, runs = [], []
     try:
@@ -156,7 +156,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_replay(args) -> int:
-    from emulator.emulation import check_duration
+    from emulator.emulation import bound_duration
 
     emulations = _emulations(args)
     traces = []
@@ -174,7 +174,7 @@ def cmd_replay(args) -> int:
     _calibrated(emulations)
     weights = [emu.estimate_replay_s(calls, args.prove)
                for emu, calls in zip(emulations, traces, strict=True)]
-    check_duration(sum(weights), "this replay")
+    bound_duration(sum(weights), "this replay")
     results = []
     progress = Progress("replay", sum(weights), items=len(emulations))
     try:

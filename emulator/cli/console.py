@@ -13,9 +13,9 @@ from mininet.cli import CLI
 from emulator.cli.tables import print_row
 from emulator.emulation import Emulation, apply_link_state
 from emulator.errors import NetwallError
-from emulator.inputs import parse_size
 from emulator.kernel.iperf3 import iperf3_flows
 from emulator.models.faults import link_state, parse
+from emulator.units import parse_size
 
 
 class NetwallCLI(CLI):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from emulator import inputs
+from emulator import inputs, units
 from emulator.errors import NetwallError
 from emulator.models import calibration
 from emulator.version import netwall_version
@@ -17,22 +17,19 @@ FAMILIES_DEFAULT = ("copper-800g", "optical-800g", "wide-and-slow-800g")
 
 
 def parse_size(text: str) -> int:
-    """emulator.inputs.parse_size, as an argparse type."""
+    """emulator.units.parse_size, as an argparse type."""
     try:
-        return inputs.parse_size(text)
+        return units.parse_size(text)
     except NetwallError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def parse_percent(text: str) -> float:
-    """'2%', '2' or '0.5%' as a fraction."""
+    """emulator.units.parse_percent, as an argparse type."""
     try:
-        value = float(text.strip().rstrip("%")) / 100
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a percentage: {text!r} (e.g. 2%)") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 100%, got {text!r}")
-    return value
+        return units.parse_percent(text)
+    except NetwallError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def sweep(min_bytes: int, max_bytes: int, factor: float) -> list[int]:

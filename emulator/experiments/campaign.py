@@ -23,15 +23,7 @@ from typing import Any
 import yaml
 
 from emulator.errors import NetwallError
-from emulator.inputs import (
-    MAX_ITEMS,
-    MAX_ITERS,
-    MAX_SIZE,
-    compose_yaml,
-    parse_size,
-    read_text,
-    shown,
-)
+from emulator.inputs import MAX_ITEMS, MAX_ITERS, compose_yaml, read_text, shown
 from emulator.models import faults as flt
 from emulator.models.profiles import catalogue
 from emulator.models.reliability import (
@@ -41,6 +33,7 @@ from emulator.models.reliability import (
     MAX_SEED,
     MAX_TRIALS,
 )
+from emulator.units import MAX_SIZE, parse_size
 from topologies import parse as parse_topology
 from topologies.layout import parse_layout
 from traffic.schedule import ALGORITHMS, ELEMENT, default_algorithm

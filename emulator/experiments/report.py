@@ -24,6 +24,7 @@ from matplotlib.ticker import FuncFormatter
 
 from emulator.errors import NetwallError
 from emulator.outputs import make_dir, write_file
+from emulator.units import format_size
 
 COLUMNS = ("id", "campaign", "experiment", "status", "topology", "link", "spine_link",
            "layout", "collective", "algorithm", "bytes", "faults", "not_struck", "dilation",
@@ -136,16 +137,9 @@ def _series_label(r: dict, topologies: set[str]) -> str:
     return p["link"] if len(topologies) == 1 else f"{p['link']} on {p['topology']}"
 
 
-def _bytes(value: float, _pos=None) -> str:
-    for unit, scale in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
-        if value >= scale:
-            return f"{value / scale:g}{unit}"
-    return f"{value:g}"
-
-
 def _size_axis(ax) -> None:
     ax.set_xscale("log", base=2)
-    ax.xaxis.set_major_formatter(FuncFormatter(_bytes))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: format_size(value)))
     ax.set_xlabel("size (bytes)")
     ax.grid(True, which="both", alpha=0.3)
 

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from emulator import outputs
+from emulator.units import format_size
 
 #: Bump when the agents' hot path changes: an old calibration would then mislead.
 VERSION = 1
@@ -137,7 +138,7 @@ def measure(run: Callable[[int, float], tuple[float, float]], injection_gbps: fl
             errors[d] = statistics.median(t / m - 1 for t, m in runs)
             samples.append((size, d, errors[d]))
             if progress:
-                progress(f"{size >> 20} MiB at dilation {d:.10g}: {errors[d]:+.1%}")
+                progress(f"{format_size(size, spaced=True)} at dilation {d:.10g}: {errors[d]:+.1%}")
             if abs(errors[d]) <= tolerance / 2:
                 break
         return errors

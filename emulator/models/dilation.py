@@ -131,7 +131,7 @@ def retry_dilation(d: float, error: float, tolerance: float) -> float:
     return next_above(step) if error > 3 * tolerance else step
 
 
-def check(dilation: float) -> float:
+def validate(dilation: float) -> float:
     if not math.isfinite(dilation) or dilation < 1:
         raise NetwallError(f"--dilation must be a number >= 1, got {dilation:g}")
     return dilation

@@ -16,13 +16,13 @@ network applies the resulting link states through netlink, without rebuilding an
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field, replace
 
 from emulator.errors import NetwallError
 from emulator.inputs import shown
 from emulator.models.profiles import NARROW_AND_FAST, LinkProfile
+from emulator.units import parse_duration
 
 KINDS = ("down", "flap", "channels", "ber")
 # Bounds, checked before anything is built: every event is a netlink change made while the
@@ -30,7 +30,6 @@ KINDS = ("down", "flap", "channels", "ber")
 MAX_FAULT_S = 3600.0  # a fault starts and ends within an hour of the timed calls' start
 MAX_FLAPS = 1000
 MAX_CHANNELS = 10_000
-UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 _TIME = r"[0-9.]+(?:e[+-]?[0-9]+)?[a-z]*"
 _SYNTAX = re.compile(r"^(?P<kind>[a-z]+)(?:=(?P<arg>[^:]+))?:(?P<link>[a-z0-9]+--[a-z0-9]+)"
                      rf"@(?P<at>{_TIME})(?:\+(?P<dur>{_TIME}))?$")
@@ -84,18 +83,6 @@ class Event:
     active: bool  # the fault starts (True) or ends (False)
 
 
-def _seconds(text: str, what: str, bad: str) -> float:
-    match = re.fullmatch(r"([0-9.]+(?:e[+-]?[0-9]+)?)([a-z]*)", text)
-    unit = match.group(2) if match else ""
-    try:
-        value = float(match.group(1)) * UNITS[unit or "s"] if match else math.nan
-    except (KeyError, ValueError):
-        value = math.nan
-    if not math.isfinite(value) or value < 0:
-        raise NetwallError(f"{bad}: {what} must be a time like 50us, 2ms or 0.1s")
-    return value
-
-
 def parse(spec: str) -> Fault:
     """A Fault from its one-line form (see the module docstring), within the bounds above."""
     fault = replace(_parse(spec), spec=spec.strip())
@@ -114,8 +101,8 @@ def _parse(spec: str) -> Fault:
     kind, arg = match.group("kind"), match.group("arg")
     if kind not in KINDS:
         raise NetwallError(f"{bad}: unknown kind {shown(kind)} (use {', '.join(KINDS)})")
-    at = _seconds(match.group("at"), "the start", bad)
-    duration = _seconds(match.group("dur"), "the duration", bad) if match.group("dur") \
+    at = parse_duration(match.group("at"), f"{bad}: the start")
+    duration = parse_duration(match.group("dur"), f"{bad}: the duration") if match.group("dur") \
         else None
     a, b = match.group("link").split("--")
     if kind == "down":

@@ -12,10 +12,11 @@ from dataclasses import dataclass, replace
 
 from emulator.models import dilation as dil
 from emulator.models.profiles import LinkProfile
-from topologies import Topology, next_hops
+from topologies import Topology, next_hops, segment, switch_segments
 
-#: MTU of every emulated interface. Real links carry 4-9 KB frames; large emulated frames cut
-#: the per-frame cost of the software data plane ~10x (DESIGN.md), and bytes are what count.
+#: MTU of every emulated interface. Real links carry 4-9 KB frames, but bytes are what count:
+#: a 65000-byte frame carries 7x a 9000-byte jumbo frame for the same per-frame cost of the
+#: software data plane (a system call, a header, a wake-up).
 EMULATION_MTU = 65000
 #: Bytes of one full emulated frame on the wire (Ethernet header included).
 FRAME_BYTES = EMULATION_MTU + 14
@@ -176,7 +177,7 @@ def make_plan(
             )
     ips = {gpu: rank_ip(r) for r, gpu in enumerate(topo.gpus)}
     routes: dict[str, list[Route]] = {}
-    segments: dict[str, frozenset[str]] = {}
+    segments = switch_segments(topo)
     for gpu, table in next_hops(topo).items():
         routes[gpu] = [
             Route(topo.rank(dst), ips[dst], interfaces[(link, gpu)].name,
@@ -220,15 +221,7 @@ def _forwarding(topo: Topology, interfaces, switch: str) -> list[tuple[str, str]
     never seen as sources on some bridges: the flood copies would load links the schedule
     does not use. Static entries (and flooding off) make every frame take its one path.
     """
-    first_port = {switch: None}  # switch -> the link `switch` uses to reach it
-    todo = [switch]
-    while todo:
-        node = todo.pop()
-        for link in topo.links_of(node):
-            far = topo.other(link, node)
-            if not topo.is_gpu(far) and far not in first_port:
-                first_port[far] = first_port[node] if node != switch else link
-                todo.append(far)
+    first_port = segment(topo, switch)  # each switch of the segment -> `switch`'s port toward it
     entries = []
     for other, via in first_port.items():
         for link in topo.links_of(other):
@@ -239,29 +232,14 @@ def _forwarding(topo: Topology, interfaces, switch: str) -> list[tuple[str, str]
     return entries
 
 
-def _mac_toward(topo: Topology, interfaces, segments: dict, link: int, gpu: str, via: str) -> str:
+def _mac_toward(topo: Topology, interfaces, segments: dict[str, frozenset[str]], link: int,
+                gpu: str, via: str) -> str:
     """The MAC of `via`'s interface on the segment that `gpu` reaches through `link`."""
     far = topo.other(link, gpu)
     if far == via:
         return interfaces[(link, via)].mac
-    if far not in segments:
-        segment = frozenset(_segment(topo, far))
-        segments.update(dict.fromkeys(segment, segment))
-    segment = segments[far]
     for via_link in topo.links_of(via):
-        if topo.other(via_link, via) in segment:
+        if topo.other(via_link, via) in segments[far]:
             return interfaces[(via_link, via)].mac
     raise AssertionError(f"{via} has no interface on the segment of {far}")
 
-
-def _segment(topo: Topology, switch: str) -> set[str]:
-    """The switches bridged together with `switch` (one L2 broadcast domain)."""
-    seen, todo = {switch}, [switch]
-    while todo:
-        node = todo.pop()
-        for link in topo.links_of(node):
-            far = topo.other(link, node)
-            if not topo.is_gpu(far) and far not in seen:
-                seen.add(far)
-                todo.append(far)
-    return seen

@@ -144,12 +144,12 @@ def test_the_wall_time_estimate_counts_timed_probe_and_untimed_calls():
 
 
 def test_a_run_past_the_limit_is_refused_in_one_line():
-    from emulator.emulation import check_duration
+    from emulator.emulation import bound_duration
     from emulator.errors import NetwallError
 
     emu = _emulation(dilation=1e6)
     estimate = emu.estimate_s("allreduce", None, 256 << 20, iters=100_000, warmup=1)
     with pytest.raises(NetwallError, match=r"this run would take about [\d,]+ h on this host "
                                            r"\(limit 24 h\)"):
-        check_duration(estimate, "this run")
-    check_duration(3600.0, "this run")  # an hour is fine
+        bound_duration(estimate, "this run")
+    bound_duration(3600.0, "this run")  # an hour is fine

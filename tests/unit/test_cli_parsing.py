@@ -15,7 +15,7 @@ import pytest
 from emulator.cli.main import main
 from emulator.cli.parsing import FAMILIES_DEFAULT, build_parser, parse_size, sweep
 from emulator.errors import NetwallError
-from traffic.schedule import check_size
+from traffic.schedule import validate_size
 
 K, M, G = 1024, 1024 * 1024, 1024 * 1024 * 1024
 
@@ -121,7 +121,7 @@ def test_sweep_non_finite_factor_is_a_netwall_error(factor):
 
 def test_sweep_with_fractional_factor_gives_runnable_sizes():
     for size in sweep(M, 16 * M, 1.1):
-        check_size("allreduce", 2, size)
+        validate_size("allreduce", 2, size)
 
 
 # --- the parser -------------------------------------------------------------------------------

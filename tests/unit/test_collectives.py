@@ -1,6 +1,6 @@
 """Every collective and algorithm as pure data: checked, simulated, counted, broken on purpose.
 
-Each generated schedule must pass check_schedule and, simulated, leave every rank holding
+Each generated schedule must pass validate_schedule and, simulated, leave every rank holding
 `expected()`; a random unsynchronised run (the agents' semantics) must give the same result.
 """
 
@@ -23,13 +23,13 @@ from traffic.schedule import (
     btree_parents,
     buffer_bytes,
     build,
-    check_schedule,
-    check_size,
     dtree_parents,
     expected,
     initial,
     initial_buffer,
     simulate,
+    validate_schedule,
+    validate_size,
 )
 
 RANKS = (2, 3, 4, 5, 8)
@@ -171,7 +171,7 @@ def test_schedule_is_sound_and_gives_the_expected_result(case):
     assert (schedule.ranks, schedule.size) == (n, size)
     assert schedule.buffer == buffer_bytes(collective, n, size) >= size
     assert schedule.root == (kwargs.get("root", 0) if collective in ROOTED else 0)
-    check_schedule(schedule)
+    validate_schedule(schedule)
     assert matches(schedule, simulate(schedule))
     for seed in range(2):
         assert matches(schedule, simulate_async(schedule, np.random.default_rng(seed)))
@@ -447,7 +447,7 @@ def test_broken_schedules_give_wrong_results(case):
         assert not matches(broken, simulate(broken)), what
 
 
-# --- check_schedule ---------------------------------------------------------------------------
+# --- validate_schedule ---------------------------------------------------------------------------
 
 
 def bare(steps, ranks=3, size=32, collective="allreduce") -> Schedule:
@@ -477,20 +477,20 @@ def bare(steps, ranks=3, size=32, collective="allreduce") -> Schedule:
 )
 def test_check_schedule_rejects(steps, fragment):
     with pytest.raises(ValueError, match=fragment):
-        check_schedule(bare(steps))
+        validate_schedule(bare(steps))
 
 
 def test_check_schedule_accepts_ordered_and_commuting_accesses():
     # Rank 1 forwards what it got; the later overwrite at rank 0 depends on rank 0's send.
-    check_schedule(bare([[Move(0, 1, 0, 0, 8, False)], [Move(1, 0, 0, 0, 8, False)]]))
+    validate_schedule(bare([[Move(0, 1, 0, 0, 8, False)], [Move(1, 0, 0, 0, 8, False)]]))
     # Two unrelated additions into rank 1 commute.
-    check_schedule(bare([[Move(0, 1, 0, 0, 8, True)], [Move(2, 1, 0, 0, 8, True)]]))
+    validate_schedule(bare([[Move(0, 1, 0, 0, 8, True)], [Move(2, 1, 0, 0, 8, True)]]))
 
 
 def test_a_racy_schedule_really_can_go_wrong_without_synchronisation():
     racy = bare([[Move(0, 1, 0, 0, 8, False)], [Move(2, 0, 0, 0, 8, False)]], size=8)
     with pytest.raises(ValueError):
-        check_schedule(racy)
+        validate_schedule(racy)
     global_order = simulate(racy)
     outcomes = {tuple(simulate_async(racy, np.random.default_rng(seed))[1]) for seed in range(50)}
     assert tuple(global_order[1]) in outcomes and len(outcomes) == 2
@@ -532,10 +532,10 @@ def test_build_errors_are_one_line(args, kwargs, fragment):
 
 
 def test_check_size_per_collective():
-    check_size("alltoall", 4, 64)
-    check_size("allreduce", 3, 4)
-    assert "multiple of 12" in one_line_error(check_size, "allgather", 3, 8)
-    one_line_error(check_size, "nope", 3, 8)
+    validate_size("alltoall", 4, 64)
+    validate_size("allreduce", 3, 4)
+    assert "multiple of 12" in one_line_error(validate_size, "allgather", 3, 8)
+    one_line_error(validate_size, "nope", 3, 8)
     one_line_error(initial, "nope", 3, 8, 0)
     one_line_error(buffer_bytes, "nope", 3, 8)
 

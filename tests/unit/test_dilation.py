@@ -10,7 +10,6 @@ from emulator.errors import NetwallError
 from emulator.models.dilation import (
     MAX_AUTO,
     CallCost,
-    check,
     choose,
     fixing_dilation,
     host_error,
@@ -20,6 +19,7 @@ from emulator.models.dilation import (
     nice_ceiling,
     probe_dilation,
     retry_dilation,
+    validate,
 )
 
 
@@ -142,13 +142,13 @@ def test_retry_dilation_takes_one_step_or_two():
 
 @pytest.mark.parametrize("d", [1, 1.0, 2.5, 1000, 1e6])
 def test_check_accepts_numbers_at_least_one(d):
-    assert check(d) == d
+    assert validate(d) == d
 
 
 @pytest.mark.parametrize("d", [0.999, 0, -1, float("nan"), float("inf"), float("-inf")])
 def test_check_rejects_with_one_line(d):
     with pytest.raises(NetwallError) as info:
-        check(d)
+        validate(d)
     message = str(info.value)
     assert "\n" not in message
     assert "--dilation" in message

@@ -19,9 +19,10 @@ from hypothesis import strategies as st
 
 from emulator.errors import NetwallError
 from emulator.experiments.campaign import loads
-from emulator.inputs import load_yaml, parse_size
+from emulator.inputs import load_yaml
 from emulator.models.faults import parse as parse_fault
 from emulator.models.profiles import BUILTIN_DIR, load_profile
+from emulator.units import parse_size
 from topologies import parse as parse_topology
 from topologies.layout import parse_layout
 from traffic.nccl_log import import_nccl_log

@@ -16,12 +16,12 @@ from traffic.schedule import (
     Move,
     Schedule,
     build,
-    check_size,
     expected,
     initial_buffer,
     ring_allreduce,
     segments,
     simulate,
+    validate_size,
 )
 
 # (ranks, size) pairs: even splits, uneven splits, fewer elements than ranks, one element.
@@ -282,12 +282,12 @@ def test_unknown_collective_lists_the_available_ones():
 
 @pytest.mark.parametrize("size", [4, 8, 1 << 20])
 def test_check_size_accepts_whole_float32_buffers(size):
-    check_size("allreduce", 4, size)  # no exception
+    validate_size("allreduce", 4, size)  # no exception
 
 
 @pytest.mark.parametrize("size", [0, -4, 2, 4097])
 def test_check_size_rejects(size):
-    one_line_error(check_size, "allreduce", 4, size)
+    one_line_error(validate_size, "allreduce", 4, size)
 
 
 @pytest.mark.parametrize("ranks", [2, 3, 15, 16, 17, 40, 256])

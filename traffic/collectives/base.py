@@ -90,15 +90,15 @@ def assemble(collective: str, algorithm: str, ranks: int, size: int, buffer: int
     return Schedule(collective, algorithm, ranks, size, buffer, steps, root)
 
 
-def check_collective(collective: str) -> None:
+def validate_collective(collective: str) -> None:
     if collective not in COLLECTIVES:
         raise NetwallError(
             f"no collective {collective!r} (available: {', '.join(COLLECTIVES)})")
 
 
-def check_size(collective: str, ranks: int, size: int) -> None:
+def validate_size(collective: str, ranks: int, size: int) -> None:
     """Sizes are whole float32 buffers, as in nccl-tests (count = bytes / 4)."""
-    check_collective(collective)
+    validate_collective(collective)
     if size <= 0:
         raise NetwallError(f"size must be positive, got {size} bytes")
     if size % ELEMENT:
@@ -111,5 +111,5 @@ def check_size(collective: str, ranks: int, size: int) -> None:
 
 def buffer_bytes(collective: str, ranks: int, size: int) -> int:
     """Bytes of each rank's working buffer: send and receive areas for alltoall and sendrecv."""
-    check_collective(collective)
+    validate_collective(collective)
     return 2 * size if collective in ("alltoall", "sendrecv") else size

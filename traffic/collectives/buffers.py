@@ -14,8 +14,8 @@ from traffic.collectives.base import (
     ELEMENT,
     Schedule,
     buffer_bytes,
-    check_collective,
     segments,
+    validate_collective,
 )
 
 POISON = -1.0
@@ -46,7 +46,7 @@ def initial(collective: str, ranks: int, size: int, rank: int, root: int = 0) ->
     input, the receive area poisoned, except that alltoall's own chunk is already copied into
     receive chunk `rank` (a local copy, no wire traffic). broadcast: only the root has input.
     """
-    check_collective(collective)
+    validate_collective(collective)
     buf = np.full(buffer_bytes(collective, ranks, size) // ELEMENT, POISON, dtype=np.float32)
     mine = initial_buffer(rank, size)
     if collective == "allgather":
@@ -69,7 +69,7 @@ def expected(collective: str, ranks: int, size: int, rank: int,
 
     The slice is empty where the rank has no defined output (a non-root in reduce).
     """
-    check_collective(collective)
+    validate_collective(collective)
     count = size // ELEMENT
     whole = slice(0, count)
     if collective == "allreduce":
@@ -113,7 +113,7 @@ def simulate(schedule: Schedule) -> list[np.ndarray]:
     """Run a schedule on numpy buffers in global step order.
 
     Every send of a step reads the buffer as it was when the step began. For a schedule that
-    passes check_schedule, this is what every asynchronous run of the agents produces.
+    passes validate_schedule, this is what every asynchronous run of the agents produces.
     """
     s = schedule
     bufs = [initial(s.collective, s.ranks, s.size, r, s.root) for r in range(s.ranks)]

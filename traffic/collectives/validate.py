@@ -1,4 +1,4 @@
-"""Structural checks on a schedule, including freedom from races when ranks run unsynchronised.
+"""Validation of a schedule: its structure, and freedom from races when ranks run unsynchronised.
 
 The agents keep no global clock: a rank may be several steps ahead of another, and a receive
 is applied whenever it arrives. A schedule is race-free when every such run gives the result
@@ -22,7 +22,7 @@ import numpy as np
 from traffic.collectives.base import ELEMENT, Schedule
 
 
-def check_schedule(schedule: Schedule) -> None:
+def validate_schedule(schedule: Schedule) -> None:
     """Raise ValueError naming the first broken invariant; return None for a sound schedule."""
     s = schedule
     if s.ranks < 2 or s.buffer < s.size or not 0 <= s.root < s.ranks:
