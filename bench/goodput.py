@@ -12,6 +12,7 @@ import statistics
 
 from emulator import Emulation
 from emulator.kernel.iperf3 import iperf3_flows
+from emulator.text.table import markdown as md
 
 SIZE = 64 << 20
 
@@ -31,10 +32,9 @@ def measure(repeats: int = 3) -> dict:
 
 
 def markdown(r: dict) -> str:
-    return ("| workload | netwall agents (Gb/s) | iperf3 --bidir TCP (Gb/s) | ratio |\n"
-            "|---|---:|---:|---:|\n"
-            f"| pair all-reduce, {r['size'] >> 20} MiB, both directions | "
-            f"{r['agents_gbps']:.2f} | {r['iperf3_gbps']:.2f} | {r['ratio']:.2f} |")
+    return md(("workload", "netwall agents (Gb/s)", "iperf3 --bidir TCP (Gb/s)", "ratio"),
+              [(f"pair all-reduce, {r['size'] >> 20} MiB, both directions",
+                f"{r['agents_gbps']:.2f}", f"{r['iperf3_gbps']:.2f}", f"{r['ratio']:.2f}")])
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from emulator.kernel.iperf3 import iperf3_flows
 from emulator.models.plan import EMULATION_MTU, FRAME_BYTES
 from emulator.models.profiles import catalogue
 from emulator.models.verdict import CPU_SATURATED, cpu_times
+from emulator.text.table import markdown as md
 
 LINK = "copper-800g"
 RATES = (10e6, 100e6, 1e9, 2.5e9, 5e9, 10e9)
@@ -70,18 +71,17 @@ def _rate(bps: float) -> str:
 
 
 def markdown(rows: list[dict]) -> str:
-    out = ["| configured | D | achieved (wire) | error | CPU busy | unshaped flow (wire) | "
-           "host saturated | within 2% |", "|---:|---:|---:|---:|---:|---:|---|---|"]
+    out = []
     for r in rows:
         if abs(r["error"]) <= TARGET:
             verdict = "yes"
         else:
             verdict = "host saturated" if r["saturated"] else "**miss**"
-        out.append(f"| {_rate(r['configured_bps'])} | {r['dilation']:g} | "
-                   f"{_rate(r['achieved_bps'])} | {r['error']:+.1%} | {r['cpu_busy']:.0%} | "
-                   f"{_rate(r['unshaped_bps'])} | {'yes' if r['saturated'] else 'no'} | "
-                   f"{verdict} |")
-    return "\n".join(out)
+        out.append((_rate(r["configured_bps"]), f"{r['dilation']:g}", _rate(r["achieved_bps"]),
+                    f"{r['error']:+.1%}", f"{r['cpu_busy']:.0%}", _rate(r["unshaped_bps"]),
+                    "yes" if r["saturated"] else "no", verdict))
+    return md(("configured", "D", "achieved (wire)", "error", "CPU busy", "unshaped flow (wire)",
+               "host saturated", "within 2%"), out)
 
 
 if __name__ == "__main__":
