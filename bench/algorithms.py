@@ -14,6 +14,7 @@ from __future__ import annotations
 import statistics
 
 from emulator import Emulation
+from emulator.text.table import markdown as md
 from emulator.units import format_size
 from traffic.schedule import ALGORITHMS
 
@@ -50,13 +51,11 @@ def measure(repeats: int = 3) -> list[dict]:
 
 
 def markdown(rows: list[dict]) -> str:
-    out = ["| collective | algorithm | topology | size | D | measured (us) | model (us) | error |",
-           "|---|---|---|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        out.append(f"| {r['collective']} | {r['algorithm']} | {r['topology']} | "
-                   f"{format_size(r['size'], spaced=True)} | {r['dilation']:g} | "
-                   f"{r['time_s'] * 1e6:.1f} | {r['model_s'] * 1e6:.1f} | {r['error']:+.1%} |")
-    return "\n".join(out)
+    return md(("collective", "algorithm", "topology", "size", "D", "measured (us)", "model (us)",
+               "error"),
+              [(r["collective"], r["algorithm"], r["topology"], format_size(r["size"], spaced=True),
+                f"{r['dilation']:g}", f"{r['time_s'] * 1e6:.1f}", f"{r['model_s'] * 1e6:.1f}",
+                f"{r['error']:+.1%}") for r in rows])
 
 
 if __name__ == "__main__":

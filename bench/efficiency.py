@@ -12,6 +12,7 @@ import statistics
 
 from emulator import Emulation
 from emulator.kernel.iperf3 import iperf3_flows
+from emulator.text.table import markdown as md
 from emulator.units import format_size
 
 GPUS = 8
@@ -37,12 +38,10 @@ def measure(repeats: int = 3) -> list[dict]:
 
 
 def markdown(rows: list[dict]) -> str:
-    out = ["| message size | agents, ring all-reduce (Gb/s) | iperf3, 8 TCP flows (Gb/s) | "
-           "ratio |", "|---:|---:|---:|---:|"]
-    for r in rows:
-        out.append(f"| {format_size(r['size'], spaced=True)} | {r['agents_gbps']:.2f} | "
-                   f"{r['iperf3_gbps']:.2f} | {r['ratio']:.2f} |")
-    return "\n".join(out)
+    return md(("message size", "agents, ring all-reduce (Gb/s)", "iperf3, 8 TCP flows (Gb/s)",
+               "ratio"),
+              [(format_size(r["size"], spaced=True), f"{r['agents_gbps']:.2f}",
+                f"{r['iperf3_gbps']:.2f}", f"{r['ratio']:.2f}") for r in rows])
 
 
 if __name__ == "__main__":

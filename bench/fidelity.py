@@ -11,6 +11,7 @@ from __future__ import annotations
 import statistics
 
 from emulator import Emulation
+from emulator.text.table import markdown as md
 from emulator.units import format_size
 
 FAMILIES = ("copper-800g", "optical-800g", "wide-and-slow-800g")
@@ -36,13 +37,10 @@ def measure(repeats: int = 3, topology: str = "star:8") -> list[dict]:
 
 
 def markdown(rows: list[dict]) -> str:
-    out = ["| link | all-reduce | size | D | measured (us) | model (us) | error |",
-           "|---|---|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        out.append(f"| {r['link']} | {r['algorithm']} | {format_size(r['size'], spaced=True)} | "
-                   f"{r['dilation']:g} | {r['time_s'] * 1e6:.1f} | {r['model_s'] * 1e6:.1f} | "
-                   f"{r['error']:+.1%} |")
-    return "\n".join(out)
+    return md(("link", "all-reduce", "size", "D", "measured (us)", "model (us)", "error"),
+              [(r["link"], r["algorithm"], format_size(r["size"], spaced=True),
+                f"{r['dilation']:g}", f"{r['time_s'] * 1e6:.1f}", f"{r['model_s'] * 1e6:.1f}",
+                f"{r['error']:+.1%}") for r in rows])
 
 
 if __name__ == "__main__":

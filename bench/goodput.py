@@ -12,6 +12,7 @@ import statistics
 
 from emulator import Emulation
 from emulator.kernel.iperf3 import iperf3_flows
+from emulator.text.table import markdown as md
 from emulator.units import format_size
 
 SIZE = 64 << 20
@@ -32,10 +33,9 @@ def measure(repeats: int = 3) -> dict:
 
 
 def markdown(r: dict) -> str:
-    return ("| workload | netwall agents (Gb/s) | iperf3 --bidir TCP (Gb/s) | ratio |\n"
-            "|---|---:|---:|---:|\n"
-            f"| pair all-reduce, {format_size(r['size'], spaced=True)}, both directions | "
-            f"{r['agents_gbps']:.2f} | {r['iperf3_gbps']:.2f} | {r['ratio']:.2f} |")
+    return md(("workload", "netwall agents (Gb/s)", "iperf3 --bidir TCP (Gb/s)", "ratio"),
+              [(f"pair all-reduce, {format_size(r['size'], spaced=True)}, both directions",
+                f"{r['agents_gbps']:.2f}", f"{r['iperf3_gbps']:.2f}", f"{r['ratio']:.2f}")])
 
 
 if __name__ == "__main__":

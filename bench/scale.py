@@ -22,6 +22,7 @@ import time
 
 from emulator import Emulation
 from emulator.errors import NetwallError
+from emulator.text.table import markdown as md
 
 LINK = "copper-800g"
 # Stars while one Linux bridge can hold every GPU (1023 ports at most); then racks.
@@ -109,21 +110,18 @@ def measure(repeats: int = 1, sizes: tuple[int, ...] = tuple(SIZES)) -> list[dic
 
 
 def markdown(rows: list[dict]) -> str:
-    out = ["| GPUs | topology | links | interfaces | start-up (s) | memory (GiB) | all-reduce, "
-           "64 KiB halving-doubling, 2 calls (s) | teardown (s) | outcome |",
-           "|---:|---|---:|---:|---:|---:|---:|---:|---|"]
+    out = []
     for r in rows:
-        where = r.get("topology", "")
-        if "start_s" in r:
-            out.append(f"| {r['gpus']} | {where} | {r['links']} | {r['interfaces']} | "
-                       f"{r['start_s']:.1f} | {r['memory_bytes'] / 2**30:.2f} | "
-                       f"{r['allreduce_s']:.1f} | {r['stop_s']:.1f} | {r['outcome']} |")
-        else:
-            out.append(f"| {r['gpus']} | {where} | | | | | | | {r['outcome']} |")
+        measured = [r["links"], r["interfaces"], f"{r['start_s']:.1f}",
+                    f"{r['memory_bytes'] / 2**30:.2f}", f"{r['allreduce_s']:.1f}",
+                    f"{r['stop_s']:.1f}"] if "start_s" in r else [""] * 6
+        out.append((r["gpus"], r.get("topology", ""), *measured, r["outcome"]))
     largest = max((r["gpus"] for r in rows if r["outcome"] == "ok"), default=None)
-    out.append("")
-    out.append(f"Largest that worked: {largest} GPUs." if largest else "None worked.")
-    return "\n".join(out)
+    return "\n".join([
+        md(("GPUs", "topology", "links", "interfaces", "start-up (s)", "memory (GiB)",
+            "all-reduce, 64 KiB halving-doubling, 2 calls (s)", "teardown (s)", "outcome"),
+           out, align="><>>>>>><"),
+        "", f"Largest that worked: {largest} GPUs." if largest else "None worked."])
 
 
 if __name__ == "__main__":

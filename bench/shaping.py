@@ -21,6 +21,7 @@ from emulator.kernel.iperf3 import iperf3_flows
 from emulator.models.plan import EMULATION_MTU, FRAME_BYTES
 from emulator.models.profiles import catalogue
 from emulator.models.verdict import CPU_SATURATED, cpu_times
+from emulator.text.table import markdown as md
 from emulator.units import format_rate
 
 LINK = "copper-800g"
@@ -67,18 +68,18 @@ def measure(repeats: int = 3) -> list[dict]:
 
 
 def markdown(rows: list[dict]) -> str:
-    out = ["| configured | D | achieved (wire) | error | CPU busy | unshaped flow (wire) | "
-           "host saturated | within 2% |", "|---:|---:|---:|---:|---:|---:|---|---|"]
+    out = []
     for r in rows:
         if abs(r["error"]) <= TARGET:
             verdict = "yes"
         else:
             verdict = "host saturated" if r["saturated"] else "**miss**"
-        out.append(f"| {format_rate(r['configured_bps'])} | {r['dilation']:g} | "
-                   f"{format_rate(r['achieved_bps'])} | {r['error']:+.1%} | {r['cpu_busy']:.0%} | "
-                   f"{format_rate(r['unshaped_bps'])} | {'yes' if r['saturated'] else 'no'} | "
-                   f"{verdict} |")
-    return "\n".join(out)
+        out.append((format_rate(r["configured_bps"]), f"{r['dilation']:g}",
+                    format_rate(r["achieved_bps"]), f"{r['error']:+.1%}", f"{r['cpu_busy']:.0%}",
+                    format_rate(r["unshaped_bps"]),
+                    "yes" if r["saturated"] else "no", verdict))
+    return md(("configured", "D", "achieved (wire)", "error", "CPU busy", "unshaped flow (wire)",
+               "host saturated", "within 2%"), out)
 
 
 if __name__ == "__main__":

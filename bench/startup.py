@@ -12,6 +12,7 @@ import time
 
 from emulator import Emulation
 from emulator.kernel.network import Network
+from emulator.text.table import markdown as md
 
 
 def netwall_once(gpus: int) -> tuple[float, float]:
@@ -69,16 +70,13 @@ def measure(sizes=(8, 64), repeats: int = 3) -> list[dict]:
 
 
 def markdown(rows: list[dict]) -> str:
-    out = ["| GPUs | netwall start (s) | Mininet+TCLink start (s) | start speed-up | "
-           "netwall stop (s) | Mininet stop (s) | stop speed-up | netwall with agents, "
-           "ready to run (s) |",
-           "|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        out.append(f"| {r['gpus']} | {r['netwall_start_s']:.2f} | {r['mininet_start_s']:.2f} | "
-                   f"{r['start_speedup']:.1f}x | {r['netwall_stop_s']:.2f} | "
-                   f"{r['mininet_stop_s']:.2f} | {r['stop_speedup']:.1f}x | "
-                   f"{r['ready_s']:.2f} |")
-    return "\n".join(out)
+    return md(("GPUs", "netwall start (s)", "Mininet+TCLink start (s)", "start speed-up",
+               "netwall stop (s)", "Mininet stop (s)", "stop speed-up",
+               "netwall with agents, ready to run (s)"),
+              [(r["gpus"], f"{r['netwall_start_s']:.2f}", f"{r['mininet_start_s']:.2f}",
+                f"{r['start_speedup']:.1f}x", f"{r['netwall_stop_s']:.2f}",
+                f"{r['mininet_stop_s']:.2f}", f"{r['stop_speedup']:.1f}x", f"{r['ready_s']:.2f}")
+               for r in rows])
 
 
 if __name__ == "__main__":

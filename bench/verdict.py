@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from emulator.result import RunResult
+from emulator.text.table import markdown as md
 from emulator.units import format_size
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,23 +90,21 @@ def _host(row: dict) -> str:
 
 
 def markdown_table(runs: list[dict]) -> str:
-    out = ["| --dilation | wall time | size | D | model error | host share | verdict | "
-           "slowdown (floor) |", "|---|---:|---:|---:|---:|---:|---|---:|"]
+    out = []
     for run in runs:
         forced = "auto" if run["forced"] is None else f"{run['forced']}"
         for i, r in enumerate(run["rows"]):
             tried = " (tried " + ", ".join(f"{d:g}" for d in r["attempts"][:-1]) + ")" \
                 if len(r["attempts"]) > 1 else ""
-            verdict = "faithful" if r["faithful"] else "**flagged**"
-            wall = f"{run['wall_s']:.0f} s" if i == 0 else ""
-            size = format_size(r["size"], spaced=True)
-            out.append(f"| {forced if i == 0 else ''} | {wall} | {size} | "
-                       f"{r['dilation']:g}{tried} | {r['error']:+.1%} | {_host(r)} | "
-                       f"{verdict} | {r['slowdown']:,.0f}x ({r['floor']:,.0f}x) |")
+            out.append((forced if i == 0 else "", f"{run['wall_s']:.0f} s" if i == 0 else "",
+                        format_size(r["size"], spaced=True), f"{r['dilation']:g}{tried}",
+                        f"{r['error']:+.1%}", _host(r),
+                        "faithful" if r["faithful"] else "**flagged**",
+                        f"{r['slowdown']:,.0f}x ({r['floor']:,.0f}x)"))
     bad = [r for run in runs for r in run["rows"] if not honest(r)]
-    out.append("")
-    out.append(f"Rows beyond {TOLERANCE:.0%} called faithful: {len(bad)}.")
-    return "\n".join(out)
+    return "\n".join([md(("--dilation", "wall time", "size", "D", "model error", "host share",
+                          "verdict", "slowdown (floor)"), out, align="<>>>>><>"),
+                      "", f"Rows beyond {TOLERANCE:.0%} called faithful: {len(bad)}."])
 
 
 def markdown_default(d: dict) -> str:
@@ -113,15 +112,14 @@ def markdown_default(d: dict) -> str:
     unfaithful = sum(not r["faithful"] for r in d["auto_rows"])
     dilations = sorted({(r["size"], r["dilation"]) for r in d["auto_rows"]})
     chosen = ", ".join(f"{format_size(s, spaced=True)} at {dd:g}" for s, dd in dilations)
+    table = md(("command", "wall time (median)", "worst model error", "rows not faithful"), [
+        ("`netwall run` (automatic)", f"{d['auto_s']:.1f} s", f"{worst:.1%}",
+         f"{unfaithful} of {len(d['auto_rows'])}"),
+        ("`netwall run --dilation 5000`", f"{d['fixed_s']:.1f} s",
+         f"{max(abs(r['error']) for r in d['fixed_rows']):.1%}",
+         f"{sum(not r['faithful'] for r in d['fixed_rows'])} of {len(d['fixed_rows'])}")])
     return "\n".join([
-        "| command | wall time (median) | worst model error | rows not faithful |",
-        "|---|---:|---:|---:|",
-        f"| `netwall run` (automatic) | {d['auto_s']:.1f} s | {worst:.1%} | {unfaithful} of "
-        f"{len(d['auto_rows'])} |",
-        f"| `netwall run --dilation 5000` | {d['fixed_s']:.1f} s | "
-        f"{max(abs(r['error']) for r in d['fixed_rows']):.1%} | "
-        f"{sum(not r['faithful'] for r in d['fixed_rows'])} of {len(d['fixed_rows'])} |",
-        "",
+        table, "",
         f"Speed-up: {d['fixed_s'] / d['auto_s']:.1f}x ({d['repeats']} runs of each, "
         f"interleaved). Dilations chosen: {chosen}."])
 

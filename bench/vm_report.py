@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from bench import vm_box
+from emulator.text.table import markdown as md
 
 HEADING = "## The Vagrant box's userland (bench/vm_userland.py)"
 SECTION = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
@@ -46,7 +47,8 @@ def ran(out: str) -> str:
 
 def section(box: dict[str, str], steps: list, outcome: str) -> str:
     """BENCHMARKS.md's section for this bench."""
-    rows = "\n".join(f"| {what} | {seconds:.0f} | {result} |" for what, seconds, result in steps)
+    table = md(("step", "time (s)", "result"),
+               [(what, f"{seconds:.0f}", result) for what, seconds, result in steps], align="<><")
     total = sum(s[1] for s in steps)
     return f"""{HEADING}
 
@@ -59,9 +61,7 @@ expected; the box's own kernel package is checked to ship sch_netem.ko instead. 
 system and apt's downloads are cached in /var/cache/netwall/vm-userland after a first run.
 Times leave out waiting for the lock that network-building runs here share.
 
-| step | time (s) | result |
-|---|---:|---|
-{rows}
+{table}
 
 Result: {outcome}, {total:.0f} s in all.
 """

@@ -284,39 +284,6 @@ def reach_report(gpus: int, layout: Layout, catalogue: Mapping[str, Any]) -> lis
     return rows
 
 
-_COLUMNS = (
-    ("profile", "profile", "{}"),
-    ("reach_m", "reach m", "{:g}"),
-    ("in_rack", "GPUs in switch rack", "{}"),
-    ("gpus", "domain GPUs", "{}"),
-    ("racks", "racks", "{}"),
-    ("full_racks", "full racks", "{}"),
-    ("longest_m", "longest cable m", "{:.3f}"),
-    ("fits", "all fit", "{}"),
-)
-
-
-def reach_table(rows: list[dict]) -> str:
-    """reach_report rows as an aligned plain-text table (numbers right-aligned)."""
-    cells = [[title for _, title, _ in _COLUMNS]]
-    for row in rows:
-        cells.append(
-            [
-                ("yes" if row[key] else "no") if key == "fits" else fmt.format(row[key])
-                for key, _, fmt in _COLUMNS
-            ]
-        )
-    widths = [max(len(line[i]) for line in cells) for i in range(len(_COLUMNS))]
-    lines = []
-    for line in cells:
-        parts = [
-            text.ljust(width) if i == 0 else text.rjust(width)
-            for i, (text, width) in enumerate(zip(line, widths, strict=True))
-        ]
-        lines.append("  ".join(parts).rstrip())
-    return "\n".join(lines)
-
-
 def racks_topology(
     racks: int,
     gpus_per_rack: int,

@@ -1,15 +1,16 @@
 """The per-GPU agent: one process inside each Mininet host, moving a rank's share of collectives.
 
-Started once per emulation (`python -m traffic.agent`), it speaks JSON lines on stdin/stdout:
+Started once per emulation (`python -m traffic.agent`), it speaks the messages of
+traffic.protocol, one JSON line each, on stdin/stdout:
 
-    -> {"rank": 0, "peers": {...}, "mtu": ..., "rto": ...}           <- {"ready": true}
-    -> {"cmd": "load", "calls": [...]}                                <- {"loaded": true}
-    -> {"cmd": "go", "start": <CLOCK_MONOTONIC>, "timeout": ..., "rto": ...}  <- {"ok": true, ...}
-    -> {"cmd": "exit"}
+    -> Setup (its rank and peers)           <- Ready
+    -> Load (a program)                     <- Loaded
+    -> Go (start at a CLOCK_MONOTONIC time)  <- Report, or Failure
+    -> Exit
 
 A program is a list of calls (collectives) this rank takes part in. Calls on one stream run
 one after another, calls on different streams at the same time, as CUDA streams do; a call
-may wait for compute time (`gap`) or for other calls (`after`). Within a call, the sends of
+may wait for compute time (`gap_s`) or for other calls (`after`). Within a call, the sends of
 step s start once everything the rank receives in steps before s has arrived.
 
 Frames go out as bytes on one reused AF_PACKET socket per egress interface, so they pass the
@@ -27,7 +28,6 @@ the bytes originally sent. Between commands the agent keeps answering NACKs.
 from __future__ import annotations
 
 import errno
-import json
 import select
 import socket
 import struct
@@ -49,6 +49,21 @@ from traffic.header import (
     VERSION,
     FrameTemplate,
     frame_payload,
+)
+from traffic.protocol import (
+    CallSpec,
+    Exit,
+    Failure,
+    Go,
+    Load,
+    Loaded,
+    Message,
+    Move,
+    Ready,
+    Report,
+    Setup,
+    decode,
+    encode,
 )
 from traffic.schedule import ELEMENT, expected, initial
 
@@ -102,10 +117,13 @@ class Incoming:
 
 @dataclass
 class Call:
+    """A call as this rank runs it: its CallSpec less the moves, which become its sends and
+    receives, and how far it has got."""
+
     id: int
     comm: int
     stream: str
-    gap: float  # seconds of (dilated) compute before the call starts
+    gap_s: float  # seconds of (dilated) compute before the call starts
     after: list[int]
     buffer: str
     init: bool
@@ -116,29 +134,44 @@ class Call:
     root: int
     size: int
     steps: int
-    sends: list[list[tuple]]  # step -> (peer, src_offset, dst_offset, length)
-    recvs: list[dict[int, tuple]]  # step -> peer -> (dst_offset, length, reduce)
+    sends: list[list[Move]]  # step -> moves from this rank
+    recvs: list[dict[int, Move]]  # step -> peer -> the move from it to this rank
     step: int = -1  # -1: not started
     start: float = 0.0
     end: float = 0.0
     pending: list[Transfer] = field(default_factory=list)
     incoming: list[dict[int, Incoming]] = field(default_factory=list)  # step -> src -> it
 
+    @classmethod
+    def of(cls, spec: CallSpec, rank: int) -> Call:
+        """The call `spec` describes, with `rank`'s moves sorted into sends and receives."""
+        call = cls(id=spec.id, comm=spec.comm, stream=spec.stream, gap_s=spec.gap_s,
+                   after=list(spec.after), buffer=spec.buffer, init=spec.init,
+                   check=spec.check, collective=spec.collective, ranks=spec.ranks,
+                   local=spec.local, root=spec.root, size=spec.size, steps=spec.steps,
+                   sends=[[] for _ in range(spec.steps)], recvs=[{} for _ in range(spec.steps)])
+        for m in spec.moves:
+            if m.src == rank:
+                call.sends[m.step].append(m)
+            if m.dst == rank:
+                call.recvs[m.step][m.src] = m
+        return call
+
 
 class Agent:
-    def __init__(self, config: dict) -> None:
-        self.rank: int = config["rank"]
-        self.rto: float = config["rto"]
-        self.payload = frame_payload(config["mtu"]) // ELEMENT * ELEMENT
-        self.peers: dict[int, dict] = {int(k): v for k, v in config["peers"].items()}
+    def __init__(self, setup: Setup) -> None:
+        self.rank = setup.rank
+        self.rto = setup.rto
+        self.payload = frame_payload(setup.mtu) // ELEMENT * ELEMENT
+        self.peers = setup.peers
         self.templates = {
-            peer: FrameTemplate(p["src_mac"], p["dst_mac"], p["src_ip"], p["dst_ip"])
+            peer: FrameTemplate(p.src_mac, p.dst_mac, p.src_ip, p.dst_ip)
             for peer, p in self.peers.items()
         }
-        ifaces = sorted({p["iface"] for p in self.peers.values()})
+        ifaces = sorted({p.iface for p in self.peers.values()})
         # The data sockets' send buffer makes the qdisc push back (EAGAIN) before its queue
         # overflows; ACKs and NACKs have sockets of their own so data never crowds them out.
-        self.tx = {iface: _packet_socket(iface, config["sndbuf"], vnet=True) for iface in ifaces}
+        self.tx = {iface: _packet_socket(iface, setup.sndbuf, vnet=True) for iface in ifaces}
         self.ctl = {iface: _packet_socket(iface, 1 << 20) for iface in ifaces}
         self.rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.rx.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)
@@ -167,21 +200,12 @@ class Agent:
                                     "queue_full", "link_down"), 0)
 
     # -- loading a program -------------------------------------------------------------------
-    def load(self, cmd: dict) -> None:
+    def load(self, program: Load) -> None:
         self.calls = {}
-        self.oldest_op = min(c["id"] for c in cmd["calls"])
+        self.oldest_op = min(spec.id for spec in program.calls)
         self.stash = {k: v for k, v in self.stash.items() if k[0] >= self.oldest_op}
-        for c in cmd["calls"]:
-            steps = c["steps"]
-            call = Call(c["id"], c["comm"], c["stream"], c["gap"], c["after"], c["buffer"],
-                        c["init"], c["check"], c["collective"], c["ranks"], c["local"],
-                        c["root"], c["size"], steps, [[] for _ in range(steps)],
-                        [{} for _ in range(steps)])
-            for step, src, dst, src_off, dst_off, length, reduce in c["moves"]:
-                if src == self.rank:
-                    call.sends[step].append((dst, src_off, dst_off, length))
-                if dst == self.rank:
-                    call.recvs[step][src] = (dst_off, length, bool(reduce))
+        for spec in program.calls:
+            call = Call.of(spec, self.rank)
             key = (call.collective, call.ranks, call.size, call.local, call.root)
             if key not in self.initial:
                 self.initial[key] = initial(*key)
@@ -197,15 +221,15 @@ class Agent:
             del self.buffers[name], self.bytes[name]
 
     # -- running it --------------------------------------------------------------------------
-    def go(self, cmd: dict) -> dict:
-        timeout = cmd["timeout"]
-        self.rto = cmd.get("rto", self.rto)  # the program's dilation sets how long is late
+    def go(self, go: Go) -> Report:
+        timeout = go.timeout
+        self.rto = go.rto  # the program's dilation sets how long is late
         self.stats = dict.fromkeys(self.stats, 0)
-        _sleep_until(cmd["start"])
+        _sleep_until(go.start)
         streams: dict[str, deque[Call]] = {}
         for call in self.calls.values():
             streams.setdefault(call.stream, deque()).append(call)
-        free_at = dict.fromkeys(streams, cmd["start"])  # when each stream finished its last call
+        free_at = dict.fromkeys(streams, go.start)  # when each stream finished its last call
         self.active = []
         self.unfinished = len(self.calls)
         last_progress = time.monotonic()
@@ -239,7 +263,7 @@ class Agent:
                 continue
             ready = max([free_at[call.stream]] +
                         [self.calls[a].end for a in call.after if a in self.calls])
-            if now < ready + call.gap:
+            if now < ready + call.gap_s:
                 continue
             if call.init:
                 key = (call.collective, call.ranks, call.size, call.local, call.root)
@@ -247,8 +271,7 @@ class Agent:
                 self.buffers[call.buffer][:] = self.initial[key]
                 now = time.monotonic()  # resetting the buffer is not part of the call
             call.start = now
-            call.incoming = [{src: self._expect(length, reduce)
-                              for src, (_, length, reduce) in recvs.items()}
+            call.incoming = [{src: self._expect(m.length, m.reduce) for src, m in recvs.items()}
                              for recvs in call.recvs]
             self.active.append(call)
             self._enter_step(call, 0)
@@ -264,11 +287,11 @@ class Agent:
         if step == call.steps:
             return
         view = self.bytes[call.buffer]
-        for peer, src_off, dst_off, length in call.sends[step]:
+        for m in call.sends[step]:
             call.pending.append(Transfer(
-                call, step, peer, src_off, dst_off, length, -(-length // self.payload),
-                view[src_off:src_off + length], self.tx[self.peers[peer]["iface"]],
-                self.templates[peer]))
+                call, step, m.dst, m.src_offset, m.dst_offset, m.length,
+                -(-m.length // self.payload), view[m.src_offset:m.src_offset + m.length],
+                self.tx[self.peers[m.dst].iface], self.templates[m.dst]))
         now = time.monotonic()
         for incoming in call.incoming[step].values():
             incoming.last = now  # the repair timer starts with the step
@@ -356,7 +379,7 @@ class Agent:
         HEADER.pack_into(self.control, 0, MAGIC, VERSION, kind, 0, step, op, self.rank, peer,
                          0, len(body), 0)
         try:
-            self.ctl[self.peers[peer]["iface"]].sendmsg(
+            self.ctl[self.peers[peer].iface].sendmsg(
                 [self.templates[peer].prefix(len(body)), self.control[:HEADER.size], body])
         except OSError as e:  # pushback, a full queue or a dead link: lost like any control
             if e.errno not in (errno.EAGAIN, errno.ENOBUFS, *LINK_DOWN):  # frame; the timers
@@ -479,14 +502,14 @@ class Agent:
         wake = now + min(0.05, self.rto)
         for calls in streams.values():
             call = calls[0] if calls else None
-            if call is not None and call.step < 0 and call.gap:
-                wake = min(wake, free_at[call.stream] + call.gap)
+            if call is not None and call.step < 0 and call.gap_s:
+                wake = min(wake, free_at[call.stream] + call.gap_s)
         return wake
 
     def _wait(self, until: float) -> None:
         busy = [t for c in self.active for t in c.pending]
         busy += [t for t in self.outstanding.values() if t.resend]
-        writers = list({self.tx[self.peers[t.peer]["iface"]] for t in busy})
+        writers = list({self.tx[self.peers[t.peer].iface] for t in busy})
         select.select([self.rx], writers, [], max(0.0, until - time.monotonic()))
 
     def _stuck(self, timeout: float) -> str:
@@ -502,15 +525,15 @@ class Agent:
                     f"{len(call.pending)} sends pending")
         return f"rank {self.rank}: no progress for {timeout:.1f} s"
 
-    def _report(self) -> dict:
+    def _report(self) -> Report:
         checks = {}
         for call in self.calls.values():
             if call.check:
                 region, values = expected(call.collective, call.ranks, call.size, call.local,
                                           call.root)
                 checks[call.id] = bool(np.array_equal(self.buffers[call.buffer][region], values))
-        return {"ok": True, "calls": {c.id: [c.start, c.end] for c in self.calls.values()},
-                "checks": checks, "stats": dict(self.stats)}
+        return Report(calls={c.id: (c.start, c.end) for c in self.calls.values()},
+                      checks=checks, stats=dict(self.stats))
 
     def idle(self) -> None:
         """Between commands: answer NACKs and ACKs, and keep early frames of the next program."""
@@ -535,14 +558,14 @@ def _sleep_until(deadline: float) -> None:
         time.sleep(delay)
 
 
-def _reply(obj: dict) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
+def _reply(message: Message) -> None:
+    sys.stdout.write(encode(message) + "\n")
     sys.stdout.flush()
 
 
 def main() -> None:
-    agent = Agent(json.loads(sys.stdin.readline()))
-    _reply({"ready": True, "rank": agent.rank})
+    agent = Agent(decode(sys.stdin.readline(), Setup))
+    _reply(Ready(rank=agent.rank))
     commands = sys.stdin.buffer.raw if hasattr(sys.stdin.buffer, "raw") else sys.stdin.buffer
     pending = b""
     while True:
@@ -557,17 +580,17 @@ def main() -> None:
         pending += chunk
         while b"\n" in pending:
             line, pending = pending.split(b"\n", 1)
-            cmd = json.loads(line)
-            if cmd["cmd"] == "exit":
+            command = decode(line, Load, Go, Exit)
+            if isinstance(command, Exit):
                 return
             try:
-                if cmd["cmd"] == "load":
-                    agent.load(cmd)
-                    _reply({"loaded": True})
+                if isinstance(command, Load):
+                    agent.load(command)
+                    _reply(Loaded())
                 else:
-                    _reply(agent.go(cmd))
+                    _reply(agent.go(command))
             except TimeoutError as e:
-                _reply({"ok": False, "error": str(e)})
+                _reply(Failure(error=str(e)))
 
 
 if __name__ == "__main__":

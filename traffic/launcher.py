@@ -9,7 +9,6 @@ last rank's end, as a GPU timeline would show it.
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import time
@@ -17,6 +16,22 @@ from dataclasses import dataclass
 
 from emulator.errors import NetwallError
 from traffic.forkserver import PROJECT_ROOT, AgentProcess, ForkServer
+from traffic.protocol import (
+    CallSpec,
+    Exit,
+    Failure,
+    Go,
+    Load,
+    Loaded,
+    Message,
+    Move,
+    Peer,
+    Ready,
+    Report,
+    Setup,
+    decode,
+    encode,
+)
 from traffic.schedule import Schedule
 
 START_MARGIN_S = 0.05  # time for every agent to read "go" before the common start
@@ -49,7 +64,7 @@ class Outcome:
 class Agents:
     """One agent process per GPU host, in rank order."""
 
-    def __init__(self, hosts: list, peers: list[dict], mtu: int, rto: float,
+    def __init__(self, hosts: list, peers: list[dict[int, Peer]], mtu: int, rto: float,
                  sndbuf: int) -> None:
         # One BLAS thread: agents add and copy arrays, and the fork server must not have
         # threads when it forks.
@@ -60,11 +75,11 @@ class Agents:
         try:
             for rank, host in enumerate(hosts):
                 self.procs.append(self.server.spawn(host.pid))
-                self._send(rank, {"rank": rank, "peers": peers[rank], "mtu": mtu, "rto": rto,
-                                  "sndbuf": sndbuf})
+                self._send(rank, Setup(rank=rank, peers=peers[rank], mtu=mtu, rto=rto,
+                                       sndbuf=sndbuf))
         finally:
             self.server.close()  # agents live on their own from here
-        self._gather(deadline=time.monotonic() + 60)
+        self._gather(Ready, deadline=time.monotonic() + 60)
 
     def execute(self, calls: list[CallPlan], timeout: float, expected_s: float, rto: float,
                 on_start=None, on_tick=None) -> Outcome:
@@ -72,53 +87,55 @@ class Agents:
         then answers with an error); `expected_s`, the program's modelled wall-clock time,
         bounds how long the controller waits in silence for a hung agent; `rto` is the
         retransmission timeout at the program's dilation."""
-        programs: list[list[dict]] = [[] for _ in self.procs]
+        programs: list[list[CallSpec]] = [[] for _ in self.procs]
         for call in calls:
             for local, rank in enumerate(call.group):
-                programs[rank].append(_call_for(call, local))
+                programs[rank].append(call_spec(call, local))
         for rank, program in enumerate(programs):
-            self._send(rank, {"cmd": "load", "calls": program})
-        self._gather(deadline=time.monotonic() + 120)
+            self._send(rank, Load(calls=tuple(program)))
+        self._gather(Loaded, deadline=time.monotonic() + 120)
         start = time.monotonic() + START_MARGIN_S
         for rank in range(len(self.procs)):
-            self._send(rank, {"cmd": "go", "start": start, "timeout": timeout, "rto": rto})
+            self._send(rank, Go(start=start, timeout=timeout, rto=rto))
         if on_start is not None:
             on_start(start)  # e.g. schedule faults relative to the common start
-        replies = self._gather(deadline=None, silence=3 * expected_s + timeout + 30,
-                               on_tick=on_tick)
-        failures = [r["error"] for r in replies if not r.get("ok")]
+        replies = self._gather(Report, Failure, deadline=None,
+                               silence=3 * expected_s + timeout + 30, on_tick=on_tick)
+        failures = [r.error for r in replies if isinstance(r, Failure)]
         if failures:
             raise NetwallError(f"collective failed: {failures[0]}")
         spans: dict[int, tuple[float, float]] = {}
         checks: dict[int, bool] = {}
         stats: dict[str, int] = {}
         for reply in replies:
-            for key, (begin, end) in reply["calls"].items():
-                first, last = spans.get(int(key), (begin, end))
-                spans[int(key)] = (min(first, begin), max(last, end))
-            for key, ok in reply["checks"].items():
-                checks[int(key)] = checks.get(int(key), True) and ok
-            for key, value in reply["stats"].items():
+            for key, (begin, end) in reply.calls.items():
+                first, last = spans.get(key, (begin, end))
+                spans[key] = (min(first, begin), max(last, end))
+            for key, ok in reply.checks.items():
+                checks[key] = checks.get(key, True) and ok
+            for key, value in reply.stats.items():
                 stats[key] = stats.get(key, 0) + value
         return Outcome(start, spans, checks, stats)
 
-    def _send(self, rank: int, obj: dict) -> None:
+    def _send(self, rank: int, message: Message) -> None:
         proc = self.procs[rank]
         try:
-            proc.stdin.write(json.dumps(obj) + "\n")
+            proc.stdin.write(encode(message) + "\n")
             proc.stdin.flush()
         except BrokenPipeError:
             raise NetwallError(f"agent of rank {rank} died: {self._stderr(rank)}") from None
 
-    def _gather(self, deadline: float | None, silence: float = 60, on_tick=None) -> list[dict]:
-        """One reply line from every agent, or a clear error naming the first silent rank.
+    def _gather(self, *expected: type, deadline: float | None, silence: float = 60,
+                on_tick=None) -> list:
+        """One reply from every agent, of an `expected` kind, or a clear error naming the first
+        silent rank.
 
         With no deadline, wait as long as replies keep coming: each rank bounds its own time
         without progress and answers with an error, so only a hung agent meets `silence`.
         `on_tick` runs about every millisecond meanwhile (fault injection, in this thread:
         netlink sockets belong to the thread and namespace that opened them).
         """
-        replies: dict[int, dict] = {}
+        replies: dict[int, Message] = {}
         streams = {proc.stdout.fileno(): rank for rank, proc in enumerate(self.procs)}
         waiting = select.poll()  # not select(): hundreds of GPUs mean descriptors past 1024
         for fd in streams:
@@ -144,7 +161,10 @@ class Agents:
                 line = self.procs[rank].stdout.readline()
                 if not line:
                     raise NetwallError(f"agent of rank {rank} died: {self._stderr(rank)}")
-                replies[rank] = json.loads(line)
+                try:
+                    replies[rank] = decode(line, *expected)
+                except NetwallError as e:
+                    raise NetwallError(f"agent of rank {rank}: {e}") from None
                 last = time.monotonic()
         return [replies[r] for r in range(len(self.procs))]
 
@@ -159,7 +179,7 @@ class Agents:
         for proc in self.procs:
             if proc.poll() is None:
                 try:
-                    proc.stdin.write('{"cmd": "exit"}\n')
+                    proc.stdin.write(encode(Exit()) + "\n")
                     proc.stdin.close()
                 except (BrokenPipeError, ValueError):
                     pass
@@ -172,14 +192,16 @@ class Agents:
         self.procs = []
 
 
-def _call_for(call: CallPlan, local: int) -> dict:
-    """What one rank needs of a call: its moves (in global ranks) and how to check them."""
+def call_spec(call: CallPlan, local: int) -> CallSpec:
+    """What local rank `local` needs of a call: its moves (in global ranks) and how to check
+    them."""
     s = call.schedule
     to_global = call.group
-    moves = [[step, to_global[m.src], to_global[m.dst], m.src_offset, m.dst_offset, m.length,
-              int(m.reduce)]
-             for step, moves in enumerate(s.steps) for m in moves if local in (m.src, m.dst)]
-    return {"id": call.id, "comm": call.comm, "stream": call.stream, "gap": call.gap_s,
-            "after": list(call.after), "buffer": call.buffer, "init": call.init,
-            "check": call.check, "collective": s.collective, "ranks": s.ranks, "local": local,
-            "root": s.root, "size": s.size, "steps": len(s.steps), "moves": moves}
+    moves = tuple(Move(step=step, src=to_global[m.src], dst=to_global[m.dst],
+                       src_offset=m.src_offset, dst_offset=m.dst_offset, length=m.length,
+                       reduce=m.reduce)
+                  for step, moves in enumerate(s.steps) for m in moves if local in (m.src, m.dst))
+    return CallSpec(id=call.id, comm=call.comm, stream=call.stream, gap_s=call.gap_s,
+                    after=tuple(call.after), buffer=call.buffer, init=call.init,
+                    check=call.check, collective=s.collective, ranks=s.ranks, local=local,
+                    root=s.root, size=s.size, steps=len(s.steps), moves=moves)

@@ -13,16 +13,17 @@ import sys
 
 from emulator import inputs
 from emulator.cli import campaign, tables
+from emulator.cli.listings import failures_table, profiles_table, reach_table
 from emulator.cli.parsing import FAMILIES_DEFAULT, sweep
 from emulator.errors import NetwallError
 from emulator.kernel import records as state
 from emulator.kernel.capabilities import probe
 from emulator.models.faults import parse
-from emulator.models.profiles import catalogue, get_profile, profiles_table
-from emulator.models.reliability import failures_table, fleet, simulate
+from emulator.models.profiles import catalogue, get_profile
+from emulator.models.reliability import fleet, simulate
 from emulator.text.progress import Progress
 from emulator.version import netwall_version
-from topologies.layout import parse_layout, reach_report, reach_table
+from topologies.layout import parse_layout, reach_report
 from traffic.nccl_log import convert
 from traffic.trace import load_trace, resolve
 from traffic.workloads import workload

@@ -15,6 +15,7 @@ from emulator.emulation import Emulation, apply_link_state
 from emulator.errors import NetwallError
 from emulator.kernel.iperf3 import iperf3_flows
 from emulator.models.faults import link_state, parse
+from emulator.text.table import table
 from emulator.units import parse_size
 
 
@@ -38,14 +39,14 @@ class NetwallCLI(CLI):
     def do_links(self, _line: str) -> None:
         """links: every cable: its profile, length, reach, rate (real and as emulated), state."""
         emu = self.emu
-        print(f"{'link':<18} {'profile':<20} {'length m':>8} {'reach m':>8} "
-              f"{'Gb/s real':>10} {'Mb/s emulated':>14}  state")
+        rows = []
         for index, cable in enumerate(emu.topology.links):
-            profile = emu.catalogue[cable.profile]
             state = self.state(index)
-            print(f"{cable.a + '--' + cable.b:<18} {cable.profile:<20} {cable.length_m:>8g} "
-                  f"{profile.reach_m:>8g} {state.rate_gbps:>10g} "
-                  f"{state.rate_gbps * 1e3 / emu.dilation:>14.1f}  {state.note}")
+            rows.append((f"{cable.a}--{cable.b}", cable.profile, f"{cable.length_m:g}",
+                         f"{emu.catalogue[cable.profile].reach_m:g}", f"{state.rate_gbps:g}",
+                         f"{state.rate_gbps * 1e3 / emu.dilation:.1f}", state.note))
+        print(table(("link", "profile", "length m", "reach m", "Gb/s real", "Mb/s emulated",
+                     "state"), rows, align="<<>>>><"))
         print(f"dilation D = {emu.dilation:.10g}: rates /D, delays xD; not emulated here: "
               f"{', '.join(emu.not_emulated) or 'nothing'}")
 
@@ -60,10 +61,9 @@ class NetwallCLI(CLI):
     def do_counters(self, _line: str) -> None:
         """counters: bytes, packets and drops each directed link has sent since start."""
         counts = self.emu.network.counters(settle=0)
-        print(f"{'directed link':<20} {'bytes':>14} {'packets':>10} {'drops':>7}")
-        for (link, sender), c in sorted(counts.items()):
-            name = self.emu.topology.directed(link, sender)
-            print(f"{name:<20} {c['bytes']:>14} {c['packets']:>10} {c['drops']:>7}")
+        rows = [(self.emu.topology.directed(link, sender), c["bytes"], c["packets"], c["drops"])
+                for (link, sender), c in sorted(counts.items())]
+        print(table(("directed link", "bytes", "packets", "drops"), rows, align="<>>>"))
 
     # -- measure ----------------------------------------------------------------------------
     def do_collective(self, line: str) -> None:

@@ -100,23 +100,3 @@ def run_energy(
         dynamic += d
     total = static + dynamic
     return EnergyReport(by_profile, static, dynamic, total, total / (payload_bytes / GB))
-
-
-def energy_table(report: EnergyReport) -> str:
-    """Fixed-width text table: joules per link profile, then the run's totals."""
-    rows = [("profile", "joules", "share")]
-    for name, joules in report.joules_by_profile.items():
-        share = joules / report.total_joules if report.total_joules else 0.0
-        rows.append((name, f"{joules:.4g}", f"{share:.1%}"))
-    rows += [
-        ("static (idle)", f"{report.static_joules:.4g}", ""),
-        ("dynamic (busy)", f"{report.dynamic_joules:.4g}", ""),
-        ("total", f"{report.total_joules:.4g}", ""),
-        ("J per GB moved", f"{report.joules_per_gb:.4g}", ""),
-    ]
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = [
-        f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}".rstrip() for r in rows
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)

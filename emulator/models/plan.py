@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from emulator.models import dilation as dil
 from emulator.models.profiles import LinkProfile
 from topologies import Topology, next_hops, segment, switch_segments
+from traffic.protocol import Peer
 
 #: MTU of every emulated interface. Real links carry 4-9 KB frames, but bytes are what count:
 #: a 65000-byte frame carries 7x a 9000-byte jumbo frame for the same per-frame cost of the
@@ -111,16 +112,11 @@ class Plan:
                     lines.append(f"route add {r.dst_ip}/32 via {r.via_ip} dev {r.iface} onlink")
         return "\n".join(lines) + "\n"
 
-    def peers(self, gpu: str) -> dict[int, dict[str, str]]:
+    def peers(self, gpu: str) -> dict[int, Peer]:
         """What the agent on `gpu` needs to address a frame to each other rank."""
         return {
-            route.dst: {
-                "iface": route.iface,
-                "src_mac": route.src_mac,
-                "dst_mac": route.via_mac,
-                "src_ip": self.ips[gpu],
-                "dst_ip": route.dst_ip,
-            }
+            route.dst: Peer(iface=route.iface, src_mac=route.src_mac, dst_mac=route.via_mac,
+                            src_ip=self.ips[gpu], dst_ip=route.dst_ip)
             for route in self.routes[gpu]
         }
 

@@ -4,7 +4,8 @@ Every experiment compares link technologies, so the numbers that describe them l
 files (emulator/models/profiles/*.yaml), one profile per file, each number beside its citation.
 Keeping them out of code lets a user add or override a technology without touching netwall,
 and keeping the source next to the value lets a reader check every figure a report rests on.
-This module is pure (no root, no network): it loads, validates and tabulates profiles.
+This module is pure (no root, no network): it loads and validates profiles
+(emulator/cli/listings.py tabulates them).
 """
 
 from __future__ import annotations
@@ -252,47 +253,3 @@ def get_profile(name: str, cat: Mapping[str, LinkProfile]) -> LinkProfile:
     except KeyError:
         known = ", ".join(sorted(cat)) or "none"
         raise NetwallError(f"unknown link profile {shown(name)} (known: {known})") from None
-
-
-def _g(x: float) -> str:
-    """Short human number: 800 not 800.0, 0.25 not 0.250000."""
-    return f"{x:.4g}"
-
-
-def profiles_table(cat: Mapping[str, LinkProfile]) -> str:
-    """Fixed-width text table of the catalogue, for `netwall profiles`."""
-    header = (
-        "name",
-        "family",
-        "rate (Gb/s)",
-        "lanes x lane rate",
-        "reach (m)",
-        "delay model",
-        "post-FEC BER",
-        "W/end",
-        "pJ/bit",
-        "AFR (/yr)",
-    )
-    rows = [header]
-    for p in sorted(cat.values(), key=lambda p: (FAMILIES.index(p.family), p.rate_gbps, p.name)):
-        lanes = f"{p.lanes} x {_g(p.lane_rate_gbps)}G"
-        if p.spare_lanes:
-            lanes += f" (+{p.spare_lanes})"
-        rows.append(
-            (
-                p.name,
-                p.family,
-                _g(p.rate_gbps),
-                lanes,
-                _g(p.reach_m),
-                f"{_g(p.delay_ns_per_m)} ns/m + {_g(p.fec_delay_ns)} ns",
-                f"{p.post_fec_ber:.1e}",
-                _g(p.watts_per_end),
-                _g(p.pj_per_bit),
-                f"{p.afr:.2e}",
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from pathlib import Path
@@ -10,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from traffic.forkserver import PROJECT_ROOT, ForkServer
+from traffic.protocol import Exit, Ready, Setup, decode, encode
 
 pytestmark = pytest.mark.root
 
-CONFIG = {"rank": 0, "peers": {}, "mtu": 9000, "rto": 0.1, "sndbuf": 1 << 20}
+SETUP = Setup(rank=0, peers={}, mtu=9000, rto=0.1, sndbuf=1 << 20)
 
 
 @pytest.fixture
@@ -39,13 +39,13 @@ def server():
 def test_a_forked_agent_runs_in_its_hosts_namespace_and_exits_on_request(holder, server):
     agent = server.spawn(holder)
     try:
-        agent.stdin.write(json.dumps(CONFIG) + "\n")
+        agent.stdin.write(encode(SETUP) + "\n")
         agent.stdin.flush()
-        assert json.loads(agent.stdout.readline()) == {"ready": True, "rank": 0}
+        assert decode(agent.stdout.readline()) == Ready(rank=0)
         assert os.readlink(f"/proc/{agent.pid}/ns/net") == os.readlink(f"/proc/{holder}/ns/net")
         assert b"traffic.agent" in Path(f"/proc/{agent.pid}/cmdline").read_bytes()  # for clean
         assert agent.poll() is None
-        agent.stdin.write('{"cmd": "exit"}\n')
+        agent.stdin.write(encode(Exit()) + "\n")
         agent.stdin.flush()
         assert agent.wait(timeout=10)
     finally:

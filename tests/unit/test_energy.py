@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from emulator.errors import NetwallError
-from emulator.models.energy import energy_table, joules_per_bit, link_energy, run_energy
+from emulator.models.energy import joules_per_bit, link_energy, run_energy
 from emulator.models.profiles import catalogue
 
 WS_VS_OPTICAL = ("wide-and-slow-800g", "optical-800g")
@@ -95,8 +95,3 @@ def test_bad_inputs_are_one_line_errors(cat, bits, counts, seconds, size, match)
     with pytest.raises(NetwallError, match=match) as err:
         run_energy(bits, counts, cat, seconds, size)
     assert "\n" not in str(err.value)
-
-
-def test_table_lists_profiles_and_totals(cat):
-    text = energy_table(run_energy({"copper-800g": 1e9}, {"copper-800g": 2}, cat, 0.01, 10**9))
-    assert "copper-800g" in text and "J per GB moved" in text and "total" in text

@@ -13,6 +13,7 @@ from emulator.models.dilation import link_shape
 from emulator.models.plan import FRAME_BYTES, RTO_FLOOR_WALL_S, mac, make_plan, rank_ip
 from emulator.models.profiles import catalogue
 from topologies import MAX_GPUS, parse
+from traffic.protocol import Peer
 
 SPECS = ["pair", "ring:3", "ring:6", "star:4", "star:8", "mesh:4", "racks:2x2", "racks:3x2"]
 
@@ -212,13 +213,13 @@ def test_peers_agree_with_routes(plans, spec):
         routes = {route.dst: route for route in plan.routes[gpu]}
         for dst, peer in peers.items():
             route = routes[dst]
-            assert set(peer) == {"iface", "src_mac", "dst_mac", "src_ip", "dst_ip"}
-            assert peer["iface"] == route.iface
-            assert peer["src_mac"] == route.src_mac
-            assert peer["dst_mac"] == route.via_mac
-            assert peer["src_ip"] == plan.ips[gpu]
-            assert peer["dst_ip"] == plan.ips[topo.gpus[dst]] == route.dst_ip
-            assert peer["src_mac"] != peer["dst_mac"]
+            assert isinstance(peer, Peer)
+            assert peer.iface == route.iface
+            assert peer.src_mac == route.src_mac
+            assert peer.dst_mac == route.via_mac
+            assert peer.src_ip == plan.ips[gpu]
+            assert peer.dst_ip == plan.ips[topo.gpus[dst]] == route.dst_ip
+            assert peer.src_mac != peer.dst_mac
 
 
 def test_the_repair_timeout_scales_with_d_but_never_under_the_hosts_noise(cat):

@@ -354,16 +354,6 @@ def test_get_profile(cat):
     assert "copper-800g" in msg and "wide-and-slow-800g" in msg and "\n" not in msg
 
 
-def test_profiles_table_lists_every_profile(cat):
-    table = P.profiles_table(cat)
-    for name in cat:
-        assert name in table
-    lines = table.splitlines()
-    assert len(lines) == len(cat) + 2  # header, rule, one row each
-    assert "ns/m +" in table and "(+16)" in table
-    assert "name" in lines[0] and "pJ/bit" in lines[0]
-
-
 def test_fit_of_builtins_is_in_sane_units(cat):
     # optical transceivers are quoted in the hundreds of FIT; copper/MOSAIC two orders lower
     assert 100 <= cat["optical-800g"].fit <= 2000
