@@ -37,12 +37,16 @@ def last_line(out: str) -> str:
 
 
 def ran(out: str) -> str:
-    """The run's last row, checked to have verified its result."""
+    """The run's last row, checked to have verified its result (its `check` column, the 11th,
+    says ok), with the dilation it ran at and the host's share, or NOT FAITHFUL if flagged."""
     lines = out.strip().splitlines()
-    rows = [x for x in lines if not x.startswith(("#", "netwall"))]
-    if not rows or not rows[-1].endswith(" ok"):
+    rows = [x.split() for x in lines if x.strip() and not x.startswith(("#", "netwall"))]
+    if not rows or len(rows[-1]) < 11 or rows[-1][10] != "ok":
         raise Failed(f"netwall run did not verify its result: {lines[-1:]}")
-    return " ".join(rows[-1].split()[:4]) + " ... ok"
+    row = rows[-1]
+    proof = "NOT FAITHFUL" if any("NOT FAITHFUL" in x for x in lines) else "faithful"
+    extra = f", D {row[11]}, host {row[12]}, {proof}" if len(row) >= 13 else ""
+    return " ".join(row[:4]) + " ... ok" + extra
 
 
 def section(box: dict[str, str], steps: list, outcome: str) -> str:

@@ -48,7 +48,7 @@ LOCK = Path("/tmp/netwall-root.lock")
 #: This machine may reach PyPI through a proxy whose CA only the host trusts: the host's CA
 #: bundle goes to pip in the chroot (PIP_CERT), and nothing else of the host's pip setup.
 HOST_CA = "/etc/host-ca-certificates.crt"
-RUN = "netwall run --topology pair --size 64K -n 1 --link copper-800g"
+RUN = "netwall run --topology pair --size 1M -n 1 --link copper-800g"
 #: Stand-ins in the chroot: no services started, no modules loaded into the host's kernel.
 POLICY_RC_D = "#!/bin/sh\nexit 101\n"
 MODPROBE = "#!/bin/sh\necho \"modprobe $*: skipped in a chroot (the host's kernel)\" >&2\n"
