@@ -89,8 +89,8 @@ class Agents:
         retransmission timeout at the program's dilation."""
         programs: list[list[CallSpec]] = [[] for _ in self.procs]
         for call in calls:
-            for local, rank in enumerate(call.group):
-                programs[rank].append(call_spec(call, local))
+            for rank, spec in zip(call.group, call_specs(call), strict=True):
+                programs[rank].append(spec)
         for rank, program in enumerate(programs):
             self._send(rank, Load(calls=tuple(program)))
         self._gather(Loaded, deadline=time.monotonic() + 120)
@@ -192,16 +192,23 @@ class Agents:
         self.procs = []
 
 
-def call_spec(call: CallPlan, local: int) -> CallSpec:
-    """What local rank `local` needs of a call: its moves (in global ranks) and how to check
-    them."""
+def call_specs(call: CallPlan) -> list[CallSpec]:
+    """What each rank of the call's group needs of it, in local-rank order: the moves it
+    sends or receives (in global ranks, in step order) and how to check them. One pass over
+    the schedule's moves hands each to its two ends, rather than one pass per rank."""
     s = call.schedule
     to_global = call.group
-    moves = tuple(Move(step=step, src=to_global[m.src], dst=to_global[m.dst],
-                       src_offset=m.src_offset, dst_offset=m.dst_offset, length=m.length,
-                       reduce=m.reduce)
-                  for step, moves in enumerate(s.steps) for m in moves if local in (m.src, m.dst))
-    return CallSpec(id=call.id, comm=call.comm, stream=call.stream, gap_s=call.gap_s,
-                    after=tuple(call.after), buffer=call.buffer, init=call.init,
-                    check=call.check, collective=s.collective, ranks=s.ranks, local=local,
-                    root=s.root, size=s.size, steps=len(s.steps), moves=moves)
+    moves: list[list[Move]] = [[] for _ in to_global]
+    for step, step_moves in enumerate(s.steps):
+        for m in step_moves:
+            move = Move(step=step, src=to_global[m.src], dst=to_global[m.dst],
+                        src_offset=m.src_offset, dst_offset=m.dst_offset, length=m.length,
+                        reduce=m.reduce)
+            moves[m.src].append(move)
+            if m.dst != m.src:
+                moves[m.dst].append(move)
+    return [CallSpec(id=call.id, comm=call.comm, stream=call.stream, gap_s=call.gap_s,
+                     after=tuple(call.after), buffer=call.buffer, init=call.init,
+                     check=call.check, collective=s.collective, ranks=s.ranks, local=local,
+                     root=s.root, size=s.size, steps=len(s.steps), moves=tuple(mine))
+            for local, mine in enumerate(moves)]

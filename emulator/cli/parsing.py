@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
+from typing import Any
 
 from emulator import inputs, units
 from emulator.errors import NetwallError
@@ -16,20 +18,21 @@ from traffic.workloads import WORKLOADS
 FAMILIES_DEFAULT = ("copper-800g", "optical-800g", "wide-and-slow-800g")
 
 
-def parse_size(text: str) -> int:
-    """emulator.units.parse_size, as an argparse type."""
-    try:
-        return units.parse_size(text)
-    except NetwallError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+def _argument_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """A parser of emulator.units as an argparse type: its NetwallError line becomes
+    argparse's usage error, with the same words."""
+    def read(text: str) -> Any:
+        try:
+            return parse(text)
+        except NetwallError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    read.__name__ = read.__qualname__ = parse.__name__
+    read.__doc__ = f"emulator.units.{parse.__name__}, as an argparse type."
+    return read
 
 
-def parse_percent(text: str) -> float:
-    """emulator.units.parse_percent, as an argparse type."""
-    try:
-        return units.parse_percent(text)
-    except NetwallError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+parse_size = _argument_type(units.parse_size)
+parse_percent = _argument_type(units.parse_percent)
 
 
 def sweep(min_bytes: int, max_bytes: int, factor: float) -> list[int]:

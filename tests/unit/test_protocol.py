@@ -10,7 +10,7 @@ import pytest
 
 from emulator.errors import NetwallError
 from traffic.agent import Call
-from traffic.launcher import CallPlan, call_spec
+from traffic.launcher import CallPlan, call_specs
 from traffic.protocol import (
     MESSAGES,
     CallSpec,
@@ -92,8 +92,10 @@ def test_launcher_built_call_specs_round_trip_and_hold_each_ranks_moves(collecti
     group = (6, 2, 9, 0)  # global rank of each local rank
     plan = CallPlan(id=11, schedule=schedule, group=group, comm=2, stream="1", gap_s=0.5,
                     after=(9, 10), buffer="b", init=True, check=True)
+    specs = call_specs(plan)
+    assert len(specs) == len(group)
     for local, rank in enumerate(group):
-        spec = call_spec(plan, local)
+        spec = specs[local]
         assert decode(encode(Load(calls=(spec,))), Load).calls == (spec,)
         assert (spec.local, spec.steps, spec.after) == (local, len(schedule.steps), (9, 10))
         expected = [(step, group[m.src], group[m.dst], m.src_offset, m.dst_offset, m.length,
