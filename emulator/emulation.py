@@ -4,6 +4,7 @@
     with Emulation(topology="ring:4", link="optical-800g", dilation=None) as emu:
         emu.net                      # the running Mininet
         emu.hosts                    # GPU hosts in rank order
+        emu.gpu                      # the GPU endpoint every rank stands in for
         emu.run(collective="allreduce", algorithm="ring", size=1 << 20)
 
 Everything the user can get wrong is checked before anything is built, so bad input leaves
@@ -25,7 +26,9 @@ from emulator.kernel.capabilities import Capabilities, probe
 from emulator.models import calibration
 from emulator.models import dilation as dil
 from emulator.models.accounting import wire_loads
-from emulator.models.alphabeta import globalize, model_time_s
+from emulator.models.alphabeta import call_costs, globalize, model_time_s, routes_to
+from emulator.models.endpoints import DEFAULT as DEFAULT_GPU
+from emulator.models.endpoints import CallCosts, get_gpu
 from emulator.models.energy import EnergyReport, run_energy
 from emulator.models.faults import Fault, LinkState, link_state, timeline
 from emulator.models.metrics import algbw_gbps, busbw_gbps
@@ -44,7 +47,7 @@ from emulator.result import (
 from topologies import Topology, parse, validate
 from topologies.layout import parse_layout, racks_topology
 from traffic import schedule as sched
-from traffic.header import frame_payload
+from traffic.header import data_payload
 from traffic.launcher import Agents, CallPlan
 from traffic.trace import Call, resolve
 
@@ -77,8 +80,11 @@ class Emulation:
         layout: str | None = None,
         tolerance: float = calibration.DEFAULT_TOLERANCE,
         host: calibration.Calibration | None = None,
+        gpu: str = DEFAULT_GPU,
     ) -> None:
         self.catalogue = catalogue(profiles)
+        #: What every rank stands in for (emulator.models.endpoints): NCCL's costs on it.
+        self.gpu = get_gpu(gpu)
         get_profile(link, self.catalogue)
         self.link = link
         if isinstance(topology, Topology):
@@ -97,10 +103,8 @@ class Emulation:
             raise NetwallError("this kernel lacks veth or htb; netwall cannot shape links here "
                                "(run `netwall check`)")
         self.not_emulated = []
-        if not self.capabilities.netem:
-            self.not_emulated.append("link delay")
-            if not self.capabilities.bpf_loss:
-                self.not_emulated.append("bit-error loss")
+        if not (self.capabilities.netem or self.capabilities.bpf_loss):
+            self.not_emulated.append("bit-error loss")
         if strict and self.not_emulated:
             raise NetwallError(f"--strict: this kernel has no netem, so "
                                f"{' and '.join(self.not_emulated)} cannot be emulated "
@@ -118,11 +122,12 @@ class Emulation:
         build = self.fixed_dilation or min(dil.MAX_AUTO, dil.nice_ceiling(
             injection / self.host.capacity_gbps))
         self.plan = make_plan(self.topology, self.catalogue, build)
-        self.frame_payload = frame_payload(EMULATION_MTU) // sched.ELEMENT * sched.ELEMENT
+        self.frame_payload = data_payload(EMULATION_MTU)
         self.network = None
         self.agents = None
         self._op = 0
         self.emulated_s = 0.0  # real-unit time of every program run so far (slowdown)
+        self._costs: dict[int, tuple[sched.Schedule, CallCosts]] = {}
 
     # -- life cycle ----------------------------------------------------------------------
     def start(self) -> Emulation:
@@ -137,7 +142,7 @@ class Emulation:
             self.network.start()
             self.agents = Agents(self.hosts, [self.plan.peers(g) for g in self.topology.gpus],
                                  EMULATION_MTU, self.plan.retransmit_timeout_s(),
-                                 self.plan.send_buffer_bytes())
+                                 self.plan.send_buffer_bytes(), self.routes())
             self.network.record.add("agents", [p.pid for p in self.agents.procs])
         except BaseException:
             self.stop()
@@ -159,6 +164,24 @@ class Emulation:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    @property
+    def delay_mechanism(self) -> str:
+        """How link delay is emulated here, as run headers and `netwall check` say it."""
+        return ("netem on every link" if self.capabilities.netem else
+                "held by the receiving agents (this kernel has no netem)")
+
+    def routes(self) -> list[dict[int, tuple[float, float]]]:
+        """Per rank, from every other rank: the link delay its agent holds each frame for
+        (0 where netem delays frames in the kernel) and the route's slowest rate.
+
+        The agent holds every frame for its own transmission time at that rate too: a
+        token-bucket shaper releases a frame as soon as it may start, where a wire delivers
+        it once its last bit is across, so each step would otherwise end one frame early."""
+        keep = 0.0 if self.capabilities.netem else 1.0
+        return [{src: (delay * keep, rate) for src, (delay, rate) in
+                 routes_to(self.topology, self.catalogue, r).items()}
+                for r in range(len(self.topology.gpus))]
 
     @property
     def dilation(self) -> float:
@@ -203,10 +226,8 @@ class Emulation:
             raise NetwallError(f"iters must be >= 1 and warmup >= 0, got {iters} and {warmup}")
         began, emulated_before = time.monotonic(), self.emulated_s
         schedule = self.schedule(collective, algorithm, size, root, chunk)
-        model = model_time_s(schedule, self.topology, self.catalogue)
-        # The error is taken against the model of what this kernel emulates: without netem,
-        # link delay is not emulated, so neither is the model's latency term.
-        emulated = self.emulated_model(schedule)
+        model = self.emulated_model(schedule)
+        emulated = model
         cost = self.cost(schedule, emulated)
         faults = faults or []
         d = self.fixed_dilation or self.choose(cost)
@@ -249,6 +270,8 @@ class Emulation:
             busbw_gbps=busbw_gbps(collective, schedule.ranks, size, time_s),
             model_time_s=model,
             model_emulated_time_s=emulated,
+            gpu=self.gpu.name,
+            protocol=self.costs_of(schedule).protocol,
             model_error=time_s / emulated - 1,
             check=all(checked.checks.values()) if checked else None,
             retransmitted_bytes=timed["outcome"].stats["retransmitted_bytes"],
@@ -278,7 +301,7 @@ class Emulation:
 
         def timed(size: int, dilation: float) -> tuple[float, float]:
             schedule = self.schedule("allreduce", "ring", size)
-            model = model_time_s(schedule, self.topology, self.catalogue)
+            model = self.emulated_model(schedule)
             self.dilate(dilation)
             self._execute(schedule, 1, model, None)  # warm-up
             batch = self._timed(schedule, calibration.ITERS, model, None, [])
@@ -292,9 +315,17 @@ class Emulation:
                                    self.tolerance, progress)
 
     def emulated_model(self, schedule: sched.Schedule) -> float:
-        """The model of what this kernel emulates (no latency term without netem)."""
-        return model_time_s(schedule, self.topology, self.catalogue,
-                            latency=self.capabilities.netem)
+        """The model of a call over every GPU: its links and its endpoints' costs."""
+        return model_time_s(schedule, self.topology, self.catalogue, self.costs_of(schedule))
+
+    def costs_of(self, schedule: sched.Schedule) -> CallCosts:
+        """What a call over every GPU pays at its endpoints: the protocol NCCL would pick on
+        this GPU, and its costs (kept per schedule: a run executes one schedule many times)."""
+        hit = self._costs.get(id(schedule))
+        if hit is None or hit[0] is not schedule:
+            hit = (schedule, call_costs(schedule, self.topology, self.catalogue, self.gpu))
+            self._costs = {id(schedule): hit}
+        return hit[1]
 
     def estimate_s(self, collective: str, algorithm: str | None, size: int, iters: int,
                    warmup: int, root: int = 0, chunk: int | None = None,
@@ -308,10 +339,14 @@ class Emulation:
         probe = iters * dil.probe_dilation(d) if prove else 0.0
         return model * (d * iters + untimed + probe) + PROGRAM_OVERHEAD_S * (3 + prove)
 
-    def cost(self, schedule: sched.Schedule, model_s: float) -> dil.CallCost:
-        """What a call asks of the host (dilation.choose's input)."""
-        sent = sum(m.length for step in schedule.steps for m in step)
-        return dil.CallCost(model_s, len(schedule.steps), sent, schedule.ranks)
+    def cost(self, schedule: sched.Schedule, model_s: float,
+             efficiency: float | None = None) -> dil.CallCost:
+        """What a call asks of the host (dilation.choose's input): its protocol's padding
+        (`efficiency`, default: the call's over every GPU) is bytes the agents move too."""
+        if efficiency is None:
+            efficiency = self.costs_of(schedule).efficiency
+        sent = sum(m.length for step in schedule.steps for m in step) / efficiency
+        return dil.CallCost(model_s, len(schedule.steps), int(sent), schedule.ranks)
 
     def choose(self, cost: dil.CallCost) -> float:
         """The dilation this host needs for a call (emulator.models.calibration measured it)."""
@@ -416,12 +451,12 @@ class Emulation:
         if self.agents is None:
             raise NetwallError("the emulation is not running (use `with Emulation(...)`)")
         began, emulated_before = time.monotonic(), self.emulated_s
-        calls, schedules, models, trace = self._trace(calls)
+        calls, schedules, endpoint, models, trace = self._trace(calls)
         self.dilate(self.fixed_dilation or self.choose(trace))
         attempts: list[TraceAttempt] = []
         checks: list[bool | None] = []
         while True:
-            run = self._replay_once(calls, schedules, models, check and not attempts)
+            run = self._replay_once(calls, schedules, endpoint, models, check and not attempts)
             checks = checks or run["checks"]
             probe = None
             probe_d = dil.probe_dilation(self.dilation)
@@ -429,7 +464,7 @@ class Emulation:
                 d = self.dilation
                 self.dilate(probe_d)
                 try:
-                    probe = self._replay_once(calls, schedules, models, False)
+                    probe = self._replay_once(calls, schedules, endpoint, models, False)
                 finally:
                     self.dilate(d)
             verdict = judge_trace(run["times"], probe and probe["times"], run["total_s"],
@@ -456,7 +491,8 @@ class Emulation:
                 start_s=run["starts"][i], time_s=time_s,
                 algbw_gbps=algbw_gbps(c.bytes, time_s),
                 busbw_gbps=busbw_gbps(c.collective, len(c.group), c.bytes, time_s),
-                model_time_s=models[c.id], host_error=verdict["call_errors"][i],
+                model_time_s=models[c.id], protocol=endpoint[c.id].protocol,
+                host_error=verdict["call_errors"][i],
                 check=checks[i] if check else None))
         steps: dict[int, tuple[float, float]] = {}
         for row in rows:
@@ -481,31 +517,36 @@ class Emulation:
             link=self.link,
             topology=self.topology.name,
             trace=name,
+            gpu=self.gpu.name,
         )
 
-    def _trace(self, calls: list[Call]) -> tuple[list[Call], dict, dict, dil.CallCost]:
-        """A trace's calls resolved, with each call's schedule and model, and what the whole
-        trace asks of the host (one dilation serves it)."""
+    def _trace(self, calls: list[Call]) -> tuple[list[Call], dict, dict, dict, dil.CallCost]:
+        """A trace's calls resolved, with each call's schedule, endpoint costs and model,
+        and what the whole trace asks of the host (one dilation serves it)."""
         calls = resolve(calls, len(self.topology.gpus))
         schedules = {c.id: self.schedule(c.collective, c.algorithm, c.bytes, c.root,
                                          ranks=len(c.group), group=c.group) for c in calls}
-        models = {c.id: model_time_s(globalize(schedules[c.id], c.group), self.topology,
-                                     self.catalogue) for c in calls}
-        costs = [self.cost(schedules[c.id], models[c.id]) for c in calls]
+        endpoint, models = {}, {}
+        for c in calls:
+            placed = globalize(schedules[c.id], c.group)
+            endpoint[c.id] = call_costs(placed, self.topology, self.catalogue, self.gpu)
+            models[c.id] = model_time_s(placed, self.topology, self.catalogue, endpoint[c.id])
+        costs = [self.cost(schedules[c.id], models[c.id], endpoint[c.id].efficiency)
+                 for c in calls]
         trace = dil.CallCost(sum(c.model_s for c in costs), sum(c.steps for c in costs),
                              sum(c.sent_bytes for c in costs), len(self.topology.gpus))
-        return calls, schedules, models, trace
+        return calls, schedules, endpoint, models, trace
 
     def estimate_replay_s(self, calls: list[Call], prove: bool = True) -> float:
         """About how many wall seconds `replay` will take here: every call and compute gap
         one after another (streams overlap, so this errs long), at its dilation and, with
         the proof, again at the probe dilation."""
-        calls, _, models, trace = self._trace(calls)
+        calls, _, _, models, trace = self._trace(calls)
         d = self.fixed_dilation or self.choose(trace)
         serial = sum(models.values()) + sum(c.gap_us for c in calls) * 1e-6
         return serial * (d + (dil.probe_dilation(d) if prove else 0)) + PROGRAM_OVERHEAD_S
 
-    def _replay_once(self, calls: list[Call], schedules: dict, models: dict,
+    def _replay_once(self, calls: list[Call], schedules: dict, endpoint: dict, models: dict,
                      check: bool) -> dict:
         """The trace as one program at the current dilation: per call start and time (real
         units, in the calls' order), the total, the checks and the links' bytes."""
@@ -513,12 +554,14 @@ class Emulation:
         comms = {name: i for i, name in enumerate(dict.fromkeys(c.comm for c in calls))}
         plans = [CallPlan(op[c.id], schedules[c.id], c.group, comms[c.comm], c.stream,
                           c.gap_us * 1e-6 * self.dilation, tuple(op[a] for a in c.after),
-                          f"{c.comm}/{c.stream}", init=check, check=check) for c in calls]
+                          f"{c.comm}/{c.stream}", init=check, check=check,
+                          costs=endpoint[c.id]) for c in calls]
         self._op += len(calls)
         total = (sum(models.values()) + sum(c.gap_us for c in calls) * 1e-6) * self.dilation
         before = self.network.counters()
         outcome = self.agents.execute(plans, 10.0 + 3 * total, expected_s=total,
-                                      rto=self.plan.retransmit_timeout_s())
+                                      rto=self.plan.retransmit_timeout_s(),
+                                      dilation=self.dilation)
         after = self.network.counters()
         spans = [outcome.spans[plan.id] for plan in plans]
         total_s = (max(end for _, end in spans) - outcome.start) / self.dilation
@@ -555,11 +598,12 @@ class Emulation:
         # Repairs wait a few timeouts each, and those grow with the dilation too.
         timeout = timeout or 10.0 + 3 * model * self.dilation + outage * self.dilation + 4 * rto
         group = tuple(range(len(self.topology.gpus)))
-        calls = [CallPlan(self._op + i, schedule, group, init=check, check=check)
+        costs = self.costs_of(schedule)
+        calls = [CallPlan(self._op + i, schedule, group, init=check, check=check, costs=costs)
                  for i in range(count)]
         self._op += count
         outcome = self.agents.execute(calls, timeout, expected_s=count * model * self.dilation,
-                                      rto=rto,
+                                      rto=rto, dilation=self.dilation,
                                       on_start=injector.start if injector else None,
                                       on_tick=injector.tick if injector else None)
         self.emulated_s += (max(end for _, end in outcome.spans.values()) - outcome.start) \
@@ -569,7 +613,8 @@ class Emulation:
     def _link_report(self, schedule, before: dict, after: dict, iters: int) -> list[dict]:
         """Per directed link that carried traffic: bytes seen by its qdisc against the schedule
         (when there is one schedule to hold them against)."""
-        expected = wire_loads(self.topology, schedule, self.frame_payload) if schedule else {}
+        expected = wire_loads(self.topology, schedule, self.frame_payload,
+                              self.costs_of(schedule).efficiency) if schedule else {}
         report = []
         for key in sorted(after):
             link, sender = key
@@ -602,6 +647,8 @@ class Emulation:
             "ranks": len(self.topology.gpus),
             "links": links,
             "profiles": {name: self.catalogue[name].to_dict() for name in links},
+            "gpu": self.gpu.to_dict(),
+            "link_delay": self.delay_mechanism,
             "dilation": self.fixed_dilation or "auto",
             "tolerance": self.tolerance,
             "host": dataclasses.asdict(self.host),

@@ -103,9 +103,11 @@ class RunResult(_Result):
     time_s: float
     algbw_gbps: float  # GB/s, as nccl-tests
     busbw_gbps: float
-    model_time_s: float  # the full alpha-beta model
-    model_emulated_time_s: float  # the model of what this kernel emulates (no netem: no latency)
+    model_time_s: float  # the alpha-beta model with the GPU endpoint's terms
+    model_emulated_time_s: float  # the model of what was emulated (the same, on every kernel)
     model_error: float  # time_s against model_emulated_time_s
+    gpu: str  # the GPU endpoint profile the ranks stood in for
+    protocol: str  # the NCCL protocol that endpoint ran the call with
     check: bool | None  # every rank's data verified; None: not checked
     retransmitted_bytes: int
     retransmitted_frames: int
@@ -151,6 +153,7 @@ class CallRow(_Result):
     algbw_gbps: float
     busbw_gbps: float
     model_time_s: float
+    protocol: str  # the NCCL protocol the endpoint ran it with
     host_error: float | None  # this call's share of host distortion (None: not proven)
     check: bool | None
 
@@ -184,6 +187,7 @@ class ReplayResult(_Result):
     link: str
     topology: str
     trace: str  # the trace file or workload replayed
+    gpu: str  # the GPU endpoint profile the ranks stood in for
 
     NESTED: ClassVar[dict[str, type[_Result]]] = {
         "calls": CallRow, "steps": StepTime, "dilation_attempts": TraceAttempt}

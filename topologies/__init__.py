@@ -5,7 +5,7 @@ Nothing here touches the network; the emulator builds what these describe.
 
 from .builtin import parse
 from .graph import DIRECT, MAX_GPUS, SCALE_OUT, SCALE_UP, TIERS, Link, Topology
-from .routing import Hop, next_hops, path
+from .routing import Hop, next_hops, path, path_totals
 from .segments import segment, switch_segments
 from .validate import validate
 from .yamlfile import load_file
@@ -23,6 +23,7 @@ __all__ = [
     "next_hops",
     "parse",
     "path",
+    "path_totals",
     "segment",
     "switch_segments",
     "validate",

@@ -15,7 +15,9 @@ pick toward B as well; hence path(A, C) == path(A, B) + path(B, C).
 
 from __future__ import annotations
 
+import operator
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from emulator.errors import NetwallError
@@ -64,6 +66,20 @@ def next_hops(topo: Topology) -> dict[str, dict[str, tuple[int, str]]]:
             if topo.is_gpu(node):
                 table[node][dst] = (toward[node], first_gpu[node])
     return table
+
+
+def path_totals(topo: Topology, dst_gpu: str, cost: Callable[[int], float],
+                combine: Callable[[float, float], float] = operator.add,
+                start: float = 0.0) -> dict[str, float]:
+    """For every GPU that reaches dst_gpu: cost(link) over its path there, combined (summed,
+    or e.g. min for a bottleneck) from `start`; one pass over the route tree, not one path
+    per GPU."""
+    toward = _tree(topo, dst_gpu)
+    total = {dst_gpu: start}
+    for node in toward:  # BFS order: the next node toward dst_gpu is already done
+        link = toward[node]
+        total[node] = combine(total[topo.other(link, node)], cost(link))
+    return {gpu: total[gpu] for gpu in topo.gpus if gpu in total and gpu != dst_gpu}
 
 
 def _check_gpu(topo: Topology, gpu: str) -> None:

@@ -13,6 +13,14 @@ one after another, calls on different streams at the same time, as CUDA streams 
 may wait for compute time (`gap_s`) or for other calls (`after`). Within a call, the sends of
 step s start once everything the rank receives in steps before s has arrived.
 
+A rank stands in for a GPU, so it pays what a GPU pays (emulator.models.endpoints), in
+dilated time: a call's launch and protocol base latency before its first sends, the
+endpoint's step latency before each step's sends, at least the reduction time of the bytes
+a step reduces, and the protocol's padding as real bytes in every frame. Where the kernel
+has no netem, the agent also holds each arriving frame for its route's link delay (one
+CLOCK_MONOTONIC serves every namespace): a step is complete only once its last frame has
+been held that long, so the latency term is emulated on every kernel.
+
 Frames go out as bytes on one reused AF_PACKET socket per egress interface, so they pass the
 interface's qdisc (the link shaping); the Ether/IP/UDP prefix comes from scapy once per peer
 and payload length. They arrive on a UDP socket (the kernel routes them hop by hop).
@@ -27,6 +35,8 @@ the bytes originally sent. Between commands the agent keeps answering NACKs.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import errno
 import select
 import socket
@@ -48,7 +58,9 @@ from traffic.header import (
     PORT,
     VERSION,
     FrameTemplate,
-    frame_payload,
+    data_payload,
+    frame_data,
+    padding,
 )
 from traffic.protocol import (
     CallSpec,
@@ -78,6 +90,7 @@ VNET_HDR = struct.pack("<BBHHHH", 0, 0, ETHER_IP_UDP + HEADER.size, 0, 0, 0)
 LINK_DOWN = (errno.ENETDOWN, errno.ENXIO)  # the interface is down or gone
 STAGING = 65536  # bytes of one received datagram, at most
 MAX_NACK_SEQS = 4096  # missing-frame numbers one NACK carries (uint32 each)
+PR_SET_TIMERSLACK = 29  # prctl(2)
 
 
 @dataclass
@@ -113,6 +126,7 @@ class Incoming:
     got: bytearray
     missing: int
     last: float = 0.0  # last arrival or NACK
+    held: float = 0.0  # the last frame is held until then (link delay without netem)
 
 
 @dataclass
@@ -134,21 +148,34 @@ class Call:
     root: int
     size: int
     steps: int
+    start_s: float  # endpoint costs, dilated (traffic.protocol.CallSpec)
+    step_s: float
+    reduce_s: float
+    data: int  # data bytes per frame (the rest of the frame is the protocol's padding)
+    pad: int  # padding of a full frame
+    efficiency: float
     sends: list[list[Move]]  # step -> moves from this rank
     recvs: list[dict[int, Move]]  # step -> peer -> the move from it to this rank
     step: int = -1  # -1: not started
     start: float = 0.0
     end: float = 0.0
+    send_at: float = 0.0  # the current step's sends wait until then (endpoint latency)
+    floor: float = 0.0  # the current step ends no earlier (its reduction)
+    wake: float = 0.0  # when a complete step may end (held frames, the floor)
     pending: list[Transfer] = field(default_factory=list)
     incoming: list[dict[int, Incoming]] = field(default_factory=list)  # step -> src -> it
 
     @classmethod
-    def of(cls, spec: CallSpec, rank: int) -> Call:
-        """The call `spec` describes, with `rank`'s moves sorted into sends and receives."""
+    def of(cls, spec: CallSpec, rank: int, payload: int) -> Call:
+        """The call `spec` describes, with `rank`'s moves sorted into sends and receives, in
+        frames of `payload` bytes (data and padding)."""
+        data = frame_data(payload, spec.efficiency)
         call = cls(id=spec.id, comm=spec.comm, stream=spec.stream, gap_s=spec.gap_s,
                    after=list(spec.after), buffer=spec.buffer, init=spec.init,
                    check=spec.check, collective=spec.collective, ranks=spec.ranks,
                    local=spec.local, root=spec.root, size=spec.size, steps=spec.steps,
+                   start_s=spec.start_s, step_s=spec.step_s, reduce_s=spec.reduce_s,
+                   data=data, pad=padding(data, spec.efficiency), efficiency=spec.efficiency,
                    sends=[[] for _ in range(spec.steps)], recvs=[{} for _ in range(spec.steps)])
         for m in spec.moves:
             if m.src == rank:
@@ -162,7 +189,11 @@ class Agent:
     def __init__(self, setup: Setup) -> None:
         self.rank = setup.rank
         self.rto = setup.rto
-        self.payload = frame_payload(setup.mtu) // ELEMENT * ELEMENT
+        self.payload = data_payload(setup.mtu)
+        self.routes = setup.routes  # from each rank: (link delay to hold, s; slowest bit/s)
+        # The same at the program's dilation: (delay, seconds per wire byte) by sender.
+        self.hold: dict[int, tuple[float, float]] = {}
+        self.zeros = bytes(self.payload)  # protocol padding
         self.peers = setup.peers
         self.templates = {
             peer: FrameTemplate(p.src_mac, p.dst_mac, p.src_ip, p.dst_ip)
@@ -205,7 +236,7 @@ class Agent:
         self.oldest_op = min(spec.id for spec in program.calls)
         self.stash = {k: v for k, v in self.stash.items() if k[0] >= self.oldest_op}
         for spec in program.calls:
-            call = Call.of(spec, self.rank)
+            call = Call.of(spec, self.rank, self.payload)
             key = (call.collective, call.ranks, call.size, call.local, call.root)
             if key not in self.initial:
                 self.initial[key] = initial(*key)
@@ -224,6 +255,8 @@ class Agent:
     def go(self, go: Go) -> Report:
         timeout = go.timeout
         self.rto = go.rto  # the program's dilation sets how long is late
+        self.hold = {src: (delay * go.dilation, 8 / rate * go.dilation)
+                     for src, (delay, rate) in self.routes.items()}
         self.stats = dict.fromkeys(self.stats, 0)
         _sleep_until(go.start)
         streams: dict[str, deque[Call]] = {}
@@ -271,16 +304,12 @@ class Agent:
                 self.buffers[call.buffer][:] = self.initial[key]
                 now = time.monotonic()  # resetting the buffer is not part of the call
             call.start = now
-            call.incoming = [{src: self._expect(m.length, m.reduce) for src, m in recvs.items()}
-                             for recvs in call.recvs]
+            call.incoming = [{src: _expect(m.length, m.reduce, call.data)
+                              for src, m in recvs.items()} for recvs in call.recvs]
             self.active.append(call)
             self._enter_step(call, 0)
             started = True
         return started
-
-    def _expect(self, length: int, reduce: bool) -> Incoming:
-        frames = -(-length // self.payload)
-        return Incoming(frames, reduce, bytearray(frames), frames)
 
     def _enter_step(self, call: Call, step: int) -> None:
         call.step = step
@@ -290,9 +319,12 @@ class Agent:
         for m in call.sends[step]:
             call.pending.append(Transfer(
                 call, step, m.dst, m.src_offset, m.dst_offset, m.length,
-                -(-m.length // self.payload), view[m.src_offset:m.src_offset + m.length],
+                -(-m.length // call.data), view[m.src_offset:m.src_offset + m.length],
                 self.tx[self.peers[m.dst].iface], self.templates[m.dst]))
         now = time.monotonic()
+        call.send_at = now + call.step_s + (call.start_s if step == 0 else 0.0)
+        reduced = sum(m.length for m in call.recvs[step].values() if m.reduce)
+        call.floor = call.send_at + reduced * call.reduce_s
         for incoming in call.incoming[step].values():
             incoming.last = now  # the repair timer starts with the step
         for frame in self.stash.pop((call.id, step), []):
@@ -305,6 +337,10 @@ class Agent:
         for call in list(self.active):
             while call.step < call.steps and not call.pending and not any(
                     i.missing for i in call.incoming[call.step].values()):
+                call.wake = max([call.floor] +
+                                [i.held for i in call.incoming[call.step].values()])
+                if time.monotonic() < call.wake:
+                    break
                 self._enter_step(call, call.step + 1)
                 moved = True
             if call.step == call.steps:
@@ -320,8 +356,9 @@ class Agent:
         """Hand frames to the kernel until it pushes back: repairs first, then round-robin
         over every active transfer."""
         progress = False
+        now = time.monotonic()
         active = [t for t in self.outstanding.values() if t.resend]
-        active += [t for c in self.active for t in c.pending]
+        active += [t for c in self.active if c.send_at <= now for t in c.pending]
         while active:
             for transfer in list(active):
                 repair = bool(transfer.resend)
@@ -346,20 +383,22 @@ class Agent:
                     self.outstanding[(transfer.call.id, transfer.step, transfer.peer)] = transfer
         return progress
 
-    def _frame_length(self, transfer: Transfer, seq: int) -> int:
-        return min(self.payload, transfer.length - seq * self.payload)
+    @staticmethod
+    def _frame_length(transfer: Transfer, seq: int) -> int:
+        return min(transfer.call.data, transfer.length - seq * transfer.call.data)
 
     def _send_frame(self, transfer: Transfer, seq: int) -> bool:
-        start = seq * self.payload
-        data = transfer.data[start:start + self.payload]
-        length = len(data)
         call = transfer.call
+        start = seq * call.data
+        data = transfer.data[start:start + call.data]
+        length = len(data)
+        pad = call.pad if length == call.data else padding(length, call.efficiency)
         HEADER.pack_into(self.header, 0, MAGIC, VERSION, DATA, call.comm, transfer.step,
                          call.id, self.rank, transfer.peer, transfer.dst_offset + start,
                          length, seq)
         try:
-            transfer.sock.sendmsg([VNET_HDR, transfer.template.prefix(length), self.header,
-                                   data])
+            transfer.sock.sendmsg([VNET_HDR, transfer.template.prefix(length + pad),
+                                   self.header, data, self.zeros[:pad]])
         except BlockingIOError:
             return False
         except OSError as e:
@@ -400,16 +439,19 @@ class Agent:
                 continue
             magic, version, kind, _comm, step, op, src, _dst, offset, length, seq = \
                 HEADER.unpack_from(self.staging, 0)
-            if magic != MAGIC or version != VERSION or n != HEADER.size + length:
+            if magic != MAGIC or version != VERSION or n < HEADER.size + length:
                 continue
-            if kind == DATA:
+            if kind == DATA:  # the data, then the protocol's padding
                 self.stats["frames_received"] += 1
                 call = self.calls.get(op)
-                data = memoryview(self.staging)[HEADER.size:n]
+                data = memoryview(self.staging)[HEADER.size:HEADER.size + length]
+                delay, per_byte = self.hold.get(src, (0.0, 0.0))
+                arrived = time.monotonic() + delay + (n + ETHER_IP_UDP) * per_byte
                 if self._lands_now(call, step, offset, length):
-                    self._apply(call, step, src, seq, offset, data)
+                    self._apply(call, step, src, seq, offset, arrived, data)
                 elif op >= self.oldest_op and (call is None or call.step < step):  # early
-                    self.stash.setdefault((op, step), []).append((src, seq, offset, data))
+                    self.stash.setdefault((op, step), []).append(
+                        (src, seq, offset, arrived, data))
                     self.staging = self.spare.pop() if self.spare else bytearray(STAGING)
                 else:  # a step already complete: a duplicate; the sender wants an ACK
                     self.stats["duplicates"] += 1
@@ -435,7 +477,10 @@ class Agent:
             return False
         return not any(t.reads(offset, offset + length) for t in call.pending)
 
-    def _apply(self, call: Call, step: int, src: int, seq: int, offset: int, data) -> None:
+    def _apply(self, call: Call, step: int, src: int, seq: int, offset: int, arrived: float,
+               data) -> None:
+        """Land one frame; `arrived` is when it reaches the GPU: received, held for its
+        route's link delay (no netem) and its own transmission time."""
         incoming = call.incoming[step].get(src) if 0 <= step < len(call.incoming) else None
         if incoming is None or seq >= incoming.frames or incoming.got[seq]:
             self.stats["duplicates"] += 1
@@ -452,6 +497,7 @@ class Agent:
         incoming.got[seq] = 1
         incoming.missing -= 1
         incoming.last = time.monotonic()
+        incoming.held = max(incoming.held, arrived)
         if not incoming.missing:
             self._send_control(ACK, call.id, step, src)
 
@@ -500,6 +546,11 @@ class Agent:
     # -- waiting and reporting ---------------------------------------------------------------
     def _next_deadline(self, streams, free_at, now: float) -> float:
         wake = now + min(0.05, self.rto)
+        for call in self.active:
+            if call.pending and call.send_at > now:
+                wake = min(wake, call.send_at)
+            if call.wake > now:
+                wake = min(wake, call.wake)
         for calls in streams.values():
             call = calls[0] if calls else None
             if call is not None and call.step < 0 and call.gap_s:
@@ -507,7 +558,8 @@ class Agent:
         return wake
 
     def _wait(self, until: float) -> None:
-        busy = [t for c in self.active for t in c.pending]
+        now = time.monotonic()
+        busy = [t for c in self.active if c.send_at <= now for t in c.pending]
         busy += [t for t in self.outstanding.values() if t.resend]
         writers = list({self.tx[self.peers[t.peer].iface] for t in busy})
         select.select([self.rx], writers, [], max(0.0, until - time.monotonic()))
@@ -542,6 +594,11 @@ class Agent:
         self._repair(time.monotonic())
 
 
+def _expect(length: int, reduce: bool, payload: int) -> Incoming:
+    frames = -(-length // payload)
+    return Incoming(frames, reduce, bytearray(frames), frames)
+
+
 def _packet_socket(iface: str, sndbuf: int, vnet: bool = False) -> socket.socket:
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)  # protocol 0: send only
     if vnet:
@@ -563,7 +620,16 @@ def _reply(message: Message) -> None:
     sys.stdout.flush()
 
 
+def _sharp_timers() -> None:
+    """Ask the kernel to wake this process on time: by default a sleeping thread's timeout may
+    run 50 us late (timer slack, to batch wake-ups), and the agent's timed waits (endpoint
+    latency, held link delays) are a few hundred microseconds of wall time each."""
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: coarser timing, which
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0)  # the proof sees
+
+
 def main() -> None:
+    _sharp_timers()
     agent = Agent(decode(sys.stdin.readline(), Setup))
     _reply(Ready(rank=agent.rank))
     commands = sys.stdin.buffer.raw if hasattr(sys.stdin.buffer, "raw") else sys.stdin.buffer

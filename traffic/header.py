@@ -56,14 +56,42 @@ def frame_payload(mtu: int) -> int:
     return mtu - 20 - 8 - HEADER.size
 
 
+#: Frames carry whole elements of any datatype (the widest is 8 bytes).
+ALIGN = 8
+
+
+def data_payload(mtu: int) -> int:
+    """Data bytes per frame on a link of this MTU: whole elements of any datatype."""
+    return frame_payload(mtu) // ALIGN * ALIGN
+
+
+def frame_data(payload: int, efficiency: float = 1.0) -> int:
+    """Data bytes one frame of `payload` bytes carries when a protocol of this efficiency
+    (data bytes per wire byte) pads it: the padding and the data together fill it."""
+    if efficiency >= 1:
+        return payload
+    return max(ALIGN, int(payload * efficiency) // ALIGN * ALIGN)
+
+
+def padding(length: int, efficiency: float) -> int:
+    """Bytes a protocol adds after `length` data bytes in one frame (LL, at 0.5, doubles
+    them: its flags travel on real GPUs' links too)."""
+    return round(length * (1 / efficiency - 1)) if efficiency < 1 else 0
+
+
 def frames_for(length: int, payload: int) -> int:
     """Frames needed to carry `length` payload bytes."""
     return -(-length // payload)
 
 
-def wire_bytes(length: int, payload: int) -> int:
-    """Bytes a transfer of `length` payload bytes puts on each link it crosses."""
-    return length + frames_for(length, payload) * FRAME_OVERHEAD
+def wire_bytes(length: int, payload: int, efficiency: float = 1.0) -> int:
+    """Bytes a transfer of `length` data bytes puts on each link it crosses, in frames of
+    `payload` bytes at most, padded by a protocol of this efficiency."""
+    data = frame_data(payload, efficiency)
+    full, tail = divmod(length, data)
+    frames = full + bool(tail)
+    return (length + full * padding(data, efficiency) + padding(tail, efficiency)
+            + frames * FRAME_OVERHEAD)
 
 
 class FrameTemplate:

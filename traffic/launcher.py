@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 from emulator.errors import NetwallError
+from emulator.models.endpoints import FREE, CallCosts
 from traffic.forkserver import PROJECT_ROOT, AgentProcess, ForkServer
 from traffic.protocol import (
     CallSpec,
@@ -51,6 +52,7 @@ class CallPlan:
     buffer: str = "main"
     init: bool = False  # reset the buffer to the call's inputs first
     check: bool = False  # verify the result afterwards
+    costs: CallCosts = FREE  # what its endpoints pay (real units; dilated when it is sent)
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,9 @@ class Agents:
     """One agent process per GPU host, in rank order."""
 
     def __init__(self, hosts: list, peers: list[dict[int, Peer]], mtu: int, rto: float,
-                 sndbuf: int) -> None:
+                 sndbuf: int, routes: list[dict[int, tuple[float, float]]]) -> None:
+        """`routes[rank]`: from each other rank, the real link delay its agent holds each
+        frame for (0 where netem delays frames) and the route's slowest rate (bit/s)."""
         # One BLAS thread: agents add and copy arrays, and the fork server must not have
         # threads when it forks.
         env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT), OPENBLAS_NUM_THREADS="1",
@@ -76,27 +80,28 @@ class Agents:
             for rank, host in enumerate(hosts):
                 self.procs.append(self.server.spawn(host.pid))
                 self._send(rank, Setup(rank=rank, peers=peers[rank], mtu=mtu, rto=rto,
-                                       sndbuf=sndbuf))
+                                       sndbuf=sndbuf, routes=routes[rank]))
         finally:
             self.server.close()  # agents live on their own from here
         self._gather(Ready, deadline=time.monotonic() + 60)
 
     def execute(self, calls: list[CallPlan], timeout: float, expected_s: float, rto: float,
-                on_start=None, on_tick=None) -> Outcome:
+                dilation: float, on_start=None, on_tick=None) -> Outcome:
         """Run a program on every rank. `timeout` bounds a rank's time without progress (it
         then answers with an error); `expected_s`, the program's modelled wall-clock time,
         bounds how long the controller waits in silence for a hung agent; `rto` is the
-        retransmission timeout at the program's dilation."""
+        retransmission timeout at the program's dilation, which scales the endpoint costs
+        and held link delays."""
         programs: list[list[CallSpec]] = [[] for _ in self.procs]
         for call in calls:
-            for rank, spec in zip(call.group, call_specs(call), strict=True):
+            for rank, spec in zip(call.group, call_specs(call, dilation), strict=True):
                 programs[rank].append(spec)
         for rank, program in enumerate(programs):
             self._send(rank, Load(calls=tuple(program)))
         self._gather(Loaded, deadline=time.monotonic() + 120)
         start = time.monotonic() + START_MARGIN_S
         for rank in range(len(self.procs)):
-            self._send(rank, Go(start=start, timeout=timeout, rto=rto))
+            self._send(rank, Go(start=start, timeout=timeout, rto=rto, dilation=dilation))
         if on_start is not None:
             on_start(start)  # e.g. schedule faults relative to the common start
         replies = self._gather(Report, Failure, deadline=None,
@@ -192,10 +197,11 @@ class Agents:
         self.procs = []
 
 
-def call_specs(call: CallPlan) -> list[CallSpec]:
+def call_specs(call: CallPlan, dilation: float = 1.0) -> list[CallSpec]:
     """What each rank of the call's group needs of it, in local-rank order: the moves it
-    sends or receives (in global ranks, in step order) and how to check them. One pass over
-    the schedule's moves hands each to its two ends, rather than one pass per rank."""
+    sends or receives (in global ranks, in step order), its endpoint costs at `dilation`,
+    and how to check them. One pass over the schedule's moves hands each to its two ends,
+    rather than one pass per rank."""
     s = call.schedule
     to_global = call.group
     moves: list[list[Move]] = [[] for _ in to_global]
@@ -207,7 +213,10 @@ def call_specs(call: CallPlan) -> list[CallSpec]:
             moves[m.src].append(move)
             if m.dst != m.src:
                 moves[m.dst].append(move)
+    c = call.costs
     return [CallSpec(id=call.id, comm=call.comm, stream=call.stream, gap_s=call.gap_s,
+                     start_s=c.start_s * dilation, step_s=c.step_s * dilation,
+                     efficiency=c.efficiency, reduce_s=c.reduce_s_per_byte * dilation,
                      after=tuple(call.after), buffer=call.buffer, init=call.init,
                      check=call.check, collective=s.collective, ranks=s.ranks, local=local,
                      root=s.root, size=s.size, steps=len(s.steps), moves=tuple(mine))

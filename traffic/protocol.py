@@ -60,6 +60,10 @@ class CallSpec:
     comm: int  # communicator
     stream: str
     gap_s: float  # (dilated) compute seconds before the call starts
+    start_s: float  # (dilated) endpoint cost once per call: launch and protocol base latency
+    step_s: float  # (dilated) endpoint latency before each step's sends
+    efficiency: float  # the protocol's data bytes per wire byte (the rest is padding)
+    reduce_s: float  # (dilated) seconds per byte a step reduces, at least
     after: tuple[int, ...]  # calls that must end first
     buffer: str  # the stream's buffer it works in
     init: bool  # reset the buffer to the call's inputs first
@@ -80,6 +84,9 @@ class Setup:
     mtu: int
     rto: float  # retransmission timeout, s
     sndbuf: int  # data sockets' send buffer, bytes
+    #: From each rank: the link delay the agent holds its frames for (real s; 0 where netem
+    #: delays them) and the route's slowest rate (bit/s), whose frame time it holds too.
+    routes: dict[int, tuple[float, float]]
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,7 @@ class Go:
     start: float  # CLOCK_MONOTONIC instant every rank starts at
     timeout: float  # longest time without progress, s
     rto: float  # retransmission timeout at this program's dilation, s
+    dilation: float  # what the held link delays are multiplied by
 
 
 @dataclass(frozen=True)

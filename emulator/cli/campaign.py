@@ -46,12 +46,13 @@ def status(campaign, store) -> str:
     ids = campaign.ids()
     lines = [f"campaign {campaign.name}: {sum(store.has(i) for i in ids)}/{len(ids)} points "
              "done"]
-    for (experiment, topology, link, spine, layout, dilation), points in \
+    for (experiment, topology, link, gpu, spine, layout, dilation), points in \
             campaign.groups.items():
         done = sum(store.has(p.id) for p in points)
         extra = (f" spine {spine}" if topology.startswith("racks:") else "") + \
             (f" layout {layout}" if layout else "")
-        lines.append(f"  {done:>4}/{len(points):<4} {experiment}: {topology} {link}{extra} "
+        lines.append(f"  {done:>4}/{len(points):<4} {experiment}: {topology} {link} "
+                     f"gpu {gpu}{extra} "
                      f"dilation {'auto' if dilation is None else f'{dilation:g}'}")
     if campaign.failures:
         lines.append(f"  {int(store.has(campaign.failures.id)):>4}/1    failures (Monte Carlo)")

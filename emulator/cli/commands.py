@@ -13,18 +13,23 @@ import sys
 
 from emulator import inputs
 from emulator.cli import campaign, tables
-from emulator.cli.listings import failures_table, profiles_table, reach_table
+from emulator.cli.listings import failures_table, gpus_table, profiles_table, reach_table
 from emulator.cli.parsing import FAMILIES_DEFAULT, sweep
 from emulator.errors import NetwallError
 from emulator.kernel import records as state
 from emulator.kernel.capabilities import probe
+from emulator.models.alphabeta import protocol_ranges
+from emulator.models.endpoints import gpus
 from emulator.models.faults import parse
 from emulator.models.profiles import catalogue, get_profile
 from emulator.models.reliability import fleet, simulate
 from emulator.text.progress import Progress
 from emulator.version import netwall_version
+from topologies import parse as parse_topology
+from topologies import validate
 from topologies.layout import parse_layout, reach_report
 from traffic.nccl_log import convert
+from traffic.schedule import build, default_algorithm
 from traffic.trace import load_trace, resolve
 from traffic.workloads import workload
 
@@ -38,7 +43,7 @@ def _emulations(args) -> list:
         emulations.append(Emulation(
             args.topology, link, spine_link=args.spine_link, length_m=args.length_m,
             spine_length_m=args.spine_length_m, dilation=args.dilation,
-            profiles=args.profile_file, strict=args.strict, layout=args.layout,
+            profiles=args.profile_file, strict=args.strict, layout=args.layout, gpu=args.gpu,
             capabilities=emulations[0].capabilities if emulations else None,
             tolerance=args.tolerance))
     return emulations
@@ -87,6 +92,29 @@ def cmd_check(args) -> int:
         print(f"  {host.summary()}")
         print("  `netwall run` chooses each call's dilation from these and proves it; "
               "`netwall check --calibrate` measures again.")
+    return 0
+
+
+def cmd_gpus(args) -> int:
+    """The GPU endpoints, and the sizes NCCL's cost model picks each protocol for on the
+    given cluster (the choice depends on its links and ranks)."""
+    known = gpus()
+    if args.json:
+        print(json.dumps([g.to_dict() for g in known.values()], indent=2))
+        return 0
+    cat = catalogue()
+    get_profile(args.link, cat)
+    topo = parse_topology(args.topology, args.link)
+    validate(topo, cat)
+    algorithm = args.algorithm or default_algorithm(args.collective)
+    sizes = [1 << k for k in range(10, 34)]  # 1 KiB .. 8 GiB
+    ranks = len(topo.gpus)
+    ranges = {name: protocol_ranges(
+        sizes, lambda size: build(args.collective, algorithm, ranks, size), topo, cat, gpu)
+        for name, gpu in known.items()}
+    print(f"# protocol picked for {args.collective}/{algorithm} on {topo.name}, link "
+          f"{args.link}, 1 KiB - 8 GiB (--topology, --link)")
+    print(gpus_table(known, ranges))
     return 0
 
 
@@ -244,6 +272,7 @@ def cmd_trace(args) -> int:
     return 0
 
 
-COMMANDS = {"check": cmd_check, "profiles": cmd_profiles, "run": cmd_run, "clean": cmd_clean,
+COMMANDS = {"check": cmd_check, "profiles": cmd_profiles, "gpus": cmd_gpus, "run": cmd_run,
+            "clean": cmd_clean,
             "replay": cmd_replay, "trace": cmd_trace, "failures": cmd_failures,
             "reach": cmd_reach, "cli": cmd_cli, **campaign.COMMANDS}

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from emulator.models.endpoints import GpuProfile
 from emulator.models.energy import EnergyReport
 from emulator.models.profiles import FAMILIES, LinkProfile
 from emulator.text.table import table
+from emulator.units import format_size
 
 
 def _g(x: float) -> str:
@@ -31,6 +33,24 @@ def profiles_table(cat: Mapping[str, LinkProfile]) -> str:
     return table(("name", "family", "rate (Gb/s)", "lanes x lane rate", "reach (m)",
                   "delay model", "post-FEC BER", "W/end", "pJ/bit", "AFR (/yr)"), rows,
                  align="<<>>>>>>>>")
+
+
+def gpus_table(gpus: Mapping[str, GpuProfile],
+               ranges: Mapping[str, list[tuple[str, int, int]]]) -> str:
+    """One row per protocol of each GPU endpoint, with the sizes its cost model picks the
+    protocol for (`ranges`, from emulator.models.alphabeta.protocol_ranges), for `netwall
+    gpus`."""
+    rows = []
+    for gpu in gpus.values():
+        picked = {name: f"{format_size(first)} - {format_size(last)}"
+                  for name, first, last in ranges.get(gpu.name, [])}
+        reduce = f"{_g(gpu.reduce_gbytes_per_s)} GB/s" if gpu.reduce_gbytes_per_s else "free"
+        for i, p in enumerate(gpu.protocols.values()):
+            head = (gpu.name, _g(gpu.launch_us), reduce) if i == 0 else ("", "", "")
+            rows.append((*head, p.name, _g(p.base_us), _g(p.step_us), f"{p.efficiency:.3f}",
+                         picked.get(p.name, "never")))
+    return table(("gpu", "launch (us)", "reduction", "protocol", "base (us)", "step (us)",
+                  "data/wire", "picked for"), rows, align="<>><>>><")
 
 
 def failures_table(result: Mapping[str, Mapping[str, float]]) -> str:

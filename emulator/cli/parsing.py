@@ -11,6 +11,7 @@ from typing import Any
 from emulator import inputs, units
 from emulator.errors import NetwallError
 from emulator.models import calibration
+from emulator.models.endpoints import DEFAULT as DEFAULT_GPU
 from emulator.version import netwall_version
 from traffic.schedule import ELEMENT
 from traffic.workloads import WORKLOADS
@@ -77,6 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
     profiles.add_argument("--json", action="store_true", help="print profiles as JSON")
     profiles.add_argument("--profile-file", action="append", default=[], metavar="PATH",
                           help="extra profile file or directory (repeatable)")
+
+    gpus = sub.add_parser("gpus", help="list the GPU endpoint profiles and when each "
+                                       "NCCL protocol is picked")
+    gpus.add_argument("--topology", default="star:8", help="cluster the protocol choice is "
+                                                           "shown for (default star:8)")
+    gpus.add_argument("--link", default="nvlink4", metavar="PROFILE",
+                      help="its link profile (default nvlink4)")
+    gpus.add_argument("--collective", default="allreduce")
+    gpus.add_argument("--algorithm", help="default: the collective's first, e.g. ring")
+    gpus.add_argument("--json", action="store_true", help="print the profiles as JSON")
 
     run = sub.add_parser("run", help="measure a collective on an emulated cluster")
     _cluster_options(run)
@@ -170,6 +181,10 @@ def _cluster_options(parser: argparse.ArgumentParser) -> None:
                              "results are then marked not proven)")
     parser.add_argument("--strict", action="store_true",
                         help="refuse to run if the kernel cannot emulate every profile field")
+    parser.add_argument("--gpu", default=DEFAULT_GPU, metavar="NAME",
+                        help="GPU endpoint every rank stands in for: NCCL's launch, step and "
+                             f"protocol costs (default {DEFAULT_GPU}; `ideal`: links only; "
+                             "`netwall gpus` lists them)")
     parser.add_argument("--profile-file", action="append", default=[], metavar="PATH",
                         help="extra profile file or directory (repeatable)")
 

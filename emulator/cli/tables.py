@@ -17,12 +17,17 @@ def print_header(args, emu) -> None:
     print(f"# netwall {args.collective}/{algorithm} on {emu.topology.name} "
           f"({len(emu.topology.gpus)} ranks), link {emu.link}, {how} (rates /D, delays xD; "
           "times below are real)")
+    protocols = ", ".join(emu.gpu.protocols)
+    endpoint = ("ideal (links only, no endpoint costs)" if emu.gpu.name == "ideal" else
+                f"{emu.gpu.name} (NCCL's launch and step latency, protocol {protocols} "
+                "picked per size by NCCL's cost model; --gpu ideal for links only)")
+    print(f"# GPU endpoint: {endpoint}")
+    print(f"# link delay: {emu.delay_mechanism}")
     if args.prove:
         print(f"# each result is proven at a larger dilation: 'host' is the share of its time "
               f"the host added (flagged above {percent(emu.tolerance)})")
-    if "link delay" in emu.not_emulated:
-        print("# model: alpha-beta without its latency term, as link delay is not emulated here")
-    print(f"# {'size':>12} {'count':>10} {'type':>6} {'time(us)':>10} {'algbw(GB/s)':>12} "
+    print(f"# {'size':>12} {'count':>10} {'type':>6} {'proto':>6} {'time(us)':>10} "
+          f"{'algbw(GB/s)':>12} "
           f"{'busbw(GB/s)':>12} {'model(us)':>10} {'error':>7} {'retrans(B)':>10} "
           f"{'J/GB':>7} {'check':>6} {'D':>7} {'host':>6}")
 
@@ -31,7 +36,7 @@ def print_row(r: RunResult) -> None:
     check = {True: "ok", False: "WRONG", None: "-"}[r.check]
     fidelity = r.fidelity
     host = "-" if fidelity["host_error"] is None else f"{fidelity['host_error']:+.1%}"
-    print(f"  {r.bytes:>12} {r.count:>10} {r.type:>6} {r.time_s * 1e6:>10.2f} "
+    print(f"  {r.bytes:>12} {r.count:>10} {r.type:>6} {r.protocol:>6} {r.time_s * 1e6:>10.2f} "
           f"{r.algbw_gbps:>12.2f} {r.busbw_gbps:>12.2f} "
           f"{r.model_emulated_time_s * 1e6:>10.2f} "
           f"{r.model_error:>+7.1%} {r.retransmitted_bytes:>10} "

@@ -25,6 +25,8 @@ import yaml
 from emulator.errors import NetwallError
 from emulator.inputs import MAX_ITEMS, MAX_ITERS, compose_yaml, read_text, shown
 from emulator.models import faults as flt
+from emulator.models.endpoints import DEFAULT as DEFAULT_GPU
+from emulator.models.endpoints import gpus
 from emulator.models.profiles import catalogue
 from emulator.models.reliability import (
     MAX_DAYS,
@@ -39,7 +41,7 @@ from topologies.layout import parse_layout
 from traffic.schedule import ALGORITHMS, ELEMENT, default_algorithm
 
 SAME = "same"  # spine_link: the same profile as each point's link
-MATRIX_KEYS = ("topologies", "links", "spine_link", "layout", "collectives", "algorithms",
+MATRIX_KEYS = ("topologies", "links", "gpus", "spine_link", "layout", "collectives", "algorithms",
                "sizes", "faults", "dilation", "repetitions", "seeds", "iters", "warmup")
 REQUIRED = ("topologies", "links", "sizes")
 TOP_KEYS = ("name", "description", "experiments", "failures") + MATRIX_KEYS
@@ -62,6 +64,7 @@ class Point:
     experiment: str
     topology: str
     link: str
+    gpu: str  # the GPU endpoint profile (emulator.models.endpoints)
     spine_link: str
     layout: str | None
     dilation: float | None  # None: chosen by netwall for this host
@@ -84,8 +87,8 @@ class Point:
     @property
     def group(self) -> tuple:
         """Points of one group share one built network."""
-        return (self.experiment, self.topology, self.link, self.spine_link, self.layout,
-                self.dilation)
+        return (self.experiment, self.topology, self.link, self.gpu, self.spine_link,
+                self.layout, self.dilation)
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,7 @@ class _Reader:
         self.filename = filename
         self.loader = yaml.SafeLoader("")
         self.profiles = catalogue()
+        self.gpu_profiles = gpus()
 
     # -- plumbing ------------------------------------------------------------------------
     def fail(self, node: yaml.Node | None, key: str | None, message: str) -> NetwallError:
@@ -200,6 +204,13 @@ class _Reader:
                                        f"{minimum:g} and <= {maximum:g}, got {shown(value)}")
         return float(value)
 
+    def gpu(self, node: yaml.Node) -> str:
+        name = self.string(node, "gpus")
+        if name not in self.gpu_profiles:
+            raise self.fail(node, "gpus", f"no GPU profile {name!r} (available: "
+                                          f"{', '.join(self.gpu_profiles)})")
+        return name
+
     def profile(self, node: yaml.Node, key: str) -> str:
         name = self.string(node, key)
         if name not in self.profiles:
@@ -250,8 +261,8 @@ class _Reader:
         total = 0
         for _, node, keys in experiments:
             points = 1
-            for key in ("topologies", "links", "collectives", "algorithms", "sizes", "faults",
-                        "dilation", "seeds"):
+            for key in ("topologies", "links", "gpus", "collectives", "algorithms", "sizes",
+                        "faults", "dilation", "seeds"):
                 if isinstance(keys.get(key), yaml.SequenceNode):
                     points *= max(1, len(keys[key].value))
             if "repetitions" in keys:
@@ -267,6 +278,8 @@ class _Reader:
                 where = f"experiment {label!r} " if label != "main" else ""
                 raise self.fail(node, None, f"{where}needs key '{key}'")
         links = [self.profile(n, "links") for n in self.items(keys["links"], "links")]
+        gpu_names = [self.gpu(n) for n in self.items(keys["gpus"], "gpus")] \
+            if "gpus" in keys else [DEFAULT_GPU]
         spine = "optical-800g"
         if "spine_link" in keys:
             spine = self.string(keys["spine_link"], "spine_link")
@@ -289,10 +302,11 @@ class _Reader:
         iters = self.integer(keys["iters"], "iters", 1, MAX_ITERS) if "iters" in keys else 5
         warmup = self.integer(keys["warmup"], "warmup", 0, MAX_ITERS) if "warmup" in keys else 1
         points = []
-        for topology, link, dilation in itertools.product(topologies, links, dilations):
+        for topology, link, gpu, dilation in itertools.product(topologies, links, gpu_names,
+                                                               dilations):
             for rep, seed, (coll, algo), size, fs in itertools.product(
                     range(repetitions), seeds, pairs, sizes, fault_sets):
-                points.append(Point(label, topology, link, link if spine == SAME else spine,
+                points.append(Point(label, topology, link, gpu, link if spine == SAME else spine,
                                     layout, dilation, coll, algo, size, fs, rep, seed, iters,
                                     warmup))
         return points

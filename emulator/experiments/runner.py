@@ -111,7 +111,8 @@ def run_campaign(campaign: Campaign, store: Store, out: TextIO = sys.stderr,
 
 def _emulation(point: Point, capabilities) -> Emulation:
     return Emulation(point.topology, point.link, spine_link=point.spine_link,
-                     layout=point.layout, dilation=point.dilation, capabilities=capabilities)
+                     layout=point.layout, dilation=point.dilation, capabilities=capabilities,
+                     gpu=point.gpu)
 
 
 def _missing(emu) -> str:

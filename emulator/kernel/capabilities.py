@@ -23,7 +23,8 @@ CONSEQUENCES = {
     "bridge": "scale-up and spine switches (Linux bridge)",
     "htb": "link rate shaping at any rate",
     "tbf": "token-bucket shaping (alternative to htb)",
-    "netem": "propagation/FEC delay and jitter on links (and loss, where present)",
+    "netem": "propagation/FEC delay on links in the kernel (and loss, where present); "
+             "without it the receiving agents hold each frame for its link delay",
     "bpf_loss": "bit-error frame loss by an eBPF classifier (used where netem is missing)",
     "ovs": "Open vSwitch switches (netwall uses Linux bridges; OVS is optional)",
 }
@@ -54,11 +55,13 @@ class Capabilities:
         elif self.netem:
             lines.append("Everything netwall emulates works on this kernel.")
         else:
-            lost = "" if self.bpf_loss else " and bit-error loss"
+            lost = ("" if self.bpf_loss else
+                    " Bit-error loss is NOT emulated (no netem, no eBPF loss classifier).")
             lines.append(
-                f"Rates are emulated; link delay{lost} is NOT (no netem). Results still show "
-                "each technology's bandwidth; latency-bound sizes read low against the model. "
-                "Use a kernel with sch_netem (e.g. the Vagrant VM) for delay."
+                "Link delay: held by the receiving agents (no netem here): each frame waits "
+                "for its route's dilated propagation and FEC delay before its step may end, "
+                "so the latency term is emulated; a kernel with sch_netem (e.g. the Vagrant "
+                f"VM) delays frames in the kernel instead.{lost}"
             )
         return "\n".join(lines)
 

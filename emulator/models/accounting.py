@@ -23,14 +23,16 @@ def link_loads(topo: Topology, moves: Iterable[Move]) -> Counter:
     return loads
 
 
-def wire_loads(topo: Topology, schedule: Schedule, frame_payload: int) -> Counter:
+def wire_loads(topo: Topology, schedule: Schedule, frame_payload: int,
+               efficiency: float = 1.0) -> Counter:
     """Bytes on the wire per directed link for one loss-free call of `schedule`: every move's
-    frames, headers included, and the one ACK frame that comes back for it."""
+    frames, headers and its protocol's padding included, and the one ACK frame that comes
+    back for it."""
     loads: Counter = Counter()
     for step in schedule.steps:
         for m in step:
             for hop in path(topo, topo.gpus[m.src], topo.gpus[m.dst]):
-                loads[(hop.link, hop.src)] += wire_bytes(m.length, frame_payload)
+                loads[(hop.link, hop.src)] += wire_bytes(m.length, frame_payload, efficiency)
             for hop in path(topo, topo.gpus[m.dst], topo.gpus[m.src]):
                 loads[(hop.link, hop.src)] += FRAME_OVERHEAD
     return loads

@@ -9,12 +9,15 @@ links (a spine, an oversubscribed switch) it charges the sharing, as the wire wi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
+from emulator.models import endpoints
 from emulator.models.accounting import link_loads
+from emulator.models.endpoints import FREE, CallCosts, GpuProfile
 from emulator.models.profiles import LinkProfile
-from topologies import Topology, path
+from topologies import Topology, path, path_totals
 from traffic.schedule import Schedule
 
 
@@ -28,22 +31,70 @@ def route_latency_s(topo: Topology, catalogue: Mapping[str, LinkProfile], src: i
     return total_ns * 1e-9
 
 
+def routes_to(topo: Topology, catalogue: Mapping[str, LinkProfile],
+              dst: int) -> dict[int, tuple[float, float]]:
+    """From every other rank to rank dst: the route's link delay (propagation plus FEC/DSP,
+    real seconds) and its slowest link's rate (bit/s). What dst's agent holds each frame
+    by (emulator.emulation.Emulation.routes)."""
+    def delay(link: int) -> float:
+        cable = topo.links[link]
+        return catalogue[cable.profile].delay_ns(cable.length_m) * 1e-9
+
+    def rate(link: int) -> float:
+        return catalogue[topo.links[link].profile].rate_gbps * 1e9
+
+    rank = {gpu: r for r, gpu in enumerate(topo.gpus)}
+    delays = path_totals(topo, topo.gpus[dst], delay)
+    rates = path_totals(topo, topo.gpus[dst], rate, min, math.inf)
+    return {rank[gpu]: (delays[gpu], rates[gpu]) for gpu in delays}
+
+
 def model_time_s(schedule: Schedule, topo: Topology,
-                 catalogue: Mapping[str, LinkProfile], latency: bool = True) -> float:
-    """Modelled time of one call, in real seconds; latency=False drops the alpha terms (what
-    a kernel without netem emulates)."""
-    total = 0.0
+                 catalogue: Mapping[str, LinkProfile], costs: CallCosts = FREE) -> float:
+    """Modelled time of one call, in real seconds, with its endpoints' costs (none: links
+    only). A step costs the endpoint's step latency, then the longer of its slowest route
+    (latency plus the busiest link's wire bytes, padding included) and its largest
+    reduction, as the agents pay them."""
+    total = costs.start_s
     for step in schedule.steps:
         if not step:
             continue
-        alpha = max(route_latency_s(topo, catalogue, m.src, m.dst) for m in step) \
-            if latency else 0.0
+        alpha = max(route_latency_s(topo, catalogue, m.src, m.dst) for m in step)
         beta = max(
             load * 8 / (catalogue[topo.links[link].profile].rate_gbps * 1e9)
             for (link, _sender), load in link_loads(topo, step).items()
-        )
-        total += alpha + beta
+        ) / costs.efficiency
+        reduced: dict[int, int] = {}
+        for m in step:
+            if m.reduce:
+                reduced[m.dst] = reduced.get(m.dst, 0) + m.length
+        reduce = max(reduced.values(), default=0) * costs.reduce_s_per_byte
+        total += costs.step_s + max(alpha + beta, reduce)
     return total
+
+
+def call_costs(schedule: Schedule, topo: Topology, catalogue: Mapping[str, LinkProfile],
+               gpu: GpuProfile) -> CallCosts:
+    """The protocol NCCL would run this call with on `gpu`, and what it costs: as NCCL's
+    tuner does (src/graph/tuning.cc), the one with the lowest modelled time, here on the
+    emulated topology itself."""
+    options = [endpoints.costs(gpu, name) for name in gpu.protocols]
+    return min(options, key=lambda c: model_time_s(schedule, topo, catalogue, c))
+
+
+def protocol_ranges(sizes: list[int], schedule_of: Callable[[int], Schedule], topo: Topology,
+                    catalogue: Mapping[str, LinkProfile],
+                    gpu: GpuProfile) -> list[tuple[str, int, int]]:
+    """Which protocol `gpu` runs each of `sizes` (ascending) with, as runs of sizes:
+    (protocol, first size, last size). `schedule_of(size)` builds the call."""
+    ranges: list[tuple[str, int, int]] = []
+    for size in sizes:
+        name = call_costs(schedule_of(size), topo, catalogue, gpu).protocol
+        if ranges and ranges[-1][0] == name:
+            ranges[-1] = (name, ranges[-1][1], size)
+        else:
+            ranges.append((name, size, size))
+    return ranges
 
 
 def globalize(schedule: Schedule, group: tuple[int, ...]) -> Schedule:

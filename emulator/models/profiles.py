@@ -106,14 +106,14 @@ class LinkProfile:
         return out
 
 
-def _fail(path: Path | str, key: str | None, message: str) -> NetwallError:
+def fail(path: Path | str, key: str | None, message: str) -> NetwallError:
     """Build the one-line error every validation failure uses: file, key, what is wrong."""
     where = f"{path}: '{key}'" if key else f"{path}"
     return NetwallError(" ".join(f"{where}: {message}".split()))
 
 
-def _read_yaml(path: Path) -> Any:
-    return load_yaml(read_text(path, "profile"), str(path))
+def read_yaml(path: Path, what: str = "profile") -> Any:
+    return load_yaml(read_text(path, what), str(path))
 
 
 def _looks_numeric(text: str) -> bool:
@@ -124,77 +124,79 @@ def _looks_numeric(text: str) -> bool:
     return True
 
 
-def _number(path: Path, key: str, raw: Any) -> tuple[float | int, str]:
-    """Check one `{value: N, source: "..."}` entry and return (value, source)."""
-    kind, check, meaning = _NUMERIC_FIELDS[key]
+def sourced_number(path: Path, key: str, raw: Any,
+                   spec: tuple[type, Any, str]) -> tuple[float | int, str]:
+    """Check one `{value: N, source: "..."}` entry against spec (type, check, what the check
+    means) and return (value, source). GPU profiles (emulator.models.endpoints) share it."""
+    kind, check, meaning = spec
     if not isinstance(raw, dict):
-        raise _fail(path, key, 'must be a mapping {value: <number>, source: "<citation>"}')
+        raise fail(path, key, 'must be a mapping {value: <number>, source: "<citation>"}')
     extra = sorted(set(raw) - {"value", "source"})
     if extra:
-        raise _fail(path, key, f"unexpected sub-key(s) {', '.join(map(str, extra))}")
+        raise fail(path, key, f"unexpected sub-key(s) {', '.join(map(str, extra))}")
     if "value" not in raw:
-        raise _fail(path, key, "missing 'value'")
+        raise fail(path, key, "missing 'value'")
     source = raw.get("source")
     if not isinstance(source, str) or not source.strip():
-        raise _fail(path, key, 'number without a source (add source: "<citation>")')
+        raise fail(path, key, 'number without a source (add source: "<citation>")')
     value = raw["value"]
     # bool is an int subclass in Python; `lanes: {value: yes}` is a typo, not 1 lane.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         hint = ""
         if isinstance(value, str) and _looks_numeric(value):
             hint = " (YAML 1.1 reads exponents without a dot as text: write 1.0e-5, not 1e-5)"
-        raise _fail(path, key, f"value must be a number, got {type(value).__name__}{hint}")
+        raise fail(path, key, f"value must be a number, got {type(value).__name__}{hint}")
     if kind is int:
         if isinstance(value, float):
-            raise _fail(path, key, f"value must be an integer, got {value!r}")
+            raise fail(path, key, f"value must be an integer, got {value!r}")
     else:
         value = float(value)
         if not math.isfinite(value):
-            raise _fail(path, key, f"value must be finite, got {value!r}")
+            raise fail(path, key, f"value must be finite, got {value!r}")
     if not check(value):
-        raise _fail(path, key, f"value must be {meaning}, got {value!r}")
+        raise fail(path, key, f"value must be {meaning}, got {value!r}")
     return value, source.strip()
 
 
 def load_profile(path: str | Path) -> LinkProfile:
     """Load and validate one profile file; any problem is a one-line NetwallError."""
     path = Path(path)
-    data = _read_yaml(path)
+    data = read_yaml(path)
     if not isinstance(data, dict):
-        raise _fail(path, None, "profile must be a YAML mapping of field: value")
+        raise fail(path, None, "profile must be a YAML mapping of field: value")
     known = set(_STRING_FIELDS) | set(_NUMERIC_FIELDS)
     unknown = sorted(str(k) for k in data if k not in known)
     if unknown:
-        raise _fail(path, unknown[0], "unknown field")
+        raise fail(path, unknown[0], "unknown field")
     for key in (*_STRING_FIELDS, *_NUMERIC_FIELDS):
         if key not in data:
-            raise _fail(path, key, "missing field")
+            raise fail(path, key, "missing field")
 
     values: dict[str, Any] = {}
     for key in _STRING_FIELDS:
         raw = data[key]
         if not isinstance(raw, str) or not raw.strip():
-            raise _fail(path, key, "must be a non-empty string")
+            raise fail(path, key, "must be a non-empty string")
         values[key] = raw.strip()
     if values["family"] not in FAMILIES:
-        raise _fail(
+        raise fail(
             path, "family", f"unknown family {values['family']!r} (known: {', '.join(FAMILIES)})"
         )
 
     sources: dict[str, str] = {}
     for key in _NUMERIC_FIELDS:
-        values[key], sources[key] = _number(path, key, data[key])
+        values[key], sources[key] = sourced_number(path, key, data[key], _NUMERIC_FIELDS[key])
 
     carried = values["lanes"] * values["lane_rate_gbps"]
     if abs(carried - values["rate_gbps"]) > LANE_RATE_TOLERANCE * values["rate_gbps"]:
-        raise _fail(
+        raise fail(
             path,
             "lanes",
             f"lanes x lane_rate_gbps = {carried:g} Gb/s is inconsistent "
             f"with rate_gbps = {values['rate_gbps']:g} (more than 2% apart)",
         )
     if values["family"] in NARROW_AND_FAST and values["spare_lanes"] != 0:
-        raise _fail(
+        raise fail(
             path,
             "spare_lanes",
             f"must be 0 for family {values['family']!r} "

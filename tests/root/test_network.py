@@ -129,16 +129,18 @@ def test_bad_input_is_one_line_and_leaves_nothing(args, message, tmp_path):
     assert "Traceback" not in done.stderr
 
 
-def test_missing_netem_is_said_once_and_strict_refuses():
+def test_the_delay_mechanism_is_stated_and_strict_refuses_what_is_missing():
     from tests.conftest import netwall
 
     caps = probe()
     done = netwall("run", "--topology", "pair", "--link", "copper-800g", "--size", "64K",
                    "--iters", "1")
     assert done.returncode == 0, done.stderr
+    mechanism = "netem on every link" if caps.netem else "held by the receiving agents"
+    assert f"# link delay: {mechanism}" in done.stdout
     strict = netwall("run", "--topology", "pair", "--link", "copper-800g", "--size", "64K",
                      "--iters", "1", "--strict")
-    if caps.netem:
+    if caps.netem or caps.bpf_loss:  # delay is emulated on every kernel; loss needs either
         assert "no netem" not in done.stderr and strict.returncode == 0
     else:
         assert done.stderr.count("no netem") == 1

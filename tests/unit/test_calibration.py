@@ -114,6 +114,7 @@ def _emulation(**kwargs):
     caps = Capabilities(veth=True, bridge=True, htb=True, tbf=True, netem=False,
                         bpf_loss=True, ovs=False)
     host = Calibration(6.4, 60e-6, 8, calibration.fingerprint(), "now")
+    kwargs.setdefault("gpu", "ideal")
     return Emulation("star:8", "copper-800g", capabilities=caps, host=host, **kwargs)
 
 
@@ -125,7 +126,9 @@ def test_an_emulation_chooses_each_calls_dilation_from_its_host():
     d_small = emu.choose(emu.cost(small, emu.emulated_model(small)))
     assert d_big == 1000.0  # 6.4 Tb/s of injection over 6.4 Gb/s
     assert d_small > d_big  # latency-bound: 14 steps of 60 us against 18 us of call
-    assert emu.slowdown_floor(emu.cost(big, emu.emulated_model(big))) == pytest.approx(1000)
+    # the links' delay (held by the agents: no netem here) adds 1% to the call
+    assert emu.slowdown_floor(emu.cost(big, emu.emulated_model(big))) == \
+        pytest.approx(1000, rel=0.015)
 
 
 def test_the_wall_time_estimate_counts_timed_probe_and_untimed_calls():

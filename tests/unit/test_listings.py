@@ -25,8 +25,8 @@ def test_profiles_table_lists_every_profile_by_family_and_rate(cat):
     assert lines[0].split("  ")[0] == "name" and lines[0].endswith("AFR (/yr)")
     assert set(lines[1]) == {"-", " "}
     names = [line.split()[0] for line in lines[2:]]
-    assert names == ["copper-800g", "copper-1.6t", "optical-800g", "optical-1.6t",
-                     "wide-and-slow-800g", "wide-and-slow-1.6t"]
+    assert names == ["copper-800g", "copper-1.6t", "nvlink4", "nvlink5", "optical-800g",
+                     "optical-1.6t", "wide-and-slow-800g", "wide-and-slow-1.6t"]
     ws = lines[2 + names.index("wide-and-slow-800g")]
     assert "400 x 2G (+16)" in ws and "5 ns/m + 100 ns" in ws and ws.endswith("3.20e-05")
     # numbers right-aligned: every row ends at the rule's end

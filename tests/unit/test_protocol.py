@@ -35,17 +35,18 @@ PEER = Peer(iface="g0-eth1", src_mac="02:4e:00:00:00:00", dst_mac="02:4e:00:01:0
             src_ip="10.77.0.1", dst_ip="10.77.0.2")
 MOVES = (Move(step=0, src=3, dst=5, src_offset=0, dst_offset=4096, length=4096, reduce=True),
          Move(step=1, src=5, dst=3, src_offset=8, dst_offset=0, length=1 << 40, reduce=False))
-SPEC = CallSpec(id=7, comm=1, stream="s1", gap_s=0.25, after=(5, 6), buffer="c/s1", init=True,
+SPEC = CallSpec(id=7, comm=1, stream="s1", gap_s=0.25, start_s=0.02, step_s=1e-3, efficiency=0.5,
+                reduce_s=1e-9, after=(5, 6), buffer="c/s1", init=True,
                 check=False, collective="allreduce", ranks=4, local=2, root=0, size=8192,
                 steps=2, moves=MOVES)
 EXAMPLES = [
     Setup(rank=3, peers={5: PEER, 12: replace(PEER, dst_ip="10.77.0.13")}, mtu=9000,
-          rto=0.004, sndbuf=1 << 20),
+          rto=0.004, sndbuf=1 << 20, routes={5: (1.5e-7, 8e11), 12: (3e-7, 8e11)}),
     Ready(rank=3),
     Load(calls=(SPEC, replace(SPEC, id=8, after=(), moves=()))),
     Load(calls=()),
     Loaded(),
-    Go(start=123456.789012345, timeout=10.5, rto=0.02),
+    Go(start=123456.789012345, timeout=10.5, rto=0.02, dilation=2000.0),
     Report(calls={7: (1.5, 2.25), 8: (2.25, 3.0)}, checks={7: True, 8: False},
            stats={"frames_sent": 12, "duplicates": 0}),
     Failure(error="rank 3: no progress for 10.0 s in call 7 step 1"),
@@ -102,7 +103,7 @@ def test_launcher_built_call_specs_round_trip_and_hold_each_ranks_moves(collecti
                      m.reduce) for step, m in schedule.moves_of(local)]
         assert [(m.step, m.src, m.dst, m.src_offset, m.dst_offset, m.length, m.reduce)
                 for m in spec.moves] == expected
-        call = Call.of(spec, rank)  # the agent's side: sends and receives by step
+        call = Call.of(spec, rank, 64936)  # the agent's side: sends and receives by step
         assert sum(map(len, call.sends)) == sum(m.src == rank for m in spec.moves)
         assert sum(map(len, call.recvs)) == sum(m.dst == rank for m in spec.moves)
 
@@ -153,10 +154,12 @@ def test_a_malformed_move_is_located(row, fragment):
     ('{"cmd": "exit"}', "not a known message"),  # the old, untyped form
     ('{"msg": "launch"}', "not a known message"),
     ('{"msg": ["go"]}', "not a known message"),
-    ('{"msg": "go", "start": 1.0, "timeout": 2.0}', "bad Go: missing field rto"),
-    ('{"msg": "go", "start": 1.0, "timeout": "soon", "rto": 0.1}', "bad Go.timeout"),
+    ('{"msg": "go", "start": 1.0, "timeout": 2.0, "dilation": 1}', "bad Go: missing field rto"),
+    ('{"msg": "go", "start": 1.0, "timeout": "soon", "rto": 0.1, "dilation": 1}',
+     "bad Go.timeout"),
     ('{"msg": "ready", "rank": 1.5}', "bad Ready.rank: expected int, got 1.5"),
-    ('{"msg": "setup", "rank": 0, "peers": {"x": {}}, "mtu": 1500, "rto": 0.1, "sndbuf": 1}',
+    ('{"msg": "setup", "rank": 0, "peers": {"x": {}}, "mtu": 1500, "rto": 0.1, '
+     '"sndbuf": 1, "routes": {}}',
      "bad Setup.peers[x]: expected int, got 'x'"),
     ('{"msg": "report", "calls": {"1": [1.0]}, "checks": {}, "stats": {}}',
      "bad Report.calls[1]: expected a list of 2"),
@@ -170,5 +173,6 @@ def test_an_unexpected_message_is_refused():
 
 
 def test_numbers_widen_to_float_but_never_narrow():
-    assert decode('{"msg": "go", "start": 1, "timeout": 2, "rto": 0}') == Go(1.0, 2.0, 0.0)
+    assert decode('{"msg": "go", "start": 1, "timeout": 2, "rto": 0, "dilation": 5}') == \
+        Go(1.0, 2.0, 0.0, 5.0)
     assert "expected int" in _error('{"msg": "ready", "rank": true}')
