@@ -15,6 +15,8 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet, bind_layers
 
+from traffic.collectives.base import WIDEST
+
 PORT = 47000
 MAGIC = 0x4E57  # "NW"
 VERSION = 1
@@ -52,8 +54,10 @@ FRAME_OVERHEAD = ETHER_IP_UDP + HEADER.size
 
 
 def frame_payload(mtu: int) -> int:
-    """Largest payload per frame on a link of this MTU (IP packet = MTU bytes)."""
-    return mtu - 20 - 8 - HEADER.size
+    """Largest payload per frame on a link of this MTU (IP packet at most MTU bytes), in whole
+    elements of the widest datatype (WIDEST bytes), so no element is cut between two frames
+    and every frame reduces whole elements."""
+    return (mtu - 20 - 8 - HEADER.size) // WIDEST * WIDEST
 
 
 def frames_for(length: int, payload: int) -> int:

@@ -37,7 +37,7 @@ MOVES = (Move(step=0, src=3, dst=5, src_offset=0, dst_offset=4096, length=4096, 
          Move(step=1, src=5, dst=3, src_offset=8, dst_offset=0, length=1 << 40, reduce=False))
 SPEC = CallSpec(id=7, comm=1, stream="s1", gap_s=0.25, after=(5, 6), buffer="c/s1", init=True,
                 check=False, collective="allreduce", ranks=4, local=2, root=0, size=8192,
-                steps=2, moves=MOVES)
+                dtype="double", op="max", steps=2, moves=MOVES)
 EXAMPLES = [
     Setup(rank=3, peers={5: PEER, 12: replace(PEER, dst_ip="10.77.0.13")}, mtu=9000,
           rto=0.004, sndbuf=1 << 20),
