@@ -26,6 +26,7 @@ from traffic.collectives.base import (
     DTYPES,
     ELEMENT,
     OPS,
+    PER_RANK,
     REDUCING,
     ROOTED,
     WIDEST,
@@ -62,12 +63,11 @@ from traffic.collectives.tree import btree_parents, dtree_parents, tree_allreduc
 from traffic.collectives.validate import validate_schedule
 
 __all__ = [
-    "ALGORITHMS", "COLLECTIVES", "DTYPES", "DTYPE_ALIASES", "ELEMENT", "OPS", "POISON",
+    "ALGORITHMS", "COLLECTIVES", "DTYPES", "DTYPE_ALIASES", "ELEMENT", "OPS", "PER_RANK", "POISON",
     "REDUCING", "UFUNCS", "WIDEST", "Move", "Schedule", "btree_parents", "buffer_bytes", "build",
-    "datatype", "default_chunk", "dtree_parents", "element_size", "expected", "finish",
-    "initial", "initial_buffer", "numpy_dtype", "pieces", "reduced", "reduction",
-    "result_region", "ring_allreduce", "segments", "simulate", "validate_schedule",
-    "validate_size",
+    "datatype", "default_chunk", "dtree_parents", "element_size", "expected", "finish", "initial",
+    "initial_buffer", "numpy_dtype", "pieces", "reduced", "reduction", "result_region",
+    "ring_allreduce", "segments", "simulate", "validate_schedule", "validate_size",
 ]
 
 
