@@ -155,7 +155,8 @@ def cmd_run(args) -> int:
                     progress.advance(f"{emu.link}, {size} B at dilation {result.dilation:.10g}",
                                      weights[(emu.link, size)])
                     if nccl:
-                        print(nccltests.row(result, layout), flush=True)
+                        print("\n".join([nccltests.row(result, layout),
+                                         *nccltests.notes(result)]), flush=True)
                     elif not args.json:
                         tables.print_row(result)
             mine = [r for r in results if r.link == emu.link]

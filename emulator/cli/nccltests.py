@@ -116,6 +116,11 @@ def row(r: RunResult, s: Settings) -> str:
     return text + group + group  # out-of-place, then in-place: one measurement (module doc)
 
 
+def notes(r: RunResult) -> list[str]:
+    """Comment lines after a row (scripts skip '#' lines): what made the result unfaithful."""
+    return [f"# netwall: NOT FAITHFUL: {flag}" for flag in r.fidelity.get("flags", [])]
+
+
 def footer(results: Sequence[RunResult]) -> list[str]:
     """The lines after the last row: wrong results (each size counts in both groups, as
     nccl-tests counts each test it checked), the mean busbw of every printed column, `#`."""
@@ -129,4 +134,5 @@ def footer(results: Sequence[RunResult]) -> list[str]:
 
 def report(results: Sequence[RunResult], s: Settings) -> str:
     """The whole output of one run, as nccl-tests prints it."""
-    return "\n".join(header(s) + [row(r, s) for r in results] + footer(results)) + "\n"
+    rows = [line for r in results for line in [row(r, s), *notes(r)]]
+    return "\n".join(header(s) + rows + footer(results)) + "\n"

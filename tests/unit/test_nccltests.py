@@ -124,6 +124,13 @@ def test_the_footer_averages_every_busbw_printed_and_counts_wrong_results():
     assert nccltests.footer(rows)[0] == "# Out of bounds values : 2 FAILED"
 
 
+def test_an_unfaithful_result_is_flagged_on_a_comment_line():
+    flagged = result(fidelity={"flags": ["the host added 9.0%"], "host_error": 0.09})
+    assert nccltests.notes(flagged) == ["# netwall: NOT FAITHFUL: the host added 9.0%"]
+    text = nccltests.report([flagged], settings())
+    assert "\n# netwall: NOT FAITHFUL: the host added 9.0%\n" in text
+
+
 def test_a_script_reading_nccl_tests_output_reads_netwall_s():
     """What nccl-tests parsers do: skip '#' lines, split rows, find the average line."""
     rows = [result(bytes=size, count=size // 4, busbw_gbps=bw, check=True)
