@@ -50,7 +50,7 @@ class Move:
     src_offset: int  # bytes into the sender's buffer
     dst_offset: int  # bytes into the receiver's buffer
     length: int  # bytes
-    reduce: bool  # add into the receiver's buffer (True) or overwrite it (False)
+    reduce: bool  # combine into the receiver's buffer with the op (True) or overwrite (False)
 
 
 @dataclass(frozen=True)
