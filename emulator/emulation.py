@@ -47,7 +47,7 @@ from emulator.result import (
 from topologies import Topology, parse, validate
 from topologies.layout import parse_layout, racks_topology
 from traffic import schedule as sched
-from traffic.header import data_payload
+from traffic.header import frame_payload
 from traffic.launcher import Agents, CallPlan
 from traffic.trace import Call, resolve
 
@@ -122,7 +122,7 @@ class Emulation:
         build = self.fixed_dilation or min(dil.MAX_AUTO, dil.nice_ceiling(
             injection / self.host.capacity_gbps))
         self.plan = make_plan(self.topology, self.catalogue, build)
-        self.frame_payload = data_payload(EMULATION_MTU)
+        self.frame_payload = frame_payload(EMULATION_MTU)
         self.network = None
         self.agents = None
         self._op = 0
@@ -209,9 +209,12 @@ class Emulation:
     def run(self, collective: str = "allreduce", algorithm: str | None = None,
             size: int = 1 << 20, iters: int = 5, warmup: int = 1, check: bool = True,
             root: int = 0, chunk: int | None = None, timeout: float | None = None,
-            faults: list[Fault] | None = None, prove: bool = True) -> RunResult:
-        """Time `iters` back-to-back calls after `warmup` untimed ones, and verify one more
-        call's result on every rank, as nccl-tests does. One result (emulator.result).
+            faults: list[Fault] | None = None, prove: bool = True, dtype: str = "float",
+            op: str = "sum", check_iters: int = 1) -> RunResult:
+        """Time `iters` back-to-back calls after `warmup` untimed ones, and verify
+        `check_iters` more calls' results on every rank (0, or check=False: none), as
+        nccl-tests does. `dtype` and `op` (nccl-tests' names) are the data the agents really
+        reduce, and how. One result (emulator.result).
 
         The calls run at the dilation this host needs for them (or the fixed one), and the
         result is proven: the timed batch is run again at a larger dilation (the probe) and
@@ -224,8 +227,10 @@ class Emulation:
             raise NetwallError("the emulation is not running (use `with Emulation(...)`)")
         if iters < 1 or warmup < 0:
             raise NetwallError(f"iters must be >= 1 and warmup >= 0, got {iters} and {warmup}")
+        if check_iters < 0:
+            raise NetwallError(f"check iterations must be >= 0, got {check_iters}")
         began, emulated_before = time.monotonic(), self.emulated_s
-        schedule = self.schedule(collective, algorithm, size, root, chunk)
+        schedule = self.schedule(collective, algorithm, size, root, chunk, dtype=dtype, op=op)
         model = self.emulated_model(schedule)
         emulated = model
         cost = self.cost(schedule, emulated)
@@ -252,8 +257,8 @@ class Emulation:
             self.dilate(min(dil.MAX_AUTO, dil.retry_dilation(self.dilation, verdict.host_error,
                                                              self.tolerance)))
         final = self.dilation
-        checked = self._untimed(schedule, 1, model, timeout, final, check=True) \
-            if check else None
+        checked = self._untimed(schedule, check_iters, model, timeout, final, check=True) \
+            if check and check_iters else None
         self.dilate(final)
         time_s = timed["time_s"]
         wall_s = time.monotonic() - began
@@ -262,8 +267,9 @@ class Emulation:
             algorithm=schedule.algorithm,
             ranks=schedule.ranks,
             bytes=size,
-            count=size // sched.ELEMENT,
-            type="float",
+            count=size // schedule.element,
+            type=schedule.dtype,
+            redop=schedule.op,
             iters=iters,
             time_s=time_s,
             algbw_gbps=algbw_gbps(size, time_s),
@@ -574,8 +580,10 @@ class Emulation:
 
     def schedule(self, collective: str, algorithm: str | None, size: int, root: int = 0,
                  chunk: int | None = None, ranks: int | None = None,
-                 group: tuple[int, ...] | None = None) -> sched.Schedule:
-        """The schedule of one call over `ranks` (default: every GPU) of this cluster."""
+                 group: tuple[int, ...] | None = None, dtype: str = "float",
+                 op: str = "sum") -> sched.Schedule:
+        """The schedule of one call over `ranks` (default: every GPU) of this cluster, in
+        datatype `dtype` with reduction `op` (nccl-tests' names)."""
         algorithm = algorithm or sched.default_algorithm(collective)
         everyone = tuple(range(len(self.topology.gpus)))
         if algorithm == "hierarchical" and group is not None and tuple(group) != everyone:
@@ -584,7 +592,7 @@ class Emulation:
         ranks = ranks or len(self.topology.gpus)
         _check_memory(collective, ranks, size)
         return sched.build(collective, algorithm, ranks, size, root=root, chunk=chunk,
-                           groups=groups)
+                           groups=groups, dtype=dtype, op=op)
 
     def _execute(self, schedule, count: int, model: float, timeout: float | None,
                  injector: Injector | None = None, check: bool = False):
@@ -599,8 +607,8 @@ class Emulation:
         timeout = timeout or 10.0 + 3 * model * self.dilation + outage * self.dilation + 4 * rto
         group = tuple(range(len(self.topology.gpus)))
         costs = self.costs_of(schedule)
-        calls = [CallPlan(self._op + i, schedule, group, init=check, check=check, costs=costs)
-                 for i in range(count)]
+        calls = [CallPlan(self._op + i, schedule, group, init=check, check=check, costs=costs,
+                          dtype=schedule.dtype, op=schedule.op) for i in range(count)]
         self._op += count
         outcome = self.agents.execute(calls, timeout, expected_s=count * model * self.dilation,
                                       rto=rto, dilation=self.dilation,

@@ -97,8 +97,9 @@ class RunResult(_Result):
     algorithm: str
     ranks: int
     bytes: int  # the call's size as nccl-tests counts it for this collective (README)
-    count: int  # elements of `type`
-    type: str  # always "float": agents reduce float32
+    count: int  # elements of `type` in `bytes` (bytes // the element's size)
+    type: str  # the datatype, as nccl-tests names it (float, double, int8, half, ...)
+    redop: str  # the reduction op (sum, prod, min, max, avg); "none" if the collective has none
     iters: int
     time_s: float
     algbw_gbps: float  # GB/s, as nccl-tests

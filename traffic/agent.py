@@ -58,8 +58,8 @@ from traffic.header import (
     PORT,
     VERSION,
     FrameTemplate,
-    data_payload,
     frame_data,
+    frame_payload,
     padding,
 )
 from traffic.protocol import (
@@ -77,7 +77,7 @@ from traffic.protocol import (
     decode,
     encode,
 )
-from traffic.schedule import ELEMENT, expected, initial
+from traffic.schedule import UFUNCS, expected, finish, initial
 
 SO_RCVBUFFORCE = 33
 SO_SNDBUFFORCE = 32
@@ -147,6 +147,8 @@ class Call:
     local: int
     root: int
     size: int
+    dtype: str
+    op: str
     steps: int
     start_s: float  # endpoint costs, dilated (traffic.protocol.CallSpec)
     step_s: float
@@ -173,7 +175,8 @@ class Call:
         call = cls(id=spec.id, comm=spec.comm, stream=spec.stream, gap_s=spec.gap_s,
                    after=list(spec.after), buffer=spec.buffer, init=spec.init,
                    check=spec.check, collective=spec.collective, ranks=spec.ranks,
-                   local=spec.local, root=spec.root, size=spec.size, steps=spec.steps,
+                   local=spec.local, root=spec.root, size=spec.size, dtype=spec.dtype,
+                   op=spec.op, steps=spec.steps,
                    start_s=spec.start_s, step_s=spec.step_s, reduce_s=spec.reduce_s,
                    data=data, pad=padding(data, spec.efficiency), efficiency=spec.efficiency,
                    sends=[[] for _ in range(spec.steps)], recvs=[{} for _ in range(spec.steps)])
@@ -189,7 +192,7 @@ class Agent:
     def __init__(self, setup: Setup) -> None:
         self.rank = setup.rank
         self.rto = setup.rto
-        self.payload = data_payload(setup.mtu)
+        self.payload = frame_payload(setup.mtu)
         self.routes = setup.routes  # from each rank: (link delay to hold, s; slowest bit/s)
         # The same at the program's dilation: (delay, seconds per wire byte) by sender.
         self.hold: dict[int, tuple[float, float]] = {}
@@ -237,12 +240,13 @@ class Agent:
         self.stash = {k: v for k, v in self.stash.items() if k[0] >= self.oldest_op}
         for spec in program.calls:
             call = Call.of(spec, self.rank, self.payload)
-            key = (call.collective, call.ranks, call.size, call.local, call.root)
+            key = (call.collective, call.ranks, call.size, call.local, call.root, call.dtype,
+                   call.op)
             if key not in self.initial:
-                self.initial[key] = initial(*key)
-            # Calls of one stream share a buffer, one per size (as a framework reuses its
-            # allocations); a fresh buffer starts from the call's inputs.
-            call.buffer = f"{call.buffer}:{self.initial[key].nbytes}"
+                self.initial[key] = initial(*key)  # in the call's datatype
+            # Calls of one stream share a buffer, one per size and datatype (as a framework
+            # reuses its allocations); a fresh buffer starts from the call's inputs.
+            call.buffer = f"{call.buffer}:{self.initial[key].nbytes}:{call.dtype}"
             if call.buffer not in self.buffers:
                 self.buffers[call.buffer] = self.initial[key].copy()
                 self.bytes[call.buffer] = memoryview(self.buffers[call.buffer]).cast("B")
@@ -299,7 +303,8 @@ class Agent:
             if now < ready + call.gap_s:
                 continue
             if call.init:
-                key = (call.collective, call.ranks, call.size, call.local, call.root)
+                key = (call.collective, call.ranks, call.size, call.local, call.root,
+                       call.dtype, call.op)
                 self._protect_all(call.buffer)
                 self.buffers[call.buffer][:] = self.initial[key]
                 now = time.monotonic()  # resetting the buffer is not part of the call
@@ -344,6 +349,10 @@ class Agent:
                 self._enter_step(call, call.step + 1)
                 moved = True
             if call.step == call.steps:
+                if call.op == "avg":  # ncclAvg's division; a resend keeps the bytes sent
+                    self._protect_all(call.buffer)
+                    finish(self.buffers[call.buffer], call.collective, call.ranks, call.size,
+                           call.local, call.root, call.dtype, call.op)
                 call.end = time.monotonic()
                 free_at[call.stream] = call.end
                 self.active.remove(call)
@@ -490,8 +499,9 @@ class Agent:
         end = offset + len(data)
         self._protect(call.buffer, offset, end)
         if incoming.reduce:
-            target = self.buffers[call.buffer][offset // ELEMENT:end // ELEMENT]
-            target += np.frombuffer(data, dtype=np.float32)
+            buf = self.buffers[call.buffer]
+            target = buf[offset // buf.itemsize:end // buf.itemsize]
+            UFUNCS[call.op](target, np.frombuffer(data, dtype=buf.dtype), out=target)
         else:
             self.bytes[call.buffer][offset:end] = data
         incoming.got[seq] = 1
@@ -582,7 +592,7 @@ class Agent:
         for call in self.calls.values():
             if call.check:
                 region, values = expected(call.collective, call.ranks, call.size, call.local,
-                                          call.root)
+                                          call.root, call.dtype, call.op)
                 checks[call.id] = bool(np.array_equal(self.buffers[call.buffer][region], values))
         return Report(calls={c.id: (c.start, c.end) for c in self.calls.values()},
                       checks=checks, stats=dict(self.stats))

@@ -15,6 +15,8 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet, bind_layers
 
+from traffic.collectives.base import WIDEST
+
 PORT = 47000
 MAGIC = 0x4E57  # "NW"
 VERSION = 1
@@ -52,17 +54,10 @@ FRAME_OVERHEAD = ETHER_IP_UDP + HEADER.size
 
 
 def frame_payload(mtu: int) -> int:
-    """Largest payload per frame on a link of this MTU (IP packet = MTU bytes)."""
-    return mtu - 20 - 8 - HEADER.size
-
-
-#: Frames carry whole elements of any datatype (the widest is 8 bytes).
-ALIGN = 8
-
-
-def data_payload(mtu: int) -> int:
-    """Data bytes per frame on a link of this MTU: whole elements of any datatype."""
-    return frame_payload(mtu) // ALIGN * ALIGN
+    """Largest payload per frame on a link of this MTU (IP packet at most MTU bytes), in whole
+    elements of the widest datatype (WIDEST bytes), so no element is cut between two frames
+    and every frame reduces whole elements."""
+    return (mtu - 20 - 8 - HEADER.size) // WIDEST * WIDEST
 
 
 def frame_data(payload: int, efficiency: float = 1.0) -> int:
@@ -70,7 +65,7 @@ def frame_data(payload: int, efficiency: float = 1.0) -> int:
     (data bytes per wire byte) pads it: the padding and the data together fill it."""
     if efficiency >= 1:
         return payload
-    return max(ALIGN, int(payload * efficiency) // ALIGN * ALIGN)
+    return max(WIDEST, int(payload * efficiency) // WIDEST * WIDEST)
 
 
 def padding(length: int, efficiency: float) -> int:

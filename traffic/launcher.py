@@ -33,7 +33,7 @@ from traffic.protocol import (
     decode,
     encode,
 )
-from traffic.schedule import Schedule
+from traffic.schedule import REDUCING, Schedule
 
 START_MARGIN_S = 0.05  # time for every agent to read "go" before the common start
 
@@ -53,6 +53,8 @@ class CallPlan:
     init: bool = False  # reset the buffer to the call's inputs first
     check: bool = False  # verify the result afterwards
     costs: CallCosts = FREE  # what its endpoints pay (real units; dilated when it is sent)
+    dtype: str = "float"  # datatype, nccl-tests' names (the schedule is aligned to it)
+    op: str = "sum"  # reduction op; collectives without one ignore it
 
 
 @dataclass(frozen=True)
@@ -219,5 +221,7 @@ def call_specs(call: CallPlan, dilation: float = 1.0) -> list[CallSpec]:
                      efficiency=c.efficiency, reduce_s=c.reduce_s_per_byte * dilation,
                      after=tuple(call.after), buffer=call.buffer, init=call.init,
                      check=call.check, collective=s.collective, ranks=s.ranks, local=local,
-                     root=s.root, size=s.size, steps=len(s.steps), moves=tuple(mine))
+                     root=s.root, size=s.size, dtype=call.dtype,
+                     op=call.op if s.collective in REDUCING else "none", steps=len(s.steps),
+                     moves=tuple(mine))
             for local, mine in enumerate(moves)]

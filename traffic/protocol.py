@@ -73,6 +73,8 @@ class CallSpec:
     local: int  # this rank's place in the call's group
     root: int
     size: int
+    dtype: str  # nccl-tests' datatype name (traffic.schedule.DTYPES)
+    op: str  # reduction op (traffic.schedule.OPS), "none" for collectives without one
     steps: int
     moves: tuple[Move, ...]  # those this rank sends or receives
 

@@ -15,24 +15,45 @@ The algorithms live in traffic.collectives, one module per family; this module i
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from emulator.errors import NetwallError
 from traffic.collectives.base import (
     COLLECTIVES,
+    DTYPE_ALIASES,
+    DTYPES,
     ELEMENT,
+    OPS,
+    PER_RANK,
+    REDUCING,
     ROOTED,
+    WIDEST,
     Move,
     Schedule,
     buffer_bytes,
+    datatype,
     default_chunk,
+    element_size,
     pieces,
+    reduction,
     segments,
     validate_collective,
     validate_size,
 )
-from traffic.collectives.buffers import POISON, expected, initial, initial_buffer, simulate
+from traffic.collectives.buffers import (
+    POISON,
+    UFUNCS,
+    expected,
+    finish,
+    initial,
+    initial_buffer,
+    numpy_dtype,
+    reduced,
+    result_region,
+    simulate,
+)
 from traffic.collectives.halving import halving_doubling_allreduce
 from traffic.collectives.hierarchical import hierarchical_allreduce
 from traffic.collectives.pairwise import direct_alltoall, direct_sendrecv
@@ -42,9 +63,11 @@ from traffic.collectives.tree import btree_parents, dtree_parents, tree_allreduc
 from traffic.collectives.validate import validate_schedule
 
 __all__ = [
-    "ALGORITHMS", "COLLECTIVES", "ELEMENT", "POISON", "Move", "Schedule", "btree_parents",
-    "buffer_bytes", "build", "validate_schedule", "validate_size", "default_chunk", "dtree_parents",
-    "expected", "initial", "initial_buffer", "pieces", "ring_allreduce", "segments", "simulate",
+    "ALGORITHMS", "COLLECTIVES", "DTYPES", "DTYPE_ALIASES", "ELEMENT", "OPS", "PER_RANK", "POISON",
+    "REDUCING", "UFUNCS", "WIDEST", "Move", "Schedule", "btree_parents", "buffer_bytes", "build",
+    "datatype", "default_chunk", "dtree_parents", "element_size", "expected", "finish", "initial",
+    "initial_buffer", "numpy_dtype", "pieces", "reduced", "reduction", "result_region",
+    "ring_allreduce", "segments", "simulate", "validate_schedule", "validate_size",
 ]
 
 
@@ -52,17 +75,19 @@ class _Options(NamedTuple):
     chunk: int  # resolved: never None
     root: int
     groups: Sequence[Sequence[int]] | None
+    element: int  # bytes per element of the datatype: segments are cut at multiples of it
 
 
 _BUILDERS: dict[str, dict[str, Callable[[int, int, _Options], Schedule]]] = {
     "allreduce": {
-        "ring": lambda n, size, o: ring_allreduce(n, size),
-        "tree": lambda n, size, o: tree_allreduce(n, size, o.chunk),
-        "halving-doubling": lambda n, size, o: halving_doubling_allreduce(n, size),
-        "hierarchical": lambda n, size, o: hierarchical_allreduce(n, size, o.groups or ()),
+        "ring": lambda n, size, o: ring_allreduce(n, size, element=o.element),
+        "tree": lambda n, size, o: tree_allreduce(n, size, o.chunk, o.element),
+        "halving-doubling": lambda n, size, o: halving_doubling_allreduce(n, size, o.element),
+        "hierarchical": lambda n, size, o: hierarchical_allreduce(n, size, o.groups or (),
+                                                                  o.element),
     },
-    "reducescatter": {"ring": lambda n, size, o: ring_reducescatter(n, size)},
-    "allgather": {"ring": lambda n, size, o: ring_allgather(n, size)},
+    "reducescatter": {"ring": lambda n, size, o: ring_reducescatter(n, size, o.element)},
+    "allgather": {"ring": lambda n, size, o: ring_allgather(n, size, o.element)},
     "broadcast": {
         "ring": lambda n, size, o: ring_broadcast(n, size, o.chunk, o.root),
         "tree": lambda n, size, o: tree_broadcast(n, size, o.chunk, o.root),
@@ -85,13 +110,16 @@ def default_algorithm(collective: str) -> str:
 
 
 def build(collective: str, algorithm: str, ranks: int, size: int, *, root: int = 0,
-          chunk: int | None = None, groups: Sequence[Sequence[int]] | None = None) -> Schedule:
+          chunk: int | None = None, groups: Sequence[Sequence[int]] | None = None,
+          dtype: str = "float", op: str = "sum") -> Schedule:
     """The schedule for one collective call, with the user's mistakes caught in one line.
 
     `root` matters for broadcast and reduce only (other schedules record root 0). `chunk` is
     the pipeline chunk in bytes for tree all-reduce and for broadcast and reduce (None: an
     eighth of the buffer); the other algorithms ignore it. `groups` (equal-sized rank groups,
     e.g. racks) is needed by hierarchical all-reduce and ignored by everything else.
+    `dtype` (nccl-tests' names, DTYPES) sets the element every offset is a multiple of; `op`
+    (OPS) is what the reducing collectives' moves do; the others record "none".
     """
     validate_collective(collective)
     if algorithm not in _BUILDERS[collective]:
@@ -101,10 +129,15 @@ def build(collective: str, algorithm: str, ranks: int, size: int, *, root: int =
         raise NetwallError(f"a collective needs at least 2 ranks, got {ranks}")
     if not isinstance(root, int) or not 0 <= root < ranks:
         raise NetwallError(f"root must be a rank in [0, {ranks}), got {root}")
-    validate_size(collective, ranks, size)
+    dtype = datatype(dtype)
+    op = reduction(op) if collective in REDUCING else "none"
+    element = element_size(dtype)
+    validate_size(collective, ranks, size, dtype)
     if chunk is None:
-        chunk = default_chunk(size)
-    elif not isinstance(chunk, int) or chunk <= 0 or chunk % ELEMENT:
-        raise NetwallError(f"chunk must be a positive multiple of {ELEMENT} bytes, got {chunk}")
-    options = _Options(chunk, root if collective in ROOTED else 0, groups)
-    return _BUILDERS[collective][algorithm](ranks, size, options)
+        chunk = default_chunk(size, element)
+    elif not isinstance(chunk, int) or chunk <= 0 or chunk % element:
+        raise NetwallError(f"chunk must be a positive multiple of {element} bytes "
+                           f"({dtype}), got {chunk}")
+    options = _Options(chunk, root if collective in ROOTED else 0, groups, element)
+    return dataclasses.replace(_BUILDERS[collective][algorithm](ranks, size, options),
+                               dtype=dtype, op=op)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 
 from emulator import inputs
-from emulator.cli import campaign, tables
+from emulator.cli import campaign, nccltests, tables
 from emulator.cli.listings import failures_table, gpus_table, profiles_table, reach_table
 from emulator.cli.parsing import FAMILIES_DEFAULT, sweep
 from emulator.errors import NetwallError
@@ -29,7 +30,7 @@ from topologies import parse as parse_topology
 from topologies import validate
 from topologies.layout import parse_layout, reach_report
 from traffic.nccl_log import convert
-from traffic.schedule import build, default_algorithm
+from traffic.schedule import build, default_algorithm, element_size
 from traffic.trace import load_trace, resolve
 from traffic.workloads import workload
 
@@ -136,14 +137,20 @@ def cmd_clean(_args) -> int:
 def cmd_run(args) -> int:
     from emulator.emulation import bound_duration
 
-    sizes = args.size or sweep(args.min_bytes, args.max_bytes, args.step_factor)
+    nccl = args.format == "nccl-tests"
+    if nccl and args.json:
+        raise NetwallError("--json and --format nccl-tests exclude each other: pick one")
+    check_iters = args.check_iters if args.check else 0  # --no-check is -c 0
+    sizes = args.size or sweep(args.min_bytes, args.max_bytes, args.step_factor,
+                               element_size(args.datatype))
     faults = [parse(spec) for spec in args.fault]
     if not (1 <= args.iters <= inputs.MAX_ITERS and 0 <= args.warmup <= inputs.MAX_ITERS):
         raise NetwallError(f"--iters must be >= 1 and --warmup >= 0 (both <= "
                            f"{inputs.MAX_ITERS}), got {args.iters}, {args.warmup}")
     emulations = _emulations(args)
     for size in sizes:
-        emulations[0].schedule(args.collective, args.algorithm, size, args.root, args.chunk)
+        emulations[0].schedule(args.collective, args.algorithm, size, args.root, args.chunk,
+                               dtype=args.datatype, op=args.op)
     for fault in faults:
         emulations[0].link_index(fault.name)
     _note_missing(emulations[0])
@@ -158,30 +165,54 @@ def cmd_run(args) -> int:
     try:
         for emu in emulations:
             runs.append(dict(emu.settings(), link=emu.link))
-            if not args.json:
+            layout = _nccl_settings(args, emu, sizes, check_iters) if nccl else None
+            if nccl:
+                print("\n".join(nccltests.header(layout)), flush=True)
+            elif not args.json:
                 tables.print_header(args, emu)
             with emu:
                 for size in sizes:
                     progress.working_on(f"{emu.link}, {size} B")
                     result = emu.run(args.collective, args.algorithm, size, iters=args.iters,
-                                     warmup=args.warmup, check=args.check, root=args.root,
-                                     chunk=args.chunk, faults=faults, prove=args.prove)
+                                     warmup=args.warmup, check=check_iters > 0,
+                                     root=args.root, chunk=args.chunk, faults=faults,
+                                     prove=args.prove, dtype=args.datatype, op=args.op,
+                                     check_iters=check_iters)
                     results.append(result)
                     progress.advance(f"{emu.link}, {size} B at dilation {result.dilation:.10g}",
                                      weights[(emu.link, size)])
-                    if not args.json:
+                    if nccl:
+                        print("\n".join([nccltests.row(result, layout),
+                                         *nccltests.notes(result)]), flush=True)
+                    elif not args.json:
                         tables.print_row(result)
-            if not args.json:
-                tables.print_cost([r for r in results if r.link == emu.link], emu)
+            mine = [r for r in results if r.link == emu.link]
+            if nccl:
+                print("\n".join(nccltests.footer(mine)), flush=True)
+            elif not args.json:
+                tables.print_cost(mine, emu)
     finally:
         progress.finish()
     if args.json:
         settings = {"netwall": netwall_version(), "collective": args.collective,
                     "algorithm": args.algorithm, "sizes": sizes, "iters": args.iters,
-                    "warmup": args.warmup, "check": args.check, "emulations": runs}
+                    "warmup": args.warmup, "check": check_iters > 0,
+                    "check_iters": check_iters, "datatype": args.datatype, "op": args.op,
+                    "emulations": runs}
         print(json.dumps({"settings": settings, "results": [r.to_dict() for r in results]},
                          indent=1))
     return 1 if any(r.check is False for r in results) else 0
+
+
+def _nccl_settings(args, emu, sizes: list[int], check_iters: int) -> nccltests.Settings:
+    """What the nccl-tests header says of one link's run."""
+    return nccltests.Settings(
+        collective=args.collective,
+        algorithm=args.algorithm or default_algorithm(args.collective),
+        topology=emu.topology.name, link=emu.link, hosts=tuple(emu.topology.gpus),
+        min_bytes=min(sizes), max_bytes=max(sizes), step_factor=args.step_factor,
+        warmup=args.warmup, iters=args.iters, check_iters=check_iters, root=args.root,
+        pid=os.getpid(), gpu=emu.gpu.name, link_delay=emu.delay_mechanism)
 
 
 def cmd_replay(args) -> int:

@@ -13,7 +13,7 @@ from emulator.errors import NetwallError
 from emulator.models import calibration
 from emulator.models.endpoints import DEFAULT as DEFAULT_GPU
 from emulator.version import netwall_version
-from traffic.schedule import ELEMENT
+from traffic.schedule import ELEMENT, datatype, reduction
 from traffic.workloads import WORKLOADS
 
 FAMILIES_DEFAULT = ("copper-800g", "optical-800g", "wide-and-slow-800g")
@@ -32,12 +32,28 @@ def _argument_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     return read
 
 
+def check_iterations(text: str) -> int:
+    """nccl-tests' -c: how many calls to verify (0: none)."""
+    try:
+        count = int(text)
+    except ValueError:
+        raise NetwallError(f"-c takes a whole number of check iterations, got "
+                           f"{inputs.shown(text)}") from None
+    if not 0 <= count <= inputs.MAX_ITERS:
+        raise NetwallError(f"-c must be between 0 (no check) and {inputs.MAX_ITERS}, got {count}")
+    return count
+
+
 parse_size = _argument_type(units.parse_size)
 parse_percent = _argument_type(units.parse_percent)
+parse_datatype = _argument_type(datatype)
+parse_op = _argument_type(reduction)
+parse_check_iters = _argument_type(check_iterations)
 
 
-def sweep(min_bytes: int, max_bytes: int, factor: float) -> list[int]:
-    """nccl-tests' -b/-e/-f: from min to max, multiplying by factor, in whole float32 buffers."""
+def sweep(min_bytes: int, max_bytes: int, factor: float, element: int = ELEMENT) -> list[int]:
+    """nccl-tests' -b/-e/-f: from min to max, multiplying by factor, in whole buffers of
+    `element`-byte elements."""
     if min_bytes <= 0 or max_bytes < min_bytes:
         raise NetwallError(f"need 0 < --min-bytes <= --max-bytes, got {min_bytes} and {max_bytes}")
     if not math.isfinite(factor) or (factor <= 1 and max_bytes > min_bytes):
@@ -49,7 +65,7 @@ def sweep(min_bytes: int, max_bytes: int, factor: float) -> list[int]:
             raise NetwallError(f"-b/-e/-f make more than {inputs.MAX_ITEMS} sizes; use a larger "
                                "--step-factor")
         # Round down to whole elements, but always grow, so a factor near 1 still ends.
-        size = max(int(size * factor) // ELEMENT * ELEMENT, size + ELEMENT)
+        size = max(int(size * factor) // element * element, size + element)
     return sizes
 
 
@@ -102,8 +118,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-f", "--step-factor", type=float, default=4.0)
     run.add_argument("-n", "--iters", type=int, default=5, help="timed iterations (default 5)")
     run.add_argument("-w", "--warmup", type=int, default=1, help="warm-up iterations")
+    run.add_argument("-c", "--check", dest="check_iters", type=parse_check_iters, default=1,
+                     metavar="N", help="verify N more calls on every rank after the timed ones, "
+                                       "as nccl-tests' -c (default 1; 0: no check)")
     run.add_argument("--no-check", dest="check", action="store_false",
-                     help="skip verifying every rank's result")
+                     help="skip verifying every rank's result (as -c 0)")
+    run.add_argument("-d", "--datatype", type=parse_datatype, default="float", metavar="TYPE",
+                     help="datatype the agents reduce, nccl-tests' names: int8 (char), uint8, "
+                          "int32 (int), uint32, int64, uint64, half (float16), float "
+                          "(float32), double (float64); default float")
+    run.add_argument("-o", "--op", type=parse_op, default="sum", metavar="OP",
+                     help="reduction: sum, prod, min, max, avg (default sum)")
+    run.add_argument("--format", choices=("table", "nccl-tests"), default="table",
+                     help="table: netwall's (default); nccl-tests: what nccl-tests prints, "
+                          "for scripts that read it")
     run.add_argument("--fault", action="append", default=[], metavar="SPEC",
                      help="a fault during the timed calls, e.g. down:gpu0--nvs0@50us+200us, "
                           "channels=40:gpu0--nvs0@0, ber=1e-7:gpu0--nvs0@0+1ms, "

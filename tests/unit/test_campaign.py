@@ -195,7 +195,7 @@ class FakeEmulation:
         t = size / 50e9 * (1 + len(faults))
         return RunResult(
             collective=collective, algorithm=algorithm, ranks=2, bytes=size, count=size // 4,
-            type="float", iters=iters, time_s=t, algbw_gbps=size / t / 1e9,
+            type="float", redop="sum", iters=iters, time_s=t, algbw_gbps=size / t / 1e9,
             busbw_gbps=size / t / 1e9, model_time_s=t, model_emulated_time_s=t * 0.9,
             model_error=0.11, gpu="ideal", protocol="Simple", check=True,
             retransmitted_bytes=0, retransmitted_frames=0,

@@ -15,7 +15,7 @@ from emulator.models.alphabeta import call_costs, model_time_s, routes_to
 from emulator.models.endpoints import FREE, costs, get_gpu, gpus, load_gpu
 from emulator.models.profiles import catalogue
 from topologies import parse
-from traffic.header import FRAME_OVERHEAD, data_payload, frame_data, padding, wire_bytes
+from traffic.header import FRAME_OVERHEAD, frame_data, frame_payload, padding, wire_bytes
 from traffic.schedule import build
 
 CAT = catalogue()
@@ -132,14 +132,14 @@ def test_a_slow_reduction_sets_the_step_time():
 
 @pytest.mark.parametrize("efficiency", [1.0, 0.822, 0.5])
 def test_padding_fills_each_frame_to_the_protocols_share(efficiency):
-    payload = data_payload(65000)
+    payload = frame_payload(65000)
     data = frame_data(payload, efficiency)
     assert data % 8 == 0 and data + padding(data, efficiency) <= payload + 8
     assert data / (data + padding(data, efficiency)) == pytest.approx(efficiency, abs=1e-4)
 
 
 def test_ll_doubles_the_bytes_on_the_wire():
-    payload = data_payload(65000)
+    payload = frame_payload(65000)
     length = 10 * frame_data(payload, 0.5)
     assert wire_bytes(length, payload, 0.5) == 2 * length + 10 * FRAME_OVERHEAD
     assert wire_bytes(length, payload) < wire_bytes(length, payload, 0.5)
@@ -147,8 +147,8 @@ def test_ll_doubles_the_bytes_on_the_wire():
 
 def test_the_expected_link_bytes_carry_the_padding():
     schedule = build("allreduce", "ring", 8, 1 << 20)
-    plain = sum(wire_loads(STAR, schedule, data_payload(65000)).values())
-    padded = sum(wire_loads(STAR, schedule, data_payload(65000), 0.5).values())
+    plain = sum(wire_loads(STAR, schedule, frame_payload(65000)).values())
+    padded = sum(wire_loads(STAR, schedule, frame_payload(65000), 0.5).values())
     assert padded > 1.9 * plain
 
 

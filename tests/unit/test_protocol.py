@@ -38,7 +38,7 @@ MOVES = (Move(step=0, src=3, dst=5, src_offset=0, dst_offset=4096, length=4096, 
 SPEC = CallSpec(id=7, comm=1, stream="s1", gap_s=0.25, start_s=0.02, step_s=1e-3, efficiency=0.5,
                 reduce_s=1e-9, after=(5, 6), buffer="c/s1", init=True,
                 check=False, collective="allreduce", ranks=4, local=2, root=0, size=8192,
-                steps=2, moves=MOVES)
+                dtype="double", op="max", steps=2, moves=MOVES)
 EXAMPLES = [
     Setup(rank=3, peers={5: PEER, 12: replace(PEER, dst_ip="10.77.0.13")}, mtu=9000,
           rto=0.004, sndbuf=1 << 20, routes={5: (1.5e-7, 8e11), 12: (3e-7, 8e11)}),

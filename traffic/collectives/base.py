@@ -12,9 +12,26 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
+
 from emulator.errors import NetwallError
 
-ELEMENT = 4  # bytes per element: float32, the datatype netwall reduces
+#: nccl-tests' datatype names (what `-d` takes and its type column prints) -> numpy dtype.
+#: bfloat16 is missing: numpy has no bfloat16 of its own.
+DTYPES: dict[str, str] = {
+    "int8": "int8", "uint8": "uint8", "int32": "int32", "uint32": "uint32", "int64": "int64",
+    "uint64": "uint64", "half": "float16", "float": "float32", "double": "float64",
+}
+#: Other names nccl-tests (or numpy) users write for them.
+DTYPE_ALIASES: dict[str, str] = {
+    "char": "int8", "int": "int32", "float16": "half", "float32": "float", "float64": "double",
+}
+#: nccl-tests' reduction operations (`-o`); avg is ncclAvg: the sum over ranks / ranks.
+OPS: tuple[str, ...] = ("sum", "prod", "min", "max", "avg")
+#: collectives that reduce (apply the op); the others move data and take any datatype.
+REDUCING: tuple[str, ...] = ("allreduce", "reducescatter", "reduce")
+ELEMENT = 4  # bytes per element of the default datatype, float (float32)
+WIDEST = 8  # bytes of the widest element: frames carry whole elements of any datatype
 
 COLLECTIVES: tuple[str, ...] = (
     "allreduce", "reducescatter", "allgather", "broadcast", "reduce", "alltoall", "sendrecv",
@@ -33,7 +50,7 @@ class Move:
     src_offset: int  # bytes into the sender's buffer
     dst_offset: int  # bytes into the receiver's buffer
     length: int  # bytes
-    reduce: bool  # add into the receiver's buffer (True) or overwrite it (False)
+    reduce: bool  # combine into the receiver's buffer with the op (True) or overwrite (False)
 
 
 @dataclass(frozen=True)
@@ -47,6 +64,13 @@ class Schedule:
     buffer: int  # bytes of each rank's working buffer (>= size)
     steps: tuple[tuple[Move, ...], ...]
     root: int = 0  # meaningful for broadcast and reduce only (0 otherwise)
+    dtype: str = "float"  # nccl-tests' name of the datatype (DTYPES); offsets are in bytes
+    op: str = "sum"  # what a reducing move does (OPS); "none" for collectives without one
+
+    @property
+    def element(self) -> int:
+        """Bytes per element: every offset and length is a multiple of it."""
+        return element_size(self.dtype)
 
     def sends(self, rank: int, step: int) -> tuple[Move, ...]:
         return tuple(m for m in self.steps[step] if m.src == rank)
@@ -59,10 +83,33 @@ class Schedule:
         return [(s, m) for s, step in enumerate(self.steps) for m in step if rank in (m.src, m.dst)]
 
 
-def segments(size: int, parts: int) -> list[tuple[int, int]]:
+def datatype(name: str) -> str:
+    """nccl-tests' name of a datatype given by it or an alias, or a one-line NetwallError."""
+    canonical = DTYPE_ALIASES.get(name, name)
+    if canonical not in DTYPES:
+        why = " (numpy has no bfloat16)" if name in ("bfloat16", "bf16") else ""
+        raise NetwallError(f"no datatype {name!r}{why}; accepted: "
+                           + ", ".join(f"{n}" + "".join(f"/{a}" for a, c in DTYPE_ALIASES.items()
+                                                        if c == n) for n in DTYPES))
+    return canonical
+
+
+def element_size(dtype: str) -> int:
+    """Bytes per element of a datatype (nccl-tests' name or an alias)."""
+    return np.dtype(DTYPES[datatype(dtype)]).itemsize
+
+
+def reduction(op: str) -> str:
+    """A reduction operation's name, checked, or a one-line NetwallError."""
+    if op not in OPS:
+        raise NetwallError(f"no reduction op {op!r}; accepted: {', '.join(OPS)}")
+    return op
+
+
+def segments(size: int, parts: int, element: int = ELEMENT) -> list[tuple[int, int]]:
     """Split `size` bytes into `parts` element-aligned (offset, length) segments, near-even."""
-    count = size // ELEMENT
-    bounds = [i * count // parts * ELEMENT for i in range(parts + 1)]
+    count = size // element
+    bounds = [i * count // parts * element for i in range(parts + 1)]
     return [(bounds[i], bounds[i + 1] - bounds[i]) for i in range(parts)]
 
 
@@ -71,9 +118,9 @@ def pieces(offset: int, length: int, chunk: int) -> list[tuple[int, int]]:
     return [(o, min(chunk, offset + length - o)) for o in range(offset, offset + length, chunk)]
 
 
-def default_chunk(size: int) -> int:
+def default_chunk(size: int, element: int = ELEMENT) -> int:
     """Pipeline chunk when none is given: an eighth of the buffer, at least one element."""
-    return max(size // 8 // ELEMENT * ELEMENT, ELEMENT)
+    return max(size // 8 // element * element, element)
 
 
 def assemble(collective: str, algorithm: str, ranks: int, size: int, buffer: int,
@@ -96,17 +143,19 @@ def validate_collective(collective: str) -> None:
             f"no collective {collective!r} (available: {', '.join(COLLECTIVES)})")
 
 
-def validate_size(collective: str, ranks: int, size: int) -> None:
-    """Sizes are whole float32 buffers, as in nccl-tests (count = bytes / 4)."""
+def validate_size(collective: str, ranks: int, size: int, dtype: str = "float") -> None:
+    """Sizes are whole buffers of the datatype, as in nccl-tests (count = bytes / element)."""
     validate_collective(collective)
+    element = element_size(dtype)
     if size <= 0:
         raise NetwallError(f"size must be positive, got {size} bytes")
-    if size % ELEMENT:
-        raise NetwallError(f"size must be a multiple of {ELEMENT} bytes (float32), got {size}")
-    if collective in PER_RANK and size % (ranks * ELEMENT):
+    if size % element:
+        raise NetwallError(f"size must be a multiple of {element} bytes "
+                           f"({datatype(dtype)}), got {size}")
+    if collective in PER_RANK and size % (ranks * element):
         raise NetwallError(
-            f"{collective} size must be a multiple of {ranks * ELEMENT} bytes "
-            f"({ranks} ranks x {ELEMENT}-byte elements), got {size}")
+            f"{collective} size must be a multiple of {ranks * element} bytes "
+            f"({ranks} ranks x {element}-byte elements), got {size}")
 
 
 def buffer_bytes(collective: str, ranks: int, size: int) -> int:

@@ -15,16 +15,16 @@ That costs two extra steps and S more bytes on the folding pairs.
 
 from __future__ import annotations
 
-from traffic.collectives.base import Move, Schedule, assemble, segments
+from traffic.collectives.base import ELEMENT, Move, Schedule, assemble, segments
 
 
-def halving_doubling_allreduce(ranks: int, size: int) -> Schedule:
+def halving_doubling_allreduce(ranks: int, size: int, element: int = ELEMENT) -> Schedule:
     """Recursive halving reduce-scatter then recursive doubling all-gather (see module)."""
     p = 1 << (ranks.bit_length() - 1)
     rem = ranks - p
     # The p participants in virtual-rank order: odd ranks below 2 rem, then everyone above.
     real = [2 * v + 1 for v in range(rem)] + list(range(2 * rem, ranks))
-    segs = segments(size, p)
+    segs = segments(size, p, element)
 
     def span(lo: int, hi: int) -> tuple[int, int]:  # bytes of segments [lo, hi)
         return segs[lo][0], segs[hi - 1][0] + segs[hi - 1][1] - segs[lo][0]

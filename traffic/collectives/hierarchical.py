@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from emulator.errors import NetwallError
-from traffic.collectives.base import Move, Schedule, assemble, segments
+from traffic.collectives.base import ELEMENT, Move, Schedule, assemble, segments
 from traffic.collectives.ring import ring_pass
 
 
@@ -33,17 +33,18 @@ def check_groups(ranks: int, groups: Sequence[Sequence[int]] | None) -> list[lis
     return out
 
 
-def hierarchical_allreduce(ranks: int, size: int, groups: Sequence[Sequence[int]]) -> Schedule:
+def hierarchical_allreduce(ranks: int, size: int, groups: Sequence[Sequence[int]],
+                           element: int = ELEMENT) -> Schedule:
     """Intra-group reduce-scatter, inter-group all-reduce per segment, intra-group all-gather."""
     members = check_groups(ranks, groups)
     g, m = len(members[0]), len(members)
-    segs = segments(size, g)
+    segs = segments(size, g, element)
     timed: list[tuple[int, Move]] = []
     for group in members:  # member i ends with segment i of the group's sum
         timed += ring_pass(group, segs, 0, -1, True)
     for i, (offset, length) in enumerate(segs):  # ring all-reduce of segment i across groups
         peers = [group[i] for group in members]
-        subs = [(offset + o, n) for o, n in segments(length, m)]
+        subs = [(offset + o, n) for o, n in segments(length, m, element)]
         timed += ring_pass(peers, subs, g - 1, 0, True)
         timed += ring_pass(peers, subs, g - 1 + m - 1, 1, False)
     for group in members:

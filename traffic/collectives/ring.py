@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from traffic.collectives.base import Move, Schedule, assemble, segments
+from traffic.collectives.base import ELEMENT, Move, Schedule, assemble, segments
 
 Timed = list[tuple[int, Move]]
 
@@ -32,7 +32,8 @@ def ring_pass(order: Sequence[int], segs: Sequence[tuple[int, int]], step0: int,
     return timed
 
 
-def ring_allreduce(ranks: int, size: int, chunk: int | None = None) -> Schedule:
+def ring_allreduce(ranks: int, size: int, chunk: int | None = None,
+                   element: int = ELEMENT) -> Schedule:
     """Ring all-reduce: n-1 reduce-scatter steps, then n-1 all-gather steps (2(n-1) in all).
 
     In reduce-scatter step k rank r sends segment (r-k) mod n to r+1 and adds segment
@@ -41,23 +42,23 @@ def ring_allreduce(ranks: int, size: int, chunk: int | None = None) -> Schedule:
     `chunk` is ignored: a segment is one move, since a step allows one move per (src, dst).
     """
     order = range(ranks)
-    segs = segments(size, ranks)
+    segs = segments(size, ranks, element)
     timed = ring_pass(order, segs, 0, 0, True) + ring_pass(order, segs, ranks - 1, 1, False)
     return assemble("allreduce", "ring", ranks, size, size, timed)
 
 
-def ring_reducescatter(ranks: int, size: int) -> Schedule:
+def ring_reducescatter(ranks: int, size: int, element: int = ELEMENT) -> Schedule:
     """Ring reduce-scatter: n-1 steps, rank r ends with segment r of the sum (NCCL in-place).
 
     Shifted by one segment from the all-reduce's first half so the result lands where NCCL's
     in-place recvbuff (sendbuff + r*recvcount) is. Each rank sends (n-1)/n S bytes.
     """
-    timed = ring_pass(range(ranks), segments(size, ranks), 0, -1, True)
+    timed = ring_pass(range(ranks), segments(size, ranks, element), 0, -1, True)
     return assemble("reducescatter", "ring", ranks, size, size, timed)
 
 
-def ring_allgather(ranks: int, size: int) -> Schedule:
+def ring_allgather(ranks: int, size: int, element: int = ELEMENT) -> Schedule:
     """Ring all-gather: n-1 steps; rank r forwards at step k the segment (r-k) mod n it got
     at step k-1 (its own at step 0). Each rank sends (n-1)/n S bytes."""
-    timed = ring_pass(range(ranks), segments(size, ranks), 0, 0, False)
+    timed = ring_pass(range(ranks), segments(size, ranks, element), 0, 0, False)
     return assemble("allgather", "ring", ranks, size, size, timed)

@@ -11,7 +11,7 @@ step while the next chunk follows it: the pipelining that makes a deep tree band
 
 from __future__ import annotations
 
-from traffic.collectives.base import Move, Schedule, assemble, pieces, segments
+from traffic.collectives.base import ELEMENT, Move, Schedule, assemble, pieces, segments
 
 
 def btree_parents(ranks: int) -> list[int]:
@@ -77,7 +77,7 @@ class _Packer:
                 and not clash(out, self.recv.get((step, move.src), [])))
 
 
-def tree_allreduce(ranks: int, size: int, chunk: int) -> Schedule:
+def tree_allreduce(ranks: int, size: int, chunk: int, element: int = ELEMENT) -> Schedule:
     """Double binary tree all-reduce: half the buffer per tree, `chunk`-byte pipeline chunks.
 
     Per chunk and tree, a rank adds its children's partial sums and passes the result up
@@ -90,7 +90,7 @@ def tree_allreduce(ranks: int, size: int, chunk: int) -> Schedule:
     """
     jobs: list[tuple[tuple[int, int], object, Move, list[object]]] = []
     for t, (parents, (offset, length)) in enumerate(zip(dtree_parents(ranks),
-                                                        segments(size, 2), strict=True)):
+                                                        segments(size, 2, element), strict=True)):
         children: list[list[int]] = [[] for _ in range(ranks)]
         for r, p in enumerate(parents):
             if p >= 0:

@@ -10,7 +10,8 @@ unless these orderings fix their order:
   needs B(r, s) to precede B(q, t), q the sender;
 - two receives of steps t1 < t2, one of them an overwrite: the first must land first, which
   needs B(r, t1+1) to precede B(q2, t2).
-Additions commute, so two adding receives never race (with exact small-integer data).
+Reductions (sum, prod, min, max) commute, so two reducing receives never race (with exact
+small-integer data, traffic.collectives.buffers).
 Precedence is tracked with vector clocks: clock[t][q][r] is the last step s of rank r with
 B(r, s) before B(q, t).
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from traffic.collectives.base import ELEMENT, Schedule
+from traffic.collectives.base import Schedule
 
 
 def validate_schedule(schedule: Schedule) -> None:
@@ -52,8 +53,8 @@ def _check_step(s: Schedule, t: int, step: tuple) -> None:
         pairs.add((m.src, m.dst))
         if m.length <= 0:
             raise ValueError(f"{where}: empty or negative length")
-        if (m.src_offset | m.dst_offset | m.length) % ELEMENT:
-            raise ValueError(f"{where}: not aligned to {ELEMENT}-byte elements")
+        if (m.src_offset | m.dst_offset | m.length) % s.element:
+            raise ValueError(f"{where}: not aligned to {s.element}-byte elements")
         if min(m.src_offset, m.dst_offset) < 0 or max(m.src_offset, m.dst_offset) + m.length \
                 > s.buffer:
             raise ValueError(f"{where}: outside the {s.buffer}-byte buffer")
