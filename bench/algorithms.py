@@ -4,9 +4,10 @@ bench/fidelity.py holds all-reduce to the model on each link family; this holds 
 schedule netwall has (traffic.schedule.ALGORITHMS) to it, on copper-800g at the default
 dilation: on star:8, except hierarchical all-reduce, which splits on racks and so runs on
 racks:2x4 (two racks of four GPUs joined through a spine on optical-800g). As in
-fidelity.py the model is that of what this kernel emulates (without netem, no latency
-term). Sizes go from latency-bound (64 KiB) to bandwidth-bound (8 MiB; at 16 MiB and more,
-where a call takes seconds of dilated time, fidelity.py follows all-reduce).
+fidelity.py the endpoints are ideal (`gpu="ideal"`): the links alone against their model,
+latency term included (held by the agents where the kernel has no netem). Sizes go from
+latency-bound (64 KiB) to bandwidth-bound (8 MiB; at 16 MiB and more, where a call takes
+seconds of dilated time, fidelity.py follows all-reduce).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def topology_for(algorithm: str) -> str:
 def measure(repeats: int = 3) -> list[dict]:
     rows = []
     for topology in (STAR, RACKS):
-        with Emulation(topology, LINK) as emu:
+        with Emulation(topology, LINK, gpu="ideal") as emu:
             for collective, algorithms in ALGORITHMS.items():
                 for algorithm in algorithms:
                     if topology_for(algorithm) != topology:

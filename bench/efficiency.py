@@ -21,7 +21,7 @@ SIZES = (1 << 20, 16 << 20, 64 << 20)
 
 def measure(repeats: int = 3) -> list[dict]:
     rows = []
-    with Emulation(f"star:{GPUS}", "copper-800g", dilation=1) as emu:
+    with Emulation(f"star:{GPUS}", "copper-800g", dilation=1, gpu="ideal") as emu:
         for size in SIZES:
             agents, iperf = [], []
             for _ in range(repeats):

@@ -20,7 +20,7 @@ SIZE = 64 << 20
 
 def measure(repeats: int = 3) -> dict:
     agents, iperf = [], []
-    with Emulation("pair", "copper-800g", dilation=1) as emu:
+    with Emulation("pair", "copper-800g", dilation=1, gpu="ideal") as emu:
         for _ in range(repeats):
             r = emu.run("allreduce", "ring", SIZE, iters=3, warmup=1, check=False,
                        prove=False)

@@ -45,10 +45,10 @@ def once(topology: str) -> dict:
     """Start `topology`, run the all-reduce, tear it down."""
     # The network's own (bandwidth-bound) dilation for the call too: this bench measures
     # start-up and memory, and its one call shows the cluster works, not how fast.
-    dilation = Emulation(topology, LINK).dilation
+    dilation = Emulation(topology, LINK, gpu="ideal").dilation
     before = mem_available()
     t0 = time.perf_counter()
-    emu = Emulation(topology, LINK, dilation=dilation)
+    emu = Emulation(topology, LINK, dilation=dilation, gpu="ideal")
     with emu:
         t1 = time.perf_counter()
         lowest = mem_available()

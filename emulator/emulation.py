@@ -685,7 +685,7 @@ def calibrated_host(capabilities: Capabilities | None = None,
     note = note or (lambda _text: None)
     note(f"netwall: calibrating this host (once; cached in {calibration.cache_path()})")
     with Emulation(calibration.TOPOLOGY, calibration.LINK, dilation=1000,
-                   capabilities=capabilities) as emu:
+                   capabilities=capabilities, gpu="ideal") as emu:  # the host, not a GPU
         found = emu.calibrate(progress=lambda text: note(f"netwall: calibration: {text}"))
     try:
         calibration.save(found)

@@ -47,7 +47,8 @@ class NetwallCLI(CLI):
                          f"{state.rate_gbps * 1e3 / emu.dilation:.1f}", state.note))
         print(table(("link", "profile", "length m", "reach m", "Gb/s real", "Mb/s emulated",
                      "state"), rows, align="<<>>>><"))
-        print(f"dilation D = {emu.dilation:.10g}: rates /D, delays xD; not emulated here: "
+        print(f"dilation D = {emu.dilation:.10g}: rates /D, delays xD; link delay "
+              f"{emu.delay_mechanism}; GPU endpoint {emu.gpu.name}; not emulated here: "
               f"{', '.join(emu.not_emulated) or 'nothing'}")
 
     def do_profiles(self, _line: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import warnings
 
 from emulator.cli.commands import COMMANDS
 from emulator.cli.parsing import build_parser
@@ -30,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"netwall: error: {' '.join(str(e).split())}", file=sys.stderr)  # one line, always
         return 2
     except KeyboardInterrupt:
+        # An interrupt inside pyroute2's asyncio loop leaves a coroutine that Python warns
+        # about when it is collected: noise under the one line the user should read.
+        warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
         removed = "; the emulated network was removed" if state.built() else ""
         print(f"netwall: interrupted{removed}", file=sys.stderr)
         return 130

@@ -67,16 +67,16 @@ def print_cost(rows: list[RunResult], emu) -> None:
 
 def print_replay(r: ReplayResult) -> None:
     fidelity = r.fidelity
-    print(f"# netwall replay {r.trace} on {r.topology}, link {r.link}, "
+    print(f"# netwall replay {r.trace} on {r.topology}, link {r.link}, GPU endpoint {r.gpu}, "
           f"dilation {r.dilation:.10g} (times are real)")
     print(f"# {'id':>5} {'step':>4} {'stream':>8} {'comm':>8} {'collective/algorithm':>28} "
-          f"{'ranks':>5} {'bytes':>10} {'start(us)':>10} {'time(us)':>10} {'busbw(GB/s)':>11} "
-          f"{'model(us)':>10} {'host':>6}")
+          f"{'ranks':>5} {'bytes':>10} {'proto':>6} {'start(us)':>10} {'time(us)':>10} "
+          f"{'busbw(GB/s)':>11} {'model(us)':>10} {'host':>6}")
     for c in r.calls:
         name = f"{c.collective}/{c.algorithm}"
         host = "-" if c.host_error is None else f"{c.host_error:+.1%}"
         print(f"  {c.id:>5} {c.step:>4} {c.stream:>8} {c.comm:>8} {name:>28} "
-              f"{c.ranks:>5} {c.bytes:>10} {c.start_s * 1e6:>10.2f} "
+              f"{c.ranks:>5} {c.bytes:>10} {c.protocol:>6} {c.start_s * 1e6:>10.2f} "
               f"{c.time_s * 1e6:>10.2f} {c.busbw_gbps:>11.2f} "
               f"{c.model_time_s * 1e6:>10.2f} {host:>6}")
     for step in r.steps:

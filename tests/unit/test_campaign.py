@@ -49,6 +49,7 @@ sizes: [64K, 1M]
     (BASE + "faults:\n  - []\n  - [\"melt:gpu0--gpu1@0\"]\n", 7, "key 'faults': fault 'melt"),
     (BASE + "faults: [\"down:gpu0--gpu1@0\"]\n", 5, "each entry is a list of fault specs"),
     (BASE + "dilation: 0.5\n", 5, "key 'dilation': must be a number >= 1"),
+    (BASE + "gpus: [h100, a100]\n", 5, "key 'gpus': no GPU profile 'a100' (available: "),
     (BASE + "repetitions: 0\n", 5, "key 'repetitions': must be an integer from 1 to 100000"),
     (BASE + "iters: two\n", 5, "key 'iters': must be an integer from 1 to 100000, got 'two'"),
     (BASE + "seeds: [1.5]\n", 5, "key 'seeds': must be an integer from 0 to"),
@@ -69,6 +70,13 @@ def test_validation_names_line_and_key(text, line, message):
     assert error.startswith(f"c.yaml line {line}"), error
     assert message in error
     assert "\n" not in error
+
+
+def test_each_gpu_is_a_group_of_points():
+    c = loads(BASE + "gpus: [ideal, h100]\n")
+    assert sorted({p.gpu for p in c.points}) == ["h100", "ideal"]
+    assert len(c.points) == 2 * len(loads(BASE).points)
+    assert len(c.groups) == 2 and len({p.id for p in c.points}) == len(c.points)
 
 
 def test_empty_file():

@@ -196,3 +196,24 @@ def test_version_exits_zero(capsys):
         main(["--version"])
     assert info.value.code == 0
     assert capsys.readouterr().out.startswith("netwall ")
+
+
+@pytest.mark.parametrize("argv", [["run", "--gpu", "a100", "--size", "1M"],
+                                  ["replay", "--workload", "dp-step", "--gpu", "a100"],
+                                  ["gpus", "--link", "copper-9000"]])
+def test_an_unknown_gpu_or_link_is_one_line_before_anything_is_built(capsys, argv):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "unknown GPU profile 'a100'" in err or "unknown link profile 'copper-9000'" in err
+
+
+def test_gpus_lists_each_protocol_with_the_sizes_it_is_picked_for(capsys):
+    assert main(["gpus", "--topology", "star:8", "--link", "nvlink4"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# protocol picked for allreduce/ring on star:8, link nvlink4")
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("h100")}
+    assert "LL" in rows["h100"] and "1K - 256K" in rows["h100"]
+    assert "ideal" in out and "free" in out
+    assert main(["gpus", "--json"]) == 0
+    assert '"launch_us"' in capsys.readouterr().out

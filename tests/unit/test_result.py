@@ -114,7 +114,7 @@ def test_the_tables_read_typed_results(run_json, replay_json, capsys):
     assert out[-1] == "#   then: gpu0--nvs0 restored after the timed calls -> up"
     tables.print_replay(ReplayResult.from_dict(replay_json))
     out = capsys.readouterr().out
-    assert out.startswith("# netwall replay dp-tp on racks:2x2, link copper-800g, dilation "
-                          "100000")
+    assert out.startswith("# netwall replay dp-tp on racks:2x2, link copper-800g, GPU endpoint "
+                          "ideal, dilation 100000")
     assert "\n#   at dilation 20000 the host added most of the time: measured again" in out
     assert "\n# step 0: 67.90 us\n# whole trace: 68.24 us, 3 calls," in out
