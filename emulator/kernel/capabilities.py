@@ -53,7 +53,8 @@ class Capabilities:
         if not (self.veth and self.htb):
             lines.append("netwall cannot run here: it needs veth and htb.")
         elif self.netem:
-            lines.append("Everything netwall emulates works on this kernel.")
+            lines.append("Everything netwall emulates works on this kernel. Link delay: netem "
+                         "delays each frame in the kernel.")
         else:
             lost = ("" if self.bpf_loss else
                     " Bit-error loss is NOT emulated (no netem, no eBPF loss classifier).")

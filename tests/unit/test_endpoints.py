@@ -164,3 +164,35 @@ def test_routes_give_each_senders_delay_and_slowest_rate():
     hop = nvlink.delay_ns(topo.links[0].length_m) * 1e-9
     assert same_rack[0] == pytest.approx(2 * hop)
     assert all(math.isfinite(d) for d, _ in routes.values())
+
+
+@pytest.mark.parametrize("netem,bpf,says", [
+    (True, True, "Link delay: netem delays each frame in the kernel."),
+    (False, True, "Link delay: held by the receiving agents (no netem here)"),
+    (False, False, "Bit-error loss is NOT emulated"),
+])
+def test_check_says_how_link_delay_is_emulated(netem, bpf, says):
+    from emulator.kernel.capabilities import Capabilities
+
+    caps = Capabilities(veth=True, bridge=True, htb=True, tbf=True, netem=netem,
+                        bpf_loss=bpf, ovs=False)
+    report = caps.report()
+    assert says in report
+    assert ("held by the receiving agents" in report) == (not netem)
+
+
+def test_an_emulation_states_its_delay_mechanism_and_holds_only_without_netem():
+    from emulator.emulation import Emulation
+    from emulator.kernel.capabilities import Capabilities
+
+    for netem in (True, False):
+        caps = Capabilities(veth=True, bridge=True, htb=True, tbf=True, netem=netem,
+                            bpf_loss=True, ovs=False)
+        emu = Emulation("star:4", "optical-800g", length_m=100, capabilities=caps)
+        routes = emu.routes()
+        assert len(routes) == 4 and set(routes[0]) == {1, 2, 3}
+        delay, rate = routes[0][1]
+        assert rate == 800e9
+        assert (delay > 0) == (not netem)  # netem delays frames itself
+        assert emu.delay_mechanism.startswith("netem" if netem else "held by the receiving")
+        assert emu.not_emulated == []
