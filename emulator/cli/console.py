@@ -78,7 +78,7 @@ class NetwallCLI(CLI):
         algorithm = words[1] if len(words) > 1 else None
         size = parse_size(words[2]) if len(words) > 2 else 1 << 20
         result = self.emu.run(collective, algorithm, size, iters=3, warmup=1)
-        print(f"# {collective}/{result.algorithm}: size count type time(us) algbw busbw "
+        print(f"# {collective}/{result.algorithm}: size count type proto time(us) algbw busbw "
               "model(us) error retrans(B) J/GB check D host")
         print_row(result)
 
