@@ -26,7 +26,7 @@ from emulator.kernel.capabilities import Capabilities, probe
 from emulator.models import calibration
 from emulator.models import dilation as dil
 from emulator.models.accounting import wire_loads
-from emulator.models.alphabeta import call_costs, globalize, model_time_s, routes_to
+from emulator.models.alphabeta import call_costs, globalize, routes_to
 from emulator.models.endpoints import DEFAULT as DEFAULT_GPU
 from emulator.models.endpoints import CallCosts, get_gpu
 from emulator.models.energy import EnergyReport, run_energy
@@ -127,7 +127,7 @@ class Emulation:
         self.agents = None
         self._op = 0
         self.emulated_s = 0.0  # real-unit time of every program run so far (slowdown)
-        self._costs: dict[int, tuple[sched.Schedule, CallCosts]] = {}
+        self._costs: dict[int, tuple[sched.Schedule, tuple[CallCosts, float]]] = {}
 
     # -- life cycle ----------------------------------------------------------------------
     def start(self) -> Emulation:
@@ -232,8 +232,7 @@ class Emulation:
         began, emulated_before = time.monotonic(), self.emulated_s
         schedule = self.schedule(collective, algorithm, size, root, chunk, dtype=dtype, op=op)
         model = self.emulated_model(schedule)
-        emulated = model
-        cost = self.cost(schedule, emulated)
+        cost = self.cost(schedule, model)
         faults = faults or []
         d = self.fixed_dilation or self.choose(cost)
         self._untimed(schedule, warmup, model, timeout, d)
@@ -275,10 +274,10 @@ class Emulation:
             algbw_gbps=algbw_gbps(size, time_s),
             busbw_gbps=busbw_gbps(collective, schedule.ranks, size, time_s),
             model_time_s=model,
-            model_emulated_time_s=emulated,
+            model_emulated_time_s=model,  # netwall now emulates everything the model has
             gpu=self.gpu.name,
             protocol=self.costs_of(schedule).protocol,
-            model_error=time_s / emulated - 1,
+            model_error=time_s / model - 1,
             check=all(checked.checks.values()) if checked else None,
             retransmitted_bytes=timed["outcome"].stats["retransmitted_bytes"],
             retransmitted_frames=timed["outcome"].stats["retransmitted_frames"],
@@ -322,11 +321,16 @@ class Emulation:
 
     def emulated_model(self, schedule: sched.Schedule) -> float:
         """The model of a call over every GPU: its links and its endpoints' costs."""
-        return model_time_s(schedule, self.topology, self.catalogue, self.costs_of(schedule))
+        return self._priced(schedule)[1]
 
     def costs_of(self, schedule: sched.Schedule) -> CallCosts:
         """What a call over every GPU pays at its endpoints: the protocol NCCL would pick on
-        this GPU, and its costs (kept per schedule: a run executes one schedule many times)."""
+        this GPU, and its costs."""
+        return self._priced(schedule)[0]
+
+    def _priced(self, schedule: sched.Schedule) -> tuple[CallCosts, float]:
+        """call_costs of a call over every GPU, kept for the last schedule asked about: a run
+        executes one schedule many times."""
         hit = self._costs.get(id(schedule))
         if hit is None or hit[0] is not schedule:
             hit = (schedule, call_costs(schedule, self.topology, self.catalogue, self.gpu))
@@ -535,8 +539,8 @@ class Emulation:
         endpoint, models = {}, {}
         for c in calls:
             placed = globalize(schedules[c.id], c.group)
-            endpoint[c.id] = call_costs(placed, self.topology, self.catalogue, self.gpu)
-            models[c.id] = model_time_s(placed, self.topology, self.catalogue, endpoint[c.id])
+            endpoint[c.id], models[c.id] = call_costs(placed, self.topology, self.catalogue,
+                                                      self.gpu)
         costs = [self.cost(schedules[c.id], models[c.id], endpoint[c.id].efficiency)
                  for c in calls]
         trace = dil.CallCost(sum(c.model_s for c in costs), sum(c.steps for c in costs),

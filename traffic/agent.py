@@ -167,6 +167,13 @@ class Call:
     pending: list[Transfer] = field(default_factory=list)
     incoming: list[dict[int, Incoming]] = field(default_factory=list)  # step -> src -> it
 
+    @property
+    def data_key(self) -> tuple:
+        """What its inputs and expected result depend on (traffic.schedule.initial and
+        expected take it as their arguments); it keys the agent's cache of inputs."""
+        return (self.collective, self.ranks, self.size, self.local, self.root, self.dtype,
+                self.op)
+
     @classmethod
     def of(cls, spec: CallSpec, rank: int, payload: int) -> Call:
         """The call `spec` describes, with `rank`'s moves sorted into sends and receives, in
@@ -240,8 +247,7 @@ class Agent:
         self.stash = {k: v for k, v in self.stash.items() if k[0] >= self.oldest_op}
         for spec in program.calls:
             call = Call.of(spec, self.rank, self.payload)
-            key = (call.collective, call.ranks, call.size, call.local, call.root, call.dtype,
-                   call.op)
+            key = call.data_key
             if key not in self.initial:
                 self.initial[key] = initial(*key)  # in the call's datatype
             # Calls of one stream share a buffer, one per size and datatype (as a framework
@@ -303,10 +309,8 @@ class Agent:
             if now < ready + call.gap_s:
                 continue
             if call.init:
-                key = (call.collective, call.ranks, call.size, call.local, call.root,
-                       call.dtype, call.op)
                 self._protect_all(call.buffer)
-                self.buffers[call.buffer][:] = self.initial[key]
+                self.buffers[call.buffer][:] = self.initial[call.data_key]
                 now = time.monotonic()  # resetting the buffer is not part of the call
             call.start = now
             call.incoming = [{src: _expect(m.length, m.reduce, call.data)
@@ -351,8 +355,7 @@ class Agent:
             if call.step == call.steps:
                 if call.op == "avg":  # ncclAvg's division; a resend keeps the bytes sent
                     self._protect_all(call.buffer)
-                    finish(self.buffers[call.buffer], call.collective, call.ranks, call.size,
-                           call.local, call.root, call.dtype, call.op)
+                    finish(self.buffers[call.buffer], *call.data_key)
                 call.end = time.monotonic()
                 free_at[call.stream] = call.end
                 self.active.remove(call)
@@ -591,8 +594,7 @@ class Agent:
         checks = {}
         for call in self.calls.values():
             if call.check:
-                region, values = expected(call.collective, call.ranks, call.size, call.local,
-                                          call.root, call.dtype, call.op)
+                region, values = expected(*call.data_key)
                 checks[call.id] = bool(np.array_equal(self.buffers[call.buffer][region], values))
         return Report(calls={c.id: (c.start, c.end) for c in self.calls.values()},
                       checks=checks, stats=dict(self.stats))

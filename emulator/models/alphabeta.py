@@ -74,12 +74,14 @@ def model_time_s(schedule: Schedule, topo: Topology,
 
 
 def call_costs(schedule: Schedule, topo: Topology, catalogue: Mapping[str, LinkProfile],
-               gpu: GpuProfile) -> CallCosts:
-    """The protocol NCCL would run this call with on `gpu`, and what it costs: as NCCL's
-    tuner does (src/graph/tuning.cc), the one with the lowest modelled time, here on the
-    emulated topology itself."""
+               gpu: GpuProfile) -> tuple[CallCosts, float]:
+    """The protocol NCCL would run this call with on `gpu`, what it costs, and the call's
+    modelled time with it: as NCCL's tuner does (src/graph/tuning.cc), the one with the
+    lowest modelled time, here on the emulated topology itself."""
     options = [endpoints.costs(gpu, name) for name in gpu.protocols]
-    return min(options, key=lambda c: model_time_s(schedule, topo, catalogue, c))
+    timed = [(model_time_s(schedule, topo, catalogue, c), i) for i, c in enumerate(options)]
+    best_s, best = min(timed)
+    return options[best], best_s
 
 
 def protocol_ranges(sizes: list[int], schedule_of: Callable[[int], Schedule], topo: Topology,
@@ -89,7 +91,7 @@ def protocol_ranges(sizes: list[int], schedule_of: Callable[[int], Schedule], to
     (protocol, first size, last size). `schedule_of(size)` builds the call."""
     ranges: list[tuple[str, int, int]] = []
     for size in sizes:
-        name = call_costs(schedule_of(size), topo, catalogue, gpu).protocol
+        name = call_costs(schedule_of(size), topo, catalogue, gpu)[0].protocol
         if ranges and ranges[-1][0] == name:
             ranges[-1] = (name, ranges[-1][1], size)
         else:

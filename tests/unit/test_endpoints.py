@@ -87,7 +87,7 @@ def test_an_unknown_gpu_lists_the_known_ones():
 
 def test_the_ideal_endpoint_costs_nothing():
     schedule = build("allreduce", "ring", 8, 1 << 20)
-    ideal = call_costs(schedule, STAR, CAT, GPUS["ideal"])
+    ideal, _ = call_costs(schedule, STAR, CAT, GPUS["ideal"])
     assert (ideal.start_s, ideal.step_s, ideal.efficiency, ideal.reduce_s_per_byte) == \
         (0.0, 0.0, 1.0, 0.0)
     assert model_time_s(schedule, STAR, CAT, ideal) == model_time_s(schedule, STAR, CAT, FREE)
@@ -95,7 +95,7 @@ def test_the_ideal_endpoint_costs_nothing():
 
 def test_nccl_picks_ll_for_small_calls_and_simple_for_large_ones():
     picks = {size: call_costs(build("allreduce", "ring", 8, size), STAR, CAT,
-                              GPUS["h100"]).protocol
+                              GPUS["h100"])[0].protocol
              for size in (1 << 10, 64 << 10, 64 << 20)}
     assert picks == {1 << 10: "LL", 64 << 10: "LL", 64 << 20: "Simple"}
 
@@ -103,10 +103,10 @@ def test_nccl_picks_ll_for_small_calls_and_simple_for_large_ones():
 def test_the_chosen_protocol_is_the_fastest_in_the_model():
     for size in (4 << 10, 1 << 20, 8 << 20, 256 << 20):
         schedule = build("allreduce", "ring", 8, size)
-        chosen = call_costs(schedule, STAR, CAT, GPUS["h100"])
+        chosen, chosen_s = call_costs(schedule, STAR, CAT, GPUS["h100"])
         every = [model_time_s(schedule, STAR, CAT, costs(GPUS["h100"], p))
                  for p in GPUS["h100"].protocols]
-        assert model_time_s(schedule, STAR, CAT, chosen) == min(every)
+        assert model_time_s(schedule, STAR, CAT, chosen) == min(every) == chosen_s
 
 
 def test_the_model_adds_launch_steps_and_protocol_bytes():
