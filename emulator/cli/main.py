@@ -6,8 +6,10 @@ use (always one line on stderr, never a traceback), 130 interrupted.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+import threading
 import warnings
 
 from emulator.cli.commands import COMMANDS
@@ -20,8 +22,19 @@ def _interrupt(signum, _frame):
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+def _unraisable(hook: sys.UnraisableHookArgs) -> None:
+    """An interrupt that lands in a finalizer or weakref callback (during garbage
+    collection) is swallowed there, and the command would run on as if no one had pressed
+    Ctrl-C: signal it again a moment later, when the collection is over."""
+    if hook.exc_type is not None and issubclass(hook.exc_type, KeyboardInterrupt):
+        threading.Timer(0.01, os.kill, (os.getpid(), signal.SIGINT)).start()
+    else:
+        sys.__unraisablehook__(hook)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    sys.unraisablehook = _unraisable
     # SIGTERM and SIGHUP unwind like Ctrl-C, so `with Emulation` tears the network down.
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGHUP, _interrupt)

@@ -1,0 +1,46 @@
+"""Ctrl-C is never lost: an interrupt that lands in a finalizer is raised again."""
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: A weakref callback runs during collection and the interrupt lands inside it, where
+#: Python swallows exceptions: without netwall's hook the script runs on.
+SCRIPT = textwrap.dedent("""
+    import os, signal, sys, time, weakref
+    from emulator.cli import main
+    if sys.argv[1] == "hook":
+        sys.unraisablehook = main._unraisable
+    class Thing:
+        pass
+    def collected(_):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+    thing = Thing()
+    ref = weakref.ref(thing, collected)
+    try:
+        del thing
+        time.sleep(0.5)
+        print("ran on")
+    except KeyboardInterrupt:
+        print("interrupted")
+""")
+
+
+def run(mode: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", SCRIPT, mode], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_an_interrupt_swallowed_in_a_finalizer_is_raised_again():
+    done = run("hook")
+    assert done.stdout.strip() == "interrupted", done.stderr
+    assert "Exception ignored" not in done.stderr
+
+
+def test_without_the_hook_python_swallows_it():
+    """The case the hook exists for: this documents that the race is real."""
+    assert run("plain").stdout.strip() == "ran on"
