@@ -49,6 +49,7 @@ from topologies.layout import parse_layout, racks_topology
 from traffic import schedule as sched
 from traffic.header import frame_payload
 from traffic.launcher import Agents, CallPlan
+from traffic.protocol import Route
 from traffic.trace import Call, resolve
 
 #: Dilations a call is measured at, at most, before its flag is left to the user.
@@ -171,16 +172,18 @@ class Emulation:
         return ("netem on every link" if self.capabilities.netem else
                 "held by the receiving agents (this kernel has no netem)")
 
-    def routes(self) -> list[dict[int, tuple[float, float]]]:
+    def routes(self) -> list[dict[int, Route]]:
         """Per rank, from every other rank: the link delay its agent holds each frame for
-        (0 where netem delays frames in the kernel) and the route's slowest rate.
+        (0 where netem delays frames in the kernel), the route's slowest rate, and the link
+        frames arrive on with its rate.
 
-        The agent holds every frame for its own transmission time at that rate too: a
-        token-bucket shaper releases a frame as soon as it may start, where a wire delivers
-        it once its last bit is across, so each step would otherwise end one frame early."""
+        The agent also paces what arrives at those rates (traffic.agent): a token-bucket
+        shaper releases a frame as soon as it may start, and a burst after an idle gap for
+        free, where a wire delivers frames one transmission time apart, each once its last
+        bit is across."""
         keep = 0.0 if self.capabilities.netem else 1.0
-        return [{src: (delay * keep, rate) for src, (delay, rate) in
-                 routes_to(self.topology, self.catalogue, r).items()}
+        return [{src: dataclasses.replace(route, delay_s=route.delay_s * keep)
+                 for src, route in routes_to(self.topology, self.catalogue, r).items()}
                 for r in range(len(self.topology.gpus))]
 
     @property

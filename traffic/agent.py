@@ -73,6 +73,7 @@ from traffic.protocol import (
     Move,
     Ready,
     Report,
+    Route,
     Setup,
     decode,
     encode,
@@ -81,6 +82,10 @@ from traffic.schedule import UFUNCS, expected, finish, initial
 
 SO_RCVBUFFORCE = 33
 SO_SNDBUFFORCE = 32
+#: Linux's socket option (and control message) for a receive timestamp in nanoseconds,
+#: CLOCK_REALTIME as two 64-bit integers; Python's socket module does not name it.
+SO_TIMESTAMPNS = 35
+TIMESPEC = struct.Struct("=qq")
 RCVBUF = 256 << 20
 SOL_PACKET, PACKET_VNET_HDR = 263, 15
 # A virtio-net header with no offloads and hdr_len = the frame's headers: AF_PACKET then puts
@@ -195,14 +200,44 @@ class Call:
         return call
 
 
+class Wire:
+    """When each received frame reaches the GPU, as a wire would deliver it.
+
+    A wire delivers a frame once its last bit is across, one transmission time after the one
+    before it; the kernel's token-bucket shaper releases a frame as soon as it may start, and
+    a frame or two for free after an idle gap (its bucket, which keeps the rate when timers
+    fire late). So each frame is paced again here, from the kernel's receive time, at its
+    route's slowest rate and at the rate of the link it arrives on (shared by every sender
+    behind it), then held for the route's link delay where no netem delays it. The shaper
+    keeps the average rate; this keeps each frame's time.
+    """
+
+    def __init__(self, routes: dict[int, Route], dilation: float) -> None:
+        # By sender, at the program's dilation: (delay, seconds per wire byte on the route's
+        # slowest link, the link frames arrive on, seconds per wire byte on it).
+        self.hold = {src: (r.delay_s * dilation, 8 / r.rate_bps * dilation, r.link,
+                           8 / r.link_rate_bps * dilation) for src, r in routes.items()}
+        self.route_free: dict[int, float] = {}  # when the last frame from a sender is across
+        self.link_free: dict[int, float] = {}  # the same for each arriving link
+
+    def across(self, src: int, wire_bytes: int, received: float) -> float:
+        """When a frame of `wire_bytes` from `src`, received by the kernel at `received`,
+        reaches the GPU (CLOCK_MONOTONIC seconds)."""
+        delay, per_byte, link, link_per_byte = self.hold.get(src, (0.0, 0.0, -1, 0.0))
+        route = max(received, self.route_free.get(src, 0.0)) + wire_bytes * per_byte
+        last_hop = max(received, self.link_free.get(link, 0.0)) + wire_bytes * link_per_byte
+        self.route_free[src] = route
+        self.link_free[link] = done = max(route, last_hop)
+        return done + delay
+
+
 class Agent:
     def __init__(self, setup: Setup) -> None:
         self.rank = setup.rank
         self.rto = setup.rto
         self.payload = frame_payload(setup.mtu)
-        self.routes = setup.routes  # from each rank: (link delay to hold, s; slowest bit/s)
-        # The same at the program's dilation: (delay, seconds per wire byte) by sender.
-        self.hold: dict[int, tuple[float, float]] = {}
+        self.routes = setup.routes  # from each rank: delay to hold, rates to pace at
+        self.wire = Wire(self.routes, 1.0)  # at each program's dilation (go)
         self.zeros = bytes(self.payload)  # protocol padding
         self.peers = setup.peers
         self.templates = {
@@ -216,8 +251,11 @@ class Agent:
         self.ctl = {iface: _packet_socket(iface, 1 << 20) for iface in ifaces}
         self.rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.rx.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)
+        self.rx.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         self.rx.bind(("0.0.0.0", PORT))
         self.rx.setblocking(False)
+        self.stamp_space = socket.CMSG_SPACE(TIMESPEC.size)
+        self.realtime_ns = 0  # CLOCK_REALTIME - CLOCK_MONOTONIC, set when a program starts
         self.staging = bytearray(STAGING)
         self.spare: list[bytearray] = []  # staging buffers back from the stash, for reuse
         self.control = bytearray(HEADER.size + 4 * MAX_NACK_SEQS)
@@ -265,9 +303,9 @@ class Agent:
     def go(self, go: Go) -> Report:
         timeout = go.timeout
         self.rto = go.rto  # the program's dilation sets how long is late
-        self.hold = {src: (delay * go.dilation, 8 / rate * go.dilation)
-                     for src, (delay, rate) in self.routes.items()}
+        self.wire = Wire(self.routes, go.dilation)
         self.stats = dict.fromkeys(self.stats, 0)
+        self.realtime_ns = _realtime_offset_ns()
         _sleep_until(go.start)
         streams: dict[str, deque[Call]] = {}
         for call in self.calls.values():
@@ -443,7 +481,7 @@ class Agent:
         progress = False
         while True:
             try:
-                n = self.rx.recv_into(self.staging)
+                n, stamps, _flags, _addr = self.rx.recvmsg_into([self.staging], self.stamp_space)
             except BlockingIOError:
                 return progress
             progress = True
@@ -457,8 +495,7 @@ class Agent:
                 self.stats["frames_received"] += 1
                 call = self.calls.get(op)
                 data = memoryview(self.staging)[HEADER.size:HEADER.size + length]
-                delay, per_byte = self.hold.get(src, (0.0, 0.0))
-                arrived = time.monotonic() + delay + (n + ETHER_IP_UDP) * per_byte
+                arrived = self.wire.across(src, n + ETHER_IP_UDP, self._arrival(stamps))
                 if self._lands_now(call, step, offset, length):
                     self._apply(call, step, src, seq, offset, arrived, data)
                 elif op >= self.oldest_op and (call is None or call.step < step):  # early
@@ -473,6 +510,16 @@ class Agent:
             elif kind == NACK:
                 self._on_nack(op, step, src, np.frombuffer(
                     self.staging, dtype=">u4", count=length // 4, offset=HEADER.size))
+
+    def _arrival(self, stamps: list) -> float:
+        """When the kernel received the frame (CLOCK_MONOTONIC), not when this loop got to
+        it: an agent busy sending reads a queue of frames late, and their pacing must not
+        start from then."""
+        for level, kind, data in stamps:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                sec, nsec = TIMESPEC.unpack_from(data)
+                return (sec * 1_000_000_000 + nsec - self.realtime_ns) / 1e9
+        return time.monotonic()
 
     @staticmethod
     def _lands_now(call: Call | None, step: int, offset: int, length: int) -> bool:
@@ -619,6 +666,19 @@ def _packet_socket(iface: str, sndbuf: int, vnet: bool = False) -> socket.socket
     s.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, sndbuf)
     s.setblocking(False)
     return s
+
+
+def _realtime_offset_ns() -> int:
+    """CLOCK_REALTIME minus CLOCK_MONOTONIC, read as tightly as the two calls allow (the
+    closest of a few tries), to turn the kernel's receive timestamps into monotonic time."""
+    best = None
+    for _ in range(5):
+        before = time.monotonic_ns()
+        real = time.time_ns()
+        after = time.monotonic_ns()
+        if best is None or after - before < best[0]:
+            best = (after - before, real - (before + after) // 2)
+    return best[1]
 
 
 def _sleep_until(deadline: float) -> None:

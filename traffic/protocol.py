@@ -80,15 +80,25 @@ class CallSpec:
 
 
 @dataclass(frozen=True)
+class Route:
+    """How frames from one other rank reach this one (emulator.models.alphabeta.routes_to):
+    the agent holds them for the link delay (real s; 0 where netem delays them) and paces
+    them at the route's slowest rate and at the rate of the link they arrive on."""
+
+    delay_s: float
+    rate_bps: float
+    link: int  # the link frames arrive on, shared by every sender behind it
+    link_rate_bps: float
+
+
+@dataclass(frozen=True)
 class Setup:
     rank: int
     peers: dict[int, Peer]  # every other rank
     mtu: int
     rto: float  # retransmission timeout, s
     sndbuf: int  # data sockets' send buffer, bytes
-    #: From each rank: the link delay the agent holds its frames for (real s; 0 where netem
-    #: delays them) and the route's slowest rate (bit/s), whose frame time it holds too.
-    routes: dict[int, tuple[float, float]]
+    routes: dict[int, Route]  # from every other rank
 
 
 @dataclass(frozen=True)
@@ -133,7 +143,7 @@ class Exit:
 
 Message = Setup | Ready | Load | Loaded | Go | Report | Failure | Exit
 MESSAGES: dict[str, type] = {cls.__name__.lower(): cls for cls in get_args(Message)}
-PACKED = (Move,)  # dataclasses that travel as lists of their fields in order
+PACKED = (Move, Route)  # dataclasses that travel as lists of their fields in order
 
 
 def encode(message: Message) -> str:

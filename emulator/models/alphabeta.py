@@ -18,6 +18,7 @@ from emulator.models.accounting import link_loads
 from emulator.models.endpoints import FREE, CallCosts, GpuProfile
 from emulator.models.profiles import LinkProfile
 from topologies import Topology, path, path_totals
+from traffic.protocol import Route
 from traffic.schedule import Schedule
 
 
@@ -32,10 +33,11 @@ def route_latency_s(topo: Topology, catalogue: Mapping[str, LinkProfile], src: i
 
 
 def routes_to(topo: Topology, catalogue: Mapping[str, LinkProfile],
-              dst: int) -> dict[int, tuple[float, float]]:
+              dst: int) -> dict[int, Route]:
     """From every other rank to rank dst: the route's link delay (propagation plus FEC/DSP,
-    real seconds) and its slowest link's rate (bit/s). What dst's agent holds each frame
-    by (emulator.emulation.Emulation.routes)."""
+    real seconds), its slowest link's rate (bit/s), and the link it arrives on (index) with
+    that link's rate. What dst's agent holds and paces each frame by
+    (emulator.emulation.Emulation.routes)."""
     def delay(link: int) -> float:
         cable = topo.links[link]
         return catalogue[cable.profile].delay_ns(cable.length_m) * 1e-9
@@ -43,10 +45,16 @@ def routes_to(topo: Topology, catalogue: Mapping[str, LinkProfile],
     def rate(link: int) -> float:
         return catalogue[topo.links[link].profile].rate_gbps * 1e9
 
+    def first_seen(toward_dst: int, link: int) -> int:
+        return link if toward_dst < 0 else toward_dst
+
     rank = {gpu: r for r, gpu in enumerate(topo.gpus)}
-    delays = path_totals(topo, topo.gpus[dst], delay)
-    rates = path_totals(topo, topo.gpus[dst], rate, min, math.inf)
-    return {rank[gpu]: (delays[gpu], rates[gpu]) for gpu in delays}
+    dst_gpu = topo.gpus[dst]
+    delays = path_totals(topo, dst_gpu, delay)
+    rates = path_totals(topo, dst_gpu, rate, min, math.inf)
+    last = path_totals(topo, dst_gpu, lambda link: link, first_seen, -1)
+    return {rank[gpu]: Route(delays[gpu], rates[gpu], last[gpu], rate(last[gpu]))
+            for gpu in delays}
 
 
 def model_time_s(schedule: Schedule, topo: Topology,

@@ -19,8 +19,11 @@ from dataclasses import dataclass
 
 from emulator.errors import NetwallError
 
-#: The shaper's bucket (see link_shape): the same bytes at every dilation, as the probe needs.
-BURST_BYTES = 64
+#: The shaper's token bucket, in real link time. A fixed real time (not a wall-clock one) keeps
+#: the allowance the same number of bytes at every dilation, so a call measured at D and at 2D
+#: differs only by what the host did. One microsecond of an 800 Gb/s link is 100 KB: one or two
+#: emulated frames, the least htb needs to keep its rate when the kernel's timers fire late.
+BURST_REAL_S = 1e-6
 #: Dilations are chosen from 1, 2, 5 times powers of ten, so they read well in reports.
 SERIES = (1, 2, 5)
 #: The largest dilation netwall chooses by itself: a 64 KiB call on 800 Gb/s links then takes
@@ -159,10 +162,8 @@ def link_shape(
         delay_us=delay_ns * dilation / 1000,
         loss_percent=100 * frame_loss,
         queue_packets=max(8, math.ceil(queue_bytes / frame_bytes)),
-        # The shaper's token bucket holds next to nothing: htb sends a frame whenever it is
-        # not in debt and charges it after, so frames leave exactly one transmission time
-        # apart, and the receiving agent holds each for its own transmission time, as a wire
-        # delivers it. A bucket of bytes would be a free allowance after every idle gap (an
-        # endpoint's step latency, a held link delay) that hides the gap.
-        burst_bytes=BURST_BYTES,
+        # The bucket lets a frame or two leave at once after an idle gap (an endpoint's step
+        # latency, a held link delay): the receiving agent paces arrivals at the link's rate
+        # again (traffic.agent), so the allowance keeps the shaper's rate without hiding gaps.
+        burst_bytes=max(frame_bytes, int(rate_gbps * 1e9 / 8 * BURST_REAL_S)),
     )

@@ -188,10 +188,14 @@ def test_queue_in_frames_rounds_up_with_a_floor_of_eight():
     assert shape(queue_bytes=65014 * 3, frame_bytes=65014).queue_packets == 8
 
 
-@pytest.mark.parametrize("rate", [1.0, 800.0, 3600.0])
-def test_the_shapers_bucket_holds_less_than_a_frame(rate):
-    # more would let a link catch up after every idle gap and hide an endpoint's step latency
-    assert shape(rate_gbps=rate, dilation=100.0, frame_bytes=65014).burst_bytes < 1500
+def test_burst_holds_one_frame_at_low_rates():
+    s = shape(rate_gbps=1.0, dilation=100.0, frame_bytes=65014)  # 1 us of 1 Gb/s: 125 B
+    assert s.burst_bytes == 65014
+
+
+def test_burst_is_a_microsecond_of_real_link_time_at_high_rates():
+    s = shape(rate_gbps=1600.0, dilation=1.0, frame_bytes=1514)  # 1 us of 1.6 Tb/s: 200 KB
+    assert s.burst_bytes == 200_000
 
 
 @pytest.mark.parametrize("rate", [1.0, 400.0, 800.0, 1600.0])

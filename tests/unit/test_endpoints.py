@@ -152,18 +152,32 @@ def test_the_expected_link_bytes_carry_the_padding():
     assert padded > 1.9 * plain
 
 
-def test_routes_give_each_senders_delay_and_slowest_rate():
+def test_routes_give_each_senders_delay_rates_and_arriving_link():
     topo = parse("racks:2x2", "nvlink4", spine_link="optical-800g")
     routes = routes_to(topo, CAT, 0)
     assert set(routes) == {1, 2, 3}
     same_rack, other_rack = routes[1], routes[2]
     nvlink, optical = CAT["nvlink4"], CAT["optical-800g"]
-    assert same_rack[1] == nvlink.rate_gbps * 1e9
-    assert other_rack[1] == optical.rate_gbps * 1e9  # the spine is the bottleneck
-    assert other_rack[0] > same_rack[0] > 0
+    assert same_rack.rate_bps == nvlink.rate_gbps * 1e9
+    assert other_rack.rate_bps == optical.rate_gbps * 1e9  # the spine is the bottleneck
+    assert other_rack.delay_s > same_rack.delay_s > 0
     hop = nvlink.delay_ns(topo.links[0].length_m) * 1e-9
-    assert same_rack[0] == pytest.approx(2 * hop)
-    assert all(math.isfinite(d) for d, _ in routes.values())
+    assert same_rack.delay_s == pytest.approx(2 * hop)
+    assert all(math.isfinite(r.delay_s) for r in routes.values())
+    # Every sender's frames arrive on rank 0's one link, at that link's rate.
+    (own,) = [i for i, cable in enumerate(topo.links) if topo.gpus[0] in (cable.a, cable.b)]
+    assert {(r.link, r.link_rate_bps) for r in routes.values()} == \
+        {(own, nvlink.rate_gbps * 1e9)}
+
+
+def test_on_a_ring_frames_arrive_on_the_link_from_their_side():
+    topo = parse("ring:4", "copper-800g")
+    routes = routes_to(topo, CAT, 0)
+    def touching(rank):
+        return {i for i, c in enumerate(topo.links) if topo.gpus[rank] in (c.a, c.b)}
+    assert routes[1].link in touching(0) & touching(1)
+    assert routes[3].link in touching(0) & touching(3)
+    assert routes[1].link != routes[3].link
 
 
 @pytest.mark.parametrize("netem,bpf,says", [
@@ -191,8 +205,8 @@ def test_an_emulation_states_its_delay_mechanism_and_holds_only_without_netem():
         emu = Emulation("star:4", "optical-800g", length_m=100, capabilities=caps)
         routes = emu.routes()
         assert len(routes) == 4 and set(routes[0]) == {1, 2, 3}
-        delay, rate = routes[0][1]
-        assert rate == 800e9
-        assert (delay > 0) == (not netem)  # netem delays frames itself
+        route = routes[0][1]
+        assert route.rate_bps == route.link_rate_bps == 800e9
+        assert (route.delay_s > 0) == (not netem)  # netem delays frames itself
         assert emu.delay_mechanism.startswith("netem" if netem else "held by the receiving")
         assert emu.not_emulated == []

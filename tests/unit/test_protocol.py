@@ -23,6 +23,7 @@ from traffic.protocol import (
     Peer,
     Ready,
     Report,
+    Route,
     Setup,
     decode,
     encode,
@@ -41,7 +42,8 @@ SPEC = CallSpec(id=7, comm=1, stream="s1", gap_s=0.25, start_s=0.02, step_s=1e-3
                 dtype="double", op="max", steps=2, moves=MOVES)
 EXAMPLES = [
     Setup(rank=3, peers={5: PEER, 12: replace(PEER, dst_ip="10.77.0.13")}, mtu=9000,
-          rto=0.004, sndbuf=1 << 20, routes={5: (1.5e-7, 8e11), 12: (3e-7, 8e11)}),
+          rto=0.004, sndbuf=1 << 20,
+          routes={5: Route(1.5e-7, 8e11, 4, 8e11), 12: Route(3e-7, 4e11, 4, 8e11)}),
     Ready(rank=3),
     Load(calls=(SPEC, replace(SPEC, id=8, after=(), moves=()))),
     Load(calls=()),
@@ -71,6 +73,8 @@ def test_every_message_round_trips_through_one_json_line(message):
 def test_integer_keys_and_pairs_come_back_as_declared():
     setup = decode(encode(EXAMPLES[0]))
     assert list(setup.peers) == [5, 12] and setup.peers[5] == PEER
+    assert setup.routes[12] == Route(3e-7, 4e11, 4, 8e11)
+    assert isinstance(setup.routes[12].link, int)
     report = decode(encode(EXAMPLES[6]))
     assert report.calls[7] == (1.5, 2.25) and isinstance(report.calls[7], tuple)
 
