@@ -91,16 +91,18 @@ def _link_times(table: Table, cat, gpu: GpuProfile) -> dict[tuple[int, str], tup
     return out
 
 
-def fit(tables: list[Table], gpu_name: str = "h100") -> dict:
+def fit(tables: list[Table], gpu_name: str = "h100", only: str | None = None) -> dict:
     """Launch latency and one step latency (LL128 and Simple; LL keeps NCCL's) that make the
-    worst busbw error over the `fit` tables smallest, on a grid. The step latency is kept at
-    least LL's, as NCCL orders its protocols (LL the lowest latency, Simple the highest):
-    without that, the published curves are fitted as well with Simple alone, which NCCL
-    does not do for small calls."""
+    worst busbw error over the `fit` tables (or the one table named `only`) smallest, on a
+    grid, and each table's worst error with them. The step latency is kept at least LL's, as
+    NCCL orders its protocols (LL the lowest latency, Simple the highest): without that, the
+    published curves are fitted as well with Simple alone, which NCCL does not do for small
+    calls."""
     cat = catalogue()
     gpu = get_gpu(gpu_name)
-    chosen = [t for t in tables if t.role == "fit" and t.gpu == gpu_name]
-    parts = {t.name: _link_times(t, cat, gpu) for t in chosen}
+    mine = [t for t in tables if t.gpu == gpu_name]
+    chosen = [t for t in mine if (t.name == only if only else t.role == "fit")]
+    parts = {t.name: _link_times(t, cat, gpu) for t in mine}
     best = None
     for launch in [x / 2 for x in range(20, 61)]:  # 10 .. 30 us
         for step in [x / 10 for x in range(round(10 * gpu.protocols["LL"].step_us), 35)]:
@@ -109,8 +111,11 @@ def fit(tables: list[Table], gpu_name: str = "h100") -> dict:
             if best is None or worst < best[0]:
                 best = (worst, launch, step)
     worst, launch, step = best
+    trial = _with(gpu, launch, step)
     return {"launch_us": launch, "step_us": step, "worst_error": worst,
-            "tables": [t.name for t in chosen]}
+            "tables": [t.name for t in chosen],
+            "worst_by_table": {t.name: max(abs(e) for e in _errors(t, parts[t.name], trial))
+                               for t in mine if parts[t.name]}}
 
 
 def _with(gpu: GpuProfile, launch: float, step: float) -> GpuProfile:
@@ -213,7 +218,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     if args.fit:
-        print(fit(load()))
+        tables = load()
+        print("fitted to the fit tables:", fit(tables))
+        for t in tables:
+            if t.role == "fit":
+                print(f"fitted to {t.name} alone:", fit(tables, only=t.name))
         return
     rows = measure(args.repeats)
     print(markdown(rows))
