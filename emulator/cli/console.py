@@ -1,7 +1,9 @@
 """The interactive console: Mininet's CLI on the emulated cluster, with netwall's commands.
 
-`netwall cli --topology ring:4 --link optical-800g` opens it. Every Mininet command works
-(`gpu0 ip route`, `py net.hosts`, ...), and netwall adds the ones below, each with `help`.
+`netwall cli --topology ring:4 --link optical-800g` opens it. Mininet's commands work
+(`nodes`, `net`, `pingall`, `iperf`, `link gpu0 nvs0 down`, `gpu0 ping -c1 gpu1`, `py
+net.hosts`, ...; the user guide says which do not), and netwall adds the ones below, each
+with `help`.
 When standard input is not a terminal, commands are read from it, one per line, so a lab or
 a script can drive the console: `printf 'links\\niperf gpu0 gpu1\\n' | netwall cli ...`.
 """
@@ -13,9 +15,13 @@ from mininet.cli import CLI
 from emulator.cli.tables import print_row
 from emulator.emulation import Emulation
 from emulator.errors import NetwallError
+from emulator.kernel.iperf3 import iperf3_flows
 from emulator.models.faults import parse
 from emulator.text.table import table
 from emulator.units import parse_size
+
+USAGE_IPERF = ("usage: iperf [GPU GPU [SECONDS]], SECONDS a whole number 1 to 3600, e.g. "
+               "iperf gpu0 gpu1 2")
 
 
 class NetwallCLI(CLI):
@@ -85,29 +91,39 @@ class NetwallCLI(CLI):
         print_row(result)
 
     def do_iperf(self, line: str) -> None:
-        """iperf [A B [SECONDS]]: Mininet's iperf (iperf 2, TCP) from GPU A to GPU B (default
-        the first and the last) for SECONDS (default 5, as Mininet), then its goodput in real
-        units against the configured rate."""
+        """iperf [A B]: Mininet's iperf (iperf 2, TCP, 5 s) from GPU A to GPU B (default the
+        first and the last), with Mininet's output, then the goodput in real units.
+        iperf A B SECONDS: netwall's referee, iperf3 TCP for SECONDS, against the configured
+        rate."""
         words = line.split()
-        usage = "usage: iperf [GPU GPU [SECONDS]], SECONDS a whole number 1 to 3600, e.g. " \
-                "iperf gpu0 gpu1 2"
         gpus = self.emu.topology.gpus
         if len(words) not in (0, 2, 3) or any(w not in gpus for w in words[:2]):
-            raise NetwallError(usage)
-        text = words[2] if len(words) > 2 else "5"
-        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 3600):
-            raise NetwallError(usage)
+            raise NetwallError(USAGE_IPERF)
+        seconds = words[2] if len(words) == 3 else "5"
+        if not (seconds.isascii() and seconds.isdigit() and 1 <= int(seconds) <= 3600):
+            raise NetwallError(USAGE_IPERF)
         a, b = words[:2] or (gpus[0], gpus[-1])
-        server, _client = self.emu.net.iperf((self.emu.net.get(a), self.emu.net.get(b)),
-                                             fmt="m", seconds=int(text))
+        hosts = (self.emu.net.get(a), self.emu.net.get(b))
+        self.emu.net.check_route(a, b)
+        if len(words) == 3:
+            bps = iperf3_flows([(*hosts, self.emu.plan.ips[b])], int(seconds))
+            self.print_goodput("iperf3 ", a, b, f"{bps / 1e6:.1f}",
+                               f"{bps * self.emu.dilation / 1e9:.1f}")
+            return
+        server, _client = self.emu.net.iperf(hosts, fmt="m")
         if not server.endswith(" Mbits/sec"):
             raise NetwallError(f"iperf {a} -> {b} gave no result")
-        mbps = float(server.split()[0])
-        d = self.emu.dilation
+        # iperf 2 prints three significant digits: the real figure keeps no more.
+        mbps = server.removesuffix(" Mbits/sec")
+        self.print_goodput("", a, b, mbps, f"{float(mbps) * self.emu.dilation / 1e3:.3g}")
+
+    def print_goodput(self, tool: str, a: str, b: str, emulated: str, real: str) -> None:
+        """A goodput from GPU a to GPU b in Mb/s emulated and Gb/s real (x D), beside the
+        rate of the route's first link."""
         route = next(r for r in self.emu.plan.routes[a] if r.dst == self.emu.topology.rank(b))
         link = next(i.link for i in self.emu.plan.interfaces.values() if i.name == route.iface)
-        print(f"{a} -> {b}: {mbps:.1f} Mb/s emulated = {mbps * d / 1e3:.1f} Gb/s real "
-              f"(x D={d:.10g}); first link configured at "
+        print(f"{tool}{a} -> {b}: {emulated} Mb/s emulated = {real} Gb/s real "
+              f"(x D={self.emu.dilation:.10g}); first link configured at "
               f"{self.emu.link_state(link).rate_gbps:g} Gb/s real")
 
     # -- break and repair -------------------------------------------------------------------

@@ -87,7 +87,7 @@ class NetwallMininet(Mininet):
     def iperf(self, hosts=None, l4Type="TCP", udpBw="10M", fmt=None,  # noqa: N803 - Mininet's
               seconds=5, port=5001) -> list[str]:
         client, server = hosts or (self.hosts[0], self.hosts[-1])
-        self._check_route(client.name, server.name)
+        self.check_route(client.name, server.name)
         output("*** Iperf: testing", l4Type, "bandwidth between", client, "and", server, "\n")
         command = f"iperf -p {port} "
         if l4Type not in ("TCP", "UDP"):
@@ -119,7 +119,8 @@ class NetwallMininet(Mininet):
         output(f"*** Results: {result}\n")
         return result
 
-    def _check_route(self, client: str, server: str) -> None:
+    def check_route(self, client: str, server: str) -> None:
+        """Refuse at once a measurement from client to server across a cable that is down."""
         for hop in path(self.topology, client, server):
             if self.is_down(hop.link):
                 cable = self.topology.links[hop.link]
