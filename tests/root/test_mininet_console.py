@@ -15,7 +15,8 @@ pytestmark = pytest.mark.root
 def test_mininet_first_steps_and_link_down_up():
     out = console(["nodes", "net", "dump", "intfs", "pingall", "gpu0 ping -c1 gpu2", "iperf",
                    "link gpu0 nvs0 down", "links", "pingpair", "iperf gpu0 gpu1",
-                   "iperf gpu1 gpu0 1", "link gpu0 nvs0 up", "links", "pingpair"],
+                   "iperf gpu1 gpu0 1", "link gpu0 nvs0 up", "links", "iperfudp 10M gpu1 gpu2",
+                   "pingpair"],
                   "--topology", "star:3", "--link", "copper-800g", "--dilation", "8000")
     assert "gpu0 gpu1 gpu2 nvs0" in out  # nodes
     assert "gpu0 gpu0-eth0:nvs0-eth0" in out and "nvs0 nvs0-eth0:gpu0-eth0 " in out  # net
@@ -36,3 +37,6 @@ def test_mininet_first_steps_and_link_down_up():
     assert "*** Results: 100% dropped (0/2 received)" in out
     assert out.count("error: iperf gpu") == 2 and "link gpu0--nvs0 is down" in out
     assert out.rsplit("*** Results:", 1)[1].startswith(" 0% dropped (2/2 received)")
+    # UDP at 10 Mb/s, far below the 100 Mb/s links: the server receives what was sent.
+    udp = re.search(r"\*\*\* Results: \['10M', '([\d.]+) Mbits/sec'", out)
+    assert udp and 9 < float(udp[1]) <= 10.5
