@@ -99,6 +99,12 @@ class NetwallMininet(Mininet):
         try:
             if l4Type == "TCP" and not waitListening(client, server.IP(), port, timeout=10):
                 raise NetwallError(f"Could not connect to iperf on port {port}")
+            # UDP has no connection to wait for: wait for the server to say it listens, or
+            # the first datagrams (and the report) may be sent to a closed port.
+            deadline = time.monotonic() + 10
+            while l4Type == "UDP" and "listening" not in servout and \
+                    time.monotonic() < deadline:
+                servout += server.monitor(timeoutms=100)
             bandwidth = f" -b {udpBw}" if l4Type == "UDP" else ""
             cliout = client.cmd(f"{command}-t {seconds} -c {server.IP()}{bandwidth}")
             connected = re.search(r"local \S+ port (\d+) connected with", cliout)
