@@ -128,6 +128,10 @@ class Emulation:
         self.agents = None
         self._op = 0
         self.emulated_s = 0.0  # real-unit time of every program run so far (slowdown)
+        #: Faults on live cables that stay until undone, by cable: the console's fail, ber
+        #: and restore, and Mininet's link down and up (configLinkStatus). `links` shows
+        #: them, and a program's own faults (run --fault) strike on top of them.
+        self.faults: dict[int, list[Fault]] = {}
         self._costs: dict[int, tuple[sched.Schedule, tuple[CallCosts, float]]] = {}
 
     # -- life cycle ----------------------------------------------------------------------
@@ -138,7 +142,8 @@ class Emulation:
         if leftovers:
             print(f"netwall: removed what an earlier, killed run left ({len(leftovers)} items)",
                   file=sys.stderr)
-        self.network = Network(self.plan, netem=self.capabilities.netem)
+        self.network = Network(self.plan, netem=self.capabilities.netem,
+                               link_status=self.link_status)
         try:
             self.network.start()
             self.agents = Agents(self.hosts, [self.plan.peers(g) for g in self.topology.gpus],
@@ -646,6 +651,25 @@ class Emulation:
                 })
         return report
 
+    def set_faults(self, link: int, faults: list[Fault]) -> LinkState:
+        """Leave these faults on a live cable until changed again (none: its profile's state)."""
+        self.faults[link] = list(faults)
+        return apply_link_state(self, link, self.faults[link])
+
+    def link_status(self, link: int, up: bool) -> LinkState:
+        """Mininet's link down or up on a cable, as netwall's `down` fault struck or cleared:
+        one state whichever way it was changed. Up clears only `down`: failed lanes or
+        channels and raised bit-error rates stay until `restore`."""
+        cable = self.topology.links[link]
+        kept = [f for f in self.faults.get(link, []) if f.kind != "down"]
+        down = [] if up else [Fault("down", (cable.a, cable.b), 0.0)]
+        return self.set_faults(link, kept + down)
+
+    def link_state(self, link: int) -> LinkState:
+        """What a cable carries now, with the faults left on it."""
+        profile = self.catalogue[self.topology.links[link].profile]
+        return link_state(profile, self.faults.get(link, []))
+
     def link_index(self, name: str) -> int:
         """The cable called 'a--b' (either order)."""
         a, _, b = name.partition("--")
@@ -783,7 +807,7 @@ class Injector:
                         f"{event.fault.kind} {'starts' if event.active else 'ends'}")
 
     def _apply(self, link: int, faults: list[Fault], t_s: float | None, what: str) -> None:
-        now = apply_link_state(self.emu, link, faults)
+        now = apply_link_state(self.emu, link, self.emu.faults.get(link, []) + faults)
         cable = self.emu.topology.links[link]
         self.record.append(FaultEvent(t_s, f"{cable.a}--{cable.b}", what, now.rate_gbps,
                                       now.note))
@@ -793,7 +817,7 @@ class Injector:
         return sum((f.duration_s or 0) * f.count for f in self.faults)
 
     def stop(self, record: bool = True) -> None:
-        """End the program's faults: every faulted link back to its profile."""
+        """End the program's faults: every faulted link back to the state it was left in."""
         for link in self.links.values():
             self._apply(link, [], None, "restored after the timed calls")
         if not record:

@@ -19,7 +19,10 @@ LABS = ROOT / "labs"
 LAB_FILES = sorted(LABS.glob("[0-9][0-9]-*.md"))
 SECTIONS = ("Goals", "Setup", "Steps", "What you should see", "Questions")
 CONSOLE_COMMANDS = {"links", "profiles", "counters", "collective", "iperf", "fail", "restore",
-                    "ber", "help", "exit"}
+                    "ber", "help", "exit",
+                    # Mininet's own, and a command run on a node (`gpu0 ping -c1 gpu3`)
+                    "nodes", "net", "dump", "intfs", "pingall", "pingpair", "link"}
+NODE = re.compile(r"^(?:gpu|nvs|rack|spine)[0-9]+$")
 TIMEOUT_S = 180
 
 FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<info>[^\n`]*)\n(?P<body>.*?)^(?P=indent)```[ \t]*$",

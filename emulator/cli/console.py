@@ -1,7 +1,9 @@
 """The interactive console: Mininet's CLI on the emulated cluster, with netwall's commands.
 
-`netwall cli --topology ring:4 --link optical-800g` opens it. Every Mininet command works
-(`gpu0 ip route`, `py net.hosts`, ...), and netwall adds the ones below, each with `help`.
+`netwall cli --topology ring:4 --link optical-800g` opens it. Mininet's commands work
+(`nodes`, `net`, `pingall`, `iperf`, `link gpu0 nvs0 down`, `gpu0 ping -c1 gpu1`, `py
+net.hosts`, ...; the user guide says which do not), and netwall adds the ones below, each
+with `help`.
 When standard input is not a terminal, commands are read from it, one per line, so a lab or
 a script can drive the console: `printf 'links\\niperf gpu0 gpu1\\n' | netwall cli ...`.
 """
@@ -11,12 +13,15 @@ from __future__ import annotations
 from mininet.cli import CLI
 
 from emulator.cli.tables import print_row
-from emulator.emulation import Emulation, apply_link_state
+from emulator.emulation import Emulation
 from emulator.errors import NetwallError
 from emulator.kernel.iperf3 import iperf3_flows
-from emulator.models.faults import link_state, parse
+from emulator.models.faults import parse
 from emulator.text.table import table
 from emulator.units import parse_size
+
+USAGE_IPERF = ("usage: iperf [GPU GPU [SECONDS]], SECONDS a whole number 1 to 3600, e.g. "
+               "iperf gpu0 gpu1 2")
 
 
 class NetwallCLI(CLI):
@@ -24,7 +29,6 @@ class NetwallCLI(CLI):
 
     def __init__(self, emu: Emulation, **kwargs) -> None:
         self.emu = emu
-        self.faults: dict[int, list] = {}  # link -> faults active on it
         super().__init__(emu.net, **kwargs)
 
     def onecmd(self, line: str) -> bool:
@@ -37,16 +41,20 @@ class NetwallCLI(CLI):
 
     # -- what is there ----------------------------------------------------------------------
     def do_links(self, _line: str) -> None:
-        """links: every cable: its profile, length, reach, rate (real and as emulated), state."""
+        """links: every cable: its interfaces, profile, length, reach, rate (real and as
+        emulated), state (down after `fail` or Mininet's `link A B down`)."""
         emu = self.emu
         rows = []
         for index, cable in enumerate(emu.topology.links):
-            state = self.state(index)
-            rows.append((f"{cable.a}--{cable.b}", cable.profile, f"{cable.length_m:g}",
+            state = emu.link_state(index)
+            ends = (emu.plan.interfaces[(index, cable.a)].name,
+                    emu.plan.interfaces[(index, cable.b)].name)
+            rows.append((f"{cable.a}--{cable.b}", "<->".join(ends), cable.profile,
+                         f"{cable.length_m:g}",
                          f"{emu.catalogue[cable.profile].reach_m:g}", f"{state.rate_gbps:g}",
                          f"{state.rate_gbps * 1e3 / emu.dilation:.1f}", state.note))
-        print(table(("link", "profile", "length m", "reach m", "Gb/s real", "Mb/s emulated",
-                     "state"), rows, align="<<>>>><"))
+        print(table(("link", "interfaces", "profile", "length m", "reach m", "Gb/s real",
+                     "Mb/s emulated", "state"), rows, align="<<<>>>><"))
         print(f"dilation D = {emu.dilation:.10g}: rates /D, delays xD; link delay "
               f"{emu.delay_mechanism}; GPU endpoint {emu.gpu.name}; not emulated here: "
               f"{', '.join(emu.not_emulated) or 'nothing'}")
@@ -83,25 +91,40 @@ class NetwallCLI(CLI):
         print_row(result)
 
     def do_iperf(self, line: str) -> None:
-        """iperf A B [SECONDS]: iperf3 TCP from host A to host B, against the configured rate."""
+        """iperf [A B]: Mininet's iperf (iperf 2, TCP, 5 s) from GPU A to GPU B (default the
+        first and the last), with Mininet's output, then the goodput in real units.
+        iperf A B SECONDS: netwall's referee, iperf3 TCP for SECONDS, against the configured
+        rate."""
         words = line.split()
-        usage = "usage: iperf GPU GPU [SECONDS], SECONDS a whole number 1 to 3600, e.g. " \
-                "iperf gpu0 gpu1 2"
-        if not 2 <= len(words) <= 3 or any(w not in self.emu.topology.gpus for w in words[:2]):
-            raise NetwallError(usage)
-        text = words[2] if len(words) > 2 else "2"
-        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 3600):
-            raise NetwallError(usage)
-        seconds = int(text)
-        a, b = (self.emu.net.get(w) for w in words[:2])
-        bps = iperf3_flows([(a, b, self.emu.plan.ips[words[1]])], seconds)
-        d = self.emu.dilation
-        first = self.emu.plan.routes[words[0]]
-        route = next(r for r in first if r.dst == self.emu.topology.rank(words[1]))
+        gpus = self.emu.topology.gpus
+        if len(words) not in (0, 2, 3) or any(w not in gpus for w in words[:2]):
+            raise NetwallError(USAGE_IPERF)
+        seconds = words[2] if len(words) == 3 else "5"
+        if not (seconds.isascii() and seconds.isdigit() and 1 <= int(seconds) <= 3600):
+            raise NetwallError(USAGE_IPERF)
+        a, b = words[:2] or (gpus[0], gpus[-1])
+        hosts = (self.emu.net.get(a), self.emu.net.get(b))
+        self.emu.net.check_route(a, b)
+        if len(words) == 3:
+            bps = iperf3_flows([(*hosts, self.emu.plan.ips[b])], int(seconds))
+            self.print_goodput("iperf3 ", a, b, f"{bps / 1e6:.1f}",
+                               f"{bps * self.emu.dilation / 1e9:.1f}")
+            return
+        server, _client = self.emu.net.iperf(hosts, fmt="m")
+        if not server.endswith(" Mbits/sec"):
+            raise NetwallError(f"iperf {a} -> {b} gave no result")
+        # iperf 2 prints three significant digits: the real figure keeps no more.
+        mbps = server.removesuffix(" Mbits/sec")
+        self.print_goodput("", a, b, mbps, f"{float(mbps) * self.emu.dilation / 1e3:.3g}")
+
+    def print_goodput(self, tool: str, a: str, b: str, emulated: str, real: str) -> None:
+        """A goodput from GPU a to GPU b in Mb/s emulated and Gb/s real (x D), beside the
+        rate of the route's first link."""
+        route = next(r for r in self.emu.plan.routes[a] if r.dst == self.emu.topology.rank(b))
         link = next(i.link for i in self.emu.plan.interfaces.values() if i.name == route.iface)
-        print(f"iperf3 {words[0]} -> {words[1]}: {bps / 1e6:.1f} Mb/s emulated = "
-              f"{bps * d / 1e9:.1f} Gb/s real (x D={d:.10g}); first link configured at "
-              f"{self.state(link).rate_gbps:g} Gb/s real")
+        print(f"{tool}{a} -> {b}: {emulated} Mb/s emulated = {real} Gb/s real "
+              f"(x D={self.emu.dilation:.10g}); first link configured at "
+              f"{self.emu.link_state(link).rate_gbps:g} Gb/s real")
 
     # -- break and repair -------------------------------------------------------------------
     def do_fail(self, line: str) -> None:
@@ -121,19 +144,12 @@ class NetwallCLI(CLI):
         self.strike(words[0], f"ber={words[1]}:{words[0]}@0")
 
     def do_restore(self, line: str) -> None:
-        """restore LINK: undo every fault on a link."""
-        link = self.emu.link_index(line.strip())
-        self.faults[link] = []
-        print(apply_link_state(self.emu, link, []).note)
+        """restore LINK: undo every fault on a link (and Mininet's link down)."""
+        print(self.emu.set_faults(self.emu.link_index(line.strip()), []).note)
 
     def strike(self, name: str, spec: str) -> None:
         link = self.emu.link_index(name)
-        self.faults.setdefault(link, []).append(parse(spec))
-        print(apply_link_state(self.emu, link, self.faults[link]).note)
-
-    def state(self, link: int):
-        cable = self.emu.topology.links[link]
-        return link_state(self.emu.catalogue[cable.profile], self.faults.get(link, []))
+        print(self.emu.set_faults(link, [*self.emu.faults.get(link, []), parse(spec)]).note)
 
 
 def console(emu: Emulation) -> None:

@@ -16,14 +16,15 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
-from mininet.link import Intf, Link
-from mininet.net import Mininet
 from mininet.node import Host, Switch
 
+from emulator.errors import NetwallError
 from emulator.kernel import loss, nlbatch, shaping
 from emulator.kernel import records as state
+from emulator.kernel.mininet_api import NetlinkLink, NetwallMininet
 from emulator.kernel.netns import inside, iproute
 from emulator.models.plan import EMULATION_MTU, FRAME_BYTES, Plan
 
@@ -42,26 +43,6 @@ HOST_SYSCTLS = {
     "net/ipv6/conf/all/disable_ipv6": "1",
     "net/ipv6/conf/default/disable_ipv6": "1",
 }
-
-
-class NetlinkIntf(Intf):
-    """A Mininet interface that records its settings; netwall applies them by netlink."""
-
-    def config(self, mac=None, **_params) -> dict:
-        self.mac = mac
-        return {}
-
-
-class NetlinkLink(Link):
-    """A Mininet Link over a veth pair that Network has already made (see _make_veth_pairs)."""
-
-    def __init__(self, node1, node2, **params) -> None:
-        params["intf"] = NetlinkIntf
-        super().__init__(node1, node2, **params)
-
-    @staticmethod
-    def makeIntfPair(*_args, **_kwargs) -> None:  # noqa: N802 - Mininet's name
-        """Nothing to do: the pair exists."""
 
 
 class Bridge(Switch):
@@ -182,10 +163,13 @@ def _netns_fd(node) -> int:
 class Network:
     """The emulated cluster: a started Mininet built from a Plan, torn down by stop()."""
 
-    def __init__(self, plan: Plan, netem: bool) -> None:
+    def __init__(self, plan: Plan, netem: bool,
+                 link_status: Callable[[int, bool], None] | None = None) -> None:
         self.plan = plan
         self.netem = netem
-        self.net: Mininet | None = None
+        #: Mininet's link up/down (configLinkStatus) on cable `link`: the emulation's link state.
+        self.link_status = link_status or self._no_link_status
+        self.net: NetwallMininet | None = None
         self.hosts: list[Host] = []
         self.record: state.Record | None = None
 
@@ -196,9 +180,10 @@ class Network:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft != resource.RLIM_INFINITY and soft < hard:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        net = Mininet(topo=None, build=False, controller=None, switch=Bridge, host=GpuHost,
-                      link=NetlinkLink, autoSetMacs=False, autoStaticArp=False,
-                      waitConnected=False, cleanup=False)
+        net = NetwallMininet(topology=topo, is_down=self.is_down, topo=None, build=False,
+                             controller=None, switch=Bridge, host=GpuHost, link=NetlinkLink,
+                             autoSetMacs=False, autoStaticArp=False, waitConnected=False,
+                             cleanup=False)
         self.net = net
         self.record = state.Record(topo.name)
         for gpu in topo.gpus:
@@ -217,7 +202,8 @@ class Network:
             b = self.plan.interfaces[(link, cable.b)]
             net.addLink(cable.a, cable.b, port1=topo.port(link, cable.a),
                         port2=topo.port(link, cable.b), intfName1=a.name, intfName2=b.name,
-                        addr1=a.mac, addr2=b.mac)
+                        addr1=a.mac, addr2=b.mac, params1=self._address(cable.a),
+                        params2=self._address(cable.b), cable=link, status=self.link_status)
         loaders = self._configure_gpus()  # on the other core, while this one goes on
         try:
             net.build()
@@ -233,6 +219,22 @@ class Network:
             _finish(loaders, check=False)  # the first error is the one to report
             raise
         _finish(loaders)
+
+    def _address(self, node: str) -> dict:
+        """What Mininet records on a node's interface: a GPU's one address (a /32 on each of
+        its interfaces, see Plan.ip_batch); a switch port has none."""
+        ip = self.plan.ips.get(node)
+        return {} if ip is None else {"ip": f"{ip}/32"}
+
+    def _no_link_status(self, link: int, _up: bool) -> None:
+        cable = self.plan.topology.links[link]
+        raise NetwallError(f"link {cable.a}--{cable.b}: this network has no link state to "
+                           "change (build it through Emulation)")
+
+    def is_down(self, link: int) -> bool:
+        """True while cable `link` carries nothing (a fault, or Mininet's link down)."""
+        cable = self.plan.topology.links[link]
+        return any(self.loss_now.get((link, end), 0.0) >= 1.0 for end in (cable.a, cable.b))
 
     def _make_veth_pairs(self) -> None:
         """Every link's veth pair, in one netlink write per namespace: a pair is made in the

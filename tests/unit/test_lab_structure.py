@@ -9,7 +9,16 @@ import shlex
 import pytest
 
 from emulator.cli.parsing import build_parser
-from tests.labtext import CONSOLE_COMMANDS, LAB_FILES, LABS, LINE, ROOT, SECTIONS, commands
+from tests.labtext import (
+    CONSOLE_COMMANDS,
+    LAB_FILES,
+    LABS,
+    LINE,
+    NODE,
+    ROOT,
+    SECTIONS,
+    commands,
+)
 
 
 def test_lab_structure():
@@ -42,5 +51,5 @@ def test_lab_structure():
             if match["input"]:
                 for step in shlex.split(match["input"])[0].split("\\n"):
                     word = step.split()[0] if step.split() else ""
-                    assert not word or word in CONSOLE_COMMANDS, \
+                    assert not word or word in CONSOLE_COMMANDS or NODE.match(word), \
                         f"{lab.name}: unknown console command {word!r}: {line}"
