@@ -13,10 +13,11 @@ import os
 import sys
 
 from emulator import inputs
-from emulator.cli import campaign, nccltests, tables
+from emulator.cli import campaign, comparison, nccltests, tables
 from emulator.cli.listings import failures_table, gpus_table, profiles_table, reach_table
-from emulator.cli.parsing import FAMILIES_DEFAULT, sweep
+from emulator.cli.parsing import FAMILIES_DEFAULT, build_parser, sweep
 from emulator.errors import NetwallError
+from emulator.experiments import designs
 from emulator.kernel import records as state
 from emulator.kernel.capabilities import probe
 from emulator.models.alphabeta import protocol_ranges
@@ -137,6 +138,8 @@ def cmd_clean(_args) -> int:
 def cmd_run(args) -> int:
     from emulator.emulation import bound_duration
 
+    if args == build_parser().parse_args(["run"]):  # no options: show the wall first
+        return _compare(designs.parse(designs.DEFAULT, "default"), args.json, (), True)
     nccl = args.format == "nccl-tests"
     if nccl and args.json:
         raise NetwallError("--json and --format nccl-tests exclude each other: pick one")
@@ -213,6 +216,46 @@ def _nccl_settings(args, emu, sizes: list[int], check_iters: int) -> nccltests.S
         min_bytes=min(sizes), max_bytes=max(sizes), step_factor=args.step_factor,
         warmup=args.warmup, iters=args.iters, check_iters=check_iters, root=args.root,
         pid=os.getpid(), gpu=emu.gpu.name, link_delay=emu.delay_mechanism)
+
+
+def cmd_compare(args) -> int:
+    """Cluster designs side by side (a design file, or the default `netwall run` shows)."""
+    found = designs.load(args.file) if args.file else designs.parse(designs.DEFAULT,
+                                                                    "default")
+    return _compare(found, args.json, args.profile_file, args.prove)
+
+
+def _compare(file: designs.DesignFile, as_json: bool, profile_files, prove: bool) -> int:
+    from emulator.emulation import bound_duration
+    from emulator.experiments import compare
+
+    if not prove:
+        file = dataclasses.replace(file, probe=False)
+    prepared = compare.prepare(file, profile_files)
+    emulations = [p.emulation for p in prepared if p.emulation is not None]
+    if emulations:
+        _note_missing(emulations[0])
+        _calibrated(emulations)
+    weights = compare.estimate_s(file, prepared)
+    bound_duration(sum(weights), "this comparison")
+    rows_per_design = sum(len(w.sizes) or 1 for w in file.workloads)
+    weight = {p.design.name: w / rows_per_design for p, w in zip(prepared, weights,
+                                                                 strict=True)}
+    progress = Progress("compare", sum(weights), items=len(prepared) * rows_per_design)
+    try:
+        rows = compare.run(file, prepared, lambda row: progress.advance(
+            f"{row.design}, {row.workload}", weight[row.design]))
+    finally:
+        progress.finish()
+    if as_json:
+        print(json.dumps({"settings": {"netwall": netwall_version(),
+                                       "file": dataclasses.asdict(file)},
+                          "rows": [r.to_dict() for r in rows]}, indent=1, default=str))
+    else:
+        delay = emulations[0].delay_mechanism if emulations else None
+        print("\n".join(comparison.header(file, delay)))
+        print(comparison.render(rows))
+    return 0
 
 
 def cmd_replay(args) -> int:
@@ -305,5 +348,6 @@ def cmd_trace(args) -> int:
 
 COMMANDS = {"check": cmd_check, "profiles": cmd_profiles, "gpus": cmd_gpus, "run": cmd_run,
             "clean": cmd_clean,
-            "replay": cmd_replay, "trace": cmd_trace, "failures": cmd_failures,
+            "replay": cmd_replay, "compare": cmd_compare, "trace": cmd_trace,
+            "failures": cmd_failures,
             "reach": cmd_reach, "cli": cmd_cli, **campaign.COMMANDS}

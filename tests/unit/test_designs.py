@@ -1,0 +1,94 @@
+"""Design files (emulator/experiments/designs.py): what they hold, and every mistake one
+line with exit status 2 before anything is built."""
+
+from __future__ import annotations
+
+import pytest
+
+from emulator.cli.main import main
+from emulator.errors import NetwallError
+from emulator.experiments.designs import DEFAULT, load, parse
+
+GOOD = """\
+name: small
+fleet_gpus: 1000
+layout: gpus=2
+workloads:
+  - {name: ar, collective: allreduce, sizes: [1M, 4M]}
+  - {name: moe, workload: moe-a2a, scale: 0.001, params: {layers: 1}}
+designs:
+  - {name: copper, scale_up: nvlink5, domains: 2, domain_gpus: 2}
+  - {name: optical, scale_up: {profile: optical-800g, cables: 9}, domains: 1, domain_gpus: 4}
+"""
+
+
+def test_a_good_file():
+    f = parse(GOOD, "small.yaml")
+    assert f.name == "small" and f.fleet_gpus == 1000 and f.gpu == "h100" and f.probe
+    assert [d.name for d in f.designs] == ["copper", "optical"]
+    optical = f.designs[1].cluster
+    assert (optical.scale_up, optical.scale_out, optical.domains, optical.domain_gpus) == (
+        "9xoptical-800g", "optical-800g", 1, 4)
+    assert optical.layout.gpus_per_rack == 2 and optical.racks_per_domain == 2
+    assert f.workloads[0].sizes == (1 << 20, 4 << 20) and f.workloads[0].workload is None
+    assert f.workloads[1].workload == "moe-a2a" and f.workloads[1].params == {"layers": 1}
+
+
+def test_the_shipped_files_read():
+    default = parse(DEFAULT, "default")
+    assert len(default.designs) == 4
+    assert {d.cluster.domains * d.cluster.domain_gpus for d in default.designs} == {8}
+    mosaic = load("designs/mosaic.yaml")
+    assert {w.name for w in mosaic.workloads} == {"ep-alltoall", "tp-allreduce"}
+
+
+@pytest.mark.parametrize("change, says", [
+    (("fleet_gpus: 1000", "fleet_gpus: lots"), "key 'fleet_gpus': expected a whole number"),
+    (("name: small", "name: small\nbogus: 1"), "unknown key 'bogus'"),
+    (("sizes: [1M, 4M]", "sizes: [1Q]"), "workloads[0] (ar): key 'sizes': not a size"),
+    (("collective: allreduce", "collective: allsum"), "unknown collective 'allsum'"),
+    (("collective: allreduce,", "collective: allreduce, algorithm: star,"),
+     "allreduce has no algorithm 'star'"),
+    (("workload: moe-a2a", "workload: moe"), "unknown workload 'moe'"),
+    (("workload: moe-a2a,", "workload: moe-a2a, sizes: [1M],"), "belongs to a collective"),
+    (("{name: ar, collective: allreduce,", "{name: ar, workload: dp-step, collective: x,"),
+     "give either collective (with sizes) or workload"),
+    (("domains: 2, domain_gpus: 2}", "domains: 2, domain_gpus: 3}"),
+     "designs have 4 and 6 GPUs"),
+    (("domains: 2, domain_gpus: 2}", "domains: 2, domain_gpus: 1}"),
+     "designs[0] (copper): key 'domain_gpus': expected a whole number >= 2"),
+    (("cables: 9}", "cables: 9, colour: red}"), "designs[1] (optical): key 'scale_up'"),
+    (("name: optical,", "name: copper,"), "the name 'copper' is used twice"),
+    (("{name: copper, scale_up", "{name: copper, racks: 2, scale_up"), "unknown key 'racks'"),
+])
+def test_bad_files_are_one_line(change, says):
+    old, new = change
+    text = GOOD.replace(old, new, 1)
+    assert text != GOOD
+    with pytest.raises(NetwallError) as e:
+        parse(text, "small.yaml")
+    assert says in str(e.value) and str(e.value).startswith("design file small.yaml: ")
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("text, says", [
+    ("[1, 2]", "expected a mapping with keys workloads and designs"),
+    ("designs: []\nworkloads: []", "key 'workloads': expected a non-empty list"),
+    ("gpu: b300\n" + GOOD.split("\n", 1)[1], "unknown GPU 'b300'"),
+    ("name: a\nname: b\n", "twice"),
+])
+def test_bad_documents(text, says):
+    with pytest.raises(NetwallError, match=None) as e:
+        parse(text, "x.yaml")
+    assert says in str(e.value)
+
+
+def test_the_command_says_one_line_and_exits_2(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(GOOD.replace("nvlink5", "nvlink9"))
+    assert main(["compare", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("netwall: error: ")
+    assert "nvlink9" in err
+    assert main(["compare", str(tmp_path / "missing.yaml")]) == 2
+    assert "not found" in capsys.readouterr().err
