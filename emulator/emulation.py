@@ -739,7 +739,7 @@ def apply_link_state(emu: Emulation, link: int, faults: list[Fault]) -> LinkStat
 def _laid_out(topo: Topology, spec: str, link: str, spine_link: str, layout: str) -> Topology:
     """racks:RxG with cable lengths computed from a rack layout (topologies/layout.py)."""
     if not spec.startswith("racks:"):
-        raise NetwallError("--layout applies to racks:RxG topologies only")
+        raise NetwallError("--layout applies to racks:RxG and cluster:DxG topologies only")
     per_rack = len(topo.gpus) // len([s for s in topo.switches if s.startswith("rack")])
     racks = len(topo.gpus) // per_rack
     return racks_topology(racks, per_rack, link, spine_link, parse_layout(layout, per_rack),

@@ -134,3 +134,10 @@ def test_bundle_adds_what_cables_add_and_keeps_sources():
     assert "9xnothing" not in with_bundles(catalogue(), ["9xnothing"])
     with pytest.raises(NetwallError, match="1 to 999 cables"):
         bundle(base, 0)
+
+
+def test_the_shipped_example_is_valid():
+    topo = load_file("topologies/examples/two-fabric.yaml", "nvlink5")
+    validate(topo, CATALOGUE)
+    assert topo.name == "two-fabric" and len(topo.gpus) == 8
+    assert {topo.links[i].profile for i in topo.links_of("nvs1")} == {"9xoptical-800g"}
