@@ -93,8 +93,8 @@ at forced dilations and automatic:
 
 {verdict.markdown_table(table)}
 
-The default `netwall run` (three link profiles x 1, 4, 16 MiB) against the same command with
-`--dilation 5000`:
+`netwall run --json` (three link profiles x 1, 4, 16 MiB: the sweep `netwall run` runs
+when given any option) against the same command with `--dilation 5000`:
 
 {verdict.markdown_default(default)}
 
@@ -169,7 +169,7 @@ is not yet explained.
 ## Cluster designs compared (bench/compare.py)
 
 `netwall compare` on its default design file (what `netwall run` with no options prints,
-emulator/experiments/designs.py): 8 GPUs in racks of 4 with 800G NICs, a 16 MiB ring
+emulator/experiments/designs.py): 8 GPUs in racks of 4 with 800G NICs, an 8 MiB ring
 all-reduce over all 8, on copper (NVLink 5) domains of one rack, one copper domain over two
 racks (refused: the cable is too long), and one domain over two racks on 9 optical or 9
 wide-and-slow 800G cables per GPU; median of {designs['repeats']} runs of the whole command,

@@ -14,7 +14,9 @@ tie (a GPU on another rail of another domain: 4 hops over the NICs, or 4 via a d
 peer on the right rail, which NCCL calls PXN), the router's lowest-link-index rule decides,
 so links are ordered leaf-to-spine first, then the NICs, then the scale-up cables: a
 GPU then prefers its NIC and a leaf its spine, and cross-domain traffic never enters a
-domain switch. tests/unit/test_cluster.py checks every pair.
+domain switch. tests/unit/test_cluster.py checks every pair. Each leaf's uplink is a
+bundle of D cables of the NICs' profile (emulator.models.profiles.bundle), as many as the
+leaf has GPUs, so the scale-out network is non-blocking, as a fat tree is.
 
 Cable lengths come from the rack layout (topologies/layout.py): a domain of G GPUs fills
 ceil(G / gpus_per_rack) consecutive racks with its switch mid-height in the middle one,
@@ -95,7 +97,8 @@ def topology(cluster: Cluster, name: str) -> Topology:
     network = spine_slot(layout, d * racks)
     gpus = tuple(f"gpu{r}" for r in range(d * g))
     leaves = tuple(f"leaf{i}" for i in range(g))
-    links = [Link(leaf, SPINE, cluster.scale_out, cable_length_in_rack(layout), SCALE_OUT)
+    uplink = cluster.scale_out if d == 1 else f"{d}x{cluster.scale_out}"  # non-blocking
+    links = [Link(leaf, SPINE, uplink, cable_length_in_rack(layout), SCALE_OUT)
              for leaf in leaves]
     up = []
     for r, gpu in enumerate(gpus):
@@ -114,18 +117,16 @@ def topology(cluster: Cluster, name: str) -> Topology:
 def check_reach(cluster: Cluster, topo: Topology, catalogue: Mapping[str, Any]) -> None:
     """Refuse a domain its technology cannot cable, naming the first cable too long for it
     (validate() would refuse it too, in words that do not say why a domain cannot be)."""
-    for fabric, name in (("scale-up", cluster.scale_up), ("scale-out", cluster.scale_out)):
-        profile = catalogue.get(name)
-        if profile is None:
-            continue  # validate names the unknown profile
-        for link in topo.links:
-            if link.profile == name and link.length_m > profile.reach_m:
-                span = (f"a domain of {cluster.domain_gpus} GPUs over "
-                        f"{cluster.racks_per_domain} racks of {cluster.layout.gpus_per_rack}"
-                        if fabric == "scale-up" else "its scale-out network")
-                raise NetwallError(
-                    f"{topo.name}: {name} cannot cable {span}: {link.a}--{link.b} is "
-                    f"{link.length_m:g} m long but {name} reaches {profile.reach_m:g} m")
+    for index, link in enumerate(topo.links):
+        profile = catalogue.get(link.profile)
+        if profile is None or link.length_m <= profile.reach_m:
+            continue  # an unknown profile is validate()'s to name
+        span = (f"a domain of {cluster.domain_gpus} GPUs over {cluster.racks_per_domain} "
+                f"racks of {cluster.layout.gpus_per_rack}"
+                if fabric(topo, index) == "scale-up" else "its scale-out network")
+        raise NetwallError(f"{topo.name}: {profile.name} cannot cable {span}: "
+                           f"{link.a}--{link.b} is {link.length_m:g} m long but "
+                           f"{profile.name} reaches {profile.reach_m:g} m")
 
 
 def fabric(topo: Topology, link: int) -> str:

@@ -47,7 +47,7 @@ def render(rows: list[Row]) -> str:
         out.append(table(COLUMNS, [_cells(r) for r in mine]))
         for r in mine:
             if not r.feasible:
-                out.append(f"# {r.design}: {r.reason}")
+                out.append(f"# {r.reason}")
             elif r.faithful is False:
                 out.append(f"# {r.design}: NOT FAITHFUL (the host distorted this result; see "
                            "--json)")

@@ -71,9 +71,9 @@ def prepare(file: DesignFile, profile_files=(), capabilities=None) -> list[Prepa
     checked = []
     for design in file.designs:  # every profile known before any emulation is made
         c = design.cluster
-        cat = with_bundles(base, (c.scale_up, c.scale_out))
-        up, out = get_profile(c.scale_up, cat), get_profile(c.scale_out, cat)
         topo = clusters.topology(c, design.name)
+        cat = with_bundles(base, [cable.profile for cable in topo.links])
+        up, out = get_profile(c.scale_up, cat), get_profile(c.scale_out, cat)
         failures, stalls = linkcosts.failures_per_day(topo, cat, file.fleet_gpus)
         costs = {"watts_per_gpu": linkcosts.power_per_gpu_w(topo, cat),
                  "failures_per_day": failures, "stalls_per_day": stalls,

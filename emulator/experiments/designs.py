@@ -45,7 +45,7 @@ layout: gpus=4
 scale_out: optical-800g
 iters: 3
 workloads:
-  - {name: tp-allreduce, collective: allreduce, sizes: [16M]}
+  - {name: tp-allreduce, collective: allreduce, sizes: [8M]}
 designs:
   - {name: copper-1-rack, scale_up: nvlink5, domains: 2, domain_gpus: 4}
   - {name: copper-2-racks, scale_up: nvlink5, domains: 1, domain_gpus: 8}

@@ -11,7 +11,13 @@ from topologies import load_file, next_hops, parse, path, validate
 from topologies.cluster import Cluster, check_reach, fabric, from_mapping, topology
 from topologies.layout import Layout
 
-CATALOGUE = with_bundles(catalogue(), ("9xoptical-800g", "9xwide-and-slow-800g"))
+BASE = catalogue()
+CATALOGUE = with_bundles(BASE, ("9xoptical-800g", "9xwide-and-slow-800g"))
+
+
+def catalogue_of(topo):
+    """The catalogue with every bundle the topology names (its leaves' uplinks)."""
+    return with_bundles(CATALOGUE, [cable.profile for cable in topo.links])
 
 
 def _domain(topo, gpu: str, size: int) -> int:
@@ -25,7 +31,7 @@ def test_every_route_stays_on_its_fabric(spec, layout):
     """Inside a domain every hop is a scale-up cable; across domains none is."""
     size = int(spec.split("x")[1])
     topo = parse(spec, "optical-800g", "optical-800g", layout=layout)
-    validate(topo, CATALOGUE)
+    validate(topo, catalogue_of(topo))
     for src in topo.gpus:
         for dst in topo.gpus:
             if src == dst:
@@ -55,7 +61,9 @@ def test_graph_shape_and_link_order():
     assert topo.other(topo.links_of("gpu5")[0], "gpu5") == "leaf1"  # rail 1
     assert topo.other(topo.links_of("gpu5")[1], "gpu5") == "nvs1"
     assert {topo.links[i].profile for i in topo.links_of("nvs1")} == {"nvlink5"}
-    validate(topo, CATALOGUE)
+    # Each leaf's uplink carries its 3 GPUs' NICs: the scale-out network is non-blocking.
+    assert {topo.links[i].profile for i in topo.links_of("spine0")} == {"3xoptical-800g"}
+    validate(topo, catalogue_of(topo))
 
 
 def test_cable_lengths_come_from_the_layout():
@@ -72,15 +80,16 @@ def test_reach_check_names_the_cable():
     c = Cluster(1, 8, "nvlink5", "optical-800g", Layout(gpus_per_rack=4))
     topo = topology(c, "copper-2-racks")
     with pytest.raises(NetwallError) as e:
-        check_reach(c, topo, CATALOGUE)
+        check_reach(c, topo, catalogue_of(topo))
     message = str(e.value)
     assert "nvlink5 cannot cable a domain of 8 GPUs over 2 racks of 4" in message
     assert "gpu4--nvs0 is" in message and "reaches 2 m" in message
     for profile in ("9xoptical-800g", "9xwide-and-slow-800g"):
         fine = Cluster(1, 8, profile, "optical-800g", Layout(gpus_per_rack=4))
-        check_reach(fine, topology(fine, "x"), CATALOGUE)
+        laid = topology(fine, "x")
+        check_reach(fine, laid, catalogue_of(laid))
     with pytest.raises(NetwallError, match="gpu4--nvs0"):  # validate refuses it as well
-        validate(topo, CATALOGUE)
+        validate(topo, catalogue_of(topo))
 
 
 @pytest.mark.parametrize("spec, says", [
@@ -138,6 +147,6 @@ def test_bundle_adds_what_cables_add_and_keeps_sources():
 
 def test_the_shipped_example_is_valid():
     topo = load_file("topologies/examples/two-fabric.yaml", "nvlink5")
-    validate(topo, CATALOGUE)
+    validate(topo, catalogue_of(topo))
     assert topo.name == "two-fabric" and len(topo.gpus) == 8
     assert {topo.links[i].profile for i in topo.links_of("nvs1")} == {"9xoptical-800g"}
