@@ -7,6 +7,7 @@ answer at once.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -18,12 +19,13 @@ from emulator.cli.listings import failures_table, gpus_table, profiles_table, re
 from emulator.cli.parsing import FAMILIES_DEFAULT, build_parser, sweep
 from emulator.errors import NetwallError
 from emulator.experiments import designs
+from emulator.experiments.store import open_store
 from emulator.kernel import records as state
 from emulator.kernel.capabilities import probe
 from emulator.models.alphabeta import protocol_ranges
 from emulator.models.endpoints import gpus
 from emulator.models.faults import parse
-from emulator.models.profiles import catalogue, get_profile
+from emulator.models.profiles import catalogue, get_profile, with_bundles
 from emulator.models.reliability import fleet, simulate
 from emulator.text.progress import Progress
 from emulator.version import netwall_version
@@ -222,10 +224,13 @@ def cmd_compare(args) -> int:
     """Cluster designs side by side (a design file, or the default `netwall run` shows)."""
     found = designs.load(args.file) if args.file else designs.parse(designs.DEFAULT,
                                                                     "default")
-    return _compare(found, args.json, args.profile_file, args.prove)
+    return _compare(found, args.json, args.profile_file, args.prove, args.db)
 
 
-def _compare(file: designs.DesignFile, as_json: bool, profile_files, prove: bool) -> int:
+def _compare(file: designs.DesignFile, as_json: bool, profile_files, prove: bool,
+             db: str | None = None) -> int:
+    """Run a comparison and print it; with `db`, every row is stored as it is measured
+    and designs stored before are not run again (the campaign store: netwall report)."""
     from emulator.emulation import bound_duration
     from emulator.experiments import compare
 
@@ -236,17 +241,26 @@ def _compare(file: designs.DesignFile, as_json: bool, profile_files, prove: bool
     if emulations:
         _note_missing(emulations[0])
         _calibrated(emulations)
-    weights = compare.estimate_s(file, prepared)
-    bound_duration(sum(weights), "this comparison")
-    rows_per_design = sum(len(w.sizes) or 1 for w in file.workloads)
-    weight = {p.design.name: w / rows_per_design for p, w in zip(prepared, weights,
-                                                                 strict=True)}
-    progress = Progress("compare", sum(weights), items=len(prepared) * rows_per_design)
-    try:
-        rows = compare.run(file, prepared, lambda row: progress.advance(
-            f"{row.design}, {row.workload}", weight[row.design]))
-    finally:
-        progress.finish()
+    with contextlib.ExitStack() as stack:
+        store = stack.enter_context(open_store(db)) if db else None
+        kept = compare.stored(file, store) if store else {}
+        weights = [0.0 if p.design.name in kept else w
+                   for p, w in zip(prepared, compare.estimate_s(file, prepared), strict=True)]
+        bound_duration(sum(weights), "this comparison")
+        rows_per_design = sum(len(w.sizes) or 1 for w in file.workloads)
+        weight = {p.design.name: w / rows_per_design
+                  for p, w in zip(prepared, weights, strict=True)}
+        progress = Progress("compare", sum(weights), items=len(prepared) * rows_per_design)
+
+        def done(row) -> None:
+            if store and row.design not in kept:
+                compare.keep(file, row, store)
+            progress.advance(f"{row.design}, {row.workload}", weight[row.design])
+
+        try:
+            rows = compare.run(file, prepared, done, kept)
+        finally:
+            progress.finish()
     if as_json:
         print(json.dumps({"settings": {"netwall": netwall_version(),
                                        "file": dataclasses.asdict(file)},
@@ -302,9 +316,11 @@ def cmd_replay(args) -> int:
 
 
 def cmd_failures(args) -> int:
-    cat = catalogue(args.profile_file)
+    items = args.links.split(",")
+    cat = with_bundles(catalogue(args.profile_file),  # "9xoptical-800g=1" too
+                       [item.partition("=")[0].strip() for item in items])
     results = {}
-    for item in args.links.split(","):
+    for item in items:
         name, _, per_gpu = item.partition("=")
         get_profile(name.strip(), cat)
         try:

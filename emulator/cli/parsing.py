@@ -146,6 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="skip the dilation probe that proves each result (faster)")
     compare.add_argument("--profile-file", action="append", default=[], metavar="PATH",
                          help="extra profile file or directory (repeatable)")
+    compare.add_argument("--db", metavar="PATH",
+                         help="also store every row here (a campaign store: path or "
+                              "sqlite:///path; designs already stored are not run again; "
+                              "netwall report plots them)")
     compare.add_argument("--json", action="store_true", help="print one JSON object")
 
     console = sub.add_parser("cli", help="Mininet's CLI on the emulated cluster, with netwall "

@@ -15,7 +15,10 @@ from dataclasses import asdict, dataclass
 
 from emulator.emulation import Emulation
 from emulator.errors import NetwallError
+from emulator.experiments.campaign import point_id
 from emulator.experiments.designs import Design, DesignFile, Workload
+from emulator.experiments.runner import provenance
+from emulator.experiments.store import Store
 from emulator.models import linkcosts
 from emulator.models.profiles import catalogue, get_profile, with_bundles
 from emulator.result import ReplayResult, RunResult
@@ -131,11 +134,17 @@ def estimate_s(file: DesignFile, prepared: list[Prepared]) -> list[float]:
 
 
 def run(file: DesignFile, prepared: list[Prepared],
-        done: Callable[[Row], None] = lambda row: None) -> list[Row]:
+        done: Callable[[Row], None] = lambda row: None,
+        kept: dict[str, list[Row]] | None = None) -> list[Row]:
     """Every workload on every design, in the file's order; `done` hears each row as it
-    is measured."""
+    is measured. A design in `kept` (rows stored by an earlier run) is not run again."""
     rows = []
     for p in prepared:
+        if kept and p.design.name in kept:
+            for row in kept[p.design.name]:
+                rows.append(row)
+                done(row)
+            continue
         if p.emulation is None:
             for w in file.workloads:
                 for size in w.sizes or (None,):
@@ -180,3 +189,34 @@ def _row(p: Prepared, w: Workload, size: int | None, time_s: float | None,
                scale_out=c.scale_out, feasible=p.reason is None, reason=p.reason,
                time_s=time_s, busbw_gbps=busbw, energy_j=energy, faithful=faithful,
                **p.costs)
+
+
+def row_id(file: DesignFile, design: Design, workload: Workload, size: int | None) -> str:
+    """A stored row's id: the hash of everything that makes it (the design, the workload,
+    the size and how it is measured), so editing a design makes its rows new."""
+    return point_id({"design_file": file.name, "design": asdict(design),
+                     "workload": asdict(workload), "size": size, "gpu": file.gpu,
+                     "iters": file.iters, "warmup": file.warmup, "probe": file.probe,
+                     "fleet_gpus": file.fleet_gpus})
+
+
+def stored(file: DesignFile, store: Store) -> dict[str, list[Row]]:
+    """The designs whose every row an earlier run stored, with those rows (to resume)."""
+    by_id = {r.get("id"): r for r in store.records() if r.get("kind") == "design"}
+    kept = {}
+    for design in file.designs:
+        ids = [row_id(file, design, w, size) for w in file.workloads
+               for size in w.sizes or (None,)]
+        if all(i in by_id for i in ids):
+            kept[design.name] = [Row(**by_id[i]["row"]) for i in ids]
+    return kept
+
+
+def keep(file: DesignFile, row: Row, store: Store) -> None:
+    """Store one row as it is measured: a record of kind 'design' (docs/compare.md)."""
+    design = next(d for d in file.designs if d.name == row.design)
+    workload = next(w for w in file.workloads if w.name == row.workload)
+    row_key = row_id(file, design, workload, row.size)
+    store.put(row_key, {"kind": "design", "id": row_key,
+                        "status": "ok" if row.feasible else "skipped", **provenance(file),
+                        "row": row.to_dict()})

@@ -3,6 +3,8 @@ line with exit status 2 before anything is built."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from emulator.cli.main import main
@@ -92,3 +94,44 @@ def test_the_command_says_one_line_and_exits_2(tmp_path, capsys):
     assert "nvlink9" in err
     assert main(["compare", str(tmp_path / "missing.yaml")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def _row(design: str, workload: str, size, feasible: bool = True):
+    from emulator.experiments.compare import Row
+
+    return Row(workload=workload, size=size, design=design, gpus=4, domains=2, domain_gpus=2,
+               racks_per_domain=1, scale_up="nvlink5" if design == "copper" else
+               "9xoptical-800g", scale_out="optical-800g", feasible=feasible,
+               reason=None if feasible else "copper: nvlink5 cannot cable ...",
+               time_s=2e-4 if feasible else None, busbw_gbps=70.0 if feasible else None,
+               energy_j=0.2 if feasible else None, watts_per_gpu=127.2,
+               failures_per_day=1.76, stalls_per_day=1.76, scale_up_failure="stall",
+               scale_out_failure="stall", faithful=True if feasible else None)
+
+
+def test_rows_stored_resume_and_report(tmp_path):
+    """compare --db: each row is kept as it is measured; a design whose rows are all kept
+    is not run again; the report draws the designs side by side."""
+    from emulator.experiments import compare
+    from emulator.experiments.report import export, report
+    from emulator.experiments.store import open_store
+
+    f = parse(GOOD, "small.yaml")
+    rows = [_row(d, w, s) for d in ("copper", "optical") for w, s in
+            (("ar", 1 << 20), ("ar", 4 << 20), ("moe", None))]
+    with open_store(str(tmp_path / "c.sqlite")) as store:
+        for row in rows[:4]:  # copper whole, optical one row short
+            compare.keep(f, row, store)
+        kept = compare.stored(f, store)
+        assert list(kept) == ["copper"] and kept["copper"] == rows[:3]
+        edited = parse(GOOD.replace("fleet_gpus: 1000", "fleet_gpus: 2000"), "small.yaml")
+        assert compare.stored(edited, store) == {}  # a changed file measures again
+        records = store.records()
+    assert {r["kind"] for r in records} == {"design"} and records[0]["campaign"] == "small"
+    page = report(records, tmp_path / "out").read_text()
+    assert "<h2>Designs compared</h2>" in page and "9xoptical-800g" in page
+    for stem in ("designs-small-ar-1048576", "designs-small-moe"):
+        assert (tmp_path / "out" / f"{stem}.png").stat().st_size > 1000, stem
+    text = io.StringIO()
+    export(records, "json", text)
+    assert '"kind": "design"' in text.getvalue()
