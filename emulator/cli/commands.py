@@ -16,7 +16,7 @@ import sys
 from emulator import inputs
 from emulator.cli import campaign, comparison, nccltests, tables
 from emulator.cli.listings import failures_table, gpus_table, profiles_table, reach_table
-from emulator.cli.parsing import FAMILIES_DEFAULT, build_parser, sweep
+from emulator.cli.parsing import FAMILIES_DEFAULT, sweep
 from emulator.errors import NetwallError
 from emulator.experiments import designs
 from emulator.experiments.store import open_store
@@ -140,7 +140,7 @@ def cmd_clean(_args) -> int:
 def cmd_run(args) -> int:
     from emulator.emulation import bound_duration
 
-    if args == build_parser().parse_args(["run"]):  # no options: show the wall first
+    if args.words == ("run",):  # no options at all: show the wall first
         return _compare(designs.parse(designs.DEFAULT, "default"), args.json, (), True)
     nccl = args.format == "nccl-tests"
     if nccl and args.json:

@@ -135,3 +135,24 @@ def test_rows_stored_resume_and_report(tmp_path):
     text = io.StringIO()
     export(records, "json", text)
     assert '"kind": "design"' in text.getvalue()
+
+
+def test_bare_run_is_the_default_comparison(monkeypatch, capsys):
+    """`netwall run` with no options compares the default designs; any option (even
+    --json) is the collective sweep as before."""
+    from emulator.cli import commands
+    from emulator.cli.main import main
+
+    seen = []
+    monkeypatch.setattr(commands, "_compare", lambda file, *rest: seen.append(file) or 0)
+
+    def sweep(_args):
+        raise NetwallError("the sweep")
+
+    monkeypatch.setattr(commands, "_emulations", sweep)
+    assert main(["run"]) == 0 and [f.name for f in seen] == ["default"]
+    assert len(seen[0].designs) == 4
+    for options in (["--json"], ["--topology", "star:8"], ["--size", "8M"]):
+        assert main(["run", *options]) == 2
+        assert "the sweep" in capsys.readouterr().err
+    assert len(seen) == 1
