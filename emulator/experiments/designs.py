@@ -25,6 +25,7 @@ from topologies import cluster as clusters
 from topologies.cluster import Cluster
 from traffic.schedule import ALGORITHMS
 from traffic.workloads import WORKLOADS
+from traffic.workloads import workload as build_workload
 
 TOP_KEYS = ("name", "description", "fleet_gpus", "gpu", "iters", "warmup", "probe",
             "workloads", "designs") + clusters.KEYS
@@ -126,7 +127,8 @@ def _file(doc: Any, stem: str) -> DesignFile:
     if len(sizes) > 1:
         raise NetwallError(f"designs have {' and '.join(map(str, sorted(sizes)))} GPUs: "
                            "compare designs of one cluster size (domains x domain_gpus)")
-    workloads = tuple(_workload(entry, f"workloads[{i}]")
+    ranks = designs[0].cluster.domains * designs[0].cluster.domain_gpus
+    workloads = tuple(_workload(entry, f"workloads[{i}]", ranks)
                       for i, entry in enumerate(doc["workloads"]))
     _unique([w.name for w in workloads], "workloads")
     probe = doc.get("probe", True)
@@ -154,7 +156,8 @@ def _design(entry: Any, where: str, defaults: Mapping[str, Any]) -> Design:
     return Design(name, found)
 
 
-def _workload(entry: Any, where: str) -> Workload:
+def _workload(entry: Any, where: str, ranks: int) -> Workload:
+    """A workload entry; a built-in one is tried on `ranks` ranks (its parameters checked)."""
     if not isinstance(entry, dict):
         raise NetwallError(f"{where}: expected a mapping with collective and sizes, or "
                            "workload")
@@ -178,9 +181,14 @@ def _workload(entry: Any, where: str) -> Workload:
         scale = entry.get("scale", 0.01)
         if isinstance(scale, bool) or not isinstance(scale, int | float):
             raise NetwallError(f"{where}: key 'scale': expected a number, got {shown(scale)}")
-        return Workload(name, workload=kind, scale=float(scale),
-                        steps=_whole(entry.get("steps", 1), f"{where}: key 'steps'", 1,
-                                     MAX_ITEMS), params=params)
+        found = Workload(name, workload=kind, scale=float(scale),
+                         steps=_whole(entry.get("steps", 1), "steps", 1, MAX_ITEMS,
+                                      f"{where}: "), params=params)
+        try:
+            build_workload(kind, ranks, scale=found.scale, steps=found.steps, **params)
+        except NetwallError as e:
+            raise NetwallError(f"{where}: {e}") from None
+        return found
     extra = [k for k in ("scale", "steps", "params") if k in entry]
     if extra:
         raise NetwallError(f"{where}: key {extra[0]!r} belongs to a workload, not a collective")
@@ -226,8 +234,8 @@ def _text(value: Any, where: str) -> str:
     return value
 
 
-def _whole(value: Any, where: str, low: int, high: int) -> int:
+def _whole(value: Any, key: str, low: int, high: int, where: str = "") -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise NetwallError(f"key {where!r}: expected a whole number {low}..{high}, got "
+        raise NetwallError(f"{where}key {key!r}: expected a whole number {low}..{high}, got "
                            f"{shown(value)}")
     return value

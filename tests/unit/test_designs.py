@@ -61,6 +61,9 @@ def test_the_shipped_files_read():
      "designs[0] (copper): key 'domain_gpus': expected a whole number >= 2"),
     (("cables: 9}", "cables: 9, colour: red}"), "designs[1] (optical): key 'scale_up'"),
     (("name: optical,", "name: copper,"), "the name 'copper' is used twice"),
+    (("scale: 0.001,", "scale: 0.001, steps: 0,"), "workloads[1] (moe): key 'steps': expected"),
+    (("{layers: 1}", "{layers: 1, experts: 4}"), "(moe): workload moe-a2a: unknown parameter"),
+    (("{layers: 1}", "{ep: 3}"), "(moe): workload moe-a2a: 4 ranks are not a multiple of ep=3"),
     (("{name: copper, scale_up", "{name: copper, racks: 2, scale_up"), "unknown key 'racks'"),
 ])
 def test_bad_files_are_one_line(change, says):
