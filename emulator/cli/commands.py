@@ -106,9 +106,10 @@ def cmd_gpus(args) -> int:
     if args.json:
         print(json.dumps([g.to_dict() for g in known.values()], indent=2))
         return 0
-    cat = catalogue()
+    cat = with_bundles(catalogue(), [args.link])
     get_profile(args.link, cat)
     topo = parse_topology(args.topology, args.link)
+    cat = with_bundles(cat, [cable.profile for cable in topo.links])
     validate(topo, cat)
     algorithm = args.algorithm or default_algorithm(args.collective)
     sizes = [1 << k for k in range(10, 34)]  # 1 KiB .. 8 GiB

@@ -150,3 +150,14 @@ def test_the_shipped_example_is_valid():
     validate(topo, catalogue_of(topo))
     assert topo.name == "two-fabric" and len(topo.gpus) == 8
     assert {topo.links[i].profile for i in topo.links_of("nvs1")} == {"9xoptical-800g"}
+
+
+def test_commands_that_build_nothing_take_clusters(capsys):
+    """`netwall gpus` and `failures` know a cluster's bundles (its leaves' uplinks too)."""
+    from emulator.cli.main import main
+
+    assert main(["gpus", "--topology", "cluster:2x4", "--link", "nvlink5"]) == 0
+    assert "protocol picked for allreduce/ring on cluster:2x4" in capsys.readouterr().out
+    assert main(["failures", "--gpus", "1000", "--days", "1", "--trials", "10",
+                 "--links", "9xoptical-800g=1"]) == 0
+    assert "9xoptical-800g" in capsys.readouterr().out
