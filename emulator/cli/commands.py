@@ -223,8 +223,15 @@ def _nccl_settings(args, emu, sizes: list[int], check_iters: int) -> nccltests.S
 
 def cmd_compare(args) -> int:
     """Cluster designs side by side (a design file, or the default `netwall run` shows)."""
-    found = designs.load(args.file) if args.file else designs.parse(designs.DEFAULT,
-                                                                    "default")
+    if args.file and args.design:
+        raise NetwallError("give a design file or --design flags, not both")
+    if args.design:
+        found = designs.from_flags(args.design, args.collective, args.size or ["8M"],
+                                   args.layout, args.scale_out, args.iters)
+    elif args.file:
+        found = designs.load(args.file)
+    else:
+        found = designs.parse(designs.DEFAULT, "default")
     return _compare(found, args.json, args.profile_file, args.prove, args.db)
 
 

@@ -141,7 +141,22 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="cluster designs side by side: time, energy, "
                                              "power, failures (a design file, docs/compare.md)")
     compare.add_argument("file", nargs="?",
-                         help="design file (default: the one `netwall run` runs alone)")
+                         help="design file (default: the one `netwall run` runs alone, or "
+                              "the designs given by --design)")
+    compare.add_argument("--design", action="append", default=[], metavar="NAME=LINK:DxG",
+                         help="instead of a file: a design of D scale-up domains of G GPUs "
+                              "on LINK, e.g. copper=nvlink5:2x4, optical=9xoptical-800g:1x8 "
+                              "(repeatable)")
+    compare.add_argument("--layout", help="with --design: rack layout, e.g. gpus=4 "
+                                          "(default one rack per domain)")
+    compare.add_argument("--scale-out", metavar="PROFILE",
+                         help="with --design: the NICs' profile (default optical-800g)")
+    compare.add_argument("--collective", default="allreduce",
+                         help="with --design: the collective over all GPUs (default allreduce)")
+    compare.add_argument("--size", action="append", metavar="BYTES",
+                         help="with --design: a size (repeatable; default 8M)")
+    compare.add_argument("-n", "--iters", type=int, default=3,
+                         help="with --design: timed calls per size (default 3)")
     compare.add_argument("--no-probe", dest="prove", action="store_false",
                          help="skip the dilation probe that proves each result (faster)")
     compare.add_argument("--profile-file", action="append", default=[], metavar="PATH",

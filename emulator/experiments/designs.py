@@ -107,6 +107,32 @@ def parse(text: str, where: str) -> DesignFile:
         raise NetwallError(f"design file {where}: {e}") from None
 
 
+def from_flags(designs: list[str], collective: str, sizes: list[str], layout: str | None,
+               scale_out: str | None, iters: int) -> DesignFile:
+    """A design file made of command-line flags: each design NAME=SCALE_UP:DxG (e.g.
+    copper=nvlink5:2x4, optical=9xoptical-800g:1x8), one collective at `sizes`; mistakes
+    are named as the flags that made them."""
+    doc: dict[str, Any] = {"name": "flags", "iters": iters, "designs": [],
+                           "workloads": [{"name": collective, "collective": collective,
+                                          "sizes": sizes}]}
+    for key, value in (("layout", layout), ("scale_out", scale_out)):
+        if value is not None:
+            doc[key] = value
+    for text in designs:
+        name, eq, rest = text.partition("=")
+        profile, colon, shape = rest.rpartition(":")
+        domains, x, gpus = shape.partition("x")
+        if not (eq and colon and x and domains.isdigit() and gpus.isdigit()):
+            raise NetwallError(f"--design {shown(text)}: use NAME=SCALE_UP:DxG, e.g. "
+                               "copper=nvlink5:2x4 (D domains of G GPUs)")
+        doc["designs"].append({"name": name, "scale_up": profile, "domains": int(domains),
+                               "domain_gpus": int(gpus)})
+    try:
+        return _file(doc, "flags")
+    except NetwallError as e:
+        raise NetwallError(f"--design and its options: {e}") from None
+
+
 def _file(doc: Any, stem: str) -> DesignFile:
     if not isinstance(doc, dict):
         raise NetwallError("expected a mapping with keys workloads and designs")

@@ -159,3 +159,22 @@ def test_bare_run_is_the_default_comparison(monkeypatch, capsys):
         assert main(["run", *options]) == 2
         assert "the sweep" in capsys.readouterr().err
     assert len(seen) == 1
+
+
+def test_designs_from_flags(capsys):
+    from emulator.experiments.designs import from_flags
+
+    f = from_flags(["copper=nvlink5:2x4", "optical=9xoptical-800g:1x8"], "alltoall",
+                   ["4M"], "gpus=4", None, 3)
+    assert [(d.name, d.cluster.scale_up, d.cluster.domains, d.cluster.domain_gpus)
+            for d in f.designs] == [("copper", "nvlink5", 2, 4), ("optical", "9xoptical-800g",
+                                                                  1, 8)]
+    assert f.designs[1].cluster.racks_per_domain == 2 and f.workloads[0].sizes == (4 << 20,)
+    with pytest.raises(NetwallError, match="--design 'copper': use NAME=SCALE_UP:DxG"):
+        from_flags(["copper"], "allreduce", ["8M"], None, None, 3)
+    with pytest.raises(NetwallError, match="--design and its options: .*designs have 6 and 8"):
+        from_flags(["a=nvlink5:2x4", "b=nvlink5:2x3"], "allreduce", ["8M"], None, None, 3)
+    assert main(["compare", "--design", "a=nvlink5:2x4", "--size", "4Q"]) == 2
+    assert "not a size: '4Q'" in capsys.readouterr().err
+    assert main(["compare", "x.yaml", "--design", "a=nvlink5:2x4"]) == 2
+    assert "not both" in capsys.readouterr().err
