@@ -143,10 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("file", nargs="?",
                          help="design file (default: the one `netwall run` runs alone, or "
                               "the designs given by --design)")
-    compare.add_argument("--design", action="append", default=[], metavar="NAME=LINK:DxG",
-                         help="instead of a file: a design of D scale-up domains of G GPUs "
-                              "on LINK, e.g. copper=nvlink5:2x4, optical=9xoptical-800g:1x8 "
-                              "(repeatable)")
+    compare.add_argument("--design", action="append", metavar="NAME=LINK:DxG",
+                         help="instead of a file (repeatable): a design of D scale-up domains "
+                              "of G GPUs on LINK, e.g. copper=nvlink5:2x4")
     compare.add_argument("--layout", help="with --design: rack layout, e.g. gpus=4 "
                                           "(default one rack per domain)")
     compare.add_argument("--scale-out", metavar="PROFILE",
