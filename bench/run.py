@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bench import (
     algorithms,
+    compare,
     efficiency,
     fidelity,
     goodput,
@@ -33,6 +34,7 @@ def main() -> None:
     sizes = scale.measure()
     table = verdict.dilation_table()
     default = verdict.default_run(repeats=3)
+    designs = compare.measure(repeats=3)
     real = validation.measure(repeats=3)
     fits = validation.load()
     fit_joint = validation.fit(fits)
@@ -98,8 +100,8 @@ at forced dilations and automatic:
 
 {verdict.markdown_table(table)}
 
-The default `netwall run` (three link profiles x 1, 4, 16 MiB) against the same command with
-`--dilation 5000`:
+`netwall run --json` (three link profiles x 1, 4, 16 MiB: the sweep `netwall run` runs
+when given any option) against the same command with `--dilation 5000`:
 
 {verdict.markdown_default(default)}
 
@@ -170,6 +172,17 @@ ring broadcast and reduce read ~30% fast because timed calls run back to back an
 as on real hardware, while the model counts each call's pipeline fill anew. Tree
 all-reduce reads a few percent slow at large sizes (as in the fidelity table above), which
 is not yet explained.
+
+## Cluster designs compared (bench/compare.py)
+
+`netwall compare` on its default design file (what `netwall run` with no options prints,
+emulator/experiments/designs.py): 8 GPUs in racks of 4 with 800G NICs, an 8 MiB ring
+all-reduce over all 8, on copper (NVLink 5) domains of one rack, one copper domain over two
+racks (refused: the cable is too long), and one domain over two racks on 9 optical or 9
+wide-and-slow 800G cables per GPU; median of {designs['repeats']} runs of the whole command,
+timed from outside. Target: about a minute on this 2-core machine.
+
+{compare.markdown(designs)}
 
 ## The largest cluster on this machine (bench/scale.py)
 

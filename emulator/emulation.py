@@ -33,7 +33,7 @@ from emulator.models.energy import EnergyReport, run_energy
 from emulator.models.faults import Fault, LinkState, link_state, timeline
 from emulator.models.metrics import algbw_gbps, busbw_gbps
 from emulator.models.plan import EMULATION_MTU, FRAME_BYTES, gpu_link_rates, make_plan, redilated
-from emulator.models.profiles import catalogue, get_profile
+from emulator.models.profiles import catalogue, get_profile, with_bundles
 from emulator.models.verdict import Probe, cpu_times, judge, judge_trace
 from emulator.result import (
     Attempt,
@@ -83,7 +83,7 @@ class Emulation:
         host: calibration.Calibration | None = None,
         gpu: str = DEFAULT_GPU,
     ) -> None:
-        self.catalogue = catalogue(profiles)
+        self.catalogue = with_bundles(catalogue(profiles), (link, spine_link))
         #: What every rank stands in for (emulator.models.endpoints): NCCL's costs on it.
         self.gpu = get_gpu(gpu)
         get_profile(link, self.catalogue)
@@ -91,13 +91,15 @@ class Emulation:
         if isinstance(topology, Topology):
             self.topology = topology
         else:
-            uses_spine = topology.startswith("racks:")
-            if uses_spine:
+            two_fabric = topology.startswith("cluster:")
+            if topology.startswith("racks:") or two_fabric:
                 get_profile(spine_link, self.catalogue)
             self.topology = parse(topology, link, spine_link=spine_link, length_m=length_m,
-                                  spine_length_m=spine_length_m)
-            if layout is not None:
+                                  spine_length_m=spine_length_m,
+                                  layout=layout if two_fabric else None)
+            if layout is not None and not two_fabric:
                 self.topology = _laid_out(self.topology, topology, link, spine_link, layout)
+        self.catalogue = with_bundles(self.catalogue, [c.profile for c in self.topology.links])
         validate(self.topology, self.catalogue)
         self.capabilities = capabilities or probe()
         if not (self.capabilities.veth and self.capabilities.htb):
@@ -761,7 +763,7 @@ def apply_link_state(emu: Emulation, link: int, faults: list[Fault]) -> LinkStat
 def _laid_out(topo: Topology, spec: str, link: str, spine_link: str, layout: str) -> Topology:
     """racks:RxG with cable lengths computed from a rack layout (topologies/layout.py)."""
     if not spec.startswith("racks:"):
-        raise NetwallError("--layout applies to racks:RxG topologies only")
+        raise NetwallError("--layout applies to racks:RxG and cluster:DxG topologies only")
     per_rack = len(topo.gpus) // len([s for s in topo.switches if s.startswith("rack")])
     racks = len(topo.gpus) // per_rack
     return racks_topology(racks, per_rack, link, spine_link, parse_layout(layout, per_rack),

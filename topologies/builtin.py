@@ -11,11 +11,12 @@ import re
 
 from emulator.errors import NetwallError
 
+from . import cluster
 from .graph import DIRECT, MAX_GPUS, SCALE_OUT, SCALE_UP, Link, Topology
 from .yamlfile import load_file
 
 MAX_MESH = 64  # a full mesh needs N-1 interfaces per GPU and N(N-1)/2 veth pairs
-USAGE = "use pair, ring:N, mesh:N, star:N, racks:RxG or a .yaml file"
+USAGE = "use pair, ring:N, mesh:N, star:N, racks:RxG, cluster:DxG or a .yaml file"
 _SIZED = {"ring": 3, "mesh": 2, "star": 2}  # kind -> fewest GPUs
 
 
@@ -25,17 +26,24 @@ def parse(
     spine_link: str = "optical-800g",
     length_m: float | None = None,
     spine_length_m: float | None = None,
+    layout: str | None = None,
 ) -> Topology:
     """Build a topology from a spec; `link` is the profile of GPU-facing links.
 
     length_m overrides the 1 m default of direct and scale-up links, spine_length_m the
-    20 m default of switch-to-switch links.
+    20 m default of switch-to-switch links. cluster:DxG (topologies.cluster) puts `link` on
+    the scale-up fabric and `spine_link` on the NICs, and takes its lengths from `layout`.
     """
     spec = spec.strip()
     if spec.endswith((".yaml", ".yml")) or os.path.isfile(spec):
         if length_m is not None or spine_length_m is not None:
             raise NetwallError(f"topology file {spec} sets its own lengths; drop length options")
         return load_file(spec, link)
+    if spec.startswith("cluster:"):
+        if length_m is not None or spine_length_m is not None:
+            raise NetwallError(f"topology {spec}: a cluster's cable lengths come from its "
+                               "rack layout (--layout); drop length options")
+        return cluster.topology(cluster.parse_spec(spec, link, spine_link, layout), spec)
     near = 1.0 if length_m is None else length_m
     far = 20.0 if spine_length_m is None else spine_length_m
     kind, colon, size = spec.partition(":")

@@ -164,6 +164,12 @@ def cable_length_gpu_to_rack(
     return _mm(up + floor_distance(layout, gpu_slot, switch_slot) + down + layout.slack_m)
 
 
+def cable_length_in_rack(layout: Layout) -> float:
+    """The longest cable between two switches of one rack (a leaf and the spine of a network
+    rack): the rack's whole height, plus slack."""
+    return _mm(layout.rack_height_m + layout.slack_m)
+
+
 def cable_length_rack_to_spine(layout: Layout, rack_index: int, spine_rack_index: int) -> float:
     """A rack's mid-height switch to the spine switch at mid-height of its own rack.
 

@@ -12,6 +12,7 @@ from typing import Any
 from emulator.errors import NetwallError
 from emulator.inputs import load_yaml, read_text
 
+from . import cluster
 from .graph import MAX_GPUS, Link, Topology, tier_of
 
 _TOP_KEYS = ("name", "gpus", "switches", "default_link", "links")
@@ -41,6 +42,8 @@ def _read(path: Path) -> Any:
 def _topology(doc: Any, stem: str, link: str) -> Topology:
     if not isinstance(doc, dict):
         raise _Bad(f"expected a mapping with keys gpus and links, got {_kind(doc)}")
+    if "cluster" in doc:
+        return _cluster(doc, stem, link)
     _check_keys(doc, _TOP_KEYS, "")
     for key in ("gpus", "links"):
         if key not in doc:
@@ -62,6 +65,20 @@ def _topology(doc: Any, stem: str, link: str) -> Topology:
         for i, entry in enumerate(entries)
     )
     return Topology(name, gpus, switches, links)
+
+
+def _cluster(doc: dict, stem: str, link: str) -> Topology:
+    """The two-fabric form: `cluster:` holds topologies.cluster's keys; `link` is the
+    scale-up profile when it names none."""
+    _check_keys(doc, ("name", "cluster"), "")
+    if not isinstance(doc["cluster"], dict):
+        raise _Bad(f"cluster must be a mapping of {', '.join(cluster.KEYS)}, got "
+                   f"{_kind(doc['cluster'])}")
+    try:
+        found = cluster.from_mapping(doc["cluster"], link=link)
+    except NetwallError as e:
+        raise _Bad(f"cluster: {e}") from None
+    return cluster.topology(found, _string(doc.get("name", stem), "name"))
 
 
 def _gpus(value: Any) -> tuple[str, ...]:

@@ -7,22 +7,25 @@ answer at once.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import sys
 
 from emulator import inputs
-from emulator.cli import campaign, nccltests, tables
+from emulator.cli import campaign, comparison, nccltests, tables
 from emulator.cli.listings import failures_table, gpus_table, profiles_table, reach_table
 from emulator.cli.parsing import FAMILIES_DEFAULT, sweep
 from emulator.errors import NetwallError
+from emulator.experiments import designs
+from emulator.experiments.store import open_store
 from emulator.kernel import records as state
 from emulator.kernel.capabilities import probe
 from emulator.models.alphabeta import protocol_ranges
 from emulator.models.endpoints import gpus
 from emulator.models.faults import parse
-from emulator.models.profiles import catalogue, get_profile
+from emulator.models.profiles import catalogue, get_profile, with_bundles
 from emulator.models.reliability import fleet, simulate
 from emulator.text.progress import Progress
 from emulator.version import netwall_version
@@ -103,9 +106,10 @@ def cmd_gpus(args) -> int:
     if args.json:
         print(json.dumps([g.to_dict() for g in known.values()], indent=2))
         return 0
-    cat = catalogue()
+    cat = with_bundles(catalogue(), [args.link])
     get_profile(args.link, cat)
     topo = parse_topology(args.topology, args.link)
+    cat = with_bundles(cat, [cable.profile for cable in topo.links])
     validate(topo, cat)
     algorithm = args.algorithm or default_algorithm(args.collective)
     sizes = [1 << k for k in range(10, 34)]  # 1 KiB .. 8 GiB
@@ -137,6 +141,8 @@ def cmd_clean(_args) -> int:
 def cmd_run(args) -> int:
     from emulator.emulation import bound_duration
 
+    if args.words == ("run",):  # no options at all: show the wall first
+        return _compare(designs.parse(designs.DEFAULT, "default"), args.json, (), True)
     nccl = args.format == "nccl-tests"
     if nccl and args.json:
         raise NetwallError("--json and --format nccl-tests exclude each other: pick one")
@@ -215,6 +221,65 @@ def _nccl_settings(args, emu, sizes: list[int], check_iters: int) -> nccltests.S
         pid=os.getpid(), gpu=emu.gpu.name, link_delay=emu.delay_mechanism)
 
 
+def cmd_compare(args) -> int:
+    """Cluster designs side by side (a design file, or the default `netwall run` shows)."""
+    if args.file and args.design:
+        raise NetwallError("give a design file or --design flags, not both")
+    if args.design:
+        found = designs.from_flags(args.design, args.collective, args.size or ["8M"],
+                                   args.layout, args.scale_out, args.iters)
+    elif args.file:
+        found = designs.load(args.file)
+    else:
+        found = designs.parse(designs.DEFAULT, "default")
+    return _compare(found, args.json, args.profile_file, args.prove, args.db)
+
+
+def _compare(file: designs.DesignFile, as_json: bool, profile_files, prove: bool,
+             db: str | None = None) -> int:
+    """Run a comparison and print it; with `db`, every row is stored as it is measured
+    and designs stored before are not run again (the campaign store: netwall report)."""
+    from emulator.emulation import bound_duration
+    from emulator.experiments import compare
+
+    if not prove:
+        file = dataclasses.replace(file, probe=False)
+    prepared = compare.prepare(file, profile_files)
+    emulations = [p.emulation for p in prepared if p.emulation is not None]
+    if emulations:
+        _note_missing(emulations[0])
+        _calibrated(emulations)
+    with contextlib.ExitStack() as stack:
+        store = stack.enter_context(open_store(db)) if db else None
+        kept = compare.stored(file, store) if store else {}
+        weights = [0.0 if p.design.name in kept else w
+                   for p, w in zip(prepared, compare.estimate_s(file, prepared), strict=True)]
+        bound_duration(sum(weights), "this comparison")
+        rows_per_design = sum(len(w.sizes) or 1 for w in file.workloads)
+        weight = {p.design.name: w / rows_per_design
+                  for p, w in zip(prepared, weights, strict=True)}
+        progress = Progress("compare", sum(weights), items=len(prepared) * rows_per_design)
+
+        def done(row) -> None:
+            if store and row.design not in kept:
+                compare.keep(file, row, store)
+            progress.advance(f"{row.design}, {row.workload}", weight[row.design])
+
+        try:
+            rows = compare.run(file, prepared, done, kept)
+        finally:
+            progress.finish()
+    if as_json:
+        print(json.dumps({"settings": {"netwall": netwall_version(),
+                                       "file": dataclasses.asdict(file)},
+                          "rows": [r.to_dict() for r in rows]}, indent=1, default=str))
+    else:
+        delay = emulations[0].delay_mechanism if emulations else None
+        print("\n".join(comparison.header(file, delay)))
+        print(comparison.render(rows))
+    return 0
+
+
 def cmd_replay(args) -> int:
     from emulator.emulation import bound_duration
 
@@ -259,9 +324,11 @@ def cmd_replay(args) -> int:
 
 
 def cmd_failures(args) -> int:
-    cat = catalogue(args.profile_file)
+    items = args.links.split(",")
+    cat = with_bundles(catalogue(args.profile_file),  # "9xoptical-800g=1" too
+                       [item.partition("=")[0].strip() for item in items])
     results = {}
-    for item in args.links.split(","):
+    for item in items:
         name, _, per_gpu = item.partition("=")
         get_profile(name.strip(), cat)
         try:
@@ -305,5 +372,6 @@ def cmd_trace(args) -> int:
 
 COMMANDS = {"check": cmd_check, "profiles": cmd_profiles, "gpus": cmd_gpus, "run": cmd_run,
             "clean": cmd_clean,
-            "replay": cmd_replay, "trace": cmd_trace, "failures": cmd_failures,
+            "replay": cmd_replay, "compare": cmd_compare, "trace": cmd_trace,
+            "failures": cmd_failures,
             "reach": cmd_reach, "cli": cmd_cli, **campaign.COMMANDS}

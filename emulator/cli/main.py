@@ -33,7 +33,9 @@ def _unraisable(hook: sys.UnraisableHookArgs) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.words = tuple(argv)  # as typed: `netwall run` alone differs from its defaults typed
     sys.unraisablehook = _unraisable
     # SIGTERM and SIGHUP unwind like Ctrl-C, so `with Emulation` tears the network down.
     signal.signal(signal.SIGTERM, _interrupt)

@@ -138,6 +138,34 @@ def build_parser() -> argparse.ArgumentParser:
                           "flap=3:gpu0--nvs0@0+20us (repeatable)")
     run.add_argument("--json", action="store_true", help="print one JSON object")
 
+    compare = sub.add_parser("compare", help="cluster designs side by side: time, energy, "
+                                             "power, failures (a design file, docs/compare.md)")
+    compare.add_argument("file", nargs="?",
+                         help="design file (default: the one `netwall run` runs alone, or "
+                              "the designs given by --design)")
+    compare.add_argument("--design", action="append", metavar="NAME=LINK:DxG",
+                         help="instead of a file (repeatable): a design of D scale-up domains "
+                              "of G GPUs on LINK, e.g. copper=nvlink5:2x4")
+    compare.add_argument("--layout", help="with --design: rack layout, e.g. gpus=4 "
+                                          "(default one rack per domain)")
+    compare.add_argument("--scale-out", metavar="PROFILE",
+                         help="with --design: the NICs' profile (default optical-800g)")
+    compare.add_argument("--collective", default="allreduce",
+                         help="with --design: the collective over all GPUs (default allreduce)")
+    compare.add_argument("--size", action="append", metavar="BYTES",
+                         help="with --design: a size (repeatable; default 8M)")
+    compare.add_argument("-n", "--iters", type=int, default=3,
+                         help="with --design: timed calls per size (default 3)")
+    compare.add_argument("--no-probe", dest="prove", action="store_false",
+                         help="skip the dilation probe that proves each result (faster)")
+    compare.add_argument("--profile-file", action="append", default=[], metavar="PATH",
+                         help="extra profile file or directory (repeatable)")
+    compare.add_argument("--db", metavar="PATH",
+                         help="also store every row here (a campaign store: path or "
+                              "sqlite:///path; designs already stored are not run again; "
+                              "netwall report plots them)")
+    compare.add_argument("--json", action="store_true", help="print one JSON object")
+
     console = sub.add_parser("cli", help="Mininet's CLI on the emulated cluster, with netwall "
                                          "commands (links, collective, iperf, fail, ...)")
     _cluster_options(console)
@@ -185,18 +213,19 @@ def build_parser() -> argparse.ArgumentParser:
 def _cluster_options(parser: argparse.ArgumentParser) -> None:
     """The options that describe the emulated cluster, shared by run and replay."""
     parser.add_argument("--topology", default="star:8",
-                        help="pair, ring:N, mesh:N, star:N, racks:RxG or a .yaml file "
-                             "(default star:8)")
+                        help="pair, ring:N, mesh:N, star:N, racks:RxG, cluster:DxG or a .yaml "
+                             "file (default star:8)")
     parser.add_argument("--link", action="append", metavar="PROFILE",
                         help="link profile (repeatable; default: one run per family: "
                              + ", ".join(FAMILIES_DEFAULT) + ")")
     parser.add_argument("--spine-link", default="optical-800g", metavar="PROFILE",
-                        help="profile of rack-to-spine links in racks:RxG (default optical-800g)")
+                        help="profile of rack-to-spine links in racks:RxG, and of the NICs "
+                             "of cluster:DxG (default optical-800g)")
     parser.add_argument("--length-m", type=float, help="cable length of GPU links, metres")
     parser.add_argument("--spine-length-m", type=float,
                         help="cable length of spine links, metres")
     parser.add_argument("--layout", metavar="SPEC",
-                        help="racks:RxG only: compute cable lengths from a rack layout, e.g. "
+                        help="racks:RxG and cluster:DxG: cable lengths from a rack layout, e.g. "
                              "pitch=0.6,height=2,slack=0.5,row=16 (docs/layout.md)")
     parser.add_argument("--dilation", type=float,
                         help="time-dilation factor D for every call (default: chosen per call "

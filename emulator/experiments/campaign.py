@@ -27,7 +27,7 @@ from emulator.inputs import MAX_ITEMS, MAX_ITERS, compose_yaml, read_text, shown
 from emulator.models import faults as flt
 from emulator.models.endpoints import DEFAULT as DEFAULT_GPU
 from emulator.models.endpoints import gpus
-from emulator.models.profiles import catalogue
+from emulator.models.profiles import catalogue, with_bundles
 from emulator.models.reliability import (
     MAX_DAYS,
     MAX_FLEET_GPUS,
@@ -213,6 +213,7 @@ class _Reader:
 
     def profile(self, node: yaml.Node, key: str) -> str:
         name = self.string(node, key)
+        self.profiles = with_bundles(self.profiles, [name])  # "9xoptical-800g" too
         if name not in self.profiles:
             raise self.fail(node, key, f"no link profile {name!r} (available: "
                                        f"{', '.join(self.profiles)})")
@@ -324,11 +325,13 @@ class _Reader:
     def topology(self, node: yaml.Node, link: str, spine: str, layout: str | None) -> str:
         spec = self.string(node, "topologies")
         try:
-            parse_topology(spec, link, spine_link=link if spine == SAME else spine)
+            parse_topology(spec, link, spine_link=link if spine == SAME else spine,
+                           layout=layout if spec.startswith("cluster:") else None)
         except NetwallError as e:
             raise self.fail(node, "topologies", str(e)) from None
-        if layout is not None and not spec.startswith("racks:"):
-            raise self.fail(node, "topologies", f"{spec!r}: a layout applies to racks:RxG only")
+        if layout is not None and not spec.startswith(("racks:", "cluster:")):
+            raise self.fail(node, "topologies", f"{spec!r}: a layout applies to racks:RxG "
+                                                "and cluster:DxG only")
         return spec
 
     def collective(self, node: yaml.Node) -> str:

@@ -2,7 +2,8 @@
 
 The plots answer the campaign's questions by technology (link profile): bus bandwidth by
 size, how far measurements sit from the alpha-beta model, energy per GB, throughput with
-and without faults, and link failure rates. Figures are drawn with matplotlib's Agg canvas
+and without faults, link failure rates, and `netwall compare --db`'s cluster designs side
+by side. Figures are drawn with matplotlib's Agg canvas
 (no display needed) and written as PNG, which index.html embeds, and SVG.
 """
 
@@ -13,6 +14,7 @@ import html
 import io
 import json
 import math
+import re
 from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
@@ -32,6 +34,9 @@ COLUMNS = ("id", "campaign", "experiment", "status", "topology", "link", "spine_
            "seed", "iters", "warmup", "time_us", "model_us", "model_error", "algbw_gbps",
            "busbw_gbps", "joules_per_gb", "check", "retransmitted_bytes", "faithful",
            "host_error", "fidelity_flags", "slowdown", "netwall", "host", "time", "reason")
+DESIGN_COLUMNS = ("workload", "size", "design", "scale_up", "domain_gpus", "racks_per_domain",
+                  "feasible", "time_s", "busbw_gbps", "energy_j", "watts_per_gpu",
+                  "failures_per_day", "stalls_per_day", "scale_up_failure", "reason")
 FAMILY_COLOURS = {"copper": "#b5651d", "optical": "#1f77b4", "wide-and-slow": "#2ca02c"}
 STYLES = ("-", "--", ":", "-.")  # one per topology, when a figure has several
 OTHER_COLOURS = ("#9467bd", "#d62728", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
@@ -280,6 +285,43 @@ def plot_failures(failures: dict, out: Path) -> list[tuple[str, str]]:
     return [(_save(fig, out, "failures"), "Link failure rates by technology")]
 
 
+def plot_designs(designs: list[dict], out: Path) -> list[tuple[str, str]]:
+    """`netwall compare --db` rows: per design file and workload, each design's time, link
+    energy per step and link power per GPU side by side; a design that does not fit has no
+    bars and says so under its name."""
+    groups: dict[tuple, dict[str, dict]] = {}
+    for record in designs:  # the last record of a design wins (a rerun after an edit)
+        r = record["row"]
+        groups.setdefault((record["campaign"], r["workload"], r["size"]), {})[r["design"]] = r
+    figures = []
+    for (campaign, workload, size), rows in groups.items():
+        names = list(rows)
+        fig = Figure(figsize=(3.2 * 3, 4))
+        for i, (key, label) in enumerate((("time_s", "time (us)"), ("energy_j", "J per step"),
+                                          ("watts_per_gpu", "link W per GPU"))):
+            ax = fig.add_subplot(1, 3, i + 1)
+            values = [(rows[n][key] or 0) * (1e6 if key == "time_s" else 1) for n in names]
+            ax.bar(range(len(names)), values,
+                   color=[_family_colour(rows[n]["scale_up"]) for n in names])
+            ax.set_xticks(range(len(names)), [n if rows[n]["feasible"] else f"{n}\n(does not "
+                                              "fit)" for n in names], rotation=30, ha="right",
+                          fontsize=7)
+            ax.set_title(label, fontsize=9)
+        at = f" at {format_size(size, spaced=True)}" if size else ""
+        fig.suptitle(f"{campaign}: {workload}{at}", fontsize=10)
+        stem = re.sub(r"[^A-Za-z0-9._-]", "_", f"designs-{campaign}-{workload}"
+                      + (f"-{size}" if size else ""))
+        figures.append((_save(fig, out, stem), f"Designs compared: {campaign}, {workload}{at}"))
+    return figures
+
+
+def _family_colour(profile: str) -> str:
+    """A design's colour: its scale-up cable's family (a bundle's cable; NVLink is copper)."""
+    cable = re.sub(r"^[0-9]+x", "", profile)
+    family = "copper" if cable.startswith("nvlink") else cable.rsplit("-", 1)[0]
+    return FAMILY_COLOURS.get(family, OTHER_COLOURS[0])
+
+
 # -- the page --------------------------------------------------------------------------------
 
 
@@ -288,7 +330,8 @@ def report(records: list[dict], out: Path) -> Path:
     make_dir(out)
     points = _measured(records)
     failures = [r for r in records if r["kind"] == "failures"]
-    figures = []
+    designs = [r for r in records if r["kind"] == "design"]
+    figures = plot_designs(designs, out) if designs else []
     if points:
         figures += plot_busbw(points, out) + plot_model(points, out) + plot_energy(points, out)
         figures += plot_faults(points, out)
@@ -328,6 +371,10 @@ def _html(records: list[dict], figures: list[tuple[str, str]], failures: dict | 
             ["profile", "links", "failures/day", "link down/day", "hours between interruptions"],
             [[n, v[n]["links"], v[n]["failures_per_day"], v[n]["link_down_per_day"],
               v[n]["hours_between_interruptions"]] for n, v in failures["result"].items()]))
+    designs = [r["row"] for r in records if r["kind"] == "design"]
+    if designs:
+        parts.append("<h2>Designs compared</h2>" + _table(
+            list(DESIGN_COLUMNS), [[d[c] for c in DESIGN_COLUMNS] for d in designs]))
     parts.append("<h2>Points</h2>" + _table(list(COLUMNS), [[r[c] for c in COLUMNS]
                                                            for r in rows]))
     parts.append("</body></html>")

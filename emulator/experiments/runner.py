@@ -19,6 +19,7 @@ from typing import TextIO
 from emulator.emulation import Emulation, calibrated_host
 from emulator.errors import NetwallError
 from emulator.experiments.campaign import Campaign, Failures, Point
+from emulator.experiments.designs import DesignFile
 from emulator.experiments.store import Store
 from emulator.models.faults import parse
 from emulator.models.profiles import catalogue
@@ -30,8 +31,9 @@ from emulator.version import netwall_version
 MAX_CAMPAIGN_S = 30 * 24 * 3600.0
 
 
-def provenance(campaign: Campaign) -> dict:
-    """What every record carries to say where and with what it was made."""
+def provenance(campaign: Campaign | DesignFile) -> dict:
+    """What every record carries to say where and with what it was made (a design
+    comparison's rows too: its file's name stands for the campaign's)."""
     return {"campaign": campaign.name, "netwall": netwall_version(),
             "host": {"node": platform.node(), "kernel": platform.release(),
                      "python": platform.python_version()},

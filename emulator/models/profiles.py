@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -255,3 +256,41 @@ def get_profile(name: str, cat: Mapping[str, LinkProfile]) -> LinkProfile:
     except KeyError:
         known = ", ".join(sorted(cat)) or "none"
         raise NetwallError(f"unknown link profile {shown(name)} (known: {known})") from None
+
+
+#: A bundle's name: N cables of a catalogue profile side by side, e.g. "9xoptical-800g".
+_BUNDLE = re.compile(r"([1-9][0-9]{0,2})x(.+)")
+#: Fields a bundle of N cables has N times of (the rest are each cable's own).
+_SUMMED = ("rate_gbps", "lanes", "spare_lanes", "watts_per_end", "afr", "queue_bytes")
+
+
+def bundle(base: LinkProfile, cables: int) -> LinkProfile:
+    """`cables` cables of `base` side by side as one link: what a GPU needs to match an
+    NVLink bundle's bandwidth with 800G cables (7200 Gb/s = 9 x 800G). Rate, lanes, spares,
+    power per end, failure rate and queue add up; reach, delay, BER and energy per bit are
+    each cable's. Every number keeps its source, prefixed by how it was derived."""
+    if isinstance(cables, bool) or not isinstance(cables, int) or not 1 <= cables <= 999:
+        raise NetwallError(f"a bundle takes 1 to 999 cables, got {cables!r}")
+    values = {f.name: getattr(base, f.name) for f in fields(base)
+              if f.name not in ("name", "description", "sources", "path")}
+    sources = {}
+    for key, source in base.sources.items():
+        if key in _SUMMED:
+            values[key] = values[key] * cables
+            sources[key] = f"derived: {cables} x {base.name}'s {values[key] / cables:g} ({source})"
+        else:
+            sources[key] = f"as one {base.name} cable ({source})"
+    return LinkProfile(name=f"{cables}x{base.name}",
+                       description=f"{cables} {base.name} cables in parallel as one link",
+                       sources=MappingProxyType(sources), path=base.path, **values)
+
+
+def with_bundles(cat: Mapping[str, LinkProfile], names: Iterable[str]) -> dict[str, LinkProfile]:
+    """The catalogue plus every bundle named in `names` ("9xoptical-800g") whose base it
+    holds; other names are left for get_profile or validate to refuse."""
+    out = dict(cat)
+    for name in names:
+        found = _BUNDLE.fullmatch(name)
+        if name not in out and found and found.group(2) in cat:
+            out[name] = bundle(cat[found.group(2)], int(found.group(1)))
+    return out

@@ -66,3 +66,21 @@ def test_scale_extrapolates_and_stops_before_a_size_that_would_not_fit(monkeypat
     assert scale.too_big(256, rows) == "would hold ~16.0 GiB of 10.0 GiB available"
     shrinking = [first, {"gpus": 128, "total_s": 5.0, "memory_bytes": 1 << 30}]
     assert scale.extrapolate(shrinking, "total_s", 256) == 10.0  # never below linear
+
+
+def test_compare_table_takes_medians_and_keeps_infeasible_rows():
+    from bench import compare
+
+    def row(design, time_s, feasible=True):
+        return {"workload": "tp", "design": design, "scale_up": "nvlink5", "domain_gpus": 4,
+                "racks_per_domain": 1, "feasible": feasible, "time_s": time_s,
+                "busbw_gbps": time_s and 1e-3 / time_s, "energy_j": time_s and 2 * time_s,
+                "watts_per_gpu": 115.2, "failures_per_day": 1.3229, "stalls_per_day": 1.3229,
+                "scale_up_failure": "stall", "faithful": True if feasible else None}
+
+    runs = [[row("a", t), row("b", None, False)] for t in (1e-4, 3e-4, 2e-4)]
+    lines = compare.markdown({"repeats": 3, "walls": [50, 70, 60], "runs": runs}).splitlines()
+    assert lines[2] == ("| tp | a | nvlink5 | 4 x 1 racks | yes | 200.0 | 5.0 | 0.0004 | 115 | "
+                        "1.32 | 1.32 | stall | 3 of 3 |")
+    assert lines[3].endswith("| no | - | - | - | 115 | 1.32 | 1.32 | stall | - |")
+    assert lines[-1] == "Wall time of the whole command: median 60 s (50, 70, 60 s over 3 runs)."

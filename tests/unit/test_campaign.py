@@ -53,7 +53,7 @@ sizes: [64K, 1M]
     (BASE + "repetitions: 0\n", 5, "key 'repetitions': must be an integer from 1 to 100000"),
     (BASE + "iters: two\n", 5, "key 'iters': must be an integer from 1 to 100000, got 'two'"),
     (BASE + "seeds: [1.5]\n", 5, "key 'seeds': must be an integer from 0 to"),
-    (BASE + "layout: gpus=2\n", 2, "a layout applies to racks:RxG only"),
+    (BASE + "layout: gpus=2\n", 2, "a layout applies to racks:RxG and cluster:DxG only"),
     (BASE + "links: [optical-800g]\n", 5, "key 'links': given twice"),
     (BASE + "sizes: [1K\n", 6, "YAML syntax error"),
     ("name: t\ntopologies: [pair]\nlinks: [copper-800g]\n", 1, "needs key 'sizes'"),
@@ -379,3 +379,13 @@ def test_malformed_campaign_is_one_line_and_exit_2(tmp_path):
     assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
     assert "bad.yaml line 4, key 'sizes'" in run.stderr
     assert not (tmp_path / "bad.sqlite").exists()
+
+
+def test_two_fabric_clusters_and_bundles_in_a_campaign():
+    """A campaign sweeps cluster designs too: cluster:DxG with a layout, bundle profiles."""
+    camp = loads("name: c\ntopologies: ['cluster:1x8']\nlayout: gpus=4\n"
+                 "links: [9xoptical-800g, 9xwide-and-slow-800g]\nsizes: [1M]\n", "c.yaml")
+    assert {p.link for p in camp.points} == {"9xoptical-800g", "9xwide-and-slow-800g"}
+    assert {p.layout for p in camp.points} == {"gpus=4"}
+    with pytest.raises(NetwallError, match="no link profile '9xunobtainium'"):
+        loads("name: c\ntopologies: [pair]\nlinks: [9xunobtainium]\nsizes: [1M]\n", "c.yaml")

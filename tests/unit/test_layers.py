@@ -38,6 +38,7 @@ DEFERRED = {
     ("emulator.emulation", "emulator.kernel.network"),  # Mininet, only when building
     ("emulator.cli.commands", "emulator.emulation"),
     ("emulator.cli.commands", "emulator.cli.console"),
+    ("emulator.cli.commands", "emulator.experiments.compare"),
     ("emulator.cli.campaign", "emulator.experiments.runner"),
     ("emulator.cli.campaign", "emulator.experiments.report"),
 }

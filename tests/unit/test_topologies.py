@@ -138,7 +138,7 @@ def test_length_overrides():
 @pytest.mark.parametrize(
     "spec, says",
     [
-        ("foo", "unknown topology 'foo' (use pair, ring:N, mesh:N, star:N, racks:RxG or a .yaml"),
+        ("foo", "unknown topology 'foo' (use pair, ring:N, mesh:N, star:N, racks:RxG, cluster:DxG"),
         ("pair:2", "unknown topology 'pair:2'"),
         ("ring", "unknown topology 'ring'"),
         ("torus:4", "unknown topology 'torus:4'"),

@@ -1,0 +1,65 @@
+"""The table of `netwall compare` (and of `netwall run` with no options): one row per
+design and workload, with what the links cost beside what the workload measured."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from emulator.text.table import table
+from emulator.units import format_size
+
+if TYPE_CHECKING:  # the comparison itself imports the emulation: only when one runs
+    from emulator.experiments.compare import Row
+    from emulator.experiments.designs import DesignFile
+
+COLUMNS = ("design", "scale-up", "domain", "fits", "time(us)", "busbw(GB/s)", "J/step",
+           "W/GPU", "fails/day", "stalls/day", "up fails", "NIC fails")
+
+
+def header(file: DesignFile, delay: str | None) -> list[str]:
+    """What was compared, and how to read the columns."""
+    lines = [f"# netwall compare: {file.name}, {len(file.designs)} designs of "
+             f"{file.designs[0].cluster.domains * file.designs[0].cluster.domain_gpus} GPUs, "
+             f"GPU endpoint {file.gpu}"]
+    if file.description:
+        lines.append(f"# {' '.join(file.description.split())}")
+    if delay:
+        lines.append(f"# link delay: {delay}")
+    lines += [
+        "# domain: GPUs x racks of one scale-up domain; fits: every cable within its reach; "
+        "time: one call (a collective) or one step (a workload), real units",
+        "# J/step: the links' energy per call or step; W/GPU: every cable's power over the "
+        f"GPUs; fails/day, stalls/day: link failures and link-down events at "
+        f"{file.fleet_gpus:,} GPUs cabled alike",
+        "# up fails, NIC fails: what one lane or channel lost does: stall (the link is down "
+        "until repair) or the capacity it costs (-0%: a spare absorbed it)",
+    ]
+    return lines
+
+
+def render(rows: list[Row]) -> str:
+    """One table per workload (and size), then why each infeasible design is."""
+    out = []
+    for key in dict.fromkeys((r.workload, r.size) for r in rows):
+        mine = [r for r in rows if (r.workload, r.size) == key]
+        size = f" at {format_size(key[1])}" if key[1] is not None else ""
+        out.append(f"## {key[0]}{size}")
+        out.append(table(COLUMNS, [_cells(r) for r in mine]))
+        for r in mine:
+            if not r.feasible:
+                out.append(f"# {r.reason}")
+            elif r.faithful is False:
+                out.append(f"# {r.design}: NOT FAITHFUL (the host distorted this result; see "
+                           "--json)")
+    return "\n".join(out)
+
+
+def _cells(r: Row) -> list[object]:
+    measured = r.time_s is not None
+    return [r.design, r.scale_up, f"{r.domain_gpus} x {r.racks_per_domain} racks",
+            "yes" if r.feasible else "no",
+            f"{r.time_s * 1e6:.1f}" if measured else "-",
+            f"{r.busbw_gbps:.1f}" if measured and r.busbw_gbps is not None else "-",
+            f"{r.energy_j:.3g}" if measured else "-",
+            f"{r.watts_per_gpu:.0f}", f"{r.failures_per_day:.2f}", f"{r.stalls_per_day:.2f}",
+            r.scale_up_failure, r.scale_out_failure]
