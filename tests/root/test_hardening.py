@@ -44,7 +44,7 @@ CASES = [
     (RUN + ["--collective", "broadcast", "--chunk", "6"], "chunk"),
     (RUN + ["--fault", "melt:gpu0--nvs0@0"], "unknown kind 'melt'"),
     (RUN + ["--fault", "down:gpu0--gpu9@0"], "no such link"),
-    (RUN + ["--layout", "pitch=1"], "racks:RxG topologies only"),
+    (RUN + ["--layout", "pitch=1"], "racks:RxG and cluster:DxG topologies only"),
     (RUN + ["--profile-file", "/nonexistent.yaml"], "/nonexistent.yaml"),
     (["run", "--link", "copper-800g", "--link", "nope"], "unknown link profile 'nope'"),
     (["replay", "/nonexistent.jsonl"], "nonexistent.jsonl"),
