@@ -6,6 +6,7 @@ use (always one line on stderr, never a traceback), 130 interrupted.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         # An interrupt inside pyroute2's asyncio loop leaves a coroutine that Python warns
         # about when it is collected: noise under the one line the user should read.
         warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
+        # ... and asyncio logs the generator it could not close at exit, after that line.
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
         removed = "; the emulated network was removed" if state.built() else ""
         print(f"netwall: interrupted{removed}", file=sys.stderr)
         return 130
