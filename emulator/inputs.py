@@ -26,6 +26,7 @@ MAX_DEPTH = 32  # nesting of YAML collections
 MAX_NODES = 200_000  # YAML values, counted with every alias expanded
 MAX_ITEMS = 10_000  # entries of one list (sizes of a sweep, seeds of a campaign, ...)
 MAX_ITERS = 100_000  # timed (or warm-up) calls of one measurement
+MAX_CABLES = 999  # cables side by side in one bundle (three digits in its name, 9xoptical-800g)
 
 
 def read_text(path: str | Path, what: str, limit: int = MAX_FILE_BYTES,
@@ -158,6 +159,12 @@ class _Shape:
             if (key.tag, key.value) in seen:
                 raise self.fail(key, f"key '{_one_line(key.value)[:40]}': given twice")
             seen.add((key.tag, key.value))
+
+
+def is_whole(value: object, low: int, high: float = float("inf")) -> bool:
+    """Is `value` a whole number from `low` to `high`? bool is an int to Python, never a
+    count to a user (YAML reads `yes` as True)."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 def _one_line(text: object) -> str:

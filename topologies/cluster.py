@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from emulator.errors import NetwallError
+from emulator.inputs import MAX_CABLES, is_whole
 
 from .graph import MAX_GPUS, SCALE_OUT, SCALE_UP, Link, Topology
 from .layout import (
@@ -62,7 +63,7 @@ class Cluster:
     def __post_init__(self) -> None:
         for what, value, low in (("domains", self.domains, 1),
                                  ("GPUs per domain", self.domain_gpus, 2)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            if not is_whole(value, low):
                 raise NetwallError(f"cluster: {what} must be a whole number >= {low}, "
                                    f"got {value!r}")
         if self.domains * self.domain_gpus > MAX_GPUS:
@@ -149,7 +150,7 @@ def from_mapping(doc: Mapping[str, Any], link: str = "nvlink5",
         raise NetwallError(f"unknown key {unknown[0]!r} (known: {', '.join(KEYS)})")
     for key, low in (("domains", 1), ("domain_gpus", 2)):
         value = doc.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        if not is_whole(value, low):
             raise NetwallError(f"key {key!r}: expected a whole number >= {low}, got {value!r}")
     layout = doc.get("layout", "")
     if not isinstance(layout, str):
@@ -168,8 +169,8 @@ def _profile(value: Any, key: str) -> str:
     if isinstance(value, Mapping) and set(value) <= {"profile", "cables"} and \
             isinstance(value.get("profile"), str):
         cables = value.get("cables", 1)
-        if isinstance(cables, bool) or not isinstance(cables, int) or not 1 <= cables <= 999:
-            raise NetwallError(f"key '{key}': cables must be a whole number 1..999, "
+        if not is_whole(cables, 1, MAX_CABLES):
+            raise NetwallError(f"key '{key}': cables must be a whole number 1..{MAX_CABLES}, "
                                f"got {cables!r}")
         return value["profile"] if cables == 1 else f"{cables}x{value['profile']}"
     raise NetwallError(f"key '{key}': expected a profile name or {{profile: NAME, cables: N}}, "

@@ -25,7 +25,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from emulator.errors import NetwallError
-from emulator.inputs import shown
+from emulator.inputs import is_whole, shown
 
 from .graph import MAX_GPUS, SCALE_OUT, SCALE_UP, Link, Topology
 
@@ -48,7 +48,7 @@ class Layout:
     def __post_init__(self) -> None:
         for name, low, high in (("gpus_per_rack", 1, MAX_RACK_GPUS), ("racks_per_row", 1, 10_000)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            if not is_whole(value, low, high):
                 raise NetwallError(
                     f"layout: {name} must be a whole number {low}..{high}, got {value!r}"
                 )
@@ -121,16 +121,14 @@ def _mm(length: float) -> float:
 def gpu_height(layout: Layout, gpu_index_in_rack: int) -> float:
     """Height above the rack floor of GPU k's tray (k = 0 is the lowest)."""
     g = layout.gpus_per_rack
-    if isinstance(gpu_index_in_rack, bool) or not isinstance(gpu_index_in_rack, int) or not (
-        0 <= gpu_index_in_rack < g
-    ):
+    if not is_whole(gpu_index_in_rack, 0, g - 1):
         raise NetwallError(f"layout: GPU index {gpu_index_in_rack!r} is not in 0..{g - 1}")
     return (gpu_index_in_rack + 0.5) * layout.rack_height_m / g
 
 
 def slot_position(layout: Layout, slot: int) -> tuple[int, int]:
     """(row, column) of floor slot `slot` (row-major, racks_per_row to a row)."""
-    if isinstance(slot, bool) or not isinstance(slot, int) or slot < 0:
+    if not is_whole(slot, 0):
         raise NetwallError(f"layout: rack slot must be a whole number >= 0, got {slot!r}")
     return divmod(slot, layout.racks_per_row)
 
@@ -207,7 +205,7 @@ class Domain:
 
 
 def _check_gpus(gpus: int) -> None:
-    if isinstance(gpus, bool) or not isinstance(gpus, int) or not 1 <= gpus <= MAX_REPORT_GPUS:
+    if not is_whole(gpus, 1, MAX_REPORT_GPUS):
         raise NetwallError(
             f"layout: GPU count must be a whole number 1..{MAX_REPORT_GPUS}, got {gpus!r}"
         )
@@ -304,7 +302,7 @@ def racks_topology(
     first row. GPU racks fill the other slots row-major.
     """
     for what, value, low in (("racks", racks, 2), ("GPUs per rack", gpus_per_rack, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        if not is_whole(value, low):
             raise NetwallError(
                 f"racks topology: {what} must be a whole number >= {low}, got {value!r}"
             )

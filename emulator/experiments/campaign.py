@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from emulator.errors import NetwallError
-from emulator.inputs import MAX_ITEMS, MAX_ITERS, compose_yaml, read_text, shown
+from emulator.inputs import MAX_ITEMS, MAX_ITERS, compose_yaml, is_whole, read_text, shown
 from emulator.models import faults as flt
 from emulator.models.endpoints import DEFAULT as DEFAULT_GPU
 from emulator.models.endpoints import gpus
@@ -187,8 +187,7 @@ class _Reader:
 
     def integer(self, node: yaml.Node, key: str, minimum: int, maximum: int) -> int:
         value = self.value(node)
-        if isinstance(value, bool) or not isinstance(value, int) or \
-                not minimum <= value <= maximum:
+        if not is_whole(value, minimum, maximum):
             raise self.fail(node, key, f"must be an integer from {minimum} to {maximum}, "
                                        f"got {shown(value)}")
         return value
@@ -362,8 +361,7 @@ class _Reader:
             size = parse_size(value) if isinstance(value, str) else value
         except NetwallError as e:
             raise self.fail(node, "sizes", str(e)) from None
-        if isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= MAX_SIZE or \
-                size % ELEMENT:
+        if not is_whole(size, 1, MAX_SIZE) or size % ELEMENT:
             raise self.fail(node, "sizes", f"{shown(value)} is not a size: use a positive "
                                            f"multiple of {ELEMENT} bytes up to 1T, e.g. 4096, "
                                            "64K, 16M")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator.errors import NetwallError
-from emulator.inputs import MAX_ITEMS, MAX_ITERS, load_yaml, read_text, shown
+from emulator.inputs import MAX_ITEMS, MAX_ITERS, is_whole, load_yaml, read_text, shown
 from emulator.models.endpoints import DEFAULT as DEFAULT_GPU
 from emulator.models.endpoints import gpus
 from emulator.models.reliability import MAX_FLEET_GPUS
@@ -261,7 +261,7 @@ def _text(value: Any, where: str) -> str:
 
 
 def _whole(value: Any, key: str, low: int, high: int, where: str = "") -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+    if not is_whole(value, low, high):
         raise NetwallError(f"{where}key {key!r}: expected a whole number {low}..{high}, got "
                            f"{shown(value)}")
     return value

@@ -20,7 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from emulator.errors import NetwallError
-from emulator.inputs import load_yaml, read_text, shown
+from emulator.inputs import MAX_CABLES, is_whole, load_yaml, read_text, shown
 
 FAMILIES = ("copper", "optical", "wide-and-slow")
 # Narrow-and-fast families lose the whole link with one lane; only wide-and-slow has spares.
@@ -269,8 +269,8 @@ def bundle(base: LinkProfile, cables: int) -> LinkProfile:
     NVLink bundle's bandwidth with 800G cables (7200 Gb/s = 9 x 800G). Rate, lanes, spares,
     power per end, failure rate and queue add up; reach, delay, BER and energy per bit are
     each cable's. Every number keeps its source, prefixed by how it was derived."""
-    if isinstance(cables, bool) or not isinstance(cables, int) or not 1 <= cables <= 999:
-        raise NetwallError(f"a bundle takes 1 to 999 cables, got {cables!r}")
+    if not is_whole(cables, 1, MAX_CABLES):
+        raise NetwallError(f"a bundle takes 1 to {MAX_CABLES} cables, got {cables!r}")
     values = {f.name: getattr(base, f.name) for f in fields(base)
               if f.name not in ("name", "description", "sources", "path")}
     sources = {}

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from emulator.errors import NetwallError
-from emulator.inputs import shown
+from emulator.inputs import is_whole, shown
 from emulator.models.profiles import HOURS_PER_YEAR, NARROW_AND_FAST, LinkProfile, get_profile
 
 # A failed channel waits for the next repair: a day is a typical hyperscale remediation
@@ -46,7 +46,7 @@ class FleetLinks:
 
 def fleet(gpus: int, links_per_gpu: Mapping[str, float]) -> FleetLinks:
     """Cables per profile for `gpus` GPUs, e.g. {"optical-800g": 3.0} for a 3-tier Clos."""
-    if isinstance(gpus, bool) or not isinstance(gpus, int) or not 0 < gpus <= MAX_FLEET_GPUS:
+    if not is_whole(gpus, 1, MAX_FLEET_GPUS):
         raise NetwallError(f"gpus must be an integer from 1 to {MAX_FLEET_GPUS}, got {gpus!r}")
     for name, per_gpu in links_per_gpu.items():
         if not 0 <= per_gpu <= MAX_LINKS_PER_GPU:  # NaN fails too
@@ -100,7 +100,7 @@ def _check(
     if not 0.0 <= common_mode <= 1.0:
         raise NetwallError(f"common-mode share must be in [0, 1], got {common_mode!r}")
     job = fl.gpus if job_gpus is None else job_gpus
-    if isinstance(job, bool) or not isinstance(job, int) or not 0 < job <= fl.gpus:
+    if not is_whole(job, 1, fl.gpus):
         raise NetwallError(f"job GPUs must be an integer in 1..{fl.gpus}, got {job_gpus!r}")
     return job / fl.gpus
 
@@ -163,9 +163,9 @@ def simulate(
     is Poisson), and the job's share of link-down events by binomial thinning, so a trial
     costs the same for 8 GPUs as for 100k.
     """
-    if isinstance(trials, bool) or not isinstance(trials, int) or not 0 < trials <= MAX_TRIALS:
+    if not is_whole(trials, 1, MAX_TRIALS):
         raise NetwallError(f"trials must be an integer from 1 to {MAX_TRIALS}, got {trials!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+    if not is_whole(seed, 0, MAX_SEED):
         raise NetwallError(f"seed must be an integer from 0 to {MAX_SEED}, got {seed!r}")
     share = _check(fl, days, job_gpus, repair_hours, common_mode)
     rng = np.random.default_rng(seed)

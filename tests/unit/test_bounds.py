@@ -436,3 +436,12 @@ def test_a_layout_key_given_twice_is_refused(text):
     from topologies.layout import parse_layout
 
     assert "given twice" in one_line(parse_layout, text)
+
+
+@pytest.mark.parametrize("value,low,high,whole", [
+    (3, 1, 9, True), (1, 1, 1, True), (0, 1, 9, False), (10, 1, 9, False),
+    (True, 0, 9, False), (2.0, 1, 9, False), ("3", 1, 9, False), (10**12, 0, float("inf"), True),
+])
+def test_is_whole_takes_only_true_integers_in_range(value, low, high, whole):
+    from emulator.inputs import is_whole
+    assert is_whole(value, low, high) is whole
