@@ -99,14 +99,17 @@ def test_replay_and_trace_commands(tmp_path):
     assert imported.returncode == 0, imported.stderr
     trace = tmp_path / "trace.jsonl"
     trace.write_text(imported.stdout)
+    # The commands are under test, not the endpoint, the dilation or its proof (at the
+    # dilation netwall would choose and prove, this test took 12 minutes here).
+    quick = ("--gpu", "ideal", "--dilation", "2000", "--no-probe")
     done = netwall("replay", str(trace), "--topology", "star:8", "--link", "copper-800g",
-                   "--json")
+                   *quick, "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)["results"][0]
     assert len(result["calls"]) == len([x for x in imported.stdout.splitlines()
                                         if x.startswith("{")])
     work = netwall("replay", "--workload", "dp-step", "--topology", "star:4", "--link",
-                   "optical-800g", "--scale", "0.001")
+                   "optical-800g", "--scale", "0.001", *quick)
     assert work.returncode == 0, work.stderr
     assert "# whole trace:" in work.stdout
 
