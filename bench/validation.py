@@ -9,7 +9,9 @@ Two kinds of table: `fit` tables set the fitted numbers of the GPU profile
 collectives with different step counts tell them apart); `check` tables were fitted to
 nothing. `python -m bench.validation --fit` redoes the fit on the model alone (no network,
 seconds) and prints what it finds; the run itself (`python -m bench.validation`, root)
-measures.
+measures. `--channels` tests one more endpoint term on the model alone, NCCL's per-call
+channel count with a fitted bandwidth per channel, and prints the least bandwidth any model
+of a fixed cost plus bytes over a bandwidth would need to follow each table within 10%.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import yaml
 
 from emulator.models.alphabeta import model_time_s
 from emulator.models.endpoints import CallCosts, GpuProfile, costs, get_gpu
-from emulator.models.metrics import busbw_gbps
+from emulator.models.metrics import BUSBW_FACTOR, busbw_gbps
 from emulator.models.profiles import catalogue
 from emulator.text.table import markdown as md
 from emulator.units import format_size
@@ -42,6 +44,8 @@ FLOOR_SIZE = 1 << 10
 FROM = 64 << 10
 #: Largest size the fit reads.
 FIT_UP_TO = 1 << 30
+#: Busbw error the targets allow (issue 15).
+TARGET = 0.10
 
 
 @dataclass(frozen=True)
@@ -74,48 +78,106 @@ def load(folder: Path = TABLES) -> list[Table]:
     return tables
 
 
+# -- NCCL's channel count per call (NCCL 2.26.2, the version of the tables) ---------------
+#: Channels NCCL 2.26 builds on 8 x H100 through NVSwitch: the ring search finds 6 rings at
+#: 60 GB/s in the GPU's 18 x 20.6 GB/s of NVLink (src/graph/search.cc sm90SpeedArrayIntra,
+#: topo.h SM90_NVLINK_BW), ncclTopoDupChannels makes them 12 at 30 GB/s (search.cc:898-909)
+#: and ncclTopoPostset doubles the communicator's channels (src/graph/connect.cc:452). NCCL
+#: logs on 8 x H100 (AWS p5.48xlarge, NCCL_DEBUG=INFO) print "24 coll channels".
+H100_CHANNELS = 24
+#: Threads per channel of a ring call per protocol (comm->maxThreads, src/graph/tuning.cc:
+#: 198-210 with src/include/device.h NCCL_{LL,LL128,SIMPLE}_MAX_NTHREADS; 512 for Simple
+#: above PCI bandwidth) and the bytes per thread below which NCCL gives a call fewer channels
+#: (comm->threadThresholds, tuning.cc:487-493, src/include/comm.h:37-39; a ring's LL
+#: threshold is multiplied by the rank count).
+NCCL_RING_THREADS = {"LL": 512, "LL128": 640, "Simple": 512}
+NCCL_THREAD_THRESHOLD = {"LL": 8, "LL128": 8, "Simple": 64}
+#: Per-channel bandwidths (GB/s of data) `--channels` searches.
+CHANNEL_GBPS = tuple(float(b) for b in range(4, 61))
+
+
+def channel_bytes(protocol: str, ranks: int) -> int:
+    """Bytes a ring call needs per channel for NCCL 2.26 to give it that channel: every
+    thread's threshold (src/enqueue.cc:1734-1757, topoGetAlgoInfo)."""
+    return (NCCL_RING_THREADS[protocol] * NCCL_THREAD_THRESHOLD[protocol]
+            * (ranks if protocol == "LL" else 1))
+
+
+def nccl_channels(size: int, protocol: str, ranks: int, channels: int = H100_CHANNELS) -> int:
+    """The channels NCCL 2.26 runs a ring call of `size` bytes (nccl-tests' size: the larger
+    of the send and receive buffers) on: one fewer while the call has less than
+    channel_bytes per channel. Only a one-channel call also gets fewer threads, so the
+    channel count is the whole term."""
+    count = channels
+    while count > 1 and size < count * channel_bytes(protocol, ranks):
+        count -= 1
+    return count
+
+
 # -- the fit (pure: the model only) --------------------------------------------------------
-def _link_times(table: Table, cat, gpu: GpuProfile) -> dict[tuple[int, str], tuple[float, int]]:
-    """Per (size, protocol): the model's time without launch, base and step latency (they
-    add on top: one launch and base per call, one step latency per step), and the steps."""
+Steps = dict[tuple[int, str], list[tuple[float, int]]]
+
+
+def _steps(table: Table, cat, gpu: GpuProfile) -> Steps:
+    """Per (size, protocol), per step: the model's time for it without the step latency (it
+    adds on top, as launch and base latency add once per call) and the most bytes one rank
+    sends in it."""
     topo = parse(table.topology, table.link)
     ranks = len(topo.gpus)
-    out = {}
+    out: Steps = {}
     for size in table.rows:
         if not FROM <= size <= FIT_UP_TO:
             continue
         schedule = build(table.collective, "ring", ranks, size)
-        steps = sum(1 for step in schedule.steps if step)
         for name in gpu.protocols:
             c = costs(gpu, name)
             bare = CallCosts(name, 0.0, 0.0, c.efficiency, c.reduce_s_per_byte)
-            out[(size, name)] = (model_time_s(schedule, topo, cat, bare), steps)
+            out[(size, name)] = [
+                (model_time_s(dataclasses.replace(schedule, steps=(step,)), topo, cat, bare),
+                 max(sum(m.length for m in step if m.src == src) for src in {m.src for m in step}))
+                for step in schedule.steps if step]
     return out
 
 
-def fit(tables: list[Table], gpu_name: str = "h100", only: str | None = None) -> dict:
+def _link_times(steps: Steps, ranks: int, channel_gbps: float) -> dict[tuple[int, str],
+                                                                      tuple[float, int]]:
+    """Per (size, protocol): the call's time without launch, base and step latency, and its
+    step count. With `channel_gbps` a step takes at least its busiest sender's bytes over the
+    channels NCCL gives the call times that bandwidth (0: no such limit)."""
+    out = {}
+    for (size, name), parts in steps.items():
+        rate = nccl_channels(size, name, ranks) * channel_gbps * 1e9
+        out[(size, name)] = (sum(max(t, sent / rate if rate else 0.0) for t, sent in parts),
+                             len(parts))
+    return out
+
+
+def fit(tables: list[Table], gpu_name: str = "h100", only: str | None = None,
+        channel_gbps: tuple[float, ...] = (0.0,)) -> dict:
     """Launch latency and one step latency (LL128 and Simple; LL keeps NCCL's) that make the
     worst busbw error over the `fit` tables (or the one table named `only`) smallest, on a
     grid, and each table's worst error with them. The step latency is kept at least LL's, as
     NCCL orders its protocols (LL the lowest latency, Simple the highest): without that, the
     published curves are fitted as well with Simple alone, which NCCL does not do for small
-    calls."""
+    calls. `channel_gbps` also searches a per-channel bandwidth (0: none; see _link_times)."""
     cat = catalogue()
     gpu = get_gpu(gpu_name)
     mine = [t for t in tables if t.gpu == gpu_name]
     chosen = [t for t in mine if (t.name == only if only else t.role == "fit")]
-    parts = {t.name: _link_times(t, cat, gpu) for t in mine}
+    steps = {t.name: (_steps(t, cat, gpu), len(parse(t.topology, t.link).gpus)) for t in mine}
     best = None
-    for launch in [x / 2 for x in range(20, 61)]:  # 10 .. 30 us
-        for step in [x / 10 for x in range(round(10 * gpu.protocols["LL"].step_us), 35)]:
-            trial = _with(gpu, launch, step)
-            worst = max(abs(e) for t in chosen for e in _errors(t, parts[t.name], trial))
-            if best is None or worst < best[0]:
-                best = (worst, launch, step)
-    worst, launch, step = best
+    for channel in channel_gbps:
+        parts = {name: _link_times(s, ranks, channel) for name, (s, ranks) in steps.items()}
+        for launch in [x / 2 for x in range(20, 61)]:  # 10 .. 30 us
+            for step in [x / 10 for x in range(round(10 * gpu.protocols["LL"].step_us), 35)]:
+                trial = _with(gpu, launch, step)
+                worst = max(abs(e) for t in chosen for e in _errors(t, parts[t.name], trial))
+                if best is None or worst < best[0]:
+                    best = (worst, launch, step, channel, parts)
+    worst, launch, step, channel, parts = best
     trial = _with(gpu, launch, step)
-    return {"launch_us": launch, "step_us": step, "worst_error": worst,
-            "tables": [t.name for t in chosen],
+    return {"launch_us": launch, "step_us": step, "channel_gbps": channel,
+            "worst_error": worst, "tables": [t.name for t in chosen],
             "worst_by_table": {t.name: max(abs(e) for e in _errors(t, parts[t.name], trial))
                                for t in mine if parts[t.name]}}
 
@@ -134,6 +196,28 @@ def _errors(table: Table, parts: dict, gpu: GpuProfile) -> list[float]:
                    for t, steps in [parts[(size, name)]])
         errors.append(busbw_gbps(table.collective, 8, size, best) / table.rows[size][1] - 1)
     return errors
+
+
+def additive_bound(table: Table, ranks: int = 8, least: int = FROM) -> tuple[float, int, int]:
+    """The least busbw (GB/s) a model of the form fixed cost + size over one bandwidth needs to
+    come within TARGET of every published time from `least` to FIT_UP_TO bytes, and the two
+    sizes that need it: for sizes s1 < s2 the model's time at s2 must stay below the published
+    one over 1 - TARGET while at s1 it must reach the published one over 1 + TARGET, so the
+    bytes between them must take at most the difference (infinite where none is left). A
+    fixed cost that only grows with size, or any term that adds time at both sizes alike
+    (NCCL's channel limit at sizes where the call runs on all channels), needs at least as
+    much: the curve cannot be followed by such terms where this exceeds the link's rate."""
+    factor = BUSBW_FACTOR[table.collective](ranks)
+    sizes = sorted(s for s in table.rows if least <= s <= FIT_UP_TO)
+    worst = (0.0, 0, 0)
+    for i, small in enumerate(sizes):
+        for large in sizes[i + 1:]:
+            room_s = (table.rows[large][0] / (1 - TARGET)
+                      - table.rows[small][0] / (1 + TARGET)) * 1e-6
+            need = (large - small) * factor / room_s / 1e9 if room_s > 0 else float("inf")
+            if need > worst[0]:
+                worst = (need, small, large)
+    return worst
 
 
 # -- the measurement (root) ----------------------------------------------------------------
@@ -213,12 +297,34 @@ def markdown_summary(rows: list[dict]) -> str:
                for s in summary(rows)])
 
 
+def _report_channels(tables: list[Table]) -> None:
+    """Issue 15's hypothesis on the model alone: NCCL's channels per call as a term, and
+    where no term of that kind can follow the published curves."""
+    alone = "h100x8-allreduce-ring-8B-8G-together"
+    print("with NCCL's channels per call and a bandwidth per channel, fitted to the fit "
+          f"tables: {fit(tables, channel_gbps=CHANNEL_GBPS)}")
+    print(f"fitted to {alone} alone: {fit(tables, only=alone, channel_gbps=CHANNEL_GBPS)}")
+    full = max(H100_CHANNELS * channel_bytes(p, 8) for p in NCCL_RING_THREADS)
+    print(f"every protocol runs all {H100_CHANNELS} channels from {format_size(full)}; from "
+          f"there a fixed cost plus bytes over one bandwidth comes within {TARGET:.0%} of a "
+          "table only with a busbw of at least:")
+    for t in tables:
+        need, small, large = additive_bound(t, least=full)
+        print(f"  {t.name}: {need:.0f} GB/s (between {format_size(small)} and "
+              f"{format_size(large)})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fit", action="store_true",
                         help="refit the h100 profile's launch and step latency (model only)")
+    parser.add_argument("--channels", action="store_true",
+                        help="test NCCL's per-call channel count as a term (model only)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    if args.channels:
+        _report_channels(load())
+        return
     if args.fit:
         tables = load()
         print("fitted to the fit tables:", fit(tables))
