@@ -59,6 +59,7 @@ KILLED = """\
 name: killed
 topologies: [pair]
 links: [copper-800g]
+gpus: [ideal]
 sizes: [64K, 256K, 1M]
 repetitions: 2
 dilation: 20000
