@@ -11,7 +11,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 venv="$here/.venv"
 apt_packages=(mininet bridge-utils iperf3 iproute2 python3-venv python3-pip
-              iputils-ping iperf psmisc)  # ping, iperf 2, killall: what Mininet's pingAll and iperf run
+              iputils-ping iperf psmisc  # ping, iperf 2, killall: what Mininet's pingAll and iperf run
+              openssh-server)  # sshd: the workers of a cluster spread over hosts (docs/multihost.md)
 test_packages=(ruby)  # the test suite checks the Vagrantfile's syntax with `ruby -c`
 
 need_root() {

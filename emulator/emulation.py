@@ -21,7 +21,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from emulator.errors import NetwallError
+from emulator.hostlist import Host
 from emulator.kernel import records as state
+from emulator.kernel import vxlan
 from emulator.kernel.capabilities import Capabilities, probe
 from emulator.models import calibration
 from emulator.models import dilation as dil
@@ -32,9 +34,11 @@ from emulator.models.endpoints import CallCosts, get_gpu
 from emulator.models.energy import EnergyReport, run_energy
 from emulator.models.faults import Fault, LinkState, link_state, timeline
 from emulator.models.metrics import algbw_gbps, busbw_gbps
+from emulator.models.partition import check_nic, min_dilation, partition
 from emulator.models.plan import EMULATION_MTU, FRAME_BYTES, gpu_link_rates, make_plan, redilated
 from emulator.models.profiles import catalogue, get_profile, with_bundles
 from emulator.models.verdict import Probe, cpu_times, judge, judge_trace
+from emulator.remote.wire import REMOTE_START_MARGIN_S
 from emulator.result import (
     Attempt,
     CallRow,
@@ -48,10 +52,12 @@ from topologies import Topology, parse, validate
 from topologies.layout import parse_layout, racks_topology
 from traffic import schedule as sched
 from traffic.header import frame_payload
-from traffic.launcher import Agents, CallPlan
+from traffic.launcher import START_MARGIN_S, Agents, CallPlan, spawn_agents
 from traffic.protocol import Route
 from traffic.trace import Call, resolve
 
+#: What a NIC between hosts carries when the user does not say (Gb/s): a common server NIC.
+DEFAULT_NIC_GBPS = 25.0
 #: Dilations a call is measured at, at most, before its flag is left to the user.
 MAX_ATTEMPTS = 3
 #: Untimed calls (warm-up, the verified call) run this many times less dilated.
@@ -82,7 +88,12 @@ class Emulation:
         tolerance: float = calibration.DEFAULT_TOLERANCE,
         host: calibration.Calibration | None = None,
         gpu: str = DEFAULT_GPU,
+        hosts: list[Host] | None = None,
+        nic_gbps: float = DEFAULT_NIC_GBPS,
+        vxlan_port: int = vxlan.DEFAULT_PORT,
     ) -> None:
+        """`hosts`: spread the cluster over these machines (docs/multihost.md), each with a
+        `nic_gbps` NIC to the others, VXLAN on UDP `vxlan_port`; None: this machine alone."""
         self.catalogue = with_bundles(catalogue(profiles), (link, spine_link))
         #: What every rank stands in for (emulator.models.endpoints): NCCL's costs on it.
         self.gpu = get_gpu(gpu)
@@ -124,6 +135,20 @@ class Emulation:
         injection = dil.injection_gbps(gpu_link_rates(self.topology, self.catalogue))
         build = self.fixed_dilation or min(dil.MAX_AUTO, dil.nice_ceiling(
             injection / self.host.capacity_gbps))
+        #: With a host list: the host that builds each node, and the least dilation at which
+        #: no host's cross-host cables outrun its NIC (emulator.models.partition).
+        self.spread = [str(h) for h in hosts or []]
+        self.partition = partition(self.topology, len(hosts)) if hosts else None
+        if self.partition is not None:
+            if not (math.isfinite(nic_gbps) and nic_gbps > 0):
+                raise NetwallError(f"--nic-gbps must be a positive number, got {nic_gbps:g}")
+            self.nic_gbps = nic_gbps
+            self.min_dilation = min_dilation(self.partition, self.catalogue, nic_gbps)
+            if not self.fixed_dilation:
+                build = max(build, dil.nice_ceiling(self.min_dilation))
+            check_nic(self.partition, self.catalogue, build, nic_gbps, self.spread)
+        self._hosts = hosts or []
+        self.vxlan_port = vxlan_port
         self.plan = make_plan(self.topology, self.catalogue, build)
         self.frame_payload = frame_payload(EMULATION_MTU)
         self.network = None
@@ -144,14 +169,25 @@ class Emulation:
         if leftovers:
             print(f"netwall: removed what an earlier, killed run left ({len(leftovers)} items)",
                   file=sys.stderr)
-        self.network = Network(self.plan, netem=self.capabilities.netem,
-                               link_status=self.link_status)
+        if self.partition is not None:
+            from emulator.remote.cluster import Cluster  # asyncssh, only over several hosts
+
+            self.network = Cluster(self.plan, self.catalogue, self.capabilities.netem,
+                                   self._hosts, self.partition, self.vxlan_port)
+        else:
+            self.network = Network(self.plan, netem=self.capabilities.netem,
+                                   link_status=self.link_status)
         try:
             self.network.start()
-            self.agents = Agents(self.hosts, [self.plan.peers(g) for g in self.topology.gpus],
+            if self.partition is not None:
+                procs, margin = self.network.agents, REMOTE_START_MARGIN_S
+            else:
+                procs, margin = spawn_agents([host.pid for host in self.hosts]), START_MARGIN_S
+                self.network.record.add("agents", [p.pid for p in procs])
+            self.agents = Agents(procs, [self.plan.peers(g) for g in self.topology.gpus],
                                  EMULATION_MTU, self.plan.retransmit_timeout_s(),
-                                 self.plan.send_buffer_bytes(), self.routes())
-            self.network.record.add("agents", [p.pid for p in self.agents.procs])
+                                 self.plan.send_buffer_bytes(), self.routes(),
+                                 start_margin=margin)
         except BaseException:
             self.stop()
             raise
@@ -201,6 +237,8 @@ class Emulation:
     def dilate(self, dilation: float) -> None:
         """Put the network (and so the next program) at another dilation."""
         if dilation != self.plan.dilation:
+            if self.partition is not None:
+                check_nic(self.partition, self.catalogue, dilation, self.nic_gbps, self.spread)
             self.plan = redilated(self.plan, self.catalogue, dilation)
             if self.network is not None:
                 self.network.redilate(self.plan)
@@ -370,8 +408,11 @@ class Emulation:
 
     def choose(self, cost: dil.CallCost) -> float:
         """The dilation this host needs for a call (emulator.models.calibration measured it)."""
-        return dil.choose(cost, self.host.capacity_gbps, self.host.step_s, self.host.ranks,
-                          self.tolerance)
+        d = dil.choose(cost, self.host.capacity_gbps, self.host.step_s, self.host.ranks,
+                       self.tolerance)
+        if self.partition is not None:  # no slower than every host's NIC allows
+            d = max(d, dil.nice_ceiling(self.min_dilation))
+        return d
 
     def slowdown_floor(self, cost: dil.CallCost) -> float:
         """The least wall time per emulated second any run of this call could have here: its

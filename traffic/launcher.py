@@ -65,26 +65,43 @@ class Outcome:
     stats: dict[str, int]  # summed over ranks
 
 
-class Agents:
-    """One agent process per GPU host, in rank order."""
+def spawn_agents(pids: list[int]) -> list[AgentProcess]:
+    """One agent in the network namespace of each process in `pids` (Mininet hosts), forked
+    by one fork server that exits once they run."""
+    # One BLAS thread: agents add and copy arrays, and the fork server must not have
+    # threads when it forks.
+    env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT), OPENBLAS_NUM_THREADS="1",
+               OMP_NUM_THREADS="1")
+    server = ForkServer(env)
+    procs: list[AgentProcess] = []
+    try:
+        for pid in pids:
+            procs.append(server.spawn(pid))
+    except BaseException:
+        for proc in procs:
+            proc.kill()
+            proc.close()
+        raise
+    finally:
+        server.close()  # agents live on their own from here
+    return procs
 
-    def __init__(self, hosts: list, peers: list[dict[int, Peer]], mtu: int, rto: float,
-                 sndbuf: int, routes: list[dict[int, tuple[float, float]]]) -> None:
+
+class Agents:
+    """One agent process per GPU, in rank order: forked here into each GPU host, or (a
+    cluster over several hosts) any objects with AgentProcess's pipes and methods."""
+
+    def __init__(self, procs: list, peers: list[dict[int, Peer]], mtu: int, rto: float,
+                 sndbuf: int, routes: list[dict[int, tuple[float, float]]],
+                 start_margin: float = START_MARGIN_S) -> None:
         """`routes[rank]`: from each other rank, the real link delay its agent holds each
-        frame for (0 where netem delays frames) and the route's slowest rate (bit/s)."""
-        # One BLAS thread: agents add and copy arrays, and the fork server must not have
-        # threads when it forks.
-        env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT), OPENBLAS_NUM_THREADS="1",
-                   OMP_NUM_THREADS="1")
-        self.server = ForkServer(env)
-        self.procs: list[AgentProcess] = []
-        try:
-            for rank, host in enumerate(hosts):
-                self.procs.append(self.server.spawn(host.pid))
-                self._send(rank, Setup(rank=rank, peers=peers[rank], mtu=mtu, rto=rto,
-                                       sndbuf=sndbuf, routes=routes[rank]))
-        finally:
-            self.server.close()  # agents live on their own from here
+        frame for (0 where netem delays frames) and the route's slowest rate (bit/s).
+        `start_margin`: how far ahead a program's common start is set."""
+        self.procs = procs
+        self.start_margin = start_margin
+        for rank in range(len(procs)):
+            self._send(rank, Setup(rank=rank, peers=peers[rank], mtu=mtu, rto=rto,
+                                   sndbuf=sndbuf, routes=routes[rank]))
         self._gather(Ready, deadline=time.monotonic() + 60)
 
     def execute(self, calls: list[CallPlan], timeout: float, expected_s: float, rto: float,
@@ -101,7 +118,7 @@ class Agents:
         for rank, program in enumerate(programs):
             self._send(rank, Load(calls=tuple(program)))
         self._gather(Loaded, deadline=time.monotonic() + 120)
-        start = time.monotonic() + START_MARGIN_S
+        start = time.monotonic() + self.start_margin
         for rank in range(len(self.procs)):
             self._send(rank, Go(start=start, timeout=timeout, rto=rto, dilation=dilation))
         if on_start is not None:

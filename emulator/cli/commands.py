@@ -20,6 +20,7 @@ from emulator.cli.parsing import FAMILIES_DEFAULT, sweep
 from emulator.errors import NetwallError
 from emulator.experiments import designs
 from emulator.experiments.store import open_store
+from emulator.hostlist import resolve_hosts
 from emulator.kernel import records as state
 from emulator.kernel.capabilities import probe
 from emulator.models.alphabeta import protocol_ranges
@@ -49,7 +50,8 @@ def _emulations(args) -> list:
             spine_length_m=args.spine_length_m, dilation=args.dilation,
             profiles=args.profile_file, strict=args.strict, layout=args.layout, gpu=args.gpu,
             capabilities=emulations[0].capabilities if emulations else None,
-            tolerance=args.tolerance))
+            tolerance=args.tolerance, hosts=resolve_hosts(args.hosts),
+            nic_gbps=args.nic_gbps, vxlan_port=args.vxlan_port))
     return emulations
 
 
@@ -132,7 +134,15 @@ def cmd_profiles(args) -> int:
     return 0
 
 
-def cmd_clean(_args) -> int:
+def cmd_clean(args) -> int:
+    """This machine's leftovers, or with a host list every host's (over SSH)."""
+    hosts = resolve_hosts(args.hosts)
+    if hosts:
+        from emulator.remote.ssh import clean_hosts
+
+        for host, removed in clean_hosts(hosts):
+            print(f"{host}: {removed}")
+        return 0
     removed = state.clean()
     print("\n".join(removed) if removed else "nothing to clean")
     return 0
@@ -357,6 +367,9 @@ def cmd_reach(args) -> int:
 def cmd_cli(args) -> int:
     from emulator.cli.console import console
 
+    if resolve_hosts(args.hosts):
+        raise NetwallError("netwall cli builds on this machine only (Mininet's CLI needs every "
+                           "node here); run, replay and campaign take --hosts")
     args.link = args.link[:1] if args.link else ["copper-800g"]
     emu = _emulations(args)[0]
     _note_missing(emu)

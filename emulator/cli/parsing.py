@@ -205,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     reach.add_argument("--profile-file", action="append", default=[], metavar="PATH")
     reach.add_argument("--json", action="store_true")
 
-    sub.add_parser("clean", help="remove what killed netwall runs left behind")
+    clean = sub.add_parser("clean", help="remove what killed netwall runs left behind")
+    host_options(clean, clean=True)
     _campaign_commands(sub)
     return parser
 
@@ -244,6 +245,21 @@ def _cluster_options(parser: argparse.ArgumentParser) -> None:
                              "`netwall gpus` lists them)")
     parser.add_argument("--profile-file", action="append", default=[], metavar="PATH",
                         help="extra profile file or directory (repeatable)")
+    host_options(parser)
+
+
+def host_options(parser: argparse.ArgumentParser, clean: bool = False) -> None:
+    """--hosts (and, to build over them, the NIC and the VXLAN port): docs/multihost.md."""
+    parser.add_argument("--hosts", metavar="LIST",
+                        help="spread the cluster over these hosts: [user@]host[:port],... or "
+                             "@FILE (default $NETWALL_HOSTS; none: this machine)")
+    if clean:
+        return
+    parser.add_argument("--nic-gbps", type=float, default=25.0, metavar="GBPS",
+                        help="rate of each host's NIC to the others (default 25): the run "
+                             "refuses a dilation whose cross-host traffic would exceed it")
+    parser.add_argument("--vxlan-port", type=int, default=4789, metavar="PORT",
+                        help="UDP port of the VXLAN tunnels between hosts (default 4789)")
 
 
 def _campaign_commands(sub) -> None:

@@ -17,16 +17,16 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 from mininet.node import Host, Switch
 
 from emulator.errors import NetwallError
-from emulator.kernel import loss, nlbatch, shaping
+from emulator.kernel import loss, nlbatch, shaping, vxlan
 from emulator.kernel import records as state
 from emulator.kernel.mininet_api import NetlinkLink, NetwallMininet
 from emulator.kernel.netns import inside, iproute
-from emulator.models.plan import EMULATION_MTU, FRAME_BYTES, Plan
+from emulator.models.plan import EMULATION_MTU, FRAME_BYTES, Interface, Plan
 
 #: Host sysctls: forward for multi-hop topologies, no reverse-path filter on our /32s,
 #: and no IPv6 so no stray neighbour-discovery frames disturb the per-link byte counts.
@@ -59,7 +59,7 @@ class Bridge(Switch):
         ipr.link("add", ifname=self.name, kind="bridge", br_stp_state=0, br_forward_delay=0,
                  br_mcast_snooping=0)
         indexes = {link.get_attr("IFLA_IFNAME"): link["index"] for link in ipr.get_links()}
-        ports = [intf.name for intf in self.intfList() if intf.name != "lo"]
+        ports = self.params["ports"]  # cables to other hosts too, which Mininet never saw
         with inside(self.pid):
             state.disable_bridge_netfilter()
             for name in [self.name, *ports]:
@@ -160,12 +160,31 @@ def _netns_fd(node) -> int:
     return os.open(f"/proc/{_netns_pid(node) or 'self'}/ns/net", os.O_RDONLY)
 
 
+@dataclass(frozen=True)
+class Share:
+    """The part of a cluster spread over several hosts that this host builds: its `nodes`,
+    and for each cable to a node elsewhere the address of the host at its far end (`remote`),
+    reached from `local` over VXLAN on UDP `port` (emulator.kernel.vxlan)."""
+
+    nodes: frozenset[str]
+    remote: dict[int, str] = field(default_factory=dict)
+    local: str = ""
+    port: int = vxlan.DEFAULT_PORT
+
+
 class Network:
-    """The emulated cluster: a started Mininet built from a Plan, torn down by stop()."""
+    """The emulated cluster (or, with a Share, this host's part of it): a started Mininet
+    built from a Plan, torn down by stop()."""
 
     def __init__(self, plan: Plan, netem: bool,
-                 link_status: Callable[[int, bool], None] | None = None) -> None:
+                 link_status: Callable[[int, bool], None] | None = None,
+                 share: Share | None = None) -> None:
         self.plan = plan
+        topo = plan.topology
+        self.share = share or Share(frozenset(topo.gpus + topo.switches))
+        #: The nodes built here, GPUs in rank order then switches.
+        self.gpus = [g for g in topo.gpus if g in self.share.nodes]
+        self.switches = [s for s in topo.switches if s in self.share.nodes]
         self.netem = netem
         #: Mininet's link up/down (configLinkStatus) on cable `link`: the emulation's link state.
         self.link_status = link_status or self._no_link_status
@@ -186,18 +205,23 @@ class Network:
                              cleanup=False)
         self.net = net
         self.record = state.Record(topo.name)
-        for gpu in topo.gpus:
+        for gpu in self.gpus:
             net.addHost(gpu, ip=None)
-        for switch in topo.switches:
-            net.addSwitch(switch, inNamespace=True, fdb=self.plan.fdb[switch])
-        self.hosts = [net.get(gpu) for gpu in topo.gpus]
+        for switch in self.switches:
+            net.addSwitch(switch, inNamespace=True, fdb=self.plan.fdb[switch],
+                          ports=[self.plan.interfaces[(link, switch)].name
+                                 for link in topo.links_of(switch)])
+        self.hosts = [net.get(gpu) for gpu in self.gpus]
         self.record.add("hosts", [node.pid for node in net.hosts + net.switches])
         for host in self.hosts:
             host.resume()
         for host in self.hosts:
             host.waitOutput()
         self._make_veth_pairs()
+        self._tunnel()
         for link, cable in enumerate(topo.links):
+            if link in self.share.remote:
+                continue  # its far end is another host's: Mininet sees no link
             a = self.plan.interfaces[(link, cable.a)]
             b = self.plan.interfaces[(link, cable.b)]
             net.addLink(cable.a, cable.b, port1=topo.port(link, cable.a),
@@ -209,7 +233,7 @@ class Network:
             net.build()
             net.start()  # starts the bridges (Bridge.start), which shape nothing yet
             self.index: dict[tuple[int, str], int] = {}
-            for name in topo.gpus + topo.switches:
+            for name in self.gpus + self.switches:
                 self._shape_node(name, net.get(name))
             self.loss_now = {key: 0.0 for key in self.index}
             self.rate_now: dict[int, float] = {}  # cables a fault left at another rate, Gb/s
@@ -240,32 +264,52 @@ class Network:
         """Every link's veth pair, in one netlink write per namespace: a pair is made in the
         namespace of its cable's first end, with the peer put straight into the other's."""
         topo = self.plan.topology
-        targets = {name: _netns_fd(self.node(name)) for name in topo.gpus + topo.switches}
+        targets = {name: _netns_fd(self.node(name)) for name in self.gpus + self.switches}
+        here = os.open("/proc/self/ns/net", os.O_RDONLY)
         try:
             pairs: dict[str, list[tuple]] = {}
             for link, cable in enumerate(topo.links):
-                pairs.setdefault(cable.a, []).append(
-                    (self.plan.interfaces[(link, cable.a)], self.plan.interfaces[(link, cable.b)],
-                     targets[cable.b]))
+                if link in self.share.remote:  # the near end, its peer a stub on this host
+                    near = cable.a if cable.a in self.share.nodes else cable.b
+                    stub = Interface(near, vxlan.stub_name(link), "", link)
+                    pairs.setdefault(near, []).append(
+                        (self.plan.interfaces[(link, near)], stub, here))
+                elif cable.a in self.share.nodes:
+                    pairs.setdefault(cable.a, []).append(
+                        (self.plan.interfaces[(link, cable.a)],
+                         self.plan.interfaces[(link, cable.b)], targets[cable.b]))
             for name, ends in pairs.items():
                 def requests(batch, ends=ends) -> None:
                     for a, b, target in ends:
+                        peer = {"ifname": b.name, "net_ns_fd": target}
                         batch.link("add", ifname=a.name, address=a.mac, kind="veth",
-                                   peer={"ifname": b.name, "address": b.mac,
-                                         "net_ns_fd": target})
+                                   peer=peer | ({"address": b.mac} if b.mac else {}))
 
                 nlbatch.send(_netns_pid(self.node(name)), nlbatch.compile_requests(requests),
                              f"linking {name}")
         finally:
-            for fd in targets.values():
+            for fd in [*targets.values(), here]:
                 os.close(fd)
+
+    def _tunnel(self) -> None:
+        """Each cable to another host: its stub stitched to a VXLAN tunnel there (recorded
+        first, so a killed run's tunnels are cleaned too)."""
+        if not self.share.remote:
+            return
+        self.record.add("devices", [vxlan.tunnel_name(link) for link in self.share.remote])
+        ipr = iproute(None)
+        try:
+            for link, remote in sorted(self.share.remote.items()):
+                vxlan.stitch(ipr, link, self.share.local, remote, self.share.port)
+        finally:
+            ipr.close()
 
     def _configure_gpus(self) -> list[tuple[str, subprocess.Popen]]:
         """Sysctls, then addresses, routes and neighbours: O(GPUs^2) entries in all, so each
         host loads its share in one `ip -batch` process, all hosts at once. Returns the
         running loaders, for _finish."""
         loaders = []
-        for gpu, host in zip(self.plan.topology.gpus, self.hosts, strict=True):
+        for gpu, host in zip(self.gpus, self.hosts, strict=True):
             with inside(host.pid):  # a child started here is born in the host's namespace
                 for key, value in HOST_SYSCTLS.items():
                     with open(f"/proc/sys/{key}", "w") as f:
@@ -301,8 +345,8 @@ class Network:
         requests: dict[str, list[bytes]] = {}
         try:
             for (link, sender), shape in self.plan.shapes.items():
-                if shape.loss_percent > 0:
-                    receiver = self.plan.topology.other(link, sender)
+                receiver = self.plan.topology.other(link, sender)
+                if shape.loss_percent > 0 and receiver in self.share.nodes:
                     probability = shape.loss_percent / 100
                     if probability not in programs:
                         programs[probability] = loss.load(probability)
@@ -338,12 +382,12 @@ class Network:
         nothing) and the fraction of frames it loses. Routes and queues stay as they are."""
         for sender in (self.plan.topology.links[link].a, self.plan.topology.links[link].b):
             receiver = self.plan.topology.other(link, sender)
-            if rate_gbps > 0:
+            if rate_gbps > 0 and sender in self.share.nodes:
                 self.rate_now[link] = rate_gbps
                 shaping.change_rate(_ipr(self.node(sender)), self.index[(link, sender)],
                                     self._shape(self.plan, link, sender), FRAME_BYTES)
             drop = 1.0 if rate_gbps <= 0 else loss_probability
-            if self.loss_now[(link, receiver)] != drop:  # a new filter only when it changes
+            if receiver in self.share.nodes and self.loss_now[(link, receiver)] != drop:
                 loss.attach(_ipr(self.node(receiver)), self.index[(link, receiver)], drop)
                 self.loss_now[(link, receiver)] = drop
 
@@ -389,5 +433,11 @@ class Network:
             with contextlib.suppress(ProcessLookupError, TypeError):
                 os.kill(node.pid, signal.SIGKILL)
             node.terminate()
+        if self.share.remote:
+            ipr = iproute(None)
+            try:
+                vxlan.remove(ipr, [vxlan.tunnel_name(link) for link in self.share.remote])
+            finally:
+                ipr.close()
         if self.record is not None:
             self.record.remove()

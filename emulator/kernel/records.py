@@ -4,7 +4,9 @@ Each emulation keeps a small JSON record in /run/netwall (a tmpfs: it does not s
 reboot, and neither do namespaces): the controlling process and the pids of its node shells
 (GPUs and switches, each holding a network namespace) and agents. Everything netwall builds
 lives in those namespaces, so killing the recorded processes removes it all; `netwall
-clean` does that for the records of dead controllers.
+clean` does that for the records of dead controllers. A host that builds part of a cluster
+spread over several hosts also records the VXLAN tunnels it made in its own namespace
+(`devices`), which no namespace takes with it: clean deletes those by name.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import os
 import signal
 from pathlib import Path
 
+from emulator.kernel import vxlan
+from emulator.kernel.netns import iproute
 from emulator.outputs import make_dir, write_file
 
 STATE_DIR = Path(os.environ.get("NETWALL_STATE_DIR", "/run/netwall"))
@@ -34,14 +38,16 @@ class Record:
     """This process's record of one emulation, rewritten atomically as it grows."""
 
     def __init__(self, topology: str) -> None:
-        self.data = {"pid": os.getpid(), "topology": topology, "hosts": [], "agents": []}
+        self.data = {"pid": os.getpid(), "topology": topology, "hosts": [], "agents": [],
+                     "devices": []}
         # One file per emulation: a process may run several, one after another or at once.
         self.path = STATE_DIR / f"{os.getpid()}-{next(_serial)}.json"
         self._save()
         _made.append(self.path)
 
-    def add(self, kind: str, pids: list[int]) -> None:
-        self.data[kind] = self.data[kind] + list(pids)
+    def add(self, kind: str, items: list[int] | list[str]) -> None:
+        """Pids of `hosts` or `agents`, or names of `devices`."""
+        self.data[kind] = self.data[kind] + list(items)
         self._save()
 
     def _save(self) -> None:
@@ -96,7 +102,16 @@ def _read(path: Path) -> dict:
     pid = data.get("pid")
     if not _is_pid(pid):
         pid = int(owner) if owner.isdigit() and len(owner) < 10 else 0
-    return {"pid": pid, "hosts": _pids(data.get("hosts")), "agents": _pids(data.get("agents"))}
+    devices = data.get("devices")
+    names = [d for d in devices if _is_device(d)] if isinstance(devices, list) else []
+    return {"pid": pid, "hosts": _pids(data.get("hosts")), "agents": _pids(data.get("agents")),
+            "devices": names}
+
+
+def _is_device(value: object) -> bool:
+    """Only the tunnel names netwall makes (emulator.kernel.vxlan): a damaged record must
+    not name one of the host's own interfaces."""
+    return isinstance(value, str) and value.startswith("nwv") and value[3:].isdigit()
 
 
 def _pids(value: object) -> list[int]:
@@ -121,6 +136,12 @@ def clean() -> list[str]:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
                         done.append(f"killed {kind[:-1]} process {pid}")
+        if record["devices"]:
+            ipr = iproute(None)
+            try:
+                done += [f"deleted tunnel {name}" for name in vxlan.remove(ipr, record["devices"])]
+            finally:
+                ipr.close()
         with contextlib.suppress(FileNotFoundError):
             Path(record["_path"]).unlink()
             done.append(f"removed the record of dead run {record.get('pid')}")

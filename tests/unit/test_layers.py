@@ -18,7 +18,7 @@ PACKAGES = ("emulator", "topologies", "traffic")
 #: Lowest first; a module belongs to the longest prefix that names it.
 LAYERS = (
     ("foundation", ("emulator.errors", "emulator.inputs", "emulator.outputs", "emulator.units",
-                    "emulator.version", "emulator.text")),
+                    "emulator.version", "emulator.text", "emulator.hostlist")),
     ("topologies", ("topologies",)),
     ("traffic, pure", ("traffic.schedule", "traffic.collectives", "traffic.header",
                        "traffic.protocol", "traffic.trace", "traffic.workloads",
@@ -26,6 +26,7 @@ LAYERS = (
     ("models", ("emulator.models",)),
     ("kernel", ("emulator.kernel",)),
     ("traffic, runtime", ("traffic.agent", "traffic.forkserver", "traffic.launcher")),
+    ("remote", ("emulator.remote",)),
     ("facade", ("emulator.emulation", "emulator.result")),
     ("experiments", ("emulator.experiments",)),
     ("cli", ("emulator.cli",)),
@@ -36,7 +37,9 @@ LAYERS = (
 #: reach, --help, campaign status) must answer at once.
 DEFERRED = {
     ("emulator.emulation", "emulator.kernel.network"),  # Mininet, only when building
+    ("emulator.emulation", "emulator.remote.cluster"),  # asyncssh, only over several hosts
     ("emulator.cli.commands", "emulator.emulation"),
+    ("emulator.cli.commands", "emulator.remote.ssh"),  # asyncssh, only to clean other hosts
     ("emulator.cli.commands", "emulator.cli.console"),
     ("emulator.cli.commands", "emulator.experiments.compare"),
     ("emulator.cli.campaign", "emulator.experiments.runner"),

@@ -1,0 +1,1 @@
+"""One emulated cluster over several hosts: SSH control, workers, and their wire format."""
