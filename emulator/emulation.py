@@ -172,8 +172,8 @@ class Emulation:
         if self.partition is not None:
             from emulator.remote.cluster import Cluster  # asyncssh, only over several hosts
 
-            self.network = Cluster(self.plan, self.catalogue, self.capabilities.netem,
-                                   self._hosts, self.partition, self.vxlan_port)
+            self.network = Cluster(self.plan, self.capabilities.netem, self._hosts,
+                                   self.partition, self.vxlan_port)
         else:
             self.network = Network(self.plan, netem=self.capabilities.netem,
                                    link_status=self.link_status)

@@ -220,8 +220,8 @@ class Network:
         self._make_veth_pairs()
         self._tunnel()
         for link, cable in enumerate(topo.links):
-            if link in self.share.remote:
-                continue  # its far end is another host's: Mininet sees no link
+            if not {cable.a, cable.b} <= self.share.nodes:
+                continue  # an end is another host's: Mininet sees no link
             a = self.plan.interfaces[(link, cable.a)]
             b = self.plan.interfaces[(link, cable.b)]
             net.addLink(cable.a, cable.b, port1=topo.port(link, cable.a),

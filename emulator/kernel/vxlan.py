@@ -42,6 +42,10 @@ def stitch(ipr, link: int, local: str, remote: str, port: int = DEFAULT_PORT) ->
              vxlan_local=local, vxlan_group=remote, vxlan_port=port, vxlan_learning=0)
     stub = ipr.link_lookup(ifname=stub_name(link))[0]
     tunnel = ipr.link_lookup(ifname=tunnel_name(link))[0]
+    for name in (stub_name(link), tunnel_name(link)):
+        # No IPv6: its link-local chatter would cross the tunnel and count as traffic.
+        with open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "w") as f:
+            f.write("1")
     for index in (stub, tunnel):
         ipr.link("set", index=index, mtu=EMULATION_MTU, state="up")
     for here, there in ((stub, tunnel), (tunnel, stub)):

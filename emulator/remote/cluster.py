@@ -14,14 +14,12 @@ import asyncio
 import fcntl
 import os
 import time
-from collections.abc import Mapping
 
 from emulator.errors import NetwallError
 from emulator.hostlist import Host
 from emulator.kernel.network import Share
 from emulator.models.partition import Partition
 from emulator.models.plan import Plan
-from emulator.models.profiles import LinkProfile
 from emulator.remote import ssh, wire
 from emulator.remote.worker import boot_id
 from emulator.version import netwall_version
@@ -93,7 +91,8 @@ class RemoteAgent:
     def poll(self) -> bool | None:
         return True if self.exited else None
 
-    def wait(self, _timeout: float | None = None) -> bool:
+    def wait(self, timeout: float | None = None) -> bool:  # noqa: ARG002 - Popen's
+        """Whether it exited: its worker stops it with the share, nothing to wait for."""
         return self.exited
 
     def kill(self) -> None:
@@ -107,10 +106,9 @@ class RemoteAgent:
 class Cluster:
     """Every host's share of one emulated cluster, driven over SSH."""
 
-    def __init__(self, plan: Plan, catalogue: Mapping[str, LinkProfile], netem: bool,
-                 hosts: list[Host], part: Partition, port: int) -> None:
+    def __init__(self, plan: Plan, netem: bool, hosts: list[Host], part: Partition,
+                 port: int) -> None:
         self.plan = plan
-        self.catalogue = dict(catalogue)
         self.netem = netem
         self.names = hosts
         self.part = part
@@ -138,9 +136,8 @@ class Cluster:
                         agent.died(reason)
             return on_death
 
-        opened = self.loop.run(asyncio.gather(
-            *[ssh.Session.open(h, on_agent, deaths(i)) for i, h in enumerate(self.names)],
-            return_exceptions=True))
+        opened = self.loop.gather([ssh.Session.open(h, on_agent, deaths(i))
+                                   for i, h in enumerate(self.names)])
         self.sessions = [s for s in opened if isinstance(s, ssh.Session)]
         failed = [e for e in opened if isinstance(e, BaseException)]
         if failed:
@@ -155,7 +152,7 @@ class Cluster:
         addresses = [answer["address"] or str(h.address) for h, answer in
                      zip(self.names, hello, strict=True)]
         topo = self.plan.topology
-        plan, catalogue = wire.pack(self.plan), wire.pack(self.catalogue)
+        plan = wire.pack(self.plan)
         builds = []
         for host, session in enumerate(self.sessions):
             remote = {str(link): addresses[self.part.host[self._far(link, host)]]
@@ -163,10 +160,9 @@ class Cluster:
                       if host in (self.part.host[topo.links[link].a],
                                   self.part.host[topo.links[link].b])}
             share = Share(frozenset(self.part.nodes_of(host)))
-            builds.append(session.request("build", plan=plan, catalogue=catalogue,
-                                          netem=self.netem, nodes=sorted(share.nodes),
-                                          remote=remote, local=addresses[host],
-                                          port=self.port))
+            builds.append(session.request("build", plan=plan, netem=self.netem,
+                                          nodes=sorted(share.nodes), remote=remote,
+                                          local=addresses[host], port=self.port))
         ranks = self._gather(builds)
         for host, host_ranks in enumerate(ranks):
             for rank in host_ranks:
@@ -189,8 +185,7 @@ class Cluster:
 
     def _gather(self, coros: list) -> list:
         """Requests to several hosts at once; the first failure, in one line."""
-        answers = self.loop.run(asyncio.gather(*coros, return_exceptions=True),
-                                ssh.REQUEST_TIMEOUT_S)
+        answers = self.loop.gather(coros, ssh.REQUEST_TIMEOUT_S)
         for answer in answers:
             if isinstance(answer, BaseException):
                 raise answer
@@ -212,7 +207,7 @@ class Cluster:
 
     def redilate(self, plan: Plan) -> None:
         if plan.dilation != self.plan.dilation:
-            self._all("redilate", dilation=plan.dilation)
+            self._all("redilate", plan=wire.pack(plan))
             self.plan = plan
 
     def set_link(self, link: int, rate_gbps: float, loss_probability: float) -> None:
@@ -241,8 +236,7 @@ class Cluster:
                 finally:
                     session.conn.close()
 
-            results = loop.run(asyncio.gather(*[down(s) for s in self.sessions],
-                                              return_exceptions=True), 120)
+            results = loop.gather([down(s) for s in self.sessions], 120)
             self.sessions = []
             errors = [r for r in results if isinstance(r, NetwallError)]
             if errors:

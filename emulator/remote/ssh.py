@@ -47,6 +47,13 @@ class Loop:
     def run(self, coro: Coroutine, timeout: float | None = None) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
+    def gather(self, coros: list[Coroutine], timeout: float | None = None) -> list:
+        """Several coroutines at once: each one's result, or the exception it raised."""
+        async def together() -> list:
+            return await asyncio.gather(*coros, return_exceptions=True)
+
+        return self.run(together(), timeout)
+
     def call(self, fn: Callable, *args: Any) -> None:
         self.loop.call_soon_threadsafe(fn, *args)
 
@@ -98,18 +105,27 @@ class Session:
         return cls(host, conn, process, on_agent, on_death)
 
     async def _read(self) -> None:
-        async for line in self.process.stdout:
-            message = wire.parse(line)
-            if "rank" in message:
-                if "died" in message:
-                    self.on_death(message["rank"], message["died"])
+        """Until the worker's output ends (it stopped, or was killed, or the connection
+        dropped): then every agent of this host is dead, and so is any pending request."""
+        reason = ""
+        try:
+            async for line in self.process.stdout:
+                if not line.strip():
+                    continue
+                message = wire.parse(line)
+                if "rank" in message:
+                    if "died" in message:
+                        self.on_death(message["rank"], message["died"])
+                    else:
+                        self.on_agent(message["rank"], message["line"])
                 else:
-                    self.on_agent(message["rank"], message["line"])
-            else:
-                await self.replies.put(message)
-        err = (await self.process.stderr.read()).strip().splitlines()
+                    await self.replies.put(message)
+            err = (await self.process.stderr.read()).strip().splitlines()
+            reason = err[-1] if err else ""
+        except (NetwallError, OSError, asyncssh.Error) as e:
+            reason = str(e)
         self.dead = (f"the worker on host {self.host} stopped"
-                     + (f": {err[-1]}" if err else " (connection lost)"))
+                     + (f": {reason}" if reason else " (connection lost)"))
         self.on_death(None, self.dead)
         await self.replies.put({"error": self.dead})
 
@@ -151,8 +167,7 @@ def clean_hosts(hosts: list[Host]) -> list[tuple[Host, str]]:
     loop = Loop()
     try:
         command = netwall_command("emulator.cli.main", "clean")
-        answers = loop.run(asyncio.gather(*[run(h, command) for h in hosts],
-                                          return_exceptions=True), REQUEST_TIMEOUT_S)
+        answers = loop.gather([run(h, command) for h in hosts], REQUEST_TIMEOUT_S)
     finally:
         loop.close()
     for answer in answers:

@@ -23,7 +23,6 @@ from pathlib import Path
 from emulator.errors import NetwallError
 from emulator.kernel import records as state
 from emulator.kernel.network import Network, Share
-from emulator.models.plan import redilated
 from emulator.remote import wire
 from emulator.version import netwall_version
 from traffic.forkserver import AgentProcess
@@ -45,7 +44,6 @@ def ssh_address() -> str:
 class Worker:
     def __init__(self) -> None:
         self.network: Network | None = None
-        self.catalogue: dict = {}
         self.agents: dict[int, AgentProcess] = {}
         self.buffers: dict[int, bytes] = {}
 
@@ -56,14 +54,13 @@ class Worker:
     def clock(self) -> float:
         return time.monotonic()
 
-    def build(self, plan: str, catalogue: str, netem: bool, nodes: list[str],
+    def build(self, plan: str, netem: bool, nodes: list[str],
               remote: dict[str, str], local: str, port: int) -> list[int]:
         """Build this host's share and fork its agents; returns their ranks."""
         removed = state.clean()
         if removed:
             print(f"netwall: removed what an earlier, killed run left ({len(removed)} items)",
                   file=sys.stderr)
-        self.catalogue = wire.unpack(catalogue)
         share = Share(frozenset(nodes), {int(k): v for k, v in remote.items()}, local, port)
         self.network = Network(wire.unpack(plan), netem, share=share)
         self.network.start()
@@ -78,9 +75,10 @@ class Worker:
         assert self.network is not None
         return [[link, name, c] for (link, name), c in self.network.counters().items()]
 
-    def redilate(self, dilation: float) -> None:
+    def redilate(self, plan: str) -> None:
+        """The same network at the dilation of `plan` (the controller's, redilated)."""
         assert self.network is not None
-        self.network.redilate(redilated(self.network.plan, self.catalogue, dilation))
+        self.network.redilate(wire.unpack(plan))
 
     def set_link(self, link: int, rate_gbps: float, loss: float) -> None:
         assert self.network is not None
