@@ -34,7 +34,7 @@ def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True)
 
 
-class Testbed:
+class NamespaceHosts:
     """`count` namespace hosts; start() builds them, stop() removes them."""
 
     def __init__(self, count: int, prefix: str | None = None) -> None:
@@ -45,7 +45,7 @@ class Testbed:
         self.gateway = f"10.231.{subnet}.1"
         self.bridge = f"{self.prefix}br"
         self.names = [f"{self.prefix}h{i}" for i in range(count)]
-        self.dir = Path(tempfile.mkdtemp(prefix="netwall-testbed-"))
+        self.dir = Path(tempfile.mkdtemp(prefix="netwall-nshosts-"))
         self.sshd: list[subprocess.Popen] = []
 
     @property
@@ -60,7 +60,7 @@ class Testbed:
     def state_dir(self, host: int) -> Path:
         return STATE_DIR / self.names[host]
 
-    def start(self) -> Testbed:
+    def start(self) -> NamespaceHosts:
         try:
             self._network()
             self._ssh()

@@ -1,0 +1,123 @@
+"""One emulated cluster over several hosts, on one machine: namespace "hosts" joined by veth
+NICs, each with its own sshd (emulator.remote.nshosts). The whole path runs: partition,
+VXLAN tunnels, SSH control, gathering, teardown, a killed worker, unreachable hosts; after
+each test no host keeps an interface, a process or a record of netwall's."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from emulator.remote.nshosts import NamespaceHosts
+
+pytestmark = pytest.mark.root
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = ["--link", "nvlink5", "--dilation", "2000", "--gpu", "ideal", "--size", "1M",
+         "-n", "2", "--nic-gbps", "100", "--json"]
+
+
+@pytest.fixture(scope="module")
+def testbed():
+    bed = NamespaceHosts(3)
+    try:
+        yield bed.start()
+    finally:
+        bed.stop()
+
+
+@pytest.fixture(autouse=True)
+def clean_hosts(testbed):
+    yield
+    left = testbed.leftovers()
+    assert left == [], f"left on the hosts: {left}"
+
+
+def netwall(testbed, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "emulator.cli.main", *args],
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                          env=dict(os.environ, **testbed.env))
+
+
+def hosts(testbed, count: int) -> str:
+    return ",".join(testbed.hosts.split(",")[:count])
+
+
+def result(run: subprocess.CompletedProcess) -> dict:
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)["results"][0]
+
+
+def link_bytes(res: dict) -> dict[str, int]:
+    return {link["link"]: link["bytes"] for link in res["links"]}
+
+
+def test_racks_over_two_hosts_carry_what_one_host_carries(testbed):
+    spread = result(netwall(testbed, "run", "--topology", "racks:2x4", *SMALL,
+                            "--hosts", hosts(testbed, 2)))
+    alone = result(netwall(testbed, "run", "--topology", "racks:2x4", *SMALL))
+    assert spread["check"] is True and alone["check"] is True
+    assert link_bytes(spread) == link_bytes(alone)
+    assert all(link["bytes"] == link["expected_bytes"] for link in spread["links"])
+    assert "rack1->spine0" in link_bytes(spread)  # the cable between the hosts carried data
+
+
+def test_a_ring_cut_by_metis_over_three_hosts(testbed):
+    spread = result(netwall(testbed, "run", "--topology", "ring:6", *SMALL,
+                            "--hosts", hosts(testbed, 3)))
+    assert spread["check"] is True
+    assert all(link["bytes"] == link["expected_bytes"] for link in spread["links"])
+
+
+def test_a_killed_worker_is_one_line_and_leaves_nothing(testbed):
+    run = subprocess.Popen(
+        [sys.executable, "-m", "emulator.cli.main", "run", "--topology", "racks:2x4",
+         "--link", "nvlink5", "--dilation", "20000", "--gpu", "ideal", "--size", "16M",
+         "-n", "50", "--nic-gbps", "100", "--hosts", hosts(testbed, 2)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        env=dict(os.environ, **testbed.env))
+    try:
+        deadline = time.monotonic() + 60
+        while not (testbed.state_dir(1).is_dir() and list(testbed.state_dir(1).glob("*.json"))
+                   and testbed.worker(1)):
+            assert time.monotonic() < deadline and run.poll() is None, run.stderr.read()
+            time.sleep(0.05)
+        time.sleep(1.5)  # built and running its calls
+        os.kill(testbed.worker(1), 9)
+        _, err = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    lines = err.strip().splitlines()
+    assert run.returncode == 2 and len(lines) == 1, err
+    assert "worker on host" in lines[0] and testbed.addresses[1] in lines[0]
+    cleaned = netwall(testbed, "clean", "--hosts", hosts(testbed, 3))
+    assert cleaned.returncode == 0 and cleaned.stdout.count("nothing to clean") == 3
+
+
+def test_an_unreachable_host_is_one_line_and_leaves_nothing(testbed):
+    dead = f"root@{testbed.addresses[1]}:2222"  # nothing listens there
+    run = netwall(testbed, "run", "--topology", "racks:2x4", *SMALL,
+                  "--hosts", f"{hosts(testbed, 1)},{dead}")
+    assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+    assert f"host {dead} is unreachable over SSH" in run.stderr
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--hosts", "root@a b"], "bad host 'root@a b'"),
+    (["--hosts", "a,a"], "named twice"),
+    (["--hosts", "@/nonexistent/hosts"], "host file /nonexistent/hosts not found"),
+    (["--hosts", "a,b,c", "--topology", "racks:2x4"], "fewer than the 3 hosts"),
+    (["--hosts", "a,b", "--topology", "racks:2x4", "--nic-gbps", "1"],
+     "more than its 1 Gb/s NIC: use --dilation 801 or more"),
+])
+def test_bad_host_lists_and_plans_are_refused_before_connecting(testbed, extra, message):
+    args = ["run", "--link", "nvlink5", "--dilation", "100", "--size", "1M", *extra]
+    run = netwall(testbed, *args)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+    assert message in run.stderr
