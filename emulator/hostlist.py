@@ -34,7 +34,8 @@ class Host:
     def __str__(self) -> str:
         user = f"{self.user}@" if self.user else ""
         port = f":{self.port}" if self.port else ""
-        return f"{user}{self.address}{port}"
+        address = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{user}{address}{port}"
 
 
 def parse_host(text: str) -> Host:
