@@ -13,6 +13,7 @@ from pathlib import Path
 from emulator.errors import NetwallError
 from emulator.experiments.campaign import load
 from emulator.experiments.store import open_store
+from emulator.hostlist import resolve_hosts
 from emulator.outputs import write_file
 
 RESULTS = Path("results")
@@ -22,17 +23,24 @@ def _campaign_db(args, name: str) -> str:
     return args.db or str(RESULTS / f"{name}.sqlite")
 
 
-def cmd_campaign(args) -> int:
-    from emulator.experiments.runner import run_campaign  # the emulation: imported when used
+def _folder(args, name: str) -> Path:
+    return Path(args.folder or RESULTS / f"{name}.slurm").resolve()
 
+
+def cmd_campaign(args) -> int:
     campaign = load(args.file)
     if args.campaign_command == "status":
         with open_store(_campaign_db(args, campaign.name), create=False) as store:
-            print(status(campaign, store))
+            print(status(campaign, store, _folder(args, campaign.name)))
         return 0
+    if args.campaign_command in ("submit", "merge"):
+        return _slurm(args, campaign)
+    from emulator.experiments.runner import run_campaign  # the emulation: imported when used
+
     db = _campaign_db(args, campaign.name)
     with open_store(db) as store:
-        counts = run_campaign(campaign, store)
+        counts = run_campaign(campaign, store, hosts=resolve_hosts(args.hosts),
+                              nic_gbps=args.nic_gbps, vxlan_port=args.vxlan_port)
         done = sum(store.has(i) for i in campaign.ids())
     print(f"campaign {campaign.name}: {counts['measured']} measured, {counts['skipped']} "
           f"skipped in this run; {done}/{len(campaign.ids())} points stored in {db}")
@@ -41,11 +49,50 @@ def cmd_campaign(args) -> int:
     return 1 if counts["wrong"] else 0
 
 
-def status(campaign, store) -> str:
-    """done/total for the campaign and for each group (one built network)."""
+def _slurm(args, campaign) -> int:
+    """campaign submit (and with --wait, merge) and campaign merge."""
+    from emulator.experiments import slurm  # submitit and the runner: imported when used
+
+    folder = _folder(args, campaign.name)
+    db = _campaign_db(args, campaign.name)
+    with open_store(db) as store:
+        if args.campaign_command == "submit":
+            jobs = slurm.submit(args.file, store, folder, args.executor, args.tasks,
+                                args.time, args.partition)
+            if not jobs:
+                print(f"campaign {campaign.name}: nothing to submit (every point is stored "
+                      f"or waits in {folder} to be merged)")
+                return 0
+            print(f"campaign {campaign.name}: {len(jobs)} task(s) submitted "
+                  f"({args.executor} job {jobs[0].job_id.split('_')[0]}); results in {folder}")
+            if not args.wait:
+                return 0
+            for job in jobs:
+                try:
+                    job.result()
+                except Exception as e:  # noqa: BLE001 - submitit re-raises the task's error
+                    last = str(e).strip().splitlines()
+                    raise NetwallError(f"task {job.job_id} failed: "
+                                       f"{last[-1] if last else type(e).__name__}") from None
+        count, files = slurm.merge(folder, store)
+        done = sum(store.has(i) for i in campaign.ids())
+    print(f"campaign {campaign.name}: merged {count} record(s) from {files} task file(s); "
+          f"{done}/{len(campaign.ids())} points stored in {db}")
+    return 0
+
+
+def status(campaign, store, folder: Path | None = None) -> str:
+    """done/total for the campaign and for each group (one built network), and what
+    submitted tasks measured that is not merged yet."""
     ids = campaign.ids()
     lines = [f"campaign {campaign.name}: {sum(store.has(i) for i in ids)}/{len(ids)} points "
              "done"]
+    if folder is not None and folder.is_dir():
+        from emulator.experiments.slurm import waiting  # submitit: imported when used
+
+        unmerged = len((waiting(folder) & ids) - {i for i in ids if store.has(i)})
+        if unmerged:
+            lines[0] += f"; {unmerged} more measured by submitted tasks (campaign merge)"
     for (experiment, topology, link, gpu, spine, layout, dilation), points in \
             campaign.groups.items():
         done = sum(store.has(p.id) for p in points)

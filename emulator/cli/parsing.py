@@ -269,11 +269,29 @@ def _campaign_commands(sub) -> None:
                                       parser_class=Parser)
     run = actions.add_parser("run", help="measure every point not yet stored")
     status = actions.add_parser("status", help="how many points are stored, per group")
-    for parser in (run, status):
+    submit = actions.add_parser("submit", help="run the points not yet stored as a Slurm job "
+                                "array (submitit); each task writes a file of its own")
+    merge = actions.add_parser("merge", help="copy what submitted tasks measured into the "
+                               "results store")
+    for parser in (run, status, submit, merge):
         parser.add_argument("file", help="campaign file (docs/campaigns.md)")
         parser.add_argument("--db", metavar="PATH",
                             help="results store: a path or sqlite:///path "
                                  "(default results/<campaign name>.sqlite)")
+    for parser in (status, submit, merge):
+        parser.add_argument("--folder", metavar="DIR",
+                            help="where submitted tasks write (on a file system every node "
+                                 "shares; default results/<campaign name>.slurm)")
+    submit.add_argument("--executor", choices=("slurm", "local"), default="slurm",
+                        help="slurm (sbatch), or local: the same job array on this machine")
+    submit.add_argument("--tasks", type=int, default=100,
+                        help="array tasks at most; each takes whole groups (default 100)")
+    submit.add_argument("--time", type=int, default=24 * 60, metavar="MIN",
+                        help="each task's time limit, minutes (default 1440)")
+    submit.add_argument("--partition", help="Slurm partition (default: the cluster's)")
+    submit.add_argument("--wait", action="store_true",
+                        help="wait for every task, then merge")
+    host_options(run)
 
     report = sub.add_parser("report", help="plots and an HTML page from campaign results")
     export = sub.add_parser("export", help="campaign results as CSV or JSON")

@@ -10,6 +10,7 @@ reason, so resuming does not retry it and the report can show it.
 
 from __future__ import annotations
 
+import functools
 import platform
 import sys
 from collections.abc import Callable
@@ -46,12 +47,13 @@ def skip_reason(error: NetwallError) -> str:
 
 
 def run_campaign(campaign: Campaign, store: Store, out: TextIO = sys.stderr,
-                 emulation: Callable | None = None) -> dict:
+                 emulation: Callable | None = None, **spread) -> dict:
     """Measure every point the store lacks; returns counts of what this call did.
 
-    `emulation` builds an Emulation from a point (tests substitute it).
+    `emulation` builds an Emulation from a point (tests substitute it); `spread` (hosts,
+    nic_gbps, vxlan_port) spreads every network over several hosts (docs/multihost.md).
     """
-    emulation = emulation or _emulation
+    emulation = emulation or functools.partial(_emulation, **spread)
     todo = [p for p in campaign.points if not store.has(p.id)]
     failures = campaign.failures if campaign.failures and not store.has(campaign.failures.id) \
         else None
@@ -111,10 +113,10 @@ def run_campaign(campaign: Campaign, store: Store, out: TextIO = sys.stderr,
     return counts
 
 
-def _emulation(point: Point, capabilities) -> Emulation:
+def _emulation(point: Point, capabilities, **spread) -> Emulation:
     return Emulation(point.topology, point.link, spine_link=point.spine_link,
                      layout=point.layout, dilation=point.dilation, capabilities=capabilities,
-                     gpu=point.gpu)
+                     gpu=point.gpu, **spread)
 
 
 def _missing(emu) -> str:

@@ -10,6 +10,7 @@ added to STORES.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 from abc import ABC, abstractmethod
@@ -102,7 +103,67 @@ class SqliteStore(Store):
         self.db.close()
 
 
-STORES: dict[str, type[Store]] = {"sqlite": SqliteStore}
+class JsonlStore(Store):
+    """One JSON record a line, appended and synced: the file a Slurm task writes alone
+    (emulator.experiments.slurm), safe on NFS where SQLite's locking is not. A line cut
+    short by a killed writer is not a record; the last record of an id wins."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._records = _read_lines(path)
+
+    @classmethod
+    def open(cls, location: str, create: bool = True) -> JsonlStore:
+        path = Path(location)
+        if not create and not path.is_file():
+            raise NetwallError(f"no results file at {location}")
+        if path.is_symlink():
+            raise NetwallError(f"results file {location} is a symbolic link; name the file it "
+                               "points to instead")
+        make_dir(path.parent)
+        return cls(path)
+
+    def has(self, point_id: str) -> bool:
+        return point_id in self._records
+
+    def put(self, point_id: str, record: dict) -> None:
+        line = json.dumps(dict(record, id=point_id)) + "\n"
+        with open(self.path, "a") as f:
+            if f.tell() and not _ends_in_newline(self.path):
+                f.write("\n")  # end a line a killed writer cut short: it stays no record
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+        self._records[point_id] = record
+
+    def records(self) -> list[dict]:
+        return list(self._records.values())
+
+    def close(self) -> None:
+        pass
+
+
+def _read_lines(path: Path) -> dict[str, dict]:
+    records: dict[str, dict] = {}
+    if not path.is_file():
+        return records
+    for line in path.read_text().split("\n"):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # empty, or cut short
+        if isinstance(record, dict) and isinstance(record.get("id"), str):
+            records[record["id"]] = record
+    return records
+
+
+def _ends_in_newline(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
+
+
+STORES: dict[str, type[Store]] = {"sqlite": SqliteStore, "jsonl": JsonlStore}
 
 
 def open_store(url: str, create: bool = True) -> Store:

@@ -44,6 +44,7 @@ DEFERRED = {
     ("emulator.cli.commands", "emulator.experiments.compare"),
     ("emulator.cli.campaign", "emulator.experiments.runner"),
     ("emulator.cli.campaign", "emulator.experiments.report"),
+    ("emulator.cli.campaign", "emulator.experiments.slurm"),  # submitit and the runner
 }
 
 
