@@ -151,7 +151,7 @@ def test_store_put_has_records_and_replace(tmp_path):
 def test_store_urls(tmp_path):
     assert isinstance(open_store(str(tmp_path / "bare.sqlite")), SqliteStore)
     with pytest.raises(NetwallError, match=r"^no store for scheme 'postgres' \(available: "
-                                           r"sqlite\)$"):
+                                           r"sqlite, jsonl\)$"):
         open_store("postgres://db/x")
     with pytest.raises(NetwallError, match="no results database at"):
         open_store(str(tmp_path / "missing.sqlite"), create=False)
