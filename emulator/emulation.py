@@ -737,6 +737,11 @@ class Emulation:
             "emulation_mtu": EMULATION_MTU,
             "capabilities": dataclasses.asdict(self.capabilities),
             "not_emulated": self.not_emulated,
+            **({"hosts": self.spread, "cross_host_links": len(self.partition.cross_links()),
+                "nic_gbps": self.nic_gbps,
+                # How far apart the hosts' agents may start (the measured clock offsets).
+                "clock_uncertainty_s": getattr(self.network, "clock_uncertainty_s", None)}
+               if self.partition is not None else {}),
         }
 
 

@@ -17,7 +17,6 @@ import time
 
 from emulator.errors import NetwallError
 from emulator.hostlist import Host
-from emulator.kernel.network import Share
 from emulator.models.partition import Partition
 from emulator.models.plan import Plan
 from emulator.remote import ssh, wire
@@ -159,9 +158,8 @@ class Cluster:
                       for link in self.part.cross_links()
                       if host in (self.part.host[topo.links[link].a],
                                   self.part.host[topo.links[link].b])}
-            share = Share(frozenset(self.part.nodes_of(host)))
             builds.append(session.request("build", plan=plan, netem=self.netem,
-                                          nodes=sorted(share.nodes), remote=remote,
+                                          nodes=self.part.nodes_of(host), remote=remote,
                                           local=addresses[host], port=self.port))
         ranks = self._gather(builds)
         for host, host_ranks in enumerate(ranks):
