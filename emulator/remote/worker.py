@@ -104,8 +104,10 @@ class Worker:
         try:
             while True:
                 fds = {stdin: None} | {p.stdout.fileno(): r for r, p in self.agents.items()}
-                ready, _, _ = select.select(list(fds), [], [])
-                for fd in ready:
+                waiting = select.poll()  # not select(): hundreds of agents pass fd 1024
+                for fd in fds:
+                    waiting.register(fd, select.POLLIN)
+                for fd, _ in waiting.poll():
                     if fd != stdin:
                         self._relay(fds[fd], fd)
                         continue

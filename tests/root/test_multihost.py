@@ -75,20 +75,37 @@ def test_a_ring_cut_by_metis_over_three_hosts(testbed):
     assert all(link["bytes"] == link["expected_bytes"] for link in spread["links"])
 
 
-def test_a_killed_worker_is_one_line_and_leaves_nothing(testbed):
+def long_run(testbed) -> subprocess.Popen:
+    """A run over two hosts that lasts, once both have built their share."""
     run = subprocess.Popen(
         [sys.executable, "-m", "emulator.cli.main", "run", "--topology", "racks:2x4",
          "--link", "nvlink5", "--dilation", "20000", "--gpu", "ideal", "--size", "16M",
          "-n", "50", "--nic-gbps", "100", "--hosts", hosts(testbed, 2)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
         env=dict(os.environ, **testbed.env))
+    deadline = time.monotonic() + 60
+    while not all(list(testbed.state_dir(h).glob("*.json")) and testbed.worker(h)
+                  for h in (0, 1)):
+        if time.monotonic() > deadline or run.poll() is not None:
+            run.kill()
+            pytest.fail(f"the run did not start: {run.communicate()[1]}")
+        time.sleep(0.05)
+    time.sleep(1.5)  # agents started, calls running
+    return run
+
+
+def test_a_killed_controller_leaves_nothing_on_any_host(testbed):
+    run = long_run(testbed)
+    run.kill()  # SIGKILL: no teardown of its own; each worker sees its session end
+    run.communicate()
+    deadline = time.monotonic() + 20
+    while testbed.leftovers() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def test_a_killed_worker_is_one_line_and_leaves_nothing(testbed):
+    run = long_run(testbed)
     try:
-        deadline = time.monotonic() + 60
-        while not (testbed.state_dir(1).is_dir() and list(testbed.state_dir(1).glob("*.json"))
-                   and testbed.worker(1)):
-            assert time.monotonic() < deadline and run.poll() is None, run.stderr.read()
-            time.sleep(0.05)
-        time.sleep(1.5)  # built and running its calls
         os.kill(testbed.worker(1), 9)
         _, err = run.communicate(timeout=60)
     finally:
