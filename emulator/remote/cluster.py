@@ -129,7 +129,7 @@ class Cluster:
 
         def deaths(host: int):
             def on_death(rank: int | None, reason: str) -> None:
-                for r, agent in by_rank.items():
+                for r, agent in list(by_rank.items()):  # the main thread may be adding
                     if (rank is None and self.part.host[self.plan.topology.gpus[r]] == host) \
                             or r == rank:
                         agent.died(reason)

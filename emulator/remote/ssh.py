@@ -144,11 +144,6 @@ class Session:
             raise NetwallError(error if self.dead else f"host {self.host}: {error}")
         return answer["reply"]
 
-    async def close(self) -> None:
-        self.process.stdin.write_eof()
-        self.conn.close()
-        await self.conn.wait_closed()
-
 
 async def run(host: Host, command: str) -> str:
     """Run one command on `host` over a connection of its own; its output (stdout)."""
