@@ -54,3 +54,11 @@ def test_the_flag_wins_over_the_environment_and_reads_files(tmp_path):
     assert resolve_hosts(f"@{listed}", {}) == [Host("n1", "root"), Host("n2", "root")]
     with pytest.raises(NetwallError, match="not found"):
         resolve_hosts(f"@{tmp_path / 'none'}", {})
+
+
+def test_the_console_refuses_a_host_list_in_one_line(capsys):
+    from emulator.cli.main import main
+
+    assert main(["cli", "--hosts", "a,b"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "netwall cli builds on this machine only" in err
