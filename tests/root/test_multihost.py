@@ -138,3 +138,25 @@ def test_bad_host_lists_and_plans_are_refused_before_connecting(testbed, extra, 
     run = netwall(testbed, *args)
     assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
     assert message in run.stderr
+
+
+def test_hosts_on_other_clocks_are_measured_and_corrected(testbed, monkeypatch):
+    """As if each host had a kernel of its own: the controller measures every clock offset
+    by round trips (here they are 0 within the uncertainty), and the run still checks and
+    carries what it must."""
+    from emulator import Emulation
+    from emulator.hostlist import parse_hosts
+    from emulator.remote import cluster
+
+    monkeypatch.setattr(cluster, "boot_id", lambda: "another kernel")
+    monkeypatch.setenv("NETWALL_SSH_CONFIG", testbed.env["NETWALL_SSH_CONFIG"])
+    with Emulation("racks:2x4", "nvlink5", dilation=2000, gpu="ideal", nic_gbps=100,
+                   hosts=parse_hosts(hosts(testbed, 2))) as emu:
+        offsets = emu.network.offsets
+        res = emu.run("allreduce", "ring", 1 << 20, iters=2, prove=False)
+        uncertainty = emu.settings()["clock_uncertainty_s"]
+    assert len(offsets) == 2 and all(u > 0 for _, u in offsets)
+    assert all(abs(offset) <= u + 1e-3 for offset, u in offsets)  # one kernel: truly 0
+    assert uncertainty == max(u for _, u in offsets)
+    assert res.check is True
+    assert all(link["bytes"] == link["expected_bytes"] for link in res.links)
