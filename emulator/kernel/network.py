@@ -436,7 +436,10 @@ class Network:
         if self.share.remote:
             ipr = iproute(None)
             try:
-                vxlan.remove(ipr, [vxlan.tunnel_name(link) for link in self.share.remote])
+                # The stubs too: the kernel removes a killed node's namespace (and the
+                # stub's peer with it) some time later, and stop() means gone now.
+                vxlan.remove(ipr, [name(link) for link in self.share.remote
+                                   for name in (vxlan.tunnel_name, vxlan.stub_name)])
             finally:
                 ipr.close()
         if self.record is not None:

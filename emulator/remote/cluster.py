@@ -226,11 +226,17 @@ class Cluster:
 
             async def down(session: ssh.Session) -> None:
                 try:
-                    if session.dead is None:
-                        await asyncio.wait_for(session.request("stop"), 60)
-                    else:
-                        await ssh.run(session.host, ssh.netwall_command(
-                            "emulator.cli.main", "clean"))
+                    if session.dead is None:  # its share is down once it has exited
+                        try:
+                            await asyncio.wait_for(session.request("stop"), 60)
+                            await asyncio.wait_for(session.process.wait(), 10)
+                        except TimeoutError:
+                            raise NetwallError(
+                                f"host {session.host} did not tear its share down in time: "
+                                "run `netwall clean --hosts` for it") from None
+                    else:  # killed: its record tells `netwall clean` what it left
+                        await ssh.run(session.host, ssh.netwall_command("emulator.cli.main",
+                                                                        "clean"))
                 finally:
                     session.conn.close()
 
