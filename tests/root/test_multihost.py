@@ -160,3 +160,23 @@ def test_hosts_on_other_clocks_are_measured_and_corrected(testbed, monkeypatch):
     assert uncertainty == max(u for _, u in offsets)
     assert res.check is True
     assert all(link["bytes"] == link["expected_bytes"] for link in res.links)
+
+
+def test_replay_and_a_fault_on_the_cable_between_hosts(testbed):
+    """replay takes a host list too; a fault on the cross-host cable is struck on both of
+    its hosts (each shapes its own end) and the data still checks."""
+    two = hosts(testbed, 2)
+    replay = netwall(testbed, "replay", "--workload", "dp-step", "--topology", "racks:2x4",
+                     "--link", "nvlink5", "--dilation", "2000", "--gpu", "ideal",
+                     "--scale", "0.0005", "--check", "--no-probe", "--json", "--nic-gbps", "100",
+                     "--hosts", two)
+    assert replay.returncode == 0, replay.stderr
+    calls = json.loads(replay.stdout)["results"][0]["calls"]
+    assert calls and all(call["check"] is True for call in calls)
+
+    once = ["run", "--topology", "racks:2x4", *SMALL, "-n", "1", "--no-probe", "--hosts", two]
+    base = result(netwall(testbed, *once))
+    hit = result(netwall(testbed, *once, "--fault", "down:rack1--spine0@1us+20us"))
+    assert hit["check"] is True and hit["faults_not_struck"] == []
+    assert [f["event"] for f in hit["faults"]][:2] == ["down starts", "down ends"]
+    assert hit["time_s"] > base["time_s"]  # 20 us without the only way between the racks
