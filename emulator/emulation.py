@@ -50,7 +50,7 @@ from traffic import schedule as sched
 from traffic.header import frame_payload
 from traffic.launcher import Agents, CallPlan
 from traffic.protocol import Route
-from traffic.trace import Call, resolve
+from traffic.trace import Call, resolve, takers
 
 #: Dilations a call is measured at, at most, before its flag is left to the user.
 MAX_ATTEMPTS = 3
@@ -507,10 +507,10 @@ class Emulation:
             time_s = run["times"][i]
             rows.append(CallRow(
                 id=c.id, step=c.step, stream=c.stream, comm=c.comm, collective=c.collective,
-                algorithm=schedules[c.id].algorithm, ranks=len(c.group), bytes=c.bytes,
+                algorithm=schedules[c.id].algorithm, ranks=len(takers(c)), bytes=c.bytes,
                 start_s=run["starts"][i], time_s=time_s,
                 algbw_gbps=algbw_gbps(c.bytes, time_s),
-                busbw_gbps=busbw_gbps(c.collective, len(c.group), c.bytes, time_s),
+                busbw_gbps=busbw_gbps(c.collective, len(takers(c)), c.bytes, time_s),
                 model_time_s=models[c.id], protocol=endpoint[c.id].protocol,
                 host_error=verdict["call_errors"][i],
                 check=checks[i] if check else None))
@@ -545,10 +545,10 @@ class Emulation:
         and what the whole trace asks of the host (one dilation serves it)."""
         calls = resolve(calls, len(self.topology.gpus))
         schedules = {c.id: self.schedule(c.collective, c.algorithm, c.bytes, c.root,
-                                         ranks=len(c.group), group=c.group) for c in calls}
+                                         ranks=len(takers(c)), group=takers(c)) for c in calls}
         endpoint, models = {}, {}
         for c in calls:
-            placed = globalize(schedules[c.id], c.group)
+            placed = globalize(schedules[c.id], takers(c))
             endpoint[c.id], models[c.id] = call_costs(placed, self.topology, self.catalogue,
                                                       self.gpu)
         costs = [self.cost(schedules[c.id], models[c.id], endpoint[c.id].efficiency)
@@ -572,10 +572,10 @@ class Emulation:
         units, in the calls' order), the total, the checks and the links' bytes."""
         op = {c.id: self._op + i for i, c in enumerate(calls)}
         comms = {name: i for i, name in enumerate(dict.fromkeys(c.comm for c in calls))}
-        plans = [CallPlan(op[c.id], schedules[c.id], c.group, comms[c.comm], c.stream,
+        plans = [CallPlan(op[c.id], schedules[c.id], takers(c), comms[c.comm], c.stream,
                           c.gap_us * 1e-6 * self.dilation, tuple(op[a] for a in c.after),
-                          f"{c.comm}/{c.stream}", init=check, check=check,
-                          costs=endpoint[c.id]) for c in calls]
+                          _buffer(c), init=check, check=check, costs=endpoint[c.id],
+                          grouped=c.grouped) for c in calls]
         self._op += len(calls)
         total = (sum(models.values()) + sum(c.gap_us for c in calls) * 1e-6) * self.dilation
         before = self.network.counters()
@@ -835,3 +835,13 @@ class Injector:
                                           f"calls ended at {end_s * 1e6:.1f} us", None,
                                           "not struck"))
         return missed
+
+
+def _buffer(call: Call) -> str:
+    """The agents' buffer a trace call works in: one per communicator and stream, as a
+    framework reuses its allocations, and for sends one per direction too, so that a rank's
+    grouped send and receive (each checked) never share bytes."""
+    if call.collective == "send":
+        sender, receiver = takers(call)
+        return f"{call.comm}/{call.stream}/{sender}>{receiver}"
+    return f"{call.comm}/{call.stream}"

@@ -10,7 +10,9 @@ traffic.protocol, one JSON line each, on stdin/stdout:
 
 A program is a list of calls (collectives) this rank takes part in. Calls on one stream run
 one after another, calls on different streams at the same time, as CUDA streams do; a call
-may wait for compute time (`gap_s`) or for other calls (`after`). Within a call, the sends of
+may wait for compute time (`gap_s`) or for other calls (`after`); a `grouped` call starts
+with the one before it on its stream, as calls between ncclGroupStart and ncclGroupEnd do,
+and the stream's next call waits for the whole group. Within a call, the sends of
 step s start once everything the rank receives in steps before s has arrived.
 
 A rank stands in for a GPU, so it pays what a GPU pays (emulator.models.endpoints), in
@@ -161,6 +163,7 @@ class Call:
     data: int  # data bytes per frame (the rest of the frame is the protocol's padding)
     pad: int  # padding of a full frame
     efficiency: float
+    grouped: bool  # starts once the call before it on its stream has started
     sends: list[list[Move]]  # step -> moves from this rank
     recvs: list[dict[int, Move]]  # step -> peer -> the move from it to this rank
     step: int = -1  # -1: not started
@@ -191,6 +194,7 @@ class Call:
                    op=spec.op, steps=spec.steps,
                    start_s=spec.start_s, step_s=spec.step_s, reduce_s=spec.reduce_s,
                    data=data, pad=padding(data, spec.efficiency), efficiency=spec.efficiency,
+                   grouped=spec.grouped,
                    sends=[[] for _ in range(spec.steps)], recvs=[{} for _ in range(spec.steps)])
         for m in spec.moves:
             if m.src == rank:
@@ -332,13 +336,13 @@ class Agent:
 
     def _start_calls(self, streams, free_at, now: float) -> bool:
         """Start each stream's next call once its stream, its `after` calls and its compute
-        gap allow."""
+        gap allow; the stream is free for a grouped call once the call before it started."""
         started = False
         for calls in streams.values():
             while calls and calls[0].end:
                 calls.popleft()
-            call = calls[0] if calls else None
-            if call is None or call.step >= 0:
+            call = next((c for c in calls if c.step < 0), None)
+            if call is None or (call is not calls[0] and not call.grouped):
                 continue
             if any(self.calls[a].end == 0.0 for a in call.after if a in self.calls):
                 continue
@@ -395,7 +399,7 @@ class Agent:
                     self._protect_all(call.buffer)
                     finish(self.buffers[call.buffer], *call.data_key)
                 call.end = time.monotonic()
-                free_at[call.stream] = call.end
+                free_at[call.stream] = max(free_at[call.stream], call.end)  # a group's last
                 self.active.remove(call)
                 self.unfinished -= 1
                 moved = True
@@ -612,8 +616,8 @@ class Agent:
             if call.wake > now:
                 wake = min(wake, call.wake)
         for calls in streams.values():
-            call = calls[0] if calls else None
-            if call is not None and call.step < 0 and call.gap_s:
+            call = next((c for c in calls if c.step < 0), None)
+            if call is not None and call.gap_s:
                 wake = min(wake, free_at[call.stream] + call.gap_s)
         return wake
 

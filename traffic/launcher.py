@@ -55,6 +55,7 @@ class CallPlan:
     costs: CallCosts = FREE  # what its endpoints pay (real units; dilated when it is sent)
     dtype: str = "float"  # datatype, nccl-tests' names (the schedule is aligned to it)
     op: str = "sum"  # reduction op; collectives without one ignore it
+    grouped: bool = False  # starts with the call before it on its stream (an NCCL group)
 
 
 @dataclass(frozen=True)
@@ -223,5 +224,5 @@ def call_specs(call: CallPlan, dilation: float = 1.0) -> list[CallSpec]:
                      check=call.check, collective=s.collective, ranks=s.ranks, local=local,
                      root=s.root, size=s.size, dtype=call.dtype,
                      op=call.op if s.collective in REDUCING else "none", steps=len(s.steps),
-                     moves=tuple(mine))
+                     moves=tuple(mine), grouped=call.grouped)
             for local, mine in enumerate(moves)]
