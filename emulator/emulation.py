@@ -544,8 +544,7 @@ class Emulation:
         """A trace's calls resolved, with each call's schedule, endpoint costs and model,
         and what the whole trace asks of the host (one dilation serves it)."""
         calls = resolve(calls, len(self.topology.gpus))
-        schedules = {c.id: self.schedule(c.collective, c.algorithm, c.bytes, c.root,
-                                         ranks=len(takers(c)), group=takers(c)) for c in calls}
+        schedules = {c.id: self.call_schedule(c) for c in calls}
         endpoint, models = {}, {}
         for c in calls:
             placed = globalize(schedules[c.id], takers(c))
@@ -591,6 +590,13 @@ class Emulation:
                 "total_s": total_s, "checks": [outcome.checks.get(p.id) for p in plans],
                 "retransmitted_bytes": outcome.stats["retransmitted_bytes"],
                 "links": self._link_report(None, before, after, 1)}
+
+    def call_schedule(self, call: Call) -> sched.Schedule:
+        """The schedule of one resolved trace call, over the ranks that take part in it (a
+        send's sender is its local rank 0)."""
+        return self.schedule(call.collective, call.algorithm, call.bytes,
+                             0 if call.collective == "send" else call.root,
+                             ranks=len(takers(call)), group=takers(call))
 
     def schedule(self, collective: str, algorithm: str | None, size: int, root: int = 0,
                  chunk: int | None = None, ranks: int | None = None,

@@ -336,31 +336,37 @@ class Agent:
 
     def _start_calls(self, streams, free_at, now: float) -> bool:
         """Start each stream's next call once its stream, its `after` calls and its compute
-        gap allow; the stream is free for a grouped call once the call before it started."""
+        gap allow; the stream is free for a grouped call once the call before it started, so
+        a group's calls start in one pass."""
         started = False
         for calls in streams.values():
             while calls and calls[0].end:
                 calls.popleft()
-            call = next((c for c in calls if c.step < 0), None)
-            if call is None or (call is not calls[0] and not call.grouped):
-                continue
-            if any(self.calls[a].end == 0.0 for a in call.after if a in self.calls):
-                continue
-            ready = max([free_at[call.stream]] +
-                        [self.calls[a].end for a in call.after if a in self.calls])
-            if now < ready + call.gap_s:
-                continue
-            if call.init:
-                self._protect_all(call.buffer)
-                self.buffers[call.buffer][:] = self.initial[call.data_key]
-                now = time.monotonic()  # resetting the buffer is not part of the call
-            call.start = now
-            call.incoming = [{src: _expect(m.length, m.reduce, call.data)
-                              for src, m in recvs.items()} for recvs in call.recvs]
-            self.active.append(call)
-            self._enter_step(call, 0)
-            started = True
+            for call in [c for c in calls if c.step < 0]:
+                if (call is not calls[0] and not call.grouped) or not self._start(
+                        call, free_at, now):
+                    break
+                started = True
         return started
+
+    def _start(self, call: Call, free_at, now: float) -> bool:
+        """Start one call if its `after` calls and its compute gap allow."""
+        if any(self.calls[a].end == 0.0 for a in call.after if a in self.calls):
+            return False
+        ready = max([free_at[call.stream]] +
+                    [self.calls[a].end for a in call.after if a in self.calls])
+        if now < ready + call.gap_s:
+            return False
+        if call.init:
+            self._protect_all(call.buffer)
+            self.buffers[call.buffer][:] = self.initial[call.data_key]
+            now = time.monotonic()  # resetting the buffer is not part of the call
+        call.start = now
+        call.incoming = [{src: _expect(m.length, m.reduce, call.data)
+                          for src, m in recvs.items()} for recvs in call.recvs]
+        self.active.append(call)
+        self._enter_step(call, 0)
+        return True
 
     def _enter_step(self, call: Call, step: int) -> None:
         call.step = step

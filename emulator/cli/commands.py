@@ -293,8 +293,7 @@ def cmd_replay(args) -> int:
                                            groups=emu.plan.racks(), scale=args.scale,
                                            steps=args.steps), len(emu.topology.gpus)))
         for call in traces[-1]:  # every call must have a schedule before anything is built
-            emu.schedule(call.collective, call.algorithm, call.bytes, call.root,
-                         ranks=len(call.group), group=call.group)
+            emu.call_schedule(call)
     _note_missing(emulations[0])
     _calibrated(emulations)
     weights = [emu.estimate_replay_s(calls, args.prove)
