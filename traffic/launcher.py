@@ -217,7 +217,10 @@ def call_specs(call: CallPlan, dilation: float = 1.0) -> list[CallSpec]:
             if m.dst != m.src:
                 moves[m.dst].append(move)
     c = call.costs
-    return [CallSpec(id=call.id, comm=call.comm, stream=call.stream, gap_s=call.gap_s,
+    # A send's compute gap is its sender's: the receiver posts its receive at once (irecv).
+    gaps = [call.gap_s if s.collective != "send" or local == 0 else 0.0
+            for local in range(len(to_global))]
+    return [CallSpec(id=call.id, comm=call.comm, stream=call.stream, gap_s=gaps[local],
                      start_s=c.start_s * dilation, step_s=c.step_s * dilation,
                      efficiency=c.efficiency, reduce_s=c.reduce_s_per_byte * dilation,
                      after=tuple(call.after), buffer=call.buffer, init=call.init,
