@@ -27,6 +27,7 @@ from emulator.models import calibration
 from emulator.models import dilation as dil
 from emulator.models.accounting import wire_loads
 from emulator.models.alphabeta import call_costs, globalize, routes_to
+from emulator.models.critical import analyse_step
 from emulator.models.endpoints import DEFAULT as DEFAULT_GPU
 from emulator.models.endpoints import CallCosts, get_gpu
 from emulator.models.energy import EnergyReport, run_energy
@@ -514,16 +515,19 @@ class Emulation:
                 model_time_s=models[c.id], protocol=endpoint[c.id].protocol,
                 host_error=verdict["call_errors"][i],
                 check=checks[i] if check else None))
-        steps: dict[int, tuple[float, float]] = {}
-        for row in rows:
-            begin, end = steps.get(row.step, (row.start_s, 0.0))
-            steps[row.step] = (min(begin, row.start_s), max(end, row.start_s + row.time_s))
+        steps = []
+        for step in sorted({c.step for c in calls}):
+            mine = [i for i, c in enumerate(calls) if c.step == step]
+            part = analyse_step([calls[i] for i in mine], [rows[i].start_s for i in mine],
+                                [rows[i].time_s for i in mine])
+            steps.append(StepTime(step=step, time_s=part.time_s,
+                                  critical_path=part.critical_path, exposed_s=part.exposed_s,
+                                  exposed_share=part.exposed_share, streams=part.streams))
         wall_s = time.monotonic() - began
         emulated_s = self.emulated_s - emulated_before
         return ReplayResult(
             calls=rows,
-            steps=[StepTime(step=k, time_s=end - begin) for k, (begin, end) in
-                   sorted(steps.items())],
+            steps=steps,
             total_s=run["total_s"],
             retransmitted_bytes=run["retransmitted_bytes"],
             links=run["links"],
