@@ -24,7 +24,7 @@ import heapq
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from emulator.errors import NetwallError
@@ -103,8 +103,7 @@ def import_nccl_log(lines: Iterable[str], name: str, notes: list[str] | None = N
     total = max([c.nranks for c in comms] + [len({i.device for i in instances.values()})])
     world = _world_ranks(comms, total)
 
-    streams: dict[tuple, str] = {}
-    per_comm: list[tuple[str, tuple[int, ...], list[tuple[int, Call]]]] = []
+    per_comm: list[tuple[str, tuple[int, ...], list[_Entry]]] = []
     blocks: Counter = Counter()
     n_world = n_sub = 0
     for comm in comms:
@@ -129,9 +128,10 @@ def import_nccl_log(lines: Iterable[str], name: str, notes: list[str] | None = N
                 notes.append(f"{cname}: {comm.nranks} ranks whose global ranks the log does not "
                              f"tell (no INIT lines for it or for a job-wide communicator); "
                              f"assumed consecutive ranks {list(group)}")
-        per_comm.append((cname, group, _calls_of(comm, cname, group, streams, skipped)))
+        notes += _missing(comm, cname)
+        per_comm.append((cname, group, _calls_of(comm, cname, group, skipped)))
 
-    calls = _merge(per_comm)
+    calls = _merge(per_comm, notes)
     for reason, n in sorted(skipped.items()):
         notes.append(f"skipped {n} {reason}")
     if not calls:
@@ -275,88 +275,189 @@ def _representative(comm: _Comm) -> _Instance:
     return min(ranked, key=lambda m: m.rank) if ranked else comm.members[0]
 
 
-def _stream(streams: dict, inst: _Instance, op: _Op) -> str:
-    key = (inst.device, op.stream)
-    if key not in streams:
-        streams[key] = f"s{len(streams)}"
-    return streams[key]
+@dataclass
+class _Entry:
+    """One imported call before numbering: its order in its communicator, its first line,
+    the call (stream not yet labelled) and the (GPU, CUDA stream) of every rank that logged
+    it."""
+
+    key: tuple[int, int]
+    line: int
+    call: Call
+    streams: set[tuple] = field(default_factory=set)
 
 
-def _calls_of(comm: _Comm, cname: str, group: tuple[int, ...], streams: dict,
-              skipped: Counter) -> list[tuple[int, Call]]:
-    """(first line, Call) for every call of one communicator, in opCount order."""
+def _missing(comm: _Comm, cname: str) -> list[str]:
+    """Notes on what a communicator's lines leave out: ranks that logged nothing, and calls
+    some of the ranks that did log left out (an excerpt, or a log cut short)."""
+    notes = []
+    if len(comm.members) < comm.nranks:
+        known = {m.rank for m in comm.members if m.rank is not None}
+        which = (f": local ranks {sorted(set(range(comm.nranks)) - known)} missing"
+                 if len(known) == len(comm.members) else "")
+        notes.append(f"{cname}: lines of only {len(comm.members)} of its {comm.nranks} ranks"
+                     f"{which}; their streams are taken from the ranks present")
+    partial = [k for k in comm.sig if sum(k in m.colls for m in comm.members) < len(comm.members)]
+    if partial:
+        notes.append(f"{cname}: {len(partial)} calls not logged by every rank present "
+                     f"(first: opCount {min(partial)[0]:x}); each replayed once, for every rank")
+    return notes
+
+
+def _calls_of(comm: _Comm, cname: str, group: tuple[int, ...],
+              skipped: Counter) -> list[_Entry]:
+    """Every call of one communicator, in opCount order."""
     rep = _representative(comm)
-    out: list[tuple[tuple[int, int], int, Call]] = []
-    merged: dict[tuple[int, int], tuple[_Op, _Instance]] = {}  # the representative's op first
-    first: dict[tuple[int, int], int] = {}  # first line any rank logged the call on
-    for m in [rep] + [m for m in comm.members if m is not rep]:
+    out: list[_Entry] = []
+    merged: dict[tuple[int, int], _Entry] = {}
+    for m in [rep] + [m for m in comm.members if m is not rep]:  # the representative's first
         for k, op in m.colls.items():
-            first[k] = min(first.get(k, op.line), op.line)
-            merged.setdefault(k, (op, m))
-    for k, (op, inst) in merged.items():
-        collective = COLLECTIVE_NAMES[op.name]
-        size = op.count * DTYPE_SIZE[op.dtype]
-        if collective in ("allgather", "reducescatter", "alltoall"):
-            size *= comm.nranks
-        root = op.root if collective in ("broadcast", "reduce") else 0
-        if root >= comm.nranks:
+            entry = merged.get(k)
+            if entry is None:
+                entry = merged[k] = _Entry(k, op.line, _collective(op, comm.nranks, group, cname))
+            entry.line = min(entry.line, op.line)
+            entry.streams.add((m.device, op.stream))
+    for entry in merged.values():
+        if entry.call.root >= comm.nranks:
             skipped["calls with a root outside their communicator"] += 1
-            continue
-        out.append((k, first[k], Call(id=0, collective=collective, algorithm=None, bytes=size,
-                                     group=group, comm=cname,
-                                     stream=_stream(streams, inst, op), root=root)))
-    for opcount in sorted(comm.p2p):
-        call = _p2p_call(comm, opcount, cname, group, streams, skipped)
-        if call is not None:
-            line = min(o.line for m in comm.members for o in m.p2p.get(opcount, []))
-            out.append(((opcount, -1), line, call))
-    out.sort(key=lambda t: t[0])
-    return [(line, call) for _, line, call in out]
+        else:
+            out.append(entry)
+    out += _p2p_calls(comm, cname, group, skipped)
+    out.sort(key=lambda e: e.key)
+    return out
 
 
-def _p2p_call(comm: _Comm, opcount: int, cname: str, group: tuple[int, ...], streams: dict,
-              skipped: Counter) -> Call | None:
-    """An all-to-all or a ring shift (nccl-tests' sendrecv) made of grouped Send/Recv, or None.
+def _collective(op: _Op, nranks: int, group: tuple[int, ...], cname: str) -> Call:
+    collective = COLLECTIVE_NAMES[op.name]
+    size = op.count * DTYPE_SIZE[op.dtype]
+    if collective in ("allgather", "reducescatter", "alltoall"):
+        size *= nranks
+    root = op.root if collective in ("broadcast", "reduce") else 0
+    return Call(id=0, collective=collective, algorithm=None, bytes=size, group=group,
+                comm=cname, stream="", root=root)
 
-    Before NCCL 2.28 all-to-all is a group of Send/Recv to every peer; sendrecv (as in
-    nccl-tests) is every rank sending to the next in the communicator. Other patterns (e.g.
-    a single pipeline-parallel Send) have no netwall collective and are skipped.
+
+def _p2p_calls(comm: _Comm, cname: str, group: tuple[int, ...],
+               skipped: Counter) -> list[_Entry]:
+    """The communicator's Send/Recv lines as calls.
+
+    A group (one opCount) in which every rank sends the same size to every rank is one
+    all-to-all (NCCL before 2.28 and PyTorch express it so), and one in which every rank
+    sends to the next is nccl-tests' sendrecv. Every other Send is matched with its Recv as
+    NCCL matches them: the k-th Send from rank a to rank b with the k-th Recv on b from a;
+    each pair is one `send`, grouped when either side issued it inside an NCCL group after
+    another point-to-point call. A Send or Recv whose other side is not in the log is still
+    one call (its line names both ranks and the size); the notes count them.
     """
+    if not comm.p2p:
+        return []
+    if any(m.rank is None for m in comm.members):
+        skipped["Send/Recv calls on ranks the log does not name (no INIT lines)"] += sum(
+            len(ops) for m in comm.members for ops in m.p2p.values())
+        return []
+    out, whole = [], set()
+    for opcount in sorted(comm.p2p):
+        entry = _pattern(comm, opcount, cname, group)
+        if entry is not None:
+            out.append(entry)
+            whole.add(opcount)
+    ends: dict[tuple[str, int, int], list[tuple[_Op, _Instance]]] = {}
+    for m in comm.members:
+        for opcount in sorted(set(m.p2p) - whole):
+            for op in m.p2p[opcount]:
+                pair = (m.rank, op.root) if op.name == "Send" else (op.root, m.rank)
+                ends.setdefault((op.name, *pair), []).append((op, m))
+    for src, dst in sorted({(a, b) for _, a, b in ends}):
+        sends, recvs = ends.get(("Send", src, dst), []), ends.get(("Recv", src, dst), [])
+        for k in range(max(len(sends), len(recvs))):
+            sides = [side[k] for side in (sends, recvs) if k < len(side)]
+            sizes = {op.count * DTYPE_SIZE[op.dtype] for op, _ in sides}
+            if len(sizes) > 1 or max(src, dst) >= comm.nranks or src == dst:
+                skipped["Send/Recv pairs that do not match (sizes or ranks)"] += 1
+                continue
+            if len(sides) == 1:
+                skipped[f"{sides[0][0].name} lines whose other side is not in the log "
+                        f"(imported from one side)"] += 1
+            first = sides[0][0]
+            grouped = any(op.index > 0 and len(m.p2p) > 1 for op, m in sides)
+            call = Call(id=0, collective="send", algorithm=None, bytes=sizes.pop(),
+                        group=group, comm=cname, stream="", root=src, peer=dst,
+                        grouped=grouped)
+            out.append(_Entry((first.opcount, first.index), min(op.line for op, _ in sides),
+                              call, {(m.device, op.stream) for op, m in sides}))
+    return out
+
+
+def _pattern(comm: _Comm, opcount: int, cname: str, group: tuple[int, ...]) -> _Entry | None:
+    """One opCount's Send/Recv as an all-to-all or a ring shift (nccl-tests' sendrecv) when
+    every rank logged it and it is one of those, else None."""
     n = comm.nranks
     parts = [(m, m.p2p[opcount]) for m in comm.members if opcount in m.p2p]
-    if any(m.rank is None for m, _ in parts):
-        skipped["Send/Recv calls on ranks the log does not name (no INIT lines)"] += 1
-        return None
     sends = {m.rank: sorted((o.root, o.count * DTYPE_SIZE[o.dtype]) for o in ops
                             if o.name == "Send") for m, ops in parts}
     sizes = {b for s in sends.values() for _, b in s}
-    if len(sends) == n and len(sizes) == 1:
-        size = sizes.pop()
-        m, ops = min(parts, key=lambda p: p[0].rank)
-        stream = _stream(streams, m, ops[0])
-        if all([p for p, _ in s] == [(r + 1) % n] for r, s in sends.items()):
-            return Call(id=0, collective="sendrecv", algorithm=None, bytes=size, group=group,
-                        comm=cname, stream=stream)
-        everyone = list(range(n))
-        if all([p for p, _ in s] in (everyone, everyone[:r] + everyone[r + 1:])
-               for r, s in sends.items()):
-            return Call(id=0, collective="alltoall", algorithm=None, bytes=size * n,
-                        group=group, comm=cname, stream=stream)
-    skipped["Send/Recv groups that are neither all-to-all nor a ring shift"] += 1
-    return None
+    if len(sends) != n or len(sizes) != 1:
+        return None
+    size = sizes.pop()
+    everyone = list(range(n))
+    if all([p for p, _ in s] == [(r + 1) % n] for r, s in sends.items()):
+        collective, nbytes = "sendrecv", size
+    elif all([p for p, _ in s] in (everyone, everyone[:r] + everyone[r + 1:])
+             for r, s in sends.items()):
+        collective, nbytes = "alltoall", size * n
+    else:
+        return None
+    line = min(o.line for _, ops in parts for o in ops)
+    return _Entry((opcount, -1), line,
+                  Call(id=0, collective=collective, algorithm=None, bytes=nbytes, group=group,
+                       comm=cname, stream=""),
+                  {(m.device, o.stream) for m, ops in parts for o in ops})
 
 
-def _merge(per_comm: list) -> list[Call]:
+def _streams(entries: list[_Entry], notes: list[str]) -> list[str]:
+    """A stream label per entry such that, on every GPU, calls logged on one CUDA stream share
+    a label: CUDA stream addresses are per process, so each is keyed by its GPU, and a call
+    links the streams of all its ranks. Two streams of one GPU that calls link (the log
+    cannot tell them apart) share a label, and a note says so."""
+    parent: dict[tuple, tuple] = {}
+
+    def find(x: tuple) -> tuple:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for e in entries:
+        nodes = sorted(e.streams)
+        for other in nodes[1:]:
+            parent[find(other)] = find(nodes[0])
+    labels: dict[tuple, str] = {}
+    out = []
+    for e in entries:
+        root = find(min(e.streams))
+        out.append(labels.setdefault(root, f"s{len(labels)}"))
+    merged = Counter()
+    for node in parent:
+        merged[(find(node), node[0])] += 1
+    extra = sum(n - 1 for n in merged.values())
+    if extra:
+        notes.append(f"{extra} CUDA streams share a label with another stream of the same GPU "
+                     f"(calls across ranks link them): their calls are replayed in order")
+    return out
+
+
+def _merge(per_comm: list, notes: list[str]) -> list[Call]:
     """Interleave the communicators' call lists by first appearance, keeping each list's order;
-    number the calls 0, 1, 2, ..."""
-    heap = [(calls[0][0], i, 0) for i, (_, _, calls) in enumerate(per_comm) if calls]
+    number the calls 0, 1, 2, ... and label their streams."""
+    heap = [(entries[0].line, i, 0) for i, (_, _, entries) in enumerate(per_comm) if entries]
     heapq.heapify(heap)
-    out: list[Call] = []
+    ordered: list[_Entry] = []
     while heap:
         _, i, j = heapq.heappop(heap)
-        calls = per_comm[i][2]
-        call = calls[j][1]
-        out.append(Call(**{**call.__dict__, "id": len(out)}))
-        if j + 1 < len(calls):
-            heapq.heappush(heap, (calls[j + 1][0], i, j + 1))
-    return out
+        entries = per_comm[i][2]
+        ordered.append(entries[j])
+        if j + 1 < len(entries):
+            heapq.heappush(heap, (entries[j + 1].line, i, j + 1))
+    labels = _streams(ordered, notes)
+    return [replace(e.call, id=n, stream=label)
+            for n, (e, label) in enumerate(zip(ordered, labels, strict=True))]
