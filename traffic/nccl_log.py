@@ -379,7 +379,9 @@ def _p2p_calls(comm: _Comm, cname: str, group: tuple[int, ...],
                 skipped[f"{sides[0][0].name} lines whose other side is not in the log "
                         f"(imported from one side)"] += 1
             first = sides[0][0]
-            grouped = any(op.index > 0 and len(m.p2p) > 1 for op, m in sides)
+            # NCCL 2.27+ logs opCount 0 for every call on one node (NVIDIA/nccl PR 2021):
+            # there a shared opCount says nothing about groups
+            grouped = any(op.index > 0 and set(m.p2p) != {0} for op, m in sides)
             call = Call(id=0, collective="send", algorithm=None, bytes=sizes.pop(),
                         group=group, comm=cname, stream="", root=src, peer=dst,
                         grouped=grouped)
