@@ -32,6 +32,7 @@ from emulator.version import netwall_version
 from topologies import parse as parse_topology
 from topologies import validate
 from topologies.layout import parse_layout, reach_report
+from traffic.chakra import convert_chakra
 from traffic.nccl_log import convert
 from traffic.schedule import build, default_algorithm, element_size
 from traffic.trace import load_trace, resolve
@@ -365,7 +366,14 @@ def cmd_cli(args) -> int:
 
 
 def cmd_trace(args) -> int:
-    sys.stdout.write(convert(args.log))
+    chakra = [f for f in args.log if f.endswith((".et", ".et.gz"))]
+    if chakra and len(chakra) != len(args.log):
+        raise NetwallError("trace import: give Chakra .et files (one per rank) or one NCCL "
+                           "log, not both")
+    if not chakra and len(args.log) > 1:
+        raise NetwallError("trace import: one NCCL log at a time (concatenate the ranks' "
+                           "logs into one file)")
+    sys.stdout.write(convert_chakra(chakra) if chakra else convert(args.log[0]))
     return 0
 
 
