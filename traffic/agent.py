@@ -80,7 +80,7 @@ from traffic.protocol import (
     decode,
     encode,
 )
-from traffic.schedule import UFUNCS, expected, finish, initial
+from traffic.schedule import UFUNCS, expected, finish, initial, result_region
 
 SO_RCVBUFFORCE = 33
 SO_SNDBUFFORCE = 32
@@ -174,6 +174,7 @@ class Call:
     wake: float = 0.0  # when a complete step may end (held frames, the floor)
     pending: list[Transfer] = field(default_factory=list)
     incoming: list[dict[int, Incoming]] = field(default_factory=list)  # step -> src -> it
+    result: np.ndarray | None = None  # a checked call's result, copied as it ended
 
     @property
     def data_key(self) -> tuple:
@@ -285,7 +286,8 @@ class Agent:
     # -- loading a program -------------------------------------------------------------------
     def load(self, program: Load) -> None:
         self.calls = {}
-        self.oldest_op = min(spec.id for spec in program.calls)
+        # a rank no call of the program involves (a trace over some ranks) has nothing to do
+        self.oldest_op = min((spec.id for spec in program.calls), default=self.oldest_op)
         self.stash = {k: v for k, v in self.stash.items() if k[0] >= self.oldest_op}
         for spec in program.calls:
             call = Call.of(spec, self.rank, self.payload)
@@ -406,6 +408,10 @@ class Agent:
                     finish(self.buffers[call.buffer], *call.data_key)
                 call.end = time.monotonic()
                 free_at[call.stream] = max(free_at[call.stream], call.end)  # a group's last
+                if call.check:  # its result, before a later call on the buffer reuses it
+                    call.result = self.buffers[call.buffer][result_region(
+                        call.collective, call.ranks, call.size, call.local, call.root,
+                        call.dtype)].copy()
                 self.active.remove(call)
                 self.unfinished -= 1
                 moved = True
@@ -651,8 +657,8 @@ class Agent:
         checks = {}
         for call in self.calls.values():
             if call.check:
-                region, values = expected(*call.data_key)
-                checks[call.id] = bool(np.array_equal(self.buffers[call.buffer][region], values))
+                _, values = expected(*call.data_key)
+                checks[call.id] = bool(np.array_equal(call.result, values))
         # A send's receiver posts its receive early and waits: the call starts with the send.
         return Report(calls={c.id: (c.end if c.collective == "send" and c.local else c.start,
                                     c.end) for c in self.calls.values()},

@@ -397,9 +397,14 @@ def _pattern(comm: _Comm, opcount: int, cname: str, group: tuple[int, ...]) -> _
     parts = [(m, m.p2p[opcount]) for m in comm.members if opcount in m.p2p]
     sends = {m.rank: sorted((o.root, o.count * DTYPE_SIZE[o.dtype]) for o in ops
                             if o.name == "Send") for m, ops in parts}
+    recvs = {m.rank: sorted((o.root, o.count * DTYPE_SIZE[o.dtype]) for o in ops
+                            if o.name == "Recv") for m, ops in parts}
     sizes = {b for s in sends.values() for _, b in s}
     if len(sends) != n or len(sizes) != 1:
         return None
+    for r in range(n):  # every Send's Recv is in the same group on its peer
+        if recvs[r] != sorted((src, b) for src, s in sends.items() for dst, b in s if dst == r):
+            return None
     size = sizes.pop()
     everyone = list(range(n))
     if all([p for p, _ in s] == [(r + 1) % n] for r, s in sends.items()):

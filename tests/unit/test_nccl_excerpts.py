@@ -163,3 +163,15 @@ def test_a_line_cut_short_is_counted_not_guessed():
     notes: list[str] = []
     assert len(load(lines, notes)) == 1
     assert "skipped 1 collective lines in an unknown format" in notes
+
+
+def test_sends_of_one_opcount_without_their_receives_are_not_a_ring_shift():
+    # both ranks send first (opCount 0) and receive next (opCount 1): not nccl-tests'
+    # sendrecv (whose receives share the sends' group), but two sends, each matched
+    a, b = "h:10:11 [0]", "h:20:21 [1]"
+    lines = [p2p(a, "Send", 0, 64, 1, "0xc0", 2, "0x1"), p2p(b, "Send", 0, 64, 0, "0xc1", 2, "0x2"),
+             p2p(a, "Recv", 1, 64, 1, "0xc0", 2, "0x1"), p2p(b, "Recv", 1, 64, 0, "0xc1", 2, "0x2")]
+    notes: list[str] = []
+    calls = load(lines, notes)
+    assert [(c.collective, c.root, c.peer) for c in calls] == [("send", 0, 1), ("send", 1, 0)]
+    assert not any(n.startswith("skipped") for n in notes)
