@@ -291,7 +291,7 @@ def cmd_replay(args) -> int:
             traces.append(resolve(load_trace(args.trace), len(emu.topology.gpus)))
         else:
             traces.append(resolve(workload(args.workload, len(emu.topology.gpus),
-                                           groups=emu.plan.racks(), scale=args.scale,
+                                           groups=emu.plan.groups(), scale=args.scale,
                                            steps=args.steps), len(emu.topology.gpus)))
         for call in traces[-1]:  # every call must have a schedule before anything is built
             emu.call_schedule(call)

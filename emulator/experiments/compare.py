@@ -111,11 +111,10 @@ def prepare(file: DesignFile, profile_files=(), capabilities=None) -> list[Prepa
 def _calls(w: Workload, emu: Emulation) -> list[Call]:
     """A built-in workload's calls on this design, every schedule checked."""
     ranks = len(emu.topology.gpus)
-    calls = resolve(build_workload(w.workload, ranks, scale=w.scale, steps=w.steps,
-                                   **dict(w.params)), ranks)
+    calls = resolve(build_workload(w.workload, ranks, groups=emu.plan.groups(), scale=w.scale,
+                                   steps=w.steps, **dict(w.params)), ranks)
     for call in calls:
-        emu.schedule(call.collective, call.algorithm, call.bytes, call.root,
-                     ranks=len(call.group), group=call.group)
+        emu.call_schedule(call)
     return calls
 
 
