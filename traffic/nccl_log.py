@@ -14,8 +14,13 @@ All of these parse; anything else in the log is ignored.
 
 Every rank prints its own `comm` pointer, so a communicator is recognised across ranks by the
 `commId` of its `... comm 0x.. rank R nranks N ... commId 0x.. - Init COMPLETE` line (INIT
-subsystem), or, without INIT lines, by matching call sequences. See docs/replay.md for what
-the import keeps, assumes and skips.
+subsystem), or, without INIT lines, by matching call sequences. Addresses are per process,
+streams too: a call links the (GPU, stream) of every rank that logged it, and each linked
+set is one stream of the trace. Send and Recv lines pair up as NCCL pairs them (the k-th
+Send from a to b with the k-th Recv on b from a) into `send` calls. Logs are often excerpts:
+what they leave out (ranks, calls, a Send's other side) is imported where the lines present
+say enough and named in notes, never guessed. See docs/replay.md for what the import keeps,
+assumes and skips.
 """
 
 from __future__ import annotations
