@@ -23,7 +23,7 @@ LAYERS = (
     ("traffic, pure", ("traffic.schedule", "traffic.collectives", "traffic.header",
                        "traffic.protocol", "traffic.trace", "traffic.workloads",
                        "traffic.nccl_log", "traffic.shapes", "traffic.pipeline",
-                       "traffic.protoschema", "traffic.chakra")),
+                       "traffic.protoschema", "traffic.chakra", "traffic.nccl_calls")),
     ("models", ("emulator.models",)),
     ("kernel", ("emulator.kernel",)),
     ("traffic, runtime", ("traffic.agent", "traffic.forkserver", "traffic.launcher")),
