@@ -344,9 +344,10 @@ class Agent:
         for calls in streams.values():
             while calls and calls[0].end:
                 calls.popleft()
-            for call in [c for c in calls if c.step < 0]:
-                if (call is not calls[0] and not call.grouped) or not self._start(
-                        call, free_at, now):
+            for i, call in enumerate(calls):  # the running group, then the next call
+                if call.step >= 0:
+                    continue
+                if (i and not call.grouped) or not self._start(call, free_at, now):
                     break
                 started = True
         return started
