@@ -629,9 +629,12 @@ class Agent:
             if call.wake > now:
                 wake = min(wake, call.wake)
         for calls in streams.values():
-            call = next((c for c in calls if c.step < 0), None)
-            if call is not None and call.gap_s:
-                wake = min(wake, free_at[call.stream] + call.gap_s)
+            for i, call in enumerate(calls):  # the call that may start next, if any
+                if call.step >= 0:
+                    continue
+                if (i == 0 or call.grouped) and call.gap_s:
+                    wake = min(wake, free_at[call.stream] + call.gap_s)
+                break
         return wake
 
     def _wait(self, until: float) -> None:
