@@ -29,6 +29,7 @@ from emulator.models import calibration
 from emulator.models import dilation as dil
 from emulator.models.accounting import wire_loads
 from emulator.models.alphabeta import call_costs, globalize, routes_to
+from emulator.models.critical import analyse_step
 from emulator.models.endpoints import DEFAULT as DEFAULT_GPU
 from emulator.models.endpoints import CallCosts, get_gpu
 from emulator.models.energy import EnergyReport, run_energy
@@ -54,7 +55,7 @@ from traffic import schedule as sched
 from traffic.header import frame_payload
 from traffic.launcher import START_MARGIN_S, Agents, CallPlan, spawn_agents
 from traffic.protocol import Route
-from traffic.trace import Call, resolve
+from traffic.trace import Call, resolve, takers
 
 #: What a NIC between hosts carries when the user does not say (Gb/s): a common server NIC.
 DEFAULT_NIC_GBPS = 25.0
@@ -548,23 +549,26 @@ class Emulation:
             time_s = run["times"][i]
             rows.append(CallRow(
                 id=c.id, step=c.step, stream=c.stream, comm=c.comm, collective=c.collective,
-                algorithm=schedules[c.id].algorithm, ranks=len(c.group), bytes=c.bytes,
+                algorithm=schedules[c.id].algorithm, ranks=len(takers(c)), bytes=c.bytes,
                 start_s=run["starts"][i], time_s=time_s,
                 algbw_gbps=algbw_gbps(c.bytes, time_s),
-                busbw_gbps=busbw_gbps(c.collective, len(c.group), c.bytes, time_s),
+                busbw_gbps=busbw_gbps(c.collective, len(takers(c)), c.bytes, time_s),
                 model_time_s=models[c.id], protocol=endpoint[c.id].protocol,
                 host_error=verdict["call_errors"][i],
                 check=checks[i] if check else None))
-        steps: dict[int, tuple[float, float]] = {}
-        for row in rows:
-            begin, end = steps.get(row.step, (row.start_s, 0.0))
-            steps[row.step] = (min(begin, row.start_s), max(end, row.start_s + row.time_s))
+        steps = []
+        for step in sorted({c.step for c in calls}):
+            mine = [i for i, c in enumerate(calls) if c.step == step]
+            part = analyse_step([calls[i] for i in mine], [rows[i].start_s for i in mine],
+                                [rows[i].time_s for i in mine])
+            steps.append(StepTime(step=step, time_s=part.time_s,
+                                  critical_path=part.critical_path, exposed_s=part.exposed_s,
+                                  exposed_share=part.exposed_share, streams=part.streams))
         wall_s = time.monotonic() - began
         emulated_s = self.emulated_s - emulated_before
         return ReplayResult(
             calls=rows,
-            steps=[StepTime(step=k, time_s=end - begin) for k, (begin, end) in
-                   sorted(steps.items())],
+            steps=steps,
             total_s=run["total_s"],
             retransmitted_bytes=run["retransmitted_bytes"],
             links=run["links"],
@@ -585,11 +589,10 @@ class Emulation:
         """A trace's calls resolved, with each call's schedule, endpoint costs and model,
         and what the whole trace asks of the host (one dilation serves it)."""
         calls = resolve(calls, len(self.topology.gpus))
-        schedules = {c.id: self.schedule(c.collective, c.algorithm, c.bytes, c.root,
-                                         ranks=len(c.group), group=c.group) for c in calls}
+        schedules = {c.id: self.call_schedule(c) for c in calls}
         endpoint, models = {}, {}
         for c in calls:
-            placed = globalize(schedules[c.id], c.group)
+            placed = globalize(schedules[c.id], takers(c))
             endpoint[c.id], models[c.id] = call_costs(placed, self.topology, self.catalogue,
                                                       self.gpu)
         costs = [self.cost(schedules[c.id], models[c.id], endpoint[c.id].efficiency)
@@ -613,10 +616,10 @@ class Emulation:
         units, in the calls' order), the total, the checks and the links' bytes."""
         op = {c.id: self._op + i for i, c in enumerate(calls)}
         comms = {name: i for i, name in enumerate(dict.fromkeys(c.comm for c in calls))}
-        plans = [CallPlan(op[c.id], schedules[c.id], c.group, comms[c.comm], c.stream,
+        plans = [CallPlan(op[c.id], schedules[c.id], takers(c), comms[c.comm], c.stream,
                           c.gap_us * 1e-6 * self.dilation, tuple(op[a] for a in c.after),
-                          f"{c.comm}/{c.stream}", init=check, check=check,
-                          costs=endpoint[c.id]) for c in calls]
+                          _buffer(c), init=check, check=check, costs=endpoint[c.id],
+                          grouped=c.grouped) for c in calls]
         self._op += len(calls)
         total = (sum(models.values()) + sum(c.gap_us for c in calls) * 1e-6) * self.dilation
         before = self.network.counters()
@@ -632,6 +635,13 @@ class Emulation:
                 "total_s": total_s, "checks": [outcome.checks.get(p.id) for p in plans],
                 "retransmitted_bytes": outcome.stats["retransmitted_bytes"],
                 "links": self._link_report(None, before, after, 1)}
+
+    def call_schedule(self, call: Call) -> sched.Schedule:
+        """The schedule of one resolved trace call, over the ranks that take part in it (a
+        send's sender is its local rank 0)."""
+        return self.schedule(call.collective, call.algorithm, call.bytes,
+                             0 if call.collective == "send" else call.root,
+                             ranks=len(takers(call)), group=takers(call))
 
     def schedule(self, collective: str, algorithm: str | None, size: int, root: int = 0,
                  chunk: int | None = None, ranks: int | None = None,
@@ -881,3 +891,13 @@ class Injector:
                                           f"calls ended at {end_s * 1e6:.1f} us", None,
                                           "not struck"))
         return missed
+
+
+def _buffer(call: Call) -> str:
+    """The agents' buffer a trace call works in: one per communicator and stream, as a
+    framework reuses its allocations, and for sends one per direction too, so that a rank's
+    grouped send and receive (each checked) never share bytes."""
+    if call.collective == "send":
+        sender, receiver = takers(call)
+        return f"{call.comm}/{call.stream}/{sender}>{receiver}"
+    return f"{call.comm}/{call.stream}"

@@ -33,6 +33,19 @@ def read_text(path: str | Path, what: str, limit: int = MAX_FILE_BYTES,
               errors: str = "strict") -> str:
     """The UTF-8 text of a regular file of at most `limit` bytes, or one NetwallError line.
     `errors="replace"` reads a log that may hold a stray non-UTF-8 byte."""
+    data = read_bytes(path, what, limit)
+    try:
+        text = data.decode("utf-8", errors)
+    except UnicodeDecodeError as e:
+        raise NetwallError(f"{what} {path} is not UTF-8 text (byte {e.start} is "
+                           f"{data[e.start]:#04x}); is it a binary file?") from None
+    if "\0" in text:
+        raise NetwallError(f"{what} {path} contains NUL bytes; is it a binary file?")
+    return text
+
+
+def read_bytes(path: str | Path, what: str, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes, or one NetwallError line."""
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -50,14 +63,7 @@ def read_text(path: str | Path, what: str, limit: int = MAX_FILE_BYTES,
         os.close(fd)
     if len(data) > limit:
         raise NetwallError(f"{what} {path} is larger than {limit >> 20} MiB")
-    try:
-        text = data.decode("utf-8", errors)
-    except UnicodeDecodeError as e:
-        raise NetwallError(f"{what} {path} is not UTF-8 text (byte {e.start} is "
-                           f"{data[e.start]:#04x}); is it a binary file?") from None
-    if "\0" in text:
-        raise NetwallError(f"{what} {path} contains NUL bytes; is it a binary file?")
-    return text
+    return data
 
 
 def _reason(error: Exception) -> str:

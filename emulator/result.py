@@ -161,10 +161,15 @@ class CallRow(_Result):
 
 @dataclass(frozen=True)
 class StepTime(_Result):
-    """A training step of a trace: from its first call's start to its last call's end."""
+    """A training step of a trace: from its first call's start to its last call's end, and
+    where that time went (emulator.models.critical)."""
 
     step: int
     time_s: float
+    critical_path: list[int]  # call ids, first to last
+    exposed_s: float  # communication on the critical path: what no compute hid
+    exposed_share: float  # exposed_s over time_s
+    streams: dict[str, float]  # stream -> seconds it was busy with calls
 
 
 @dataclass(frozen=True)

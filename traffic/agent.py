@@ -10,7 +10,9 @@ traffic.protocol, one JSON line each, on stdin/stdout:
 
 A program is a list of calls (collectives) this rank takes part in. Calls on one stream run
 one after another, calls on different streams at the same time, as CUDA streams do; a call
-may wait for compute time (`gap_s`) or for other calls (`after`). Within a call, the sends of
+may wait for compute time (`gap_s`) or for other calls (`after`); a `grouped` call starts
+with the one before it on its stream, as calls between ncclGroupStart and ncclGroupEnd do,
+and the stream's next call waits for the whole group. Within a call, the sends of
 step s start once everything the rank receives in steps before s has arrived.
 
 A rank stands in for a GPU, so it pays what a GPU pays (emulator.models.endpoints), in
@@ -78,7 +80,7 @@ from traffic.protocol import (
     decode,
     encode,
 )
-from traffic.schedule import UFUNCS, expected, finish, initial
+from traffic.schedule import UFUNCS, expected, finish, initial, result_region
 
 SO_RCVBUFFORCE = 33
 SO_SNDBUFFORCE = 32
@@ -161,6 +163,7 @@ class Call:
     data: int  # data bytes per frame (the rest of the frame is the protocol's padding)
     pad: int  # padding of a full frame
     efficiency: float
+    grouped: bool  # starts once the call before it on its stream has started
     sends: list[list[Move]]  # step -> moves from this rank
     recvs: list[dict[int, Move]]  # step -> peer -> the move from it to this rank
     step: int = -1  # -1: not started
@@ -171,6 +174,7 @@ class Call:
     wake: float = 0.0  # when a complete step may end (held frames, the floor)
     pending: list[Transfer] = field(default_factory=list)
     incoming: list[dict[int, Incoming]] = field(default_factory=list)  # step -> src -> it
+    result: np.ndarray | None = None  # a checked call's result, copied as it ended
 
     @property
     def data_key(self) -> tuple:
@@ -191,6 +195,7 @@ class Call:
                    op=spec.op, steps=spec.steps,
                    start_s=spec.start_s, step_s=spec.step_s, reduce_s=spec.reduce_s,
                    data=data, pad=padding(data, spec.efficiency), efficiency=spec.efficiency,
+                   grouped=spec.grouped,
                    sends=[[] for _ in range(spec.steps)], recvs=[{} for _ in range(spec.steps)])
         for m in spec.moves:
             if m.src == rank:
@@ -281,7 +286,8 @@ class Agent:
     # -- loading a program -------------------------------------------------------------------
     def load(self, program: Load) -> None:
         self.calls = {}
-        self.oldest_op = min(spec.id for spec in program.calls)
+        # a rank no call of the program involves (a trace over some ranks) has nothing to do
+        self.oldest_op = min((spec.id for spec in program.calls), default=self.oldest_op)
         self.stash = {k: v for k, v in self.stash.items() if k[0] >= self.oldest_op}
         for spec in program.calls:
             call = Call.of(spec, self.rank, self.payload)
@@ -332,31 +338,38 @@ class Agent:
 
     def _start_calls(self, streams, free_at, now: float) -> bool:
         """Start each stream's next call once its stream, its `after` calls and its compute
-        gap allow."""
+        gap allow; the stream is free for a grouped call once the call before it started, so
+        a group's calls start in one pass."""
         started = False
         for calls in streams.values():
             while calls and calls[0].end:
                 calls.popleft()
-            call = calls[0] if calls else None
-            if call is None or call.step >= 0:
-                continue
-            if any(self.calls[a].end == 0.0 for a in call.after if a in self.calls):
-                continue
-            ready = max([free_at[call.stream]] +
-                        [self.calls[a].end for a in call.after if a in self.calls])
-            if now < ready + call.gap_s:
-                continue
-            if call.init:
-                self._protect_all(call.buffer)
-                self.buffers[call.buffer][:] = self.initial[call.data_key]
-                now = time.monotonic()  # resetting the buffer is not part of the call
-            call.start = now
-            call.incoming = [{src: _expect(m.length, m.reduce, call.data)
-                              for src, m in recvs.items()} for recvs in call.recvs]
-            self.active.append(call)
-            self._enter_step(call, 0)
-            started = True
+            for i, call in enumerate(calls):  # the running group, then the next call
+                if call.step >= 0:
+                    continue
+                if (i and not call.grouped) or not self._start(call, free_at, now):
+                    break
+                started = True
         return started
+
+    def _start(self, call: Call, free_at, now: float) -> bool:
+        """Start one call if its `after` calls and its compute gap allow."""
+        if any(self.calls[a].end == 0.0 for a in call.after if a in self.calls):
+            return False
+        ready = max([free_at[call.stream]] +
+                    [self.calls[a].end for a in call.after if a in self.calls])
+        if now < ready + call.gap_s:
+            return False
+        if call.init:
+            self._protect_all(call.buffer)
+            self.buffers[call.buffer][:] = self.initial[call.data_key]
+            now = time.monotonic()  # resetting the buffer is not part of the call
+        call.start = now
+        call.incoming = [{src: _expect(m.length, m.reduce, call.data)
+                          for src, m in recvs.items()} for recvs in call.recvs]
+        self.active.append(call)
+        self._enter_step(call, 0)
+        return True
 
     def _enter_step(self, call: Call, step: int) -> None:
         call.step = step
@@ -395,7 +408,11 @@ class Agent:
                     self._protect_all(call.buffer)
                     finish(self.buffers[call.buffer], *call.data_key)
                 call.end = time.monotonic()
-                free_at[call.stream] = call.end
+                free_at[call.stream] = max(free_at[call.stream], call.end)  # a group's last
+                if call.check:  # its result, before a later call on the buffer reuses it
+                    call.result = self.buffers[call.buffer][result_region(
+                        call.collective, call.ranks, call.size, call.local, call.root,
+                        call.dtype)].copy()
                 self.active.remove(call)
                 self.unfinished -= 1
                 moved = True
@@ -612,9 +629,12 @@ class Agent:
             if call.wake > now:
                 wake = min(wake, call.wake)
         for calls in streams.values():
-            call = calls[0] if calls else None
-            if call is not None and call.step < 0 and call.gap_s:
-                wake = min(wake, free_at[call.stream] + call.gap_s)
+            for i, call in enumerate(calls):  # the call that may start next, if any
+                if call.step >= 0:
+                    continue
+                if (i == 0 or call.grouped) and call.gap_s:
+                    wake = min(wake, free_at[call.stream] + call.gap_s)
+                break
         return wake
 
     def _wait(self, until: float) -> None:
@@ -641,9 +661,11 @@ class Agent:
         checks = {}
         for call in self.calls.values():
             if call.check:
-                region, values = expected(*call.data_key)
-                checks[call.id] = bool(np.array_equal(self.buffers[call.buffer][region], values))
-        return Report(calls={c.id: (c.start, c.end) for c in self.calls.values()},
+                _, values = expected(*call.data_key)
+                checks[call.id] = bool(np.array_equal(call.result, values))
+        # A send's receiver posts its receive early and waits: the call starts with the send.
+        return Report(calls={c.id: (c.end if c.collective == "send" and c.local else c.start,
+                                    c.end) for c in self.calls.values()},
                       checks=checks, stats=dict(self.stats))
 
     def idle(self) -> None:

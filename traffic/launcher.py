@@ -55,6 +55,7 @@ class CallPlan:
     costs: CallCosts = FREE  # what its endpoints pay (real units; dilated when it is sent)
     dtype: str = "float"  # datatype, nccl-tests' names (the schedule is aligned to it)
     op: str = "sum"  # reduction op; collectives without one ignore it
+    grouped: bool = False  # starts with the call before it on its stream (an NCCL group)
 
 
 @dataclass(frozen=True)
@@ -233,12 +234,15 @@ def call_specs(call: CallPlan, dilation: float = 1.0) -> list[CallSpec]:
             if m.dst != m.src:
                 moves[m.dst].append(move)
     c = call.costs
-    return [CallSpec(id=call.id, comm=call.comm, stream=call.stream, gap_s=call.gap_s,
+    # A send's compute gap is its sender's: the receiver posts its receive at once (irecv).
+    gaps = [call.gap_s if s.collective != "send" or local == 0 else 0.0
+            for local in range(len(to_global))]
+    return [CallSpec(id=call.id, comm=call.comm, stream=call.stream, gap_s=gaps[local],
                      start_s=c.start_s * dilation, step_s=c.step_s * dilation,
                      efficiency=c.efficiency, reduce_s=c.reduce_s_per_byte * dilation,
                      after=tuple(call.after), buffer=call.buffer, init=call.init,
                      check=call.check, collective=s.collective, ranks=s.ranks, local=local,
                      root=s.root, size=s.size, dtype=call.dtype,
                      op=call.op if s.collective in REDUCING else "none", steps=len(s.steps),
-                     moves=tuple(mine))
+                     moves=tuple(mine), grouped=call.grouped)
             for local, mine in enumerate(moves)]

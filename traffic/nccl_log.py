@@ -14,34 +14,37 @@ All of these parse; anything else in the log is ignored.
 
 Every rank prints its own `comm` pointer, so a communicator is recognised across ranks by the
 `commId` of its `... comm 0x.. rank R nranks N ... commId 0x.. - Init COMPLETE` line (INIT
-subsystem), or, without INIT lines, by matching call sequences. See docs/replay.md for what
-the import keeps, assumes and skips.
+subsystem), or, without INIT lines, by matching call sequences. Addresses are per process,
+streams too: a call links the (GPU, stream) of every rank that logged it, and each linked
+set is one stream of the trace. Send and Recv lines pair up as NCCL pairs them (the k-th
+Send from a to b with the k-th Recv on b from a) into `send` calls. Logs are often excerpts:
+what they leave out (ranks, calls, a Send's other side) is imported where the lines present
+say enough and named in notes, never guessed. See docs/replay.md for what the import keeps,
+assumes and skips.
 """
 
 from __future__ import annotations
 
-import heapq
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from emulator.errors import NetwallError
 from emulator.inputs import MAX_LOG_BYTES, read_text
+from traffic.nccl_calls import (
+    COLLECTIVE_NAMES,
+    DTYPE_SIZE,
+    Comm,
+    Entry,
+    Instance,
+    Op,
+    calls_of,
+    merge,
+    missing,
+)
 from traffic.trace import Call, dump_trace
 
-# ncclDataType_t -> bytes per element (nccl.h: int8, uint8, int32, uint32, int64, uint64,
-# float16, float32, float64, bfloat16; 2.24+ adds float8 e4m3 and e5m2).
-DTYPE_SIZE = {0: 1, 1: 1, 2: 4, 3: 4, 4: 8, 5: 8, 6: 2, 7: 4, 8: 8, 9: 2, 10: 1, 11: 1}
-
-# NCCL's opName -> netwall collective. "Bcast" is NCCL 2.3's name for ncclBcast; NCCL 2.28
-# prints "AlltoAll" for its native ncclAlltoAll, RCCL/MSCCL "AllToAll".
-COLLECTIVE_NAMES = {
-    "AllReduce": "allreduce", "ReduceScatter": "reducescatter", "AllGather": "allgather",
-    "Broadcast": "broadcast", "Bcast": "broadcast", "Reduce": "reduce",
-    "AlltoAll": "alltoall", "AllToAll": "alltoall",
-}
 P2P_NAMES = ("Send", "Recv")
 
 _PREFIX = re.compile(r"(?P<host>[^\s:\[\]]+):(?P<pid>\d+):(?P<tid>\d+) \[(?P<dev>\d+)\] "
@@ -50,43 +53,6 @@ _COLL = re.compile(r"^(?P<op>[A-Za-z]+): opCount (?P<opcount>[0-9a-fA-F]+) (?P<r
 _INIT = re.compile(r"\bcomm (?P<comm>\S+) rank (?P<rank>\d+) nranks (?P<nranks>\d+) "
                    r"(?:.*\bcommId (?P<commid>0x[0-9a-fA-F]+))?.*- Init (?:COMPLETE|START)")
 _FIELD_SEP = re.compile(r"[\[\],=]")
-
-
-@dataclass
-class _Op:
-    """One logged call on one rank."""
-
-    name: str
-    opcount: int
-    index: int  # among this instance's lines with the same opCount and kind
-    count: int
-    dtype: int
-    root: int  # root, or the peer of Send/Recv
-    stream: str
-    line: int  # line number, for ordering
-
-
-@dataclass
-class _Instance:
-    """One rank's handle of one communicator: (host, pid, comm pointer)."""
-
-    key: tuple[str, str, str]
-    device: tuple[str, str, str]  # (host, pid, cuda device): one GPU
-    nranks: int
-    line: int
-    rank: int | None = None
-    commid: str | None = None
-    colls: dict[tuple[int, int], _Op] = field(default_factory=dict)
-    p2p: dict[int, list[_Op]] = field(default_factory=dict)
-
-
-@dataclass
-class _Comm:
-    nranks: int
-    members: list[_Instance] = field(default_factory=list)
-    commid: str | None = None
-    sig: dict = field(default_factory=dict)  # (opcount, index) -> (name, count, dtype, root)
-    p2p: set = field(default_factory=set)  # opcounts holding Send/Recv
 
 
 def import_nccl_log(lines: Iterable[str], name: str, notes: list[str] | None = None) -> list[Call]:
@@ -103,8 +69,7 @@ def import_nccl_log(lines: Iterable[str], name: str, notes: list[str] | None = N
     total = max([c.nranks for c in comms] + [len({i.device for i in instances.values()})])
     world = _world_ranks(comms, total)
 
-    streams: dict[tuple, str] = {}
-    per_comm: list[tuple[str, tuple[int, ...], list[tuple[int, Call]]]] = []
+    per_comm: list[tuple[str, tuple[int, ...], list[Entry]]] = []
     blocks: Counter = Counter()
     n_world = n_sub = 0
     for comm in comms:
@@ -129,9 +94,10 @@ def import_nccl_log(lines: Iterable[str], name: str, notes: list[str] | None = N
                 notes.append(f"{cname}: {comm.nranks} ranks whose global ranks the log does not "
                              f"tell (no INIT lines for it or for a job-wide communicator); "
                              f"assumed consecutive ranks {list(group)}")
-        per_comm.append((cname, group, _calls_of(comm, cname, group, streams, skipped)))
+        notes += missing(comm, cname)
+        per_comm.append((cname, group, calls_of(comm, cname, group, skipped)))
 
-    calls = _merge(per_comm)
+    calls = merge(per_comm, notes)
     for reason, n in sorted(skipped.items()):
         notes.append(f"skipped {n} {reason}")
     if not calls:
@@ -152,7 +118,7 @@ def convert(path: str | Path) -> str:
 
 
 def _read(lines: Iterable[str]) -> tuple[dict, bool, Counter]:
-    instances: dict[tuple[str, str, str], _Instance] = {}
+    instances: dict[tuple[str, str, str], Instance] = {}
     inits: dict[tuple[str, str, str], tuple[int, int, str | None]] = {}
     skipped: Counter = Counter()
     seen_coll = False
@@ -191,12 +157,12 @@ def _read(lines: Iterable[str]) -> tuple[dict, bool, Counter]:
         key = (host, pid, comm_ptr)
         inst = instances.get(key)
         if inst is None:
-            inst = instances[key] = _Instance(key, (host, pid, dev), nranks, lineno)
+            inst = instances[key] = Instance(key, (host, pid, dev), nranks, lineno)
         opcount = int(coll["opcount"], 16)
         kind = "p2p" if op in P2P_NAMES else "coll"
         index = opindex[(key, opcount, kind)]
         opindex[(key, opcount, kind)] += 1
-        entry = _Op(op, opcount, index, count, dtype, root, fields.get("stream", "?"), lineno)
+        entry = Op(op, opcount, index, count, dtype, root, fields.get("stream", "?"), lineno)
         if kind == "p2p":
             inst.p2p.setdefault(opcount, []).append(entry)
             if nranks == 2 and inst.rank is None and root in (0, 1):
@@ -216,11 +182,11 @@ def _fields(rest: str) -> dict[str, str]:
     return {tokens[i]: tokens[i + 1] for i in range(0, len(tokens) - 1, 2)}
 
 
-def _signature(inst: _Instance) -> dict:
+def _signature(inst: Instance) -> dict:
     return {k: (o.name, o.count, o.dtype, o.root) for k, o in inst.colls.items()}
 
 
-def _group(instances: dict) -> list[_Comm]:
+def _group(instances: dict) -> list[Comm]:
     """Collect the per-rank instances into communicators.
 
     Same commId (from INIT lines) means same communicator. Otherwise an instance joins the
@@ -229,7 +195,7 @@ def _group(instances: dict) -> list[_Comm]:
     and root). Communicators that log identical call sequences are indistinguishable; they are
     told apart only by filling up.
     """
-    comms: list[_Comm] = []
+    comms: list[Comm] = []
     for inst in sorted(instances.values(), key=lambda i: i.line):
         sig = _signature(inst)
         fits = [c for c in comms
@@ -240,7 +206,7 @@ def _group(instances: dict) -> list[_Comm]:
         same_id = [c for c in fits if inst.commid and c.commid == inst.commid]
         target = (same_id or fits or [None])[0]
         if target is None:
-            target = _Comm(inst.nranks)
+            target = Comm(inst.nranks)
             comms.append(target)
         target.members.append(inst)
         target.commid = target.commid or inst.commid
@@ -249,7 +215,7 @@ def _group(instances: dict) -> list[_Comm]:
     return comms
 
 
-def _world_ranks(comms: list[_Comm], total: int) -> dict[tuple, int]:
+def _world_ranks(comms: list[Comm], total: int) -> dict[tuple, int]:
     """GPU (host, pid, device) -> global rank, from a job-wide communicator's INIT lines."""
     world: dict[tuple, int] = {}
     for comm in comms:
@@ -260,7 +226,7 @@ def _world_ranks(comms: list[_Comm], total: int) -> dict[tuple, int]:
     return world
 
 
-def _sub_group(comm: _Comm, world: dict[tuple, int]) -> tuple[int, ...] | None:
+def _sub_group(comm: Comm, world: dict[tuple, int]) -> tuple[int, ...] | None:
     by_rank = {m.rank: m for m in comm.members if m.rank is not None}
     if sorted(by_rank) != list(range(comm.nranks)):
         return None
@@ -270,93 +236,3 @@ def _sub_group(comm: _Comm, world: dict[tuple, int]) -> tuple[int, ...] | None:
     return group
 
 
-def _representative(comm: _Comm) -> _Instance:
-    ranked = [m for m in comm.members if m.rank is not None]
-    return min(ranked, key=lambda m: m.rank) if ranked else comm.members[0]
-
-
-def _stream(streams: dict, inst: _Instance, op: _Op) -> str:
-    key = (inst.device, op.stream)
-    if key not in streams:
-        streams[key] = f"s{len(streams)}"
-    return streams[key]
-
-
-def _calls_of(comm: _Comm, cname: str, group: tuple[int, ...], streams: dict,
-              skipped: Counter) -> list[tuple[int, Call]]:
-    """(first line, Call) for every call of one communicator, in opCount order."""
-    rep = _representative(comm)
-    out: list[tuple[tuple[int, int], int, Call]] = []
-    merged: dict[tuple[int, int], tuple[_Op, _Instance]] = {}  # the representative's op first
-    first: dict[tuple[int, int], int] = {}  # first line any rank logged the call on
-    for m in [rep] + [m for m in comm.members if m is not rep]:
-        for k, op in m.colls.items():
-            first[k] = min(first.get(k, op.line), op.line)
-            merged.setdefault(k, (op, m))
-    for k, (op, inst) in merged.items():
-        collective = COLLECTIVE_NAMES[op.name]
-        size = op.count * DTYPE_SIZE[op.dtype]
-        if collective in ("allgather", "reducescatter", "alltoall"):
-            size *= comm.nranks
-        root = op.root if collective in ("broadcast", "reduce") else 0
-        if root >= comm.nranks:
-            skipped["calls with a root outside their communicator"] += 1
-            continue
-        out.append((k, first[k], Call(id=0, collective=collective, algorithm=None, bytes=size,
-                                     group=group, comm=cname,
-                                     stream=_stream(streams, inst, op), root=root)))
-    for opcount in sorted(comm.p2p):
-        call = _p2p_call(comm, opcount, cname, group, streams, skipped)
-        if call is not None:
-            line = min(o.line for m in comm.members for o in m.p2p.get(opcount, []))
-            out.append(((opcount, -1), line, call))
-    out.sort(key=lambda t: t[0])
-    return [(line, call) for _, line, call in out]
-
-
-def _p2p_call(comm: _Comm, opcount: int, cname: str, group: tuple[int, ...], streams: dict,
-              skipped: Counter) -> Call | None:
-    """An all-to-all or a ring shift (nccl-tests' sendrecv) made of grouped Send/Recv, or None.
-
-    Before NCCL 2.28 all-to-all is a group of Send/Recv to every peer; sendrecv (as in
-    nccl-tests) is every rank sending to the next in the communicator. Other patterns (e.g.
-    a single pipeline-parallel Send) have no netwall collective and are skipped.
-    """
-    n = comm.nranks
-    parts = [(m, m.p2p[opcount]) for m in comm.members if opcount in m.p2p]
-    if any(m.rank is None for m, _ in parts):
-        skipped["Send/Recv calls on ranks the log does not name (no INIT lines)"] += 1
-        return None
-    sends = {m.rank: sorted((o.root, o.count * DTYPE_SIZE[o.dtype]) for o in ops
-                            if o.name == "Send") for m, ops in parts}
-    sizes = {b for s in sends.values() for _, b in s}
-    if len(sends) == n and len(sizes) == 1:
-        size = sizes.pop()
-        m, ops = min(parts, key=lambda p: p[0].rank)
-        stream = _stream(streams, m, ops[0])
-        if all([p for p, _ in s] == [(r + 1) % n] for r, s in sends.items()):
-            return Call(id=0, collective="sendrecv", algorithm=None, bytes=size, group=group,
-                        comm=cname, stream=stream)
-        everyone = list(range(n))
-        if all([p for p, _ in s] in (everyone, everyone[:r] + everyone[r + 1:])
-               for r, s in sends.items()):
-            return Call(id=0, collective="alltoall", algorithm=None, bytes=size * n,
-                        group=group, comm=cname, stream=stream)
-    skipped["Send/Recv groups that are neither all-to-all nor a ring shift"] += 1
-    return None
-
-
-def _merge(per_comm: list) -> list[Call]:
-    """Interleave the communicators' call lists by first appearance, keeping each list's order;
-    number the calls 0, 1, 2, ..."""
-    heap = [(calls[0][0], i, 0) for i, (_, _, calls) in enumerate(per_comm) if calls]
-    heapq.heapify(heap)
-    out: list[Call] = []
-    while heap:
-        _, i, j = heapq.heappop(heap)
-        calls = per_comm[i][2]
-        call = calls[j][1]
-        out.append(Call(**{**call.__dict__, "id": len(out)}))
-        if j + 1 < len(calls):
-            heapq.heappush(heap, (calls[j + 1][0], i, j + 1))
-    return out

@@ -77,6 +77,7 @@ class CallSpec:
     op: str  # reduction op (traffic.schedule.OPS), "none" for collectives without one
     steps: int
     moves: tuple[Move, ...]  # those this rank sends or receives
+    grouped: bool = False  # starts once the call before it on its stream has started
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from traffic.collectives.base import (
     ELEMENT,
     OPS,
     PER_RANK,
+    POINT_TO_POINT,
     REDUCING,
     ROOTED,
     WIDEST,
@@ -56,14 +57,15 @@ from traffic.collectives.buffers import (
 )
 from traffic.collectives.halving import halving_doubling_allreduce
 from traffic.collectives.hierarchical import hierarchical_allreduce
-from traffic.collectives.pairwise import direct_alltoall, direct_sendrecv
+from traffic.collectives.pairwise import direct_alltoall, direct_send, direct_sendrecv
 from traffic.collectives.ring import ring_allgather, ring_allreduce, ring_reducescatter
 from traffic.collectives.rooted import ring_broadcast, ring_reduce, tree_broadcast, tree_reduce
 from traffic.collectives.tree import btree_parents, dtree_parents, tree_allreduce
 from traffic.collectives.validate import validate_schedule
 
 __all__ = [
-    "ALGORITHMS", "COLLECTIVES", "DTYPES", "DTYPE_ALIASES", "ELEMENT", "OPS", "PER_RANK", "POISON",
+    "ALGORITHMS", "COLLECTIVES", "DTYPES", "DTYPE_ALIASES", "ELEMENT", "OPS", "PER_RANK",
+    "POINT_TO_POINT", "POISON",
     "REDUCING", "UFUNCS", "WIDEST", "Move", "Schedule", "btree_parents", "buffer_bytes", "build",
     "datatype", "default_chunk", "dtree_parents", "element_size", "expected", "finish", "initial",
     "initial_buffer", "numpy_dtype", "pieces", "reduced", "reduction", "result_region",
@@ -98,6 +100,7 @@ _BUILDERS: dict[str, dict[str, Callable[[int, int, _Options], Schedule]]] = {
     },
     "alltoall": {"direct": lambda n, size, o: direct_alltoall(n, size)},
     "sendrecv": {"direct": lambda n, size, o: direct_sendrecv(n, size)},
+    "send": {"direct": lambda n, size, o: direct_send(n, size)},
 }
 
 #: collective -> its algorithms, the first being the default

@@ -5,9 +5,11 @@ what `netwall replay` runs, what `traffic.workloads` generates and what `traffic
 produces from NCCL's own debug log. Everything here is pure: no network, no root.
 
 Semantics, per rank: calls on the same `stream` run one after another, each preceded by
-`gap_us` of (emulated) compute; calls on different streams overlap; a call also waits for
-every call named in `after` that this rank takes part in. `step` groups calls into training
-steps for per-step reporting.
+`gap_us` of (emulated) compute, except that a `grouped` call starts with the call before it
+(ncclGroupStart/End); calls on different streams overlap; a call also waits for every call
+named in `after` that this rank takes part in. A `send` is point-to-point: its `group` is the
+communicator, `root` the sender's and `peer` the receiver's local rank, and only those two
+take part. `step` groups calls into training steps for per-step reporting.
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ from topologies.graph import MAX_GPUS
 # The collectives a trace may name (netwall's names; nccl-tests' size convention for each).
 COLLECTIVES = (
     "allreduce", "reducescatter", "allgather", "broadcast", "reduce", "alltoall", "sendrecv",
+    "send",
 )
 ROOTED = ("broadcast", "reduce")
 
 KEYS = ("id", "collective", "algorithm", "bytes", "group", "comm", "stream", "gap_us", "after",
-        "root", "step")
+        "root", "peer", "grouped", "step")
 REQUIRED = ("collective", "bytes", "group")
 # Bounds, checked as the trace is read (docs/user-guide.md): ids, ranks and steps are any
 # integer up to MAX_INT; a call moves at most a TiB and waits at most an hour first.
@@ -57,8 +60,18 @@ class Call:
     stream: str  # same stream: one after another (per rank); different streams overlap
     gap_us: float = 0.0  # compute time (real microseconds) the stream spends before the call
     after: tuple[int, ...] = ()  # ids of earlier calls that must finish (on this rank) first
-    root: int = 0  # local rank of the root (broadcast, reduce)
+    root: int = 0  # local rank of the root (broadcast, reduce) or of the sender (send)
     step: int = 0  # training step it belongs to
+    peer: int = 1  # local rank of the receiver (send)
+    grouped: bool = False  # starts with the call before it on its stream, on each of its ranks
+
+
+def takers(call: Call) -> tuple[int, ...]:
+    """The global ranks that take part in a resolved call, in the order its schedule's local
+    ranks run: the whole group, or for a send its sender and its receiver."""
+    if call.collective == "send":
+        return call.group[call.root], call.group[call.peer]
+    return call.group
 
 
 def default_comm(group: Sequence[int]) -> str:
@@ -177,10 +190,27 @@ def _parse_line(text: str, where: str, default_id: int) -> Call:
     if group and root >= len(group):
         raise NetwallError(f"{where}: key 'root': local rank {root} is outside a group of "
                            f"{len(group)}")
+    if collective == "send":
+        if "peer" not in obj:
+            raise NetwallError(f"{where}: missing key 'peer' (a send's receiver, a local rank)")
+        peer = integer("peer", 1)
+        if group and peer >= len(group):
+            raise NetwallError(f"{where}: key 'peer': local rank {peer} is outside a group of "
+                               f"{len(group)}")
+        if peer == root:
+            raise NetwallError(f"{where}: key 'peer': a send's receiver must differ from its "
+                               f"sender (root {root})")
+    elif "peer" in obj:
+        raise NetwallError(f"{where}: key 'peer' is for a send only, not {collective}")
+    else:
+        peer = 1
+    grouped = obj.get("grouped", False)
+    if not isinstance(grouped, bool):
+        raise NetwallError(f"{where}: key 'grouped': expected true or false, got {_json(grouped)}")
     step = integer("step", 0)
     return Call(id=call_id, collective=collective, algorithm=algorithm, bytes=nbytes,
                 group=group, comm=comm, stream=stream, gap_us=float(gap), after=tuple(after),
-                root=root, step=step)
+                root=root, step=step, peer=peer, grouped=grouped)
 
 
 def _parse_group(value: object, where: str) -> tuple[int, ...]:
@@ -222,6 +252,9 @@ def resolve(calls: Sequence[Call], ranks: int) -> list[Call]:
         if call.root >= len(group):
             raise NetwallError(f"call {call.id}: root {call.root} is outside its group of "
                                f"{len(group)}")
+        if call.collective == "send" and call.peer >= len(group):
+            raise NetwallError(f"call {call.id}: peer {call.peer} is outside its group of "
+                               f"{len(group)}")
         out.append(replace(call, group=group) if group != call.group else call)
     return out
 
@@ -240,8 +273,12 @@ def call_to_dict(call: Call) -> dict:
         obj["gap_us"] = call.gap_us
     if call.after:
         obj["after"] = list(call.after)
-    if call.root or call.collective in ROOTED:
+    if call.root or call.collective in (*ROOTED, "send"):
         obj["root"] = call.root
+    if call.collective == "send":
+        obj["peer"] = call.peer
+    if call.grouped:
+        obj["grouped"] = True
     if call.step:
         obj["step"] = call.step
     return obj

@@ -18,38 +18,30 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from emulator.errors import NetwallError
+from traffic.pipeline import parallel_3d, pp_1f1b
+from traffic.shapes import (
+    ACT_BYTES,
+    DDP_BUCKET_MIB,
+    DDP_FIRST_BUCKET_MIB,
+    GPT3_XL_HIDDEN,
+    GPT3_XL_LAYERS,
+    GPT3_XL_PARAMS,
+    GPT3_XL_SEQ,
+    GRAD_BYTES,
+    MIB,
+    MIXTRAL_FFN,
+    MIXTRAL_HIDDEN,
+    MIXTRAL_LAYERS,
+    MIXTRAL_TOP_K,
+    Builder,
+    align,
+    blocks,
+    layer_flops,
+    us,
+)
 from traffic.trace import MAX_CALLS, Call
 
-MIB = 1 << 20
 MAX_SCALE = 1000.0  # bytes and gaps x this; past it, one call outgrows any host's memory
-
-# --- Model shape defaults: GPT-3 XL (Brown et al. 2020, "Language Models are Few-Shot
-# Learners", Table 2.1): 1.3B parameters, 24 layers, d_model 2048, context 2048 tokens.
-GPT3_XL_PARAMS = 1.3e9
-GPT3_XL_LAYERS = 24
-GPT3_XL_HIDDEN = 2048
-GPT3_XL_SEQ = 2048
-
-# --- Mixture of experts defaults: Mixtral 8x7B (Jiang et al. 2024, "Mixtral of Experts",
-# Table 1): d_model 4096, 32 layers, FFN hidden 14336 (SwiGLU), 8 experts, top-2 routing.
-MIXTRAL_HIDDEN = 4096
-MIXTRAL_LAYERS = 32
-MIXTRAL_FFN = 14336
-MIXTRAL_TOP_K = 2
-
-# --- PyTorch DistributedDataParallel defaults (torch.nn.parallel.DistributedDataParallel):
-# bucket_cap_mb=25, and the first bucket is 1 MiB (torch.distributed._DEFAULT_FIRST_BUCKET_BYTES).
-DDP_BUCKET_MIB = 25
-DDP_FIRST_BUCKET_MIB = 1
-
-GRAD_BYTES = 4  # fp32 gradients (DDP all-reduces the parameters' dtype; fp32 master weights)
-ACT_BYTES = 2  # bf16/fp16 activations under mixed precision (Micikevicius et al. 2018)
-
-# Illustrative per-GPU throughput: about half the 312 TFLOP/s dense bf16 peak of an NVIDIA
-# A100 (datasheet), i.e. a model-FLOPs utilisation near the ~50% large runs report (PaLM,
-# Chowdhery et al. 2022: 46%). Only the compute gaps depend on it.
-FLOP_RATE = 150e12
-
 
 def workload(name: str, ranks: int, groups: Sequence[Sequence[int]] | None = None,
              scale: float = 1.0, **params) -> list[Call]:
@@ -125,43 +117,6 @@ def _groups(name: str, ranks: int, groups: Sequence[Sequence[int]] | None
     return out
 
 
-def _blocks(name: str, ranks: int, groups, size: int, param: str) -> tuple[tuple[int, ...], ...]:
-    """The given groups, or consecutive blocks of `size` ranks; every group >= 2 ranks."""
-    if groups is None:
-        size = int(size)
-        if ranks % size:
-            raise NetwallError(f"workload {name}: {ranks} ranks are not a multiple of "
-                               f"{param}={size}")
-        groups = tuple(tuple(range(b, b + size)) for b in range(0, ranks, size))
-    if any(len(g) < 2 for g in groups):
-        raise NetwallError(f"workload {name}: every group needs at least 2 ranks "
-                           f"({param} or the racks' size)")
-    return groups
-
-
-def _align(nbytes: float, n: int) -> int:
-    """Round down to whole float32 elements per rank: a multiple of 4 x n, at least 4 x n."""
-    unit = 4 * n
-    return max(unit, int(nbytes) // unit * unit)
-
-
-def _us(flops: float) -> float:
-    """Compute time in microseconds at FLOP_RATE, rounded to nanoseconds."""
-    return round(flops / FLOP_RATE * 1e6, 3)
-
-
-class _Builder:
-    def __init__(self) -> None:
-        self.calls: list[Call] = []
-
-    def add(self, collective: str, nbytes: int, group: tuple[int, ...], comm: str, stream: str,
-            gap_us: float = 0.0, after: Sequence[int] = ()) -> int:
-        call = Call(id=len(self.calls), collective=collective, algorithm=None, bytes=nbytes,
-                    group=group, comm=comm, stream=stream, gap_us=gap_us, after=tuple(after))
-        self.calls.append(call)
-        return call.id
-
-
 # ------------------------------------------------------------------------------------------
 def dp_step(ranks: int, groups, scale: float, params: float = GPT3_XL_PARAMS,
             bucket_mib: float = DDP_BUCKET_MIB, first_bucket_mib: float = DDP_FIRST_BUCKET_MIB,
@@ -177,30 +132,22 @@ def dp_step(ranks: int, groups, scale: float, params: float = GPT3_XL_PARAMS,
     compute and communication do not overlap here: the step time is their sum.
     """
     n = ranks
-    total = _align(params * scale * GRAD_BYTES, n)
+    total = align(params * scale * GRAD_BYTES, n)
     sizes = []
     left = total
-    cap = _align(first_bucket_mib * MIB * scale, n)
+    cap = align(first_bucket_mib * MIB * scale, n)
     while left > 0:
         sizes.append(min(left, cap))
         left -= sizes[-1]
-        cap = _align(bucket_mib * MIB * scale, n)
-    b = _Builder()
+        cap = align(bucket_mib * MIB * scale, n)
+    b = Builder()
     for size in sizes:
         b.add("allreduce", size, (), "world", "0",
-              gap_us=_us(4 * (size / GRAD_BYTES) * tokens))
+              gap_us=us(4 * (size / GRAD_BYTES) * tokens))
     return b.calls
 
 
-def _layer_flops(hidden: int, seq: int, micro_batch: int) -> tuple[float, float]:
-    """Forward FLOPs of a transformer layer's attention block and MLP block (Narayanan et al.
-    2021, "Efficient Large-Scale Language Model Training on GPU Clusters", sec. 5.1:
-    24Bsh^2 + 4Bs^2h per layer = attention 8Bsh^2 + 4Bs^2h, MLP (h -> 4h -> h) 16Bsh^2)."""
-    b, s, h = micro_batch, seq, hidden
-    return 8 * b * s * h * h + 4 * b * s * s * h, 16 * b * s * h * h
-
-
-def _tp_calls(b: _Builder, groups, scale: float, layers: int, hidden: int, seq: int,
+def _tp_calls(b: Builder, groups, scale: float, layers: int, hidden: int, seq: int,
               micro_batch: int, mode: str, stream_of: Callable[[int], str],
               layer_done: Callable[[int, list[int]], None] | None = None) -> None:
     """Megatron-LM tensor parallelism (Shoeybi et al. 2019, sec. 3): per layer, one all-reduce
@@ -211,7 +158,7 @@ def _tp_calls(b: _Builder, groups, scale: float, layers: int, hidden: int, seq: 
     2x forward) precedes each exchange."""
     if mode not in ("allreduce", "rs-ag"):
         raise NetwallError(f"workload: mode must be 'allreduce' or 'rs-ag', got {mode!r}")
-    attn, mlp = _layer_flops(hidden, seq, micro_batch)
+    attn, mlp = layer_flops(hidden, seq, micro_batch)
     act = micro_batch * seq * hidden * ACT_BYTES * scale  # one layer's activations, bytes
     phases = []  # (layer, compute FLOPs before the exchange, backward?)
     for layer in range(layers):
@@ -221,8 +168,8 @@ def _tp_calls(b: _Builder, groups, scale: float, layers: int, hidden: int, seq: 
     for i, (layer, flops, backward) in enumerate(phases):
         ids = []
         for k, g in enumerate(groups):
-            gap = _us(flops * scale / len(g))
-            nbytes = _align(act, len(g))
+            gap = us(flops * scale / len(g))
+            nbytes = align(act, len(g))
             if mode == "allreduce":
                 ids.append(b.add("allreduce", nbytes, g, f"tp{k}", stream_of(k), gap))
             else:
@@ -239,8 +186,8 @@ def tp_layer(ranks: int, groups, scale: float, tp: int = 0, layers: int = GPT3_X
     """Tensor parallelism inside each group (rack, or block of `tp` ranks; default
     min(4, ranks)): every layer's activation exchanges, forward and backward, of a
     GPT-3 XL-shaped model; every group is its own communicator and stream, all concurrent."""
-    groups = _blocks("tp-layer", ranks, groups, tp or min(4, ranks), "tp")
-    b = _Builder()
+    groups = blocks("tp-layer", ranks, groups, tp or min(4, ranks), "tp")
+    b = Builder()
     _tp_calls(b, groups, scale, int(layers), int(hidden), int(seq), int(micro_batch), mode,
               lambda k: f"tp{k}")
     return b.calls
@@ -260,8 +207,8 @@ def moe_a2a(ranks: int, groups, scale: float, ep: int = 0, layers: int = MIXTRAL
     illustrative one 4096-token sequence. Compute before dispatch: attention (Narayanan et
     al. 2021); before combine: the experts' SwiGLU FFN, 3 matrices of hidden x ffn per
     chosen expert; backward 2x forward."""
-    groups = _blocks("moe-a2a", ranks, groups, ep or ranks, "ep")
-    attn, _ = _layer_flops(int(hidden), int(tokens), 1)
+    groups = blocks("moe-a2a", ranks, groups, ep or ranks, "ep")
+    attn, _ = layer_flops(int(hidden), int(tokens), 1)
     expert = 2 * 3 * hidden * ffn * tokens * top_k
     a2a = tokens * top_k * hidden * ACT_BYTES * capacity_factor * scale
     phases = []
@@ -269,10 +216,10 @@ def moe_a2a(ranks: int, groups, scale: float, ep: int = 0, layers: int = MIXTRAL
         phases += [attn, expert]
     for _ in range(int(layers)):
         phases += [2 * expert, 2 * attn]
-    b = _Builder()
+    b = Builder()
     for flops in phases:
         for k, g in enumerate(groups):
-            b.add("alltoall", _align(a2a, len(g)), g, f"ep{k}", f"ep{k}", _us(flops * scale))
+            b.add("alltoall", align(a2a, len(g)), g, f"ep{k}", f"ep{k}", us(flops * scale))
     return b.calls
 
 
@@ -288,7 +235,7 @@ def dp_tp(ranks: int, groups, scale: float, tp: int = 0, layers: int = GPT3_XL_L
     gathered in backward order into DDP buckets of `bucket_mib` (x scale); a bucket's
     all-reduce waits (`after`) for the backward exchanges of the layer that filled it, then
     overlaps with the remaining backward layers on the other stream."""
-    racks = _blocks("dp-tp", ranks, groups, tp or min(4, ranks), "tp")
+    racks = blocks("dp-tp", ranks, groups, tp or min(4, ranks), "tp")
     if len(racks) < 2:
         raise NetwallError("workload dp-tp: needs at least 2 racks (groups) for data "
                            "parallelism")
@@ -298,12 +245,12 @@ def dp_tp(ranks: int, groups, scale: float, tp: int = 0, layers: int = GPT3_XL_L
     dp_groups = [tuple(rack[j] for rack in racks) for j in range(size)]
     shard = 12 * hidden * hidden / size * GRAD_BYTES * scale  # one layer's gradient bytes
     bucket_bytes = bucket_mib * MIB * scale
-    b = _Builder()
+    b = Builder()
     pending = {"bytes": 0.0}
 
     def flush(after: list[int]) -> None:
         for j, g in enumerate(dp_groups):
-            b.add("allreduce", _align(pending["bytes"], len(g)), g, f"dp{j}", "dp", 0.0, after)
+            b.add("allreduce", align(pending["bytes"], len(g)), g, f"dp{j}", "dp", 0.0, after)
         pending["bytes"] = 0.0
 
     def layer_done(layer: int, ids: list[int]) -> None:
@@ -321,4 +268,6 @@ WORKLOADS: dict[str, Callable[..., list[Call]]] = {
     "tp-layer": tp_layer,
     "moe-a2a": moe_a2a,
     "dp-tp": dp_tp,
+    "pp-1f1b": pp_1f1b,
+    "3d": parallel_3d,
 }

@@ -33,6 +33,7 @@ from emulator.version import netwall_version
 from topologies import parse as parse_topology
 from topologies import validate
 from topologies.layout import parse_layout, reach_report
+from traffic.chakra import convert_chakra
 from traffic.nccl_log import convert
 from traffic.schedule import build, default_algorithm, element_size
 from traffic.trace import load_trace, resolve
@@ -300,11 +301,10 @@ def cmd_replay(args) -> int:
             traces.append(resolve(load_trace(args.trace), len(emu.topology.gpus)))
         else:
             traces.append(resolve(workload(args.workload, len(emu.topology.gpus),
-                                           groups=emu.plan.racks(), scale=args.scale,
+                                           groups=emu.plan.groups(), scale=args.scale,
                                            steps=args.steps), len(emu.topology.gpus)))
         for call in traces[-1]:  # every call must have a schedule before anything is built
-            emu.schedule(call.collective, call.algorithm, call.bytes, call.root,
-                         ranks=len(call.group), group=call.group)
+            emu.call_schedule(call)
     _note_missing(emulations[0])
     _calibrated(emulations)
     weights = [emu.estimate_replay_s(calls, args.prove)
@@ -379,7 +379,14 @@ def cmd_cli(args) -> int:
 
 
 def cmd_trace(args) -> int:
-    sys.stdout.write(convert(args.log))
+    chakra = [f for f in args.log if f.endswith((".et", ".et.gz"))]
+    if chakra and len(chakra) != len(args.log):
+        raise NetwallError("trace import: give Chakra .et files (one per rank) or one NCCL "
+                           "log, not both")
+    if not chakra and len(args.log) > 1:
+        raise NetwallError("trace import: one NCCL log at a time (concatenate the ranks' "
+                           "logs into one file)")
+    sys.stdout.write(convert_chakra(chakra) if chakra else convert(args.log[0]))
     return 0
 
 

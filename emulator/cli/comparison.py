@@ -12,8 +12,8 @@ if TYPE_CHECKING:  # the comparison itself imports the emulation: only when one 
     from emulator.experiments.compare import Row
     from emulator.experiments.designs import DesignFile
 
-COLUMNS = ("design", "scale-up", "domain", "fits", "time(us)", "busbw(GB/s)", "J/step",
-           "W/GPU", "fails/day", "stalls/day", "up fails", "NIC fails")
+COLUMNS = ("design", "scale-up", "domain", "fits", "time(us)", "busbw(GB/s)", "exposed",
+           "J/step", "W/GPU", "fails/day", "stalls/day", "up fails", "NIC fails")
 
 
 def header(file: DesignFile, delay: str | None) -> list[str]:
@@ -27,7 +27,8 @@ def header(file: DesignFile, delay: str | None) -> list[str]:
         lines.append(f"# link delay: {delay}")
     lines += [
         "# domain: GPUs x racks of one scale-up domain; fits: every cable within its reach; "
-        "time: one call (a collective) or one step (a workload), real units",
+        "time: one call (a collective) or one step (a workload), real units; exposed: a "
+        "workload's communication on its critical path, share of the step",
         "# J/step: the links' energy per call or step; W/GPU: every cable's power over the "
         f"GPUs; fails/day, stalls/day: link failures and link-down events at "
         f"{file.fleet_gpus:,} GPUs cabled alike",
@@ -60,6 +61,7 @@ def _cells(r: Row) -> list[object]:
             "yes" if r.feasible else "no",
             f"{r.time_s * 1e6:.1f}" if measured else "-",
             f"{r.busbw_gbps:.1f}" if measured and r.busbw_gbps is not None else "-",
+            f"{r.exposed_share:.0%}" if measured and r.exposed_share is not None else "-",
             f"{r.energy_j:.3g}" if measured else "-",
             f"{r.watts_per_gpu:.0f}", f"{r.failures_per_day:.2f}", f"{r.stalls_per_day:.2f}",
             r.scale_up_failure, r.scale_out_failure]

@@ -183,8 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     trace = sub.add_parser("trace", help="make traces")
     trace_sub = trace.add_subparsers(dest="trace_command", required=True, parser_class=Parser)
-    imp = trace_sub.add_parser("import", help="convert an NCCL_DEBUG=INFO log to a trace")
-    imp.add_argument("log", help="log file (NCCL_DEBUG=INFO NCCL_DEBUG_SUBSYS=INIT,COLL)")
+    imp = trace_sub.add_parser("import", help="convert an NCCL_DEBUG=INFO log or Chakra "
+                                              "execution traces to a trace")
+    imp.add_argument("log", nargs="+", metavar="FILE",
+                     help="an NCCL log (NCCL_DEBUG=INFO NCCL_DEBUG_SUBSYS=INIT,COLL), or "
+                          "Chakra .et files, one per rank in rank order")
 
     fails = sub.add_parser("failures", help="Monte Carlo of link failures over cluster time")
     fails.add_argument("--gpus", type=int, default=100_000, help="GPUs in the cluster")

@@ -80,7 +80,11 @@ def print_replay(r: ReplayResult) -> None:
               f"{c.time_s * 1e6:>10.2f} {c.busbw_gbps:>11.2f} "
               f"{c.model_time_s * 1e6:>10.2f} {host:>6}")
     for step in r.steps:
-        print(f"# step {step.step}: {step.time_s * 1e6:.2f} us")
+        print(f"# step {step.step}: {step.time_s * 1e6:.2f} us, exposed communication "
+              f"{step.exposed_s * 1e6:.2f} us ({step.exposed_share:.1%} of the step)")
+        print(f"#   critical path: calls {_path(step.critical_path)}")
+        print("#   busy per stream: " + ", ".join(
+            f"{name} {busy * 1e6:.2f} us" for name, busy in step.streams.items()))
     print(f"# whole trace: {r.total_s * 1e6:.2f} us, {len(r.calls)} calls, "
           f"{r.retransmitted_bytes} bytes retransmitted")
     for earlier in r.dilation_attempts[:-1]:
@@ -95,3 +99,11 @@ def print_replay(r: ReplayResult) -> None:
     print(f"# cost: {r.wall_s:.1f} s of wall time for {r.emulated_s * 1e3:.3f} ms of "
           f"cluster time: slowdown {r.slowdown:,.0f}x (this host's floor "
           f"{r.slowdown_floor:,.0f}x)")
+
+
+def _path(ids: list[int], most: int = 12) -> str:
+    """Call ids joined by ' > ', the middle elided past `most` of them."""
+    shown = [str(i) for i in ids]
+    if len(shown) > most:
+        shown = shown[:most // 2] + [f"... ({len(ids) - most} more)"] + shown[-most // 2:]
+    return " > ".join(shown)

@@ -11,7 +11,7 @@ why, not an error: infeasible is an answer.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from emulator.emulation import Emulation
 from emulator.errors import NetwallError
@@ -51,6 +51,9 @@ class Row:
     scale_up_failure: str  # what one lane or channel lost does: 'stall' or '-x%'
     scale_out_failure: str
     faithful: bool | None  # the dilation probe's verdict (None: infeasible or not proven)
+    #: a workload's exposed communication over its step time, mean over steps (None: a
+    #: collective, or a row stored before netwall measured it)
+    exposed_share: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -108,11 +111,10 @@ def prepare(file: DesignFile, profile_files=(), capabilities=None) -> list[Prepa
 def _calls(w: Workload, emu: Emulation) -> list[Call]:
     """A built-in workload's calls on this design, every schedule checked."""
     ranks = len(emu.topology.gpus)
-    calls = resolve(build_workload(w.workload, ranks, scale=w.scale, steps=w.steps,
-                                   **dict(w.params)), ranks)
+    calls = resolve(build_workload(w.workload, ranks, groups=emu.plan.groups(), scale=w.scale,
+                                   steps=w.steps, **dict(w.params)), ranks)
     for call in calls:
-        emu.schedule(call.collective, call.algorithm, call.bytes, call.root,
-                     ranks=len(call.group), group=call.group)
+        emu.call_schedule(call)
     return calls
 
 
@@ -175,9 +177,10 @@ def _replay_row(p: Prepared, w: Workload, result: ReplayResult, emu: Emulation) 
     busbw = sum(c.busbw_gbps * c.time_s for c in result.calls) / busy if busy else None
     payload = sum(c.bytes for c in result.calls)
     energy = emu.energy(result.links, result.total_s, payload, 1).total_joules
-    return _row(p, w, None, result.total_s / steps, busbw, energy / steps,
-                result.fidelity["faithful"] if result.fidelity.get("host_error") is not None
-                else None)
+    row = _row(p, w, None, result.total_s / steps, busbw, energy / steps,
+               result.fidelity["faithful"] if result.fidelity.get("host_error") is not None
+               else None)
+    return replace(row, exposed_share=sum(s.exposed_share for s in result.steps) / steps)
 
 
 def _row(p: Prepared, w: Workload, size: int | None, time_s: float | None,

@@ -36,7 +36,8 @@ COLUMNS = ("id", "campaign", "experiment", "status", "topology", "link", "spine_
            "host_error", "fidelity_flags", "slowdown", "netwall", "host", "time", "reason")
 DESIGN_COLUMNS = ("workload", "size", "design", "scale_up", "domain_gpus", "racks_per_domain",
                   "feasible", "time_s", "busbw_gbps", "energy_j", "watts_per_gpu",
-                  "failures_per_day", "stalls_per_day", "scale_up_failure", "reason")
+                  "failures_per_day", "stalls_per_day", "scale_up_failure", "exposed_share",
+                  "reason")
 FAMILY_COLOURS = {"copper": "#b5651d", "optical": "#1f77b4", "wide-and-slow": "#2ca02c"}
 STYLES = ("-", "--", ":", "-.")  # one per topology, when a figure has several
 OTHER_COLOURS = ("#9467bd", "#d62728", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
@@ -374,7 +375,7 @@ def _html(records: list[dict], figures: list[tuple[str, str]], failures: dict | 
     designs = [r["row"] for r in records if r["kind"] == "design"]
     if designs:
         parts.append("<h2>Designs compared</h2>" + _table(
-            list(DESIGN_COLUMNS), [[d[c] for c in DESIGN_COLUMNS] for d in designs]))
+            list(DESIGN_COLUMNS), [[d.get(c, "") for c in DESIGN_COLUMNS] for d in designs]))
     parts.append("<h2>Points</h2>" + _table(list(COLUMNS), [[r[c] for c in COLUMNS]
                                                            for r in rows]))
     parts.append("</body></html>")

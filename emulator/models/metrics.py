@@ -18,6 +18,7 @@ BUSBW_FACTOR: dict[str, Callable[[int], float]] = {
     "broadcast": lambda n: 1.0,
     "reduce": lambda n: 1.0,
     "sendrecv": lambda n: 1.0,
+    "send": lambda n: 1.0,
 }
 
 

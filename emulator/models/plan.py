@@ -91,6 +91,24 @@ class Plan:
         sizes = {len(g) for g in groups.values()}
         return list(groups.values()) if len(groups) > 1 and len(sizes) == 1 else None
 
+    def groups(self) -> list[list[int]] | None:
+        """Where built-in workloads place their tensor, expert and pipeline groups: the
+        racks, or on a two-fabric cluster the scale-up domains (the GPUs on one switch that
+        joins only GPUs); None if neither splits the ranks into equal groups."""
+        racks = self.racks()
+        if racks is not None:
+            return racks
+        t = self.topology
+        groups: dict[str, list[int]] = {}
+        for rank, gpu in enumerate(t.gpus):
+            own = [s for s in (t.other(link, gpu) for link in t.links_of(gpu))
+                   if not t.is_gpu(s) and all(t.is_gpu(t.other(k, s)) for k in t.links_of(s))]
+            if len(own) != 1:
+                return None
+            groups.setdefault(own[0], []).append(rank)
+        sizes = {len(g) for g in groups.values()}
+        return list(groups.values()) if len(groups) > 1 and len(sizes) == 1 else None
+
     def ip_batch(self, gpu: str, mtu: int) -> str:
         """The GPU host's links, address, static neighbours and routes as `ip -batch` input."""
         lines = ["link set dev lo up"]

@@ -17,6 +17,7 @@ from traffic.schedule import (
     ALGORITHMS,
     COLLECTIVES,
     ELEMENT,
+    POINT_TO_POINT,
     POISON,
     Move,
     Schedule,
@@ -61,7 +62,7 @@ def cases() -> list[tuple]:
                     for size in sizes_for(collective, n):
                         out.append((collective, algorithm, n, size, {"groups": groups}))
                 continue
-            for n in RANKS:
+            for n in (2,) if collective in POINT_TO_POINT else RANKS:
                 for size in sizes_for(collective, n):
                     out.append((collective, algorithm, n, size, {}))
                     if collective in ROOTED:
@@ -355,6 +356,19 @@ def test_buffer_bytes():
     assert buffer_bytes("sendrecv", 4, 64) == 128
     for collective in COLLECTIVES:
         assert len(initial(collective, 4, 64, 1)) == buffer_bytes(collective, 4, 64) // ELEMENT
+
+
+def test_a_send_is_between_two_ranks_and_checked_at_the_receiver():
+    with pytest.raises(NetwallError, match="a send is between 2 ranks"):
+        build("send", "direct", 3, 64)
+    s = build("send", "direct", 2, 64)
+    assert [(m.src, m.dst, m.length) for step in s.steps for m in step] == [(0, 1, 64)]
+    sender, receiver = simulate(s)
+    assert expected("send", 2, 64, 0)[1].size == 0  # the sender has no result
+    region, values = expected("send", 2, 64, 1)
+    assert np.array_equal(receiver[region], values)
+    assert np.array_equal(values, initial_buffer(0, 64))
+    assert not np.array_equal(initial("send", 2, 64, 1), values)  # poisoned before the call
 
 
 def test_alltoall_initial_places_the_own_chunk_in_the_receive_area():

@@ -11,7 +11,7 @@ import pytest
 
 from emulator.models.dilation import link_shape
 from emulator.models.plan import FRAME_BYTES, RTO_FLOOR_WALL_S, mac, make_plan, rank_ip
-from emulator.models.profiles import catalogue
+from emulator.models.profiles import catalogue, with_bundles
 from topologies import MAX_GPUS, parse
 from traffic.protocol import Peer
 
@@ -231,3 +231,14 @@ def test_the_repair_timeout_scales_with_d_but_never_under_the_hosts_noise(cat):
     for d in (1, 10, 500):
         assert make_plan(topo, cat, d).retransmit_timeout_s() >= RTO_FLOOR_WALL_S
     assert make_plan(topo, cat, 1).retransmit_timeout_s() < 2 * RTO_FLOOR_WALL_S
+
+
+@pytest.mark.parametrize("spec, groups", [
+    ("racks:3x2", [[0, 1], [2, 3], [4, 5]]),  # the racks
+    ("cluster:3x2", [[0, 1], [2, 3], [4, 5]]),  # the scale-up domains, not the rails' leaves
+    ("star:4", None), ("ring:6", None),
+])
+def test_workload_groups_are_racks_or_scale_up_domains(spec, groups):
+    topo = parse(spec, "copper-800g", spine_link="optical-800g")
+    cat = with_bundles(catalogue(), [c.profile for c in topo.links])
+    assert make_plan(topo, cat, 100.0).groups() == groups

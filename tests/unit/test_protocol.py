@@ -30,7 +30,7 @@ from traffic.protocol import (
     from_wire,
     to_wire,
 )
-from traffic.schedule import ALGORITHMS, build
+from traffic.schedule import ALGORITHMS, POINT_TO_POINT, build
 
 PEER = Peer(iface="g0-eth1", src_mac="02:4e:00:00:00:00", dst_mac="02:4e:00:01:00:00",
             src_ip="10.77.0.1", dst_ip="10.77.0.2")
@@ -92,9 +92,9 @@ CASES = [pytest.param(collective, algorithm, id=f"{collective}-{algorithm}")
 
 @pytest.mark.parametrize(("collective", "algorithm"), CASES)
 def test_launcher_built_call_specs_round_trip_and_hold_each_ranks_moves(collective, algorithm):
-    schedule = build(collective, algorithm, 4, 4 * 4096, root=1, chunk=4096,
+    group = (6, 2) if collective in POINT_TO_POINT else (6, 2, 9, 0)  # global rank of each local
+    schedule = build(collective, algorithm, len(group), 4 * 4096, root=1, chunk=4096,
                      groups=[[0, 1], [2, 3]])
-    group = (6, 2, 9, 0)  # global rank of each local rank
     plan = CallPlan(id=11, schedule=schedule, group=group, comm=2, stream="1", gap_s=0.5,
                     after=(9, 10), buffer="b", init=True, check=True)
     specs = call_specs(plan)

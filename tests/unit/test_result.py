@@ -59,7 +59,9 @@ def test_a_replay_result_round_trips_to_the_same_json(replay_json):
     result = ReplayResult.from_dict(replay_json)
     assert json.dumps(result.to_dict(), allow_nan=False) == json.dumps(replay_json)
     assert all(isinstance(c, CallRow) for c in result.calls)
-    assert result.steps == [StepTime(0, replay_json["steps"][0]["time_s"])]
+    step = replay_json["steps"][0]
+    assert result.steps == [StepTime(0, step["time_s"], [1, 239], step["exposed_s"],
+                                     step["exposed_share"], step["streams"])]
     assert all(isinstance(a, TraceAttempt) for a in result.dilation_attempts)
     assert (result.trace, result.link, result.topology) == ("dp-tp", "copper-800g",
                                                             "racks:2x2")
@@ -117,4 +119,7 @@ def test_the_tables_read_typed_results(run_json, replay_json, capsys):
     assert out.startswith("# netwall replay dp-tp on racks:2x2, link copper-800g, GPU endpoint "
                           "ideal, dilation 100000")
     assert "\n#   at dilation 20000 the host added most of the time: measured again" in out
-    assert "\n# step 0: 67.90 us\n# whole trace: 68.24 us, 3 calls," in out
+    assert ("\n# step 0: 67.90 us, exposed communication 2.54 us (3.7% of the step)\n"
+            "#   critical path: calls 1 > 239\n"
+            "#   busy per stream: tp 0.01 us, dp 2.53 us\n"
+            "# whole trace: 68.24 us, 3 calls,") in out

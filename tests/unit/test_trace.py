@@ -51,7 +51,8 @@ def test_round_trip_and_file(tmp_path):
 
 
 def test_every_collective_is_accepted():
-    lines = [json.dumps({"collective": c, "bytes": 64, "group": [0, 1]}) for c in COLLECTIVES]
+    lines = [json.dumps({"collective": c, "bytes": 64, "group": [0, 1],
+                         **({"peer": 1} if c == "send" else {})}) for c in COLLECTIVES]
     assert [c.collective for c in parse("\n".join(lines))] == list(COLLECTIVES)
 
 

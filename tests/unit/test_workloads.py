@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from emulator.errors import NetwallError
-from traffic.trace import dump_trace, parse_trace, resolve
-from traffic.workloads import FLOP_RATE, MIB, WORKLOADS, workload
+from traffic.shapes import FLOP_RATE, MIB
+from traffic.trace import dump_trace, parse_trace, resolve, takers
+from traffic.workloads import WORKLOADS, workload
 
 
 def valid(calls):
@@ -21,7 +22,7 @@ def test_every_workload_is_a_valid_trace_with_aligned_bytes(name):
     calls = valid(workload(name, 8, scale=0.001))
     assert calls
     for c in resolve(calls, 8):
-        assert c.bytes % (4 * len(c.group)) == 0
+        assert c.bytes % (4 * len(takers(c))) == 0
 
 
 def test_dp_step_buckets_add_up():
@@ -109,7 +110,8 @@ def test_steps_repeat_the_step():
 
 
 @pytest.mark.parametrize("args, kwargs, text", [
-    (("nope", 8), {}, "unknown workload 'nope' (known: dp-step, tp-layer, moe-a2a, dp-tp)"),
+    (("nope", 8), {},
+     "unknown workload 'nope' (known: dp-step, tp-layer, moe-a2a, dp-tp, pp-1f1b, 3d)"),
     (("dp-step", 8), {"layers": 3}, "unknown parameter 'layers'"),
     (("tp-layer", 6), {"tp": 4}, "not a multiple of tp=4"),
     (("tp-layer", 8), {"tp": 1}, "at least 2 ranks"),

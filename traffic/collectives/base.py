@@ -35,7 +35,10 @@ WIDEST = 8  # bytes of the widest element: frames carry whole elements of any da
 
 COLLECTIVES: tuple[str, ...] = (
     "allreduce", "reducescatter", "allgather", "broadcast", "reduce", "alltoall", "sendrecv",
+    "send",
 )
+#: collectives between exactly two ranks: local rank 0 sends, local rank 1 receives
+POINT_TO_POINT: tuple[str, ...] = ("send",)
 ROOTED: tuple[str, ...] = ("broadcast", "reduce")
 #: collectives whose size must split into `ranks` equal whole-element parts
 PER_RANK: tuple[str, ...] = ("reducescatter", "allgather", "alltoall")

@@ -82,7 +82,8 @@ def initial(collective: str, ranks: int, size: int, rank: int, root: int = 0,
 
     allgather: only segment `rank` is input. alltoall and sendrecv: the send area [0, size) is
     input, the receive area poisoned, except that alltoall's own chunk is already copied into
-    receive chunk `rank` (a local copy, no wire traffic). broadcast: only the root has input.
+    receive chunk `rank` (a local copy, no wire traffic). broadcast and send: only the root
+    (a send's sender, local rank 0) has input.
     """
     validate_collective(collective)
     op = op if collective in REDUCING else "none"
@@ -93,7 +94,7 @@ def initial(collective: str, ranks: int, size: int, rank: int, root: int = 0,
     if collective == "allgather":
         part = _elements(*segments(size, ranks, e)[rank], e)
         buf[part] = mine[part]
-    elif collective == "broadcast":
+    elif collective in ("broadcast", "send"):  # a send's input is its sender's (local 0)
         if rank == root:
             buf[:] = mine
     else:
@@ -113,8 +114,8 @@ def result_region(collective: str, ranks: int, size: int, rank: int, root: int =
     count = size // e
     if collective == "reducescatter":
         return _elements(*segments(size, ranks, e)[rank], e)
-    if collective == "reduce" and rank != root:
-        return slice(0, 0)
+    if (collective == "reduce" and rank != root) or (collective == "send" and rank == root):
+        return slice(0, 0)  # a send's sender (local 0, the schedule's root) ends with nothing new
     if collective in ("alltoall", "sendrecv"):
         return slice(count, 2 * count)
     return slice(0, count)
@@ -128,14 +129,14 @@ def expected(collective: str, ranks: int, size: int, rank: int, root: int = 0,
     """
     region = result_region(collective, ranks, size, rank, root, dtype)
     e = element_size(dtype)
+    if region.stop == region.start:
+        return region, np.zeros(0, dtype=numpy_dtype(dtype))
     if collective in REDUCING:
-        if region.stop == region.start:
-            return region, np.zeros(0, dtype=numpy_dtype(dtype))
         return region, reduced(ranks, size, dtype, op)[region]
     if collective == "allgather":
         parts = [_elements(*seg, e) for seg in segments(size, ranks, e)]
         return region, np.concatenate([_input_part(j, parts[j], dtype) for j in range(ranks)])
-    if collective == "broadcast":
+    if collective in ("broadcast", "send"):  # a send's receiver gets local rank 0's input
         return region, initial_buffer(root, size, dtype)
     if collective == "alltoall":
         mine = _elements(*segments(size, ranks, e)[rank], e)

@@ -1,10 +1,14 @@
-"""Point-to-point patterns: all-to-all by pairwise exchange, and nccl-tests' sendrecv.
+"""Point-to-point patterns: all-to-all by pairwise exchange, nccl-tests' sendrecv, and a
+single send.
 
-Both use a send area [0, size) and a receive area [size, 2 size) in the one working buffer.
+All-to-all and sendrecv use a send area [0, size) and a receive area [size, 2 size) in the one
+working buffer; a send moves the sender's whole buffer into the receiver's (a receiver never
+sends in the same call, so one area each is enough).
 """
 
 from __future__ import annotations
 
+from emulator.errors import NetwallError
 from traffic.collectives.base import Move, Schedule, assemble
 
 
@@ -27,3 +31,11 @@ def direct_sendrecv(ranks: int, size: int) -> Schedule:
     """nccl-tests' sendrecv: one step, rank r sends its send area to r+1's receive area."""
     timed = [(0, Move(r, (r + 1) % ranks, 0, size, size, False)) for r in range(ranks)]
     return assemble("sendrecv", "direct", ranks, size, 2 * size, timed)
+
+
+def direct_send(ranks: int, size: int) -> Schedule:
+    """One ncclSend matched by one ncclRecv: local rank 0 sends its buffer to local rank 1, in
+    one step (pipeline parallelism's activations and gradients between neighbouring stages)."""
+    if ranks != 2:
+        raise NetwallError(f"a send is between 2 ranks (a sender and a receiver), got {ranks}")
+    return assemble("send", "direct", ranks, size, size, [(0, Move(0, 1, 0, 0, size, False))])
