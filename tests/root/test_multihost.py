@@ -180,3 +180,25 @@ def test_replay_and_a_fault_on_the_cable_between_hosts(testbed):
     assert hit["check"] is True and hit["faults_not_struck"] == []
     assert [f["event"] for f in hit["faults"]][:2] == ["down starts", "down ends"]
     assert hit["time_s"] > base["time_s"]  # 20 us without the only way between the racks
+
+
+def test_a_campaign_spreads_over_the_hosts_of_netwall_hosts(testbed, tmp_path):
+    """campaign run takes its host list from the environment, as every command does."""
+    (tmp_path / "c.yaml").write_text(
+        "name: spread\ndescription: racks over two hosts\ntopologies: ['racks:2x4']\n"
+        "links: [nvlink5]\ncollectives: [allreduce]\nalgorithms: [ring]\nsizes: [1M]\n"
+        "gpus: [ideal]\ndilation: 2000\nrepetitions: 1\niters: 2\nwarmup: 1\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "emulator.cli.main", "campaign", "run", "c.yaml",
+         "--nic-gbps", "100"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env=dict(os.environ, **testbed.env, NETWALL_HOSTS=hosts(testbed, 2),
+                 PYTHONPATH=str(ROOT)))
+    assert run.returncode == 0, run.stderr
+    exported = subprocess.run(
+        [sys.executable, "-m", "emulator.cli.main", "export", "--format", "json"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    [record] = json.loads(exported.stdout)
+    assert record["settings"]["hosts"] == hosts(testbed, 2).split(",")
+    assert record["settings"]["cross_host_links"] == 1
+    assert record["result"]["check"] is True
