@@ -38,7 +38,7 @@ from emulator.models.metrics import algbw_gbps, busbw_gbps
 from emulator.models.partition import check_nic, min_dilation, partition
 from emulator.models.plan import EMULATION_MTU, FRAME_BYTES, gpu_link_rates, make_plan, redilated
 from emulator.models.profiles import catalogue, get_profile, with_bundles
-from emulator.models.verdict import Probe, cpu_times, judge, judge_trace
+from emulator.models.verdict import Probe, judge, judge_trace
 from emulator.remote.wire import REMOTE_START_MARGIN_S
 from emulator.result import (
     Attempt,
@@ -443,12 +443,12 @@ class Emulation:
         """The timed batch at the current dilation, with its counters, energy and CPU share."""
         injector = Injector(self, faults)
         before = self.network.counters()
-        cpu_before = cpu_times()
+        cpu_before = self.network.cpu_times()
         try:
             outcome = self._execute(schedule, iters, model, timeout, injector=injector)
         finally:
             injector.stop()
-        cpu_after = cpu_times()
+        cpu_after = self.network.cpu_times()
         after = self.network.counters()
         ends = sorted(end for _, end in outcome.spans.values())
         missed = injector.missed((ends[-1] - outcome.start) / self.dilation)

@@ -27,6 +27,7 @@ from emulator.kernel import records as state
 from emulator.kernel.mininet_api import NetlinkLink, NetwallMininet
 from emulator.kernel.netns import inside, iproute
 from emulator.models.plan import EMULATION_MTU, FRAME_BYTES, Interface, Plan
+from emulator.models.verdict import cpu_times
 
 #: Host sysctls: forward for multi-hop topologies, no reverse-path filter on our /32s,
 #: and no IPv6 so no stray neighbour-discovery frames disturb the per-link byte counts.
@@ -402,6 +403,11 @@ class Network:
     def node(self, name: str):
         assert self.net is not None
         return self.net.get(name)
+
+    def cpu_times(self) -> list[tuple[int, int]]:
+        """This host's (busy, total) CPU jiffies, one entry as a spread cluster has one per
+        host (emulator.remote.cluster)."""
+        return [cpu_times()]
 
     def counters(self, settle: float = 2.0) -> dict[tuple[int, str], dict[str, int]]:
         """Per directed link (link, sending node): egress bytes, packets, queue drops, read

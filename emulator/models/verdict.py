@@ -15,6 +15,7 @@ not be lost beyond what the profiles and faults ask for.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from emulator.models import dilation as dil
@@ -67,7 +68,14 @@ class Verdict:
         return dict(out, faithful=self.faithful)
 
 
-def judge(cpu_before: tuple[int, int], cpu_after: tuple[int, int], links: list[dict],
+def busy_share(before: Sequence[tuple[int, int]], after: Sequence[tuple[int, int]]) -> float:
+    """The busiest host's CPU share between two readings of every host's (busy, total)
+    jiffies: a cluster spread over hosts is paced by its most loaded one."""
+    return max((b[0] - a[0]) / max(1, b[1] - a[1]) for a, b in zip(before, after, strict=True))
+
+
+def judge(cpu_before: Sequence[tuple[int, int]], cpu_after: Sequence[tuple[int, int]],
+          links: list[dict],
           shapes: dict[str, tuple[float, int]], wall_s: float, retransmitted_frames: int,
           loss_expected: bool, time_s: float, dilation: float, probe: Probe,
           repaired: bool = False) -> Verdict:
@@ -75,7 +83,7 @@ def judge(cpu_before: tuple[int, int], cpu_after: tuple[int, int], links: list[d
     link's configured (emulated) rate and shaper burst (bytes it may send at once, on top of
     the rate), `wall_s` the batch's wall-clock time, `time_s` one call's real time at
     `dilation`, and `probe` the same batch at a larger dilation."""
-    busy = (cpu_after[0] - cpu_before[0]) / max(1, cpu_after[1] - cpu_before[1])
+    busy = busy_share(cpu_before, cpu_after)
     utilization = {
         link["link"]: (link["bytes"] - shapes[link["link"]][1]) * 8
         / (shapes[link["link"]][0] * wall_s) for link in links} if wall_s > 0 else {}

@@ -203,6 +203,10 @@ class Cluster:
             merged.update({(link, name): c for link, name, c in rows})
         return merged
 
+    def cpu_times(self) -> list[tuple[int, int]]:
+        """Every host's (busy, total) CPU jiffies: the verdict reports the busiest host."""
+        return [(busy, total) for busy, total in self._all("cpu")]
+
     def redilate(self, plan: Plan) -> None:
         if plan.dilation != self.plan.dilation:
             self._all("redilate", plan=wire.pack(plan))

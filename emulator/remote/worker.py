@@ -23,6 +23,7 @@ from pathlib import Path
 from emulator.errors import NetwallError
 from emulator.kernel import records as state
 from emulator.kernel.network import Network, Share
+from emulator.models.verdict import cpu_times
 from emulator.remote import wire
 from emulator.version import netwall_version
 from traffic.forkserver import AgentProcess
@@ -74,6 +75,10 @@ class Worker:
     def counters(self) -> list:
         assert self.network is not None
         return [[link, name, c] for (link, name), c in self.network.counters().items()]
+
+    def cpu(self) -> list:
+        """This host's (busy, total) CPU jiffies, for the verdict's CPU share."""
+        return list(cpu_times())
 
     def redilate(self, plan: str) -> None:
         """The same network at the dilation of `plan` (the controller's, redilated)."""
@@ -138,7 +143,7 @@ class Worker:
                 _say({"reply": None})
                 return True
             handler = {"hello": self.hello, "clock": self.clock, "build": self.build,
-                       "counters": self.counters, "redilate": self.redilate,
+                       "counters": self.counters, "cpu": self.cpu, "redilate": self.redilate,
                        "set_link": self.set_link}.get(op)
             if handler is None:
                 raise NetwallError(f"worker: unknown request {op!r}")

@@ -66,6 +66,7 @@ def test_racks_over_two_hosts_carry_what_one_host_carries(testbed):
     assert link_bytes(spread) == link_bytes(alone)
     assert all(link["bytes"] == link["expected_bytes"] for link in spread["links"])
     assert "rack1->spine0" in link_bytes(spread)  # the cable between the hosts carried data
+    assert 0 < spread["fidelity"]["cpu_busy"] <= 1  # read from every host, the busiest kept
 
 
 def test_a_ring_cut_by_metis_over_three_hosts(testbed):

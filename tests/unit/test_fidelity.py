@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from emulator.models.verdict import Probe, cpu_times, judge, judge_trace
+from emulator.models.verdict import Probe, busy_share, cpu_times, judge, judge_trace
 
 LINKS = [{"link": "gpu0->nvs0", "bytes": 1_000_000, "drops": 0},
          {"link": "nvs0->gpu1", "bytes": 500_000, "drops": 0}]
@@ -16,7 +16,7 @@ RATES = {"gpu0->nvs0": (8e6, 0), "nvs0->gpu1": (8e6, 0)}  # 1 MB/s each, no burs
 TRUE_S = 100e-6  # what the links alone would take, real seconds
 
 
-def verdict(time_s=TRUE_S, probe_s=TRUE_S, links=LINKS, cpu=((100, 1000), (150, 2000)),
+def verdict(time_s=TRUE_S, probe_s=TRUE_S, links=LINKS, cpu=([(100, 1000)], [(150, 2000)]),
             retransmits=0, loss_expected=False, tolerance=0.02, d=1000.0, probe_d=2000.0):
     probe = Probe(probe_d, probe_s, tolerance)
     return judge(*cpu, links, RATES, wall_s=1.25, retransmitted_frames=retransmits,
@@ -44,12 +44,20 @@ def test_a_host_bound_result_is_flagged_with_the_fix(host_wall_s):
 
 def test_a_host_bound_result_is_flagged_even_with_idle_cpus():
     # The failure the old verdict missed: CPUs half idle, wake-up latency setting the pace.
-    v = verdict(TRUE_S * 1.5, TRUE_S * 1.25, cpu=((0, 0), (50, 100)))
+    v = verdict(TRUE_S * 1.5, TRUE_S * 1.25, cpu=([(0, 0)], [(50, 100)]))
     assert v.cpu_busy == 0.5 and not v.faithful
 
 
+def test_a_spread_cluster_reports_its_busiest_host():
+    """One reading per host: the share is the most loaded host's, not an average that an
+    idle host would dilute."""
+    v = verdict(cpu=([(0, 0), (0, 0), (10, 100)], [(20, 100), (90, 100), (20, 200)]))
+    assert v.cpu_busy == 0.9
+    assert busy_share([(0, 0)], [(30, 100)]) == 0.3
+
+
 def test_a_busy_cpu_alone_does_not_flag_an_invariant_result():
-    v = verdict(cpu=((0, 0), (99, 100)))
+    v = verdict(cpu=([(0, 0)], [(99, 100)]))
     assert v.cpu_busy == 0.99 and v.faithful
 
 
@@ -66,7 +74,7 @@ def test_within_tolerance_is_faithful_and_the_tolerance_is_the_users():
 
 
 def test_without_a_probe_nothing_is_proven():
-    v = judge((0, 0), (1, 100), LINKS, RATES, 1.25, 0, False, TRUE_S, 1000.0,
+    v = judge([(0, 0)], [(1, 100)], LINKS, RATES, 1.25, 0, False, TRUE_S, 1000.0,
               Probe(2000.0, None, 0.02, "the probe was turned off"))
     assert v.host_error is None and not v.faithful
     assert v.flags == ["not proven: the probe was turned off"]
@@ -82,7 +90,7 @@ def test_a_host_dominated_result_serialises_as_strict_json():
 
 def test_each_other_violation_is_flagged_with_its_reason():
     drops = [dict(LINKS[0], drops=3), LINKS[1]]
-    v = judge((0, 0), (95, 100), drops, RATES, wall_s=0.5, retransmitted_frames=7,
+    v = judge([(0, 0)], [(95, 100)], drops, RATES, wall_s=0.5, retransmitted_frames=7,
               loss_expected=False, time_s=TRUE_S, dilation=1000.0,
               probe=Probe(2000.0, TRUE_S, 0.02))
     text = " | ".join(v.flags)
@@ -95,7 +103,7 @@ def test_the_shapers_burst_is_not_over_rate():
     # 1.25 s at 1 MB/s is 1.25 MB; a 0.3 MB burst on top of it is what htb allows.
     burst = {"gpu0->nvs0": (8e6, 300_000), "nvs0->gpu1": (8e6, 300_000)}
     links = [dict(LINKS[0], bytes=1_500_000), LINKS[1]]
-    v = judge((0, 0), (1, 100), links, burst, 1.25, 0, False, TRUE_S, 1000.0,
+    v = judge([(0, 0)], [(1, 100)], links, burst, 1.25, 0, False, TRUE_S, 1000.0,
               Probe(2000.0, TRUE_S, 0.02))
     assert v.max_link_utilization == pytest.approx(0.96) and v.faithful
 
