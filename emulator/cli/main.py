@@ -18,9 +18,25 @@ from emulator.cli.parsing import build_parser
 from emulator.errors import NetwallError
 from emulator.kernel import records as state
 
+#: Set once SIGINT, SIGTERM or SIGHUP arrived: from then on the command only unwinds.
+_interrupted = threading.Event()
+
 
 def _interrupt(signum, _frame):
+    _interrupted.set()
     raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+class _QuietAfterInterrupt(logging.Filter):
+    """An interrupt inside pyroute2's asyncio loop abandons a generator that asyncio logs,
+    with a traceback, when the teardown's next netlink call or the exit closes it: noise
+    around the one line the user should read."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _interrupted.is_set()
+
+
+_QUIET_AFTER_INTERRUPT = _QuietAfterInterrupt()  # one object: adding it again is a no-op
 
 
 def _unraisable(hook: sys.UnraisableHookArgs) -> None:
@@ -39,8 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     args.words = tuple(argv)  # as typed: `netwall run` alone differs from its defaults typed
     sys.unraisablehook = _unraisable
     # SIGTERM and SIGHUP unwind like Ctrl-C, so `with Emulation` tears the network down.
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
+    _interrupted.clear()
+    logging.getLogger("asyncio").addFilter(_QUIET_AFTER_INTERRUPT)
     try:
         return COMMANDS[args.command](args)
     except NetwallError as e:
@@ -50,8 +68,6 @@ def main(argv: list[str] | None = None) -> int:
         # An interrupt inside pyroute2's asyncio loop leaves a coroutine that Python warns
         # about when it is collected: noise under the one line the user should read.
         warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
-        # ... and asyncio logs the generator it could not close at exit, after that line.
-        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
         removed = "; the emulated network was removed" if state.built() else ""
         print(f"netwall: interrupted{removed}", file=sys.stderr)
         return 130
