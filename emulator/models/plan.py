@@ -7,7 +7,7 @@ direction. It is pure data, so tests check it without root; network.py only exec
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from emulator.models import dilation as dil
@@ -81,28 +81,24 @@ class Plan:
     def racks(self) -> list[list[int]] | None:
         """Ranks grouped by the switch their GPU hangs off (racks), if every GPU has one and
         the groups are equal: what hierarchical algorithms split on."""
-        groups: dict[str, list[int]] = {}
-        for rank, gpu in enumerate(self.topology.gpus):
-            switches = [self.topology.other(link, gpu) for link in self.topology.links_of(gpu)
-                        if not self.topology.is_gpu(self.topology.other(link, gpu))]
-            if len(switches) != 1:
-                return None
-            groups.setdefault(switches[0], []).append(rank)
-        sizes = {len(g) for g in groups.values()}
-        return list(groups.values()) if len(groups) > 1 and len(sizes) == 1 else None
+        return self._by_switch(lambda _switch: True)
 
     def groups(self) -> list[list[int]] | None:
         """Where built-in workloads place their tensor, expert and pipeline groups: the
         racks, or on a two-fabric cluster the scale-up domains (the GPUs on one switch that
         joins only GPUs); None if neither splits the ranks into equal groups."""
-        racks = self.racks()
-        if racks is not None:
-            return racks
+        t = self.topology
+        return self.racks() or self._by_switch(
+            lambda switch: all(t.is_gpu(t.other(k, switch)) for k in t.links_of(switch)))
+
+    def _by_switch(self, counts: Callable[[str], bool]) -> list[list[int]] | None:
+        """Ranks grouped by the one switch next to each GPU that `counts`, if every GPU has
+        exactly one and the groups are more than one and equal."""
         t = self.topology
         groups: dict[str, list[int]] = {}
         for rank, gpu in enumerate(t.gpus):
             own = [s for s in (t.other(link, gpu) for link in t.links_of(gpu))
-                   if not t.is_gpu(s) and all(t.is_gpu(t.other(k, s)) for k in t.links_of(s))]
+                   if not t.is_gpu(s) and counts(s)]
             if len(own) != 1:
                 return None
             groups.setdefault(own[0], []).append(rank)
