@@ -23,13 +23,10 @@ from pathlib import Path
 from emulator.errors import NetwallError
 from emulator.inputs import MAX_LOG_BYTES, cut, read_text, shown
 from topologies.graph import MAX_GPUS
+from traffic.collectives.base import COLLECTIVES, ROOTED
 
-# The collectives a trace may name (netwall's names; nccl-tests' size convention for each).
-COLLECTIVES = (
-    "allreduce", "reducescatter", "allgather", "broadcast", "reduce", "alltoall", "sendrecv",
-    "send",
-)
-ROOTED = ("broadcast", "reduce")
+# The collectives a trace may name are the schedules' (netwall's names; nccl-tests' size
+# convention for each).
 
 KEYS = ("id", "collective", "algorithm", "bytes", "group", "comm", "stream", "gap_us", "after",
         "root", "peer", "grouped", "step")
