@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from emulator.errors import NetwallError
-from emulator.hostlist import Host
+from emulator.hostlist import DEFAULT_NIC_GBPS, Host
 from emulator.kernel import records as state
 from emulator.kernel import vxlan
 from emulator.kernel.capabilities import Capabilities, probe
@@ -57,8 +57,6 @@ from traffic.launcher import START_MARGIN_S, Agents, CallPlan, spawn_agents
 from traffic.protocol import Route
 from traffic.trace import Call, resolve, takers
 
-#: What a NIC between hosts carries when the user does not say (Gb/s): a common server NIC.
-DEFAULT_NIC_GBPS = 25.0
 #: Dilations a call is measured at, at most, before its flag is left to the user.
 MAX_ATTEMPTS = 3
 #: Untimed calls (warm-up, the verified call) run this many times less dilated.

@@ -16,6 +16,8 @@ from emulator.errors import NetwallError
 from emulator.inputs import read_text, shown
 
 ENV = "NETWALL_HOSTS"
+#: What a NIC between hosts carries when the user does not say (Gb/s): a common server NIC.
+DEFAULT_NIC_GBPS = 25.0
 #: More hosts than this is a typo (a pasted node list), not a cluster netwall can drive.
 MAX_HOSTS = 64
 _HOST = re.compile(r"^(?:(?P<user>[A-Za-z_][A-Za-z0-9_.-]{0,31})@)?"

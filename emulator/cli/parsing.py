@@ -10,6 +10,8 @@ from typing import Any
 
 from emulator import inputs, units
 from emulator.errors import NetwallError
+from emulator.hostlist import DEFAULT_NIC_GBPS
+from emulator.kernel import vxlan
 from emulator.models import calibration
 from emulator.models.endpoints import DEFAULT as DEFAULT_GPU
 from emulator.version import netwall_version
@@ -258,11 +260,13 @@ def host_options(parser: argparse.ArgumentParser, clean: bool = False) -> None:
                              "@FILE (default $NETWALL_HOSTS; none: this machine)")
     if clean:
         return
-    parser.add_argument("--nic-gbps", type=float, default=25.0, metavar="GBPS",
-                        help="rate of each host's NIC to the others (default 25): the run "
-                             "refuses a dilation whose cross-host traffic would exceed it")
-    parser.add_argument("--vxlan-port", type=int, default=4789, metavar="PORT",
-                        help="UDP port of the VXLAN tunnels between hosts (default 4789)")
+    parser.add_argument("--nic-gbps", type=float, default=DEFAULT_NIC_GBPS, metavar="GBPS",
+                        help=f"rate of each host's NIC to the others (default "
+                             f"{DEFAULT_NIC_GBPS:g}): the run refuses a dilation whose "
+                             "cross-host traffic would exceed it")
+    parser.add_argument("--vxlan-port", type=int, default=vxlan.DEFAULT_PORT, metavar="PORT",
+                        help="UDP port of the VXLAN tunnels between hosts (default "
+                             f"{vxlan.DEFAULT_PORT})")
 
 
 def _campaign_commands(sub) -> None:
