@@ -15,8 +15,8 @@ from __future__ import annotations
 import statistics
 
 from emulator import Emulation
-from emulator.text.table import markdown as md
-from emulator.units import format_size
+from foundation.text.table import markdown as md
+from foundation.units import format_size
 from traffic.schedule import ALGORITHMS
 
 LINK = "copper-800g"

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from emulator.text.table import markdown as md
+from foundation.text.table import markdown as md
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,8 +12,8 @@ import statistics
 
 from emulator import Emulation
 from emulator.kernel.iperf3 import iperf3_flows
-from emulator.text.table import markdown as md
-from emulator.units import format_size
+from foundation.text.table import markdown as md
+from foundation.units import format_size
 
 GPUS = 8
 SIZES = (1 << 20, 16 << 20, 64 << 20)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import statistics
 
 from emulator import Emulation
-from emulator.text.table import markdown as md
-from emulator.units import format_size
+from foundation.text.table import markdown as md
+from foundation.units import format_size
 
 FAMILIES = ("copper-800g", "optical-800g", "wide-and-slow-800g")
 SIZES = (1 << 20, 16 << 20, 64 << 20)

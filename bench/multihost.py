@@ -16,9 +16,9 @@ import statistics
 import time
 
 from emulator import Emulation
-from emulator.hostlist import parse_hosts
 from emulator.remote.nshosts import NamespaceHosts
-from emulator.text.table import markdown as md
+from foundation.hostlist import parse_hosts
+from foundation.text.table import markdown as md
 
 LINK = "copper-800g"
 #: What netwall chooses, and proves faithful here, for 16 MiB on racks:2x8 alone (4 MiB

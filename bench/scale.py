@@ -21,8 +21,8 @@ import statistics
 import time
 
 from emulator import Emulation
-from emulator.errors import NetwallError
-from emulator.text.table import markdown as md
+from foundation.errors import NetwallError
+from foundation.text.table import markdown as md
 
 LINK = "copper-800g"
 # Stars while one Linux bridge can hold every GPU (1023 ports at most); then racks.

@@ -21,8 +21,8 @@ from emulator.kernel.iperf3 import iperf3_flows
 from emulator.models.plan import EMULATION_MTU, FRAME_BYTES
 from emulator.models.profiles import catalogue
 from emulator.models.verdict import CPU_SATURATED, cpu_times
-from emulator.text.table import markdown as md
-from emulator.units import format_rate
+from foundation.text.table import markdown as md
+from foundation.units import format_rate
 
 LINK = "copper-800g"
 RATES = (10e6, 100e6, 1e9, 2.5e9, 5e9, 10e9)

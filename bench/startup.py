@@ -12,7 +12,7 @@ import time
 
 from emulator import Emulation
 from emulator.kernel.network import Network
-from emulator.text.table import markdown as md
+from foundation.text.table import markdown as md
 
 
 def netwall_once(gpus: int) -> tuple[float, float]:

@@ -28,8 +28,8 @@ from emulator.models.alphabeta import model_time_s
 from emulator.models.endpoints import CallCosts, GpuProfile, costs, get_gpu
 from emulator.models.metrics import BUSBW_FACTOR, busbw_gbps
 from emulator.models.profiles import catalogue
-from emulator.text.table import markdown as md
-from emulator.units import format_size
+from foundation.text.table import markdown as md
+from foundation.units import format_size
 from topologies import parse
 from traffic.schedule import build
 

@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 from emulator.result import RunResult
-from emulator.text.table import markdown as md
-from emulator.units import format_size
+from foundation.text.table import markdown as md
+from foundation.units import format_size
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLE = ["run", "--topology", "star:8", "--link", "optical-800g", "--size", "1M", "--size",

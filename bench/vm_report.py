@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from bench import vm_box
-from emulator.text.table import markdown as md
+from foundation.text.table import markdown as md
 
 HEADING = "## The Vagrant box's userland (bench/vm_userland.py)"
 SECTION = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)

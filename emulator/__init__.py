@@ -4,7 +4,7 @@
 It is loaded on first use, so the pure modules (and the agents) import without it.
 """
 
-from emulator.errors import NetwallError
+from foundation.errors import NetwallError
 
 __all__ = ["Emulation", "NetwallError"]
 

@@ -20,8 +20,6 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from emulator.errors import NetwallError
-from emulator.hostlist import DEFAULT_NIC_GBPS, Host
 from emulator.kernel import records as state
 from emulator.kernel import vxlan
 from emulator.kernel.capabilities import Capabilities, probe
@@ -37,7 +35,7 @@ from emulator.models.faults import Fault, LinkState, link_state, timeline
 from emulator.models.metrics import algbw_gbps, busbw_gbps
 from emulator.models.partition import check_nic, min_dilation, partition
 from emulator.models.plan import EMULATION_MTU, FRAME_BYTES, gpu_link_rates, make_plan, redilated
-from emulator.models.profiles import catalogue, get_profile, with_bundles
+from emulator.models.profiles import DEFAULT_LINK, catalogue, get_profile, with_bundles
 from emulator.models.verdict import Probe, judge, judge_trace
 from emulator.remote.wire import REMOTE_START_MARGIN_S
 from emulator.result import (
@@ -49,6 +47,8 @@ from emulator.result import (
     StepTime,
     TraceAttempt,
 )
+from foundation.errors import NetwallError
+from foundation.hostlist import DEFAULT_NIC_GBPS, Host
 from topologies import Topology, parse, validate
 from topologies.layout import parse_layout, racks_topology
 from traffic import schedule as sched
@@ -74,7 +74,7 @@ class Emulation:
     def __init__(
         self,
         topology: str | Topology = "star:8",
-        link: str = "copper-800g",
+        link: str = DEFAULT_LINK,
         *,
         spine_link: str = "optical-800g",
         length_m: float | None = None,

@@ -25,7 +25,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-from emulator.errors import NetwallError
+from foundation.errors import NetwallError
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 
-from emulator.errors import NetwallError
+from foundation.errors import NetwallError
 
 from . import cluster
 from .graph import DIRECT, MAX_GPUS, SCALE_OUT, SCALE_UP, Link, Topology

@@ -31,8 +31,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from emulator.errors import NetwallError
-from emulator.inputs import MAX_CABLES, is_whole
+from foundation.errors import NetwallError
+from foundation.inputs import MAX_CABLES, is_whole
 
 from .graph import MAX_GPUS, SCALE_OUT, SCALE_UP, Link, Topology
 from .layout import (

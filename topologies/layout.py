@@ -24,8 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from emulator.errors import NetwallError
-from emulator.inputs import is_whole, shown
+from foundation.errors import NetwallError
+from foundation.inputs import is_whole, shown
 
 from .graph import MAX_GPUS, SCALE_OUT, SCALE_UP, Link, Topology
 

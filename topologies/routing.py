@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from emulator.errors import NetwallError
+from foundation.errors import NetwallError
 
 from .graph import Topology
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from emulator.errors import NetwallError
+from foundation.errors import NetwallError
 
 from .graph import MAX_GPUS, Topology, tier_of
 from .segments import switch_segments

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from emulator.errors import NetwallError
-from emulator.inputs import load_yaml, read_text
+from foundation.errors import NetwallError
+from foundation.inputs import load_yaml, read_text
 
 from . import cluster
 from .graph import MAX_GPUS, Link, Topology, tier_of

@@ -29,8 +29,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from emulator.errors import NetwallError
-from emulator.inputs import MAX_LOG_BYTES, read_bytes
+from foundation.errors import NetwallError
+from foundation.inputs import MAX_LOG_BYTES, read_bytes
 from traffic.protoschema import message_classes
 from traffic.trace import MAX_CALLS, Call, default_comm, dump_trace
 

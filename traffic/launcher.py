@@ -14,8 +14,8 @@ import select
 import time
 from dataclasses import dataclass
 
-from emulator.errors import NetwallError
 from emulator.models.endpoints import FREE, CallCosts
+from foundation.errors import NetwallError
 from traffic.forkserver import PROJECT_ROOT, AgentProcess, ForkServer
 from traffic.protocol import (
     CallSpec,

@@ -30,8 +30,8 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from emulator.errors import NetwallError
-from emulator.inputs import MAX_LOG_BYTES, read_text
+from foundation.errors import NetwallError
+from foundation.inputs import MAX_LOG_BYTES, read_text
 from traffic.nccl_calls import (
     COLLECTIVE_NAMES,
     DTYPE_SIZE,

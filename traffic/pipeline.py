@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from emulator.errors import NetwallError
+from foundation.errors import NetwallError
 from traffic.shapes import (
     ACT_BYTES,
     GPT3_XL_HIDDEN,

@@ -25,7 +25,7 @@ from functools import cache
 from operator import attrgetter
 from typing import Any, get_args, get_origin, get_type_hints
 
-from emulator.errors import NetwallError
+from foundation.errors import NetwallError
 
 
 @dataclass(frozen=True)

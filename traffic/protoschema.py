@@ -15,7 +15,7 @@ from pathlib import Path
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from emulator.errors import NetwallError
+from foundation.errors import NetwallError
 
 F = descriptor_pb2.FieldDescriptorProto
 SCALARS = {

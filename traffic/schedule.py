@@ -19,7 +19,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from emulator.errors import NetwallError
+from foundation.errors import NetwallError
 from traffic.collectives.base import (
     COLLECTIVES,
     DTYPE_ALIASES,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from emulator.errors import NetwallError
+from foundation.errors import NetwallError
 from traffic.trace import Call
 
 MIB = 1 << 20

@@ -20,8 +20,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from emulator.errors import NetwallError
-from emulator.inputs import MAX_LOG_BYTES, cut, read_text, shown
+from foundation.errors import NetwallError
+from foundation.inputs import MAX_LOG_BYTES, cut, is_whole, read_text, shown
 from topologies.graph import MAX_GPUS
 from traffic.collectives.base import COLLECTIVES, ROOTED
 
@@ -138,7 +138,7 @@ def _parse_line(text: str, where: str, default_id: int) -> Call:
 
     def integer(key: str, default: int, minimum: int = 0, maximum: int = MAX_INT) -> int:
         value = obj.get(key, default)
-        if not _is_int(value):
+        if not is_whole(value):
             raise NetwallError(f"{where}: key {key!r}: expected an integer, "
                                f"got {_json(value)}")
         if not minimum <= value <= maximum:
@@ -165,7 +165,7 @@ def _parse_line(text: str, where: str, default_id: int) -> Call:
     group = _parse_group(obj["group"], where)
     comm = string("comm", default_comm(group))
     stream = obj.get("stream", "0")
-    if _is_int(stream):  # "stream": 1 is as clear as "stream": "1"
+    if is_whole(stream):  # "stream": 1 is as clear as "stream": "1"
         stream = str(stream)
     if not isinstance(stream, str) or not stream:
         raise NetwallError(f"{where}: key 'stream': expected a non-empty string, "
@@ -176,7 +176,7 @@ def _parse_line(text: str, where: str, default_id: int) -> Call:
     if not 0 <= gap <= MAX_GAP_US:
         raise NetwallError(f"{where}: key 'gap_us': must be 0 to {MAX_GAP_US:g}, got {gap:g}")
     after = obj.get("after", [])
-    if not isinstance(after, list) or not all(_is_int(a) for a in after):
+    if not isinstance(after, list) or not all(is_whole(a) for a in after):
         raise NetwallError(f"{where}: key 'after': expected a list of call ids, "
                            f"got {_json(after)}")
     if len(set(after)) != len(after):
@@ -213,7 +213,7 @@ def _parse_line(text: str, where: str, default_id: int) -> Call:
 def _parse_group(value: object, where: str) -> tuple[int, ...]:
     if value == "all":
         return ()
-    if not isinstance(value, list) or not all(_is_int(r) for r in value):
+    if not isinstance(value, list) or not all(is_whole(r) for r in value):
         raise NetwallError(f"{where}: key 'group': expected \"all\" or a list of ranks, "
                            f"got {_json(value)}")
     if not 2 <= len(value) <= MAX_GPUS:
@@ -230,9 +230,6 @@ def _json(value: object) -> str:
     """A JSON value as an error line shows it."""
     return cut(json.dumps(value))
 
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def resolve(calls: Sequence[Call], ranks: int) -> list[Call]:

@@ -17,7 +17,8 @@ import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from emulator.errors import NetwallError
+from foundation.errors import NetwallError
+from foundation.inputs import is_whole
 from traffic.pipeline import parallel_3d, pp_1f1b
 from traffic.shapes import (
     ACT_BYTES,
@@ -61,21 +62,21 @@ def workload(name: str, ranks: int, groups: Sequence[Sequence[int]] | None = Non
             raise NetwallError(f"workload {name}: unknown parameter {key!r} "
                                f"(known: {', '.join(accepted + ['steps'])})")
     steps = params.pop("steps", 1)
-    if not _is_int(ranks) or ranks < 2:
+    if not is_whole(ranks) or ranks < 2:
         raise NetwallError(f"workload {name}: needs at least 2 ranks, got {ranks}")
     if not isinstance(scale, (int, float)) or isinstance(scale, bool) or \
             not 0 < scale <= MAX_SCALE:
         raise NetwallError(f"workload {name}: scale must be a number > 0 and <= "
                            f"{MAX_SCALE:g}, got {scale!r}")
-    if not _is_int(steps) or not 1 <= steps <= MAX_CALLS:
+    if not is_whole(steps) or not 1 <= steps <= MAX_CALLS:
         raise NetwallError(f"workload {name}: steps must be an integer from 1 to {MAX_CALLS}, "
                            f"got {steps!r}")
     for key, value in params.items():
         default = inspect.signature(fn).parameters[key].default
         if isinstance(default, str):
             ok = isinstance(value, str)
-        elif _is_int(default):
-            ok = _is_int(value) and value > 0
+        elif is_whole(default):
+            ok = is_whole(value) and value > 0
         else:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
         if not ok:
@@ -97,11 +98,8 @@ def workload(name: str, ranks: int, groups: Sequence[Sequence[int]] | None = Non
 def _kind(default: object) -> str:
     if isinstance(default, str):
         return "a string"
-    return "an integer > 0" if _is_int(default) else "a number > 0"
+    return "an integer > 0" if is_whole(default) else "a number > 0"
 
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _groups(name: str, ranks: int, groups: Sequence[Sequence[int]] | None
@@ -110,7 +108,7 @@ def _groups(name: str, ranks: int, groups: Sequence[Sequence[int]] | None
         return None
     out = tuple(tuple(g) for g in groups)
     flat = [r for g in out for r in g]
-    if any(not _is_int(r) or r < 0 or r >= ranks for r in flat):
+    if any(not is_whole(r) or r < 0 or r >= ranks for r in flat):
         raise NetwallError(f"workload {name}: groups must hold ranks 0..{ranks - 1}")
     if len(set(flat)) != len(flat):
         raise NetwallError(f"workload {name}: a rank is in two groups")

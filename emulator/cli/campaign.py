@@ -10,11 +10,11 @@ import io
 import sys
 from pathlib import Path
 
-from emulator.errors import NetwallError
 from emulator.experiments.campaign import load
 from emulator.experiments.store import open_store
-from emulator.hostlist import resolve_hosts
-from emulator.outputs import write_file
+from foundation.errors import NetwallError
+from foundation.hostlist import resolve_hosts
+from foundation.outputs import write_file
 
 RESULTS = Path("results")
 

@@ -13,23 +13,29 @@ import json
 import os
 import sys
 
-from emulator import inputs
 from emulator.cli import campaign, comparison, nccltests, tables
 from emulator.cli.listings import failures_table, gpus_table, profiles_table, reach_table
-from emulator.cli.parsing import FAMILIES_DEFAULT, sweep
-from emulator.errors import NetwallError
+from emulator.cli.parsing import sweep
 from emulator.experiments import designs
 from emulator.experiments.store import open_store
-from emulator.hostlist import resolve_hosts
 from emulator.kernel import records as state
 from emulator.kernel.capabilities import probe
 from emulator.models.alphabeta import protocol_ranges
 from emulator.models.endpoints import gpus
 from emulator.models.faults import parse
-from emulator.models.profiles import catalogue, get_profile, with_bundles
+from emulator.models.profiles import (
+    DEFAULT_LINK,
+    FAMILY_DEFAULTS,
+    catalogue,
+    get_profile,
+    with_bundles,
+)
 from emulator.models.reliability import fleet, simulate
-from emulator.text.progress import Progress
-from emulator.version import netwall_version
+from foundation import inputs
+from foundation.errors import NetwallError
+from foundation.hostlist import resolve_hosts
+from foundation.text.progress import Progress
+from foundation.version import netwall_version
 from topologies import parse as parse_topology
 from topologies import validate
 from topologies.layout import parse_layout, reach_report
@@ -45,7 +51,7 @@ def _emulations(args) -> list:
     from emulator.emulation import Emulation
 
     emulations: list[Emulation] = []
-    for link in args.link or list(FAMILIES_DEFAULT):
+    for link in args.link or list(FAMILY_DEFAULTS):
         emulations.append(Emulation(
             args.topology, link, spine_link=args.spine_link, length_m=args.length_m,
             spine_length_m=args.spine_length_m, dilation=args.dilation,
@@ -370,7 +376,7 @@ def cmd_cli(args) -> int:
     if resolve_hosts(args.hosts):
         raise NetwallError("netwall cli builds on this machine only (Mininet's CLI needs every "
                            "node here); run, replay and campaign take --hosts")
-    args.link = args.link[:1] if args.link else ["copper-800g"]
+    args.link = args.link[:1] if args.link else [DEFAULT_LINK]
     emu = _emulations(args)[0]
     _note_missing(emu)
     with emu:

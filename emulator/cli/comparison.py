@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from emulator.text.table import table
-from emulator.units import format_size
+from foundation.text.table import table
+from foundation.units import format_size
 
 if TYPE_CHECKING:  # the comparison itself imports the emulation: only when one runs
     from emulator.experiments.compare import Row

@@ -14,11 +14,11 @@ from mininet.cli import CLI
 
 from emulator.cli.tables import print_row
 from emulator.emulation import Emulation
-from emulator.errors import NetwallError
 from emulator.kernel.iperf3 import iperf3_flows
 from emulator.models.faults import parse
-from emulator.text.table import table
-from emulator.units import parse_size
+from foundation.errors import NetwallError
+from foundation.text.table import table
+from foundation.units import parse_size
 
 USAGE_IPERF = ("usage: iperf [GPU GPU [SECONDS]], SECONDS a whole number 1 to 3600, e.g. "
                "iperf gpu0 gpu1 2")

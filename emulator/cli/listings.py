@@ -1,6 +1,6 @@
 """The tables the pure commands print: `netwall profiles`, `failures`, `reach`, and a run's
 energy. The models hand over data (profiles, Monte Carlo summaries, reach rows, an energy
-report); here it is formatted (digits, units, order) and laid out by emulator.text.table.
+report); here it is formatted (digits, units, order) and laid out by foundation.text.table.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from emulator.models.endpoints import GpuProfile
 from emulator.models.energy import EnergyReport
 from emulator.models.profiles import FAMILIES, LinkProfile
-from emulator.text.table import table
-from emulator.units import format_size
+from foundation.text.table import table
+from foundation.units import format_size
 
 
 def _g(x: float) -> str:

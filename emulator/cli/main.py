@@ -15,8 +15,8 @@ import warnings
 
 from emulator.cli.commands import COMMANDS
 from emulator.cli.parsing import build_parser
-from emulator.errors import NetwallError
 from emulator.kernel import records as state
+from foundation.errors import NetwallError
 
 #: Set once SIGINT, SIGTERM or SIGHUP arrived: from then on the command only unwinds.
 _interrupted = threading.Event()

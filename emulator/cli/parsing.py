@@ -8,21 +8,20 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from emulator import inputs, units
-from emulator.errors import NetwallError
-from emulator.hostlist import DEFAULT_NIC_GBPS
 from emulator.kernel import vxlan
 from emulator.models import calibration
 from emulator.models.endpoints import DEFAULT as DEFAULT_GPU
-from emulator.version import netwall_version
+from emulator.models.profiles import FAMILY_DEFAULTS
+from foundation import inputs, units
+from foundation.errors import NetwallError
+from foundation.hostlist import DEFAULT_NIC_GBPS
+from foundation.version import netwall_version
 from traffic.schedule import ELEMENT, datatype, reduction
 from traffic.workloads import WORKLOADS
 
-FAMILIES_DEFAULT = ("copper-800g", "optical-800g", "wide-and-slow-800g")
-
 
 def _argument_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    """A parser of emulator.units as an argparse type: its NetwallError line becomes
+    """A parser of foundation.units as an argparse type: its NetwallError line becomes
     argparse's usage error, with the same words."""
     def read(text: str) -> Any:
         try:
@@ -30,7 +29,7 @@ def _argument_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
         except NetwallError as e:
             raise argparse.ArgumentTypeError(str(e)) from None
     read.__name__ = read.__qualname__ = parse.__name__
-    read.__doc__ = f"emulator.units.{parse.__name__}, as an argparse type."
+    read.__doc__ = f"foundation.units.{parse.__name__}, as an argparse type."
     return read
 
 
@@ -223,7 +222,7 @@ def _cluster_options(parser: argparse.ArgumentParser) -> None:
                              "file (default star:8)")
     parser.add_argument("--link", action="append", metavar="PROFILE",
                         help="link profile (repeatable; default: one run per family: "
-                             + ", ".join(FAMILIES_DEFAULT) + ")")
+                             + ", ".join(FAMILY_DEFAULTS) + ")")
     parser.add_argument("--spine-link", default="optical-800g", metavar="PROFILE",
                         help="profile of rack-to-spine links in racks:RxG, and of the NICs "
                              "of cluster:DxG (default optical-800g)")

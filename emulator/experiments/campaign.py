@@ -22,8 +22,6 @@ from typing import Any
 
 import yaml
 
-from emulator.errors import NetwallError
-from emulator.inputs import MAX_ITEMS, MAX_ITERS, compose_yaml, is_whole, read_text, shown
 from emulator.models import faults as flt
 from emulator.models.endpoints import DEFAULT as DEFAULT_GPU
 from emulator.models.endpoints import gpus
@@ -35,7 +33,9 @@ from emulator.models.reliability import (
     MAX_SEED,
     MAX_TRIALS,
 )
-from emulator.units import MAX_SIZE, parse_size
+from foundation.errors import NetwallError
+from foundation.inputs import MAX_ITEMS, MAX_ITERS, compose_yaml, is_whole, read_text, shown
+from foundation.units import MAX_SIZE, parse_size
 from topologies import parse as parse_topology
 from topologies.layout import parse_layout
 from traffic.schedule import ALGORITHMS, ELEMENT, default_algorithm

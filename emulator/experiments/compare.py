@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
 from emulator.emulation import Emulation
-from emulator.errors import NetwallError
 from emulator.experiments.campaign import point_id
 from emulator.experiments.designs import Design, DesignFile, Workload
 from emulator.experiments.runner import provenance
@@ -22,6 +21,7 @@ from emulator.experiments.store import Store
 from emulator.models import linkcosts
 from emulator.models.profiles import catalogue, get_profile, with_bundles
 from emulator.result import ReplayResult, RunResult
+from foundation.errors import NetwallError
 from topologies import cluster as clusters
 from traffic.trace import Call, resolve
 from traffic.workloads import workload as build_workload

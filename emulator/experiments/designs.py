@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emulator.errors import NetwallError
-from emulator.inputs import MAX_ITEMS, MAX_ITERS, is_whole, load_yaml, read_text, shown
 from emulator.models.endpoints import DEFAULT as DEFAULT_GPU
 from emulator.models.endpoints import gpus
 from emulator.models.reliability import MAX_FLEET_GPUS
-from emulator.units import parse_size
+from foundation.errors import NetwallError
+from foundation.inputs import MAX_ITEMS, MAX_ITERS, is_whole, load_yaml, read_text, shown
+from foundation.units import parse_size
 from topologies import cluster as clusters
 from topologies.cluster import Cluster
 from traffic.schedule import ALGORITHMS

@@ -24,9 +24,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from emulator.errors import NetwallError
-from emulator.outputs import make_dir, write_file
-from emulator.units import format_size
+from foundation.errors import NetwallError
+from foundation.outputs import make_dir, write_file
+from foundation.units import format_size
 
 COLUMNS = ("id", "campaign", "experiment", "status", "topology", "link", "spine_link",
            "layout", "collective", "algorithm", "bytes", "faults", "not_struck", "dilation",

@@ -18,15 +18,15 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from emulator.emulation import Emulation, calibrated_host
-from emulator.errors import NetwallError
 from emulator.experiments.campaign import Campaign, Failures, Point
 from emulator.experiments.designs import DesignFile
 from emulator.experiments.store import Store
 from emulator.models.faults import parse
 from emulator.models.profiles import catalogue
 from emulator.models.reliability import fleet, simulate
-from emulator.text.progress import Progress, clock
-from emulator.version import netwall_version
+from foundation.errors import NetwallError
+from foundation.text.progress import Progress, clock
+from foundation.version import netwall_version
 
 #: The most measuring one `campaign run` starts (it resumes, so a longer one can be split).
 MAX_CAMPAIGN_S = 30 * 24 * 3600.0

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import submitit
 
-from emulator.errors import NetwallError
 from emulator.experiments.campaign import Campaign, Point, load
 from emulator.experiments.runner import run_campaign
 from emulator.experiments.store import JsonlStore, Store, open_store
+from foundation.errors import NetwallError
 
 EXECUTORS = ("slurm", "local")
 #: Tasks of one array at most: past it, a campaign is better split (Slurm's default

@@ -16,8 +16,8 @@ import sqlite3
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-from emulator.errors import NetwallError
-from emulator.outputs import make_dir
+from foundation.errors import NetwallError
+from foundation.outputs import make_dir
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$")
 

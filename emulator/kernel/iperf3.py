@@ -10,7 +10,7 @@ import json
 import subprocess
 import time
 
-from emulator.errors import NetwallError
+from foundation.errors import NetwallError
 
 PORT = 5201
 

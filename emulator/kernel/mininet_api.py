@@ -19,7 +19,7 @@ from mininet.log import output
 from mininet.net import Mininet
 from mininet.util import waitListening
 
-from emulator.errors import NetwallError
+from foundation.errors import NetwallError
 from topologies import Topology, path
 
 

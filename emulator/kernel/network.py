@@ -21,13 +21,13 @@ from dataclasses import dataclass, field, replace
 
 from mininet.node import Host, Switch
 
-from emulator.errors import NetwallError
 from emulator.kernel import loss, nlbatch, shaping, vxlan
 from emulator.kernel import records as state
 from emulator.kernel.mininet_api import NetlinkLink, NetwallMininet
 from emulator.kernel.netns import inside, iproute
 from emulator.models.plan import EMULATION_MTU, FRAME_BYTES, Interface, Plan
 from emulator.models.verdict import cpu_times
+from foundation.errors import NetwallError
 
 #: Host sysctls: forward for multi-hop topologies, no reverse-path filter on our /32s,
 #: and no IPv6 so no stray neighbour-discovery frames disturb the per-link byte counts.

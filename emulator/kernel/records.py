@@ -20,7 +20,7 @@ from pathlib import Path
 
 from emulator.kernel import vxlan
 from emulator.kernel.netns import iproute
-from emulator.outputs import make_dir, write_file
+from foundation.outputs import make_dir, write_file
 
 STATE_DIR = Path(os.environ.get("NETWALL_STATE_DIR", "/run/netwall"))
 

@@ -22,15 +22,16 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from emulator import outputs
-from emulator.units import format_size
+from emulator.models.profiles import DEFAULT_LINK
+from foundation import outputs
+from foundation.units import format_size
 
 #: Bump when the agents' hot path changes: an old calibration would then mislead.
 VERSION = 1
 #: A result the host distorted by more than this share is flagged (emulator.models.verdict).
 DEFAULT_TOLERANCE = 0.02
 CACHE_DIR = Path(os.environ.get("NETWALL_CACHE_DIR", "/var/cache/netwall"))
-TOPOLOGY, LINK, RANKS = "star:8", "copper-800g", 8
+TOPOLOGY, LINK, RANKS = "star:8", DEFAULT_LINK, 8
 BANDWIDTH_SIZE, LATENCY_SIZE = 16 << 20, 1 << 20
 BANDWIDTH_LADDER = (200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0)
 LATENCY_LADDER = (500.0, 1000.0, 2000.0, 5000.0, 10000.0, 20000.0, 50000.0)
@@ -90,7 +91,7 @@ def load(path: Path | None = None) -> Calibration | None:
 
 
 def save(calibration: Calibration, path: Path | None = None) -> Path:
-    """Write it the safe way (emulator.outputs: atomic, 0644, no following of links)."""
+    """Write it the safe way (foundation.outputs: atomic, 0644, no following of links)."""
     path = path or cache_path()
     outputs.make_dir(path.parent)
     return outputs.write_file(path, json.dumps(asdict(calibration), indent=1))

@@ -17,7 +17,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from emulator.errors import NetwallError
+from foundation.errors import NetwallError
 
 #: The shaper's token bucket, in real link time. A fixed real time (not a wall-clock one) keeps
 #: the allowance the same number of bytes at every dilation, so a call measured at D and at 2D

@@ -23,9 +23,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from emulator.errors import NetwallError
-from emulator.inputs import shown
 from emulator.models.profiles import fail, read_yaml, sourced_number
+from foundation.errors import NetwallError
+from foundation.inputs import shown
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "gpus"
 PATH_ENV = "NETWALL_GPU_PATH"

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from emulator.errors import NetwallError
 from emulator.models.profiles import LinkProfile, get_profile
+from foundation.errors import NetwallError
 
 ENDS = 2  # every cable has a module or port at each end
 DIRECTIONS = 2  # links are full duplex and the byte counters count both directions

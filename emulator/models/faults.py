@@ -19,10 +19,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-from emulator.errors import NetwallError
-from emulator.inputs import shown
 from emulator.models.profiles import NARROW_AND_FAST, LinkProfile
-from emulator.units import parse_duration
+from foundation.errors import NetwallError
+from foundation.inputs import shown
+from foundation.units import parse_duration
 
 KINDS = ("down", "flap", "channels", "ber")
 # Bounds, checked before anything is built: every event is a netlink change made while the

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import pymetis
 
-from emulator.errors import NetwallError
 from emulator.models.plan import FRAME_BYTES
 from emulator.models.profiles import LinkProfile
+from foundation.errors import NetwallError
 from topologies import Topology
 from topologies.cluster import fabric
 

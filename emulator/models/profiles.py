@@ -19,12 +19,16 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from emulator.errors import NetwallError
-from emulator.inputs import MAX_CABLES, is_whole, load_yaml, read_text, shown
+from foundation.errors import NetwallError
+from foundation.inputs import MAX_CABLES, is_whole, load_yaml, read_text, shown
 
 FAMILIES = ("copper", "optical", "wide-and-slow")
 # Narrow-and-fast families lose the whole link with one lane; only wide-and-slow has spares.
 NARROW_AND_FAST = ("copper", "optical")
+#: The link a run uses when none is named, and the one calibration measures on.
+DEFAULT_LINK = "copper-800g"
+#: One 800G profile of each family: what `netwall run` compares when no link is named.
+FAMILY_DEFAULTS = (DEFAULT_LINK, "optical-800g", "wide-and-slow-800g")
 HOURS_PER_YEAR = 8766.0  # 365.25 days: the convention behind FIT <-> AFR conversions
 LANE_RATE_TOLERANCE = 0.02  # lanes * lane rate may differ from the rate by line-coding slack
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emulator.errors import NetwallError
-from emulator.inputs import is_whole, shown
 from emulator.models.profiles import HOURS_PER_YEAR, NARROW_AND_FAST, LinkProfile, get_profile
+from foundation.errors import NetwallError
+from foundation.inputs import is_whole, shown
 
 # A failed channel waits for the next repair: a day is a typical hyperscale remediation
 # turnaround for a degraded (still working) link; see the docs for the sensitivity.

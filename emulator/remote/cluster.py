@@ -15,13 +15,13 @@ import fcntl
 import os
 import time
 
-from emulator.errors import NetwallError
-from emulator.hostlist import Host
 from emulator.models.partition import Partition
 from emulator.models.plan import Plan
 from emulator.remote import ssh, wire
 from emulator.remote.worker import boot_id
-from emulator.version import netwall_version
+from foundation.errors import NetwallError
+from foundation.hostlist import Host
+from foundation.version import netwall_version
 
 F_SETPIPE_SZ = 1031
 CLOCK_SAMPLES = 16

@@ -19,9 +19,9 @@ from typing import Any
 
 import asyncssh
 
-from emulator.errors import NetwallError
-from emulator.hostlist import Host
 from emulator.remote import wire
+from foundation.errors import NetwallError
+from foundation.hostlist import Host
 from traffic.forkserver import PROJECT_ROOT
 
 CONNECT_TIMEOUT_S = 10.0

@@ -21,7 +21,7 @@ import pickle
 from dataclasses import replace
 from typing import Any
 
-from emulator.errors import NetwallError
+from foundation.errors import NetwallError
 from traffic.protocol import Go, Report, decode, encode
 
 #: Margin a program's common start leaves for the "go" lines to cross SSH to every agent

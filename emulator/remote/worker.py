@@ -20,12 +20,12 @@ import sys
 import time
 from pathlib import Path
 
-from emulator.errors import NetwallError
 from emulator.kernel import records as state
 from emulator.kernel.network import Network, Share
 from emulator.models.verdict import cpu_times
 from emulator.remote import wire
-from emulator.version import netwall_version
+from foundation.errors import NetwallError
+from foundation.version import netwall_version
 from traffic.forkserver import AgentProcess
 from traffic.launcher import spawn_agents
 

@@ -146,8 +146,8 @@ def test_hosts_on_other_clocks_are_measured_and_corrected(testbed, monkeypatch):
     by round trips (here they are 0 within the uncertainty), and the run still checks and
     carries what it must."""
     from emulator import Emulation
-    from emulator.hostlist import parse_hosts
     from emulator.remote import cluster
+    from foundation.hostlist import parse_hosts
 
     monkeypatch.setattr(cluster, "boot_id", lambda: "another kernel")
     monkeypatch.setenv("NETWALL_SSH_CONFIG", testbed.env["NETWALL_SSH_CONFIG"])

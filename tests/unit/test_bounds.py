@@ -9,9 +9,9 @@ import time
 import pytest
 
 from emulator.cli.main import main
-from emulator.errors import NetwallError
 from emulator.experiments.campaign import load, loads
-from emulator.inputs import MAX_DEPTH, load_yaml, read_text
+from foundation.errors import NetwallError
+from foundation.inputs import MAX_DEPTH, load_yaml, read_text
 
 BASE = "name: t\ntopologies: [pair]\nlinks: [copper-800g]\nsizes: [64K]\n"
 JUNK = bytes(range(256)) * 4
@@ -443,5 +443,5 @@ def test_a_layout_key_given_twice_is_refused(text):
     (True, 0, 9, False), (2.0, 1, 9, False), ("3", 1, 9, False), (10**12, 0, float("inf"), True),
 ])
 def test_is_whole_takes_only_true_integers_in_range(value, low, high, whole):
-    from emulator.inputs import is_whole
+    from foundation.inputs import is_whole
     assert is_whole(value, low, high) is whole

@@ -148,7 +148,7 @@ def test_the_wall_time_estimate_counts_timed_probe_and_untimed_calls():
 
 def test_a_run_past_the_limit_is_refused_in_one_line():
     from emulator.emulation import bound_duration
-    from emulator.errors import NetwallError
+    from foundation.errors import NetwallError
 
     emu = _emulation(dilation=1e6)
     estimate = emu.estimate_s("allreduce", None, 256 << 20, iters=100_000, warmup=1)

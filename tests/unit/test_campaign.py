@@ -13,12 +13,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from emulator.errors import NetwallError
 from emulator.experiments.campaign import Point, load, loads, point_id
 from emulator.experiments.report import COLUMNS, export, report
 from emulator.experiments.runner import run_campaign
 from emulator.experiments.store import SqliteStore, open_store
 from emulator.result import RunResult
+from foundation.errors import NetwallError
 from tests.conftest import netwall
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator.errors import NetwallError
+from foundation.errors import NetwallError
 from traffic.chakra import (
     COLL,
     COMP,

@@ -13,8 +13,9 @@ from contextlib import contextmanager
 import pytest
 
 from emulator.cli.main import main
-from emulator.cli.parsing import FAMILIES_DEFAULT, build_parser, parse_size, sweep
-from emulator.errors import NetwallError
+from emulator.cli.parsing import build_parser, parse_size, sweep
+from emulator.models.profiles import FAMILY_DEFAULTS
+from foundation.errors import NetwallError
 from traffic.schedule import validate_size
 
 K, M, G = 1024, 1024 * 1024, 1024 * 1024 * 1024
@@ -138,7 +139,7 @@ def test_run_defaults():
     assert args.collective == "allreduce" and args.algorithm is None  # the collective's first
     assert args.check is True and args.strict is False and args.json is False
     assert sweep(args.min_bytes, args.max_bytes, args.step_factor) == [M, 4 * M, 16 * M]
-    assert len(FAMILIES_DEFAULT) == 3
+    assert len(FAMILY_DEFAULTS) == 3
 
 
 def test_run_options_parse():

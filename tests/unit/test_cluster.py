@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.errors import NetwallError
 from emulator.models.profiles import bundle, catalogue, with_bundles
+from foundation.errors import NetwallError
 from topologies import load_file, next_hops, parse, path, validate
 from topologies.cluster import Cluster, check_reach, fabric, from_mapping, topology
 from topologies.layout import Layout

@@ -8,8 +8,8 @@ import io
 import pytest
 
 from emulator.cli.main import main
-from emulator.errors import NetwallError
 from emulator.experiments.designs import DEFAULT, load, parse
+from foundation.errors import NetwallError
 
 GOOD = """\
 name: small

@@ -6,7 +6,6 @@ import math
 
 import pytest
 
-from emulator.errors import NetwallError
 from emulator.models.dilation import (
     MAX_AUTO,
     CallCost,
@@ -21,6 +20,7 @@ from emulator.models.dilation import (
     retry_dilation,
     validate,
 )
+from foundation.errors import NetwallError
 
 
 @pytest.mark.parametrize("x", [-5.0, 0.0, 0.3, 0.999, 1.0])

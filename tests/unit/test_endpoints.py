@@ -8,12 +8,12 @@ import textwrap
 
 import pytest
 
-from emulator.errors import NetwallError
 from emulator.models import endpoints
 from emulator.models.accounting import wire_loads
 from emulator.models.alphabeta import call_costs, model_time_s, routes_to
 from emulator.models.endpoints import FREE, costs, get_gpu, gpus, load_gpu
 from emulator.models.profiles import catalogue
+from foundation.errors import NetwallError
 from topologies import parse
 from traffic.header import FRAME_OVERHEAD, frame_data, frame_payload, padding, wire_bytes
 from traffic.schedule import build

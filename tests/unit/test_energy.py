@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from emulator.errors import NetwallError
 from emulator.models.energy import joules_per_bit, link_energy, run_energy
 from emulator.models.profiles import catalogue
+from foundation.errors import NetwallError
 
 WS_VS_OPTICAL = ("wide-and-slow-800g", "optical-800g")
 

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from emulator.errors import NetwallError
 from emulator.models.profiles import HOURS_PER_YEAR, catalogue
 from emulator.models.reliability import expected, fleet, hourly_rates, simulate
+from foundation.errors import NetwallError
 
 BIG = {"optical-800g": 3.0}  # one cable per GPU per tier of a non-blocking 3-tier Clos
 

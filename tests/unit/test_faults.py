@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.errors import NetwallError
 from emulator.models.faults import link_state, parse, timeline
 from emulator.models.profiles import catalogue
+from foundation.errors import NetwallError
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,12 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from emulator.errors import NetwallError
 from emulator.experiments.campaign import loads
-from emulator.inputs import load_yaml
 from emulator.models.faults import parse as parse_fault
 from emulator.models.profiles import BUILTIN_DIR, load_profile
-from emulator.units import parse_size
+from foundation.errors import NetwallError
+from foundation.inputs import load_yaml
+from foundation.units import parse_size
 from topologies import parse as parse_topology
 from topologies.layout import parse_layout
 from traffic.nccl_log import import_nccl_log

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.errors import NetwallError
-from emulator.hostlist import MAX_HOSTS, Host, parse_host, parse_hosts, resolve_hosts
+from foundation.errors import NetwallError
+from foundation.hostlist import MAX_HOSTS, Host, parse_host, parse_hosts, resolve_hosts
 
 
 @pytest.mark.parametrize(("text", "host"), [

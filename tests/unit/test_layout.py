@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.errors import NetwallError
 from emulator.models.profiles import catalogue
+from foundation.errors import NetwallError
 from topologies import SCALE_OUT, SCALE_UP, parse, validate
 from topologies.layout import (
     Layout,

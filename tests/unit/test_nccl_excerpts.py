@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.errors import NetwallError
+from foundation.errors import NetwallError
 from traffic.nccl_log import import_nccl_log
 from traffic.trace import dump_trace, parse_trace, resolve, takers
 

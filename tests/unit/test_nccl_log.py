@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator.errors import NetwallError
+from foundation.errors import NetwallError
 from traffic.nccl_log import convert, import_nccl_log
 from traffic.trace import parse_trace, resolve
 

@@ -18,8 +18,8 @@ import pytest
 from emulator.cli import nccltests
 from emulator.cli.main import main
 from emulator.cli.parsing import build_parser, sweep
-from emulator.errors import NetwallError
 from emulator.result import RunResult
+from foundation.errors import NetwallError
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 

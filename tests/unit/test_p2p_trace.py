@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from emulator.errors import NetwallError
+from foundation.errors import NetwallError
 from traffic.trace import dump_trace, parse_trace, resolve, takers
 
 PP = [

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.errors import NetwallError
 from emulator.models.partition import (
     VXLAN_OVERHEAD,
     check_nic,
@@ -14,6 +13,7 @@ from emulator.models.partition import (
 )
 from emulator.models.plan import FRAME_BYTES
 from emulator.models.profiles import catalogue
+from foundation.errors import NetwallError
 from topologies import parse
 
 CAT = catalogue()

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from emulator.errors import NetwallError
+from foundation.errors import NetwallError
 from traffic.pipeline import one_f_one_b
 from traffic.shapes import layer_flops, us
 from traffic.trace import dump_trace, parse_trace, resolve, takers

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from emulator.errors import NetwallError
 from emulator.models import profiles as P
+from foundation.errors import NetwallError
 
 NUMERIC = list(P._NUMERIC_FIELDS)
 

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from emulator.text.progress import Progress, clock
+from foundation.text.progress import Progress, clock
 
 
 @pytest.mark.parametrize("seconds,want", [(0, "0 s"), (59.9, "59 s"), (61, "1m01s"),

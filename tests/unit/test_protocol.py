@@ -8,7 +8,7 @@ from dataclasses import fields, replace
 
 import pytest
 
-from emulator.errors import NetwallError
+from foundation.errors import NetwallError
 from traffic.agent import Call
 from traffic.launcher import CallPlan, call_specs
 from traffic.protocol import (

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from emulator.errors import NetwallError
 from emulator.remote import wire
+from foundation.errors import NetwallError
 from traffic.protocol import Go, Report, Setup, decode, encode
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from emulator.cli import tables
-from emulator.errors import NetwallError
 from emulator.experiments.report import row
 from emulator.result import (
     Attempt,
@@ -23,6 +22,7 @@ from emulator.result import (
     StepTime,
     TraceAttempt,
 )
+from foundation.errors import NetwallError
 
 ROOT = Path(__file__).resolve().parents[2]
 

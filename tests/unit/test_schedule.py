@@ -10,7 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from emulator.errors import NetwallError
+from foundation.errors import NetwallError
 from traffic.schedule import (
     ELEMENT,
     Move,

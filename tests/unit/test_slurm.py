@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from emulator.cli.campaign import status
-from emulator.errors import NetwallError
 from emulator.experiments.campaign import loads
 from emulator.experiments.slurm import merge, plan_tasks, waiting
 from emulator.experiments.store import JsonlStore, open_store
+from foundation.errors import NetwallError
 
 TEXT = """\
 name: c

@@ -1,10 +1,10 @@
-"""emulator.text.table: plain aligned tables and Markdown tables, from hand-made rows."""
+"""foundation.text.table: plain aligned tables and Markdown tables, from hand-made rows."""
 
 from __future__ import annotations
 
 import pytest
 
-from emulator.text.table import markdown, table
+from foundation.text.table import markdown, table
 
 
 def test_plain_table_aligns_names_left_and_numbers_right():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator.errors import NetwallError
+from foundation.errors import NetwallError
 from topologies import (
     DIRECT,
     SCALE_OUT,

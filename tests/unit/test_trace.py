@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from emulator.errors import NetwallError
+from foundation.errors import NetwallError
 from traffic.trace import COLLECTIVES, Call, dump_trace, load_trace, parse_trace, resolve
 
 GOOD = """\

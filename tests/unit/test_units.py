@@ -1,12 +1,12 @@
-"""Tests for emulator.units: sizes, durations, percentages and rates, without root."""
+"""Tests for foundation.units: sizes, durations, percentages and rates, without root."""
 
 from __future__ import annotations
 
 import pytest
 
 from emulator.cli.parsing import build_parser
-from emulator.errors import NetwallError
-from emulator.units import (
+from foundation.errors import NetwallError
+from foundation.units import (
     MAX_SIZE,
     format_rate,
     format_size,

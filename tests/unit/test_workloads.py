@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.errors import NetwallError
+from foundation.errors import NetwallError
 from traffic.shapes import FLOP_RATE, MIB
 from traffic.trace import dump_trace, parse_trace, resolve, takers
 from traffic.workloads import WORKLOADS, workload

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emulator.errors import NetwallError
+from foundation.errors import NetwallError
 
 #: nccl-tests' datatype names (what `-d` takes and its type column prints) -> numpy dtype.
 #: bfloat16 is missing: numpy has no bfloat16 of its own.

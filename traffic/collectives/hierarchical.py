@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from emulator.errors import NetwallError
+from foundation.errors import NetwallError
 from traffic.collectives.base import ELEMENT, Move, Schedule, assemble, segments
 from traffic.collectives.ring import ring_pass
 

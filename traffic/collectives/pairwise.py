@@ -8,7 +8,7 @@ sends in the same call, so one area each is enough).
 
 from __future__ import annotations
 
-from emulator.errors import NetwallError
+from foundation.errors import NetwallError
 from traffic.collectives.base import Move, Schedule, assemble
 
 

@@ -12,8 +12,8 @@ import os
 import re
 from dataclasses import dataclass
 
-from emulator.errors import NetwallError
-from emulator.inputs import read_text, shown
+from foundation.errors import NetwallError
+from foundation.inputs import read_text, shown
 
 ENV = "NETWALL_HOSTS"
 #: What a NIC between hosts carries when the user does not say (Gb/s): a common server NIC.

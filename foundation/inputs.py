@@ -5,7 +5,7 @@ Every file netwall reads (profiles, topologies, campaigns, traces, NCCL logs) go
 hang or an exhausted machine. YAML goes through `compose_yaml` or `load_yaml`, which refuse
 a key given twice (last-one-wins hides typos) and documents nested deeper, or expanding
 (through aliases) larger, than any netwall file needs. docs/user-guide.md lists the bounds.
-Sizes, durations and percentages are read by emulator.units.
+Sizes, durations and percentages are read by foundation.units.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from emulator.errors import NetwallError
+from foundation.errors import NetwallError
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, when PyYAML has it
 MAX_FILE_BYTES = 4 << 20  # a profile, topology or campaign file
@@ -167,9 +167,9 @@ class _Shape:
             seen.add((key.tag, key.value))
 
 
-def is_whole(value: object, low: int, high: float = float("inf")) -> bool:
-    """Is `value` a whole number from `low` to `high`? bool is an int to Python, never a
-    count to a user (YAML reads `yes` as True)."""
+def is_whole(value: object, low: float = float("-inf"), high: float = float("inf")) -> bool:
+    """Is `value` a whole number from `low` to `high` (without bounds: any whole number)?
+    bool is an int to Python, never a count to a user (YAML reads `yes` as True)."""
     return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 

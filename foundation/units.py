@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 import re
 
-from emulator.errors import NetwallError
-from emulator.inputs import shown
+from foundation.errors import NetwallError
+from foundation.inputs import shown
 
 MAX_SIZE = 1 << 40  # bytes of one collective call: far past any host's memory
 SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}

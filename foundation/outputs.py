@@ -15,7 +15,7 @@ import os
 import secrets
 from pathlib import Path
 
-from emulator.errors import NetwallError
+from foundation.errors import NetwallError
 
 DIR_MODE = 0o755
 FILE_MODE = 0o644
