@@ -26,10 +26,10 @@ from emulator.kernel.capabilities import Capabilities, probe
 from emulator.models import calibration
 from emulator.models import dilation as dil
 from emulator.models.accounting import wire_loads
-from emulator.models.alphabeta import call_costs, globalize, routes_to
+from emulator.models.alphabeta import NVLS, call_costs, globalize, nccl_algorithm, routes_to
 from emulator.models.critical import analyse_step
 from emulator.models.endpoints import DEFAULT as DEFAULT_GPU
-from emulator.models.endpoints import CallCosts, get_gpu
+from emulator.models.endpoints import CallCosts, get_gpu, nvls_costs
 from emulator.models.energy import EnergyReport, run_energy
 from emulator.models.faults import Fault, LinkState, link_state, timeline
 from emulator.models.metrics import algbw_gbps, busbw_gbps
@@ -180,12 +180,16 @@ class Emulation:
             self.network.start()
             if self.partition is not None:
                 procs, margin = self.network.agents, REMOTE_START_MARGIN_S
-            else:
-                procs, margin = spawn_agents([host.pid for host in self.hosts]), START_MARGIN_S
+            else:  # an agent per GPU, then one per NVLS switch (its participant in calls)
+                pids = [host.pid for host in self.hosts]
+                pids += [self.network.node(s).pid for s in self.topology.nvls]
+                procs, margin = spawn_agents(pids), START_MARGIN_S
                 self.network.record.add("agents", [p.pid for p in procs])
-            self.agents = Agents(procs, [self.plan.peers(g) for g in self.topology.gpus],
-                                 EMULATION_MTU, self.plan.retransmit_timeout_s(),
-                                 self.plan.send_buffer_bytes(), self.routes(),
+            peers = [self.plan.peers(g) for g in self.topology.gpus]
+            if self.partition is None:
+                peers += [self.plan.switch_peers(s) for s in self.topology.nvls]
+            self.agents = Agents(procs, peers, EMULATION_MTU, self.plan.retransmit_timeout_s(),
+                                 self.plan.send_buffer_bytes(), self.routes()[:len(peers)],
                                  start_margin=margin)
         except BaseException:
             self.stop()
@@ -224,9 +228,10 @@ class Emulation:
         free, where a wire delivers frames one transmission time apart, each once its last
         bit is across."""
         keep = 0.0 if self.capabilities.netem else 1.0
+        participants = len(self.topology.gpus) + len(self.topology.nvls)  # NVLS switches last
         return [{src: dataclasses.replace(route, delay_s=route.delay_s * keep)
                  for src, route in routes_to(self.topology, self.catalogue, r).items()}
-                for r in range(len(self.topology.gpus))]
+                for r in range(participants)]
 
     @property
     def dilation(self) -> float:
@@ -590,7 +595,7 @@ class Emulation:
         schedules = {c.id: self.call_schedule(c) for c in calls}
         endpoint, models = {}, {}
         for c in calls:
-            placed = globalize(schedules[c.id], takers(c))
+            placed = globalize(schedules[c.id], self.members(schedules[c.id], takers(c)))
             endpoint[c.id], models[c.id] = call_costs(placed, self.topology, self.catalogue,
                                                       self.gpu)
         costs = [self.cost(schedules[c.id], models[c.id], endpoint[c.id].efficiency)
@@ -614,7 +619,8 @@ class Emulation:
         units, in the calls' order), the total, the checks and the links' bytes."""
         op = {c.id: self._op + i for i, c in enumerate(calls)}
         comms = {name: i for i, name in enumerate(dict.fromkeys(c.comm for c in calls))}
-        plans = [CallPlan(op[c.id], schedules[c.id], takers(c), comms[c.comm], c.stream,
+        plans = [CallPlan(op[c.id], schedules[c.id], self.members(schedules[c.id], takers(c)),
+                          comms[c.comm], c.stream,
                           c.gap_us * 1e-6 * self.dilation, tuple(op[a] for a in c.after),
                           _buffer(c), init=check, check=check, costs=endpoint[c.id],
                           grouped=c.grouped) for c in calls]
@@ -647,15 +653,44 @@ class Emulation:
                  op: str = "sum") -> sched.Schedule:
         """The schedule of one call over `ranks` (default: every GPU) of this cluster, in
         datatype `dtype` with reduction `op` (nccl-tests' names)."""
-        algorithm = algorithm or sched.default_algorithm(collective)
         everyone = tuple(range(len(self.topology.gpus)))
+        ranks = ranks or len(self.topology.gpus)
+
+        def build(name: str) -> sched.Schedule:
+            groups = self.plan.racks() if name == "hierarchical" else None
+            return sched.build(collective, name, ranks, size, root=root, chunk=chunk,
+                               groups=groups, dtype=dtype, op=op)
+
+        _check_memory(collective, ranks, size)
+        if algorithm is None:  # NCCL's choice: NVLS where it models faster (alphabeta)
+            algorithm = sched.default_algorithm(collective) if self.partition is not None \
+                else nccl_algorithm(collective, size, group or everyone, self.topology,
+                                    self.catalogue, self.gpu, build)
         if algorithm == "hierarchical" and group is not None and tuple(group) != everyone:
             raise NetwallError("hierarchical all-reduce runs over every GPU, in rank order")
-        groups = self.plan.racks() if algorithm == "hierarchical" else None
-        ranks = ranks or len(self.topology.gpus)
-        _check_memory(collective, ranks, size)
-        return sched.build(collective, algorithm, ranks, size, root=root, chunk=chunk,
-                           groups=groups, dtype=dtype, op=op)
+        if algorithm == NVLS:
+            self._check_nvls(group or everyone)
+        return build(algorithm)
+
+    def _check_nvls(self, group: tuple[int, ...]) -> None:
+        """NVLS needs its ranks on one NVLS switch of this host's network, and a GPU with
+        NVLS terms: else one line saying which is missing."""
+        if self.partition is not None:
+            raise NetwallError("NVLS runs on one host only (its switch's agent is local); "
+                               "use another algorithm with --hosts")
+        if self.topology.nvls_switch(group) is None:
+            raise NetwallError(f"NVLS needs every rank of the call on one NVLS switch (a "
+                               f"scale-up domain); {self.topology.name} has "
+                               + (f"NVLS switches {', '.join(self.topology.nvls)} but the "
+                                  "ranks span several" if self.topology.nvls else "none"))
+        nvls_costs(self.gpu)  # a GPU without NVLS terms says so
+
+    def members(self, schedule: sched.Schedule, group: tuple[int, ...]) -> tuple[int, ...]:
+        """Who plays a schedule's participants: its ranks' global ranks, then (NVLS) the
+        agent of the switch they share, numbered after the GPUs (Topology.node)."""
+        if not schedule.switches:
+            return tuple(group)
+        return tuple(group) + (self.topology.nvls_switch(group),)
 
     def _execute(self, schedule, count: int, model: float, timeout: float | None,
                  injector: Injector | None = None, check: bool = False):
@@ -668,7 +703,7 @@ class Emulation:
         rto = self.plan.retransmit_timeout_s()
         # Repairs wait a few timeouts each, and those grow with the dilation too.
         timeout = timeout or 10.0 + 3 * model * self.dilation + outage * self.dilation + 4 * rto
-        group = tuple(range(len(self.topology.gpus)))
+        group = self.members(schedule, tuple(range(len(self.topology.gpus))))
         costs = self.costs_of(schedule)
         calls = [CallPlan(self._op + i, schedule, group, init=check, check=check, costs=costs,
                           dtype=schedule.dtype, op=schedule.op) for i in range(count)]
