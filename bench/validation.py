@@ -59,13 +59,13 @@ class Table:
     link: str
     topology: str
     collective: str
-    #: what NCCL ran: "ring", "nvls", or "nccl" (its own choice: netwall's default, ring or
-    #: NVLS by the lower modelled time, emulator.models.alphabeta.nccl_algorithm)
-    algorithm: str
     #: size -> (time us, busbw GB/s): the faster of the out-of-place and in-place columns,
     #: both real measurements of the same call (noise on a GPU only adds time, and one table
     #: has a documented out-of-place outlier at 512 KiB, 69 us against 44 us in place)
     rows: dict[int, tuple[float, float]]
+    #: what NCCL ran: "ring", "nvls", or "nccl" (its own choice: netwall's default, ring or
+    #: NVLS by the lower modelled time, emulator.models.alphabeta.nccl_algorithm)
+    algorithm: str = "ring"
 
 
 def load(folder: Path = TABLES) -> list[Table]:
@@ -79,8 +79,8 @@ def load(folder: Path = TABLES) -> list[Table]:
                     r["size"] not in rows or r["time_us"] < rows[r["size"]][0]):
                 rows[r["size"]] = (float(r["time_us"]), float(r["busbw"]))
         tables.append(Table(path.stem, doc["source"], setup["role"], setup["gpu"],
-                            setup["link"], setup["topology"], setup["collective"],
-                            setup.get("algorithm", "ring"), rows))
+                            setup["link"], setup["topology"], setup["collective"], rows,
+                            setup.get("algorithm", "ring")))
     return tables
 
 
