@@ -27,7 +27,7 @@ from foundation import outputs
 from foundation.units import format_size
 
 #: Bump when the agents' hot path changes: an old calibration would then mislead.
-VERSION = 1
+VERSION = 2  # 2: agents under SCHED_FIFO (traffic.scheduling)
 #: A result the host distorted by more than this share is flagged (emulator.models.verdict).
 DEFAULT_TOLERANCE = 0.02
 CACHE_DIR = Path(os.environ.get("NETWALL_CACHE_DIR", "/var/cache/netwall"))
