@@ -11,15 +11,15 @@ The host adds some wall time h to a call; in real units that is h/D, so a call's
 against its model is e(D) = e0 + a/D, with a = h/T (T the model time) and e0 whatever does
 not shrink with D (a frame's granularity). That is the same law the proof of every result
 uses (dilation.host_error). Each reference call is timed at three dilations a factor of two
-apart, from the first at which the host is no longer saturated, in several rounds; each
-round's two-parameter fit gives h, so
+apart, from the first at which the host is no longer saturated, in several rounds; the
+two-parameter fit to each dilation's median over the rounds gives h, so
 
     step cost    = h of the latency-bound call / its dependent steps  (wall seconds)
     capacity     = the injection at which the bandwidth-bound call's host share a/D is half
                    the tolerance: injection * tolerance / (2 a)
 
-The medians over the rounds are the figures `dilation.choose` uses, and their spread over
-the rounds is kept, so `netwall check` says how much this host varies. The result is cached
+These are the figures `dilation.choose` uses; each round's own fit is kept too, and their
+spread, so `netwall check` says how much this host varies. The result is cached
 per machine (CPU model, cores, memory, kernel, calibration version) and measured again when
 any of them changes.
 """
@@ -170,8 +170,8 @@ def measure(run: Callable[[int, float], tuple[float, float]], injection_gbps: fl
 
     For each call: climb its ladder to the first dilation at which the host is not saturated
     (error within SATURATED), then, in each of ROUNDS rounds, time it at SPAN times that
-    dilation and fit e(D) = e0 + a/D. Each round gives one (capacity, step cost); the
-    medians are the result and their spread says how steady this host is.
+    dilation; e(D) = e0 + a/D fitted to each dilation's median gives the figures, and each
+    round's own fit their spread (how steady this host is).
     """
     samples: list[tuple[int, float, float]] = []
 
@@ -189,22 +189,26 @@ def measure(run: Callable[[int, float], tuple[float, float]], injection_gbps: fl
                 return d
         return ladder[-1]
 
-    def rounds(size: int, base: float) -> list[float]:
-        return [host_share({base * k: error(size, base * k) for k in SPAN})[1]
-                for _ in range(ROUNDS)]
+    def rounds(size: int, base: float) -> tuple[float, list[float]]:
+        """The host share a fitted to each dilation's median over the rounds (one slow
+        batch does not move it), and each round's own fit (how much the rounds differ)."""
+        timed = [{base * k: error(size, base * k) for k in SPAN} for _ in range(ROUNDS)]
+        medians = {d: statistics.median(r[d] for r in timed) for d in timed[0]}
+        return host_share(medians)[1], [host_share(r)[1] for r in timed]
 
-    bandwidth = rounds(BANDWIDTH_SIZE, unsaturated(BANDWIDTH_SIZE, BANDWIDTH_LADDER))
+    bandwidth, bandwidth_rounds = rounds(BANDWIDTH_SIZE,
+                                         unsaturated(BANDWIDTH_SIZE, BANDWIDTH_LADDER))
     # The latency-bound call injects as much (the same ranks at line rate): its search starts
     # where that injection is within the capacity, so its fit sees steps, not crowding.
-    capacity = figures(statistics.median(bandwidth), 0.0, injection_gbps, latency_model_s,
-                       latency_steps, tolerance)[0]
+    capacity = figures(bandwidth, 0.0, injection_gbps, latency_model_s, latency_steps,
+                       tolerance)[0]
     start = injection_gbps / capacity
-    latency = rounds(LATENCY_SIZE, unsaturated(LATENCY_SIZE, tuple(
+    latency, latency_rounds = rounds(LATENCY_SIZE, unsaturated(LATENCY_SIZE, tuple(
         d for d in LATENCY_LADDER if d >= start) or LATENCY_LADDER[-1:]))
+    capacity, step_s = figures(bandwidth, latency, injection_gbps, latency_model_s,
+                               latency_steps, tolerance)
     per_round = [figures(bw, lat, injection_gbps, latency_model_s, latency_steps, tolerance)
-                 for bw, lat in zip(bandwidth, latency, strict=True)]
-    capacities = [c for c, _ in per_round]
-    steps = [s for _, s in per_round]
-    return Calibration(statistics.median(capacities), statistics.median(steps), RANKS,
-                       fingerprint(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                       tuple(samples), spread(capacities), spread(steps))
+                 for bw, lat in zip(bandwidth_rounds, latency_rounds, strict=True)]
+    return Calibration(capacity, step_s, RANKS, fingerprint(),
+                       time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), tuple(samples),
+                       spread([c for c, _ in per_round]), spread([s for _, s in per_round]))
