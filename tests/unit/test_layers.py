@@ -45,6 +45,7 @@ DEFERRED = {
     ("emulator.cli.commands", "emulator.experiments.compare"),
     ("emulator.cli.campaign", "emulator.experiments.runner"),
     ("emulator.cli.campaign", "emulator.experiments.report"),
+    ("emulator.cli.campaign", "emulator.experiments.export"),  # report's rows: matplotlib
     ("emulator.cli.campaign", "emulator.experiments.slurm"),  # submitit and the runner
 }
 
