@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from emulator.experiments.campaign import load
-from emulator.experiments.store import Store, open_store, same_store
+from emulator.experiments.store import Store, open_store, same_store, summary
 from foundation.errors import NetwallError
 from foundation.hostlist import resolve_hosts
 from foundation.outputs import write_file
@@ -90,9 +90,10 @@ def _slurm(args, campaign) -> int:
     print(f"campaign {campaign.name}: merged {merged.new} new record(s) ({merged.same} stored "
           f"already) from {merged.files} task file(s); {done}/{len(campaign.ids())} points "
           f"stored in {db}")
-    if merged.unreadable:
-        print(f"netwall: warning: {len(merged.unreadable)} line(s) are not records (a task "
-              f"killed mid-write?): {'; '.join(merged.unreadable[:3])}", file=sys.stderr)
+    unreadable = summary("skipped", "line(s) that are not records (a task killed mid-write?)",
+                         merged.unreadable)
+    if unreadable:
+        print(f"netwall: warning: {unreadable}", file=sys.stderr)
     if merged.problem():
         raise NetwallError(merged.problem())
     return 0

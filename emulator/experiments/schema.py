@@ -53,7 +53,7 @@ POINT = {
     "experiment": TEXT, "topology": TEXT, "link": TEXT, "gpu": Opt(TEXT), "spine_link": TEXT,
     "layout": (TEXT, None), "dilation": (NUMBER, None), "collective": TEXT, "algorithm": TEXT,
     "size": INT, "faults": [TEXT], "repetition": INT, "seed": INT, "iters": INT, "warmup": INT,
-    "topology_sha256": Opt(TEXT),
+    "topology_sha256": Opt(TEXT), "profiles_sha256": Opt(TEXT),
 }
 RESULT = {
     "time_s": NUMBER, "model_emulated_time_s": NUMBER, "busbw_gbps": NUMBER,
@@ -102,9 +102,6 @@ def check(record: Any, point_id: str | None = None) -> dict:
     if not isinstance(record, dict):
         raise BadRecord(f"is {_what(record)}, not a record")
     _depth(record)
-    if point_id is not None and record.get("id") != point_id:
-        raise BadRecord(f"its id {_shown(record.get('id'))} differs from the one it is stored "
-                        "under")
     kind = record.get("kind")
     if kind == "point":
         _walk(SKIPPED if record.get("status") == "skipped" else MEASURED, record, "")
@@ -121,6 +118,9 @@ def check(record: Any, point_id: str | None = None) -> dict:
             raise BadRecord(f"row has unknown key(s) {', '.join(sorted(extra))[:80]}")
     else:
         raise BadRecord(f"kind is {_shown(kind)}, not point, failures or design")
+    if point_id is not None and record["id"] != point_id:
+        raise BadRecord(f"its id {_shown(record['id'])} differs from the one it is stored "
+                        "under")
     return record
 
 

@@ -23,7 +23,7 @@ import submitit
 
 from emulator.experiments.campaign import Campaign, Point, load
 from emulator.experiments.runner import run_campaign
-from emulator.experiments.store import NAMED, NOT_JSON, JsonlStore, Store, open_store
+from emulator.experiments.store import NOT_JSON, JsonlStore, Store, open_store, summary
 from foundation.errors import NetwallError
 from foundation.inputs import is_whole
 
@@ -135,11 +135,7 @@ class Merged:
 
     def problem(self) -> str | None:
         """One line naming the refused records, or None."""
-        if not self.refused:
-            return None
-        more = len(self.refused) - NAMED
-        return (f"refused {len(self.refused)} record(s): {'; '.join(self.refused[:NAMED])}"
-                + (f"; and {more} more" if more > 0 else ""))
+        return summary("refused", "record(s)", self.refused)
 
 
 def merge(folder: Path, store: Store) -> Merged:

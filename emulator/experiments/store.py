@@ -91,17 +91,22 @@ class Store(ABC):
 
     def problem(self) -> str | None:
         """One line naming the bad records met, or None."""
-        if not self.rejected:
-            return None
-        more = len(self.rejected) - NAMED
-        return (f"skipped {len(self.rejected)} bad record(s): {'; '.join(self.rejected[:NAMED])}"
-                + (f"; and {more} more" if more > 0 else ""))
+        return summary("skipped", "bad record(s)", self.rejected)
 
     def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def summary(verb: str, what: str, problems: list[str]) -> str | None:
+    """One line naming the first NAMED problems and counting the rest; None for none."""
+    if not problems:
+        return None
+    more = len(problems) - NAMED
+    return (f"{verb} {len(problems)} {what}: {'; '.join(problems[:NAMED])}"
+            + (f"; and {more} more" if more > 0 else ""))
 
 
 def parse(raw: bytes | str, where: str, point_id: str | None, store: Store) -> dict | None:
