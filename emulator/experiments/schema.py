@@ -13,6 +13,7 @@ docs/campaigns.md describes the records.
 from __future__ import annotations
 
 import math
+import re
 import reprlib
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +43,15 @@ class OneOf:
     values: tuple
 
 
+@dataclass(frozen=True)
+class Name:
+    """A name netwall gives (a collective, an algorithm): it may name a file, so it is never
+    a path (docs/campaigns.md)."""
+
+    pattern: re.Pattern = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+-]{0,63}")
+
+
+NAME = Name()
 INT = "an integer"
 NUMBER = "a finite number"
 ANY_NUMBER = "a number"  # infinity allowed: hours between events that never happen
@@ -51,7 +61,7 @@ ANY = "anything"
 
 POINT = {
     "experiment": TEXT, "topology": TEXT, "link": TEXT, "gpu": Opt(TEXT), "spine_link": TEXT,
-    "layout": (TEXT, None), "dilation": (NUMBER, None), "collective": TEXT, "algorithm": TEXT,
+    "layout": (TEXT, None), "dilation": (NUMBER, None), "collective": NAME, "algorithm": NAME,
     "size": INT, "faults": [TEXT], "repetition": INT, "seed": INT, "iters": INT, "warmup": INT,
     "topology_sha256": Opt(TEXT), "profiles_sha256": Opt(TEXT),
 }
@@ -151,6 +161,10 @@ def _walk(shape: Any, value: Any, at: str) -> None:
             raise BadRecord(f"{at} must be a mapping, got {_shown(value)}")
         for key, item in value.items():
             _walk(shape.shape, item, f"{at}.{key}")
+    elif isinstance(shape, Name):
+        if not isinstance(value, str) or not shape.pattern.fullmatch(value):
+            raise BadRecord(f"{at} must be a name (letters, digits, '_', '+', '-'), got "
+                            f"{_shown(value)}")
     elif isinstance(shape, OneOf):
         if value not in shape.values or isinstance(value, bool):
             raise BadRecord(f"{at} must be {' or '.join(shape.values)}, got {_shown(value)}")

@@ -251,3 +251,19 @@ def test_a_topology_file_is_identified_by_its_content_not_its_path(tmp_path, mon
     stored = loads("name: t\ntopologies: [a.yaml]\nlinks: [copper-800g]\nsizes: [4K]\n")
     assert len(stored.points[0].params()["topology_sha256"]) == 64
     assert schema.check(records.measured(stored.points[0]), stored.points[0].id)
+
+
+def test_a_stored_name_that_climbs_out_never_makes_a_file_outside_out(tmp_path, capsys):
+    """`report` builds file names from collective and algorithm names: a record whose name
+    is a path is not a record (and the writer's names are sanitised besides)."""
+    p = records.point()
+    bad = records.measured(p)
+    bad["point"]["collective"] = "x/../../../../escaped"
+    path = tmp_path / "r.sqlite"
+    _store_with(path, [(p.id, json.dumps(bad).encode())])
+    work = tmp_path / "deep" / "er"
+    work.mkdir(parents=True)
+    assert main(["report", "--db", str(path), "--out", str(work / "out")]) == 0
+    assert "collective must be a name" in capsys.readouterr().err
+    assert not list(tmp_path.rglob("escaped*"))
+    assert {q.parent for q in (work / "out").iterdir()} == {work / "out"}
