@@ -192,14 +192,27 @@ def _scalar(shape: str, value: Any) -> bool:
 
 
 def _depth(record: dict) -> None:
-    """Refuse a value nested deeper than MAX_DEPTH, without recursion."""
-    stack = [(record, 1)]
+    """Refuse a value nested deeper than MAX_DEPTH, or a string no UTF-8 output can hold (a
+    lone surrogate, which JSON's \\udc80 can spell), without recursion."""
+    stack: list[tuple[Any, int]] = [(record, 1)]
     while stack:
         value, depth = stack.pop()
         if depth > MAX_DEPTH:
             raise BadRecord(f"nests deeper than {MAX_DEPTH} levels")
-        children = value.values() if isinstance(value, dict) else value
-        stack += [(c, depth + 1) for c in children if isinstance(c, dict | list)]
+        children = [*value, *value.values()] if isinstance(value, dict) else value
+        for child in children:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+            elif isinstance(child, str) and not _encodable(child):
+                raise BadRecord(f"holds text that is not UTF-8 ({_shown(child)})")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _name(shape: Any) -> str:

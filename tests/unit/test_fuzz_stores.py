@@ -29,7 +29,7 @@ FUZZ = settings(max_examples=100, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=12),
                     st.sampled_from([10**400 // 10**380, -1, 2**63, float("inf"), "",
-                                     "x/../../..", "=cmd"]))
+                                     "x/../../..", "=cmd", "a\udc80"]))
 VALUES = st.recursive(SCALARS, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
     max_leaves=12)
@@ -71,8 +71,10 @@ def _read_all(url: str) -> list[dict]:
             got = store.records()
             for r in got:
                 assert store.has(r["id"]) and schema.check(r) is r
-            for fmt in ("csv", "json"):
-                export(got, fmt, io.StringIO())
+            for fmt in ("csv", "json"):  # as UTF-8 bytes, as a file or stdout takes them
+                out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+                export(got, fmt, out)
+                out.flush()
             store.problem()
         _, peak = tracemalloc.get_traced_memory()
     finally:

@@ -267,3 +267,15 @@ def test_a_stored_name_that_climbs_out_never_makes_a_file_outside_out(tmp_path, 
     assert "collective must be a name" in capsys.readouterr().err
     assert not list(tmp_path.rglob("escaped*"))
     assert {q.parent for q in (work / "out").iterdir()} == {work / "out"}
+
+
+def test_text_no_utf_8_output_can_hold_is_a_bad_record(tmp_path):
+    """JSON may spell a lone surrogate (\\udc80); written to a UTF-8 file or stdout it
+    would fail half-way through an export."""
+    record = records.measured(campaign="a\udc80b")
+    with pytest.raises(schema.BadRecord, match="holds text that is not UTF-8"):
+        schema.check(json.loads(json.dumps(record)))
+    path = tmp_path / "r.sqlite"
+    _store_with(path, [("s", json.dumps(dict(record, id="s")).encode())])
+    with open_store(str(path), create=False) as store:
+        assert len(store.records()) == 1 and "not UTF-8" in store.rejected[0]
