@@ -136,8 +136,7 @@ class SqliteStore(Store):
         if path.is_symlink():  # a root process must not write where a planted link points
             raise NetwallError(f"results database {location} is a symbolic link; name the "
                                "file it points to instead")
-        if not create and not path.is_file():
-            raise NetwallError(f"no results database at {location}")
+        _regular(path, location, "results database", create)
         try:
             if create:
                 make_dir(path.parent)
@@ -263,8 +262,7 @@ class JsonlStore(Store):
         if path.is_symlink():
             raise NetwallError(f"results file {location} is a symbolic link; name the file it "
                                "points to instead")
-        if not create and not path.is_file():
-            raise NetwallError(f"no results file at {location}")
+        _regular(path, location, "results file", create)
         if create:
             make_dir(path.parent)
         try:
@@ -316,6 +314,15 @@ class JsonlStore(Store):
 
     def close(self) -> None:
         pass
+
+
+def _regular(path: Path, location: str, what: str, create: bool) -> None:
+    """A store is a regular file: one that exists for a reader, and nothing else (a FIFO,
+    a device, a directory) in its place for a writer."""
+    if path.exists() and not path.is_file():
+        raise NetwallError(f"{what} {location} is not a regular file")
+    if not create and not path.exists():
+        raise NetwallError(f"no {what} at {location}")
 
 
 def _lines(f: BinaryIO) -> Iterator[tuple[int, bytes | None]]:

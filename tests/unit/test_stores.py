@@ -279,3 +279,14 @@ def test_text_no_utf_8_output_can_hold_is_a_bad_record(tmp_path):
     _store_with(path, [("s", json.dumps(dict(record, id="s")).encode())])
     with open_store(str(path), create=False) as store:
         assert len(store.records()) == 1 and "not UTF-8" in store.rejected[0]
+
+
+@pytest.mark.parametrize("scheme", ["", "jsonl://"])
+def test_a_store_that_is_not_a_regular_file_is_refused_before_it_is_opened(tmp_path, scheme):
+    """A FIFO would hang a writer, a device would be written through: one line instead."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path in (fifo, tmp_path, Path("/dev/null")):
+        for create in (True, False):
+            with pytest.raises(NetwallError, match=f"{path} is not a regular file$"):
+                open_store(f"{scheme}{path}", create=create)
