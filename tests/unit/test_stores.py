@@ -290,3 +290,18 @@ def test_a_store_that_is_not_a_regular_file_is_refused_before_it_is_opened(tmp_p
         for create in (True, False):
             with pytest.raises(NetwallError, match=f"{path} is not a regular file$"):
                 open_store(f"{scheme}{path}", create=create)
+
+
+def test_duplicate_points_are_measured_once_and_resume_counts_right(tmp_path):
+    from emulator.experiments.runner import run_campaign
+    from tests.unit.test_campaign import FakeEmulation
+
+    c = loads("name: d\ntopologies: [pair, pair]\nlinks: [copper-800g]\n"
+              "sizes: [64K, 65536, 128K]\ndilation: 1000\n")
+    with open_store(str(tmp_path / "d.sqlite")) as store:
+        first = run_campaign(c, store, io.StringIO(), emulation=FakeEmulation)
+        assert first["measured"] == 2 and len(store.records()) == 2
+        progress = io.StringIO()
+        again = run_campaign(c, store, progress, emulation=FakeEmulation)
+    assert again == {"measured": 0, "skipped": 0, "wrong": 0}
+    assert "resuming: 2 of 2 points are stored already" in progress.getvalue()
