@@ -1,10 +1,14 @@
-"""From stored campaign records to plots, one HTML page, CSV and JSON.
+"""From stored campaign records to one HTML page that answers the question, CSV and JSON.
 
-The plots answer the campaign's questions by technology (link profile): bus bandwidth by
-size, how far measurements sit from the alpha-beta model, energy per GB, throughput with
-and without faults, link failure rates, and `netwall compare --db`'s cluster designs side
-by side. Figures are drawn with matplotlib's Agg canvas
-(no display needed) and written as PNG, which index.html embeds, and SVG.
+The page opens with the findings in sentences (emulator.experiments.findings: which
+technology or design wins, by how much, what faults and failures cost, what does not fit),
+then figures that compare on shared axes (bus bandwidth by size with the spread of
+repetitions and each link's line rate, energy per GB, throughput with and without faults,
+failure rates, and `netwall compare --db`'s designs side by side with reliability beside
+speed and power), then tables in units a person reads. Figures are drawn with matplotlib's
+Agg canvas (no display needed) and written as PNG, which index.html embeds, and SVG. The
+page prints to PDF as it shows (print CSS). Every file is written under `out` with a
+sanitised name: a record names collectives and campaigns, never where a file goes.
 """
 
 from __future__ import annotations
@@ -15,15 +19,15 @@ import io
 import json
 import math
 import re
-from collections.abc import Iterable
-from functools import partial
 from pathlib import Path
 from typing import TextIO
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
+from emulator.experiments import findings
+from emulator.experiments.findings import Measure, number
 from foundation.errors import NetwallError
 from foundation.outputs import make_dir, write_file
 from foundation.units import format_size
@@ -39,7 +43,6 @@ DESIGN_COLUMNS = ("workload", "size", "design", "scale_up", "domain_gpus", "rack
                   "failures_per_day", "stalls_per_day", "scale_up_failure", "exposed_share",
                   "reason")
 FAMILY_COLOURS = {"copper": "#b5651d", "optical": "#1f77b4", "wide-and-slow": "#2ca02c"}
-STYLES = ("-", "--", ":", "-.")  # one per topology, when a figure has several
 OTHER_COLOURS = ("#9467bd", "#d62728", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
 
 
@@ -101,123 +104,169 @@ def _finite(value):
     return value
 
 
-# -- plots ---------------------------------------------------------------------------------
+# -- files -----------------------------------------------------------------------------------
 
 
-def _measured(records: Iterable[dict]) -> list[dict]:
-    return [r for r in records if r["kind"] == "point" and r["status"] == "ok"]
-
-
-def _colour(link: str, order: list[str]) -> str:
-    for family, colour in FAMILY_COLOURS.items():
-        if link.startswith(family + "-"):
-            return colour
-    return OTHER_COLOURS[order.index(link) % len(OTHER_COLOURS)]
+def _file(out: Path, name: str) -> Path:
+    """`name` under `out` and nowhere else: anything but letters, digits, '.', '_' and '-'
+    becomes '_' and leading dots go, so a stored collective named 'x/../..' stays inside."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".") or "_"
+    path = out / safe
+    if path.parent != out or path.name != safe:  # lexical: a planted symlink is replaced
+        raise NetwallError(f"report: {name!r} does not name a file inside {out}")
+    return path
 
 
 def _save(fig: Figure, out: Path, stem: str) -> str:
     FigureCanvasAgg(fig)
     fig.tight_layout()
+    name = _file(out, stem).name
     for ext in ("png", "svg"):
         image = io.BytesIO()
-        fig.savefig(image, format=ext)
-        write_file(out / f"{stem}.{ext}", image.getvalue())
-    return f"{stem}.png"
+        fig.savefig(image, format=ext, dpi=100)
+        write_file(out / f"{name}.{ext}", image.getvalue())
+    return f"{name}.png"
 
 
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
+# -- plots ---------------------------------------------------------------------------------
 
 
-def _series(points: list[dict], key: str, by) -> dict:
-    """{series: {size: mean of result[key]}} over repetitions and seeds."""
-    acc: dict = {}
+def _measured(records: list[dict]) -> list[dict]:
+    return [r for r in records if r["kind"] == "point" and r["status"] == "ok"]
+
+
+def _colour(link: str, order: list[str]) -> str:
+    cable = re.sub(r"^[0-9]+x", "", link)  # a bundle is drawn as its cable
+    family = "copper" if cable.startswith("nvlink") else cable.rsplit("-", 1)[0]
+    if family in FAMILY_COLOURS:
+        return FAMILY_COLOURS[family]
+    return OTHER_COLOURS[order.index(link) % len(OTHER_COLOURS)] if link in order \
+        else OTHER_COLOURS[0]
+
+
+def _line_rate_gbs(points: list[dict], link: str) -> float | None:
+    """The link's line rate in GB/s, as its runs recorded the profile."""
     for r in points:
-        acc.setdefault(by(r), {}).setdefault(r["point"]["size"], []).append(r["result"][key])
-    return {s: dict(sorted((size, _mean(v)) for size, v in sizes.items()))
-            for s, sizes in sorted(acc.items())}
+        profile = (r.get("settings") or {}).get("profiles", {}).get(link)
+        if profile and isinstance(profile.get("rate_gbps"), int | float):
+            return profile["rate_gbps"] / 8
+    return None
 
 
-def _series_label(r: dict, topologies: set[str]) -> str:
-    p = r["point"]
-    return p["link"] if len(topologies) == 1 else f"{p['link']} on {p['topology']}"
+def _grouped_bars(ax, groups: list[str], series: dict[str, list[Measure | None]],
+                  colours: dict[str, str], unit: str) -> None:
+    """One bar per series in each group, with its value on top and the spread of
+    repetitions as an error bar."""
+    width = 0.8 / max(1, len(series))
+    for i, (name, measures) in enumerate(series.items()):
+        xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
+        heights = [m.mean if m else 0.0 for m in measures]
+        spread = [[m.mean - m.low if m else 0.0 for m in measures],
+                  [m.high - m.mean if m else 0.0 for m in measures]]
+        bars = ax.bar(xs, heights, width, color=colours[name], label=name,
+                      yerr=spread if any(m and m.count > 1 for m in measures) else None,
+                      capsize=3)
+        ax.bar_label(bars, [number(m.mean) if m else "" for m in measures],
+                     fontsize="small", padding=2)
+    ax.set_xticks(range(len(groups)), groups)
+    ax.set_ylabel(unit)
+    ax.grid(True, axis="y", alpha=0.3)
 
 
-def _size_axis(ax) -> None:
-    ax.set_xscale("log", base=2)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: format_size(value)))
-    ax.set_xlabel("size (bytes)")
-    ax.grid(True, which="both", alpha=0.3)
+def _by_link(points: list[dict], key: str, group) -> tuple[list, dict[str, list]]:
+    """(groups, {link: [Measure or None per group]}) of result[key] over repetitions."""
+    acc: dict[str, dict] = {}
+    for r in points:
+        acc.setdefault(r["point"]["link"], {}).setdefault(group(r), []).append(
+            r["result"][key])
+    groups = sorted({g for by in acc.values() for g in by})
+    return groups, {link: [Measure.of(by[g]) if g in by else None for g in groups]
+                    for link, by in sorted(acc.items())}
 
 
 def plot_busbw(points: list[dict], out: Path) -> list[tuple[str, str]]:
-    """busbw vs size, one line per technology, one figure per collective/algorithm."""
+    """busbw by size, one bar per technology with its spread over repetitions and its line
+    rate dashed; one panel per topology on a shared axis, one figure per call."""
     clean = [r for r in points if not r["point"]["faults"]]
     figures = []
     for coll, algo in sorted({(r["point"]["collective"], r["point"]["algorithm"])
                               for r in clean}):
         mine = [r for r in clean if (r["point"]["collective"], r["point"]["algorithm"])
                 == (coll, algo)]
-        topologies = {r["point"]["topology"] for r in mine}
+        topologies = sorted({r["point"]["topology"] for r in mine})
         links = sorted({r["point"]["link"] for r in mine})
-        fig = Figure(figsize=(7, 4.5))
-        ax = fig.add_subplot()
-        for label, by_size in _series(mine, "busbw_gbps",
-                                      partial(_series_label, topologies=topologies)).items():
-            link, _, topology = label.partition(" on ")
-            style = STYLES[sorted(topologies).index(topology) % len(STYLES)] if topology \
-                else "-"
-            ax.plot(list(by_size), list(by_size.values()), marker="o", label=label,
-                    color=_colour(link, links), linestyle=style)
-        _size_axis(ax)
-        ax.set_ylabel("busbw (GB/s)")
-        ax.set_title(f"{coll}/{algo}: bus bandwidth by technology (no faults)")
-        ax.legend()
+        colours = {link: _colour(link, links) for link in links}
+        fig = Figure(figsize=(max(6.0, 4.5 * len(topologies)), 4.2))
+        axes = fig.subplots(1, len(topologies), sharey=True, squeeze=False)[0]
+        for ax, topology in zip(axes, topologies, strict=True):
+            here = [r for r in mine if r["point"]["topology"] == topology]
+            sizes, series = _by_link(here, "busbw_gbps", lambda r: r["point"]["size"])
+            _grouped_bars(ax, [format_size(s, spaced=True) for s in sizes], series, colours,
+                          "busbw (GB/s)")
+            for link in series:
+                rate = _line_rate_gbs(here, link)
+                if rate:
+                    ax.axhline(rate, color=colours[link], linestyle="--", linewidth=1)
+                    ax.annotate(f"{link} line rate {number(rate)} GB/s", (0, rate),
+                                xycoords=("axes fraction", "data"), fontsize="small",
+                                color=colours[link], va="bottom")
+            ax.set_title(topology)
+            ax.set_xlabel("size")
+        axes[0].legend(fontsize="small", loc="lower right")
+        fig.suptitle(f"{coll}/{algo}: bus bandwidth by size (no faults)")
         figures.append((_save(fig, out, f"busbw-{coll}-{algo}"),
-                        f"Bus bandwidth of {coll}/{algo} by size and technology"))
+                        f"Bus bandwidth of {coll}/{algo} by size and technology: bars are "
+                        "means, whiskers the lowest and highest repetition, dashed lines each "
+                        "link's line rate"))
     return figures
 
 
 def plot_model(points: list[dict], out: Path) -> list[tuple[str, str]]:
     """Measured time against the alpha-beta model of what this kernel emulates."""
     links = sorted({r["point"]["link"] for r in points})
-    fig = Figure(figsize=(6, 5))
+    fig = Figure(figsize=(6.5, 5))
     ax = fig.add_subplot()
     for link in links:
         mine = [r["result"] for r in points if r["point"]["link"] == link]
         ax.scatter([m["model_emulated_time_s"] * 1e6 for m in mine],
                    [m["time_s"] * 1e6 for m in mine], label=link, color=_colour(link, links),
-                   s=18)
+                   s=22)
     every = [r["result"][k] * 1e6 for r in points for k in ("time_s", "model_emulated_time_s")]
     low, high = min(every), max(every)
     ax.plot([low, high], [low, high], color="black", linewidth=0.8, label="measured = model")
+    plain = FuncFormatter(lambda value, _pos: number(value))
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(plain)
+        axis.set_minor_formatter(NullFormatter())  # minor labels smear into each other
     ax.set_xscale("log")
     ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):  # set_*scale resets the formatters
+        axis.set_major_formatter(plain)
+        axis.set_minor_formatter(NullFormatter())
+    ax.tick_params(axis="x", rotation=30)
     ax.set_xlabel("model time (us)")
     ax.set_ylabel("measured time (us)")
     ax.set_title("Measured time vs alpha-beta model")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize="small")
     return [(_save(fig, out, "time-vs-model"), "Measured time against the model")]
 
 
 def plot_energy(points: list[dict], out: Path) -> list[tuple[str, str]]:
-    """Energy per GB moved, by size and technology."""
+    """The links' energy per GB moved, by size and technology."""
     clean = [r for r in points if not r["point"]["faults"]]
     if not clean:
         return []
     links = sorted({r["point"]["link"] for r in clean})
-    fig = Figure(figsize=(7, 4.5))
+    sizes, series = _by_link(clean, "joules_per_gb", lambda r: r["point"]["size"])
+    fig = Figure(figsize=(7.5, 4.2))
     ax = fig.add_subplot()
-    for link, by_size in _series(clean, "joules_per_gb", lambda r: r["point"]["link"]).items():
-        ax.plot(list(by_size), list(by_size.values()), marker="o", label=link,
-                color=_colour(link, links))
-    _size_axis(ax)
-    ax.set_yscale("log")
-    ax.set_ylabel("energy (J/GB)")
-    ax.set_title("Energy per GB by technology (all collectives, no faults)")
-    ax.legend()
-    return [(_save(fig, out, "energy"), "Energy per GB by size and technology")]
+    _grouped_bars(ax, [format_size(s, spaced=True) for s in sizes], series,
+                  {link: _colour(link, links) for link in links}, "J per GB (links)")
+    ax.set_xlabel("size")
+    ax.legend(fontsize="small")
+    ax.set_title("Energy per GB by technology (all calls, no faults)")
+    return [(_save(fig, out, "energy"), "The links' energy per GB by size and technology")]
 
 
 def plot_faults(points: list[dict], out: Path) -> list[tuple[str, str]]:
@@ -227,21 +276,15 @@ def plot_faults(points: list[dict], out: Path) -> list[tuple[str, str]]:
     mine = [r for r in points if r["point"]["experiment"] in faulted]
     if not mine:
         return []
-    links = sorted({r["point"]["link"] for r in mine})
-    sets = sorted({tuple(r["point"]["faults"]) for r in mine})
-    fig = Figure(figsize=(max(6, 2.2 * len(links)), 4.5))
+    sets, by_link = _by_link(mine, "busbw_gbps",
+                             lambda r: "; ".join(r["point"]["faults"]) or "no faults")
+    links = list(by_link)  # the groups on the axis; a bar per fault set in each
+    by_set = {s: [by_link[link][i] for link in links] for i, s in enumerate(sets)}
+    shades = {s: OTHER_COLOURS[i % len(OTHER_COLOURS)] for i, s in enumerate(sets)}
+    shades["no faults"] = "#4d4d4d"
+    fig = Figure(figsize=(max(6.5, 2.6 * len(links)), 4.2))
     ax = fig.add_subplot()
-    width = 0.8 / len(sets)
-    for i, fs in enumerate(sets):
-        heights = []
-        for link in links:
-            values = [r["result"]["busbw_gbps"] for r in mine
-                      if r["point"]["link"] == link and tuple(r["point"]["faults"]) == fs]
-            heights.append(_mean(values) if values else 0.0)
-        ax.bar([x + i * width for x in range(len(links))], heights, width,
-               label=", ".join(fs) or "no faults")
-    ax.set_xticks([x + width * (len(sets) - 1) / 2 for x in range(len(links))], links)
-    ax.set_ylabel("mean busbw over sizes (GB/s)")
+    _grouped_bars(ax, links, by_set, shades, "mean busbw over sizes (GB/s)")
     ax.set_title("Throughput with and without faults")
     ax.legend(fontsize="small")
     return [(_save(fig, out, "faults"), "Bus bandwidth with and without faults")]
@@ -253,7 +296,7 @@ def plot_failures(failures: dict, out: Path) -> list[tuple[str, str]]:
     names = list(failures["result"])
     rows = [failures["result"][n][n] for n in names]
     colours = [_colour(n, names) for n in names]
-    fig = Figure(figsize=(9, 4))
+    fig = Figure(figsize=(10, 4.2))
     ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     x = range(len(names))
     for offset, key, what, alpha in ((-0.2, "failures_per_day", "all failures", 0.45),
@@ -262,8 +305,9 @@ def plot_failures(failures: dict, out: Path) -> list[tuple[str, str]]:
         # Rare events can leave the mean outside [p5, p95] (most trials see none).
         spread = [[max(0.0, m - r[f"{key}_p5"]) for m, r in zip(mean, rows, strict=True)],
                   [max(0.0, r[f"{key}_p95"] - m) for m, r in zip(mean, rows, strict=True)]]
-        ax1.bar([i + offset for i in x], mean, 0.4, yerr=spread, color=colours, alpha=alpha,
-                capsize=3, label=what)
+        bars = ax1.bar([i + offset for i in x], mean, 0.4, yerr=spread, color=colours,
+                       alpha=alpha, capsize=3, label=what)
+        ax1.bar_label(bars, [number(m) for m in mean], fontsize="small", padding=2)
     ax1.set_xticks(list(x), names)
     ax1.set_ylabel("events per day")
     ax1.set_title("Link failures (5th-95th percentile)")
@@ -271,7 +315,7 @@ def plot_failures(failures: dict, out: Path) -> list[tuple[str, str]]:
         handle.set_color("grey")
     hours = [r["hours_between_interruptions"] for r in rows]
     bars = ax2.bar(names, [h if math.isfinite(h) else 0 for h in hours], color=colours)
-    ax2.bar_label(bars, [f"{h:.3g}" if math.isfinite(h) else "" for h in hours],
+    ax2.bar_label(bars, [number(h) if math.isfinite(h) else "" for h in hours],
                   fontsize="small")
     ax2.set_xticks(range(len(names)), [n if math.isfinite(h) else f"{n}\n(none in span)"
                                        for n, h in zip(names, hours, strict=True)])
@@ -280,47 +324,71 @@ def plot_failures(failures: dict, out: Path) -> list[tuple[str, str]]:
         ax2.set_yscale("log")
     ax2.set_title("Time between interruptions")
     p = failures["params"]
-    fig.suptitle(f"{p['gpus']} GPUs, {p['days']:g} days, {p['trials']} trials")
+    fig.suptitle(f"{p['gpus']:,} GPUs, {p['days']:g} days, {p['trials']} trials")
     for ax in (ax1, ax2):
-        ax.tick_params(axis="x", labelsize="small", rotation=15)
+        ax.tick_params(axis="x", rotation=15)
     return [(_save(fig, out, "failures"), "Link failure rates by technology")]
+
+
+DESIGN_PANELS = (("time_s", 1e6, "time (us)"), ("energy_j", 1.0, "link J per step"),
+                 ("watts_per_gpu", 1.0, "link W per GPU"),
+                 ("stalls_per_day", 1.0, "stalls per day"))
+
+
+def _latest_designs(designs: list[dict]) -> dict[tuple, dict[str, dict]]:
+    """{(campaign, workload, size): {design: row}}; the last record of a design wins (a
+    rerun after an edit)."""
+    groups: dict[tuple, dict[str, dict]] = {}
+    for record in designs:
+        r = record["row"]
+        groups.setdefault((record["campaign"], r["workload"], r["size"]), {})[r["design"]] = r
+    return groups
 
 
 def plot_designs(designs: list[dict], out: Path) -> list[tuple[str, str]]:
     """`netwall compare --db` rows: per design file and workload, each design's time, link
-    energy per step and link power per GPU side by side; a design that does not fit has no
-    bars and says so under its name."""
-    groups: dict[tuple, dict[str, dict]] = {}
-    for record in designs:  # the last record of a design wins (a rerun after an edit)
-        r = record["row"]
-        groups.setdefault((record["campaign"], r["workload"], r["size"]), {})[r["design"]] = r
+    energy per step, link power per GPU and stalls per day on one shared row of designs
+    (horizontal bars, so long names read), values at the bars' ends, a colour per family;
+    a design that does not fit has no bars and says so."""
     figures = []
-    for (campaign, workload, size), rows in groups.items():
+    for (campaign, workload, size), rows in _latest_designs(designs).items():
         names = list(rows)
-        fig = Figure(figsize=(3.2 * 3, 4))
-        for i, (key, label) in enumerate((("time_s", "time (us)"), ("energy_j", "J per step"),
-                                          ("watts_per_gpu", "link W per GPU"))):
-            ax = fig.add_subplot(1, 3, i + 1)
-            values = [(rows[n][key] or 0) * (1e6 if key == "time_s" else 1) for n in names]
-            ax.bar(range(len(names)), values,
-                   color=[_family_colour(rows[n]["scale_up"]) for n in names])
-            ax.set_xticks(range(len(names)), [n if rows[n]["feasible"] else f"{n}\n(does not "
-                                              "fit)" for n in names], rotation=30, ha="right",
-                          fontsize=7)
-            ax.set_title(label, fontsize=9)
+        fig = Figure(figsize=(12, 1.6 + 0.45 * len(names)))
+        axes = fig.subplots(1, len(DESIGN_PANELS), sharey=True)
+        for ax, (key, scale, label) in zip(axes, DESIGN_PANELS, strict=True):
+            values = [rows[n][key] * scale if rows[n]["feasible"] and rows[n][key] is not None
+                      else None for n in names]
+            bars = ax.barh(range(len(names)), [v or 0 for v in values],
+                           color=[_colour(rows[n]["scale_up"], names) for n in names])
+            ax.bar_label(bars, [number(v) if v is not None else "does not fit"
+                                for v in values], fontsize="small", padding=2)
+            ax.set_title(label)
+            ax.margins(x=0.35)
+            ax.grid(True, axis="x", alpha=0.3)
+        axes[0].set_yticks(range(len(names)), names)
+        axes[0].invert_yaxis()
+        families = {_family(rows[n]["scale_up"]) for n in names}
+        fig.legend(handles=[_patch(f) for f in FAMILY_COLOURS if f in families],
+                   loc="lower center", ncols=len(families), fontsize="small",
+                   title="scale-up technology")
         at = f" at {format_size(size, spaced=True)}" if size else ""
-        fig.suptitle(f"{campaign}: {workload}{at}", fontsize=10)
-        stem = re.sub(r"[^A-Za-z0-9._-]", "_", f"designs-{campaign}-{workload}"
-                      + (f"-{size}" if size else ""))
-        figures.append((_save(fig, out, stem), f"Designs compared: {campaign}, {workload}{at}"))
+        fig.suptitle(f"{campaign}: {workload}{at}")
+        fig.tight_layout(rect=(0, 0.12, 1, 1))
+        stem = f"designs-{campaign}-{workload}" + (f"-{size}" if size else "")
+        figures.append((_save(fig, out, stem), f"Designs compared: {campaign}, {workload}{at}"
+                        " (speed, energy, power and stalls)"))
     return figures
 
 
-def _family_colour(profile: str) -> str:
-    """A design's colour: its scale-up cable's family (a bundle's cable; NVLink is copper)."""
+def _family(profile: str) -> str:
     cable = re.sub(r"^[0-9]+x", "", profile)
-    family = "copper" if cable.startswith("nvlink") else cable.rsplit("-", 1)[0]
-    return FAMILY_COLOURS.get(family, OTHER_COLOURS[0])
+    return "copper" if cable.startswith("nvlink") else cable.rsplit("-", 1)[0]
+
+
+def _patch(family: str):
+    from matplotlib.patches import Patch
+
+    return Patch(color=FAMILY_COLOURS[family], label=family)
 
 
 # -- the page --------------------------------------------------------------------------------
@@ -334,60 +402,196 @@ def report(records: list[dict], out: Path) -> Path:
     designs = [r for r in records if r["kind"] == "design"]
     figures = plot_designs(designs, out) if designs else []
     if points:
-        figures += plot_busbw(points, out) + plot_model(points, out) + plot_energy(points, out)
-        figures += plot_faults(points, out)
+        figures += plot_busbw(points, out) + plot_energy(points, out) + plot_faults(points, out)
     if failures:
         figures += plot_failures(failures[-1], out)
-    return write_file(out / "index.html",
+    if points:
+        figures += plot_model(points, out)
+    return write_file(_file(out, "index.html"),
                       _html(records, figures, failures[-1] if failures else None))
+
+
+def sentences(records: list[dict]) -> list[str]:
+    """The findings the page opens with: the designs' (the latest row of each) and the
+    campaign's."""
+    rows = [r for group in _latest_designs([r for r in records if r["kind"] == "design"])
+            .values() for r in group.values()]
+    said = findings.designs(rows) if rows else []
+    if any(r["kind"] in ("point", "failures") for r in records):
+        said += findings.campaign(records)
+    return said
+
+
+STYLE = """
+body{font-family:sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;line-height:1.4}
+.findings li{margin:0.3em 0}
+figure{margin:1.5em 0}figure img{max-width:100%;height:auto}
+figcaption{font-size:0.9em;color:#444}
+table{border-collapse:collapse;font-size:0.85em;max-width:100%}
+td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;white-space:nowrap}
+th{background:#f3f3f3}td.text,th.text{text-align:left}
+.wide{overflow-x:auto}.bad{color:#a00}
+@media print{
+ @page{size:A4 landscape;margin:12mm}
+ body{margin:0;max-width:none;font-size:10pt}
+ figure{break-inside:avoid}table{font-size:7.5pt}.wide{overflow:visible}
+ tr{break-inside:avoid}a{color:inherit;text-decoration:none}
+}
+"""
 
 
 def _html(records: list[dict], figures: list[tuple[str, str]], failures: dict | None) -> str:
     e = html.escape
     campaigns = sorted({r["campaign"] for r in records})
-    rows = [row(r) for r in records if r["kind"] == "point"]
-    done = sum(r["status"] == "ok" for r in rows)
+    kinds = {r["kind"] for r in records}
+    what = "design comparison" if kinds == {"design"} else "campaign report"
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>netwall report: {e(', '.join(campaigns))}</title>",
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;"
-        "font-size:0.8em}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
-        "figure{display:inline-block;margin:1em}img{max-width:720px}"
-        ".skipped{color:#a00}</style></head><body>",
-        f"<h1>netwall campaign report: {e(', '.join(campaigns))}</h1>",
-        f"<p>{len(rows)} points: {done} measured, {len(rows) - done} skipped. Times are real "
-        "(undilated); the model is the alpha-beta time of what this kernel emulates.</p>",
+        f"<style>{STYLE}</style></head><body>",
+        f"<h1>netwall {what}: {e(', '.join(campaigns)) or 'no results yet'}</h1>",
     ]
-    flagged = [r for r in rows if r["faithful"] is False]
+    said = sentences(records)
+    parts.append("<h2>Findings</h2>")
+    parts.append("<ul class='findings'>" + "".join(f"<li>{e(s)}</li>" for s in said)
+                 + "</ul>" if said else "<p>No results stored yet: run a campaign or "
+                 "`netwall compare --db` first.</p>")
+    parts.append(f"<p>{e(_counts(records))} Times are real (undilated); the model is the "
+                 "alpha-beta time of what this kernel emulates; energy and power count each "
+                 "link's two ends and the cable (docs/profiles.md, the power boundary).</p>")
+    flagged = [r for r in _measured(records)
+               if ((r.get("result") or {}).get("fidelity") or {}).get("faithful") is False]
     if flagged:
-        parts.append(f"<p class='skipped'>{len(flagged)} measured points are NOT FAITHFUL: "
-                     "the host distorted them, or they were not proven (column fidelity_flags)."
-                     "</p>")
+        parts.append(f"<p class='bad'>{len(flagged)} measured points are NOT FAITHFUL: the "
+                     "host distorted them, or they were not proven (see the Points table and "
+                     "the CSV export's fidelity_flags): "
+                     f"{e(_first_flag(flagged))}</p>")
+    if figures:
+        parts.append("<h2>Figures</h2>")
     for png, caption in figures:
         svg = png[:-4] + ".svg"
         parts.append(f"<figure><img src='{e(png)}' alt='{e(caption)}'><figcaption>"
                      f"{e(caption)} (<a href='{e(svg)}'>SVG</a>)</figcaption></figure>")
+    rows = [r for group in _latest_designs([r for r in records if r["kind"] == "design"])
+            .values() for r in group.values()]
+    if rows:
+        parts.append("<h2>Designs compared</h2>" + _table(DESIGN_HEADER,
+                                                          [_design_cells(r) for r in rows]))
+        why = [r for r in rows if not r["feasible"]]
+        if why:
+            parts.append("<ul>" + "".join(f"<li>{e(r['design'])} does not fit: "
+                                          f"{e(r['reason'] or '')}</li>" for r in why)
+                         + "</ul>")
     if failures:
         parts.append("<h2>Link failures</h2>" + _table(
-            ["profile", "links", "failures/day", "link down/day", "hours between interruptions"],
-            [[n, v[n]["links"], v[n]["failures_per_day"], v[n]["link_down_per_day"],
-              v[n]["hours_between_interruptions"]] for n, v in failures["result"].items()]))
-    designs = [r["row"] for r in records if r["kind"] == "design"]
-    if designs:
-        parts.append("<h2>Designs compared</h2>" + _table(
-            list(DESIGN_COLUMNS), [[d.get(c, "") for c in DESIGN_COLUMNS] for d in designs]))
-    parts.append("<h2>Points</h2>" + _table(list(COLUMNS), [[r[c] for c in COLUMNS]
-                                                           for r in rows]))
+            ("profile", "links", "failures per day", "link down per day",
+             "hours between interruptions"),
+            [[n, f"{v[n]['links']:,.0f}", number(v[n]["failures_per_day"]),
+              number(v[n]["link_down_per_day"]),
+              number(v[n]["hours_between_interruptions"])
+              if math.isfinite(v[n]["hours_between_interruptions"]) else "none in span"]
+             for n, v in failures["result"].items()]))
+    points = _point_rows(records)
+    if points:
+        parts.append("<h2>Points</h2><p>Means over repetitions (their range in brackets).</p>"
+                     + _table(POINT_HEADER, points))
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
-def _table(header: list[str], rows: list[list]) -> str:
-    def cell(value) -> str:
-        text = f"{value:.4g}" if isinstance(value, float) else str(value)
-        css = " class='skipped'" if text.startswith("skipped") else ""
-        return f"<td{css}>{html.escape(text)}</td>"
+def _counts(records: list[dict]) -> str:
+    points = [r for r in records if r["kind"] == "point"]
+    designs = {(r["campaign"], r["row"]["design"]) for r in records if r["kind"] == "design"}
+    said = []
+    if designs:
+        fit = {(r["campaign"], r["row"]["design"]) for r in records
+               if r["kind"] == "design" and r["row"]["feasible"]}
+        said.append(f"{len(designs)} designs: {len(fit)} fit, {len(designs) - len(fit)} do "
+                    "not.")
+    if points:
+        done = sum(r["status"] == "ok" for r in points)
+        said.append(f"{len(points)} points: {done} measured, {len(points) - done} skipped.")
+    return " ".join(said)
 
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(cell(v) for v in r) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+
+def _first_flag(flagged: list[dict]) -> str:
+    return (flagged[0]["result"]["fidelity"].get("flags") or ["not proven"])[0]
+
+
+DESIGN_HEADER = ("design", "scale-up", "domain", "fits", "time (us)", "busbw (GB/s)",
+                 "exposed", "link J per step", "link W per GPU", "failures per day",
+                 "stalls per day", "one lane lost", "faithful")
+
+
+def _design_cells(r: dict) -> list[str]:
+    measured = r["feasible"] and r["time_s"] is not None
+    return [r["design"], r["scale_up"], f"{r['domain_gpus']} GPUs x {r['racks_per_domain']} "
+            "racks", _yes(r["feasible"]),
+            number(r["time_s"] * 1e6) if measured else "-",
+            number(r["busbw_gbps"]) if measured and r.get("busbw_gbps") is not None else "-",
+            f"{r['exposed_share']:.0%}" if measured and r.get("exposed_share") is not None
+            else "-",
+            number(r["energy_j"]) if measured and r.get("energy_j") is not None else "-",
+            number(r["watts_per_gpu"]), number(r["failures_per_day"]),
+            number(r["stalls_per_day"]), r["scale_up_failure"], _yes(r.get("faithful"))]
+
+
+def _yes(value: bool | None) -> str:
+    return "-" if value is None else ("yes" if value else "no")
+
+
+POINT_HEADER = ("experiment", "topology", "link", "call", "size", "faults", "repetitions",
+                "time (us)", "model (us)", "busbw (GB/s)", "J per GB", "faithful", "status")
+
+
+def _point_rows(records: list[dict]) -> list[list[str]]:
+    """One row per point of the matrix, repetitions and seeds folded into mean and range."""
+    acc: dict[tuple, list[dict]] = {}
+    for r in records:
+        if r["kind"] != "point":
+            continue
+        p = r["point"]
+        key = (p["experiment"], p["topology"], p["link"], f"{p['collective']}/{p['algorithm']}",
+               p["size"], "; ".join(p["faults"]) or "none", r["status"], r.get("reason", ""))
+        acc.setdefault(key, []).append(r)
+    out = []
+    for (experiment, topology, link, call, size, faults, status, reason), mine in acc.items():
+        results = [r["result"] for r in mine if r["status"] == "ok"]
+
+        def cell(key: str, scale: float = 1.0, results=results) -> str:
+            values = [x[key] * scale for x in results if x.get(key) is not None]
+            if not values:
+                return "-"
+            m = Measure.of(values)
+            return number(m.mean) + (f" ({number(m.low)}-{number(m.high)})"
+                                     if m.count > 1 and m.high > m.low else "")
+
+        verdicts = [(x.get("fidelity") or {}).get("faithful") for x in results]
+        faithful = "-" if not results else ("yes" if all(verdicts) else
+                                            f"no ({verdicts.count(False)} of {len(verdicts)})")
+        out.append([experiment, topology, link, call, format_size(size, spaced=True), faults,
+                    str(len(mine)), cell("time_s", 1e6), cell("model_emulated_time_s", 1e6),
+                    cell("busbw_gbps"), cell("joules_per_gb"), faithful,
+                    "measured" if status == "ok" else f"skipped: {reason}"])
+    return out
+
+
+TEXT_COLUMNS = {"design", "scale-up", "domain", "experiment", "topology", "link", "call",
+                "faults", "status", "profile", "one lane lost"}
+
+
+def _table(header: tuple | list, rows: list[list]) -> str:
+    e = html.escape
+
+    def cell(value, column: str) -> str:
+        text = value if isinstance(value, str) else number(value)
+        css = ["text"] if column in TEXT_COLUMNS else []
+        if text == "no" or text.startswith(("no (", "skipped")):
+            css.append("bad")
+        return f"<td class='{' '.join(css)}'>{e(text)}</td>" if css else f"<td>{e(text)}</td>"
+
+    head = "".join(f"<th class='text'>{e(h)}</th>" if h in TEXT_COLUMNS else f"<th>{e(h)}</th>"
+                   for h in header)
+    body = "".join("<tr>" + "".join(cell(v, h) for v, h in zip(r, header, strict=True))
+                   + "</tr>" for r in rows)
+    return f"<div class='wide'><table><tr>{head}</tr>{body}</table></div>"
