@@ -294,6 +294,7 @@ def _compare(file: designs.DesignFile, as_json: bool, profile_files, prove: bool
         delay = emulations[0].delay_mechanism if emulations else None
         print("\n".join(comparison.header(file, delay)))
         print(comparison.render(rows))
+        print("\n".join(comparison.verdict(rows)))
     return 0
 
 
@@ -331,6 +332,8 @@ def cmd_replay(args) -> int:
                 tables.print_replay(result)
     finally:
         progress.finish()
+    if len(results) > 1 and not args.json:
+        print("\n".join(tables.replay_verdict(results)))
     if args.json:
         print(json.dumps({"settings": {"netwall": netwall_version(), "check": args.check,
                                        "emulations": [e.settings() for e in emulations]},

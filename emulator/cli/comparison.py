@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from emulator.experiments import findings
 from foundation.text.table import table
 from foundation.units import format_size
 
@@ -65,3 +66,11 @@ def _cells(r: Row) -> list[object]:
             f"{r.energy_j:.3g}" if measured else "-",
             f"{r.watts_per_gpu:.0f}", f"{r.failures_per_day:.2f}", f"{r.stalls_per_day:.2f}",
             r.scale_up_failure, r.scale_out_failure]
+
+
+def verdict(rows: list[Row]) -> list[str]:
+    """The answer the table ends with: who wins, by how much, at what power and stall rate,
+    what does not fit, and whether the times are proven (one measurement per design: a
+    comparison has no repetitions to spread)."""
+    return ["# verdict:"] + [f"#   {line}" for line in findings.designs([r.to_dict()
+                                                                       for r in rows])]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from emulator.experiments import findings
 from emulator.models.verdict import percent
 from emulator.result import ReplayResult, RunResult
 from traffic.schedule import default_algorithm
@@ -99,6 +100,15 @@ def print_replay(r: ReplayResult) -> None:
     print(f"# cost: {r.wall_s:.1f} s of wall time for {r.emulated_s * 1e3:.3f} ms of "
           f"cluster time: slowdown {r.slowdown:,.0f}x (this host's floor "
           f"{r.slowdown_floor:,.0f}x)")
+
+
+def replay_verdict(results: list[ReplayResult]) -> list[str]:
+    """The answer a replay over several links ends with (emulator.experiments.findings)."""
+    said = findings.replays([
+        findings.Replayed(r.link, [s.time_s for s in r.steps], bool(r.fidelity["faithful"]),
+                          sum(s.exposed_share for s in r.steps) / max(1, len(r.steps)))
+        for r in results])
+    return ["# verdict across links:"] + [f"#   {line}" for line in said]
 
 
 def _path(ids: list[int], most: int = 12) -> str:

@@ -97,7 +97,27 @@ def designs(rows: list[dict]) -> list[str]:
             elif r.get("faithful") is False:
                 out.append(f"{r['design']}'s time{at} on {workload} is NOT FAITHFUL: the host "
                            "distorted it.")
+    timed = [r for r in rows if r["feasible"] and r["time_s"] is not None]
+    out += proven([r.get("faithful") for r in timed], "time")
     return out
+
+
+def proven(verdicts: list[bool | None], what: str) -> list[str]:
+    """Whether the totals can be trusted: every one proven, how many are NOT FAITHFUL, or
+    how many were not proven (the dilation probe was off)."""
+    if not verdicts:
+        return []
+    wrong, unproven = verdicts.count(False), verdicts.count(None)
+    if not wrong and not unproven:
+        return [f"Every {what} is proven at a second dilation (faithful)."]
+    said = []
+    if wrong:
+        said.append(f"{wrong} of {len(verdicts)} {what}s are NOT FAITHFUL (the host distorted "
+                    "them).")
+    if unproven:
+        said.append(f"{unproven} of {len(verdicts)} {what}s are not proven (the dilation "
+                    "probe was off).")
+    return said
 
 
 def _close(high: float, low: float) -> bool:
@@ -184,6 +204,8 @@ def campaign(records: list[dict]) -> list[str]:
         out.append(text + ".")
     out += _faults(points)
     out += _energy(points)
+    out += proven([(r["result"].get("fidelity") or {}).get("faithful") for r in points],
+                  "measured point")
     failures = [r for r in records if r["kind"] == "failures"]
     if failures:
         out += failure_rates(failures[-1])
@@ -282,7 +304,7 @@ def replays(results: list[Replayed]) -> list[str]:
                    "is bound by the GPU endpoints (launch latency and compute), not the links "
                    f"(exposed communication {exposed:.0%} of the step at most).")
     unproven = [r.link for r in results if not r.faithful]
-    out.append("Every total is proven (faithful)." if not unproven else
+    out.append("Every link's total is proven (faithful)." if not unproven else
                f"Not proven (NOT FAITHFUL): {_names(unproven)}; compare those with care.")
     return out
 

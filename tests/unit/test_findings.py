@@ -136,7 +136,7 @@ def test_replays_across_links():
     fast = findings.replays([Replayed("a", [100e-6], True, 0.5),
                              Replayed("b", [300e-6], True, 0.8)])
     assert fast == ["a is fastest: 100 us per step; b 3.00x slower.",
-                    "Every total is proven (faithful)."]
+                    "Every link's total is proven (faithful)."]
 
 
 def _design_record(row: dict) -> dict:
