@@ -201,6 +201,9 @@ def campaign(records: list[dict]) -> list[str]:
         for link, other in ordered[1:]:
             text += (f", {ratio(m.mean, other.mean)} {link}'s "
                      f"{number(other.mean, 'GB/s')}{other.spread()}")
+        runner_up = ordered[1][1] if len(ordered) > 1 else None
+        if runner_up and runner_up.high >= m.low and (m.count > 1 or runner_up.count > 1):
+            text += ": within the spread of repetitions, no clear winner"
         out.append(text + ".")
     out += _faults(points)
     out += _energy(points)

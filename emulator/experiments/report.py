@@ -24,7 +24,7 @@ from typing import TextIO
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.ticker import FuncFormatter
 
 from emulator.experiments import findings
 from emulator.experiments.findings import Measure, number
@@ -203,13 +203,19 @@ def plot_busbw(points: list[dict], out: Path) -> list[tuple[str, str]]:
             sizes, series = _by_link(here, "busbw_gbps", lambda r: r["point"]["size"])
             _grouped_bars(ax, [format_size(s, spaced=True) for s in sizes], series, colours,
                           "busbw (GB/s)")
+            rates: dict[float, list[str]] = {}
             for link in series:
                 rate = _line_rate_gbs(here, link)
                 if rate:
-                    ax.axhline(rate, color=colours[link], linestyle="--", linewidth=1)
-                    ax.annotate(f"{link} line rate {number(rate)} GB/s", (0, rate),
-                                xycoords=("axes fraction", "data"), fontsize="small",
-                                color=colours[link], va="bottom")
+                    rates.setdefault(rate, []).append(link)
+            for rate, mine_links in rates.items():  # one line per rate, named once
+                colour = colours[mine_links[0]] if len(mine_links) == 1 else "grey"
+                ax.axhline(rate, color=colour, linestyle="--", linewidth=1)
+                who = mine_links[0] if len(mine_links) == 1 else "every link"
+                ax.annotate(f"line rate of {who}: {number(rate)} GB/s", (0.01, rate),
+                            xycoords=("axes fraction", "data"), fontsize="small",
+                            color=colour, va="bottom")
+            ax.set_ylim(top=max([ax.get_ylim()[1], *[1.12 * r for r in rates]]))
             ax.set_title(topology)
             ax.set_xlabel("size")
         axes[0].legend(fontsize="small", loc="lower right")
@@ -234,15 +240,11 @@ def plot_model(points: list[dict], out: Path) -> list[tuple[str, str]]:
     every = [r["result"][k] * 1e6 for r in points for k in ("time_s", "model_emulated_time_s")]
     low, high = min(every), max(every)
     ax.plot([low, high], [low, high], color="black", linewidth=0.8, label="measured = model")
-    plain = FuncFormatter(lambda value, _pos: number(value))
-    for axis in (ax.xaxis, ax.yaxis):
-        axis.set_major_formatter(plain)
-        axis.set_minor_formatter(NullFormatter())  # minor labels smear into each other
     ax.set_xscale("log")
     ax.set_yscale("log")
-    for axis in (ax.xaxis, ax.yaxis):  # set_*scale resets the formatters
-        axis.set_major_formatter(plain)
-        axis.set_minor_formatter(NullFormatter())
+    for axis in (ax.xaxis, ax.yaxis):  # plain numbers; of the minor ticks only 2x and 5x
+        axis.set_major_formatter(FuncFormatter(lambda value, _pos: number(value)))
+        axis.set_minor_formatter(FuncFormatter(_two_and_five))
     ax.tick_params(axis="x", rotation=30)
     ax.set_xlabel("model time (us)")
     ax.set_ylabel("measured time (us)")
@@ -250,6 +252,13 @@ def plot_model(points: list[dict], out: Path) -> list[tuple[str, str]]:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
     return [(_save(fig, out, "time-vs-model"), "Measured time against the model")]
+
+
+def _two_and_five(value: float, _pos) -> str:
+    """A minor log tick's label when it is 2 or 5 times a power of ten (the others would
+    smear into each other)."""
+    mantissa = value / 10 ** math.floor(math.log10(value) + 1e-9)
+    return number(value) if round(mantissa, 6) in (2.0, 5.0) else ""
 
 
 def plot_energy(points: list[dict], out: Path) -> list[tuple[str, str]]:
@@ -270,12 +279,13 @@ def plot_energy(points: list[dict], out: Path) -> list[tuple[str, str]]:
 
 
 def plot_faults(points: list[dict], out: Path) -> list[tuple[str, str]]:
-    """Mean busbw with and without each fault set, by technology, over the experiments that
-    inject faults (so the clean bars cover the same sizes and topologies)."""
-    faulted = {r["point"]["experiment"] for r in points if r["point"]["faults"]}
-    mine = [r for r in points if r["point"]["experiment"] in faulted]
-    if not mine:
+    """Mean busbw with and without each fault set, by technology: the clean bars are the
+    points of the same link, topology, call and size without faults (from any experiment)."""
+    faulted = [r for r in points if r["point"]["faults"]]
+    if not faulted:
         return []
+    keys = {_call_key(r) for r in faulted}  # the clean points measured alike, any experiment
+    mine = faulted + [r for r in points if not r["point"]["faults"] and _call_key(r) in keys]
     sets, by_link = _by_link(mine, "busbw_gbps",
                              lambda r: "; ".join(r["point"]["faults"]) or "no faults")
     links = list(by_link)  # the groups on the axis; a bar per fault set in each
@@ -288,6 +298,11 @@ def plot_faults(points: list[dict], out: Path) -> list[tuple[str, str]]:
     ax.set_title("Throughput with and without faults")
     ax.legend(fontsize="small")
     return [(_save(fig, out, "faults"), "Bus bandwidth with and without faults")]
+
+
+def _call_key(r: dict) -> tuple:
+    p = r["point"]
+    return p["link"], p["topology"], p["collective"], p["algorithm"], p["size"]
 
 
 def plot_failures(failures: dict, out: Path) -> list[tuple[str, str]]:
@@ -493,8 +508,11 @@ def _html(records: list[dict], figures: list[tuple[str, str]], failures: dict | 
              for n, v in failures["result"].items()]))
     points = _point_rows(records)
     if points:
-        parts.append("<h2>Points</h2><p>Means over repetitions (their range in brackets).</p>"
-                     + _table(POINT_HEADER, points))
+        header, points, common = _varying(POINT_HEADER, points)
+        alike = "; ".join(f"{h} {v}" for h, v in common)
+        parts.append("<h2>Points</h2><p>Means over repetitions (their range in brackets)."
+                     + (f" Every point: {e(alike)}." if alike else "") + "</p>"
+                     + _table(header, points))
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -574,6 +592,15 @@ def _point_rows(records: list[dict]) -> list[list[str]]:
                     cell("busbw_gbps"), cell("joules_per_gb"), faithful,
                     "measured" if status == "ok" else f"skipped: {reason}"])
     return out
+
+
+def _varying(header: tuple, rows: list[list[str]]) -> tuple[tuple, list[list[str]], list]:
+    """The columns whose value differs between rows, and (name, value) of those that do not
+    (said once above the table, so it fits the page)."""
+    keep = [i for i in range(len(header)) if len({r[i] for r in rows}) > 1 or
+            header[i] in ("link", "time (us)", "busbw (GB/s)")]
+    common = [(header[i], rows[0][i]) for i in range(len(header)) if i not in keep]
+    return (tuple(header[i] for i in keep), [[r[i] for i in keep] for r in rows], common)
 
 
 TEXT_COLUMNS = {"design", "scale-up", "domain", "experiment", "topology", "link", "call",

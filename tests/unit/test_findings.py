@@ -178,3 +178,17 @@ def test_report_writes_only_inside_out_whatever_a_record_names(tmp_path):
     written = {p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()}
     assert written and all(p.parts[:2] == ("deep", "out") for p in written), written
     assert all(len(p.parts) == 3 for p in written)  # no subfolders either
+
+
+def test_a_lead_within_the_spread_of_repetitions_is_no_clear_winner():
+    records = [point("copper-800g", 1 << 20, 40, rep=0), point("copper-800g", 1 << 20, 44,
+                                                                rep=1),
+               point("optical-800g", 1 << 20, 41, rep=0), point("optical-800g", 1 << 20, 42,
+                                                                rep=1)]
+    said = findings.campaign(records)[0]
+    assert said.startswith("On star:4, allreduce/ring at 1 MiB: copper-800g is fastest at "
+                           "42 GB/s")
+    assert said.endswith(": within the spread of repetitions, no clear winner.")
+    apart = findings.campaign(records[:2] + [point("optical-800g", 1 << 20, 20, rep=r)
+                                             for r in (0, 1)])[0]
+    assert "no clear winner" not in apart
