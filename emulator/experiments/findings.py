@@ -93,7 +93,8 @@ def designs(rows: list[dict]) -> list[str]:
             out += _stalls(fitting)
         for r in mine:
             if not r["feasible"]:
-                out.append(f"{r['design']} does not fit: {r['reason'] or 'no reason given'}.")
+                reason = (r["reason"] or "no reason given").removeprefix(f"{r['design']}: ")
+                out.append(f"{r['design']} does not fit: {reason.rstrip('.')}.")
             elif r.get("faithful") is False:
                 out.append(f"{r['design']}'s time{at} on {workload} is NOT FAITHFUL: the host "
                            "distorted it.")

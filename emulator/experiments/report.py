@@ -117,9 +117,10 @@ def _file(out: Path, name: str) -> Path:
     return path
 
 
-def _save(fig: Figure, out: Path, stem: str) -> str:
+def _save(fig: Figure, out: Path, stem: str,
+          rect: tuple[float, float, float, float] = (0, 0, 1, 1)) -> str:
     FigureCanvasAgg(fig)
-    fig.tight_layout()
+    fig.tight_layout(rect=rect)  # rect: the share of the figure the axes may take
     name = _file(out, stem).name
     for ext in ("png", "svg"):
         image = io.BytesIO()
@@ -385,13 +386,14 @@ def plot_designs(designs: list[dict], out: Path) -> list[tuple[str, str]]:
         families = {_family(rows[n]["scale_up"]) for n in names}
         fig.legend(handles=[_patch(f) for f in FAMILY_COLOURS if f in families],
                    loc="lower center", ncols=len(families), fontsize="small",
-                   title="scale-up technology")
+                   title="scale-up technology", frameon=False)
         at = f" at {format_size(size, spaced=True)}" if size else ""
         fig.suptitle(f"{campaign}: {workload}{at}")
-        fig.tight_layout(rect=(0, 0.12, 1, 1))
         stem = f"designs-{campaign}-{workload}" + (f"-{size}" if size else "")
-        figures.append((_save(fig, out, stem), f"Designs compared: {campaign}, {workload}{at}"
-                        " (speed, energy, power and stalls)"))
+        legend_share = 0.7 / fig.get_figheight()  # the legend's 0.7 inch under the axes
+        figures.append((_save(fig, out, stem, rect=(0, legend_share, 1, 1)),
+                        f"Designs compared: {campaign}, {workload}{at} (speed, energy, power "
+                        "and stalls)"))
     return figures
 
 
@@ -444,7 +446,7 @@ figure{margin:1.5em 0}figure img{max-width:100%;height:auto}
 figcaption{font-size:0.9em;color:#444}
 table{border-collapse:collapse;font-size:0.85em;max-width:100%}
 td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;white-space:nowrap}
-th{background:#f3f3f3}td.text,th.text{text-align:left}
+th{background:#f3f3f3;white-space:normal;vertical-align:bottom}h2{break-after:avoid}td.text,th.text{text-align:left}
 .wide{overflow-x:auto}.bad{color:#a00}
 @media print{
  @page{size:A4 landscape;margin:12mm}
@@ -490,13 +492,17 @@ def _html(records: list[dict], figures: list[tuple[str, str]], failures: dict | 
     rows = [r for group in _latest_designs([r for r in records if r["kind"] == "design"])
             .values() for r in group.values()]
     if rows:
-        parts.append("<h2>Designs compared</h2>" + _table(DESIGN_HEADER,
-                                                          [_design_cells(r) for r in rows]))
+        header, cells, common = _varying(DESIGN_HEADER, [_design_cells(r) for r in rows])
+        alike = "; ".join(f"{h} {v}" for h, v in common)
+        parts.append("<h2>Designs compared</h2>"
+                     + (f"<p>Every design: {e(alike)}.</p>" if alike else "")
+                     + _table(header, cells))
         why = [r for r in rows if not r["feasible"]]
         if why:
-            parts.append("<ul>" + "".join(f"<li>{e(r['design'])} does not fit: "
-                                          f"{e(r['reason'] or '')}</li>" for r in why)
-                         + "</ul>")
+            parts.append("<ul>" + "".join(
+                f"<li>{e(r['design'])} does not fit: "
+                f"{e((r['reason'] or '').removeprefix(r['design'] + ': '))}</li>" for r in why)
+                + "</ul>")
     if failures:
         parts.append("<h2>Link failures</h2>" + _table(
             ("profile", "links", "failures per day", "link down per day",
@@ -537,14 +543,14 @@ def _first_flag(flagged: list[dict]) -> str:
 
 
 DESIGN_HEADER = ("design", "scale-up", "domain", "fits", "time (us)", "busbw (GB/s)",
-                 "exposed", "link J per step", "link W per GPU", "failures per day",
-                 "stalls per day", "one lane lost", "faithful")
+                 "exposed", "J per step", "W per GPU", "failures per day", "stalls per day",
+                 "one lane lost", "faithful")
 
 
 def _design_cells(r: dict) -> list[str]:
     measured = r["feasible"] and r["time_s"] is not None
-    return [r["design"], r["scale_up"], f"{r['domain_gpus']} GPUs x {r['racks_per_domain']} "
-            "racks", _yes(r["feasible"]),
+    return [r["design"], r["scale_up"], f"{r['domain_gpus']} x {r['racks_per_domain']} racks",
+            _yes(r["feasible"]),
             number(r["time_s"] * 1e6) if measured else "-",
             number(r["busbw_gbps"]) if measured and r.get("busbw_gbps") is not None else "-",
             f"{r['exposed_share']:.0%}" if measured and r.get("exposed_share") is not None
@@ -598,8 +604,9 @@ def _varying(header: tuple, rows: list[list[str]]) -> tuple[tuple, list[list[str
     """The columns whose value differs between rows, and (name, value) of those that do not
     (said once above the table, so it fits the page)."""
     keep = [i for i in range(len(header)) if len({r[i] for r in rows}) > 1 or
-            header[i] in ("link", "time (us)", "busbw (GB/s)")]
-    common = [(header[i], rows[0][i]) for i in range(len(header)) if i not in keep]
+            header[i] in ("design", "link", "time (us)", "busbw (GB/s)")]
+    common = [(header[i], rows[0][i]) for i in range(len(header))
+              if i not in keep and rows[0][i] != "-"]  # a column of dashes says nothing
     return (tuple(header[i] for i in keep), [[r[i] for i in keep] for r in rows], common)
 
 
