@@ -138,6 +138,8 @@ def cmd_profiles(args) -> int:
         print(json.dumps([p.to_dict() for p in cat.values()], indent=2))
     else:
         print(profiles_table(cat))
+        print("# W/end, pJ/bit: the power boundary of every profile: one end's SerDes plus "
+              "what the cable carries there (DSP, lasers or LEDs, EEPROM); docs/profiles.md")
     return 0
 
 

@@ -30,9 +30,9 @@ def header(file: DesignFile, delay: str | None) -> list[str]:
         "# domain: GPUs x racks of one scale-up domain; fits: every cable within its reach; "
         "time: one call (a collective) or one step (a workload), real units; exposed: a "
         "workload's communication on its critical path, share of the step",
-        "# J/step: the links' energy per call or step; W/GPU: every cable's power over the "
-        f"GPUs; fails/day, stalls/day: link failures and link-down events at "
-        f"{file.fleet_gpus:,} GPUs cabled alike",
+        "# J/step: the links' energy per call or step; W/GPU: every link's power over the "
+        "GPUs (each end's SerDes plus what its cable carries); fails/day, stalls/day: link "
+        f"failures and link-down events at {file.fleet_gpus:,} GPUs cabled alike",
         "# up fails, NIC fails: what one lane or channel lost does: stall (the link is down "
         "until repair) or the capacity it costs (-0%: a spare absorbed it)",
     ]
