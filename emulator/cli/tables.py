@@ -27,10 +27,13 @@ def print_header(args, emu) -> None:
     if args.prove:
         print(f"# each result is proven at a larger dilation: 'host' is the share of its time "
               f"the host added (flagged above {percent(emu.tolerance)})")
-    print(f"# {'size':>12} {'count':>10} {'type':>6} {'proto':>6} {'time(us)':>10} "
-          f"{'algbw(GB/s)':>12} "
-          f"{'busbw(GB/s)':>12} {'model(us)':>10} {'error':>7} {'retrans(B)':>10} "
-          f"{'J/GB':>7} {'check':>6} {'D':>7} {'host':>6}")
+    print(RUN_COLUMNS)
+
+
+#: The column line of `netwall run`'s table (docs quote it: tests/unit/test_doc_samples.py).
+RUN_COLUMNS = (f"# {'size':>12} {'count':>10} {'type':>6} {'proto':>6} {'time(us)':>10} "
+               f"{'algbw(GB/s)':>12} {'busbw(GB/s)':>12} {'model(us)':>10} {'error':>7} "
+               f"{'retrans(B)':>10} {'J/GB':>7} {'check':>6} {'D':>7} {'host':>6}")
 
 
 def print_row(r: RunResult) -> None:
