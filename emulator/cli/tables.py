@@ -108,10 +108,18 @@ def print_replay(r: ReplayResult) -> None:
 def replay_verdict(results: list[ReplayResult]) -> list[str]:
     """The answer a replay over several links ends with (emulator.experiments.findings)."""
     said = findings.replays([
-        findings.Replayed(r.link, [s.time_s for s in r.steps], bool(r.fidelity["faithful"]),
+        findings.Replayed(r.link, [s.time_s for s in r.steps], _verdict(r.fidelity),
                           sum(s.exposed_share for s in r.steps) / max(1, len(r.steps)))
         for r in results])
     return ["# verdict across links:"] + [f"#   {line}" for line in said]
+
+
+def _verdict(fidelity: dict) -> bool | None:
+    """True: proven; False: the host distorted it; None: not proven (the probe was off)."""
+    if fidelity["faithful"]:
+        return True
+    flags = fidelity.get("flags") or []
+    return None if flags and all(f.startswith("not proven") for f in flags) else False
 
 
 def _path(ids: list[int], most: int = 12) -> str:

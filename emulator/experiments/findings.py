@@ -285,7 +285,7 @@ class Replayed:
 
     link: str
     step_s: list[float]  # each step's time
-    faithful: bool
+    faithful: bool | None  # proven at a second dilation; None: not proven (no probe)
     exposed_share: float  # mean over steps
 
 
@@ -307,9 +307,15 @@ def replays(results: list[Replayed]) -> list[str]:
                    f"{_mean(timed[-1].step_s) / _mean(best.step_s) - 1:.1%} at most: the step "
                    "is bound by the GPU endpoints (launch latency and compute), not the links "
                    f"(exposed communication {exposed:.0%} of the step at most).")
-    unproven = [r.link for r in results if not r.faithful]
-    out.append("Every link's total is proven (faithful)." if not unproven else
-               f"Not proven (NOT FAITHFUL): {_names(unproven)}; compare those with care.")
+    wrong = [r.link for r in results if r.faithful is False]
+    unproven = [r.link for r in results if r.faithful is None]
+    if not wrong and not unproven:
+        out.append("Every link's total is proven (faithful).")
+    if wrong:
+        out.append(f"NOT FAITHFUL (the host distorted them): {_names(wrong)}; compare those "
+                   "with care.")
+    if unproven:
+        out.append(f"Not proven (the dilation probe was off): {_names(unproven)}.")
     return out
 
 

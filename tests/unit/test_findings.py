@@ -132,7 +132,10 @@ def test_replays_across_links():
                        "optical-800g 1.00x slower; wide-and-slow-800g 1.00x slower.")
     assert said[1].startswith("Step times across links differ by 0.2% at most: the step is "
                               "bound by the GPU endpoints")
-    assert said[2] == "Not proven (NOT FAITHFUL): wide-and-slow-800g; compare those with care."
+    assert said[2] == ("NOT FAITHFUL (the host distorted them): wide-and-slow-800g; compare "
+                       "those with care.")
+    assert findings.replays([Replayed("a", [1e-4], None, 0.5)])[-1] == \
+        "Not proven (the dilation probe was off): a."
     fast = findings.replays([Replayed("a", [100e-6], True, 0.5),
                              Replayed("b", [300e-6], True, 0.8)])
     assert fast == ["a is fastest: 100 us per step; b 3.00x slower.",
