@@ -10,7 +10,11 @@ from pathlib import Path
 import pytest
 
 from emulator.cli import comparison, tables
+from emulator.cli.listings import failures_table, reach_table
+from emulator.models.profiles import catalogue
+from emulator.models.reliability import fleet, simulate
 from foundation.text.table import table
+from topologies.layout import parse_layout, reach_report
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = sorted([ROOT / "README.md", ROOT / "BENCHMARKS.md", *(ROOT / "docs").glob("*.md"),
@@ -32,10 +36,16 @@ def quoted(marker) -> list[tuple[str, int, str]]:
 COMPARE = columns(table(comparison.COLUMNS, [["x"] * len(comparison.COLUMNS)])
                   .splitlines()[0])
 RUN = columns(tables.RUN_COLUMNS)
+FAILURES = columns(failures_table(simulate(fleet(1000, {"optical-800g": 3}), catalogue(), 1, 10,
+                                           1)).splitlines()[0])
+REACH = columns(reach_table(reach_report(64, parse_layout(""), catalogue())).splitlines()[0])
 SAMPLES = {
     "compare": (lambda line: line.startswith("design ") and "scale-up" in line, COMPARE),
     "run": (lambda line: line.startswith("#") and " count " in line and "proto" in line,
             RUN),
+    "failures": (lambda line: line.startswith("profile ") and "link down/day" in line,
+                 FAILURES),
+    "reach": (lambda line: line.startswith("profile ") and "reach m" in line, REACH),
 }
 
 
