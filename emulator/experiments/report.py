@@ -174,6 +174,11 @@ def _grouped_bars(ax, groups: list[str], series: dict[str, list[Measure | None]]
     ax.grid(True, axis="y", alpha=0.3)
 
 
+def _panel_in(groups: int) -> float:
+    """A panel's width in inches: room for each group's label ('512 KiB') side by side."""
+    return max(4.5, 0.8 * groups + 1.0)
+
+
 def _by_link(points: list[dict], key: str, group) -> tuple[list, dict[str, list]]:
     """(groups, {link: [Measure or None per group]}) of result[key] over repetitions."""
     acc: dict[str, dict] = {}
@@ -197,7 +202,8 @@ def plot_busbw(points: list[dict], out: Path) -> list[tuple[str, str]]:
         topologies = sorted({r["point"]["topology"] for r in mine})
         links = sorted({r["point"]["link"] for r in mine})
         colours = {link: _colour(link, links) for link in links}
-        fig = Figure(figsize=(max(6.0, 4.5 * len(topologies)), 4.2))
+        sizes = len({r["point"]["size"] for r in mine})
+        fig = Figure(figsize=(max(6.0, _panel_in(sizes) * len(topologies)), 4.2))
         axes = fig.subplots(1, len(topologies), sharey=True, squeeze=False)[0]
         for ax, topology in zip(axes, topologies, strict=True):
             here = [r for r in mine if r["point"]["topology"] == topology]
@@ -269,7 +275,7 @@ def plot_energy(points: list[dict], out: Path) -> list[tuple[str, str]]:
         return []
     links = sorted({r["point"]["link"] for r in clean})
     sizes, series = _by_link(clean, "joules_per_gb", lambda r: r["point"]["size"])
-    fig = Figure(figsize=(7.5, 4.2))
+    fig = Figure(figsize=(max(7.5, _panel_in(len(sizes))), 4.2))
     ax = fig.add_subplot()
     _grouped_bars(ax, [format_size(s, spaced=True) for s in sizes], series,
                   {link: _colour(link, links) for link in links}, "J per GB (links)")

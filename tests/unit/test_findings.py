@@ -195,3 +195,43 @@ def test_a_lead_within_the_spread_of_repetitions_is_no_clear_winner():
     apart = findings.campaign(records[:2] + [point("optical-800g", 1 << 20, 20, rep=r)
                                              for r in (0, 1)])[0]
     assert "no clear winner" not in apart
+
+
+def test_figures_labels_read_no_overlap_and_no_tiny_text(tmp_path, monkeypatch):
+    """Every tick label of the campaign figures is at least 8 pt and none overlaps its
+    neighbour, with ten sizes and three links (the smear issue 27 saw)."""
+    from emulator.experiments import report
+
+    figures = []
+
+    def keep(fig, out, stem, rect=(0, 0, 1, 1)):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        FigureCanvasAgg(fig)
+        fig.tight_layout(rect=rect)
+        figures.append(fig)
+        return f"{stem}.png"
+
+    monkeypatch.setattr(report, "_save", keep)
+    points = []
+    for link in ("copper-800g", "optical-800g", "wide-and-slow-800g"):
+        for k in range(10):
+            r = point(link, 1024 << k, 10.0 + k, rep=0)
+            r["result"].update(time_s=1e-5 * (k + 1), model_emulated_time_s=1e-5 * (k + 1))
+            points.append(r)
+    report.plot_busbw(points, tmp_path)
+    report.plot_energy(points, tmp_path)
+    report.plot_model(points, tmp_path)
+    report.plot_designs([_design_record(design(f"design-with-a-long-name-{i}", 50.0 + i,
+                                               100 + i, 0.5 * i)) for i in range(8)], tmp_path)
+    assert len(figures) == 4
+    for fig in figures:
+        renderer = fig.canvas.get_renderer()
+        for ax in fig.axes:
+            for axis in (ax.xaxis, ax.yaxis):
+                labels = [t for t in axis.get_ticklabels() if t.get_text() and t.get_visible()]
+                assert all(t.get_fontsize() >= 8 for t in labels)
+                boxes = sorted((t.get_window_extent(renderer) for t in labels),
+                               key=lambda b: (b.x0, b.y0))
+                for a, b in zip(boxes, boxes[1:], strict=False):
+                    assert not a.overlaps(b), (ax.get_title(), a, b)
