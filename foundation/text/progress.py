@@ -84,7 +84,7 @@ class Progress:
         if self.due is None or self.done >= self.total:
             return ""
         now = time.monotonic() if now is None else now
-        if now <= self.due:
+        if now < self.due + 1:  # within the second it was due: not yet late
             return f"about {clock(self.due - now)} left"
         return f"{clock(now - self.due)} over the estimate"
 
