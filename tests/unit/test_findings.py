@@ -200,7 +200,7 @@ def test_a_lead_within_the_spread_of_repetitions_is_no_clear_winner():
 def test_figures_labels_read_no_overlap_and_no_tiny_text(tmp_path, monkeypatch):
     """Every tick label of the campaign figures is at least 8 pt and none overlaps its
     neighbour, with ten sizes and three links (the smear issue 27 saw)."""
-    from emulator.experiments import report
+    from emulator.experiments import figures as drawing
 
     figures = []
 
@@ -212,17 +212,17 @@ def test_figures_labels_read_no_overlap_and_no_tiny_text(tmp_path, monkeypatch):
         figures.append(fig)
         return f"{stem}.png"
 
-    monkeypatch.setattr(report, "_save", keep)
+    monkeypatch.setattr(drawing, "save", keep)
     points = []
     for link in ("copper-800g", "optical-800g", "wide-and-slow-800g"):
         for k in range(10):
             r = point(link, 1024 << k, 10.0 + k, rep=0)
             r["result"].update(time_s=1e-5 * (k + 1), model_emulated_time_s=1e-5 * (k + 1))
             points.append(r)
-    report.plot_busbw(points, tmp_path)
-    report.plot_energy(points, tmp_path)
-    report.plot_model(points, tmp_path)
-    report.plot_designs([_design_record(design(f"design-with-a-long-name-{i}", 50.0 + i,
+    drawing.plot_busbw(points, tmp_path)
+    drawing.plot_energy(points, tmp_path)
+    drawing.plot_model(points, tmp_path)
+    drawing.plot_designs([_design_record(design(f"design-with-a-long-name-{i}", 50.0 + i,
                                                100 + i, 0.5 * i)) for i in range(8)], tmp_path)
     assert len(figures) == 4
     for fig in figures:
