@@ -235,3 +235,28 @@ def test_figures_labels_read_no_overlap_and_no_tiny_text(tmp_path, monkeypatch):
                                key=lambda b: (b.x0, b.y0))
                 for a, b in zip(boxes, boxes[1:], strict=False):
                     assert not a.overlaps(b), (ax.get_title(), a, b)
+
+
+def test_replay_verdict_reads_each_links_result():
+    """What `replay` prints after several links: the verdict from each result's steps and
+    its proof (probe off is 'not proven', not 'distorted')."""
+    from types import SimpleNamespace
+
+    from emulator.cli.tables import replay_verdict
+
+    def result(link, steps, faithful, flags=()):
+        return SimpleNamespace(link=link, fidelity={"faithful": faithful, "flags": list(flags)},
+                               steps=[SimpleNamespace(time_s=t, exposed_share=0.01)
+                                      for t in steps])
+
+    lines = replay_verdict([
+        result("copper-800g", [304e-6], False, ["not proven: the probe was turned off"]),
+        result("optical-800g", [304.5e-6], False, ["host software added about 5%"]),
+        result("wide-and-slow-800g", [304.2e-6], True)])
+    assert lines[0] == "# verdict across links:"
+    assert lines[1] == ("#   copper-800g is fastest: 304 us per step; wide-and-slow-800g 1.00x "
+                        "slower; optical-800g 1.00x slower.")
+    assert "bound by the GPU endpoints" in lines[2]
+    assert lines[3:] == ["#   NOT FAITHFUL (the host distorted them): optical-800g; compare "
+                         "those with care.",
+                         "#   Not proven (the dilation probe was off): copper-800g."]
