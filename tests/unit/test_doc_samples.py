@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator.cli import comparison, tables
+from emulator.cli import comparison, nccltests, tables
 from emulator.cli.listings import failures_table, reach_table
 from emulator.models.profiles import catalogue
 from emulator.models.reliability import fleet, simulate
@@ -38,6 +38,10 @@ COMPARE = columns(table(comparison.COLUMNS, [["x"] * len(comparison.COLUMNS)])
 RUN = columns(tables.RUN_COLUMNS)
 FAILURES = columns(failures_table(simulate(fleet(1000, {"optical-800g": 3}), catalogue(), 1, 10,
                                            1)).splitlines()[0])
+NCCL = columns(next(line for line in nccltests.header(nccltests.Settings(
+    collective="allreduce", algorithm="ring", topology="star:8", link="copper-800g",
+    hosts=("gpu0",), min_bytes=1024, max_bytes=2048, step_factor=2, warmup=1, iters=5,
+    check_iters=1, root=0, pid=1, gpu="h100", link_delay="netem")) if "redop" in line))
 REACH = columns(reach_table(reach_report(64, parse_layout(""), catalogue())).splitlines()[0])
 SAMPLES = {
     "compare": (lambda line: line.startswith("design ") and "scale-up" in line, COMPARE),
@@ -46,6 +50,8 @@ SAMPLES = {
     "failures": (lambda line: line.startswith("profile ") and "link down/day" in line,
                  FAILURES),
     "reach": (lambda line: line.startswith("profile ") and "reach m" in line, REACH),
+    "nccl-tests": (lambda line: line.startswith("#") and "redop" in line and "count" in line,
+                   NCCL),
 }
 
 
