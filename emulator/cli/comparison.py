@@ -72,5 +72,8 @@ def verdict(rows: list[Row]) -> list[str]:
     """The answer the table ends with: who wins, by how much, at what power and stall rate,
     what does not fit, and whether the times are proven (one measurement per design: a
     comparison has no repetitions to spread)."""
-    return ["# verdict:"] + [f"#   {line}" for line in findings.designs([r.to_dict()
-                                                                       for r in rows])]
+    said = findings.designs([r.to_dict() for r in rows])
+    if any(r.time_s is not None for r in rows):
+        said.append("Each time is one measurement (the mean of its iterations): a comparison "
+                    "has no repetitions, so ratios within a few percent are not a ranking.")
+    return ["# verdict:"] + [f"#   {line}" for line in said]
