@@ -1,8 +1,9 @@
 """The `netwall` command: parse the arguments, run the command, turn errors into one line.
 
 Exit codes: 0 success, 1 a data check failed, 2 bad input or an environment netwall cannot
-use (always one line on stderr, never a traceback), 130 interrupted, 141 the reader of the
-output went away (`netwall profiles | head -1`), as a shell reports a tool SIGPIPE ended.
+use (always one line on stderr, never a traceback), 3 a collective stalled, 130
+interrupted, 141 the reader of the output went away (`netwall profiles | head -1`), as
+a shell reports a tool SIGPIPE ended.
 
 This is also the one place that handles the standard streams for every command: a closed
 stdin, stdout or stderr (`>&-`), a full one (`> /dev/full`) and a closed pipe.
@@ -142,7 +143,7 @@ def _main(argv: list[str] | None) -> int:
         return COMMANDS[args.command](args)
     except NetwallError as e:
         _say(f"netwall: error: {' '.join(str(e).split())}")  # one line, always
-        return 2
+        return e.status
     except KeyboardInterrupt:
         # An interrupt inside pyroute2's asyncio loop leaves a coroutine that Python warns
         # about when it is collected: noise under the one line the user should read.
