@@ -305,3 +305,21 @@ def test_duplicate_points_are_measured_once_and_resume_counts_right(tmp_path):
         again = run_campaign(c, store, progress, emulation=FakeEmulation)
     assert again == {"measured": 0, "skipped": 0, "wrong": 0}
     assert "resuming: 2 of 2 points are stored already" in progress.getvalue()
+
+
+def test_a_user_profile_is_identified_by_its_definition(tmp_path, monkeypatch):
+    """A profile from NETWALL_PROFILE_PATH defines the point: edited, the point is new;
+    netwall's own profiles leave ids as they were (the built-in ids are pinned elsewhere)."""
+    from emulator.models.profiles import BUILTIN_DIR
+
+    text = (BUILTIN_DIR / "copper-800g.yaml").read_text().replace("name: copper-800g",
+                                                                  "name: my-copper")
+    (tmp_path / "my-copper.yaml").write_text(text)
+    monkeypatch.setenv("NETWALL_PROFILE_PATH", str(tmp_path))
+    spec = "name: u\ntopologies: [pair]\nlinks: [my-copper, copper-800g]\nsizes: [4K]\n"
+    mine, builtin = loads(spec).points
+    assert mine.profiles_sha256 and builtin.profiles_sha256 is None
+    assert "profiles_sha256" not in builtin.params()
+    (tmp_path / "my-copper.yaml").write_text(text.replace("value: 4.5", "value: 5.0"))
+    edited, same = loads(spec).points
+    assert edited.id != mine.id and same.id == builtin.id
