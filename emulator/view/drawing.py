@@ -154,10 +154,12 @@ def _tiers(topo: Topology, role: dict[str, str], racks, nodes: dict) -> None:
         width = (columns - 1) * 2 * TRAY
         span[rack] = (x, x + width, (rows - 1) * TRAY / 2)
         x += width + side + RACK_GAP
-    for switch in topo.switches:  # a top-of-rack switch: a leaf whose GPUs share one rack
-        homes = {rack_of.get(n) for n in neighbours[switch] if role.get(n) == "gpu"}
-        if role[switch] == "leaf" and len(homes) == 1 and racks:
-            home = homes.pop()
+    for switch in topo.switches:  # a top-of-rack switch: a leaf joining its rack's GPUs
+        gpus = {n for n in neighbours[switch] if role.get(n) == "gpu"}
+        homes = {rack_of.get(g) for g in gpus}
+        home = homes.pop() if len(homes) == 1 else None
+        if role[switch] == "leaf" and home and gpus == {g for g, r in rack_of.items()
+                                                         if r == home}:
             _node(nodes, switch, "leaf", span[home][1] + side, span[home][2], home)
     middle = max(x - RACK_GAP, 0.0) / 2
     y = -TRAY
