@@ -30,10 +30,14 @@ class Sample:
 
 
 def state_name(state: LinkState, rate_gbps: float) -> str:
-    """'down', 'degraded' (a fault took channels or raised the bit-error rate) or 'up'."""
+    """'down'; 'degraded' (below its profile's `rate_gbps`: channels lost past the spares);
+    'faulted' (full rate, but a fault acts on it: spares in use, a raised bit-error rate);
+    or 'up'. The state's note says what, in words."""
     if state.rate_gbps <= 0:
         return "down"
-    return "degraded" if state.rate_gbps < rate_gbps or state.note != "up" else "up"
+    if state.rate_gbps < rate_gbps:
+        return "degraded"
+    return "faulted" if state.note != "up" else "up"
 
 
 def links(topo: Topology, rates: Mapping[int, float], states: Mapping[int, LinkState],

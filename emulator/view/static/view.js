@@ -37,7 +37,7 @@
                                        Math.round(100 * (link.share || 0)) + "%");
     if (link.queue > 0) parts.push("q " + link.queue);
     if (link.drops > 0) parts.push(link.drops + " drops");
-    if (link.state === "degraded") parts.push("degraded");
+    if (link.state !== "up") parts.push(link.state);
     return parts.join(" · ");
   }
 
@@ -85,16 +85,24 @@
           "text-background-padding": 1, "text-rotation": "none", color: "#222" } },
         { selector: "edge[state = 'down']", style: { "line-color": DOWN, color: DOWN,
           "font-weight": "bold" } },
-        { selector: "edge[state = 'degraded']", style: { color: "#b26a00" } },
+        { selector: "edge[state = 'degraded'], edge[state = 'faulted']",
+          style: { color: "#b26a00" } },
       ],
     });
-    state.cy.fit(undefined, 24);
+    fit();
     state.drawing = d;
     drawingId = d.id;
     legend(d);
     text("cluster", d.topology + " · link " + d.link + " · GPU " + d.gpu +
          " · link delay " + d.delay);
   }
+
+  function fit() {
+    // Compound nodes (racks) take their size from their children once drawn: fit then.
+    state.cy.resize();
+    requestAnimationFrame(() => state.cy.fit(undefined, 24));
+  }
+  window.addEventListener("resize", () => { if (state.cy) fit(); });
 
   function legend(d) {
     const families = d.families.map((f) => '<span class="swatch" style="border-top: 4px solid ' +
@@ -165,12 +173,15 @@
       (y.state !== "up") - (x.state !== "up") || x.index - y.index);
     const shown = links.slice(0, 40);
     table("links", ["link", "state", "Gb/s", "share", "queue", "drops", "MB"], shown.map((l) =>
-      '<tr class="' + l.state + '">' + cell(l.name) + cell(l.state === "up" ? "up" : l.note) +
+      '<tr class="' + l.state + '">' + cell(l.name) + cell(l.state) +
       cell(gbps(l.load_gbps)) + cell(l.share == null ? "-" : Math.round(100 * l.share) + "%") +
       cell(l.queue) + cell(l.drops) +
       cell((l.directions.reduce((s, d) => s + d.bytes, 0) / 1e6).toFixed(2)) + "</tr>"));
     text("more", links.length > shown.length ? (links.length - shown.length) +
       " more, idle" : "");
+    const faults = frame.links.filter((l) => l.state !== "up");
+    $("faults").innerHTML = faults.length ? faults.map((l) => '<div class="' + l.state + '">' +
+      l.name + ": " + l.note + "</div>").join("") : "none";
     const rows = frame.rows || [];
     if (rows.length) {
       const keys = Object.keys(rows[0]);

@@ -1,0 +1,102 @@
+"""The live view in a real browser during a real run: headless Chromium (tests/browser.py)
+opens the page `netwall run --view` serves and reads what the page has drawn (the
+Cytoscape elements' data), while the run goes on and after it ends."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.browser import CHROMIUM, Browser
+
+pytestmark = [pytest.mark.root,
+              pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (./netwall.sh test)")]
+
+ROOT = Path(__file__).resolve().parents[2]
+#: star:4 on copper-800g: 4 cables, 800 Gb/s each. At D = 2000 a 4 MiB ring all-reduce is
+#: about 0.15 s of wall time per call, so the timed calls last a few seconds: many frames.
+RUN = ("run", "--topology", "star:4", "--link", "copper-800g", "--size", "4M", "-w", "0",
+       "--no-check", "--dilation", "2000", "--no-probe", "--view")
+LINKS = ["gpu0--nvs0", "gpu1--nvs0", "gpu2--nvs0", "gpu3--nvs0"]
+#: What the page shows, read from the drawing library's own elements.
+SEEN = """(() => {
+  const cy = window.netwall.cy, f = window.netwall.frame;
+  if (!cy || !f) return null;
+  return {status: document.body.dataset.status, phase: f.activity.phase || null,
+          running: !!f.activity.running,
+          edges: cy.edges('.link').map(e => [e.data('name'), e.data('load_gbps'),
+                                              e.data('state')])};
+})()"""
+
+
+def watch(tmp_path: Path, *args: str) -> tuple[list[dict], list[str], subprocess.Popen]:
+    """Run netwall with the view, watch its page until the run finishes; what the page
+    showed every ~0.2 s, its console errors, and the command (still holding the view)."""
+    proc = subprocess.Popen([sys.executable, "-m", "emulator.cli.main", *RUN, *args],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        line = proc.stderr.readline()
+        found = re.search(r"live view at (http://127\.0\.0\.1:[0-9]+/)", line)
+        assert found, line + proc.stderr.read()
+        seen = []
+        with Browser(tmp_path / "chromium") as browser:
+            page = browser.page(found.group(1))
+            page.wait_for("!!(window.netwall && window.netwall.cy)")
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                now = page.evaluate(SEEN)
+                if now:
+                    seen.append(now)
+                    if now["status"] == "finished":
+                        break
+                time.sleep(0.2)
+            return seen, page.errors, proc
+    except BaseException:
+        proc.send_signal(signal.SIGTERM)  # unwinds: the network is torn down
+        proc.communicate(timeout=60)
+        raise
+
+
+def close(proc: subprocess.Popen) -> str:
+    """Press Enter: the view closes and the command exits; its stderr."""
+    _out, err = proc.communicate("\n", timeout=60)
+    assert proc.returncode == 0, err
+    return err
+
+
+def test_the_page_draws_every_link_and_its_load_moves_then_stops(tmp_path):
+    seen, errors, proc = watch(tmp_path, "-n", "20")
+    err = close(proc)
+    assert errors == []
+    assert "the live view stays open at http://127.0.0.1:" in err
+    assert [name for name, _, _ in seen[0]["edges"]] == LINKS  # every cable, once
+    timed = [s for s in seen if s["running"] and s["phase"] == "timed"]
+    assert timed, [(s["phase"], s["running"]) for s in seen]
+    peak = {name: max(e[1] for s in timed for e in s["edges"] if e[0] == name)
+            for name in LINKS}
+    # Real units: a ring over a star sends on every cable, and no cable carries more than
+    # its 800 Gb/s (a load read at the dilated rate, or dilated twice, would fail one side).
+    assert all(10 < load <= 800 * 1.1 for load in peak.values()), peak
+    final = seen[-1]
+    assert final["status"] == "finished" and not final["running"]
+    assert all(load == 0 and state == "up" for _, load, state in final["edges"])
+
+
+def test_a_down_fault_turns_its_link_down_on_the_page_and_back(tmp_path):
+    """gpu1--nvs0 goes down 200 us into the timed calls for 400 us (0.8 s of wall time at
+    D = 2000): the page shows it down while it is, and up once it is restored."""
+    seen, errors, proc = watch(tmp_path, "-n", "10", "--fault", "down:gpu1--nvs0@200us+400us")
+    close(proc)
+    assert errors == []
+    states = [dict((name, state) for name, _, state in s["edges"]) for s in seen]
+    down = [s for s in states if s["gpu1--nvs0"] == "down"]
+    assert down, states
+    assert all(s["gpu0--nvs0"] == "up" for s in down)  # only the faulted cable
+    assert states[-1]["gpu1--nvs0"] == "up"
