@@ -157,12 +157,12 @@ def test_nothing_running_means_no_load_but_totals_stay():
 def test_a_down_fault_turns_its_link_down_and_lost_channels_degrade():
     topo, cat = built("star:4", "wide-and-slow-800g")
     faults = {0: [Fault("down", ("gpu0", "nvs0"), 0.0)],
-              1: [Fault("channels", ("gpu1", "nvs0"), 0.0, channels=40)]}
+              1: [Fault("channels", ("gpu1", "nvs0"), 0.0, channels=10)]}  # of 16 spares
     out = frames.links(topo, rates(topo, cat), states(topo, cat, faults), None, None, None, 10)
     assert out[0]["state"] == "down" and out[0]["rate_gbps"] == 0
     assert out[0]["directions"][0]["share"] is None  # no share of nothing
     assert out[1]["state"] == "faulted" and out[1]["rate_gbps"] == out[2]["rate_gbps"]
-    assert "40 channel(s) failed" in out[1]["note"] and out[2]["state"] == "up"
+    assert "10 channel(s) failed" in out[1]["note"] and out[2]["state"] == "up"
 
 
 def test_a_degraded_rate_is_the_share_it_is_held_to():
