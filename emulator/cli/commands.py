@@ -160,7 +160,7 @@ def cmd_run(args) -> int:
 
     if viewing.without_view(args.words) == ("run",):  # no options: show the wall first
         return _compare(designs.parse(designs.DEFAULT, "default"), args.json, (), True,
-                        view_args=args)
+                        None, args)
     nccl = args.format == "nccl-tests"
     if nccl and args.json:
         raise NetwallError("--json and --format nccl-tests exclude each other: pick one")
@@ -395,9 +395,10 @@ def cmd_cli(args) -> int:
     args.link = args.link[:1] if args.link else [DEFAULT_LINK]
     emu = _emulations(args)[0]
     _note_missing(emu)
+    size = viewing.rack_size(args, emu.link)
+    view = viewing.open_view(args, "cli", [(emu, size)])
     with emu:
-        size = viewing.rack_size(args, emu.link)
-        console(emu, viewing.open_view(args, "cli", [(emu, size)]), size)
+        console(emu, view, size)
     return 0
 
 

@@ -211,6 +211,16 @@ def test_view_options_parse_and_stay_off_the_default_run():
             build_parser().parse_args(["run", "--view", *bad])
 
 
+def test_run_with_only_view_options_is_still_the_default_comparison(monkeypatch):
+    from emulator.cli import commands
+    from emulator.cli.main import main
+
+    seen = []
+    monkeypatch.setattr(commands, "_compare", lambda file, *rest: seen.append(rest[-1]) or 0)
+    assert main(["run", "--view", "--view-hold", "0"]) == 0
+    assert seen[0].view and seen[0].view_hold == 0  # the arguments go to the comparison
+
+
 def test_view_options_without_view_are_refused_and_no_view_is_made():
     args = build_parser().parse_args(["replay", "--workload", "dp", "--view-port", "8123"])
     with pytest.raises(NetwallError, match="--view-port applies with --view only"):

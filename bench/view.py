@@ -1,0 +1,93 @@
+"""What --view costs a run: the same `netwall run` without the view, with it and no page
+open, and with it watched by a headless Chromium on this machine, interleaved.
+
+Timed from outside, as a user waits for it (--view-hold 0: the view closes when the run
+ends). Beside the wall time, the call time the run measured: the sampler reads counters in
+the controller's thread, and a browser drawing on the same cores competes with the agents,
+so a cost could show there too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from foundation.text.table import markdown as md
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN = ("run", "--topology", "star:8", "--link", "copper-800g", "--size", "4M", "-n", "20",
+       "-w", "1", "--dilation", "2000", "--no-probe", "--no-check", "--json")
+VARIANTS = ("without --view", "--view, no page open", "--view, watched by Chromium")
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync")
+
+
+def once(variant: str) -> tuple[float, float]:
+    """Wall seconds of one run, and the call time it measured (us)."""
+    view = () if variant == VARIANTS[0] else ("--view", "--view-hold", "0")
+    start = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "emulator.cli.main", *RUN, *view],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    browser = None
+    with tempfile.TemporaryDirectory() as profile:
+        try:
+            if variant == VARIANTS[2]:
+                line = proc.stderr.readline()
+                url = re.search(r"http://127\.0\.0\.1:[0-9]+/", line).group(0)
+                browser = subprocess.Popen([shutil.which("chromium"), *CHROMIUM_FLAGS,
+                                            f"--user-data-dir={profile}", url],
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            out, err = proc.communicate(timeout=1800)
+        finally:
+            if browser is not None:
+                browser.kill()
+                browser.wait()
+    wall = time.monotonic() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"netwall run ({variant}): {err.strip()[-300:]}")
+    return wall, json.loads(out)["results"][0]["time_s"] * 1e6
+
+
+def measure(repeats: int = 3) -> dict:
+    variants = VARIANTS if shutil.which("chromium") else VARIANTS[:2]
+    runs: dict[str, list[tuple[float, float]]] = {v: [] for v in variants}
+    for _ in range(repeats):  # interleaved: drift in the machine hits every variant alike
+        for variant in variants:
+            runs[variant].append(once(variant))
+    return {"repeats": repeats, "runs": runs}
+
+
+def section(found: dict) -> str:
+    base = statistics.median(w for w, _ in found["runs"][VARIANTS[0]])
+    rows = []
+    for variant, runs in found["runs"].items():
+        walls = [w for w, _ in runs]
+        wall = statistics.median(walls)
+        rows.append((variant, f"{wall:.1f}", ", ".join(f"{w:.1f}" for w in walls),
+                     f"{wall / base - 1:+.1%}",
+                     f"{statistics.median(t for _, t in runs):.1f}"))
+    table = md(("run", "wall (s)", "runs (s)", "against no view", "call time (us)"), rows)
+    return f"""
+## What the live view costs a run (bench/view.py)
+
+`netwall {' '.join(RUN)}` (about 20 s of work at D = 2000): as is,
+with `--view --view-hold 0` and no page open (the server's thread waits; the sampler reads
+every link's counters four times a second while calls run), and with the page open in a
+headless Chromium on this same 2-core machine (the page redraws every frame). Medians of
+{found['repeats']} runs each, interleaved, timed from outside; the call time is the run's
+own (`time_s`, real units, unproven: `--no-probe`).
+
+{table}
+"""
+
+
+if __name__ == "__main__":
+    print(section(measure(repeats=int(sys.argv[1]) if len(sys.argv) > 1 else 3)))
