@@ -26,6 +26,10 @@ from foundation.units import format_size
 
 #: Seconds between two counter readings while a program runs: a few frames a second.
 PERIOD_S = 0.25
+#: A load is the average over about this many seconds of readings: over a quarter second
+#: alone, the frame the shaper lets through at once after an idle moment (its burst) is,
+#: at a large dilation, a visible share of what a cable may carry.
+WINDOW_S = 1.0
 
 
 class View:
@@ -43,7 +47,8 @@ class View:
         self.activity: dict[str, Any] = {"phase": "starting"}
         self.status = "running"
         self.injector = None
-        self.samples: list[frames.Sample] = []  # this program's first, and the last two
+        self.first: frames.Sample | None = None  # the program's first reading (its totals)
+        self.window: list[frames.Sample] = []  # the readings of about the last second
         self.began = 0.0
         self.last_timed: float | None = None  # dilation of the last timed program (probe)
         self.seq = 0
@@ -81,21 +86,24 @@ class View:
         self.injector = injector
         self.began = time.monotonic()
         self.activity = _activity(emu, calls, kind)
-        self.samples = [self._sample()]
+        self.first = self._sample()
+        self.window = [self.first]
         self.publish()
         inner = injector.tick if injector is not None else None
 
         def tick() -> None:
             if inner is not None:
                 inner()
-            if time.monotonic() - self.samples[-1].t >= PERIOD_S:
-                self.samples = [self.samples[0], self.samples[-1], self._sample()]
+            if time.monotonic() - self.window[-1].t >= PERIOD_S:
+                now = self._sample()
+                kept = [s for s in self.window if now.t - s.t <= WINDOW_S]
+                self.window = (kept or self.window[-1:]) + [now]
                 self.publish()
         return tick
 
     def ended(self, emu, outcome) -> None:
         """The program ended: its totals stay, its loads go to zero (nothing runs)."""
-        self.samples = [self.samples[0], self._sample()] if self.samples else []
+        self.window = [self._sample()]
         self.injector = None
         self.activity = dict(self.activity, running=False,
                              retransmitted_bytes=outcome.stats.get("retransmitted_bytes", 0))
@@ -113,7 +121,8 @@ class View:
     def refresh(self) -> None:
         """Read the counters and publish once (the console, after each command)."""
         if self.emu is not None and self.emu.network is not None:
-            self.samples = [self._sample()]
+            self.first = self._sample()
+            self.window = [self.first]
         self.publish()
 
     def finish(self, status: str = "finished") -> None:
@@ -133,10 +142,10 @@ class View:
         running = self.activity.get("running", False)
         links = []
         if emu is not None:
-            first, last = (self.samples[0], self.samples[-1]) if self.samples else (None, None)
-            before = self.samples[-2] if running and len(self.samples) > 1 else None
+            last = self.window[-1] if self.window else None
+            before = self.window[0] if running and len(self.window) > 1 else None
             links = frames.links(emu.topology, self._rates(emu), self._states(emu), before,
-                                 last, first, emu.dilation)
+                                 last, self.first, emu.dilation)
         activity = dict(self.activity)
         if running and emu is not None:
             activity.update(self._position(emu))
@@ -152,7 +161,7 @@ class View:
         racks = racks_of(emu.topology, self.racks.get(id(emu)), emu.plan.racks())
         self.picture = dict(drawing(emu.topology, emu.catalogue, racks),
                             link=emu.link, gpu=emu.gpu.name, delay=emu.delay_mechanism)
-        self.samples = []
+        self.first, self.window = None, []
 
     def _sample(self) -> frames.Sample:
         return frames.Sample(time.monotonic(), self.emu.network.counters(settle=0))

@@ -82,7 +82,7 @@
         { selector: "edge", style: { width: "data(width)", "line-color": "data(color)",
           "line-style": "data(dash)", "curve-style": "bezier", label: "data(label)",
           "font-size": 9, "text-background-color": "#fff", "text-background-opacity": 0.85,
-          "text-background-padding": 1, "text-rotation": "none", color: "#222" } },
+          "text-background-padding": 1, "text-rotation": "autorotate", color: "#222" } },
         { selector: "edge[state = 'down']", style: { "line-color": DOWN, color: DOWN,
           "font-weight": "bold" } },
         { selector: "edge[state = 'degraded'], edge[state = 'faulted']",
