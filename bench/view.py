@@ -10,7 +10,9 @@ so a cost could show there too.
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import shutil
 import statistics
 import subprocess
@@ -37,18 +39,19 @@ def once(variant: str) -> tuple[float, float]:
     proc = subprocess.Popen([sys.executable, "-m", "emulator.cli.main", *RUN, *view],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     browser = None
-    with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         try:
             if variant == VARIANTS[2]:
                 line = proc.stderr.readline()
                 url = re.search(r"http://127\.0\.0\.1:[0-9]+/", line).group(0)
                 browser = subprocess.Popen([shutil.which("chromium"), *CHROMIUM_FLAGS,
                                             f"--user-data-dir={profile}", url],
-                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                           start_new_session=True)
             out, err = proc.communicate(timeout=1800)
         finally:
-            if browser is not None:
-                browser.kill()
+            if browser is not None:  # the browser and every process it started
+                os.killpg(browser.pid, signal.SIGKILL)
                 browser.wait()
     wall = time.monotonic() - start
     if proc.returncode != 0:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
+import signal
 import subprocess
 import time
 import urllib.request
@@ -31,7 +33,7 @@ class Browser:
         profile.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={profile}",
                                       "about:blank"], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
         active = profile / "DevToolsActivePort"
         deadline = time.monotonic() + 30
         while not (active.exists() and active.read_text().count("\n") >= 1):
@@ -54,7 +56,8 @@ class Browser:
         return page
 
     def close(self) -> None:
-        self.proc.kill()
+        """Kill the browser and every process it started (its own process group)."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
 
     def __enter__(self) -> Browser:
