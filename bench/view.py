@@ -60,12 +60,24 @@ def once(variant: str) -> tuple[float, float]:
 
 
 def measure(repeats: int = 3) -> dict:
+    """Every variant's runs, interleaved, and the load average they ran under."""
     variants = VARIANTS if shutil.which("chromium") else VARIANTS[:2]
     runs: dict[str, list[tuple[float, float]]] = {v: [] for v in variants}
     for _ in range(repeats):  # interleaved: drift in the machine hits every variant alike
         for variant in variants:
             runs[variant].append(once(variant))
-    return {"repeats": repeats, "runs": runs}
+    return {"repeats": repeats, "runs": runs, "note": _load_note()}
+
+
+def _load_note() -> str:
+    """What else the machine ran meanwhile: its 15-minute load average, against its cores."""
+    load = os.getloadavg()[2]
+    cores = os.cpu_count() or 1
+    if load < cores:
+        return ""
+    return (f"\nThe machine ran other work meanwhile (15-minute load average {load:.0f} on "
+            f"{cores} cores): the spread of each row's runs is the noise a difference must "
+            "exceed to count.\n")
 
 
 def section(found: dict) -> str:
@@ -81,13 +93,12 @@ def section(found: dict) -> str:
     return f"""
 ## What the live view costs a run (bench/view.py)
 
-`netwall {' '.join(RUN)}` (about 20 s of work at D = 2000): as is,
-with `--view --view-hold 0` and no page open (the server's thread waits; the sampler reads
-every link's counters four times a second while calls run), and with the page open in a
-headless Chromium on this same 2-core machine (the page redraws every frame). Medians of
-{found['repeats']} runs each, interleaved, timed from outside; the call time is the run's
-own (`time_s`, real units, unproven: `--no-probe`).
-
+`netwall {' '.join(RUN)}`: as is, with `--view --view-hold 0` and no page open (the
+server's thread waits; the sampler reads every link's counters four times a second while
+calls run), and with the page open in a headless Chromium on this same 2-core machine (the
+page redraws every frame). Medians of {found['repeats']} runs each, interleaved, timed from
+outside; the call time is the run's own (`time_s`, real units, unproven: `--no-probe`).
+{found.get('note', '')}
 {table}
 """
 
