@@ -1,22 +1,25 @@
 """The live view in a real browser during a real run: headless Chromium (tests/browser.py)
 opens the page `netwall run --view` serves and reads what the page has drawn (the
-Cytoscape elements' data), while the run goes on and after it ends."""
+Cytoscape elements' data), while the run goes on and after it ends; and the console's
+`view`, whose frames follow its `fail` and `restore`."""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.browser import CHROMIUM, Browser
 
-pytestmark = [pytest.mark.root,
-              pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (./netwall.sh test)")]
+pytestmark = pytest.mark.root
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (./netwall.sh test)")
 
 ROOT = Path(__file__).resolve().parents[2]
 #: star:4 on copper-800g: 4 cables, 800 Gb/s each. At D = 2000 a 4 MiB ring all-reduce is
@@ -71,6 +74,7 @@ def close(proc: subprocess.Popen) -> str:
     return err
 
 
+@needs_chromium
 def test_the_page_draws_every_link_and_its_load_moves_then_stops(tmp_path):
     seen, errors, proc = watch(tmp_path, "-n", "20")
     err = close(proc)
@@ -89,6 +93,7 @@ def test_the_page_draws_every_link_and_its_load_moves_then_stops(tmp_path):
     assert all(load == 0 and state == "up" for _, load, state in final["edges"])
 
 
+@needs_chromium
 def test_a_down_fault_turns_its_link_down_on_the_page_and_back(tmp_path):
     """gpu1--nvs0 goes down 200 us into the timed calls for 400 us (0.8 s of wall time at
     D = 2000): the page shows it down while it is, and up once it is restored."""
@@ -100,3 +105,39 @@ def test_a_down_fault_turns_its_link_down_on_the_page_and_back(tmp_path):
     assert down, states
     assert all(s["gpu0--nvs0"] == "up" for s in down)  # only the faulted cable
     assert states[-1]["gpu1--nvs0"] == "up"
+
+
+def test_the_consoles_view_shows_a_cable_it_failed():
+    """`view` in a running console serves the view; `fail` turns the cable down in the
+    frame the page draws (frame.json) at once, `restore` back up."""
+    proc = subprocess.Popen([sys.executable, "-m", "emulator.cli.main", "cli", "--topology",
+                             "star:4", "--link", "copper-800g", "--dilation", "1000"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT, bufsize=1)
+    try:
+        proc.stdin.write("view\n")
+        while not (found := re.search(r"live view at (http://127\.0\.0\.1:[0-9]+/)",
+                                      proc.stderr.readline())):
+            assert proc.poll() is None, proc.stderr.read()
+        url = found.group(1)
+
+        def state_of(name: str) -> str:
+            with urllib.request.urlopen(url + "frame.json", timeout=10) as answer:
+                return next(link["state"] for link in json.load(answer)["links"]
+                            if link["name"] == name)
+
+        assert state_of("gpu0--nvs0") == "up"
+        for command, want in (("fail gpu0--nvs0", "down"), ("restore gpu0--nvs0", "up")):
+            proc.stdin.write(command + "\n")
+            deadline = time.monotonic() + 30
+            while state_of("gpu0--nvs0") != want:
+                assert time.monotonic() < deadline, f"{command}: never {want}"
+                time.sleep(0.1)
+        assert state_of("gpu1--nvs0") == "up"
+        proc.stdin.write("exit\n")
+        proc.communicate(timeout=60)
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=60)
