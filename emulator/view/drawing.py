@@ -134,7 +134,7 @@ def _tiers(topo: Topology, role: dict[str, str], racks, nodes: dict) -> None:
     cable to them is a line of its own); leaves and spines in rows above. Without racks,
     the GPUs stand in one row with their scale-up switch under it."""
     placed = racks or [list(range(len(topo.gpus)))]
-    side = 2 * TRAY if racks else 0.0  # room beside a rack's GPUs for its switches
+    side = 3 * TRAY if racks else 0.0  # room beside a rack's GPUs for its switches
     neighbours = {s: {topo.other(k, s) for k in topo.links_of(s)} for s in topo.switches}
     x = 0.0
     rack_of: dict[str, str | None] = {}

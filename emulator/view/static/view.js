@@ -81,7 +81,7 @@
           "text-halign": "center", "font-size": 11, padding: 14, shape: "rectangle" } },
         { selector: "edge", style: { width: "data(width)", "line-color": "data(color)",
           "line-style": "data(dash)", "curve-style": "bezier", label: "data(label)",
-          "font-size": 9, "text-background-color": "#fff", "text-background-opacity": 0.85,
+          "font-size": 9, "text-background-color": "#fff", "text-background-opacity": 0.6,
           "text-background-padding": 1, "text-rotation": "autorotate", color: "#222" } },
         { selector: "edge[state = 'down']", style: { "line-color": DOWN, color: DOWN,
           "font-weight": "bold" } },
@@ -145,7 +145,7 @@
       now = "between programs (last: " + a.phase + (a.call ? ", " + a.call : "") + ")";
     }
     if (!a.running && a.retransmitted_bytes != null) {
-      now += " · resent in it: " + a.retransmitted_bytes + " B";
+      now += " · the last program (" + a.phase + ") resent " + a.retransmitted_bytes + " B";
     }
     text("now", now);
     const p = frame.progress || {};
