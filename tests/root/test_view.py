@@ -141,3 +141,27 @@ def test_the_consoles_view_shows_a_cable_it_failed():
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             proc.communicate(timeout=60)
+
+
+def test_a_replay_shows_its_trace_and_its_row_in_the_last_frame():
+    """replay --view: the trace's programs reach the page (the observer in the replay path)
+    and its result row lands; the view holds (--view-hold) with the final frame."""
+    proc = subprocess.Popen([sys.executable, "-m", "emulator.cli.main", "replay", "--workload",
+                             "dp-step", "--topology", "star:4", "--link", "optical-800g",
+                             "--scale", "0.001", "--dilation", "2000", "--no-probe", "--view",
+                             "--view-hold", "30"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        url = None
+        while "stays open" not in (line := proc.stderr.readline()):
+            assert line, proc.stderr.read()
+            url = url or (re.search(r"http://127\.0\.0\.1:[0-9]+/", line) or [None])[0]
+        with urllib.request.urlopen(url + "frame.json", timeout=10) as answer:
+            frame = json.load(answer)
+        assert frame["status"] == "finished" and frame["command"] == "replay"
+        assert frame["activity"]["phase"] == "trace" and "a trace of" in frame["activity"]["call"]
+        assert [row["trace"] for row in frame["rows"]] == ["dp-step"]
+        assert sum(d["bytes"] for link in frame["links"] for d in link["directions"]) > 0
+    finally:
+        proc.send_signal(signal.SIGTERM)  # ends the hold; the network is long gone
+        proc.communicate(timeout=60)
