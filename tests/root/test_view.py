@@ -1,4 +1,4 @@
-"""The live view in a real browser during a real run: headless Chromium (tests/browser.py)
+"""The live view in a real browser during a real run: headless Chromium (tests/chromium.py)
 opens the page `netwall run --view` serves and reads what the page has drawn (the
 Cytoscape elements' data), while the run goes on and after it ends; and the console's
 `view`, whose frames follow its `fail` and `restore`."""
@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import CHROMIUM, Browser
+from tests import chromium
 
 pytestmark = pytest.mark.root
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (./netwall.sh test)")
+needs_chromium = pytest.mark.skipif(chromium.binary() is None,
+                                    reason="needs chromium (./netwall.sh test installs it)")
 
 ROOT = Path(__file__).resolve().parents[2]
 #: star:4 on copper-800g: 4 cables, 800 Gb/s each. At D = 2000 a 4 MiB ring all-reduce is
@@ -49,9 +50,8 @@ def watch(tmp_path: Path, *args: str) -> tuple[list[dict], list[str], subprocess
         found = re.search(r"live view at (http://127\.0\.0\.1:[0-9]+/)", line)
         assert found, line + proc.stderr.read()
         seen = []
-        with Browser(tmp_path / "chromium") as browser:
-            page = browser.page(found.group(1))
-            page.wait_for("!!(window.netwall && window.netwall.cy)")
+        with chromium.Browser(tmp_path / "chromium", width=1400) as page:
+            page.load(found.group(1), settle=0)
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
                 now = page.evaluate(SEEN)
@@ -60,7 +60,7 @@ def watch(tmp_path: Path, *args: str) -> tuple[list[dict], list[str], subprocess
                     if now["status"] == "finished":
                         break
                 time.sleep(0.2)
-            return seen, page.errors, proc
+            return seen, page.problems, proc
     except BaseException:
         proc.send_signal(signal.SIGTERM)  # unwinds: the network is torn down
         proc.communicate(timeout=60)
