@@ -35,6 +35,7 @@ class NetwallCLI(CLI):
         self.emu = emu
         self.view = view
         self.rack_size = rack_size
+        self.marked = None  # the view's reading before the command running now
         super().__init__(emu.net, **kwargs)
 
     def onecmd(self, line: str) -> bool:
@@ -45,10 +46,16 @@ class NetwallCLI(CLI):
             print(f"error: {e}")
             return False
 
+    def precmd(self, line: str) -> str:
+        """Before each command the live view, if open, takes a reading (see postcmd)."""
+        self.marked = self.view.mark() if self.view is not None else None
+        return line
+
     def postcmd(self, stop: bool, line: str) -> bool:
-        """After each command the live view, if open, shows the cables as they are now."""
+        """After each command the live view, if open, shows the cables as they are now; a
+        command that ran no calls (iperf, ping) shows what it carried, on average."""
         if self.view is not None:
-            self.view.refresh()
+            self.view.refresh(line, self.marked)
         return stop
 
     # -- what is there ----------------------------------------------------------------------

@@ -52,6 +52,7 @@ class View:
         self.began = 0.0
         self.last_timed: float | None = None  # dilation of the last timed program (probe)
         self.seq = 0
+        self.programs = 0  # programs watched so far
         self.started = time.monotonic()
 
     def open(self) -> str:
@@ -84,6 +85,7 @@ class View:
         self.last_timed = emu.dilation if kind in ("timed", "trace") and not probe else None
         kind = "probe" if probe else kind
         self.injector = injector
+        self.programs += 1
         self.began = time.monotonic()
         self.activity = _activity(emu, calls, kind)
         self.first = self._sample()
@@ -118,11 +120,24 @@ class View:
         self.rows.append(row)
         self.publish()
 
-    def refresh(self) -> None:
-        """Read the counters and publish once (the console, after each command)."""
+    def mark(self) -> tuple[frames.Sample, int] | None:
+        """A reading now, and how many programs have run (the console, before a command)."""
+        if self.emu is None or self.emu.network is None:
+            return None
+        return self._sample(), self.programs
+
+    def refresh(self, line: str = "", mark: tuple[frames.Sample, int] | None = None) -> None:
+        """Read the counters and publish (the console, after each command). A command that
+        ran no program of calls (iperf, ping) was not watched while it ran: its loads are
+        its average since `mark`, shown until the next command."""
         if self.emu is not None and self.emu.network is not None:
-            self.first = self._sample()
-            self.window = [self.first]
+            now = self._sample()
+            if mark is not None and mark[1] == self.programs and now.t > mark[0].t:
+                self.first, self.window = mark[0], [mark[0], now]
+                self.activity = {"phase": "console", "call": line, "running": False,
+                                 "averaged_s": now.t - mark[0].t}
+            else:
+                self.first, self.window = now, [now]
         self.publish()
 
     def finish(self, status: str = "finished") -> None:
@@ -143,7 +158,8 @@ class View:
         links = []
         if emu is not None:
             last = self.window[-1] if self.window else None
-            before = self.window[0] if running and len(self.window) > 1 else None
+            averaged = running or "averaged_s" in self.activity  # a console command's
+            before = self.window[0] if averaged and len(self.window) > 1 else None
             links = frames.links(emu.topology, self._rates(emu), self._states(emu), before,
                                  last, self.first, emu.dilation)
         activity = dict(self.activity)

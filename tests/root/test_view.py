@@ -107,9 +107,16 @@ def test_a_down_fault_turns_its_link_down_on_the_page_and_back(tmp_path):
     assert states[-1]["gpu1--nvs0"] == "up"
 
 
-def test_the_consoles_view_shows_a_cable_it_failed():
+def fetch(url: str) -> dict:
+    """The frame the page draws now (frame.json)."""
+    with urllib.request.urlopen(url + "frame.json", timeout=10) as answer:
+        return json.load(answer)
+
+
+def test_the_consoles_view_shows_a_cable_it_failed_and_what_an_iperf_carried():
     """`view` in a running console serves the view; `fail` turns the cable down in the
-    frame the page draws (frame.json) at once, `restore` back up."""
+    frame the page draws at once, `restore` back up; after an iperf, its cables show the
+    load it carried."""
     proc = subprocess.Popen([sys.executable, "-m", "emulator.cli.main", "cli", "--topology",
                              "star:4", "--link", "copper-800g", "--dilation", "1000"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -122,9 +129,7 @@ def test_the_consoles_view_shows_a_cable_it_failed():
         url = found.group(1)
 
         def state_of(name: str) -> str:
-            with urllib.request.urlopen(url + "frame.json", timeout=10) as answer:
-                return next(link["state"] for link in json.load(answer)["links"]
-                            if link["name"] == name)
+            return next(link["state"] for link in fetch(url)["links"] if link["name"] == name)
 
         assert state_of("gpu0--nvs0") == "up"
         for command, want in (("fail gpu0--nvs0", "down"), ("restore gpu0--nvs0", "up")):
@@ -134,6 +139,15 @@ def test_the_consoles_view_shows_a_cable_it_failed():
                 assert time.monotonic() < deadline, f"{command}: never {want}"
                 time.sleep(0.1)
         assert state_of("gpu1--nvs0") == "up"
+        # An iperf runs no calls: the page shows what it carried, on average, afterwards.
+        proc.stdin.write("iperf gpu0 gpu1 1\n")
+        deadline = time.monotonic() + 60
+        while (frame := fetch(url))["activity"].get("call") != "iperf gpu0 gpu1 1":
+            assert time.monotonic() < deadline, frame["activity"]
+            time.sleep(0.2)
+        load = {link["name"]: link["load_gbps"] for link in frame["links"]}
+        assert load["gpu0--nvs0"] > 1 and load["gpu1--nvs0"] > 1, load  # real Gb/s
+        assert load["gpu2--nvs0"] < 1 and load["gpu0--nvs0"] <= 800 * 1.1
         proc.stdin.write("exit\n")
         proc.communicate(timeout=60)
         assert proc.returncode == 0

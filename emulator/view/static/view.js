@@ -138,6 +138,9 @@
       if (a.step) now += " · call " + a.call_number + " of " + a.calls + " · step " + a.step +
         " of " + a.steps + " (by the model's clock)";
       now += " · " + (a.elapsed_us || 0).toFixed(0) + " us of cluster time";
+    } else if (a.phase === "console") {
+      now = "after `" + a.call + "`: each load is its average over its " +
+        a.averaged_s.toFixed(1) + " s";
     } else if (frame.status === "finished") {
       now = "finished: nothing runs, so every load is 0; bytes and drops are the last " +
         "program's";
