@@ -78,7 +78,7 @@ def import_nccl_log(lines: Iterable[str], name: str, notes: list[str] | None = N
     if not seen_coll:
         raise NetwallError(f"{name}: no NCCL collective lines ('NCCL INFO AllReduce: opCount "
                            f"...'); capture with NCCL_DEBUG=INFO NCCL_DEBUG_SUBSYS=INIT,COLL")
-    comms, unmatched = _group(instances)
+    comms = _group(instances)
     total = max([c.nranks for c in comms] + [len({i.device for i in instances})])
     if total > MAX_GPUS:
         raise NetwallError(f"{name}: the log names {total} GPUs; netwall replays at most "
@@ -87,14 +87,10 @@ def import_nccl_log(lines: Iterable[str], name: str, notes: list[str] | None = N
     if reused:
         notes.append(f"{reused} comm pointers initialised again after use: each "
                      f"initialisation is a communicator of its own")
-    if unmatched:
-        notes.append(f"{unmatched} ranks' calls agreed with none of the {SCAN} open "
-                     f"communicators of their size compared (no commId tells): each began a "
-                     f"communicator of its own")
 
     per_comm: list[tuple[str, tuple[int, ...], list[Entry]]] = []
     blocks: Counter = Counter()
-    n_world = n_sub = 0
+    n_world = n_sub = n_calls = 0
     for comm in comms:
         if comm.nranks < 2:
             skipped["calls on single-rank communicators (no traffic)"] += (
@@ -120,7 +116,8 @@ def import_nccl_log(lines: Iterable[str], name: str, notes: list[str] | None = N
                              f"assumed consecutive ranks {_ranks_text(group)}")
         notes += missing(comm, cname)
         per_comm.append((cname, group, calls_of(comm, cname, group, skipped)))
-        if sum(len(e) for _, _, e in per_comm) > MAX_CALLS:
+        n_calls += len(per_comm[-1][2])
+        if n_calls > MAX_CALLS:
             raise NetwallError(f"{name}: more than {MAX_CALLS} calls, a trace's limit; "
                                f"import part of the log")
 
@@ -315,74 +312,69 @@ def _fields(rest: str) -> dict[str, str]:
     return {tokens[i]: tokens[i + 1] for i in range(0, len(tokens) - 1, 2)}
 
 
-def _group(instances: list[Instance]) -> tuple[list[Comm], int]:
-    """Collect the per-rank handles into communicators; also how many handles found no
-    communicator within SCAN comparisons.
+def _group(instances: list[Instance]) -> list[Comm]:
+    """Collect the per-rank handles into communicators.
 
     Same commId (from INIT lines) means same communicator. Otherwise a handle joins the first
-    open communicator of its size whose calls are exactly its own (the whole log of every
-    rank), else the first of the next SCAN open ones of its size that does not already hold
-    its rank and agrees with it on every call both logged (same opCount: same collective,
-    size, datatype and root: an excerpt). Communicators that log identical call sequences
-    are indistinguishable; they are told apart only by filling up. Each handle costs a
-    bounded number of comparisons, so grouping is linear in the log.
+    open communicator of its size that does not already hold its rank and agrees with it on
+    every call both logged (same opCount: same collective, size, datatype and root), looked
+    for in this order: one whose calls are exactly its own (every rank's whole log), one that
+    logged its first call (an excerpt), one of the first open ones of its size (no call in
+    common). Communicators that log identical call sequences are indistinguishable; they are
+    told apart only by filling up. Each handle costs a bounded number of comparisons (SCAN),
+    so grouping is linear in the log; a handle that finds no communicator within them begins
+    its own, and the notes then name the ranks missing from both.
     """
     return _Grouping().run(instances)
 
 
 class _Grouping:
+    """The communicators found so far, indexed three ways (see _group). Each index is a list
+    in creation order with a cursor per kind of handle (rank, with or without commId) that
+    moves past, once and for all, the communicators such a handle can never join: full ones,
+    ones holding its rank, ones with a commId (when it has one), ones whose calls changed."""
+
     def __init__(self) -> None:
         self.comms: list[Comm] = []
         self.by_id: dict[str, Comm] = {}
-        self.exact: dict[tuple[int, int], list[Comm]] = {}  # (nranks, fingerprint) -> comms
-        self.cursor: Counter = Counter()  # (nranks, fingerprint, rank, has commId) -> index
-        self.open: dict[int, dict[int, Comm]] = {}  # nranks -> open comms by serial
+        self.index: dict[tuple, list[Comm]] = {}  # ("exact", n, fingerprint), ("call", n, k,
+        self.cursor: Counter = Counter()  # v) or ("size", n) -> comms; (key, rank, id?) -> i
 
-    def run(self, instances: list[Instance]) -> tuple[list[Comm], int]:
-        unmatched = 0
+    def run(self, instances: list[Instance]) -> list[Comm]:
         for inst in instances:
             sig = _signature(inst)
-            print_ = _fingerprint(sig)
+            n = inst.nranks
             target = self.by_id.get(inst.commid) if inst.commid else None
             if target is not None and not _fits(target, inst, sig):
                 target = None
             if target is None:
-                target = self._exact(inst, sig, print_)
+                exact = ("exact", n, _fingerprint(sig))
+                target = self._first(exact, inst, sig, 1)
+            if target is None and sig:
+                first = min(sig)
+                target = self._first(("call", n, first, sig[first]), inst, sig, SCAN)
             if target is None:
-                target, gave_up = self._scan(inst, sig)
-                unmatched += gave_up
+                target = self._first(("size", n), inst, sig, SCAN // 8)
             if target is None:
-                target = Comm(inst.nranks, len(self.comms))
+                target = Comm(n, len(self.comms))
                 self.comms.append(target)
-                self.open.setdefault(inst.nranks, {})[target.serial] = target
+                self.index.setdefault(("size", n), []).append(target)
             self._join(target, inst, sig)
-        return self.comms, unmatched
+        return self.comms
 
-    def _exact(self, inst: Instance, sig: dict, print_: int) -> Comm | None:
-        """The first open comm whose calls are exactly the handle's (a cursor per rank skips,
-        once and for all, the comms that hold that rank or are full or changed)."""
-        bucket = self.exact.get((inst.nranks, print_), [])
-        where = (inst.nranks, print_, inst.rank, inst.commid is not None)
+    def _first(self, key: tuple, inst: Instance, sig: dict, limit: int) -> Comm | None:
+        """The first communicator of index `key` that `inst` fits, among `limit` past the
+        cursor."""
+        bucket = self.index.get(key, [])
+        where = (key, inst.rank, inst.commid is not None)
         i = self.cursor[where]
-        while i < len(bucket):
-            c = bucket[i]
-            if (c.fingerprint == print_ and len(c.members) < c.nranks
-                    and (inst.rank is None or inst.rank not in c.ranks)
-                    and not (inst.commid and c.commid)):
-                break
+        while i < len(bucket) and _never(bucket[i], inst, key):
             i += 1
         self.cursor[where] = i
-        if i < len(bucket) and bucket[i].sig == sig:
-            return bucket[i]
+        for c in bucket[i:i + limit]:
+            if not _never(c, inst, key) and _fits(c, inst, sig):
+                return c
         return None
-
-    def _scan(self, inst: Instance, sig: dict) -> tuple[Comm | None, int]:
-        for k, c in enumerate(self.open.get(inst.nranks, {}).values()):
-            if k == SCAN:
-                return None, 1
-            if _fits(c, inst, sig):
-                return c, 0
-        return None, 0
 
     def _join(self, comm: Comm, inst: Instance, sig: dict) -> None:
         comm.members.append(inst)
@@ -392,13 +384,19 @@ class _Grouping:
         if comm.commid:
             self.by_id.setdefault(comm.commid, comm)
         new = {k: v for k, v in sig.items() if k not in comm.sig}
-        if new or not comm.members[1:]:
+        if new or len(comm.members) == 1:
             comm.sig.update(new)
             comm.fingerprint = (comm.fingerprint + _fingerprint(new)) % HUGE
-            self.exact.setdefault((comm.nranks, comm.fingerprint), []).append(comm)
+            self.index.setdefault(("exact", comm.nranks, comm.fingerprint), []).append(comm)
+            for k, v in new.items():
+                self.index.setdefault(("call", comm.nranks, k, v), []).append(comm)
         comm.p2p.update(inst.p2p)
-        if len(comm.members) >= comm.nranks:
-            del self.open[comm.nranks][comm.serial]
+
+
+def _never(c: Comm, inst: Instance, key: tuple) -> bool:
+    """Can `inst` never join `c` (for good: these only become true)?"""
+    return (len(c.members) >= c.nranks or (inst.rank is not None and inst.rank in c.ranks)
+            or bool(inst.commid and c.commid) or (key[0] == "exact" and c.fingerprint != key[2]))
 
 
 def _signature(inst: Instance) -> dict:
