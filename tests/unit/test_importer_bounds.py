@@ -9,22 +9,20 @@ from __future__ import annotations
 import subprocess
 import sys
 import tracemalloc
-import zlib
 from pathlib import Path
 
 import pytest
 
 from foundation.errors import NetwallError
+from tests.chakra_files import PB, allreduce, bomb, chain, et_bytes, node, varint
 from topologies.graph import MAX_GPUS
 from traffic import chakra, nccl_calls, nccl_log
 from traffic.chakra import COLL, COMP, RECV, SEND, import_chakra
 from traffic.collectives.base import validate_size
 from traffic.nccl_log import convert, import_nccl_log
-from traffic.protoschema import message_classes
 from traffic.trace import Call, dump_trace, parse_trace, resolve, takers
 
 ROOT = Path(__file__).resolve().parents[2]
-PB = message_classes(chakra.SCHEMA)
 
 
 # --- what every importer's output must be -------------------------------------------------
@@ -191,40 +189,6 @@ def test_a_nul_byte_or_a_fifo_is_one_line(tmp_path):
 # --- Chakra execution traces --------------------------------------------------------------
 
 
-def varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def attr(name: str, value: object) -> object:
-    kind = {int: "int64_val", str: "string_val", bool: "bool_val"}[type(value)]
-    if kind == "int64_val" and value >= 2**63:
-        kind = "uint64_val"
-    return PB["AttributeProto"](name=name, **{kind: value})
-
-
-def node(nid: int, kind: int, deps=(), micros: int = 0, **attrs) -> object:
-    return PB["Node"](id=nid, name=f"n{nid}", type=kind, ctrl_deps=list(deps),
-                      duration_micros=micros, attr=[attr(k, v) for k, v in attrs.items()])
-
-
-def allreduce(nid: int, deps=(), size: int = 4096, pg: str = "dp", **attrs) -> object:
-    return node(nid, COLL, deps, comm_type=0, comm_size=size, pg_name=pg, **attrs)
-
-
-def et_bytes(nodes: list) -> bytes:
-    data = bytearray()
-    for message in [PB["GlobalMetadata"](version="0.0.4"), *nodes]:
-        body = message.SerializeToString()
-        data += varint(len(body)) + body
-    return bytes(data)
-
-
 def files(tmp_path: Path, graphs: dict[str, list]) -> list[Path]:
     out = []
     for name, nodes in graphs.items():
@@ -275,17 +239,7 @@ def test_framing_is_checked_before_protobuf_sees_a_byte(tmp_path, data, reason):
 
 def test_a_gzip_bomb_is_inflated_in_bounded_reads_and_stopped_at_the_limit(tmp_path, monkeypatch):
     monkeypatch.setattr(chakra, "MAX_LOG_BYTES", 4 << 20)
-    big = node(1, COMP, micros=1)
-    big.name = "a" * (1 << 20)  # 1 MiB messages: a valid file all the way to the limit
-    body = big.SerializeToString()
-    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
-    data = packer.compress(et_bytes([]))
-    for i in range(16):
-        big.id = i + 1
-        body = big.SerializeToString()
-        data += packer.compress(varint(len(body)) + body)
-    path = tmp_path / "bomb.et.gz"
-    path.write_bytes(data + packer.flush())
+    path = bomb(tmp_path / "bomb.et.gz", 16)  # valid messages all the way to the limit
     assert path.stat().st_size < 100_000
     result, peak = peak_mib(import_chakra, [path])
     assert "larger than 4 MiB (uncompressed)" in one_line(result)
@@ -398,14 +352,6 @@ def test_nccl_import_work_is_linear(make):
     assert 3.6 < large / small < 4.4, (small, large)
 
 
-def chain(n: int) -> list:
-    graph = []
-    for i in range(n):
-        graph.append(allreduce(2 * i + 1, size=64, pg="p"))
-        graph.append(node(2 * i + 2, COMP, [2 * i, 2 * i + 1] if i else [1], micros=1))
-    return graph
-
-
 def ranks_graphs(n: int) -> dict[str, list]:
     return {f"t.{r}.et": [allreduce(1, size=64), node(2, COMP, [1], micros=3),
                           allreduce(3, [2], size=64, pg="tp")] for r in range(n)}
@@ -425,27 +371,13 @@ def test_chakra_import_work_is_linear(tmp_path, make):
 # --- the real command, as the red team ran it ---------------------------------------------
 
 
-def bomb(path: Path) -> Path:
-    """A gzip of under a MiB that inflates past 256 MiB, valid message by valid message."""
-    big = node(1, COMP, micros=1)
-    big.name = "a" * (1 << 20)
-    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
-    data = packer.compress(et_bytes([]))
-    for i in range(260):
-        big.id = i + 1
-        body = big.SerializeToString()
-        data += packer.compress(varint(len(body)) + body)
-    path.write_bytes(data + packer.flush())
-    return path
-
-
 def crash_case(case: str, folder: Path) -> list[Path]:
     """The files of one case the red team found crashing, hanging or exhausting memory."""
     path = folder / case
     if case == "zeros.et":  # a segfault (rc 139) in protobuf's C parser
         path.write_bytes(bytes(64 << 20))
     elif case == "bomb.et.gz":  # MemoryError at 3.7 GB
-        bomb(path)
+        bomb(path, 260)
     elif case == "count.log":  # exit 0, a trace replay refused
         path.write_text("\n".join(pair(count=10**30)) + "\n")
     elif case == "init.log":  # 1-2 GB, or MemoryError
