@@ -9,7 +9,7 @@ and attributes; communication nodes carry `comm_type` (CollectiveCommType), `com
 (bytes), `pg_name` (the process group), `comm_src`/`comm_dst` (send and receive peers).
 
 What is kept: every collective, send and receive, with its size and process group (its ranks
-are the ranks whose traces name that group; without a name, every rank); compute nodes
+are the ranks whose traces name that group, the unnamed group included); compute nodes
 become the `gap_us` of the communication that waits for them (the longest chain of compute
 since the last communication), and dependencies between communication nodes, direct or
 through compute, become `after`. Calls of one process group match across ranks in order, as
