@@ -61,7 +61,7 @@ HUGE = 1 << 64  # what a number of more than 19 digits reads as: over every limi
 
 _ANCHOR = " NCCL INFO "
 _HOST_END = re.compile(r"[\[\]:]")
-_COLL = re.compile(r"(?P<op>[A-Za-z]+): opCount (?P<opcount>[0-9a-fA-F]{1,16}) (?P<rest>.*)")
+_COLL = re.compile(r"(?P<op>[A-Za-z]+): opCount (?P<opcount>[0-9a-fA-F]+) (?P<rest>.*)")
 _INIT = re.compile(r"\bcomm (?P<comm>\S+) rank (?P<rank>[0-9]+) nranks (?P<nranks>[0-9]+) ")
 _COMMID = re.compile(r"\bcommId (0x[0-9a-fA-F]+)")
 _INIT_ENDS = ("- Init COMPLETE", "- Init START")
@@ -217,7 +217,7 @@ def _read(lines: Iterable[str], name: str) -> tuple[list[Instance], bool, Counte
     streams: dict[str, str] = {}  # one copy of each stream address
     seen_coll = False
     reused = 0
-    opindex: Counter = Counter()
+    opindex: Counter = Counter()  # repeats of an opCount on a handle, past the first
     for lineno, raw in enumerate(lines, 1):
         if len(raw) > MAX_LINE:
             skipped[f"lines longer than {MAX_LINE} characters"] += 1
@@ -248,7 +248,8 @@ def _read(lines: Iterable[str], name: str) -> tuple[list[Instance], bool, Counte
         count, dtype = _number(fields.get("count")), _number(fields.get("datatype"))
         nranks, comm_ptr = _number(fields.get("nranks")), fields.get("comm")
         root = _number(fields.get("root", fields.get("peer", "0")))
-        if None in (count, dtype, nranks, root) or comm_ptr is None or not nranks:
+        if (None in (count, dtype, nranks, root) or comm_ptr is None or not nranks
+                or len(coll["opcount"]) > 16):
             skipped["collective lines in an unknown format"] += 1
             continue
         if op not in COLLECTIVE_NAMES and op not in P2P_NAMES:
@@ -292,8 +293,13 @@ def _read(lines: Iterable[str], name: str) -> tuple[list[Instance], bool, Counte
             raise NetwallError(f"{name}:{lineno}: one rank logged more than {MAX_CALLS} calls "
                                f"on one communicator, a trace's limit; import part of the log")
         opcount = int(coll["opcount"], 16)
-        index = opindex[(id(inst), opcount, kind)]
-        opindex[(id(inst), opcount, kind)] += 1
+        if kind == "p2p":
+            index = len(inst.p2p.get(opcount, ()))
+        elif (opcount, 0) in inst.colls:  # a repeat (a group; NCCL 2.27+'s opCount 0)
+            opindex[(id(inst), opcount)] += 1
+            index = opindex[(id(inst), opcount)]
+        else:
+            index = 0
         stream = fields.get("stream", "?")
         entry = Op(op, opcount, index, whole, dtype, root, streams.setdefault(stream, stream),
                    lineno)
