@@ -71,7 +71,7 @@ MAX_MESSAGE = 16 << 20
 MAX_NODES = 2_000_000
 MAX_DEPS = 8_000_000
 MAX_COMM_NODES = 2_000_000
-MAX_LINKS = 16_000_000
+MAX_LINKS = 8_000_000
 _RANK_IN_NAME = re.compile(r"(?:^|[._-])([0-9]{1,9})\.et(?:\.gz)?$")
 _EMPTY: frozenset = frozenset()
 

@@ -239,6 +239,16 @@ def test_waits_are_not_copied_transitively_through_compute(tmp_path):
     assert peak < 16  # copied per node: 3000 sets of 1500 on average, over 100 MiB
 
 
+def test_waits_fanning_out_too_widely_are_refused_before_they_are_tracked(tmp_path,
+                                                                           monkeypatch):
+    monkeypatch.setattr(chakra, "MAX_LINKS", 1000)
+    graph = [allreduce(i + 1, size=64, pg="p") for i in range(40)]
+    graph += [node(100 + j, COMP, range(1, 41), micros=1) for j in range(40)]
+    graph += [allreduce(200 + j, [100 + j], size=64, pg="p") for j in range(40)]
+    result = peak_mib(import_chakra, files(tmp_path, {"fan.et": graph}))[0]
+    assert "take more than 1000 steps to track" in one_line(result)
+
+
 def test_rank_files_are_bounded_before_any_is_read():
     paths = [Path(f"/nonexistent/t.{r}.et") for r in range(MAX_GPUS + 1)]
     assert "1025 Chakra trace files: netwall replays at most 1024 ranks" in one_line(
