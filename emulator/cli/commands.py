@@ -103,6 +103,8 @@ def cmd_check(args) -> int:
     if host:
         print(f"\nWhat this host carries faithfully ({host.machine}):")
         print(f"  {host.summary()}")
+        if host.samples:
+            print(f"  {host.variation()}")
         print("  `netwall run` chooses each call's dilation from these and proves it; "
               "`netwall check --calibrate` measures again.")
     return 0
@@ -138,6 +140,8 @@ def cmd_profiles(args) -> int:
         print(json.dumps([p.to_dict() for p in cat.values()], indent=2))
     else:
         print(profiles_table(cat))
+        print("# W/end, pJ/bit: the power boundary of every profile: one end's SerDes plus "
+              "what the cable carries there (DSP, lasers or LEDs, EEPROM); docs/profiles.md")
     return 0
 
 
@@ -294,6 +298,7 @@ def _compare(file: designs.DesignFile, as_json: bool, profile_files, prove: bool
         delay = emulations[0].delay_mechanism if emulations else None
         print("\n".join(comparison.header(file, delay)))
         print(comparison.render(rows))
+        print("\n".join(comparison.verdict(rows)))
     return 0
 
 
@@ -331,6 +336,8 @@ def cmd_replay(args) -> int:
                 tables.print_replay(result)
     finally:
         progress.finish()
+    if len(results) > 1 and not args.json:
+        print("\n".join(tables.replay_verdict(results)))
     if args.json:
         print(json.dumps({"settings": {"netwall": netwall_version(), "check": args.check,
                                        "emulations": [e.settings() for e in emulations]},
