@@ -93,3 +93,21 @@ def test_view_cost_table_is_each_variant_against_no_view():
     rows = [line for line in view.section(found).splitlines() if line.startswith("| ")]
     assert rows[1] == "| without --view | 11.0 | 10.0, 12.0, 11.0 | +0.0% | 105.0 |"
     assert rows[2] == "| --view, no page open | 12.1 | 11.0, 13.0, 12.1 | +10.0% | 104.0 |"
+
+
+def test_importers_table_gives_milliseconds_and_the_ratio_at_4n():
+    from bench import importers
+
+    rows = [{"shape": "NCCL: n two-rank communicators", "n": 5000, "seconds": [0.5, 2.1],
+             "ratio": 4.2, "repeats": 5}]
+    assert importers.markdown(rows).splitlines()[2] == (
+        "| NCCL: n two-rank communicators | 5000 | 500 | 2100 | 4.2 |")
+
+
+def test_importers_shapes_make_inputs_that_import(tmp_path):
+    from bench import importers
+
+    for _, _, make, run in importers.SHAPES:  # each shape at a small n
+        folder = tmp_path / str(len(list(tmp_path.iterdir())))
+        folder.mkdir()
+        assert run(make(folder, 4)).startswith("# netwall trace imported from")
