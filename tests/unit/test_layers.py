@@ -28,7 +28,8 @@ LAYERS = (
     ("kernel", ("emulator.kernel",)),
     ("traffic, runtime", ("traffic.agent", "traffic.forkserver", "traffic.launcher")),
     ("remote", ("emulator.remote",)),
-    ("facade", ("emulator.emulation", "emulator.result")),
+    ("facade", ("emulator.emulation", "emulator.result", "emulator.batches",
+                "emulator.assemble", "emulator.preflight")),
     ("experiments", ("emulator.experiments",)),
     ("cli", ("emulator.cli",)),
 )
@@ -40,6 +41,7 @@ DEFERRED = {
     ("emulator.emulation", "emulator.kernel.network"),  # Mininet, only when building
     ("emulator.emulation", "emulator.remote.cluster"),  # asyncssh, only over several hosts
     ("emulator.cli.commands", "emulator.emulation"),
+    ("emulator.cli.commands", "emulator.preflight"),  # builds an Emulation to calibrate
     ("emulator.cli.commands", "emulator.remote.ssh"),  # asyncssh, only to clean other hosts
     ("emulator.cli.commands", "emulator.cli.console"),
     ("emulator.cli.commands", "emulator.experiments.compare"),

@@ -31,7 +31,8 @@ class FakeNetwork:
 
 def test_link_down_and_up_is_netwalls_down_fault_and_keeps_the_others():
     emu = Emulation("star:2", "wide-and-slow-800g", capabilities=CAPS, dilation=1000)
-    emu.network = FakeNetwork()
+    network = FakeNetwork()
+    emu.links.attach(network)  # as a built Network or Cluster attaches itself
     emu.set_faults(0, [])
     assert emu.link_status(0, up=False).note == "down"
     assert [f.kind for f in emu.faults[0]] == ["down"] and emu.link_state(0).rate_gbps == 0
@@ -42,4 +43,4 @@ def test_link_down_and_up_is_netwalls_down_fault_and_keeps_the_others():
     emu.set_faults(0, [parse("channels=56:gpu0--nvs0@0")])
     emu.link_status(0, up=False)
     assert emu.link_status(0, up=True).rate_gbps == 720
-    assert emu.network.calls == [(0, 800), (0, 0), (0, 0), (0, 800), (0, 720), (0, 0), (0, 720)]
+    assert network.calls == [(0, 800), (0, 0), (0, 0), (0, 800), (0, 720), (0, 0), (0, 720)]
