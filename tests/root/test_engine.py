@@ -33,7 +33,7 @@ def test_every_collective_delivers_the_right_data(racks, collective, algorithm):
     assert result.check is True
     assert result.retransmitted_bytes == 0
     for link in result.links:  # lossless: the wire carries exactly the schedule
-        assert link["bytes"] == link["expected_bytes"], link
+        assert link.bytes == link.expected_bytes, link
 
 
 def lossy_profile(tmp_path: Path, frame_loss: float) -> Path:
@@ -53,9 +53,9 @@ def test_lost_frames_are_repaired_and_counted(tmp_path):
     assert result.check is True
     assert result.retransmitted_bytes > 0
     # Lost frames still crossed the sender's link, and their repairs cross it again.
-    sent = sum(link["bytes"] for link in result.links if link["link"].startswith("gpu"))
-    expected = sum(link["expected_bytes"] for link in result.links
-                   if link["link"].startswith("gpu"))
+    sent = sum(link.bytes for link in result.links if link.link.startswith("gpu"))
+    expected = sum(link.expected_bytes for link in result.links
+                   if link.link.startswith("gpu"))
     assert sent > expected
 
 
