@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from emulator import assemble
+from emulator import assemble, live
 from emulator.batches import Batches, TimedBatch
-from emulator.kernel import records as state
 from emulator.kernel import vxlan
 from emulator.kernel.capabilities import Capabilities, probe
 from emulator.kernel.links import LinkStates
@@ -43,13 +41,10 @@ from emulator.models.profiles import DEFAULT_LINK
 from emulator.models.proof import Rule, prove
 from emulator.models.spec import ReplayRequest, RunRequest, Spec, cluster
 from emulator.models.verdict import Probe, Verdict, judge, judge_trace
-from emulator.remote.wire import REMOTE_START_MARGIN_S
 from emulator.result import ReplayResult, RunResult
 from foundation.errors import NetwallError
 from foundation.hostlist import DEFAULT_NIC_GBPS, Host
 from topologies import Topology
-from traffic.header import frame_payload
-from traffic.launcher import START_MARGIN_S, Agents, spawn_agents
 from traffic.protocol import Route
 from traffic.trace import Call
 
@@ -100,13 +95,6 @@ class Emulation:
         self.tolerance = tolerance
         #: The user's --dilation, or None: then every call gets its own (dilation.choose).
         self.fixed_dilation = None if dilation is None else dil.validate(float(dilation))
-        #: What this host carries faithfully (cached by `netwall check`), or a safe fallback.
-        host = host or calibration.load() or calibration.FALLBACK
-        # The network is built at one dilation and re-dilated per call: the one given, or
-        # what all GPUs injecting at once need.
-        injection = dil.injection_gbps(gpu_link_rates(self.topology, self.catalogue))
-        build = self.fixed_dilation or min(dil.MAX_AUTO, dil.nice_ceiling(
-            injection / host.capacity_gbps))
         #: With a host list: the host that builds each node, and the least dilation at which
         #: no host's cross-host cables outrun its NIC (emulator.models.partition).
         self.spread = [str(h) for h in hosts or []]
@@ -117,10 +105,14 @@ class Emulation:
                 raise NetwallError(f"--nic-gbps must be a positive number, got {nic_gbps:g}")
             self.nic_gbps = nic_gbps
             least = dil.nice_ceiling(min_dilation(self.partition, self.catalogue, nic_gbps))
-            if not self.fixed_dilation:
-                build = max(build, least)
+        #: What this host carries faithfully (cached by `netwall check`), or a safe fallback,
+        #: and so the dilation of each call (the user's, if fixed).
+        self.pricing = Pricing(host or calibration.load() or calibration.FALLBACK, tolerance,
+                               self.fixed_dilation, least)
+        build = self.pricing.build_dilation(dil.injection_gbps(gpu_link_rates(
+            self.topology, self.catalogue)))
+        if self.partition is not None:
             check_nic(self.partition, self.catalogue, build, nic_gbps, self.spread)
-        self.pricing = Pricing(host, tolerance, self.fixed_dilation, least)
         self._hosts = hosts or []
         self.vxlan_port = vxlan_port
         self.plan = make_plan(self.topology, self.catalogue, build)
@@ -129,53 +121,23 @@ class Emulation:
         #: ber and restore, Mininet's link down and up), under a program's own (run --fault).
         self.links = LinkStates(self.topology, self.catalogue, self.capabilities.netem,
                                 self.capabilities.bpf_loss or self.capabilities.netem)
-        self.network = None
-        self.agents: Agents | None = None
-        self.batches: Batches | None = None
+        self.live: live.Live | None = None
 
     # -- life cycle ----------------------------------------------------------------------
     def start(self) -> Emulation:
-        from emulator.kernel.network import Network  # Mininet is imported only when building
-
-        leftovers = state.clean()
-        if leftovers:
-            print(f"netwall: removed what an earlier, killed run left ({len(leftovers)} items)",
-                  file=sys.stderr)
-        if self.partition is not None:
-            from emulator.remote.cluster import Cluster  # asyncssh, only over several hosts
-
-            self.network = Cluster(self.plan, self.capabilities.netem, self._hosts,
-                                   self.partition, self.vxlan_port, self.links)
-        else:
-            self.network = Network(self.plan, netem=self.capabilities.netem, links=self.links)
         try:
-            self.network.start()
-            if self.partition is not None:
-                procs, margin = self.network.agents, REMOTE_START_MARGIN_S
-            else:
-                procs, margin = spawn_agents([host.pid for host in self.hosts]), START_MARGIN_S
-                self.network.record.add("agents", [p.pid for p in procs])
-            self.agents = Agents(procs, [self.plan.peers(g) for g in self.topology.gpus],
-                                 EMULATION_MTU, self.plan.retransmit_timeout_s(),
-                                 self.plan.send_buffer_bytes(), self.routes(),
-                                 start_margin=margin)
-            self.batches = Batches(self.agents, self.network, self.links, self.topology,
-                                   frame_payload(EMULATION_MTU))
+            self.live = live.build(self.plan, self.capabilities.netem, self.links,
+                                   self.routes(), self.partition, self._hosts, self.vxlan_port)
         except BaseException:
-            self.stop()
+            self.links.attach(None)
             raise
         return self
 
     def stop(self) -> None:
-        agents, self.agents, self.batches = self.agents, None, None
-        network, self.network = self.network, None
+        running, self.live = self.live, None
         self.links.attach(None)
-        try:
-            if agents is not None:
-                agents.stop()
-        finally:
-            if network is not None:
-                network.stop()
+        if running is not None:
+            running.stop()
 
     def __enter__(self) -> Emulation:
         return self.start()
@@ -226,6 +188,15 @@ class Emulation:
             if self.network is not None:
                 self.network.redilate(self.plan)
         return self.plan
+
+    @property
+    def network(self):
+        """The running fabric: this host's Network, or a Cluster over several hosts."""
+        return self.live.fabric if self.live else None
+
+    @property
+    def batches(self) -> Batches | None:
+        return self.live.batches if self.live else None
 
     @property
     def net(self):
@@ -319,22 +290,6 @@ class Emulation:
         return assemble.replay_result(request, trials, self._cost(began, emulated, request),
                                       self._names())
 
-    def calibrate(self, progress=None) -> calibration.Calibration:
-        """Measure what this host carries faithfully (emulator.models.calibration), on this
-        running emulation, which should be the calibration star (calibration.TOPOLOGY, LINK)."""
-        batches = self._running()
-
-        def timed(size: int, dilation: float) -> tuple[float, float]:
-            request = self.spec.run_request("allreduce", "ring", size, iters=calibration.ITERS)
-            batches.calls(self.dilate(dilation), request, 1)  # warm-up
-            return batches.timed(self.plan, request).time_s, request.model_s
-
-        big = self.spec.run_request("allreduce", "ring", calibration.BANDWIDTH_SIZE)
-        small = self.spec.run_request("allreduce", "ring", calibration.LATENCY_SIZE)
-        return calibration.measure(timed, big.cost.sent_bytes * 8 / big.model_s / 1e9,
-                                   small.model_s, len(small.schedule.steps), self.tolerance,
-                                   progress)
-
     def _running(self) -> Batches:
         if self.batches is None:
             raise NetwallError("the emulation is not running (use `with Emulation(...)`)")
@@ -361,10 +316,6 @@ class Emulation:
     def set_faults(self, link: int, faults: list[Fault]) -> LinkState:
         """Leave these faults on a live cable until changed again (none: its profile's state)."""
         return self.links.set(link, faults)
-
-    def link_status(self, link: int, up: bool) -> LinkState:
-        """Mininet's link down or up on a cable (emulator.kernel.links.LinkStates.status)."""
-        return self.links.status(link, up)
 
     def link_state(self, link: int) -> LinkState:
         """What a cable carries now, with the faults left on it."""

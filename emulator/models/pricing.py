@@ -43,6 +43,14 @@ class Pricing:
                        self.tolerance)
         return d if self.least is None else max(d, self.least)
 
+    def build_dilation(self, injection_gbps: float) -> float:
+        """The dilation a network is built at, and re-dilated from per call: the user's, or
+        what all GPUs injecting `injection_gbps` at once need."""
+        if self.fixed:
+            return self.fixed
+        d = min(dil.MAX_AUTO, dil.nice_ceiling(injection_gbps / self.host.capacity_gbps))
+        return d if self.least is None else max(d, self.least)
+
     def dilation(self, cost: dil.CallCost) -> float:
         """The dilation a call is first measured at: the user's, or the one it needs."""
         return self.fixed or self.choose(cost)

@@ -29,7 +29,7 @@ LAYERS = (
     ("traffic, runtime", ("traffic.agent", "traffic.forkserver", "traffic.launcher")),
     ("remote", ("emulator.remote",)),
     ("facade", ("emulator.emulation", "emulator.result", "emulator.batches",
-                "emulator.assemble", "emulator.preflight")),
+                "emulator.live", "emulator.assemble", "emulator.preflight")),
     ("experiments", ("emulator.experiments",)),
     ("cli", ("emulator.cli",)),
 )
@@ -38,8 +38,8 @@ LAYERS = (
 #: (Mininet, pyroute2, scapy, matplotlib), and commands that do not build a network (profiles,
 #: reach, --help, campaign status) must answer at once.
 DEFERRED = {
-    ("emulator.emulation", "emulator.kernel.network"),  # Mininet, only when building
-    ("emulator.emulation", "emulator.remote.cluster"),  # asyncssh, only over several hosts
+    ("emulator.live", "emulator.kernel.network"),  # Mininet, only when building
+    ("emulator.live", "emulator.remote.cluster"),  # asyncssh, only over several hosts
     ("emulator.cli.commands", "emulator.emulation"),
     ("emulator.cli.commands", "emulator.preflight"),  # builds an Emulation to calibrate
     ("emulator.cli.commands", "emulator.remote.ssh"),  # asyncssh, only to clean other hosts

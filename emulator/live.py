@@ -1,0 +1,74 @@
+"""A built cluster: its fabric (this host's Network, or a Cluster spread over several
+hosts), one agent per GPU, and the Batches that run programs on them. They come up together
+and go down together, whatever interrupts them.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from emulator.batches import Batches
+from emulator.kernel import records as state
+from emulator.kernel.links import Fabric, LinkStates
+from emulator.models.partition import Partition
+from emulator.models.plan import EMULATION_MTU, Plan
+from emulator.remote.wire import REMOTE_START_MARGIN_S
+from foundation.hostlist import Host
+from traffic.header import frame_payload
+from traffic.launcher import START_MARGIN_S, Agents, spawn_agents
+from traffic.protocol import Route
+
+
+@dataclass
+class Live:
+    """What a running emulation drives; stop() removes it all."""
+
+    fabric: Fabric
+    agents: Agents | None
+    batches: Batches | None
+
+    def stop(self) -> None:
+        agents, self.agents, self.batches = self.agents, None, None
+        try:
+            if agents is not None:
+                agents.stop()
+        finally:
+            self.fabric.stop()
+
+
+def build(plan: Plan, netem: bool, links: LinkStates, routes: list[dict[int, Route]],
+          partition: Partition | None = None, hosts: list[Host] | None = None,
+          vxlan_port: int = 0) -> Live:
+    """The cluster `plan` describes, on this host or (with a partition) over `hosts`, with
+    `links` attached to its fabric and an agent per GPU knowing its `routes`."""
+    from emulator.kernel.network import Network  # Mininet is imported only when building
+
+    leftovers = state.clean()
+    if leftovers:
+        print(f"netwall: removed what an earlier, killed run left ({len(leftovers)} items)",
+              file=sys.stderr)
+    if partition is not None:
+        from emulator.remote.cluster import Cluster  # asyncssh, only over several hosts
+
+        fabric = Cluster(plan, netem, hosts or [], partition, vxlan_port, links)
+    else:
+        fabric = Network(plan, netem=netem, links=links)
+    live = Live(fabric, None, None)
+    try:
+        fabric.start()
+        if partition is not None:
+            procs, margin = fabric.agents, REMOTE_START_MARGIN_S
+        else:
+            procs, margin = spawn_agents([host.pid for host in fabric.hosts]), START_MARGIN_S
+            fabric.record.add("agents", [p.pid for p in procs])
+        topology = plan.topology
+        live.agents = Agents(procs, [plan.peers(g) for g in topology.gpus], EMULATION_MTU,
+                             plan.retransmit_timeout_s(), plan.send_buffer_bytes(), routes,
+                             start_margin=margin)
+        live.batches = Batches(live.agents, fabric, links, topology,
+                               frame_payload(EMULATION_MTU))
+    except BaseException:
+        live.stop()
+        raise
+    return live
