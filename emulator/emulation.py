@@ -45,6 +45,7 @@ from emulator.result import ReplayResult, RunResult
 from foundation.errors import NetwallError
 from foundation.hostlist import DEFAULT_NIC_GBPS, Host
 from topologies import Topology
+from traffic import scheduling
 from traffic.protocol import Route
 from traffic.trace import Call
 
@@ -122,12 +123,16 @@ class Emulation:
         self.links = LinkStates(self.topology, self.catalogue, self.capabilities.netem,
                                 self.capabilities.bpf_loss or self.capabilities.netem)
         self.live: live.Live | None = None
+        #: The agents' scheduling policy as the kernel granted it (traffic.scheduling); None
+        #: over several hosts, where each worker's agents take it on their own host.
+        self.scheduling: scheduling.Policy | None = None
 
     # -- life cycle ----------------------------------------------------------------------
     def start(self) -> Emulation:
         try:
             self.live = live.build(self.plan, self.capabilities.netem, self.links,
                                    self.routes(), self.partition, self._hosts, self.vxlan_port)
+            self.scheduling = self.live.scheduling
         except BaseException:
             self.links.attach(None)
             raise
@@ -335,6 +340,7 @@ class Emulation:
             "profiles": {name: self.catalogue[name].to_dict() for name in links},
             "gpu": self.gpu.to_dict(),
             "link_delay": self.delay_mechanism,
+            "agent_scheduling": (self.scheduling or scheduling.wanted()).describe(),
             "dilation": self.fixed_dilation or "auto",
             "tolerance": self.tolerance,
             "host": dataclasses.asdict(self.host),

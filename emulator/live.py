@@ -15,6 +15,7 @@ from emulator.models.partition import Partition
 from emulator.models.plan import EMULATION_MTU, Plan
 from emulator.remote.wire import REMOTE_START_MARGIN_S
 from foundation.hostlist import Host
+from traffic import scheduling
 from traffic.header import frame_payload
 from traffic.launcher import START_MARGIN_S, Agents, spawn_agents
 from traffic.protocol import Route
@@ -25,8 +26,11 @@ class Live:
     """What a running emulation drives; stop() removes it all."""
 
     fabric: Fabric
-    agents: Agents | None
-    batches: Batches | None
+    agents: Agents | None = None
+    batches: Batches | None = None
+    #: The agents' scheduling policy as the kernel granted it (traffic.scheduling); None
+    #: over several hosts, where each worker's agents take it on their own host.
+    scheduling: scheduling.Policy | None = None
 
     def stop(self) -> None:
         agents, self.agents, self.batches = self.agents, None, None
@@ -54,7 +58,7 @@ def build(plan: Plan, netem: bool, links: LinkStates, routes: list[dict[int, Rou
         fabric = Cluster(plan, netem, hosts or [], partition, vxlan_port, links)
     else:
         fabric = Network(plan, netem=netem, links=links)
-    live = Live(fabric, None, None)
+    live = Live(fabric)
     try:
         fabric.start()
         if partition is not None:
@@ -62,6 +66,11 @@ def build(plan: Plan, netem: bool, links: LinkStates, routes: list[dict[int, Rou
         else:
             procs, margin = spawn_agents([host.pid for host in fabric.hosts]), START_MARGIN_S
             fabric.record.add("agents", [p.pid for p in procs])
+            live.scheduling = scheduling.report([p.pid for p in procs])
+            if not live.scheduling.realtime:
+                print(f"netwall: agents run under {live.scheduling.describe()}: they wake "
+                      "later on a busy host, so more results need a larger dilation or are "
+                      "flagged", file=sys.stderr)
         topology = plan.topology
         live.agents = Agents(procs, [plan.peers(g) for g in topology.gpus], EMULATION_MTU,
                              plan.retransmit_timeout_s(), plan.send_buffer_bytes(), routes,
