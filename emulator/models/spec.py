@@ -124,7 +124,7 @@ class Spec:
             raise NetwallError("hierarchical all-reduce runs over every GPU, in rank order")
         groups = self.racks if algorithm == "hierarchical" else None
         ranks = ranks or len(self.topology.gpus)
-        check_memory(collective, ranks, size)
+        _check_memory(collective, ranks, size)
         return sched.build(collective, algorithm, ranks, size, root=root, chunk=chunk,
                            groups=groups, dtype=dtype, op=op)
 
@@ -177,7 +177,7 @@ def host_cost(schedule: sched.Schedule, model_s: float, efficiency: float) -> di
     return dil.CallCost(model_s, len(schedule.steps), int(sent), schedule.ranks)
 
 
-def check_memory(collective: str, ranks: int, size: int) -> None:
+def _check_memory(collective: str, ranks: int, size: int) -> None:
     """Refuse a size whose buffers would not fit this machine, before any agent allocates.
 
     Each agent holds its working buffer, the inputs it restores, and a copy for the check:
