@@ -81,16 +81,8 @@ class Emulation:
             topology, link, spine_link=spine_link, length_m=length_m,
             spine_length_m=spine_length_m, profiles=profiles, layout=layout, gpu=gpu)
         self.capabilities = capabilities or probe()
-        if not (self.capabilities.veth and self.capabilities.htb):
-            raise NetwallError("this kernel lacks veth or htb; netwall cannot shape links here "
-                               "(run `netwall check`)")
-        self.not_emulated = []
-        if not (self.capabilities.netem or self.capabilities.bpf_loss):
-            self.not_emulated.append("bit-error loss")
-        if strict and self.not_emulated:
-            raise NetwallError(f"--strict: this kernel has no netem, so "
-                               f"{' and '.join(self.not_emulated)} cannot be emulated "
-                               "(run `netwall check`)")
+        #: What this kernel cannot emulate (the pre-flight says so once).
+        self.not_emulated = _not_emulated(self.capabilities, strict)
         if not 0 < tolerance < 1:
             raise NetwallError(f"--tolerance must be between 0 and 100%, got {tolerance:.1%}")
         self.tolerance = tolerance
@@ -353,3 +345,16 @@ class Emulation:
                 "clock_uncertainty_s": getattr(self.network, "clock_uncertainty_s", None)}
                if self.partition is not None else {}),
         }
+
+
+def _not_emulated(capabilities: Capabilities, strict: bool) -> list[str]:
+    """What a kernel with these capabilities cannot emulate; with `strict`, none is allowed.
+    A kernel that cannot shape links at all is refused."""
+    if not (capabilities.veth and capabilities.htb):
+        raise NetwallError("this kernel lacks veth or htb; netwall cannot shape links here "
+                           "(run `netwall check`)")
+    missing = [] if capabilities.netem or capabilities.bpf_loss else ["bit-error loss"]
+    if strict and missing:
+        raise NetwallError(f"--strict: this kernel has no netem, so {' and '.join(missing)} "
+                           "cannot be emulated (run `netwall check`)")
+    return missing
