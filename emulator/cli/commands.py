@@ -131,6 +131,8 @@ def cmd_profiles(args) -> int:
         print(json.dumps([p.to_dict() for p in cat.values()], indent=2))
     else:
         print(profiles_table(cat))
+        print("# W/end, pJ/bit: the power boundary of every profile: one end's SerDes plus "
+              "what the cable carries there (DSP, lasers or LEDs, EEPROM); docs/profiles.md")
     return 0
 
 
@@ -278,6 +280,7 @@ def _compare(file: designs.DesignFile, as_json: bool, profile_files, prove: bool
         delay = emulations[0].delay_mechanism if emulations else None
         print("\n".join(comparison.header(file, delay)))
         print(comparison.render(rows))
+        print("\n".join(comparison.verdict(rows)))
     return 0
 
 
@@ -312,6 +315,8 @@ def cmd_replay(args) -> int:
                 tables.print_replay(result)
     finally:
         progress.finish()
+    if len(results) > 1 and not args.json:
+        print("\n".join(tables.replay_verdict(results)))
     if args.json:
         print(json.dumps({"settings": {"netwall": netwall_version(), "check": args.check,
                                        "emulations": [e.settings() for e in emulations]},

@@ -297,6 +297,8 @@ def _campaign_commands(sub) -> None:
     submit.add_argument("--partition", help="Slurm partition (default: the cluster's)")
     submit.add_argument("--wait", action="store_true",
                         help="wait for every task, then merge")
+    run.add_argument("--dry-run", action="store_true",
+                     help="show the points and about how long they take; measure nothing")
     host_options(run)
 
     report = sub.add_parser("report", help="plots and an HTML page from campaign results")
