@@ -178,7 +178,7 @@ class FakeEmulation:
         self.link = point.link
         self.spec = self.pricing = self  # checks requests and prices them too
 
-    def run_request(self, collective, algorithm, size, iters, warmup, faults):
+    def run_request(self, collective, algorithm, size, iters, warmup, faults=()):
         for fault in faults:
             if fault.name != "gpu0--gpu1":
                 raise NetwallError(f"fault on {fault.name}: no such link")
