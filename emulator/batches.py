@@ -67,6 +67,28 @@ class Batches:
         self.frame_payload = frame_payload
         self.emulated_s = 0.0
         self._op = 0
+        self.observer = None
+        self.subject = None
+
+    def watch(self, observer, subject) -> None:
+        """Tell `observer` of every program from now on (None: no one): its
+        program(subject, calls, kind, injector) returns the tick the launcher calls while
+        the program runs, and ended(subject, outcome) hears its end (emulator.view.live)."""
+        self.observer, self.subject = observer, subject
+
+    def _run(self, calls: list[CallPlan], kind: str, timeout: float, expected_s: float,
+             plan: Plan, injector: Injector | None = None) -> Outcome:
+        """One program on the agents, its observer told: the one place programs go."""
+        tick = injector.tick if injector else None
+        if self.observer is not None:
+            tick = self.observer.program(self.subject, calls, kind, injector)
+        outcome = self.agents.execute(calls, timeout, expected_s=expected_s,
+                                      rto=plan.retransmit_timeout_s(), dilation=plan.dilation,
+                                      on_start=injector.start if injector else None,
+                                      on_tick=tick)
+        if self.observer is not None:
+            self.observer.ended(self.subject, outcome)
+        return outcome
 
     def calls(self, plan: Plan, request: RunRequest, count: int,
               check: bool = False) -> Outcome | None:
@@ -131,10 +153,8 @@ class Batches:
                           costs=request.costs, dtype=schedule.dtype, op=schedule.op)
                  for i in range(count)]
         self._op += count
-        outcome = self.agents.execute(calls, timeout, expected_s=count * request.model_s * d,
-                                      rto=rto, dilation=d,
-                                      on_start=injector.start if injector else None,
-                                      on_tick=injector.tick if injector else None)
+        kind = "check" if check else "timed" if injector else "warm-up"
+        outcome = self._run(calls, kind, timeout, count * request.model_s * d, plan, injector)
         self.emulated_s += (max(end for _, end in outcome.spans.values()) - outcome.start) / d
         return outcome
 
@@ -152,8 +172,7 @@ class Batches:
         self._op += len(calls)
         total = (sum(request.models.values()) + sum(c.gap_us for c in calls) * 1e-6) * d
         before = self.fabric.counters()
-        outcome = self.agents.execute(plans, 10.0 + 3 * total, expected_s=total,
-                                      rto=plan.retransmit_timeout_s(), dilation=d)
+        outcome = self._run(plans, "trace", 10.0 + 3 * total, total, plan)
         after = self.fabric.counters()
         spans = [outcome.spans[p.id] for p in plans]
         total_s = (max(end for _, end in spans) - outcome.start) / d

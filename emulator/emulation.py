@@ -24,14 +24,14 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from emulator import assemble, live
+from emulator import assemble, running
 from emulator.batches import Batches, TimedBatch
 from emulator.kernel import vxlan
 from emulator.kernel.capabilities import Capabilities, probe
 from emulator.kernel.links import LinkStates
 from emulator.models import calibration
 from emulator.models import dilation as dil
-from emulator.models.alphabeta import routes_to
+from emulator.models.alphabeta import call_costs, routes_to
 from emulator.models.endpoints import DEFAULT as DEFAULT_GPU
 from emulator.models.faults import Fault, LinkState
 from emulator.models.partition import check_nic, min_dilation, partition
@@ -45,6 +45,7 @@ from emulator.result import ReplayResult, RunResult
 from foundation.errors import NetwallError
 from foundation.hostlist import DEFAULT_NIC_GBPS, Host
 from topologies import Topology
+from traffic import schedule as sched
 from traffic import scheduling
 from traffic.protocol import Route
 from traffic.trace import Call
@@ -114,27 +115,29 @@ class Emulation:
         #: ber and restore, Mininet's link down and up), under a program's own (run --fault).
         self.links = LinkStates(self.topology, self.catalogue, self.capabilities.netem,
                                 self.capabilities.bpf_loss or self.capabilities.netem)
-        self.live: live.Live | None = None
+        self.built: running.Running | None = None
         #: The agents' scheduling policy as the kernel granted it (traffic.scheduling); None
         #: over several hosts, where each worker's agents take it on their own host.
         self.scheduling: scheduling.Policy | None = None
+        self._observer = None
 
     # -- life cycle ----------------------------------------------------------------------
     def start(self) -> Emulation:
         try:
-            self.live = live.build(self.plan, self.capabilities.netem, self.links,
+            self.built = running.build(self.plan, self.capabilities.netem, self.links,
                                    self.routes(), self.partition, self._hosts, self.vxlan_port)
-            self.scheduling = self.live.scheduling
+            self.scheduling = self.built.scheduling
+            self.built.batches.watch(self._observer, self)
         except BaseException:
             self.links.attach(None)
             raise
         return self
 
     def stop(self) -> None:
-        running, self.live = self.live, None
+        built, self.built = self.built, None
         self.links.attach(None)
-        if running is not None:
-            running.stop()
+        if built is not None:
+            built.stop()
 
     def __enter__(self) -> Emulation:
         return self.start()
@@ -189,11 +192,27 @@ class Emulation:
     @property
     def network(self):
         """The running fabric: this host's Network, or a Cluster over several hosts."""
-        return self.live.fabric if self.live else None
+        return self.built.fabric if self.built else None
 
     @property
     def batches(self) -> Batches | None:
-        return self.live.batches if self.live else None
+        return self.built.batches if self.built else None
+
+    @property
+    def observer(self):
+        """Told of each program as it runs (emulator.view.live.View: program, its tick,
+        ended); None, without --view, costs nothing."""
+        return self._observer
+
+    @observer.setter
+    def observer(self, observer) -> None:
+        self._observer = observer
+        if self.batches is not None:
+            self.batches.watch(observer, self)
+
+    def emulated_model(self, schedule: sched.Schedule) -> float:
+        """The model of a call over every GPU: its links and its endpoints' costs."""
+        return call_costs(schedule, self.topology, self.catalogue, self.gpu)[1]
 
     @property
     def net(self):

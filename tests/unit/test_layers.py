@@ -24,13 +24,14 @@ LAYERS = (
                        "traffic.protocol", "traffic.trace", "traffic.workloads",
                        "traffic.nccl_log", "traffic.shapes", "traffic.pipeline",
                        "traffic.protoschema", "traffic.chakra", "traffic.nccl_calls")),
-    ("models", ("emulator.models",)),
+    ("models", ("emulator.models", "emulator.view.drawing", "emulator.view.frame")),
     ("kernel", ("emulator.kernel",)),
     ("traffic, runtime", ("traffic.agent", "traffic.forkserver", "traffic.launcher",
                           "traffic.scheduling")),
     ("remote", ("emulator.remote",)),
     ("facade", ("emulator.emulation", "emulator.result", "emulator.batches",
-                "emulator.live", "emulator.assemble", "emulator.preflight")),
+                "emulator.running", "emulator.assemble", "emulator.preflight")),
+    ("view", ("emulator.view",)),
     ("experiments", ("emulator.experiments",)),
     ("cli", ("emulator.cli",)),
 )
@@ -39,13 +40,14 @@ LAYERS = (
 #: (Mininet, pyroute2, scapy, matplotlib), and commands that do not build a network (profiles,
 #: reach, --help, campaign status) must answer at once.
 DEFERRED = {
-    ("emulator.live", "emulator.kernel.network"),  # Mininet, only when building
-    ("emulator.live", "emulator.remote.cluster"),  # asyncssh, only over several hosts
+    ("emulator.running", "emulator.kernel.network"),  # Mininet, only when building
+    ("emulator.running", "emulator.remote.cluster"),  # asyncssh, only over several hosts
     ("emulator.cli.commands", "emulator.emulation"),
     ("emulator.cli.commands", "emulator.preflight"),  # builds an Emulation to calibrate
     ("emulator.cli.commands", "emulator.remote.ssh"),  # asyncssh, only to clean other hosts
     ("emulator.cli.commands", "emulator.cli.console"),
     ("emulator.cli.commands", "emulator.experiments.compare"),
+    ("emulator.cli.viewing", "emulator.view.live"),  # aiohttp, only with --view
     ("emulator.cli.campaign", "emulator.experiments.runner"),
     ("emulator.cli.campaign", "emulator.experiments.report"),
     ("emulator.cli.campaign", "emulator.experiments.slurm"),  # submitit and the runner

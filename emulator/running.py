@@ -22,7 +22,7 @@ from traffic.protocol import Route
 
 
 @dataclass
-class Live:
+class Running:
     """What a running emulation drives; stop() removes it all."""
 
     fabric: Fabric
@@ -43,7 +43,7 @@ class Live:
 
 def build(plan: Plan, netem: bool, links: LinkStates, routes: list[dict[int, Route]],
           partition: Partition | None = None, hosts: list[Host] | None = None,
-          vxlan_port: int = 0) -> Live:
+          vxlan_port: int = 0) -> Running:
     """The cluster `plan` describes, on this host or (with a partition) over `hosts`, with
     `links` attached to its fabric and an agent per GPU knowing its `routes`."""
     from emulator.kernel.network import Network  # Mininet is imported only when building
@@ -58,7 +58,7 @@ def build(plan: Plan, netem: bool, links: LinkStates, routes: list[dict[int, Rou
         fabric = Cluster(plan, netem, hosts or [], partition, vxlan_port, links)
     else:
         fabric = Network(plan, netem=netem, links=links)
-    live = Live(fabric)
+    built = Running(fabric)
     try:
         fabric.start()
         if partition is not None:
@@ -66,18 +66,18 @@ def build(plan: Plan, netem: bool, links: LinkStates, routes: list[dict[int, Rou
         else:
             procs, margin = spawn_agents([host.pid for host in fabric.hosts]), START_MARGIN_S
             fabric.record.add("agents", [p.pid for p in procs])
-            live.scheduling = scheduling.report([p.pid for p in procs])
-            if not live.scheduling.realtime:
-                print(f"netwall: agents run under {live.scheduling.describe()}: they wake "
+            built.scheduling = scheduling.report([p.pid for p in procs])
+            if not built.scheduling.realtime:
+                print(f"netwall: agents run under {built.scheduling.describe()}: they wake "
                       "later on a busy host, so more results need a larger dilation or are "
                       "flagged", file=sys.stderr)
         topology = plan.topology
-        live.agents = Agents(procs, [plan.peers(g) for g in topology.gpus], EMULATION_MTU,
+        built.agents = Agents(procs, [plan.peers(g) for g in topology.gpus], EMULATION_MTU,
                              plan.retransmit_timeout_s(), plan.send_buffer_bytes(), routes,
                              start_margin=margin)
-        live.batches = Batches(live.agents, fabric, links, topology,
+        built.batches = Batches(built.agents, fabric, links, topology,
                                frame_payload(EMULATION_MTU))
     except BaseException:
-        live.stop()
+        built.stop()
         raise
-    return live
+    return built
