@@ -222,7 +222,7 @@ def test_a_fault_built_in_python_is_named_by_a_spec_that_parses_back(fault):
 def test_a_campaign_reports_faults_that_did_not_strike(tmp_path):
     import io
 
-    from emulator.experiments.report import export
+    from emulator.experiments.export import export
     from emulator.experiments.runner import run_campaign
     from emulator.experiments.store import open_store
     from tests.unit.test_campaign import FakeEmulation
