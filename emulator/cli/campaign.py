@@ -12,7 +12,7 @@ from pathlib import Path
 
 from emulator.experiments import findings
 from emulator.experiments.campaign import load
-from emulator.experiments.store import open_store
+from emulator.experiments.store import Store, open_store, same_store, summary
 from emulator.models import calibration
 from foundation.errors import NetwallError
 from foundation.hostlist import resolve_hosts
@@ -23,7 +23,15 @@ RESULTS = Path("results")
 
 
 def _campaign_db(args, name: str) -> str:
-    return args.db or str(RESULTS / f"{name}.sqlite")
+    """--db as given (an empty one is refused by open_store), else results/NAME.sqlite."""
+    return args.db if args.db is not None else str(RESULTS / f"{name}.sqlite")
+
+
+def _warn(store: Store | _NothingStored) -> None:
+    """Name, in one line, the bad records a reader skipped."""
+    problem = store.problem()
+    if problem:
+        print(f"netwall: warning: {problem}", file=sys.stderr)
 
 
 def _folder(args, name: str) -> Path:
@@ -36,6 +44,9 @@ class _NothingStored:
 
     def has(self, _id: str) -> bool:
         return False
+
+    def problem(self) -> None:
+        return None
 
     def __enter__(self) -> _NothingStored:
         return self
@@ -62,6 +73,7 @@ def cmd_campaign(args) -> int:
                 else None
             print(status(campaign, store, folder))
             print(_time_left(campaign, store))
+            _warn(store)
         return 0
     if args.campaign_command in ("submit", "merge"):
         return _slurm(args, campaign)
@@ -87,6 +99,8 @@ def _slurm(args, campaign) -> int:
 
     folder = _folder(args, campaign.name)
     db = _campaign_db(args, campaign.name)
+    if args.campaign_command == "merge":
+        slurm.existing(folder)  # before a store is made
     with open_store(db) as store:
         if args.campaign_command == "submit":
             jobs = slurm.submit(args.file, store, folder, args.executor, args.tasks,
@@ -106,10 +120,17 @@ def _slurm(args, campaign) -> int:
                     last = str(e).strip().splitlines()
                     raise NetwallError(f"task {job.job_id} failed: "
                                        f"{last[-1] if last else type(e).__name__}") from None
-        count, files = slurm.merge(folder, store)
+        merged = slurm.merge(folder, store)
         done = sum(store.has(i) for i in campaign.ids())
-    print(f"campaign {campaign.name}: merged {count} record(s) from {files} task file(s); "
-          f"{done}/{len(campaign.ids())} points stored in {db}")
+    print(f"campaign {campaign.name}: merged {merged.new} new record(s) ({merged.same} stored "
+          f"already) from {merged.files} task file(s); {done}/{len(campaign.ids())} points "
+          f"stored in {db}")
+    unreadable = summary("skipped", "line(s) that are not records (a task killed mid-write?)",
+                         merged.unreadable)
+    if unreadable:
+        print(f"netwall: warning: {unreadable}", file=sys.stderr)
+    if merged.problem():
+        raise NetwallError(merged.problem())
     return 0
 
 
@@ -176,13 +197,20 @@ def _time_left(campaign, store) -> str:
 
 
 def _records(args) -> list[dict]:
-    urls = args.db or sorted(str(p) for p in RESULTS.glob("*.sqlite"))
+    """Every usable record of the stores named (each store once, however often named),
+    read-only; the bad ones are named on stderr and skipped."""
+    urls = args.db if args.db is not None else sorted(str(p) for p in RESULTS.glob("*.sqlite"))
     if not urls:
         raise NetwallError(f"no results in {RESULTS}/*.sqlite; name a store with --db")
-    records = []
+    unique: list[str] = []
     for url in urls:
+        if not any(same_store(url, seen) for seen in unique):
+            unique.append(url)
+    records = []
+    for url in unique:
         with open_store(url, create=False) as store:
             records += store.records()
+            _warn(store)
     return records
 
 
@@ -195,7 +223,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from emulator.experiments.report import export  # matplotlib: imported when used
+    from emulator.experiments.export import export  # matplotlib: imported when used
 
     records = _records(args)
     if args.output is None:

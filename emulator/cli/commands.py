@@ -260,7 +260,7 @@ def _compare(file: designs.DesignFile, as_json: bool, profile_files, prove: bool
     emulations = [p.emulation for p in prepared if p.emulation is not None]
     _prepared(emulations)
     with contextlib.ExitStack() as stack:
-        store = stack.enter_context(open_store(db)) if db else None
+        store = stack.enter_context(open_store(db)) if db is not None else None
         kept = compare.stored(file, store) if store else {}
         weights = [0.0 if p.design.name in kept else w
                    for p, w in zip(prepared, compare.estimate_s(file, prepared), strict=True)]

@@ -221,7 +221,7 @@ def test_a_fault_built_in_python_is_named_by_a_spec_that_parses_back(fault):
 def test_a_campaign_reports_faults_that_did_not_strike(tmp_path):
     import io
 
-    from emulator.experiments.report import export
+    from emulator.experiments.export import export
     from emulator.experiments.runner import run_campaign
     from emulator.experiments.store import open_store
     from tests.unit.test_campaign import FakeEmulation
@@ -250,18 +250,21 @@ def umask_000():
     os.umask(old)
 
 
-def test_report_replaces_a_planted_symlink_instead_of_following_it(tmp_path, umask_000):
+def test_report_refuses_a_planted_symlink_instead_of_following_it(tmp_path, umask_000):
     from emulator.experiments.report import report
 
     out, target = tmp_path / "out", tmp_path / "precious"
     target.write_text("keep me")
     out.mkdir(mode=0o755)
     (out / "index.html").symlink_to(target)
-    page = report([], out)
-    assert target.read_text() == "keep me"
-    assert not page.is_symlink() and "netwall campaign report" in page.read_text()
-    assert page.stat().st_mode & 0o777 == 0o644
+    with pytest.raises(NetwallError, match="index.html: it is a symbolic link"):
+        report([], out)
+    assert target.read_text() == "keep me" and (out / "index.html").is_symlink()
     assert [p.name for p in out.iterdir()] == ["index.html"]  # no temporary file left
+    (out / "index.html").unlink()
+    page = report([], out)
+    assert "netwall campaign report" in page.read_text()
+    assert page.stat().st_mode & 0o777 == 0o644
 
 
 def test_report_and_state_are_not_world_writable_under_umask_000(tmp_path, monkeypatch,

@@ -50,6 +50,7 @@ DEFERRED = {
     ("emulator.cli.viewing", "emulator.view.live"),  # aiohttp, only with --view
     ("emulator.cli.campaign", "emulator.experiments.runner"),
     ("emulator.cli.campaign", "emulator.experiments.report"),
+    ("emulator.cli.campaign", "emulator.experiments.export"),  # report's rows: matplotlib
     ("emulator.cli.campaign", "emulator.experiments.slurm"),  # submitit and the runner
 }
 
