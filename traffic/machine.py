@@ -192,11 +192,8 @@ class Machine:
 
     def _start(self, call: Call, now: float) -> bool:
         """Start one call if its `after` calls and its compute gap allow."""
-        if any(self.calls[a].end == 0.0 for a in call.after if a in self.calls):
-            return False
-        ready = max([self.free_at[call.stream]] +
-                    [self.calls[a].end for a in call.after if a in self.calls])
-        if now < ready + call.gap_s:
+        ready = self._ready_at(call)
+        if ready is None or now < ready + call.gap_s:
             return False
         if call.init:
             self._protect_all(call.buffer)
@@ -208,6 +205,14 @@ class Machine:
         self.active.append(call)
         self._enter_step(call, 0)
         return True
+
+    def _ready_at(self, call: Call) -> float | None:
+        """When its stream and its `after` calls let a call start (its gap follows), or None
+        while an `after` call runs."""
+        ends = [self.calls[a].end for a in call.after if a in self.calls]
+        if 0.0 in ends:
+            return None
+        return max([self.free_at[call.stream], *ends])
 
     def _enter_step(self, call: Call, step: int) -> None:
         call.step = step
@@ -449,8 +454,9 @@ class Machine:
             for i, call in enumerate(calls):  # the call that may start next, if any
                 if call.step >= 0:
                     continue
-                if (i == 0 or call.grouped) and call.gap_s:
-                    wake = min(wake, self.free_at[call.stream] + call.gap_s)
+                ready = self._ready_at(call)
+                if (i == 0 or call.grouped) and call.gap_s and ready is not None:
+                    wake = min(wake, ready + call.gap_s)
                 break
         return wake
 
