@@ -33,8 +33,7 @@ import time
 import numpy as np
 
 from traffic.header import ETHER_IP_UDP, HEADER, PORT, FrameTemplate
-from traffic.machine import LINK_DOWN as DOWN
-from traffic.machine import PUSHBACK, QUEUE_FULL, SENT, Machine
+from traffic.machine import LINK_DOWN, PUSHBACK, QUEUE_FULL, SENT, Machine
 from traffic.protocol import (
     Exit,
     Failure,
@@ -61,7 +60,7 @@ SOL_PACKET, PACKET_VNET_HDR = 263, 15
 # only the headers in the skb's linear part and the payload in page fragments, sparing the
 # kernel a 128 KB high-order allocation per 65 KB frame.
 VNET_HDR = struct.pack("<BBHHHH", 0, 0, ETHER_IP_UDP + HEADER.size, 0, 0, 0)
-LINK_DOWN = (errno.ENETDOWN, errno.ENXIO)  # the interface is down or gone
+DOWN_ERRNOS = (errno.ENETDOWN, errno.ENXIO)  # the interface is down or gone
 PR_SET_TIMERSLACK = 29  # prctl(2)
 
 
@@ -118,9 +117,9 @@ class Agent:
         except OSError as e:
             if e.errno == errno.ENOBUFS:  # the qdisc's queue was full: offer it again
                 return QUEUE_FULL
-            if e.errno not in LINK_DOWN:
+            if e.errno not in DOWN_ERRNOS:
                 raise
-            return DOWN
+            return LINK_DOWN
         return SENT
 
     def control(self, peer: int, header: bytearray, body: bytes) -> bool:
@@ -128,7 +127,7 @@ class Agent:
         try:
             sock.sendmsg([template.prefix(len(body)), header, body])
         except OSError as e:  # pushback, a full queue or a dead link: lost like any control
-            if e.errno not in (errno.EAGAIN, errno.ENOBUFS, *LINK_DOWN):  # frame; the timers
+            if e.errno not in (errno.EAGAIN, errno.ENOBUFS, *DOWN_ERRNOS):  # frame; the timers
                 raise  # ask again
             return False
         return True
