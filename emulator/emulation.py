@@ -52,6 +52,7 @@ from foundation.hostlist import DEFAULT_NIC_GBPS, Host
 from topologies import Topology, parse, validate
 from topologies.layout import parse_layout, racks_topology
 from traffic import schedule as sched
+from traffic import scheduling
 from traffic.header import frame_payload
 from traffic.launcher import START_MARGIN_S, Agents, CallPlan, spawn_agents
 from traffic.protocol import Route
@@ -158,6 +159,9 @@ class Emulation:
         #: and restore, and Mininet's link down and up (configLinkStatus). `links` shows
         #: them, and a program's own faults (run --fault) strike on top of them.
         self.faults: dict[int, list[Fault]] = {}
+        #: The agents' scheduling policy as the kernel granted it (traffic.scheduling); None
+        #: over several hosts, where each worker's agents take it on their own host.
+        self.scheduling: scheduling.Policy | None = None
         self._costs: dict[int, tuple[sched.Schedule, tuple[CallCosts, float]]] = {}
 
     # -- life cycle ----------------------------------------------------------------------
@@ -183,6 +187,11 @@ class Emulation:
             else:
                 procs, margin = spawn_agents([host.pid for host in self.hosts]), START_MARGIN_S
                 self.network.record.add("agents", [p.pid for p in procs])
+                self.scheduling = scheduling.report([p.pid for p in procs])
+                if not self.scheduling.realtime:
+                    print(f"netwall: agents run under {self.scheduling.describe()}: they wake "
+                          "later on a busy host, so more results need a larger dilation or "
+                          "are flagged", file=sys.stderr)
             self.agents = Agents(procs, [self.plan.peers(g) for g in self.topology.gpus],
                                  EMULATION_MTU, self.plan.retransmit_timeout_s(),
                                  self.plan.send_buffer_bytes(), self.routes(),
@@ -739,6 +748,7 @@ class Emulation:
             "profiles": {name: self.catalogue[name].to_dict() for name in links},
             "gpu": self.gpu.to_dict(),
             "link_delay": self.delay_mechanism,
+            "agent_scheduling": (self.scheduling or scheduling.wanted()).describe(),
             "dilation": self.fixed_dilation or "auto",
             "tolerance": self.tolerance,
             "host": dataclasses.asdict(self.host),

@@ -103,6 +103,8 @@ def cmd_check(args) -> int:
     if host:
         print(f"\nWhat this host carries faithfully ({host.machine}):")
         print(f"  {host.summary()}")
+        if host.samples:
+            print(f"  {host.variation()}")
         print("  `netwall run` chooses each call's dilation from these and proves it; "
               "`netwall check --calibrate` measures again.")
     return 0
