@@ -13,9 +13,9 @@ Its outputs are actions on the injected `Port` (a data frame: peer, header, a sl
 buffer, padding; a control frame: ACK or NACK), `deadline(now)` (when to wake at the latest),
 `ready_peers(now)` (whose links it waits to send on), `unfinished` and `report()`. Time comes
 from the injected clock, read where the work happens (a step's end, a frame's landing), so a
-call's times are those of the work, not of the turn that did it. The hot path allocates no
-object per frame beyond the slices it hands on: headers are packed into one reused buffer,
-frames that arrive early keep the staging buffer they arrived in.
+call's times are those of the work, not of the turn that did it. The hot path copies
+nothing: headers are packed into one reused buffer, a frame's data is a slice of the buffer
+it is sent from, and a frame that arrives early keeps the staging buffer it arrived in.
 
 Calls on one stream run one after another, calls on different streams at the same time, as
 CUDA streams do; a call may wait for compute time (`gap_s`) or for other calls (`after`); a
