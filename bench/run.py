@@ -19,6 +19,7 @@ from bench import (
     startup,
     validation,
     verdict,
+    view,
     vm_report,
 )
 
@@ -227,6 +228,7 @@ real time at 1024 GPUs: the cluster runs at 1/D of its speed.
     # The VM userland section takes minutes to remeasure (bench/vm_userland.py): kept as is.
     text += vm_report.kept_section(OUT.read_text())
     text += multihost.section(multihost.measure(repeats=3))
+    text += view.section(view.measure(repeats=5))
     OUT.write_text(text)
     print(text)
 

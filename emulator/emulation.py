@@ -163,6 +163,9 @@ class Emulation:
         #: over several hosts, where each worker's agents take it on their own host.
         self.scheduling: scheduling.Policy | None = None
         self._costs: dict[int, tuple[sched.Schedule, tuple[CallCosts, float]]] = {}
+        #: Told of each program as it runs (emulator.view.live.View: program, its tick,
+        #: ended); None, without --view, costs nothing.
+        self.observer = None
 
     # -- life cycle ----------------------------------------------------------------------
     def start(self) -> Emulation:
@@ -630,9 +633,12 @@ class Emulation:
         self._op += len(calls)
         total = (sum(models.values()) + sum(c.gap_us for c in calls) * 1e-6) * self.dilation
         before = self.network.counters()
+        tick = self.observer.program(self, plans, "trace") if self.observer else None
         outcome = self.agents.execute(plans, 10.0 + 3 * total, expected_s=total,
                                       rto=self.plan.retransmit_timeout_s(),
-                                      dilation=self.dilation)
+                                      dilation=self.dilation, on_tick=tick)
+        if self.observer is not None:
+            self.observer.ended(self, outcome)
         after = self.network.counters()
         spans = [outcome.spans[plan.id] for plan in plans]
         total_s = (max(end for _, end in spans) - outcome.start) / self.dilation
@@ -682,10 +688,16 @@ class Emulation:
         calls = [CallPlan(self._op + i, schedule, group, init=check, check=check, costs=costs,
                           dtype=schedule.dtype, op=schedule.op) for i in range(count)]
         self._op += count
+        tick = injector.tick if injector else None
+        if self.observer is not None:
+            tick = self.observer.program(self, calls, "check" if check else
+                                         "timed" if injector else "warm-up", injector)
         outcome = self.agents.execute(calls, timeout, expected_s=count * model * self.dilation,
                                       rto=rto, dilation=self.dilation,
                                       on_start=injector.start if injector else None,
-                                      on_tick=injector.tick if injector else None)
+                                      on_tick=tick)
+        if self.observer is not None:
+            self.observer.ended(self, outcome)
         self.emulated_s += (max(end for _, end in outcome.spans.values()) - outcome.start) \
             / self.dilation
         return outcome

@@ -10,11 +10,14 @@ import io
 import sys
 from pathlib import Path
 
+from emulator.experiments import findings
 from emulator.experiments.campaign import load
 from emulator.experiments.store import open_store
+from emulator.models import calibration
 from foundation.errors import NetwallError
 from foundation.hostlist import resolve_hosts
 from foundation.outputs import write_file
+from foundation.text.progress import clock
 
 RESULTS = Path("results")
 
@@ -27,11 +30,38 @@ def _folder(args, name: str) -> Path:
     return Path(args.folder or RESULTS / f"{name}.slurm").resolve()
 
 
+class _NothingStored:
+    """The store of a campaign not run yet: status and --dry-run read it as empty (and
+    create no file)."""
+
+    def has(self, _id: str) -> bool:
+        return False
+
+    def __enter__(self) -> _NothingStored:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        return None
+
+
+def _stored(db: str):
+    """The campaign's store for reading, or an empty one if it has none yet."""
+    try:
+        return open_store(db, create=False)
+    except NetwallError as e:
+        if str(e).startswith("no results "):  # the store's own "no results database at"
+            return _NothingStored()
+        raise
+
+
 def cmd_campaign(args) -> int:
     campaign = load(args.file)
-    if args.campaign_command == "status":
-        with open_store(_campaign_db(args, campaign.name), create=False) as store:
-            print(status(campaign, store, _folder(args, campaign.name)))
+    if args.campaign_command == "status" or getattr(args, "dry_run", False):
+        with _stored(_campaign_db(args, campaign.name)) as store:
+            folder = _folder(args, campaign.name) if args.campaign_command == "status" \
+                else None
+            print(status(campaign, store, folder))
+            print(_time_left(campaign, store))
         return 0
     if args.campaign_command in ("submit", "merge"):
         return _slurm(args, campaign)
@@ -42,8 +72,10 @@ def cmd_campaign(args) -> int:
         counts = run_campaign(campaign, store, hosts=resolve_hosts(args.hosts),
                               nic_gbps=args.nic_gbps, vxlan_port=args.vxlan_port)
         done = sum(store.has(i) for i in campaign.ids())
+        records = [r for r in store.records() if r["campaign"] == campaign.name]
     print(f"campaign {campaign.name}: {counts['measured']} measured, {counts['skipped']} "
           f"skipped in this run; {done}/{len(campaign.ids())} points stored in {db}")
+    print("\n".join(["# verdict:"] + [f"#   {line}" for line in findings.campaign(records)]))
     if counts["wrong"]:
         print(f"netwall: {counts['wrong']} point(s) failed their data check", file=sys.stderr)
     return 1 if counts["wrong"] else 0
@@ -104,6 +136,43 @@ def status(campaign, store, folder: Path | None = None) -> str:
     if campaign.failures:
         lines.append(f"  {int(store.has(campaign.failures.id)):>4}/1    failures (Monte Carlo)")
     return "\n".join(lines)
+
+
+def _time_left(campaign, store) -> str:
+    """About how long the points not stored will measure on this host: each group's
+    emulation validated (nothing built) and its estimate at this host's calibration."""
+    from emulator.experiments import runner  # the emulation: imported when used
+
+    host, capabilities = calibration.load(), None
+    seconds, todo, skipped = 0.0, 0, 0
+    for points in campaign.groups.values():
+        left = [p for p in points if not store.has(p.id)]
+        if not left:
+            continue
+        try:
+            emu = runner._emulation(left[0], capabilities)
+        except NetwallError:
+            skipped += len(left)  # the run stores these as skipped, with the reason
+            continue
+        capabilities = emu.capabilities
+        if emu.fixed_dilation is None:
+            if host is None:
+                pending = sum(not store.has(p.id) for p in campaign.points)
+                return (f"{pending} points to measure; the time is known once this host is "
+                        "calibrated (netwall check, about a minute, once)")
+            emu.host = host
+        for p in left:
+            try:
+                seconds += emu.estimate_s(p.collective, p.algorithm, p.size, p.iters,
+                                          p.warmup)
+            except NetwallError:
+                skipped += 1
+                continue
+            todo += 1
+    said = f"{todo} points to measure, about {clock(seconds)} of measuring on this host"
+    if skipped:
+        said += f"; {skipped} will be skipped (run them to store why)"
+    return said + " (faults and rebuilding each network add to it)"
 
 
 def _records(args) -> list[dict]:

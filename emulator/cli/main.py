@@ -1,7 +1,7 @@
 """The `netwall` command: parse the arguments, run the command, turn errors into one line.
 
 Exit codes: 0 success, 1 a data check failed, 2 bad input or an environment netwall cannot
-use (always one line on stderr, never a traceback), 130 interrupted.
+use (always one line on stderr, never a traceback), 3 a collective stalled, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except NetwallError as e:
         print(f"netwall: error: {' '.join(str(e).split())}", file=sys.stderr)  # one line, always
-        return 2
+        return e.status
     except KeyboardInterrupt:
         # An interrupt inside pyroute2's asyncio loop leaves a coroutine that Python warns
         # about when it is collected: noise under the one line the user should read.
