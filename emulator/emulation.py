@@ -304,10 +304,10 @@ class Emulation:
                      else Probe(probe_d, None, self.tolerance, "the probe was turned off"))
             verdict = judge(timed["cpu_before"], timed["cpu_after"], timed["links"],
                             self._link_shapes(), timed["wall_s"],
-                            timed["outcome"].stats["retransmitted_frames"],
+                            timed["outcome"].stats.retransmitted_frames,
                             loss_expected=bool(faults) or self._lossy(),
                             time_s=timed["time_s"], dilation=self.dilation, probe=probe,
-                            repaired=timed["outcome"].stats["retransmitted_frames"] > 0)
+                            repaired=timed["outcome"].stats.retransmitted_frames > 0)
             attempts.append(Attempt(self.dilation, timed["time_s"], verdict.host_error,
                                     verdict.faithful))
             if not self._retry(verdict, len(attempts), bool(faults) or self._lossy()):
@@ -338,8 +338,8 @@ class Emulation:
             protocol=self.costs_of(schedule).protocol,
             model_error=time_s / model - 1,
             check=all(checked.checks.values()) if checked else None,
-            retransmitted_bytes=timed["outcome"].stats["retransmitted_bytes"],
-            retransmitted_frames=timed["outcome"].stats["retransmitted_frames"],
+            retransmitted_bytes=timed["outcome"].stats.retransmitted_bytes,
+            retransmitted_frames=timed["outcome"].stats.retransmitted_frames,
             faults=timed["faults"],
             faults_not_struck=[f.spec for f in timed["missed"]],
             dilation=self.dilation,
@@ -646,7 +646,7 @@ class Emulation:
         return {"starts": [(first - outcome.start) / self.dilation for first, _ in spans],
                 "times": [(last - first) / self.dilation for first, last in spans],
                 "total_s": total_s, "checks": [outcome.checks.get(p.id) for p in plans],
-                "retransmitted_bytes": outcome.stats["retransmitted_bytes"],
+                "retransmitted_bytes": outcome.stats.retransmitted_bytes,
                 "links": self._link_report(None, before, after, 1)}
 
     def call_schedule(self, call: Call) -> sched.Schedule:
