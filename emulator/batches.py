@@ -119,8 +119,8 @@ class Batches:
                               self.links.catalogue, time_s, request.schedule.size,
                               request.iters)
         return TimedBatch(time_s, end - outcome.start, links, shapes, cpu_before, cpu_after,
-                          outcome.stats["retransmitted_bytes"],
-                          outcome.stats["retransmitted_frames"], injector.record, missed,
+                          outcome.stats.retransmitted_bytes,
+                          outcome.stats.retransmitted_frames, injector.record, missed,
                           energy)
 
     def probe(self, plan: Plan, request: RunRequest) -> float:
@@ -180,7 +180,7 @@ class Batches:
         return TraceBatch([(first - outcome.start) / d for first, _ in spans],
                           [(last - first) / d for first, last in spans], total_s,
                           [outcome.checks.get(p.id) for p in plans],
-                          outcome.stats["retransmitted_bytes"],
+                          outcome.stats.retransmitted_bytes,
                           link_reports(self.topology, before, after, None, 1))
 
 
