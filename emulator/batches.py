@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from emulator.kernel.links import Fabric, Injector, LinkStates
+from emulator.models import sampling
 from emulator.models.accounting import LinkReport, link_reports, wire_loads
 from emulator.models.energy import EnergyReport, batch_energy
 from emulator.models.faults import Fault, FaultEvent
@@ -38,6 +39,17 @@ class TimedBatch:
     faults: list[FaultEvent]
     missed: list[Fault]  # faults the calls ended before
     energy: EnergyReport  # of one call
+    dilation: float
+    call_times: list[float]  # each call's wall time, in order (how much the calls vary)
+
+
+@dataclass(frozen=True)
+class ProbeBatch:
+    """The timed batch's calls again at the probe dilation, or as many of them as the proof
+    needs (emulator.models.sampling): one call's real time, and each call's wall time."""
+
+    time_s: float
+    call_times: list[float]
 
 
 @dataclass(frozen=True)
@@ -121,19 +133,19 @@ class Batches:
         return TimedBatch(time_s, end - outcome.start, links, shapes, cpu_before, cpu_after,
                           outcome.stats.retransmitted_bytes,
                           outcome.stats.retransmitted_frames, injector.record, missed,
-                          energy)
+                          energy, d, _call_times(outcome))
 
-    def probe(self, plan: Plan, request: RunRequest) -> float:
-        """The timed batch again, the same calls and faults, at the probe dilation: one
-        call's real time there, with less of the host in it."""
+    def probe(self, plan: Plan, request: RunRequest, count: int) -> ProbeBatch:
+        """`count` of the timed batch's calls again, with the same faults, at the probe
+        dilation: what they take there, with less of the host in them."""
         injector = Injector(self.links, list(request.faults), request.fault_links,
                             plan.dilation)
         try:
-            outcome = self._execute(plan, request, request.iters, injector=injector)
+            outcome = self._execute(plan, request, count, injector=injector)
         finally:
             injector.stop(record=False)
         end = max(end for _, end in outcome.spans.values())
-        return (end - outcome.start) / request.iters / plan.dilation
+        return ProbeBatch((end - outcome.start) / count / plan.dilation, _call_times(outcome))
 
     def _execute(self, plan: Plan, request: RunRequest, count: int,
                  injector: Injector | None = None, check: bool = False) -> Outcome | None:
@@ -192,3 +204,8 @@ def _buffer(call: Call) -> str:
         sender, receiver = takers(call)
         return f"{call.comm}/{call.stream}/{sender}>{receiver}"
     return f"{call.comm}/{call.stream}"
+
+
+def _call_times(outcome: Outcome) -> list[float]:
+    """Each call's wall time in a batch of back-to-back calls."""
+    return sampling.call_times(outcome.start, [end for _, end in outcome.spans.values()])

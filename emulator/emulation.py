@@ -25,11 +25,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from emulator import assemble, running
-from emulator.batches import Batches, TimedBatch
+from emulator.batches import Batches, ProbeBatch, TimedBatch
 from emulator.kernel import vxlan
 from emulator.kernel.capabilities import Capabilities, probe
 from emulator.kernel.links import LinkStates
-from emulator.models import calibration
+from emulator.models import calibration, sampling
 from emulator.models import dilation as dil
 from emulator.models.alphabeta import call_costs, routes_to
 from emulator.models.endpoints import DEFAULT as DEFAULT_GPU
@@ -252,18 +252,29 @@ class Emulation:
         batches.calls(self.dilate(untimed_dilation(first)), request, request.warmup)
         repairs = bool(request.faults) or self._lossy()
 
-        def judged(batch: TimedBatch, probe_s: float | None, d: float, probe_d: float
+        def probed(probe_d: float, batch: TimedBatch) -> ProbeBatch:
+            """As many calls as the batch's spread requires (emulator.models.sampling); all
+            of them where faults or losses make each call's repairs differ."""
+            count = request.iters if repairs else sampling.probe_calls(
+                sampling.relative_spread(batch.call_times), request.iters, batch.dilation,
+                probe_d, self.tolerance)
+            return batches.probe(self.dilate(probe_d), request, count)
+
+        def judged(batch: TimedBatch, probed: ProbeBatch | None, d: float, probe_d: float
                    ) -> Verdict:
-            probe = Probe(probe_d, probe_s, self.tolerance) if probe_s is not None else \
-                Probe(probe_d, None, self.tolerance, "the probe was turned off")
+            if probed is None:
+                probe = Probe(probe_d, None, self.tolerance, "the probe was turned off")
+            else:
+                sample = sampling.sample(batch.call_times, probed.call_times, d, probe_d)
+                probe = Probe(probe_d, probed.time_s, self.tolerance, calls=sample.probed,
+                              margin=sample.margin)
             return judge(batch.cpu_before, batch.cpu_after, batch.links, batch.shapes,
                          batch.wall_s, batch.retransmitted_frames, loss_expected=repairs,
                          time_s=batch.time_s, dilation=d, probe=probe,
                          repaired=batch.retransmitted_frames > 0)
 
         trials = prove(first, lambda d, _: batches.timed(self.dilate(d), request),
-                       (lambda d: batches.probe(self.dilate(d), request)) if request.prove
-                       else None, judged,
+                       probed if request.prove else None, judged,
                        Rule(self.tolerance, chase=self.fixed_dilation is None and not repairs))
         final = trials[-1].dilation
         checked = batches.calls(self.dilate(untimed_dilation(final)), request,
@@ -296,7 +307,7 @@ class Emulation:
             self.pricing.dilation(request.cost),
             lambda d, attempt: batches.trace(self.dilate(d), request,
                                              request.check and not attempt),
-            (lambda d: batches.trace(self.dilate(d), request, False)) if request.prove
+            (lambda d, _: batches.trace(self.dilate(d), request, False)) if request.prove
             else None,
             lambda run, probe, d, probe_d: judge_trace(
                 run.times, probe and probe.times, run.total_s, probe and probe.total_s, d,

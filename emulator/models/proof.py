@@ -69,17 +69,20 @@ class Trial(Generic[B, P, V]):
     verdict: V
 
 
-def prove(first: float, measure: Callable[[float, int], B], probe: Callable[[float], P] | None,
+def prove(first: float, measure: Callable[[float, int], B],
+          probe: Callable[[float, B], P] | None,
           judge: Callable[[B, P | None, float, float], V], rule: Rule) -> list[Trial[B, P, V]]:
     """Every attempt, the result's last. `measure(dilation, attempt)` runs the batch (attempt
-    0 first), `probe(dilation)` the same batch at the probe dilation (None: no probe),
-    `judge(batch, probe, dilation, probe_dilation)` says how far the host distorted it."""
+    0 first), `probe(dilation, batch)` the same batch at the probe dilation (None: no probe;
+    it sees the batch it proves, so it may repeat only as much of it as the batch's own
+    spread requires: emulator.models.sampling), `judge(batch, probe, dilation,
+    probe_dilation)` says how far the host distorted it."""
     trials: list[Trial[B, P, V]] = []
     dilation: float | None = first
     while dilation is not None:
         batch = measure(dilation, len(trials))
         probe_d = dil.probe_dilation(dilation)
-        probed = probe(probe_d) if probe is not None else None
+        probed = probe(probe_d, batch) if probe is not None else None
         verdict = judge(batch, probed, dilation, probe_d)
         trials.append(Trial(dilation, probe_d, batch, probed, verdict))
         dilation = rule.next(dilation, verdict, len(trials))

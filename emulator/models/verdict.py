@@ -42,6 +42,8 @@ class Probe:
     time_s: float | None
     tolerance: float
     skipped: str = ""  # why no probe ran (then the result is not proven)
+    calls: int | None = None  # how many of the batch's calls it repeated (None: the whole)
+    margin: float | None = None  # 95% half-width of the host share it gives
 
 
 @dataclass
@@ -57,6 +59,8 @@ class Verdict:
     tolerance: float
     fix_dilation: float | None  # a dilation that should make the host's share tolerable
     flags: list[str] = field(default_factory=list)
+    probe_calls: int | None = None  # calls the probe repeated (emulator.models.sampling)
+    host_error_margin: float | None = None  # 95% half-width of host_error
 
     @property
     def faithful(self) -> bool:
@@ -64,8 +68,9 @@ class Verdict:
 
     def to_dict(self) -> dict:
         out = asdict(self)
-        if out["host_error"] is not None and not math.isfinite(out["host_error"]):
-            out["host_error"] = None  # JSON has no infinity: the flag says it
+        for key in ("host_error", "host_error_margin"):
+            if out[key] is not None and not math.isfinite(out[key]):
+                out[key] = None  # JSON has no infinity: the flag says it
         return dict(out, faithful=self.faithful)
 
 
@@ -96,7 +101,8 @@ def judge(cpu_before: Sequence[tuple[int, int]], cpu_after: Sequence[tuple[int, 
         error = dil.host_error(time_s, dilation, probe.time_s, probe.dilation)
         fix = dil.fixing_dilation(dilation, error, probe.tolerance)
     verdict = Verdict(dilation, busy, top, drops, retransmits, probe.dilation, probe.time_s,
-                      error, probe.tolerance, fix)
+                      error, probe.tolerance, fix, probe_calls=probe.calls,
+                      host_error_margin=probe.margin)
     if probe.time_s is None:
         verdict.flags.append(f"not proven: {probe.skipped}")
     elif error > probe.tolerance:

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from emulator.assemble import Cluster, Cost, replay_result, run_result
-from emulator.batches import TimedBatch, TraceBatch
+from emulator.batches import ProbeBatch, TimedBatch, TraceBatch
 from emulator.emulation import Emulation
 from emulator.kernel.capabilities import Capabilities
+from emulator.models import sampling
 from emulator.models.accounting import LinkReport
 from emulator.models.energy import batch_energy
 from emulator.models.faults import FaultEvent, parse
@@ -61,15 +62,18 @@ def test_a_run_made_from_typed_batches_prints_the_documented_json(emu):
         faults=[FaultEvent(7e-8, "gpu0--nvs0", "down starts", 0.0, "down"),
                 FaultEvent(None, "gpu0--nvs0", "restored after the timed calls", 800.0, "up")],
         missed=[],
-        energy=batch_energy(links, ["copper-800g"] * 4, emu.catalogue, 6.4e-5, 65536, 5))
+        energy=batch_energy(links, ["copper-800g"] * 4, emu.catalogue, 6.4e-5, 65536, 5),
+        dilation=50_000.0, call_times=[3.3, 3.1, 3.2, 3.2, 3.2])
 
-    def judged(b, probe_s, d, probe_d):
+    def judged(b, probed, d, probe_d):
+        sample = sampling.sample(b.call_times, probed.call_times, d, probe_d)
         return judge(b.cpu_before, b.cpu_after, b.links, b.shapes, b.wall_s,
                      b.retransmitted_frames, True, b.time_s, d,
-                     Probe(probe_d, probe_s, emu.tolerance), repaired=True)
+                     Probe(probe_d, probed.time_s, emu.tolerance, calls=sample.probed,
+                           margin=sample.margin), repaired=True)
 
-    trials = prove(50_000.0, lambda d, _: batch, lambda d: 7.2e-5, judged,
-                   Rule(emu.tolerance, chase=False))
+    trials = prove(50_000.0, lambda d, _: batch, lambda d, _: ProbeBatch(7.2e-5, [7.2] * 5),
+                   judged, Rule(emu.tolerance, chase=False))
     result = run_result(request, trials, True, Cost(2.0, 3.2e-4, 1.0),
                         Cluster(emu.link, emu.topology.name, emu.gpu.name))
     printed = json.loads(json.dumps(result.to_dict()))
@@ -90,7 +94,7 @@ def test_a_replay_made_from_typed_batches_prints_the_documented_json(emu):
                           total_s=2e-4 if d <= 20_000 else 6.8e-5,
                           checks=[attempt == 0] * n, retransmitted_bytes=0, links=links)
 
-    trials = prove(20_000.0, batch, batch,
+    trials = prove(20_000.0, batch, lambda d, _: batch(d),
                    lambda run, probe, d, probe_d: judge_trace(
                        run.times, probe.times, run.total_s, probe.total_s, d, probe_d,
                        emu.tolerance),

@@ -30,6 +30,7 @@ class Host:
         self.true_s, self.added_s = true_s, added_s
         self.measured: list[tuple[float, int]] = []
         self.probed: list[float] = []
+        self.proved: list[float] = []  # the batch each probe was handed
 
     def time_s(self, d: float) -> float:
         return self.true_s + self.added_s / d
@@ -38,8 +39,9 @@ class Host:
         self.measured.append((d, attempt))
         return self.time_s(d)
 
-    def probe(self, d: float) -> float:
+    def probe(self, d: float, batch: float) -> float:
         self.probed.append(d)
+        self.proved.append(batch)
         return self.time_s(d)
 
 
@@ -64,7 +66,9 @@ def test_a_distorted_batch_is_measured_again_at_the_dilation_its_verdict_asks_fo
     assert second.dilation == min(dil.MAX_AUTO, dil.retry_dilation(
         1000.0, first.verdict.host_error, TOLERANCE))
     assert second.dilation > first.dilation
-    # every attempt is measured at its own dilation and probed at that one's probe dilation
+    # every attempt is measured at its own dilation and probed at that one's probe dilation,
+    # each probe handed the batch it proves
+    assert host.proved == [t.batch for t in trials]
     assert host.measured == [(t.dilation, i) for i, t in enumerate(trials)]
     assert host.probed == [dil.probe_dilation(t.dilation) for t in trials]
     assert [t.batch for t in trials] == [host.time_s(t.dilation) for t in trials]
@@ -143,7 +147,7 @@ def test_a_trace_is_chased_on_its_total_and_checked_on_its_first_attempt_only():
         checked.append(attempt == 0)
         return [host.time_s(d)], host.time_s(d)
 
-    def probe(d: float) -> tuple[list[float], float]:
+    def probe(d: float, _run) -> tuple[list[float], float]:
         return [host.time_s(d)], host.time_s(d)
 
     def trace_judge(run, probed, d, probe_d):
