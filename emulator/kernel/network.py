@@ -16,7 +16,7 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from mininet.node import Host, Switch
 
@@ -25,6 +25,7 @@ from emulator.kernel import records as state
 from emulator.kernel.links import LinkStates
 from emulator.kernel.mininet_api import NetlinkLink, NetwallMininet
 from emulator.kernel.netns import inside, iproute
+from emulator.models.dilation import at_rate
 from emulator.models.plan import EMULATION_MTU, FRAME_BYTES, Interface, Plan
 from emulator.models.verdict import cpu_times
 
@@ -393,7 +394,7 @@ class Network:
         re-dilating keeps a degraded link degraded."""
         shape = plan.shapes[(link, sender)]
         if link in self.rate_now:
-            shape = replace(shape, rate_bps=int(self.rate_now[link] * 1e9 / plan.dilation))
+            shape = at_rate(shape, self.rate_now[link], plan.dilation, FRAME_BYTES)
         return shape
 
     def node(self, name: str):
