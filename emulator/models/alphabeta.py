@@ -136,6 +136,14 @@ def globalize(schedule: Schedule, group: tuple[int, ...]) -> Schedule:
     return replace(schedule, steps=steps)
 
 
+def members(topo: Topology, schedule: Schedule, group: tuple[int, ...]) -> tuple[int, ...]:
+    """Who plays a schedule's participants: its ranks' global ranks, then (NVLS) the switch
+    they share, numbered after the GPUs (Topology.node), whose agent runs on it."""
+    if not schedule.switches:
+        return tuple(group)
+    return tuple(group) + (topo.nvls_switch(group),)
+
+
 def ring_allreduce_time_s(ranks: int, size: int, alpha_s: float, bandwidth_gbps: float) -> float:
     """Thakur et al.'s closed form for ring all-reduce: 2(n-1)a + 2(n-1)/n * S/B."""
     return 2 * (ranks - 1) * alpha_s + 2 * (ranks - 1) / ranks * size * 8 / (bandwidth_gbps * 1e9)
