@@ -25,14 +25,14 @@ def test_the_switch_reduces_and_multicasts_exactly_the_schedules_bytes(star, col
                       dtype="int32")
     assert result.check is True and result.algorithm == "nvls"
     assert result.retransmitted_bytes == 0
-    assert {link["link"] for link in result.links} >= {"nvs0->gpu0", "gpu0->nvs0"}
+    assert {link.link for link in result.links} >= {"nvs0->gpu0", "gpu0->nvs0"}
     for link in result.links:  # every copy of the multicast crossed its own port's shaping
-        assert link["bytes"] == link["expected_bytes"], link
+        assert link.bytes == link.expected_bytes, link
 
 
 def test_nccls_choice_runs_nvls_for_a_large_all_reduce(star):
-    assert star.schedule("allreduce", None, 64 << 20).algorithm == "ring"  # 4 GPUs: no gain
-    eight = Emulation("star:8", "nvlink4", dilation=20000)  # choosing builds nothing
+    assert star.spec.schedule("allreduce", None, 64 << 20).algorithm == "ring"  # 4 GPUs
+    eight = Emulation("star:8", "nvlink4", dilation=20000).spec  # choosing builds nothing
     assert eight.schedule("allreduce", None, 256 << 10).algorithm == "ring"
     assert eight.schedule("allreduce", None, 256 << 20).algorithm == "nvls"
     result = star.run("allreduce", None, size=1 << 20, iters=1, prove=False)
@@ -45,8 +45,8 @@ def test_lost_frames_to_and_from_the_switch_are_repaired(tmp_path):
         result = emu.run("allreduce", "nvls", size=2 << 20, iters=2, prove=False)
     assert result.check is True
     assert result.retransmitted_bytes > 0
-    resent = {link["link"].split("->")[0] for link in result.links
-              if link["bytes"] > link["expected_bytes"]}
+    resent = {link.link.split("->")[0] for link in result.links
+              if link.bytes > link.expected_bytes}
     assert resent  # lost frames crossed their link and their repairs crossed it again
 
 
