@@ -63,7 +63,7 @@ def calibrated_host(capabilities: Capabilities | None = None,
     note(f"netwall: calibrating this host (once; cached in {calibration.cache_path()})")
     with Emulation(calibration.TOPOLOGY, calibration.LINK, dilation=1000,
                    capabilities=capabilities, gpu="ideal") as emu:  # the host, not a GPU
-        found = _measure_host(emu, lambda text: note(f"netwall: calibration: {text}"))
+        found = measure_host(emu, lambda text: note(f"netwall: calibration: {text}"))
     try:
         calibration.save(found)
     except (OSError, NetwallError) as e:
@@ -73,7 +73,7 @@ def calibrated_host(capabilities: Capabilities | None = None,
     return found
 
 
-def _measure_host(emu: Emulation, progress: Callable[[str], None]) -> calibration.Calibration:
+def measure_host(emu: Emulation, progress: Callable[[str], None]) -> calibration.Calibration:
     """Measure what this host carries faithfully (emulator.models.calibration) on a running
     emulation of the calibration star (calibration.TOPOLOGY, LINK): timed batches of
     all-reduce calls, unproven, at the dilations the calibration asks for."""
