@@ -193,14 +193,15 @@ class Emulation:
         return self
 
     def stop(self) -> None:
-        agents, self.agents = self.agents, None
-        network, self.network = self.network, None
-        try:
-            if agents is not None:
-                agents.stop()
-        finally:
-            if network is not None:
-                network.stop()
+        with state.shielded():  # a second Ctrl-C waits until the network is gone
+            agents, self.agents = self.agents, None
+            network, self.network = self.network, None
+            try:
+                if agents is not None:
+                    agents.stop()
+            finally:
+                if network is not None:
+                    network.stop()
 
     def __enter__(self) -> Emulation:
         return self.start()
