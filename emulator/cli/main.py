@@ -18,8 +18,26 @@ from emulator.cli.parsing import build_parser
 from emulator.kernel import records as state
 from foundation.errors import NetwallError
 
+
+class _Flag:
+    """threading.Event without its lock: a handler interrupted by the next signal (two
+    Ctrl-C at once) would wait for ever on the lock the first one holds in Event.set."""
+
+    def __init__(self) -> None:
+        self.value = False
+
+    def set(self) -> None:
+        self.value = True
+
+    def clear(self) -> None:
+        self.value = False
+
+    def is_set(self) -> bool:
+        return self.value
+
+
 #: Set once SIGINT, SIGTERM or SIGHUP arrived: from then on the command only unwinds.
-_interrupted = threading.Event()
+_interrupted = _Flag()
 
 
 def _interrupt(signum, _frame):
