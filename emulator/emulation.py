@@ -31,7 +31,7 @@ from emulator.models.critical import analyse_step
 from emulator.models.endpoints import DEFAULT as DEFAULT_GPU
 from emulator.models.endpoints import CallCosts, get_gpu
 from emulator.models.energy import EnergyReport, run_energy
-from emulator.models.faults import Fault, LinkState, link_state, timeline
+from emulator.models.faults import Fault, LinkState, link_state, outage_s, timeline
 from emulator.models.metrics import algbw_gbps, busbw_gbps
 from emulator.models.partition import check_nic, min_dilation, partition
 from emulator.models.plan import EMULATION_MTU, FRAME_BYTES, gpu_link_rates, make_plan, redilated
@@ -387,15 +387,17 @@ class Emulation:
 
     def estimate_s(self, collective: str, algorithm: str | None, size: int, iters: int,
                    warmup: int, root: int = 0, chunk: int | None = None,
-                   prove: bool = True) -> float:
+                   prove: bool = True, faults: list[Fault] = ()) -> float:
         """About how many wall seconds `run` will take for this size here: its calls at the
-        dilation it will get, the probe's at the probe dilation (not counting retries)."""
+        dilation it will get, the probe's at the probe dilation (not counting retries), and
+        the outages `faults` hold both up for."""
         schedule = self.schedule(collective, algorithm, size, root, chunk)
         model = self.emulated_model(schedule)
         d = self.fixed_dilation or self.choose(self.cost(schedule, model))
         untimed = (warmup + 1) * max(1.0, d / UNTIMED_SPEEDUP)
-        probe = iters * dil.probe_dilation(d) if prove else 0.0
-        return model * (d * iters + untimed + probe) + PROGRAM_OVERHEAD_S * (3 + prove)
+        probe_d = dil.probe_dilation(d) if prove else 0.0
+        return (model * (d * iters + untimed + iters * probe_d)
+                + outage_s(list(faults)) * (d + probe_d) + PROGRAM_OVERHEAD_S * (3 + prove))
 
     def cost(self, schedule: sched.Schedule, model_s: float,
              efficiency: float | None = None) -> dil.CallCost:
@@ -871,7 +873,7 @@ class Injector:
 
     def outage_s(self) -> float:
         """Real seconds the faults may hold links down: a rank may wait that long."""
-        return sum((f.duration_s or 0) * f.count for f in self.faults)
+        return outage_s(self.faults)
 
     def stop(self, record: bool = True) -> None:
         """End the program's faults: every faulted link back to the state it was left in."""

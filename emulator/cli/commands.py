@@ -180,7 +180,7 @@ def cmd_run(args) -> int:
     _calibrated(emulations)
     weights = {(emu.link, size): emu.estimate_s(args.collective, args.algorithm, size,
                                                 args.iters, args.warmup, args.root,
-                                                args.chunk, args.prove)
+                                                args.chunk, args.prove, faults)
                for emu in emulations for size in sizes}
     bound_duration(sum(weights.values()), "this run")
     progress = Progress("run", sum(weights.values()), items=len(weights))

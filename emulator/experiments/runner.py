@@ -98,7 +98,8 @@ def run_campaign(campaign: Campaign, store: Store, out: TextIO = sys.stderr,
             host = calibrated_host(ready[0][0].capabilities, progress.note)
             for emu, _ in ready:
                 emu.host = host
-        estimate = sum(emu.estimate_s(p.collective, p.algorithm, p.size, p.iters, p.warmup)
+        estimate = sum(emu.estimate_s(p.collective, p.algorithm, p.size, p.iters, p.warmup,
+                                      faults=[parse(s) for s in p.faults])
                        for emu, points in ready for p in points)
         if estimate > MAX_CAMPAIGN_S:
             raise NetwallError(f"this campaign would measure for about {clock(estimate)} on "

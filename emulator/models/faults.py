@@ -131,6 +131,12 @@ def _parse(spec: str) -> Fault:
     return Fault(kind, (a, b), at, duration, channels=number)
 
 
+def outage_s(faults: list[Fault]) -> float:
+    """Real seconds these faults may hold a program up (every down time, every flap's):
+    its calls wait that long, times the dilation, on top of their own time."""
+    return sum((f.duration_s or 0) * f.count for f in faults)
+
+
 def timeline(faults: list[Fault]) -> list[Event]:
     """Every start and end of every fault, in time order (a flap is count down/up pairs)."""
     events = []

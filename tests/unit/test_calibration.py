@@ -156,3 +156,25 @@ def test_a_run_past_the_limit_is_refused_in_one_line():
                                            r"\(limit 24 h\)"):
         bound_duration(estimate, "this run")
     bound_duration(3600.0, "this run")  # an hour is fine
+
+
+def test_fault_outages_count_in_the_estimate_and_the_bound():
+    """A link held down for an hour holds the timed calls and the probe up an hour each,
+    times their dilations: `--fault down:...@0+3600s` is refused before anything is built."""
+    from emulator.emulation import MAX_RUN_S, bound_duration
+    from emulator.models.dilation import probe_dilation
+    from emulator.models.faults import parse
+    from foundation.errors import NetwallError
+
+    emu = _emulation(dilation=1000)
+    plain = emu.estimate_s("allreduce", None, 4 << 20, iters=5, warmup=1)
+    fault = parse("down:gpu0--nvs0@0+3600s")
+    held = emu.estimate_s("allreduce", None, 4 << 20, iters=5, warmup=1, faults=[fault])
+    assert held - plain == pytest.approx(3600 * (1000 + probe_dilation(1000)))
+    assert plain < MAX_RUN_S < held
+    with pytest.raises(NetwallError, match="this run would take about"):
+        bound_duration(held, "this run")
+    flaps = parse("flap=3:gpu0--nvs0@0+1ms")
+    assert emu.estimate_s("allreduce", None, 4 << 20, 5, 1, prove=False, faults=[flaps]) \
+        - emu.estimate_s("allreduce", None, 4 << 20, 5, 1, prove=False) \
+        == pytest.approx(3e-3 * 1000)
