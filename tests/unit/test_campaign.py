@@ -194,7 +194,7 @@ class FakeEmulation:
     def settings(self):
         return {"profiles": {}, "dilation": self.dilation}
 
-    def estimate_s(self, collective, algorithm, size, iters, warmup):
+    def estimate_s(self, collective, algorithm, size, iters, warmup, faults=()):
         return size * 1e-6 * iters  # a second per MB and call
 
     def run(self, collective, algorithm, size, iters, warmup, faults):
