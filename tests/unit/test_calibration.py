@@ -81,6 +81,20 @@ def test_cache_round_trip(tmp_path):
     lambda c: json.dumps({"capacity_gbps": 6.4}),
     lambda c: "{not json",
     lambda c: "",
+    # issue 26: read back, never trusted (a NaN step time fooled the verdict)
+    lambda c: json.dumps(dict(c, step_s=float("nan"))),
+    lambda c: json.dumps(dict(c, capacity_gbps=float("inf"))),
+    lambda c: json.dumps(dict(c, capacity_gbps="6.4")),
+    lambda c: json.dumps(dict(c, step_s=[60e-6])),
+    lambda c: json.dumps(dict(c, ranks=True)),
+    lambda c: json.dumps(dict(c, ranks=10**400)),
+    lambda c: json.dumps(dict(c, samples="abc")),
+    lambda c: json.dumps(dict(c, samples=[[1, 2]])),
+    lambda c: json.dumps(dict(c, samples=[["1M", 2.0, 0.1]])),
+    lambda c: json.dumps(dict(c, measured=["now"])),
+    lambda c: json.dumps(dict(c, extra=1)),
+    lambda c: json.dumps([c]),
+    lambda c: "[" * 100_000,
 ])
 def test_another_machine_or_a_broken_cache_is_measured_again(tmp_path, spoil):
     path = tmp_path / "calibration.json"
