@@ -13,10 +13,19 @@ import sys
 import threading
 import warnings
 
-from emulator.cli.commands import COMMANDS
-from emulator.cli.parsing import build_parser
-from emulator.kernel import records as state
-from foundation.errors import NetwallError
+#: The signals that interrupt a command.
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# Threads that libraries start while netwall's modules load (OpenBLAS starts one per core as
+# numpy loads) inherit this mask, so the kernel hands every interrupt to the main thread: one
+# delivered to such a thread could be lost to Python (SIGTERM and SIGINT at once left
+# netwall computing in 8 of 15 tries). The main thread takes the mask off below.
+signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTS)
+from emulator.cli.commands import COMMANDS  # noqa: E402
+from emulator.cli.parsing import build_parser  # noqa: E402
+from emulator.kernel import records as state  # noqa: E402
+from foundation.errors import NetwallError  # noqa: E402
+
+signal.pthread_sigmask(signal.SIG_UNBLOCK, INTERRUPTS)
 
 
 class _Flag:
@@ -41,6 +50,10 @@ _interrupted = _Flag()
 
 
 def _interrupt(signum, _frame):
+    if isinstance(sys.exc_info()[1], KeyboardInterrupt):
+        # Already unwinding from one (SIGTERM and SIGINT at once, a second Ctrl-C): a
+        # second raise would escape main's handler as a traceback, or skip teardown.
+        return
     _interrupted.set()
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
@@ -73,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     args.words = tuple(argv)  # as typed: `netwall run` alone differs from its defaults typed
     sys.unraisablehook = _unraisable
     # SIGTERM and SIGHUP unwind like Ctrl-C, so `with Emulation` tears the network down.
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for signum in INTERRUPTS:
         signal.signal(signum, _interrupt)
     _interrupted.clear()
     logging.getLogger("asyncio").addFilter(_QUIET_AFTER_INTERRUPT)

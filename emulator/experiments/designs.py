@@ -33,6 +33,9 @@ WORKLOAD_KEYS = ("name", "collective", "algorithm", "sizes", "workload", "scale"
                  "params")
 DESIGN_KEYS = ("name",) + clusters.KEYS
 MAX_DESIGNS = 100
+#: Calls of every built-in workload of a file together (each is built once to check it):
+#: bounds the check to seconds before it starts, whatever the number of workloads.
+MAX_CHECKED_CALLS = 1_000_000
 
 #: What `netwall run` compares when given no options: one minute on a 2-core machine.
 DEFAULT = """\
@@ -154,7 +157,8 @@ def _file(doc: Any, stem: str) -> DesignFile:
         raise NetwallError(f"designs have {' and '.join(map(str, sorted(sizes)))} GPUs: "
                            "compare designs of one cluster size (domains x domain_gpus)")
     ranks = designs[0].cluster.domains * designs[0].cluster.domain_gpus
-    workloads = tuple(_workload(entry, f"workloads[{i}]", ranks)
+    budget = [MAX_CHECKED_CALLS]
+    workloads = tuple(_workload(entry, f"workloads[{i}]", ranks, budget)
                       for i, entry in enumerate(doc["workloads"]))
     _unique([w.name for w in workloads], "workloads")
     probe = doc.get("probe", True)
@@ -182,8 +186,9 @@ def _design(entry: Any, where: str, defaults: Mapping[str, Any]) -> Design:
     return Design(name, found)
 
 
-def _workload(entry: Any, where: str, ranks: int) -> Workload:
-    """A workload entry; a built-in one is tried on `ranks` ranks (its parameters checked)."""
+def _workload(entry: Any, where: str, ranks: int, budget: list[int]) -> Workload:
+    """A workload entry; a built-in one is tried on `ranks` ranks (its parameters checked),
+    its calls taken from the file's `budget`."""
     if not isinstance(entry, dict):
         raise NetwallError(f"{where}: expected a mapping with collective and sizes, or "
                            "workload")
@@ -213,9 +218,13 @@ def _workload(entry: Any, where: str, ranks: int) -> Workload:
                          steps=_whole(entry.get("steps", 1), "steps", 1, MAX_ITEMS,
                                       f"{where}: "), params=params)
         try:
-            build_workload(kind, ranks, scale=found.scale, steps=found.steps, **params)
+            budget[0] -= len(build_workload(kind, ranks, scale=found.scale, steps=found.steps,
+                                            **params))
         except NetwallError as e:
             raise NetwallError(f"{where}: {e}") from None
+        if budget[0] < 0:
+            raise NetwallError(f"{where}: the workloads make more than {MAX_CHECKED_CALLS} "
+                               "calls together: split the file")
         return found
     extra = [k for k in ("scale", "steps", "params") if k in entry]
     if extra:
