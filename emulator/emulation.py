@@ -98,12 +98,11 @@ class Emulation:
         self.gpu = get_gpu(gpu)
         get_profile(link, self.catalogue)
         self.link = link
+        get_profile(spine_link, self.catalogue)  # unknown is a mistake, with a spine or not
         if isinstance(topology, Topology):
             self.topology = topology
         else:
             two_fabric = topology.startswith("cluster:")
-            if topology.startswith("racks:") or two_fabric:
-                get_profile(spine_link, self.catalogue)
             self.topology = parse(topology, link, spine_link=spine_link, length_m=length_m,
                                   spine_length_m=spine_length_m,
                                   layout=layout if two_fabric else None)
