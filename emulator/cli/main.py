@@ -25,7 +25,13 @@ from emulator.cli.parsing import build_parser  # noqa: E402
 from emulator.kernel import records as state  # noqa: E402
 from foundation.errors import NetwallError  # noqa: E402
 
+#: Interrupts that came while the modules loaded (seconds on a busy host): main() answers
+#: them in one line, exit 130; taken off here, not raised into the import as a traceback.
+_EARLY = signal.sigpending() & set(INTERRUPTS)
+_kept = {signum: signal.signal(signum, signal.SIG_IGN) for signum in _EARLY}
 signal.pthread_sigmask(signal.SIG_UNBLOCK, INTERRUPTS)
+for _signum, _handler in _kept.items():
+    signal.signal(_signum, _handler)
 
 
 class _Flag:
@@ -91,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     _interrupted.clear()
     logging.getLogger("asyncio").addFilter(_QUIET_AFTER_INTERRUPT)
     try:
+        if _EARLY:
+            raise KeyboardInterrupt
         return COMMANDS[args.command](args)
     except NetwallError as e:
         print(f"netwall: error: {' '.join(str(e).split())}", file=sys.stderr)  # one line, always
