@@ -13,7 +13,7 @@ venv="$here/.venv"
 apt_packages=(mininet bridge-utils iperf3 iproute2 python3-venv python3-pip
               iputils-ping iperf psmisc  # ping, iperf 2, killall: what Mininet's pingAll and iperf run
               openssh-server)  # sshd: the workers of a cluster spread over hosts (docs/multihost.md)
-test_packages=(ruby)  # the test suite checks the Vagrantfile's syntax with `ruby -c`
+test_packages=(ruby chromium chromium-driver poppler-utils)  # ruby -c checks the Vagrantfile; headless Chromium loads the report and the live view; pdftoppm renders its PDF
 
 need_root() {
     if [ "$(id -u)" -ne 0 ]; then

@@ -37,16 +37,24 @@ def last_line(out: str) -> str:
 
 
 def ran(out: str) -> str:
-    """The run's last row, checked to have verified its result (its `check` column, the 11th,
-    says ok), with the dilation it ran at and the host's share, or NOT FAITHFUL if flagged."""
+    """The run's last row, checked to have verified its result (its `check` column says ok),
+    with the dilation it ran at and the host's share, or NOT FAITHFUL if flagged.
+
+    Columns are found by the names in the table's header line (`# size count ...`), so a
+    column added to `netwall run`'s table, or a note or cost line after the rows, does not
+    shift what is read."""
     lines = out.strip().splitlines()
-    rows = [x.split() for x in lines if x.strip() and not x.startswith(("#", "netwall"))]
-    if not rows or len(rows[-1]) < 11 or rows[-1][10] != "ok":
+    header = next((x.lstrip("#").split() for x in lines
+                   if x.startswith("#") and {"size", "check"} <= set(x.lstrip("#").split())),
+                  None)
+    rows = [x.split() for x in lines
+            if header and not x.startswith(("#", "netwall")) and len(x.split()) == len(header)]
+    if not rows or rows[-1][header.index("check")] != "ok":
         raise Failed(f"netwall run did not verify its result: {lines[-1:]}")
-    row = rows[-1]
+    row = dict(zip(header, rows[-1], strict=True))
     proof = "NOT FAITHFUL" if any("NOT FAITHFUL" in x for x in lines) else "faithful"
-    extra = f", D {row[11]}, host {row[12]}, {proof}" if len(row) >= 13 else ""
-    return " ".join(row[:4]) + " ... ok" + extra
+    extra = f", D {row['D']}, host {row['host']}, {proof}" if "host" in row else ""
+    return (f"{row['size']} {row['count']} {row['type']} {row['time(us)']} ... ok{extra}")
 
 
 def section(box: dict[str, str], steps: list, outcome: str) -> str:

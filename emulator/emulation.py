@@ -52,6 +52,7 @@ from foundation.hostlist import DEFAULT_NIC_GBPS, Host
 from topologies import Topology, parse, validate
 from topologies.layout import parse_layout, racks_topology
 from traffic import schedule as sched
+from traffic import scheduling
 from traffic.header import frame_payload
 from traffic.launcher import START_MARGIN_S, Agents, CallPlan, spawn_agents
 from traffic.protocol import Route
@@ -157,7 +158,13 @@ class Emulation:
         #: and restore, and Mininet's link down and up (configLinkStatus). `links` shows
         #: them, and a program's own faults (run --fault) strike on top of them.
         self.faults: dict[int, list[Fault]] = {}
+        #: The agents' scheduling policy as the kernel granted it (traffic.scheduling); None
+        #: over several hosts, where each worker's agents take it on their own host.
+        self.scheduling: scheduling.Policy | None = None
         self._costs: dict[int, tuple[sched.Schedule, tuple[CallCosts, float]]] = {}
+        #: Told of each program as it runs (emulator.view.live.View: program, its tick,
+        #: ended); None, without --view, costs nothing.
+        self.observer = None
 
     # -- life cycle ----------------------------------------------------------------------
     def start(self) -> Emulation:
@@ -182,6 +189,11 @@ class Emulation:
             else:
                 procs, margin = spawn_agents([host.pid for host in self.hosts]), START_MARGIN_S
                 self.network.record.add("agents", [p.pid for p in procs])
+                self.scheduling = scheduling.report([p.pid for p in procs])
+                if not self.scheduling.realtime:
+                    print(f"netwall: agents run under {self.scheduling.describe()}: they wake "
+                          "later on a busy host, so more results need a larger dilation or "
+                          "are flagged", file=sys.stderr)
             self.agents = Agents(procs, [self.plan.peers(g) for g in self.topology.gpus],
                                  EMULATION_MTU, self.plan.retransmit_timeout_s(),
                                  self.plan.send_buffer_bytes(), self.routes(),
@@ -623,9 +635,12 @@ class Emulation:
         self._op += len(calls)
         total = (sum(models.values()) + sum(c.gap_us for c in calls) * 1e-6) * self.dilation
         before = self.network.counters()
+        tick = self.observer.program(self, plans, "trace") if self.observer else None
         outcome = self.agents.execute(plans, 10.0 + 3 * total, expected_s=total,
                                       rto=self.plan.retransmit_timeout_s(),
-                                      dilation=self.dilation)
+                                      dilation=self.dilation, on_tick=tick)
+        if self.observer is not None:
+            self.observer.ended(self, outcome)
         after = self.network.counters()
         spans = [outcome.spans[plan.id] for plan in plans]
         total_s = (max(end for _, end in spans) - outcome.start) / self.dilation
@@ -675,10 +690,16 @@ class Emulation:
         calls = [CallPlan(self._op + i, schedule, group, init=check, check=check, costs=costs,
                           dtype=schedule.dtype, op=schedule.op) for i in range(count)]
         self._op += count
+        tick = injector.tick if injector else None
+        if self.observer is not None:
+            tick = self.observer.program(self, calls, "check" if check else
+                                         "timed" if injector else "warm-up", injector)
         outcome = self.agents.execute(calls, timeout, expected_s=count * model * self.dilation,
                                       rto=rto, dilation=self.dilation,
                                       on_start=injector.start if injector else None,
-                                      on_tick=injector.tick if injector else None)
+                                      on_tick=tick)
+        if self.observer is not None:
+            self.observer.ended(self, outcome)
         self.emulated_s += (max(end for _, end in outcome.spans.values()) - outcome.start) \
             / self.dilation
         return outcome
@@ -741,6 +762,7 @@ class Emulation:
             "profiles": {name: self.catalogue[name].to_dict() for name in links},
             "gpu": self.gpu.to_dict(),
             "link_delay": self.delay_mechanism,
+            "agent_scheduling": (self.scheduling or scheduling.wanted()).describe(),
             "dilation": self.fixed_dilation or "auto",
             "tolerance": self.tolerance,
             "host": dataclasses.asdict(self.host),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 
@@ -46,6 +46,19 @@ def read_text(path: str | Path, what: str, limit: int = MAX_FILE_BYTES,
 
 def read_bytes(path: str | Path, what: str, limit: int = MAX_FILE_BYTES) -> bytes:
     """The bytes of a regular file of at most `limit` bytes, or one NetwallError line."""
+    with open_regular(path, what, limit) as f:
+        try:
+            data = f.read(limit + 1)
+        except OSError as e:
+            raise NetwallError(f"cannot read {what} {path}: {_reason(e)}") from None
+    if len(data) > limit:
+        raise NetwallError(f"{what} {path} is larger than {limit >> 20} MiB")
+    return data
+
+
+def open_regular(path: str | Path, what: str, limit: int = MAX_FILE_BYTES) -> BinaryIO:
+    """A regular file of at most `limit` bytes (by its size now) opened for reading in
+    binary, for readers that stream it; anything else is one NetwallError line."""
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -54,16 +67,15 @@ def read_bytes(path: str | Path, what: str, limit: int = MAX_FILE_BYTES) -> byte
     except (OSError, ValueError) as e:
         raise NetwallError(f"cannot read {what} {path}: {_reason(e)}") from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise NetwallError(f"{what} {path} is not a regular file")
-        data = os.read(fd, limit + 1)
-    except OSError as e:
-        raise NetwallError(f"cannot read {what} {path}: {_reason(e)}") from None
-    finally:
+        if info.st_size > limit:
+            raise NetwallError(f"{what} {path} is larger than {limit >> 20} MiB")
+        return os.fdopen(fd, "rb")
+    except BaseException:
         os.close(fd)
-    if len(data) > limit:
-        raise NetwallError(f"{what} {path} is larger than {limit >> 20} MiB")
-    return data
+        raise
 
 
 def _reason(error: Exception) -> str:

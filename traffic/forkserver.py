@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from emulator.kernel.netns import enter
+from traffic import scheduling
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,6 +109,7 @@ def serve(fd: int, main: Callable[[], None]) -> None:
     # Keep the garbage collector off the server's objects in every child: its passes write
     # to each object they visit, which would copy every shared page into every agent.
     gc.freeze()
+    policy = scheduling.wanted()  # the agents' scheduling (traffic.scheduling), decided once
     sock = socket.socket(fileno=fd)
     while True:
         message, fds, _, _ = socket.recv_fds(sock, 64, 3)
@@ -115,7 +117,7 @@ def serve(fd: int, main: Callable[[], None]) -> None:
             return  # the controller closed its end
         pid = os.fork()
         if pid == 0:
-            _become_agent(int(message), fds, main)
+            _become_agent(int(message), fds, main, policy)
         for received in fds:
             os.close(received)
         try:
@@ -124,8 +126,11 @@ def serve(fd: int, main: Callable[[], None]) -> None:
             return  # the controller went away mid-request (e.g. interrupted)
 
 
-def _become_agent(netns_pid: int, fds: list[int], main: Callable[[], None]) -> None:
-    """In the forked child: enter the host's namespace, take the pipes, run the agent."""
+def _become_agent(netns_pid: int, fds: list[int], main: Callable[[], None],
+                  policy: scheduling.Policy) -> None:
+    """In the forked child: enter the host's namespace, take the pipes, take the agents'
+    scheduling policy (a refusal leaves it normal; the controller reports what it got), run
+    the agent."""
     code = 1
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -133,6 +138,7 @@ def _become_agent(netns_pid: int, fds: list[int], main: Callable[[], None]) -> N
             os.dup2(fd, target)
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # the server's socket, the pipes' copies
         enter(netns_pid)
+        scheduling.apply(policy)
         main()
         code = 0
     except BaseException:  # noqa: BLE001 - the child must never return into the server

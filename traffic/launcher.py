@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 
 from emulator.models.endpoints import FREE, CallCosts
-from foundation.errors import NetwallError
+from foundation.errors import NetwallError, Stalled
 from traffic.forkserver import PROJECT_ROOT, AgentProcess, ForkServer
 from traffic.protocol import (
     CallSpec,
@@ -128,7 +128,7 @@ class Agents:
                                silence=3 * expected_s + timeout + 30, on_tick=on_tick)
         failures = [r.error for r in replies if isinstance(r, Failure)]
         if failures:
-            raise NetwallError(f"collective failed: {failures[0]}")
+            raise Stalled(f"collective stalled: {failures[0]}")
         spans: dict[int, tuple[float, float]] = {}
         checks: dict[int, bool] = {}
         stats: dict[str, int] = {}

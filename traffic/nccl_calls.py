@@ -11,6 +11,7 @@ import heapq
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
+from traffic.collectives.base import ROOTED
 from traffic.trace import Call
 
 # ncclDataType_t -> bytes per element (nccl.h: int8, uint8, int32, uint32, int64, uint64,
@@ -26,25 +27,25 @@ COLLECTIVE_NAMES = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class Op:
-    """One logged call on one rank."""
+    """One logged call on one rank (slots: a log holds millions)."""
 
     name: str
     opcount: int
     index: int  # among this instance's lines with the same opCount and kind
-    count: int
+    size: int  # bytes: nccl-tests' size of a collective, one message of a Send/Recv
     dtype: int
     root: int  # root, or the peer of Send/Recv
     stream: str
     line: int  # line number, for ordering
 
 
-@dataclass
+@dataclass(slots=True)
 class Instance:
-    """One rank's handle of one communicator: (host, pid, comm pointer)."""
+    """One rank's handle of one communicator: (host, pid, comm pointer) from the line that
+    created it (or its INIT line) until the pointer is initialised again."""
 
-    key: tuple[str, str, str]
     device: tuple[str, str, str]  # (host, pid, cuda device): one GPU
     nranks: int
     line: int
@@ -52,15 +53,19 @@ class Instance:
     commid: str | None = None
     colls: dict[tuple[int, int], Op] = field(default_factory=dict)
     p2p: dict[int, list[Op]] = field(default_factory=dict)
+    calls: int = 0  # lines kept
 
 
-@dataclass
+@dataclass(slots=True)
 class Comm:
     nranks: int
+    serial: int  # creation order
     members: list[Instance] = field(default_factory=list)
+    ranks: set[int] = field(default_factory=set)  # the members' ranks, where known
     commid: str | None = None
-    sig: dict = field(default_factory=dict)  # (opcount, index) -> (name, count, dtype, root)
+    sig: dict = field(default_factory=dict)  # (opcount, index) -> (name, size, dtype, root)
     p2p: set = field(default_factory=set)  # opcounts holding Send/Recv
+    fingerprint: int = 0  # of sig, kept as calls are added (traffic.nccl_log groups by it)
 
 
 def representative(comm: Comm) -> Instance:
@@ -91,8 +96,10 @@ def missing(comm: Comm, cname: str) -> list[str]:
         which = (f": local ranks {sorted(set(range(comm.nranks)) - known)} missing"
                  if len(known) == len(comm.members) else "")
         notes.append(f"{cname}: lines of only {len(comm.members)} of its {comm.nranks} ranks"
-                     f"{which}; their streams are taken from the ranks present")
-    partial = [k for k in comm.sig if sum(k in m.colls for m in comm.members) < len(comm.members)]
+                     f"{which}; their streams are taken from the ranks present, and every "
+                     f"call is replayed over all {comm.nranks}")
+    logged = Counter(k for m in comm.members for k in m.colls)
+    partial = [k for k in comm.sig if logged[k] < len(comm.members)]
     if partial:
         notes.append(f"{cname}: {len(partial)} calls not logged by every rank present "
                      f"(first: opCount {min(partial)[0]:x}); each replayed once, for every rank")
@@ -103,32 +110,24 @@ def calls_of(comm: Comm, cname: str, group: tuple[int, ...],
               skipped: Counter) -> list[Entry]:
     """Every call of one communicator, in opCount order."""
     rep = representative(comm)
-    out: list[Entry] = []
     merged: dict[tuple[int, int], Entry] = {}
     for m in [rep] + [m for m in comm.members if m is not rep]:  # the representative's first
         for k, op in m.colls.items():
             entry = merged.get(k)
             if entry is None:
-                entry = merged[k] = Entry(k, op.line, _collective(op, comm.nranks, group, cname))
+                entry = merged[k] = Entry(k, op.line, _collective(op, group, cname))
             entry.line = min(entry.line, op.line)
             entry.streams.add((m.device, op.stream))
-    for entry in merged.values():
-        if entry.call.root >= comm.nranks:
-            skipped["calls with a root outside their communicator"] += 1
-        else:
-            out.append(entry)
+    out = list(merged.values())
     out += _p2p_calls(comm, cname, group, skipped)
     out.sort(key=lambda e: e.key)
     return out
 
 
-def _collective(op: Op, nranks: int, group: tuple[int, ...], cname: str) -> Call:
+def _collective(op: Op, group: tuple[int, ...], cname: str) -> Call:
     collective = COLLECTIVE_NAMES[op.name]
-    size = op.count * DTYPE_SIZE[op.dtype]
-    if collective in ("allgather", "reducescatter", "alltoall"):
-        size *= nranks
-    root = op.root if collective in ("broadcast", "reduce") else 0
-    return Call(id=0, collective=collective, algorithm=None, bytes=size, group=group,
+    root = op.root if collective in ROOTED else 0
+    return Call(id=0, collective=collective, algorithm=None, bytes=op.size, group=group,
                 comm=cname, stream="", root=root)
 
 
@@ -151,8 +150,12 @@ def _p2p_calls(comm: Comm, cname: str, group: tuple[int, ...],
             len(ops) for m in comm.members for ops in m.p2p.values())
         return []
     out, whole = [], set()
+    by_opcount: dict[int, list[tuple[Instance, list[Op]]]] = {}
+    for m in comm.members:
+        for opcount, ops in m.p2p.items():
+            by_opcount.setdefault(opcount, []).append((m, ops))
     for opcount in sorted(comm.p2p):
-        entry = _pattern(comm, opcount, cname, group)
+        entry = _pattern(comm.nranks, by_opcount[opcount], opcount, cname, group)
         if entry is not None:
             out.append(entry)
             whole.add(opcount)
@@ -166,8 +169,8 @@ def _p2p_calls(comm: Comm, cname: str, group: tuple[int, ...],
         sends, recvs = ends.get(("Send", src, dst), []), ends.get(("Recv", src, dst), [])
         for k in range(max(len(sends), len(recvs))):
             sides = [side[k] for side in (sends, recvs) if k < len(side)]
-            sizes = {op.count * DTYPE_SIZE[op.dtype] for op, _ in sides}
-            if len(sizes) > 1 or max(src, dst) >= comm.nranks or src == dst:
+            sizes = {op.size for op, _ in sides}
+            if len(sizes) > 1 or src == dst:
                 skipped["Send/Recv pairs that do not match (sizes or ranks)"] += 1
                 continue
             if len(sides) == 1:
@@ -185,26 +188,29 @@ def _p2p_calls(comm: Comm, cname: str, group: tuple[int, ...],
     return out
 
 
-def _pattern(comm: Comm, opcount: int, cname: str, group: tuple[int, ...]) -> Entry | None:
-    """One opCount's Send/Recv as an all-to-all or a ring shift (nccl-tests' sendrecv) when
-    every rank logged it and it is one of those, else None."""
-    n = comm.nranks
-    parts = [(m, m.p2p[opcount]) for m in comm.members if opcount in m.p2p]
-    sends = {m.rank: sorted((o.root, o.count * DTYPE_SIZE[o.dtype]) for o in ops
-                            if o.name == "Send") for m, ops in parts}
-    recvs = {m.rank: sorted((o.root, o.count * DTYPE_SIZE[o.dtype]) for o in ops
-                            if o.name == "Recv") for m, ops in parts}
+def _pattern(n: int, parts: list[tuple[Instance, list[Op]]], opcount: int, cname: str,
+             group: tuple[int, ...]) -> Entry | None:
+    """One opCount's Send/Recv (`parts`: each rank's lines of it) as an all-to-all or a ring
+    shift (nccl-tests' sendrecv) when every rank logged it and it is one of those, else None."""
+    sends = {m.rank: sorted((o.root, o.size) for o in ops if o.name == "Send")
+             for m, ops in parts}
+    recvs = {m.rank: sorted((o.root, o.size) for o in ops if o.name == "Recv")
+             for m, ops in parts}
     sizes = {b for s in sends.values() for _, b in s}
     if len(sends) != n or len(sizes) != 1:
         return None
+    expected: dict[int, list[tuple[int, int]]] = {r: [] for r in range(n)}
+    for src, s in sends.items():
+        for dst, b in s:
+            expected.setdefault(dst, []).append((src, b))
     for r in range(n):  # every Send's Recv is in the same group on its peer
-        if recvs[r] != sorted((src, b) for src, s in sends.items() for dst, b in s if dst == r):
+        if recvs[r] != sorted(expected[r]):
             return None
     size = sizes.pop()
     everyone = list(range(n))
     if all([p for p, _ in s] == [(r + 1) % n] for r, s in sends.items()):
         collective, nbytes = "sendrecv", size
-    elif all([p for p, _ in s] in (everyone, everyone[:r] + everyone[r + 1:])
+    elif all(len(s) >= n - 1 and [p for p, _ in s] in (everyone, everyone[:r] + everyone[r + 1:])
              for r, s in sends.items()):
         collective, nbytes = "alltoall", size * n
     else:

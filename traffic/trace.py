@@ -23,7 +23,7 @@ from pathlib import Path
 from foundation.errors import NetwallError
 from foundation.inputs import MAX_LOG_BYTES, cut, is_whole, read_text, shown
 from topologies.graph import MAX_GPUS
-from traffic.collectives.base import COLLECTIVES, ROOTED
+from traffic.collectives.base import COLLECTIVES, PER_RANK, ROOTED
 
 # The collectives a trace may name are the schedules' (netwall's names; nccl-tests' size
 # convention for each).
@@ -38,6 +38,7 @@ MAX_CALL_BYTES = 1 << 40
 MAX_GAP_US = 3600e6
 MAX_CALLS = 100_000
 MAX_LINE = 1 << 20  # characters of one line (a call over 1024 ranks takes about 6 KB)
+MAX_NAME = 256  # characters of a comm or stream name an importer writes
 
 
 @dataclass(frozen=True)
@@ -283,3 +284,25 @@ def dump_trace(calls: Iterable[Call], header: Iterable[str] = ()) -> str:
     out = [f"# {line}" if line else "#" for line in header]
     out += [json.dumps(call_to_dict(c)) for c in calls]
     return "\n".join(out) + "\n" if out else ""
+
+
+def aligned(collective: str, size: int, ranks: int) -> int:
+    """`size` rounded up to what replay runs: whole float32 elements, per rank where the
+    collective splits its buffer over `ranks` (importers' sizes need not be)."""
+    unit = 4 * (ranks if collective in PER_RANK else 1)
+    return max(unit, -(-size // unit) * unit)
+
+
+def dump_imported(calls: Sequence[Call], header: Iterable[str], name: str) -> str:
+    """An importer's JSONL output, read back by `parse_trace` before it is handed out (what an
+    importer writes, replay accepts) and refused in one line where it would break a limit."""
+    text = dump_trace(calls, header)
+    if len(text.encode()) > MAX_LOG_BYTES:
+        raise NetwallError(f"{name}: the trace would be larger than {MAX_LOG_BYTES >> 20} MiB, "
+                           f"what replay reads; import part of it")
+    ranks = max((r for c in calls for r in c.group), default=0) + 1
+    if ranks > MAX_GPUS:
+        raise NetwallError(f"{name}: the trace would need {ranks} ranks; netwall replays at "
+                           f"most {MAX_GPUS}")
+    parse_trace(text.splitlines(), name)
+    return text

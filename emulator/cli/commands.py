@@ -13,7 +13,7 @@ import json
 import os
 import sys
 
-from emulator.cli import campaign, comparison, nccltests, tables
+from emulator.cli import campaign, comparison, nccltests, tables, viewing
 from emulator.cli.listings import failures_table, gpus_table, profiles_table, reach_table
 from emulator.cli.parsing import sweep
 from emulator.experiments import designs
@@ -103,6 +103,8 @@ def cmd_check(args) -> int:
     if host:
         print(f"\nWhat this host carries faithfully ({host.machine}):")
         print(f"  {host.summary()}")
+        if host.samples:
+            print(f"  {host.variation()}")
         print("  `netwall run` chooses each call's dilation from these and proves it; "
               "`netwall check --calibrate` measures again.")
     return 0
@@ -138,6 +140,8 @@ def cmd_profiles(args) -> int:
         print(json.dumps([p.to_dict() for p in cat.values()], indent=2))
     else:
         print(profiles_table(cat))
+        print("# W/end, pJ/bit: the power boundary of every profile: one end's SerDes plus "
+              "what the cable carries there (DSP, lasers or LEDs, EEPROM); docs/profiles.md")
     return 0
 
 
@@ -158,8 +162,9 @@ def cmd_clean(args) -> int:
 def cmd_run(args) -> int:
     from emulator.emulation import bound_duration
 
-    if args.words == ("run",):  # no options at all: show the wall first
-        return _compare(designs.parse(designs.DEFAULT, "default"), args.json, (), True)
+    if viewing.without_view(args.words) == ("run",):  # no options: show the wall first
+        return _compare(designs.parse(designs.DEFAULT, "default"), args.json, (), True,
+                        None, args)
     nccl = args.format == "nccl-tests"
     if nccl and args.json:
         raise NetwallError("--json and --format nccl-tests exclude each other: pick one")
@@ -184,6 +189,8 @@ def cmd_run(args) -> int:
                for emu in emulations for size in sizes}
     bound_duration(sum(weights.values()), "this run")
     progress = Progress("run", sum(weights.values()), items=len(weights))
+    view = viewing.open_view(args, "run", [(e, viewing.rack_size(args, e.link))
+                                           for e in emulations], progress)
     results, runs = [], []
     try:
         for emu in emulations:
@@ -202,6 +209,7 @@ def cmd_run(args) -> int:
                                      prove=args.prove, dtype=args.datatype, op=args.op,
                                      check_iters=check_iters)
                     results.append(result)
+                    viewing.landed(view, result)
                     progress.advance(f"{emu.link}, {size} B at dilation {result.dilation:.10g}",
                                      weights[(emu.link, size)])
                     if nccl:
@@ -224,6 +232,7 @@ def cmd_run(args) -> int:
                     "emulations": runs}
         print(json.dumps({"settings": settings, "results": [r.to_dict() for r in results]},
                          indent=1))
+    viewing.hold(view, args)
     return 1 if any(r.check is False for r in results) else 0
 
 
@@ -249,13 +258,15 @@ def cmd_compare(args) -> int:
         found = designs.load(args.file)
     else:
         found = designs.parse(designs.DEFAULT, "default")
-    return _compare(found, args.json, args.profile_file, args.prove, args.db)
+    return _compare(found, args.json, args.profile_file, args.prove, args.db, view_args=args)
 
 
 def _compare(file: designs.DesignFile, as_json: bool, profile_files, prove: bool,
-             db: str | None = None) -> int:
+             db: str | None = None, view_args=None) -> int:
     """Run a comparison and print it; with `db`, every row is stored as it is measured
-    and designs stored before are not run again (the campaign store: netwall report)."""
+    and designs stored before are not run again (the campaign store: netwall report).
+    `view_args`: the command's arguments, whose --view options say whether to show it
+    live."""
     from emulator.emulation import bound_duration
     from emulator.experiments import compare
 
@@ -276,8 +287,12 @@ def _compare(file: designs.DesignFile, as_json: bool, profile_files, prove: bool
         weight = {p.design.name: w / rows_per_design
                   for p, w in zip(prepared, weights, strict=True)}
         progress = Progress("compare", sum(weights), items=len(prepared) * rows_per_design)
+        view = viewing.open_view(view_args, "compare", [
+            (p.emulation, p.design.cluster.layout.gpus_per_rack) for p in prepared
+            if p.emulation is not None], progress)
 
         def done(row) -> None:
+            viewing.landed(view, row)
             if store and row.design not in kept:
                 compare.keep(file, row, store)
             progress.advance(f"{row.design}, {row.workload}", weight[row.design])
@@ -294,6 +309,8 @@ def _compare(file: designs.DesignFile, as_json: bool, profile_files, prove: bool
         delay = emulations[0].delay_mechanism if emulations else None
         print("\n".join(comparison.header(file, delay)))
         print(comparison.render(rows))
+        print("\n".join(comparison.verdict(rows)))
+    viewing.hold(view, view_args)
     return 0
 
 
@@ -318,6 +335,8 @@ def cmd_replay(args) -> int:
     bound_duration(sum(weights), "this replay")
     results = []
     progress = Progress("replay", sum(weights), items=len(emulations))
+    view = viewing.open_view(args, "replay", [(e, viewing.rack_size(args, e.link))
+                                              for e in emulations], progress)
     try:
         for emu, calls in zip(emulations, traces, strict=True):
             name = args.trace or args.workload
@@ -327,14 +346,18 @@ def cmd_replay(args) -> int:
             progress.advance(f"{name} on {emu.link} at dilation {result.dilation:.10g}",
                              weights[len(results)])
             results.append(result)
+            viewing.landed(view, result)
             if not args.json:
                 tables.print_replay(result)
     finally:
         progress.finish()
+    if len(results) > 1 and not args.json:
+        print("\n".join(tables.replay_verdict(results)))
     if args.json:
         print(json.dumps({"settings": {"netwall": netwall_version(), "check": args.check,
                                        "emulations": [e.settings() for e in emulations]},
                           "results": [r.to_dict() for r in results]}, indent=1))
+    viewing.hold(view, args)
     wrong = any(c.check is False for r in results for c in r.calls)
     return 1 if wrong else 0
 
@@ -379,8 +402,10 @@ def cmd_cli(args) -> int:
     args.link = args.link[:1] if args.link else [DEFAULT_LINK]
     emu = _emulations(args)[0]
     _note_missing(emu)
+    size = viewing.rack_size(args, emu.link)
+    view = viewing.open_view(args, "cli", [(emu, size)])
     with emu:
-        console(emu)
+        console(emu, view, size)
     return 0
 
 

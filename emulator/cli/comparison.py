@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from emulator.experiments import findings
 from foundation.text.table import table
 from foundation.units import format_size
 
@@ -29,9 +30,9 @@ def header(file: DesignFile, delay: str | None) -> list[str]:
         "# domain: GPUs x racks of one scale-up domain; fits: every cable within its reach; "
         "time: one call (a collective) or one step (a workload), real units; exposed: a "
         "workload's communication on its critical path, share of the step",
-        "# J/step: the links' energy per call or step; W/GPU: every cable's power over the "
-        f"GPUs; fails/day, stalls/day: link failures and link-down events at "
-        f"{file.fleet_gpus:,} GPUs cabled alike",
+        "# J/step: the links' energy per call or step; W/GPU: every link's power over the "
+        "GPUs (each end's SerDes plus what its cable carries); fails/day, stalls/day: link "
+        f"failures and link-down events at {file.fleet_gpus:,} GPUs cabled alike",
         "# up fails, NIC fails: what one lane or channel lost does: stall (the link is down "
         "until repair) or the capacity it costs (-0%: a spare absorbed it)",
     ]
@@ -65,3 +66,14 @@ def _cells(r: Row) -> list[object]:
             f"{r.energy_j:.3g}" if measured else "-",
             f"{r.watts_per_gpu:.0f}", f"{r.failures_per_day:.2f}", f"{r.stalls_per_day:.2f}",
             r.scale_up_failure, r.scale_out_failure]
+
+
+def verdict(rows: list[Row]) -> list[str]:
+    """The answer the table ends with: who wins, by how much, at what power and stall rate,
+    what does not fit, and whether the times are proven (one measurement per design: a
+    comparison has no repetitions to spread)."""
+    said = findings.designs([r.to_dict() for r in rows])
+    if any(r.time_s is not None for r in rows):
+        said.append("Each time is one measurement (the mean of its iterations): a comparison "
+                    "has no repetitions, so ratios within a few percent are not a ranking.")
+    return ["# verdict:"] + [f"#   {line}" for line in said]

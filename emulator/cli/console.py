@@ -15,6 +15,7 @@ import select
 from mininet.cli import CLI
 from mininet.log import output
 
+from emulator.cli import viewing
 from emulator.cli.tables import print_row
 from emulator.emulation import Emulation
 from emulator.kernel.iperf3 import iperf3_flows
@@ -30,8 +31,14 @@ USAGE_IPERF = ("usage: iperf [GPU GPU [SECONDS]], SECONDS a whole number 1 to 36
 class NetwallCLI(CLI):
     prompt = "netwall> "
 
-    def __init__(self, emu: Emulation, **kwargs) -> None:
+    def __init__(self, emu: Emulation, view=None, rack_size: int | None = None,
+                 **kwargs) -> None:
+        """`view`: the live view opened by --view, if any (`view` opens one later);
+        `rack_size`: GPUs per rack, for its drawing (viewing.rack_size)."""
         self.emu = emu
+        self.view = view
+        self.rack_size = rack_size
+        self.marked = None  # the view's reading before the command running now
         super().__init__(emu.net, **kwargs)
 
     def waitForNode(self, node) -> None:  # noqa: N802 - Mininet's name
@@ -62,6 +69,18 @@ class NetwallCLI(CLI):
         except NetwallError as e:
             print(f"error: {e}")
             return False
+
+    def precmd(self, line: str) -> str:
+        """Before each command the live view, if open, takes a reading (see postcmd)."""
+        self.marked = self.view.mark() if self.view is not None else None
+        return line
+
+    def postcmd(self, stop: bool, line: str) -> bool:
+        """After each command the live view, if open, shows the cables as they are now; a
+        command that ran no calls (iperf, ping) shows what it carried, on average."""
+        if self.view is not None:
+            self.view.refresh(line, self.marked)
+        return stop
 
     # -- what is there ----------------------------------------------------------------------
     def do_links(self, _line: str) -> None:
@@ -113,6 +132,20 @@ class NetwallCLI(CLI):
         print(f"# {collective}/{result.algorithm}: size count type proto time(us) algbw busbw "
               "model(us) error retrans(B) J/GB check D host")
         print_row(result)
+        viewing.landed(self.view, result)
+
+    def do_view(self, line: str) -> None:
+        """view [PORT]: serve the live view of this cluster on 127.0.0.1 (docs/view.md), or
+        say where it is served; `collective` runs then show on it, faults at once."""
+        words = line.split()
+        if self.view is None:
+            if len(words) > 1 or (words and not (words[0].isdigit()
+                                                 and int(words[0]) <= 65535)):
+                raise NetwallError("usage: view [PORT], PORT 0..65535 (0: any free one)")
+            self.view = viewing.start("cli", [(self.emu, self.rack_size)],
+                                      port=int(words[0]) if words else 0)
+        else:
+            print(f"the live view is at {self.view.url}")
 
     def do_iperf(self, line: str) -> None:
         """iperf [A B]: Mininet's iperf (iperf 2, TCP, 5 s) from GPU A to GPU B (default the
@@ -176,8 +209,15 @@ class NetwallCLI(CLI):
         print(self.emu.set_faults(link, [*self.emu.faults.get(link, []), parse(spec)]).note)
 
 
-def console(emu: Emulation) -> None:
-    """Open the console on a running emulation until the user types exit (or stdin ends)."""
+def console(emu: Emulation, view=None, rack_size: int | None = None) -> None:
+    """Open the console on a running emulation until the user types exit (or stdin ends);
+    `view`: the live view --view opened. The view the console ends with is closed."""
     print("netwall console: Mininet's CLI plus netwall commands (links, profiles, counters, "
-          "collective, iperf, fail, ber, restore); type help or exit")
-    NetwallCLI(emu)
+          "collective, iperf, fail, ber, restore, view); type help or exit")
+    cli = None
+    try:
+        cli = NetwallCLI(emu, view, rack_size)
+    finally:
+        shown = cli.view if cli is not None else view
+        if shown is not None:
+            shown.close()

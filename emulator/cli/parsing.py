@@ -21,6 +21,9 @@ from traffic.schedule import ELEMENT, datatype, reduction
 from traffic.trace import MAX_CALLS
 from traffic.workloads import MAX_SCALE, WORKLOADS
 
+#: The longest --view-hold: a day.
+MAX_VIEW_HOLD_S = 86400.0
+
 
 def _argument_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     """A parser of foundation.units as an argparse type: its NetwallError line becomes
@@ -164,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "channels=40:gpu0--nvs0@0, ber=1e-7:gpu0--nvs0@0+1ms, "
                           "flap=3:gpu0--nvs0@0+20us (repeatable)")
     run.add_argument("--json", action="store_true", help="print one JSON object")
+    view_options(run)
 
     compare = sub.add_parser("compare", help="cluster designs side by side: time, energy, "
                                              "power, failures (a design file, docs/compare.md)")
@@ -192,10 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
                               "sqlite:///path; designs already stored are not run again; "
                               "netwall report plots them)")
     compare.add_argument("--json", action="store_true", help="print one JSON object")
+    view_options(compare)
 
     console = sub.add_parser("cli", help="Mininet's CLI on the emulated cluster, with netwall "
                                          "commands (links, collective, iperf, fail, ...)")
     _cluster_options(console)
+    view_options(console, hold=False)
 
     replay = sub.add_parser("replay", help="replay a trace of collective calls, or a workload")
     source = replay.add_mutually_exclusive_group(required=True)
@@ -208,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     _cluster_options(replay)
     replay.add_argument("--check", action="store_true", help="verify every call's result")
     replay.add_argument("--json", action="store_true", help="print one JSON object")
+    view_options(replay)
 
     trace = sub.add_parser("trace", help="make traces")
     trace_sub = trace.add_subparsers(dest="trace_command", required=True, parser_class=Parser)
@@ -279,6 +286,43 @@ def _cluster_options(parser: argparse.ArgumentParser) -> None:
     host_options(parser)
 
 
+def view_port(text: str) -> int:
+    """--view-port: a TCP port, 0 for any free one."""
+    port = int(text) if text.isdigit() else None
+    if not inputs.is_whole(port, 0, 65535):
+        raise argparse.ArgumentTypeError(f"--view-port takes a port 0..65535, got "
+                                         f"{inputs.shown(text)}")
+    return port
+
+
+def view_hold(text: str) -> float:
+    """--view-hold: seconds, 0 or more."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds <= MAX_VIEW_HOLD_S:  # NaN fails it too
+        raise argparse.ArgumentTypeError(f"--view-hold takes seconds 0..{MAX_VIEW_HOLD_S:g}, "
+                                         f"got {inputs.shown(text)}")
+    return seconds
+
+
+def view_options(parser: argparse.ArgumentParser, hold: bool = True) -> None:
+    """--view and how to serve it (docs/view.md)."""
+    parser.add_argument("--view", action="store_true",
+                        help="serve a live view of the cluster in the browser while it runs "
+                             "(the address is printed; docs/view.md)")
+    parser.add_argument("--view-port", type=view_port, metavar="PORT",
+                        help="its port (default: any free one)")
+    parser.add_argument("--view-address", metavar="ADDRESS",
+                        help="listen on this address instead of 127.0.0.1 (the page shows "
+                             "your cluster to whoever reaches it)")
+    if hold:
+        parser.add_argument("--view-hold", type=view_hold, metavar="SECONDS",
+                            help="keep the view open this long after the work ends (default: "
+                                 "until Enter, Ctrl-C or the end of standard input)")
+
+
 def host_options(parser: argparse.ArgumentParser, clean: bool = False) -> None:
     """--hosts (and, to build over them, the NIC and the VXLAN port): docs/multihost.md."""
     parser.add_argument("--hosts", metavar="LIST",
@@ -326,6 +370,8 @@ def _campaign_commands(sub) -> None:
     submit.add_argument("--partition", help="Slurm partition (default: the cluster's)")
     submit.add_argument("--wait", action="store_true",
                         help="wait for every task, then merge")
+    run.add_argument("--dry-run", action="store_true",
+                     help="show the points and about how long they take; measure nothing")
     host_options(run)
 
     report = sub.add_parser("report", help="plots and an HTML page from campaign results")

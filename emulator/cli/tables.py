@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from emulator.experiments import findings
 from emulator.models.verdict import percent
 from emulator.result import ReplayResult, RunResult
 from traffic.schedule import default_algorithm
@@ -26,10 +27,13 @@ def print_header(args, emu) -> None:
     if args.prove:
         print(f"# each result is proven at a larger dilation: 'host' is the share of its time "
               f"the host added (flagged above {percent(emu.tolerance)})")
-    print(f"# {'size':>12} {'count':>10} {'type':>6} {'proto':>6} {'time(us)':>10} "
-          f"{'algbw(GB/s)':>12} "
-          f"{'busbw(GB/s)':>12} {'model(us)':>10} {'error':>7} {'retrans(B)':>10} "
-          f"{'J/GB':>7} {'check':>6} {'D':>7} {'host':>6}")
+    print(RUN_COLUMNS)
+
+
+#: The column line of `netwall run`'s table (docs quote it: tests/unit/test_doc_samples.py).
+RUN_COLUMNS = (f"# {'size':>12} {'count':>10} {'type':>6} {'proto':>6} {'time(us)':>10} "
+               f"{'algbw(GB/s)':>12} {'busbw(GB/s)':>12} {'model(us)':>10} {'error':>7} "
+               f"{'retrans(B)':>10} {'J/GB':>7} {'check':>6} {'D':>7} {'host':>6}")
 
 
 def print_row(r: RunResult) -> None:
@@ -99,6 +103,23 @@ def print_replay(r: ReplayResult) -> None:
     print(f"# cost: {r.wall_s:.1f} s of wall time for {r.emulated_s * 1e3:.3f} ms of "
           f"cluster time: slowdown {r.slowdown:,.0f}x (this host's floor "
           f"{r.slowdown_floor:,.0f}x)")
+
+
+def replay_verdict(results: list[ReplayResult]) -> list[str]:
+    """The answer a replay over several links ends with (emulator.experiments.findings)."""
+    said = findings.replays([
+        findings.Replayed(r.link, [s.time_s for s in r.steps], _verdict(r.fidelity),
+                          sum(s.exposed_share for s in r.steps) / max(1, len(r.steps)))
+        for r in results])
+    return ["# verdict across links:"] + [f"#   {line}" for line in said]
+
+
+def _verdict(fidelity: dict) -> bool | None:
+    """True: proven; False: the host distorted it; None: not proven (the probe was off)."""
+    if fidelity["faithful"]:
+        return True
+    flags = fidelity.get("flags") or []
+    return None if flags and all(f.startswith("not proven") for f in flags) else False
 
 
 def _path(ids: list[int], most: int = 12) -> str:

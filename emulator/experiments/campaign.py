@@ -6,8 +6,12 @@ optional `failures:` section computed by Monte Carlo. docs/campaigns.md describe
 
 Everything a user can get wrong is caught here, before any network is built, with the file's
 line and the key at fault, because a typo found three hours into a sweep costs three hours.
-Points are identified by a hash of their canonical parameters, so a rerun recognises what is
-already done however the file was reordered. This module is pure.
+Points are identified by a hash of what defines them, so a rerun recognises what is already
+done however the file was reordered, and measures again what changed: the canonical
+parameters, and the content (never the path) of the user's files a point is built from (a
+topology file; link and GPU profiles not shipped with netwall). A point given twice (sizes
+64K and 65536, a topology listed twice) is one point, measured and stored once. Apart from
+reading those files this module is pure.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from emulator.models import endpoints, profiles
 from emulator.models import faults as flt
 from emulator.models.endpoints import DEFAULT as DEFAULT_GPU
 from emulator.models.endpoints import gpus
@@ -57,6 +63,13 @@ def point_id(params: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def digest(data: bytes | dict) -> str:
+    """The sha256 of a file's bytes, or of a definition's canonical JSON."""
+    if isinstance(data, dict):
+        data = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(data).hexdigest()
+
+
 @dataclass(frozen=True)
 class Point:
     """One measurement: one collective call size on one built cluster."""
@@ -76,13 +89,29 @@ class Point:
     seed: int
     iters: int
     warmup: int
+    #: The sha256 of the topology file's content; None for a built-in topology.
+    topology_sha256: str | None = None
+    #: The sha256 of the link and GPU profiles the point uses that netwall does not ship
+    #: (NETWALL_PROFILE_PATH, ~/.config); None when all are built in.
+    profiles_sha256: str | None = None
 
     def params(self) -> dict:
-        return dict(asdict(self), faults=list(self.faults), kind="point")
+        """What is stored as the record's `point`: the parameters (a built-in point's as
+        before the file hashes existed, so its id has not changed)."""
+        params = dict(asdict(self), faults=list(self.faults), kind="point")
+        for key in ("topology_sha256", "profiles_sha256"):
+            if params[key] is None:
+                del params[key]
+        return params
 
     @property
     def id(self) -> str:
-        return point_id(self.params())
+        """The hash of what defines the point: a topology file by its content, not its path
+        (a point moved with its file is the same point; an edited file makes it new)."""
+        identity = self.params()
+        if self.topology_sha256:
+            identity["topology"] = f"sha256:{identity.pop('topology_sha256')}"
+        return point_id(identity)
 
     @property
     def group(self) -> tuple:
@@ -242,7 +271,11 @@ class _Reader:
         else:
             experiments = [("main", root, defaults)]
         self.count(experiments)
-        points = [p for label, node, keys in experiments for p in self.matrix(label, node, keys)]
+        unique: dict[str, Point] = {}  # one point however often the file spells it
+        for label, node, keys in experiments:
+            for p in self.matrix(label, node, keys):
+                unique.setdefault(p.id, p)
+        points = list(unique.values())
         failures = self.failures(top["failures"]) if "failures" in top else None
         return Campaign(name, description, points, failures)
 
@@ -304,12 +337,39 @@ class _Reader:
         points = []
         for topology, link, gpu, dilation in itertools.product(topologies, links, gpu_names,
                                                                dilations):
+            spine_link = link if spine == SAME else spine
+            files = {"topology_sha256": self.topology_file(topology),
+                     "profiles_sha256": self.user_profiles(link, spine_link, gpu)}
             for rep, seed, (coll, algo), size, fs in itertools.product(
                     range(repetitions), seeds, pairs, sizes, fault_sets):
-                points.append(Point(label, topology, link, gpu, link if spine == SAME else spine,
-                                    layout, dilation, coll, algo, size, fs, rep, seed, iters,
-                                    warmup))
+                points.append(Point(label, topology, link, gpu, spine_link, layout, dilation,
+                                    coll, algo, size, fs, rep, seed, iters, warmup, **files))
         return points
+
+    def topology_file(self, spec: str) -> str | None:
+        """The sha256 of a topology file's content (a spec that parsed and names a file is
+        one, as topologies.parse decides); None for a built-in spec."""
+        if not os.path.isfile(spec):
+            return None
+        try:
+            with open(spec, "rb") as f:
+                return digest(f.read())
+        except OSError as e:
+            raise NetwallError(f"{self.filename}: cannot read topology file {spec}: "
+                               f"{e.strerror or e}") from None
+
+    def user_profiles(self, link: str, spine_link: str, gpu: str) -> str | None:
+        """The sha256 of the profiles a point uses that are not netwall's own; None if all
+        are. A bundle ('9xoptical-800g') is defined by its cable's profile."""
+        user = {}
+        for name, profile, builtin in (
+                (link, self.profiles.get(link), profiles.BUILTIN_DIR),
+                (spine_link, self.profiles.get(spine_link), profiles.BUILTIN_DIR),
+                (gpu, self.gpu_profiles.get(gpu), endpoints.BUILTIN_DIR)):
+            path = getattr(profile, "path", "")
+            if path and not Path(path).resolve().is_relative_to(builtin):
+                user[name] = dict(profile.to_dict(), path="")
+        return digest(user) if user else None
 
     def layout(self, node: yaml.Node | None) -> str | None:
         if node is None or self.value(node) is None:

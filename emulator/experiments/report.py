@@ -1,29 +1,24 @@
-"""From stored campaign records to plots, one HTML page, CSV and JSON.
+"""From stored campaign records to one HTML page that answers the question, CSV and JSON.
 
-The plots answer the campaign's questions by technology (link profile): bus bandwidth by
-size, how far measurements sit from the alpha-beta model, energy per GB, throughput with
-and without faults, link failure rates, and `netwall compare --db`'s cluster designs side
-by side. Figures are drawn with matplotlib's Agg canvas
-(no display needed) and written as PNG, which index.html embeds, and SVG.
+The page opens with the findings in sentences (emulator.experiments.findings: which
+technology or design wins, by how much, what faults and failures cost, what does not fit),
+then the figures (emulator.experiments.figures), then tables in units a person reads, with
+no empty section. It prints to PDF as it shows (print CSS). Every file is written under
+`out` with a sanitised name: a record names collectives and campaigns, never where a file
+goes.
 """
 
 from __future__ import annotations
 
 import csv
 import html
-import io
 import json
 import math
-import re
-from collections.abc import Iterable
-from functools import partial
 from pathlib import Path
 from typing import TextIO
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
-
+from emulator.experiments import figures, findings
+from emulator.experiments.findings import Measure, number
 from foundation.errors import NetwallError
 from foundation.outputs import make_dir, write_file
 from foundation.units import format_size
@@ -38,9 +33,6 @@ DESIGN_COLUMNS = ("workload", "size", "design", "scale_up", "domain_gpus", "rack
                   "feasible", "time_s", "busbw_gbps", "energy_j", "watts_per_gpu",
                   "failures_per_day", "stalls_per_day", "scale_up_failure", "exposed_share",
                   "reason")
-FAMILY_COLOURS = {"copper": "#b5651d", "optical": "#1f77b4", "wide-and-slow": "#2ca02c"}
-STYLES = ("-", "--", ":", "-.")  # one per topology, when a figure has several
-OTHER_COLOURS = ("#9467bd", "#d62728", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
 
 
 def row(record: dict) -> dict:
@@ -101,293 +93,229 @@ def _finite(value):
     return value
 
 
-# -- plots ---------------------------------------------------------------------------------
-
-
-def _measured(records: Iterable[dict]) -> list[dict]:
-    return [r for r in records if r["kind"] == "point" and r["status"] == "ok"]
-
-
-def _colour(link: str, order: list[str]) -> str:
-    for family, colour in FAMILY_COLOURS.items():
-        if link.startswith(family + "-"):
-            return colour
-    return OTHER_COLOURS[order.index(link) % len(OTHER_COLOURS)]
-
-
-def _save(fig: Figure, out: Path, stem: str) -> str:
-    FigureCanvasAgg(fig)
-    fig.tight_layout()
-    for ext in ("png", "svg"):
-        image = io.BytesIO()
-        fig.savefig(image, format=ext)
-        write_file(out / f"{stem}.{ext}", image.getvalue())
-    return f"{stem}.png"
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
-
-
-def _series(points: list[dict], key: str, by) -> dict:
-    """{series: {size: mean of result[key]}} over repetitions and seeds."""
-    acc: dict = {}
-    for r in points:
-        acc.setdefault(by(r), {}).setdefault(r["point"]["size"], []).append(r["result"][key])
-    return {s: dict(sorted((size, _mean(v)) for size, v in sizes.items()))
-            for s, sizes in sorted(acc.items())}
-
-
-def _series_label(r: dict, topologies: set[str]) -> str:
-    p = r["point"]
-    return p["link"] if len(topologies) == 1 else f"{p['link']} on {p['topology']}"
-
-
-def _size_axis(ax) -> None:
-    ax.set_xscale("log", base=2)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: format_size(value)))
-    ax.set_xlabel("size (bytes)")
-    ax.grid(True, which="both", alpha=0.3)
-
-
-def plot_busbw(points: list[dict], out: Path) -> list[tuple[str, str]]:
-    """busbw vs size, one line per technology, one figure per collective/algorithm."""
-    clean = [r for r in points if not r["point"]["faults"]]
-    figures = []
-    for coll, algo in sorted({(r["point"]["collective"], r["point"]["algorithm"])
-                              for r in clean}):
-        mine = [r for r in clean if (r["point"]["collective"], r["point"]["algorithm"])
-                == (coll, algo)]
-        topologies = {r["point"]["topology"] for r in mine}
-        links = sorted({r["point"]["link"] for r in mine})
-        fig = Figure(figsize=(7, 4.5))
-        ax = fig.add_subplot()
-        for label, by_size in _series(mine, "busbw_gbps",
-                                      partial(_series_label, topologies=topologies)).items():
-            link, _, topology = label.partition(" on ")
-            style = STYLES[sorted(topologies).index(topology) % len(STYLES)] if topology \
-                else "-"
-            ax.plot(list(by_size), list(by_size.values()), marker="o", label=label,
-                    color=_colour(link, links), linestyle=style)
-        _size_axis(ax)
-        ax.set_ylabel("busbw (GB/s)")
-        ax.set_title(f"{coll}/{algo}: bus bandwidth by technology (no faults)")
-        ax.legend()
-        figures.append((_save(fig, out, f"busbw-{coll}-{algo}"),
-                        f"Bus bandwidth of {coll}/{algo} by size and technology"))
-    return figures
-
-
-def plot_model(points: list[dict], out: Path) -> list[tuple[str, str]]:
-    """Measured time against the alpha-beta model of what this kernel emulates."""
-    links = sorted({r["point"]["link"] for r in points})
-    fig = Figure(figsize=(6, 5))
-    ax = fig.add_subplot()
-    for link in links:
-        mine = [r["result"] for r in points if r["point"]["link"] == link]
-        ax.scatter([m["model_emulated_time_s"] * 1e6 for m in mine],
-                   [m["time_s"] * 1e6 for m in mine], label=link, color=_colour(link, links),
-                   s=18)
-    every = [r["result"][k] * 1e6 for r in points for k in ("time_s", "model_emulated_time_s")]
-    low, high = min(every), max(every)
-    ax.plot([low, high], [low, high], color="black", linewidth=0.8, label="measured = model")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("model time (us)")
-    ax.set_ylabel("measured time (us)")
-    ax.set_title("Measured time vs alpha-beta model")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    return [(_save(fig, out, "time-vs-model"), "Measured time against the model")]
-
-
-def plot_energy(points: list[dict], out: Path) -> list[tuple[str, str]]:
-    """Energy per GB moved, by size and technology."""
-    clean = [r for r in points if not r["point"]["faults"]]
-    if not clean:
-        return []
-    links = sorted({r["point"]["link"] for r in clean})
-    fig = Figure(figsize=(7, 4.5))
-    ax = fig.add_subplot()
-    for link, by_size in _series(clean, "joules_per_gb", lambda r: r["point"]["link"]).items():
-        ax.plot(list(by_size), list(by_size.values()), marker="o", label=link,
-                color=_colour(link, links))
-    _size_axis(ax)
-    ax.set_yscale("log")
-    ax.set_ylabel("energy (J/GB)")
-    ax.set_title("Energy per GB by technology (all collectives, no faults)")
-    ax.legend()
-    return [(_save(fig, out, "energy"), "Energy per GB by size and technology")]
-
-
-def plot_faults(points: list[dict], out: Path) -> list[tuple[str, str]]:
-    """Mean busbw with and without each fault set, by technology, over the experiments that
-    inject faults (so the clean bars cover the same sizes and topologies)."""
-    faulted = {r["point"]["experiment"] for r in points if r["point"]["faults"]}
-    mine = [r for r in points if r["point"]["experiment"] in faulted]
-    if not mine:
-        return []
-    links = sorted({r["point"]["link"] for r in mine})
-    sets = sorted({tuple(r["point"]["faults"]) for r in mine})
-    fig = Figure(figsize=(max(6, 2.2 * len(links)), 4.5))
-    ax = fig.add_subplot()
-    width = 0.8 / len(sets)
-    for i, fs in enumerate(sets):
-        heights = []
-        for link in links:
-            values = [r["result"]["busbw_gbps"] for r in mine
-                      if r["point"]["link"] == link and tuple(r["point"]["faults"]) == fs]
-            heights.append(_mean(values) if values else 0.0)
-        ax.bar([x + i * width for x in range(len(links))], heights, width,
-               label=", ".join(fs) or "no faults")
-    ax.set_xticks([x + width * (len(sets) - 1) / 2 for x in range(len(links))], links)
-    ax.set_ylabel("mean busbw over sizes (GB/s)")
-    ax.set_title("Throughput with and without faults")
-    ax.legend(fontsize="small")
-    return [(_save(fig, out, "faults"), "Bus bandwidth with and without faults")]
-
-
-def plot_failures(failures: dict, out: Path) -> list[tuple[str, str]]:
-    """Link failures per day (5th-95th percentile bars) and hours between interruptions.
-    The record holds one `simulate` result per profile, each a fleet of that profile alone."""
-    names = list(failures["result"])
-    rows = [failures["result"][n][n] for n in names]
-    colours = [_colour(n, names) for n in names]
-    fig = Figure(figsize=(9, 4))
-    ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    x = range(len(names))
-    for offset, key, what, alpha in ((-0.2, "failures_per_day", "all failures", 0.45),
-                                     (0.2, "link_down_per_day", "link down", 1.0)):
-        mean = [r[key] for r in rows]
-        # Rare events can leave the mean outside [p5, p95] (most trials see none).
-        spread = [[max(0.0, m - r[f"{key}_p5"]) for m, r in zip(mean, rows, strict=True)],
-                  [max(0.0, r[f"{key}_p95"] - m) for m, r in zip(mean, rows, strict=True)]]
-        ax1.bar([i + offset for i in x], mean, 0.4, yerr=spread, color=colours, alpha=alpha,
-                capsize=3, label=what)
-    ax1.set_xticks(list(x), names)
-    ax1.set_ylabel("events per day")
-    ax1.set_title("Link failures (5th-95th percentile)")
-    for handle in ax1.legend(fontsize="small").legend_handles:  # shade, not colour, matters
-        handle.set_color("grey")
-    hours = [r["hours_between_interruptions"] for r in rows]
-    bars = ax2.bar(names, [h if math.isfinite(h) else 0 for h in hours], color=colours)
-    ax2.bar_label(bars, [f"{h:.3g}" if math.isfinite(h) else "" for h in hours],
-                  fontsize="small")
-    ax2.set_xticks(range(len(names)), [n if math.isfinite(h) else f"{n}\n(none in span)"
-                                       for n, h in zip(names, hours, strict=True)])
-    ax2.set_ylabel("hours between job interruptions")
-    if any(0 < h < math.inf for h in hours):
-        ax2.set_yscale("log")
-    ax2.set_title("Time between interruptions")
-    p = failures["params"]
-    fig.suptitle(f"{p['gpus']} GPUs, {p['days']:g} days, {p['trials']} trials")
-    for ax in (ax1, ax2):
-        ax.tick_params(axis="x", labelsize="small", rotation=15)
-    return [(_save(fig, out, "failures"), "Link failure rates by technology")]
-
-
-def plot_designs(designs: list[dict], out: Path) -> list[tuple[str, str]]:
-    """`netwall compare --db` rows: per design file and workload, each design's time, link
-    energy per step and link power per GPU side by side; a design that does not fit has no
-    bars and says so under its name."""
-    groups: dict[tuple, dict[str, dict]] = {}
-    for record in designs:  # the last record of a design wins (a rerun after an edit)
-        r = record["row"]
-        groups.setdefault((record["campaign"], r["workload"], r["size"]), {})[r["design"]] = r
-    figures = []
-    for (campaign, workload, size), rows in groups.items():
-        names = list(rows)
-        fig = Figure(figsize=(3.2 * 3, 4))
-        for i, (key, label) in enumerate((("time_s", "time (us)"), ("energy_j", "J per step"),
-                                          ("watts_per_gpu", "link W per GPU"))):
-            ax = fig.add_subplot(1, 3, i + 1)
-            values = [(rows[n][key] or 0) * (1e6 if key == "time_s" else 1) for n in names]
-            ax.bar(range(len(names)), values,
-                   color=[_family_colour(rows[n]["scale_up"]) for n in names])
-            ax.set_xticks(range(len(names)), [n if rows[n]["feasible"] else f"{n}\n(does not "
-                                              "fit)" for n in names], rotation=30, ha="right",
-                          fontsize=7)
-            ax.set_title(label, fontsize=9)
-        at = f" at {format_size(size, spaced=True)}" if size else ""
-        fig.suptitle(f"{campaign}: {workload}{at}", fontsize=10)
-        stem = re.sub(r"[^A-Za-z0-9._-]", "_", f"designs-{campaign}-{workload}"
-                      + (f"-{size}" if size else ""))
-        figures.append((_save(fig, out, stem), f"Designs compared: {campaign}, {workload}{at}"))
-    return figures
-
-
-def _family_colour(profile: str) -> str:
-    """A design's colour: its scale-up cable's family (a bundle's cable; NVLink is copper)."""
-    cable = re.sub(r"^[0-9]+x", "", profile)
-    family = "copper" if cable.startswith("nvlink") else cable.rsplit("-", 1)[0]
-    return FAMILY_COLOURS.get(family, OTHER_COLOURS[0])
-
-
 # -- the page --------------------------------------------------------------------------------
 
 
 def report(records: list[dict], out: Path) -> Path:
     """Write every plot the records allow (PNG and SVG) and index.html; returns its path."""
     make_dir(out)
-    points = _measured(records)
+    points = figures.measured(records)
     failures = [r for r in records if r["kind"] == "failures"]
     designs = [r for r in records if r["kind"] == "design"]
-    figures = plot_designs(designs, out) if designs else []
+    drawn = figures.plot_designs(designs, out) if designs else []
     if points:
-        figures += plot_busbw(points, out) + plot_model(points, out) + plot_energy(points, out)
-        figures += plot_faults(points, out)
+        drawn += figures.plot_busbw(points, out) + figures.plot_energy(points, out)
+        drawn += figures.plot_faults(points, out)
     if failures:
-        figures += plot_failures(failures[-1], out)
-    return write_file(out / "index.html",
-                      _html(records, figures, failures[-1] if failures else None))
+        drawn += figures.plot_failures(failures[-1], out)
+    if points:
+        drawn += figures.plot_model(points, out)
+    return write_file(figures.inside(out, "index.html"),
+                      _html(records, drawn, failures[-1] if failures else None))
 
 
-def _html(records: list[dict], figures: list[tuple[str, str]], failures: dict | None) -> str:
+def sentences(records: list[dict]) -> list[str]:
+    """The findings the page opens with: the designs' (the latest row of each) and the
+    campaign's."""
+    rows = _design_rows(records)
+    said = findings.designs(rows) if rows else []
+    if any(r["kind"] in ("point", "failures") for r in records):
+        said += findings.campaign(records)
+    return said
+
+
+STYLE = """
+body{font-family:sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;line-height:1.4}
+.findings li{margin:0.3em 0}
+figure{margin:1.5em 0}figure img{max-width:100%;height:auto}
+figcaption{font-size:0.9em;color:#444}
+table{border-collapse:collapse;font-size:0.85em;max-width:100%}
+td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;white-space:nowrap}
+th{background:#f3f3f3;white-space:normal;vertical-align:bottom}h2{break-after:avoid}td.text,th.text{text-align:left}
+.wide{overflow-x:auto}.bad{color:#a00}
+@media print{
+ @page{size:A4 landscape;margin:12mm}
+ body{margin:0;max-width:none;font-size:10pt}
+ figure{break-inside:avoid}table{font-size:7.5pt}.wide{overflow:visible}
+ tr{break-inside:avoid}a{color:inherit;text-decoration:none}
+}
+"""
+
+
+def _design_rows(records: list[dict]) -> list[dict]:
+    """The latest row of each design, per file, workload and size."""
+    latest = figures.latest_designs([r for r in records if r["kind"] == "design"])
+    return [r for group in latest.values() for r in group.values()]
+
+
+def _html(records: list[dict], drawn: list[tuple[str, str]], failures: dict | None) -> str:
     e = html.escape
     campaigns = sorted({r["campaign"] for r in records})
-    rows = [row(r) for r in records if r["kind"] == "point"]
-    done = sum(r["status"] == "ok" for r in rows)
+    kinds = {r["kind"] for r in records}
+    what = "design comparison" if kinds == {"design"} else "campaign report"
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>netwall report: {e(', '.join(campaigns))}</title>",
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;"
-        "font-size:0.8em}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
-        "figure{display:inline-block;margin:1em}img{max-width:720px}"
-        ".skipped{color:#a00}</style></head><body>",
-        f"<h1>netwall campaign report: {e(', '.join(campaigns))}</h1>",
-        f"<p>{len(rows)} points: {done} measured, {len(rows) - done} skipped. Times are real "
-        "(undilated); the model is the alpha-beta time of what this kernel emulates.</p>",
+        f"<style>{STYLE}</style></head><body>",
+        f"<h1>netwall {what}: {e(', '.join(campaigns)) or 'no results yet'}</h1>",
     ]
-    flagged = [r for r in rows if r["faithful"] is False]
+    said = sentences(records)
+    parts.append("<h2>Findings</h2>")
+    parts.append("<ul class='findings'>" + "".join(f"<li>{e(s)}</li>" for s in said)
+                 + "</ul>" if said else "<p>No results stored yet: run a campaign or "
+                 "`netwall compare --db` first.</p>")
+    parts.append(f"<p>{e(_counts(records))} Times are real (undilated); the model is the "
+                 "alpha-beta time of what this kernel emulates; energy and power count each "
+                 "link's two ends and the cable (docs/profiles.md, the power boundary).</p>")
+    flagged = [r for r in figures.measured(records)
+               if ((r.get("result") or {}).get("fidelity") or {}).get("faithful") is False]
     if flagged:
-        parts.append(f"<p class='skipped'>{len(flagged)} measured points are NOT FAITHFUL: "
-                     "the host distorted them, or they were not proven (column fidelity_flags)."
-                     "</p>")
-    for png, caption in figures:
+        parts.append(f"<p class='bad'>{len(flagged)} measured points are NOT FAITHFUL: the "
+                     "host distorted them, or they were not proven (see the Points table and "
+                     "the CSV export's fidelity_flags): "
+                     f"{e(_first_flag(flagged))}</p>")
+    if drawn:
+        parts.append("<h2>Figures</h2>")
+    for png, caption in drawn:
         svg = png[:-4] + ".svg"
         parts.append(f"<figure><img src='{e(png)}' alt='{e(caption)}'><figcaption>"
                      f"{e(caption)} (<a href='{e(svg)}'>SVG</a>)</figcaption></figure>")
+    rows = _design_rows(records)
+    if rows:
+        header, cells, common = _varying(DESIGN_HEADER, [_design_cells(r) for r in rows])
+        alike = "; ".join(f"{h} {v}" for h, v in common)
+        parts.append("<h2>Designs compared</h2>"
+                     + (f"<p>Every design: {e(alike)}.</p>" if alike else "")
+                     + _table(header, cells))
+        why = [r for r in rows if not r["feasible"]]
+        if why:
+            parts.append("<ul>" + "".join(
+                f"<li>{e(r['design'])} does not fit: "
+                f"{e((r['reason'] or '').removeprefix(r['design'] + ': '))}</li>" for r in why)
+                + "</ul>")
     if failures:
         parts.append("<h2>Link failures</h2>" + _table(
-            ["profile", "links", "failures/day", "link down/day", "hours between interruptions"],
-            [[n, v[n]["links"], v[n]["failures_per_day"], v[n]["link_down_per_day"],
-              v[n]["hours_between_interruptions"]] for n, v in failures["result"].items()]))
-    designs = [r["row"] for r in records if r["kind"] == "design"]
-    if designs:
-        parts.append("<h2>Designs compared</h2>" + _table(
-            list(DESIGN_COLUMNS), [[d.get(c, "") for c in DESIGN_COLUMNS] for d in designs]))
-    parts.append("<h2>Points</h2>" + _table(list(COLUMNS), [[r[c] for c in COLUMNS]
-                                                           for r in rows]))
+            ("profile", "links", "failures per day", "link down per day",
+             "hours between interruptions"),
+            [[n, f"{v[n]['links']:,.0f}", number(v[n]["failures_per_day"]),
+              number(v[n]["link_down_per_day"]),
+              number(v[n]["hours_between_interruptions"])
+              if math.isfinite(v[n]["hours_between_interruptions"]) else "none in span"]
+             for n, v in failures["result"].items()]))
+    points = _point_rows(records)
+    if points:
+        header, points, common = _varying(POINT_HEADER, points)
+        alike = "; ".join(f"{h} {v}" for h, v in common)
+        parts.append("<h2>Points</h2><p>Means over repetitions (their range in brackets)."
+                     + (f" Every point: {e(alike)}." if alike else "") + "</p>"
+                     + _table(header, points))
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
-def _table(header: list[str], rows: list[list]) -> str:
-    def cell(value) -> str:
-        text = f"{value:.4g}" if isinstance(value, float) else str(value)
-        css = " class='skipped'" if text.startswith("skipped") else ""
-        return f"<td{css}>{html.escape(text)}</td>"
+def _counts(records: list[dict]) -> str:
+    points = [r for r in records if r["kind"] == "point"]
+    designs = {(r["campaign"], r["row"]["design"]) for r in records if r["kind"] == "design"}
+    said = []
+    if designs:
+        fit = {(r["campaign"], r["row"]["design"]) for r in records
+               if r["kind"] == "design" and r["row"]["feasible"]}
+        said.append(f"{len(designs)} designs: {len(fit)} fit, {len(designs) - len(fit)} do "
+                    "not.")
+    if points:
+        done = sum(r["status"] == "ok" for r in points)
+        said.append(f"{len(points)} points: {done} measured, {len(points) - done} skipped.")
+    return " ".join(said)
 
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(cell(v) for v in r) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+
+def _first_flag(flagged: list[dict]) -> str:
+    return (flagged[0]["result"]["fidelity"].get("flags") or ["not proven"])[0]
+
+
+DESIGN_HEADER = ("design", "scale-up", "domain", "fits", "time (us)", "busbw (GB/s)",
+                 "exposed", "J per step", "W per GPU", "failures per day", "stalls per day",
+                 "one lane lost", "faithful")
+
+
+def _design_cells(r: dict) -> list[str]:
+    measured = r["feasible"] and r["time_s"] is not None
+    return [r["design"], r["scale_up"], f"{r['domain_gpus']} x {r['racks_per_domain']} racks",
+            _yes(r["feasible"]),
+            number(r["time_s"] * 1e6) if measured else "-",
+            number(r["busbw_gbps"]) if measured and r.get("busbw_gbps") is not None else "-",
+            f"{r['exposed_share']:.0%}" if measured and r.get("exposed_share") is not None
+            else "-",
+            number(r["energy_j"]) if measured and r.get("energy_j") is not None else "-",
+            number(r["watts_per_gpu"]), number(r["failures_per_day"]),
+            number(r["stalls_per_day"]), r["scale_up_failure"], _yes(r.get("faithful"))]
+
+
+def _yes(value: bool | None) -> str:
+    return "-" if value is None else ("yes" if value else "no")
+
+
+POINT_HEADER = ("experiment", "topology", "link", "call", "size", "faults", "repetitions",
+                "time (us)", "model (us)", "busbw (GB/s)", "J per GB", "faithful", "status")
+
+
+def _point_rows(records: list[dict]) -> list[list[str]]:
+    """One row per point of the matrix, repetitions and seeds folded into mean and range."""
+    acc: dict[tuple, list[dict]] = {}
+    for r in records:
+        if r["kind"] != "point":
+            continue
+        p = r["point"]
+        key = (p["experiment"], p["topology"], p["link"], f"{p['collective']}/{p['algorithm']}",
+               p["size"], "; ".join(p["faults"]) or "none", r["status"], r.get("reason", ""))
+        acc.setdefault(key, []).append(r)
+    out = []
+    for (experiment, topology, link, call, size, faults, status, reason), mine in acc.items():
+        results = [r["result"] for r in mine if r["status"] == "ok"]
+
+        def cell(key: str, scale: float = 1.0, results=results) -> str:
+            values = [x[key] * scale for x in results if x.get(key) is not None]
+            if not values:
+                return "-"
+            m = Measure.of(values)
+            return number(m.mean) + (f" ({number(m.low)}-{number(m.high)})"
+                                     if m.count > 1 and m.high > m.low else "")
+
+        verdicts = [(x.get("fidelity") or {}).get("faithful") for x in results]
+        faithful = "-" if not results else ("yes" if all(verdicts) else
+                                            f"no ({verdicts.count(False)} of {len(verdicts)})")
+        out.append([experiment, topology, link, call, format_size(size, spaced=True), faults,
+                    str(len(mine)), cell("time_s", 1e6), cell("model_emulated_time_s", 1e6),
+                    cell("busbw_gbps"), cell("joules_per_gb"), faithful,
+                    "measured" if status == "ok" else f"skipped: {reason}"])
+    return out
+
+
+def _varying(header: tuple, rows: list[list[str]]) -> tuple[tuple, list[list[str]], list]:
+    """The columns whose value differs between rows, and (name, value) of those that do not
+    (said once above the table, so it fits the page)."""
+    keep = [i for i in range(len(header)) if len({r[i] for r in rows}) > 1 or
+            header[i] in ("design", "link", "time (us)", "busbw (GB/s)")]
+    common = [(header[i], rows[0][i]) for i in range(len(header))
+              if i not in keep and rows[0][i] != "-"]  # a column of dashes says nothing
+    return (tuple(header[i] for i in keep), [[r[i] for i in keep] for r in rows], common)
+
+
+TEXT_COLUMNS = {"design", "scale-up", "domain", "experiment", "topology", "link", "call",
+                "faults", "status", "profile", "one lane lost"}
+
+
+def _table(header: tuple | list, rows: list[list]) -> str:
+    e = html.escape
+
+    def cell(value, column: str) -> str:
+        text = value if isinstance(value, str) else number(value)
+        css = ["text"] if column in TEXT_COLUMNS else []
+        if text == "no" or text.startswith(("no (", "skipped")):
+            css.append("bad")
+        return f"<td class='{' '.join(css)}'>{e(text)}</td>" if css else f"<td>{e(text)}</td>"
+
+    head = "".join(f"<th class='text'>{e(h)}</th>" if h in TEXT_COLUMNS else f"<th>{e(h)}</th>"
+                   for h in header)
+    body = "".join("<tr>" + "".join(cell(v, h) for v, h in zip(r, header, strict=True))
+                   + "</tr>" for r in rows)
+    return f"<div class='wide'><table><tr>{head}</tr>{body}</table></div>"

@@ -1,13 +1,27 @@
-"""What this host's software can carry faithfully, measured once and cached.
+"""What this host's software can carry faithfully, measured and cached.
 
 netwall's agents are programs on a shared machine: they move a limited number of bytes per
 wall-clock second, and each dependent step of a collective waits for an agent to wake up.
-Time dilation hides both, if it is large enough (emulator.models.dilation.choose). How large depends
-on the machine (cores, kernel, CPU), so it is measured here rather than assumed: on a star of
-8 GPUs, a bandwidth-bound (16 MiB) and a latency-bound (1 MiB) ring all-reduce are timed up a
-ladder of dilations until each stays within half the tolerance of the alpha-beta model, which
-is exact for that call (BENCHMARKS.md). The result is cached per machine (CPU model, cores,
-memory, kernel, calibration version) and measured again when any of them changes.
+Time dilation hides both, if it is large enough (emulator.models.dilation.choose). How large
+depends on the machine (cores, kernel, CPU), so it is measured here rather than assumed, on
+a star of 8 GPUs, with a bandwidth-bound (16 MiB) and a latency-bound (1 MiB) ring
+all-reduce, whose alpha-beta model is exact.
+
+The host adds some wall time h to a call; in real units that is h/D, so a call's error
+against its model is e(D) = e0 + a/D, with a = h/T (T the model time) and e0 whatever does
+not shrink with D (a frame's granularity). That is the same law the proof of every result
+uses (dilation.host_error). Each reference call is timed at three dilations a factor of two
+apart, from the first at which the host is no longer saturated, in several rounds; the
+two-parameter fit to each dilation's median over the rounds gives h, so
+
+    step cost    = h of the latency-bound call / its dependent steps  (wall seconds)
+    capacity     = the injection at which the bandwidth-bound call's host share a/D is half
+                   the tolerance: injection * tolerance / (2 a)
+
+These are the figures `dilation.choose` uses; each round's own fit is kept too, and their
+spread, so `netwall check` says how much this host varies. The result is cached
+per machine (CPU model, cores, memory, kernel, calibration version) and measured again when
+any of them changes.
 """
 
 from __future__ import annotations
@@ -30,15 +44,23 @@ from foundation.units import format_size
 from topologies.graph import MAX_GPUS
 
 #: Bump when the agents' hot path changes: an old calibration would then mislead.
-VERSION = 1
+VERSION = 3  # 2: agents under SCHED_FIFO; 3: figures fitted, not read off a ladder
 #: A result the host distorted by more than this share is flagged (emulator.models.verdict).
 DEFAULT_TOLERANCE = 0.02
 CACHE_DIR = Path(os.environ.get("NETWALL_CACHE_DIR", "/var/cache/netwall"))
 TOPOLOGY, LINK, RANKS = "star:8", DEFAULT_LINK, 8
 BANDWIDTH_SIZE, LATENCY_SIZE = 16 << 20, 1 << 20
-BANDWIDTH_LADDER = (200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0)
-LATENCY_LADDER = (500.0, 1000.0, 2000.0, 5000.0, 10000.0, 20000.0, 50000.0)
-REPEATS, ITERS = 2, 3
+#: Where each call's search for the unsaturated host starts and how far it may go.
+BANDWIDTH_LADDER = (100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0)
+LATENCY_LADDER = (200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0, 20000.0, 50000.0)
+#: A call this far off its model is saturating the host: h is no longer a constant there.
+SATURATED = 0.25
+#: Each round times each call at these multiples of its first unsaturated dilation.
+SPAN = (1.0, 2.0, 4.0)
+ROUNDS, ITERS = 3, 3
+#: The least a dependent step can cost the host: a wake-up and a system call or two. A host
+#: whose step cost is lost in the noise of the fit gets this.
+MIN_STEP_S = 1e-6
 
 
 @dataclass(frozen=True)
@@ -46,16 +68,23 @@ class Calibration:
     """The two host limits dilation.choose needs, and where they were measured."""
 
     capacity_gbps: float  # all ranks' injection (wall clock) that keeps a call faithful
-    step_s: float  # wall time a dependent step may cost the host at `ranks` ranks
+    step_s: float  # wall time a dependent step costs the host at `ranks` ranks
     ranks: int
     machine: str  # fingerprint(): a different machine measures again
     measured: str  # when (UTC), for `netwall check`
     samples: tuple[tuple[int, float, float], ...] = ()  # (size, dilation, error) as measured
+    #: How much the rounds differed: (largest - smallest) / median of each figure.
+    capacity_spread: float = 0.0
+    step_spread: float = 0.0
 
     def summary(self) -> str:
-        return (f"agents carry {self.capacity_gbps:.2f} Gb/s faithfully; a step costs up to "
+        return (f"agents carry {self.capacity_gbps:.2f} Gb/s faithfully; a step costs "
                 f"{self.step_s * 1e6:.0f} us of host time at {self.ranks} ranks "
                 f"(measured {self.measured})")
+
+    def variation(self) -> str:
+        return (f"over {ROUNDS} rounds the capacity varied by {self.capacity_spread:.0%} and "
+                f"the step cost by {self.step_spread:.0%}")
 
 
 #: Used when nothing is calibrated yet and measuring is not possible (the Python API without
@@ -128,60 +157,89 @@ def save(calibration: Calibration, path: Path | None = None) -> Path:
     return outputs.write_file(path, json.dumps(asdict(calibration), indent=1))
 
 
-def first_faithful(errors: dict[float, float], tolerance: float) -> float | None:
-    """The smallest dilation whose measured error is within half the tolerance."""
-    return next((d for d in sorted(errors) if abs(errors[d]) <= tolerance / 2), None)
+def host_share(errors: dict[float, float]) -> tuple[float, float]:
+    """(e0, a) of e(D) = e0 + a/D fitted by least squares to errors by dilation: a is the
+    host's wall time over the model time (a/D its share at D), e0 what no dilation removes.
+    A host too quick to measure gives a = 0."""
+    xs = [1 / d for d in errors]
+    ys = list(errors.values())
+    mean_x, mean_y = statistics.fmean(xs), statistics.fmean(ys)
+    spread = sum((x - mean_x) ** 2 for x in xs)
+    if spread == 0:
+        return 0.0, max(0.0, mean_y * next(iter(errors)))
+    a = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread
+    a = max(0.0, a)
+    return mean_y - a * mean_x, a
 
 
-def fit(bandwidth_errors: dict[float, float], latency_errors: dict[float, float],
-        bandwidth_injection_gbps: float, latency_model_s: float, latency_steps: int,
-        tolerance: float) -> tuple[float, float]:
-    """(capacity_gbps, step_s) from the two ladders' errors by dilation.
+def figures(bandwidth_a: float, latency_a: float, injection_gbps: float,
+            latency_model_s: float, latency_steps: int, tolerance: float) -> tuple[float, float]:
+    """(capacity_gbps, step_s) from the two calls' fitted host shares.
 
-    The capacity is the injection at the first dilation the bandwidth-bound call kept within
-    half the tolerance; the step cost is what fits half the tolerance of the latency-bound call
-    at its first such dilation. So dilation.choose gives back exactly those dilations for the
-    two reference calls, and scales from them for every other call. A ladder that never got
-    there gives its last rung, which still errs on the safe side.
+    The capacity is the injection at which the bandwidth-bound call's host share a/D is half
+    the tolerance (never above the injection itself, D = 1); the step cost is the latency-bound
+    call's host wall time a*T over its steps. dilation.choose then gives back, for the two
+    reference calls, the dilations where their host share is half the tolerance.
     """
-    d_bw = first_faithful(bandwidth_errors, tolerance) or max(bandwidth_errors)
-    d_lat = first_faithful(latency_errors, tolerance) or max(latency_errors)
-    capacity = bandwidth_injection_gbps / d_bw
-    step_s = tolerance / 2 * d_lat * latency_model_s / latency_steps
-    return capacity, step_s
+    capacity = injection_gbps * min(1.0, tolerance / 2 / bandwidth_a) if bandwidth_a > 0 \
+        else injection_gbps
+    return capacity, max(MIN_STEP_S, latency_a * latency_model_s / latency_steps)
+
+
+def spread(values: list[float]) -> float:
+    """(largest - smallest) / median: how far apart the rounds landed."""
+    middle = statistics.median(values)
+    return (max(values) - min(values)) / middle if middle > 0 else 0.0
 
 
 def measure(run: Callable[[int, float], tuple[float, float]], injection_gbps: float,
             latency_model_s: float, latency_steps: int,
             tolerance: float = DEFAULT_TOLERANCE,
             progress: Callable[[str], None] | None = None) -> Calibration:
-    """Climb both ladders with `run(size, dilation) -> (time_s, model_s)` (one timed batch on
-    the calibration star, real units) and fit the result.
+    """Measure both figures with `run(size, dilation) -> (time_s, model_s)` (one timed batch on
+    the calibration star, real units).
 
-    `injection_gbps` is the bandwidth-bound call's injection in real units (all ranks' bytes
-    over its model time); the latency ladder starts where that call's bandwidth is no concern.
+    For each call: climb its ladder to the first dilation at which the host is not saturated
+    (error within SATURATED), then, in each of ROUNDS rounds, time it at SPAN times that
+    dilation; e(D) = e0 + a/D fitted to each dilation's median gives the figures, and each
+    round's own fit their spread (how steady this host is).
     """
     samples: list[tuple[int, float, float]] = []
 
-    def climb(size: int, ladder: tuple[float, ...]) -> dict[float, float]:
-        errors: dict[float, float] = {}
-        for d in ladder:
-            runs = [run(size, d) for _ in range(REPEATS)]
-            errors[d] = statistics.median(t / m - 1 for t, m in runs)
-            samples.append((size, d, errors[d]))
-            if progress:
-                progress(f"{format_size(size, spaced=True)} at dilation {d:.10g}: {errors[d]:+.1%}")
-            if abs(errors[d]) <= tolerance / 2:
-                break
-        return errors
+    def error(size: int, d: float) -> float:
+        time_s, model_s = run(size, d)
+        samples.append((size, d, time_s / model_s - 1))
+        if progress:
+            progress(f"{format_size(size, spaced=True)} at dilation {d:.10g}: "
+                     f"{samples[-1][2]:+.1%}")
+        return samples[-1][2]
 
-    bandwidth = climb(BANDWIDTH_SIZE, BANDWIDTH_LADDER)
-    capacity_guess = injection_gbps / (first_faithful(bandwidth, tolerance) or max(bandwidth))
-    latency_injection = injection_gbps  # the same ranks at line rate: the same injection
-    start = latency_injection / capacity_guess
-    latency = climb(LATENCY_SIZE, tuple(d for d in LATENCY_LADDER if d >= start)
-                    or LATENCY_LADDER[-1:])
-    capacity, step_s = fit(bandwidth, latency, injection_gbps, latency_model_s, latency_steps,
-                           tolerance)
+    def unsaturated(size: int, ladder: tuple[float, ...]) -> float:
+        for d in ladder:
+            if abs(error(size, d)) <= SATURATED:
+                return d
+        return ladder[-1]
+
+    def rounds(size: int, base: float) -> tuple[float, list[float]]:
+        """The host share a fitted to each dilation's median over the rounds (one slow
+        batch does not move it), and each round's own fit (how much the rounds differ)."""
+        timed = [{base * k: error(size, base * k) for k in SPAN} for _ in range(ROUNDS)]
+        medians = {d: statistics.median(r[d] for r in timed) for d in timed[0]}
+        return host_share(medians)[1], [host_share(r)[1] for r in timed]
+
+    bandwidth, bandwidth_rounds = rounds(BANDWIDTH_SIZE,
+                                         unsaturated(BANDWIDTH_SIZE, BANDWIDTH_LADDER))
+    # The latency-bound call injects as much (the same ranks at line rate): its search starts
+    # where that injection is within the capacity, so its fit sees steps, not crowding.
+    capacity = figures(bandwidth, 0.0, injection_gbps, latency_model_s, latency_steps,
+                       tolerance)[0]
+    start = injection_gbps / capacity
+    latency, latency_rounds = rounds(LATENCY_SIZE, unsaturated(LATENCY_SIZE, tuple(
+        d for d in LATENCY_LADDER if d >= start) or LATENCY_LADDER[-1:]))
+    capacity, step_s = figures(bandwidth, latency, injection_gbps, latency_model_s,
+                               latency_steps, tolerance)
+    per_round = [figures(bw, lat, injection_gbps, latency_model_s, latency_steps, tolerance)
+                 for bw, lat in zip(bandwidth_rounds, latency_rounds, strict=True)]
     return Calibration(capacity, step_s, RANKS, fingerprint(),
-                       time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), tuple(samples))
+                       time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), tuple(samples),
+                       spread([c for c, _ in per_round]), spread([s for _, s in per_round]))

@@ -4,7 +4,8 @@ rich draws the bar (and keeps the table printed on stdout above it); when stderr
 terminal (CI logs, pipes, `2> file`) nothing is redrawn: each finished item is one clean
 line with the time elapsed and an estimate of what is left, so logs read like a transcript.
 Work is weighted (a size's expected wall time, a campaign point), so the estimate holds when
-items differ a thousandfold.
+items differ a thousandfold. The estimate counts down between items, and an item that runs
+past it says so ("2m10s over the estimate") instead of showing a stale "about 5 s left".
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import time
 from typing import TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as Bar
+from rich.text import Text
 
 
 def clock(seconds: float) -> str:
@@ -40,13 +42,14 @@ class Progress:
         self.what, self.total, self.done = what, total, done
         self.items, self.unit, self.finished = items, unit, 0
         self.start, self.paced = time.monotonic(), 0.0  # weight finished in this session
+        self.due: float | None = None  # when the work should end, at the pace so far
         self.console = Console(file=out or sys.stderr, highlight=False, soft_wrap=True)
         self.bar: Bar | None = None
         if self.console.is_terminal:
             self.bar = Bar(TextColumn("{task.description}"), BarColumn(),
-                           TimeElapsedColumn(), TextColumn("{task.fields[left]}"),
-                           console=self.console, transient=True)
-            self.task = self.bar.add_task(what, total=total, completed=done, left="")
+                           TimeElapsedColumn(), _Left(self), console=self.console,
+                           transient=True)
+            self.task = self.bar.add_task(what, total=total, completed=done)
             self.bar.start()
 
     def working_on(self, label: str) -> None:
@@ -60,10 +63,10 @@ class Progress:
         self.done += weight
         self.finished += 1
         self.paced += weight if paced else 0.0
+        left = self.left()
+        self.due = None if left is None else time.monotonic() + left
         if self.bar is not None:
-            left = self.left()
-            self.bar.update(self.task, advance=weight, description=f"{self.what}: {label}",
-                            left=f"about {clock(left)} left" if left is not None else "")
+            self.bar.update(self.task, advance=weight, description=f"{self.what}: {label}")
             return
         count = (f"{self.done:g}/{self.total:g} {self.unit}" if self.unit
                  else f"{self.finished}/{self.items}")
@@ -75,10 +78,20 @@ class Progress:
             return None
         return (time.monotonic() - self.start) / self.paced * (self.total - self.done)
 
+    def remaining(self, now: float | None = None) -> str:
+        """'about 3m05s left', counting down from the last finished item; past it, 'X over
+        the estimate' (an item slower than the pace so far); '' before there is a pace."""
+        if self.due is None or self.done >= self.total:
+            return ""
+        now = time.monotonic() if now is None else now
+        if now < self.due + 1:  # within the second it was due: not yet late
+            return f"about {clock(self.due - now)} left"
+        return f"{clock(now - self.due)} over the estimate"
+
     def eta(self) -> str:
         text = f"{clock(time.monotonic() - self.start)} elapsed"
-        left = self.left()
-        return text if left is None else f"{text}, about {clock(left)} left"
+        left = self.remaining()
+        return f"{text}, {left}" if left else text
 
     def note(self, text: str) -> None:
         """A line of its own (above the bar, on a terminal)."""
@@ -88,3 +101,17 @@ class Progress:
         if self.bar is not None:
             self.bar.stop()
             self.bar = None
+
+
+class _Left(ProgressColumn):
+    """The bar's estimate, redrawn a few times a second (so it counts down, and says when
+    it is passed) rather than only when an item ends."""
+
+    max_refresh = 0.5
+
+    def __init__(self, progress: Progress) -> None:
+        super().__init__()
+        self.progress = progress
+
+    def render(self, task) -> Text:
+        return Text(self.progress.remaining())

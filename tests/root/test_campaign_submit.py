@@ -49,7 +49,8 @@ def test_submit_runs_missing_points_as_an_array_and_merge_stores_them(tmp_path):
                         "--wait")
     assert submitted.returncode == 0, submitted.stderr
     assert "1 task(s) submitted" in submitted.stdout  # only ring:3's group was missing
-    assert "merged 2 record(s) from 1 task file(s); 4/4 points stored" in submitted.stdout
+    assert "merged 2 new record(s) (0 stored already) from 1 task file(s); 4/4 points " \
+        "stored" in submitted.stdout
 
     tasks = sorted((tmp_path / "results" / "c.slurm").glob("task-*.jsonl"))
     assert [len(t.read_text().splitlines()) for t in tasks] == [2]

@@ -46,4 +46,7 @@ def test_compare_runs_stores_and_resumes(tmp_path):
     assert json.loads(again.stdout)["rows"] == rows  # read back, to the last digit: resumed
     table = netwall("compare", str(spec), "--db", str(db))
     assert table.returncode == 0, table.stderr
-    assert "does not" not in table.stdout and "copper-far: nvlink5 cannot cable" in table.stdout
+    table_part, verdict = table.stdout.split("# verdict:\n")
+    assert "copper-far: nvlink5 cannot cable" in table_part
+    fastest = min((r for r in rows if r["feasible"]), key=lambda r: r["time_s"])["design"]
+    assert f"{fastest} is fastest" in verdict and "copper-far does not fit: nvlink5" in verdict

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import algorithms, scale, shaping
+from bench import algorithms, scale, shaping, view
 
 
 def shaping_row(error: float, saturated: bool) -> dict:
@@ -84,3 +84,30 @@ def test_compare_table_takes_medians_and_keeps_infeasible_rows():
                         "1.32 | 1.32 | stall | 3 of 3 |")
     assert lines[3].endswith("| no | - | - | - | 115 | 1.32 | 1.32 | stall | - |")
     assert lines[-1] == "Wall time of the whole command: median 60 s (50, 70, 60 s over 3 runs)."
+
+
+def test_view_cost_table_is_each_variant_against_no_view():
+    found = {"repeats": 3, "note": "", "runs": {
+        view.VARIANTS[0]: [(10.0, 100.0), (12.0, 110.0), (11.0, 105.0)],
+        view.VARIANTS[1]: [(11.0, 100.0), (13.0, 111.0), (12.1, 104.0)]}}
+    rows = [line for line in view.section(found).splitlines() if line.startswith("| ")]
+    assert rows[1] == "| without --view | 11.0 | 10.0, 12.0, 11.0 | +0.0% | 105.0 |"
+    assert rows[2] == "| --view, no page open | 12.1 | 11.0, 13.0, 12.1 | +10.0% | 104.0 |"
+
+
+def test_importers_table_gives_milliseconds_and_the_ratio_at_4n():
+    from bench import importers
+
+    rows = [{"shape": "NCCL: n two-rank communicators", "n": 5000, "seconds": [0.5, 2.1],
+             "ratio": 4.2, "repeats": 5}]
+    assert importers.markdown(rows).splitlines()[2] == (
+        "| NCCL: n two-rank communicators | 5000 | 500 | 2100 | 4.2 |")
+
+
+def test_importers_shapes_make_inputs_that_import(tmp_path):
+    from bench import importers
+
+    for _, _, make, run in importers.SHAPES:  # each shape at a small n
+        folder = tmp_path / str(len(list(tmp_path.iterdir())))
+        folder.mkdir()
+        assert run(make(folder, 4)).startswith("# netwall trace imported from")

@@ -251,18 +251,21 @@ def umask_000():
     os.umask(old)
 
 
-def test_report_replaces_a_planted_symlink_instead_of_following_it(tmp_path, umask_000):
+def test_report_refuses_a_planted_symlink_instead_of_following_it(tmp_path, umask_000):
     from emulator.experiments.report import report
 
     out, target = tmp_path / "out", tmp_path / "precious"
     target.write_text("keep me")
     out.mkdir(mode=0o755)
     (out / "index.html").symlink_to(target)
-    page = report([], out)
-    assert target.read_text() == "keep me"
-    assert not page.is_symlink() and "netwall campaign report" in page.read_text()
-    assert page.stat().st_mode & 0o777 == 0o644
+    with pytest.raises(NetwallError, match="index.html: it is a symbolic link"):
+        report([], out)
+    assert target.read_text() == "keep me" and (out / "index.html").is_symlink()
     assert [p.name for p in out.iterdir()] == ["index.html"]  # no temporary file left
+    (out / "index.html").unlink()
+    page = report([], out)
+    assert "netwall campaign report" in page.read_text()
+    assert page.stat().st_mode & 0o777 == 0o644
 
 
 def test_report_and_state_are_not_world_writable_under_umask_000(tmp_path, monkeypatch,

@@ -8,39 +8,61 @@ from dataclasses import replace
 import pytest
 
 from emulator.models import calibration
-from emulator.models.calibration import Calibration, first_faithful, fit, load, measure, save
+from emulator.models.calibration import (
+    Calibration,
+    figures,
+    host_share,
+    load,
+    measure,
+    save,
+    spread,
+)
 from emulator.models.dilation import CallCost, choose
 
 LAT_MODEL_S, LAT_STEPS = 14 * (1 << 17) * 8 / 800e9, 14  # 1 MiB ring all-reduce on 8 x 800G
 INJECTION = 6400.0  # Gb/s: 8 ranks at 800 Gb/s
 
 
-def test_first_faithful_is_the_smallest_dilation_within_half_the_tolerance():
-    errors = {200.0: 0.9, 500.0: 0.03, 1000.0: 0.008, 2000.0: 0.001}
-    assert first_faithful(errors, 0.02) == 1000.0
-    assert first_faithful({1000.0: -0.009}, 0.02) == 1000.0  # fast counts as far as slow
-    assert first_faithful({1000.0: 0.5}, 0.02) is None
+def test_the_host_share_is_fitted_as_the_proof_reads_it():
+    """e(D) = e0 + a/D: two or more dilations give the host's share and what stays."""
+    errors = {d: 0.015 + 40.0 / d for d in (500.0, 1000.0, 2000.0)}
+    e0, a = host_share(errors)
+    assert e0 == pytest.approx(0.015) and a == pytest.approx(40.0)
 
 
-def test_fit_gives_back_the_reference_calls_dilations():
-    capacity, step_s = fit({500.0: 0.05, 1000.0: 0.004}, {1000.0: 0.03, 2000.0: 0.009},
-                           INJECTION, LAT_MODEL_S, LAT_STEPS, tolerance=0.02)
-    assert capacity == INJECTION / 1000.0
-    latency_call = CallCost(LAT_MODEL_S, LAT_STEPS, 1, 8)
+def test_a_host_too_quick_to_measure_adds_nothing():
+    assert host_share({1000.0: 0.01, 2000.0: 0.012, 4000.0: 0.011})[1] == pytest.approx(0.0,
+                                                                                         abs=2)
+    assert host_share({1000.0: 0.01, 2000.0: 0.02})[1] == 0.0  # slower at a larger D: noise
+
+
+def test_figures_give_back_the_dilations_where_the_host_share_is_half_the_tolerance():
+    capacity, step_s = figures(bandwidth_a=20.0, latency_a=30.0, injection_gbps=INJECTION,
+                               latency_model_s=LAT_MODEL_S, latency_steps=LAT_STEPS,
+                               tolerance=0.02)
+    assert capacity == pytest.approx(INJECTION / 2000.0)  # a/D = 1% at D = 2000
+    assert step_s == pytest.approx(30.0 * LAT_MODEL_S / LAT_STEPS)
     bandwidth_call = CallCost(1.0, 1, int(INJECTION * 1e9 / 8), 8)  # 6.4 Tb/s for 1 s
-    assert choose(latency_call, 1e9, step_s, 8, 0.02) == 2000.0
-    assert choose(bandwidth_call, capacity, 1e-12, 8, 0.02) == 1000.0
+    assert choose(bandwidth_call, capacity, 1e-12, 8, 0.02) == 2000.0
+    latency_call = CallCost(LAT_MODEL_S, LAT_STEPS, 1, 8)
+    assert choose(latency_call, 1e9, step_s, 8, 0.02) == 5000.0  # D = 3000 on the series
 
 
-def test_fit_of_a_ladder_that_never_got_there_takes_its_last_rung():
-    capacity, _ = fit({500.0: 0.5, 1000.0: 0.2}, {1000.0: 0.001}, INJECTION, LAT_MODEL_S,
-                      LAT_STEPS, 0.02)
-    assert capacity == INJECTION / 1000.0
+def test_figures_never_claim_more_than_the_injection_or_a_free_step():
+    capacity, step_s = figures(0.0, 0.0, INJECTION, LAT_MODEL_S, LAT_STEPS, 0.02)
+    assert capacity == INJECTION and step_s == calibration.MIN_STEP_S
 
 
-def synthetic_host(host_wall_s: float, capacity_gbps: float):
-    """A host that adds a fixed wall time per step and saturates above a capacity: what the
-    real agents do, as a function, so the climbing logic is tested without a network."""
+def test_spread_is_the_range_over_the_median():
+    assert spread([10.0, 12.0, 11.0]) == pytest.approx(2 / 11)
+    assert spread([5.0]) == 0.0
+
+
+def synthetic_host(host_wall_s: float, capacity_gbps: float, offset: float = 0.0,
+                   jitter: tuple[float, ...] = (1.0,)):
+    """A host that adds a fixed wall time per step, saturates above a capacity, and has a
+    share `offset` that no dilation removes: what the real agents do, as a function, so the
+    measuring logic is tested without a network. `jitter` scales h round after round."""
     calls = []
 
     def run(size: int, dilation: float) -> tuple[float, float]:
@@ -48,22 +70,31 @@ def synthetic_host(host_wall_s: float, capacity_gbps: float):
         model = LAT_MODEL_S * size / (1 << 20)
         injection = INJECTION / dilation
         crowd = max(1.0, injection / capacity_gbps) ** 2
-        return model * crowd + LAT_STEPS * host_wall_s / dilation, model
+        h = LAT_STEPS * host_wall_s * jitter[len(calls) // 7 % len(jitter)]
+        return model * (crowd + offset) + h / dilation, model
 
     return run, calls
 
 
-def test_measure_climbs_each_ladder_until_the_call_is_faithful():
-    run, calls = synthetic_host(host_wall_s=20e-6, capacity_gbps=12.0)
+def test_measure_finds_the_host_step_cost_and_its_spread():
+    run, calls = synthetic_host(host_wall_s=20e-6, capacity_gbps=12.0, offset=0.015)
     found = measure(run, INJECTION, LAT_MODEL_S, LAT_STEPS, tolerance=0.02)
-    # Bandwidth: 6.4 Tb/s fits 12 Gb/s from D=1000 (6.4 Gb/s); latency: 14 x 20 us must be at
-    # most 1% of 18.35 us x D, so D >= 1526: the ladder's 2000.
-    assert found.capacity_gbps == INJECTION / 1000.0
-    assert choose(CallCost(LAT_MODEL_S, LAT_STEPS, 1, 8), 1e9, found.step_s, 8, 0.02) == 2000.0
+    assert found.step_s == pytest.approx(20e-6, rel=1e-6)  # the offset is not the host's
+    assert found.step_spread == pytest.approx(0.0, abs=1e-9)
     sizes = [size for size, _ in calls]
-    assert sizes == sorted(sizes, reverse=True)  # bandwidth ladder first
-    assert all(d >= 1000.0 for size, d in calls if size == calibration.LATENCY_SIZE)
-    assert found.machine == calibration.fingerprint() and len(found.samples) >= 3
+    assert sizes == sorted(sizes, reverse=True)  # the bandwidth-bound call first
+    # Each call: its climb, then ROUNDS rounds at SPAN times the first unsaturated dilation.
+    bandwidth = [d for size, d in calls if size == calibration.BANDWIDTH_SIZE]
+    first = bandwidth[len(bandwidth) - len(calibration.SPAN) * calibration.ROUNDS]
+    assert bandwidth[-3:] == [first * k for k in calibration.SPAN]
+    assert found.machine == calibration.fingerprint() and len(found.samples) == len(calls)
+
+
+def test_a_jittery_host_reports_how_much_it_varied():
+    run, _ = synthetic_host(host_wall_s=20e-6, capacity_gbps=1e9, jitter=(0.8, 1.0, 1.2))
+    found = measure(run, INJECTION, LAT_MODEL_S, LAT_STEPS, tolerance=0.02)
+    assert found.step_spread > 0.1 or found.capacity_spread > 0.1
+    assert "varied by" in found.variation()
 
 
 def test_cache_round_trip(tmp_path):

@@ -14,11 +14,13 @@ from types import SimpleNamespace
 import pytest
 
 from emulator.experiments.campaign import Point, load, loads, point_id
-from emulator.experiments.report import COLUMNS, export, report
+from emulator.experiments.export import export
+from emulator.experiments.report import COLUMNS, report
 from emulator.experiments.runner import run_campaign
 from emulator.experiments.store import SqliteStore, open_store
 from emulator.result import RunResult
 from foundation.errors import NetwallError
+from tests import records
 from tests.conftest import netwall
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,13 +138,14 @@ def test_shipped_campaigns_load():
 
 def test_store_put_has_records_and_replace(tmp_path):
     url = f"sqlite://{tmp_path}/r.sqlite"
+    a, b = records.point(size=4096), records.point(size=8192)
     with open_store(url) as store:
-        assert not store.has("a")
-        store.put("a", {"kind": "point", "status": "ok", "n": 1})
-        store.put("b", {"kind": "point", "status": "skipped", "n": 2})
-        store.put("a", {"kind": "point", "status": "ok", "n": 3})
-        assert store.has("a") and store.has("b")
-        assert [r["n"] for r in store.records()] == [3, 2]
+        assert not store.has(a.id)
+        store.put(a.id, records.measured(a, busbw=1.0))
+        store.put(b.id, records.skipped(b))
+        store.put(a.id, records.measured(a, busbw=3.0))
+        assert store.has(a.id) and store.has(b.id)
+        assert [r.get("result", {}).get("busbw_gbps") for r in store.records()] == [3.0, None]
     db = sqlite3.connect(tmp_path / "r.sqlite")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM points").fetchone() == (2, 2)

@@ -12,50 +12,24 @@ from pathlib import Path
 import pytest
 
 from foundation.errors import NetwallError
+from tests.chakra_files import et_bytes, node, varint
 from traffic.chakra import (
     COLL,
     COMP,
     MEM_LOAD,
     RECV,
-    SCHEMA,
     SEND,
     convert_chakra,
     import_chakra,
 )
-from traffic.protoschema import message_classes
 from traffic.trace import parse_trace, resolve, takers
 
-PB = message_classes(SCHEMA)
 ROOT = Path(__file__).resolve().parents[2]
 ALL_REDUCE, ALL_GATHER, BARRIER, REDUCE_SCATTER = 0, 2, 9, 7
 
 
-def attr(name: str, value) -> object:
-    kind = {int: "int64_val", str: "string_val", bool: "bool_val"}[type(value)]
-    return PB["AttributeProto"](name=name, **{kind: value})
-
-
-def node(nid: int, kind: int, deps=(), micros: int = 0, name: str = "", **attrs) -> object:
-    return PB["Node"](id=nid, name=name or f"n{nid}", type=kind, ctrl_deps=list(deps),
-                      duration_micros=micros, attr=[attr(k, v) for k, v in attrs.items()])
-
-
-def varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
 def et(path: Path, nodes: list, version: str = "0.0.4") -> Path:
-    data = b""
-    for message in [PB["GlobalMetadata"](version=version)] + nodes:
-        body = message.SerializeToString()
-        data += varint(len(body)) + body
-    path.write_bytes(data)
+    path.write_bytes(et_bytes(nodes, version))
     return path
 
 
@@ -151,11 +125,7 @@ def malformed(tmp_path: Path) -> dict[str, tuple[bytes, str]]:
 
 
 def _bytes(nodes: list) -> bytes:
-    data = b""
-    for message in [PB["GlobalMetadata"](version="x")] + nodes:
-        body = message.SerializeToString()
-        data += varint(len(body)) + body
-    return data
+    return et_bytes(nodes, "x")
 
 
 @pytest.mark.parametrize("case", ["empty", "truncated", "bad varint", "garbage", "cycle",

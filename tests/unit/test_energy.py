@@ -42,19 +42,23 @@ def test_fake_profile_by_hand(fake):
 
 def test_real_optical_by_hand(cat):
     # 3 optical-800g cables for 2 ms carrying 1.6e9 bits (capacity 3 x 2 x 800e9 x 2e-3 = 9.6e9).
-    static, dynamic = link_energy(cat["optical-800g"], 1.6e9, 2e-3, links=3)
-    assert dynamic == pytest.approx(1.6e9 * 15e-12)  # 0.024 J
-    assert static == pytest.approx(3 * 2 * 12.0 * 2e-3 * (1 - 1.6e9 / 9.6e9))  # 0.12 J
-    assert static + dynamic == pytest.approx(3 * 2 * 12.0 * 2e-3)
+    optical = cat["optical-800g"]
+    watts = optical.watts_per_end
+    static, dynamic = link_energy(optical, 1.6e9, 2e-3, links=3)
+    assert dynamic == pytest.approx(1.6e9 * optical.pj_per_bit / 2 * 1e-12)  # one direction's
+    assert static == pytest.approx(3 * 2 * watts * 2e-3 * (1 - 1.6e9 / 9.6e9))
+    assert static + dynamic == pytest.approx(3 * 2 * watts * 2e-3)
 
 
 def test_run_energy_sums_profiles_and_per_gb(cat):
     bits = {"copper-800g": 8e9, "optical-800g": 2e9}
     counts = {"copper-800g": 8, "optical-800g": 2, "wide-and-slow-800g": 1}
     report = run_energy(bits, counts, cat, 0.01, 500_000_000)
-    copper = 8 * 2 * 0.1 * 0.01 * (1 - 8e9 / 1.28e11) + 8e9 * 0.125e-12
-    optical = 2 * 2 * 12.0 * 0.01 * (1 - 2e9 / 3.2e10) + 2e9 * 15e-12
-    idle_ws = 1 * 2 * 5.3 * 0.01
+    w = {name: cat[name].watts_per_end for name in counts}
+    pj = {name: cat[name].pj_per_bit / 2 * 1e-12 for name in counts}  # per bit, one direction
+    copper = 8 * 2 * w["copper-800g"] * 0.01 * (1 - 8e9 / 1.28e11) + 8e9 * pj["copper-800g"]
+    optical = 2 * 2 * w["optical-800g"] * 0.01 * (1 - 2e9 / 3.2e10) + 2e9 * pj["optical-800g"]
+    idle_ws = 1 * 2 * w["wide-and-slow-800g"] * 0.01
     assert report.joules_by_profile["copper-800g"] == pytest.approx(copper)
     assert report.joules_by_profile["optical-800g"] == pytest.approx(optical)
     assert report.joules_by_profile["wide-and-slow-800g"] == pytest.approx(idle_ws)
@@ -66,7 +70,7 @@ def test_run_energy_sums_profiles_and_per_gb(cat):
 def test_zero_traffic_is_static_only(cat):
     report = run_energy({}, {"optical-800g": 4}, cat, 1.0, 1)
     assert report.dynamic_joules == 0
-    assert report.static_joules == pytest.approx(4 * 2 * 12.0)
+    assert report.static_joules == pytest.approx(4 * 2 * cat["optical-800g"].watts_per_end)
 
 
 def test_doubling_bits_doubles_dynamic(fake):

@@ -7,9 +7,11 @@ changed), since near-misses reach the deep checks that free text never gets past
 
 from __future__ import annotations
 
+import gzip
 import json
 import string
 import tempfile
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+import tests.chakra_files as cf
 from emulator.experiments.campaign import loads
 from emulator.models.faults import parse as parse_fault
 from emulator.models.profiles import BUILTIN_DIR, load_profile
@@ -25,8 +28,10 @@ from foundation.inputs import load_yaml
 from foundation.units import parse_size
 from topologies import parse as parse_topology
 from topologies.layout import parse_layout
+from traffic.chakra import COLL, COMP, RECV, SEND, import_chakra
+from traffic.collectives.base import PER_RANK, validate_size
 from traffic.nccl_log import import_nccl_log
-from traffic.trace import KEYS, parse_trace
+from traffic.trace import KEYS, dump_trace, parse_trace, resolve, takers
 
 FUZZ = settings(max_examples=100, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -214,8 +219,24 @@ NUMBER_TEXT = st.one_of(st.integers(min_value=-3, max_value=2**70).map(str),
                         st.text(alphabet="0123456789abcdefx-", max_size=6))
 
 
+# mostly valid: a few processes on 2- and 4-rank communicators, every number valid but
+# for the odd hostile one, so that grouping, pairing and merging are reached
+SMALL = st.one_of(st.integers(min_value=0, max_value=4).map(str), NUMBER_TEXT)
+VALID_LINE = st.builds(
+    NCCL_LINE.format, pid=st.sampled_from(["1", "2", "3", "4"]), dev=st.just("0"),
+    op=st.sampled_from(["AllReduce", "Broadcast", "Send", "Recv", "AllGather", "AlltoAll"]),
+    opc=st.integers(min_value=0, max_value=6).map(str), count=st.one_of(
+        st.sampled_from(["1", "3", "64", "4096"]), NUMBER_TEXT),
+    dt=st.sampled_from(["0", "7", "9"]), root=SMALL, comm=st.sampled_from(["a", "b"]),
+    nranks=st.one_of(st.sampled_from(["2", "4"]), NUMBER_TEXT))
+VALID_INIT = st.builds(INIT_LINE.format, pid=st.sampled_from(["1", "2", "3", "4"]),
+                       dev=st.just("0"), comm=st.sampled_from(["a", "b"]), rank=SMALL,
+                       nranks=st.one_of(st.sampled_from(["2", "4"]), NUMBER_TEXT))
+
+
 @FUZZ
 @given(st.lists(st.one_of(
+    VALID_LINE, VALID_LINE, VALID_INIT,
     st.builds(NCCL_LINE.format, pid=NUMBER_TEXT, dev=NUMBER_TEXT,
               op=st.sampled_from(["AllReduce", "Broadcast", "Send", "Recv", "AllGather",
                                   "ReduceScatter", "Reduce", "Bogus"]),
@@ -224,9 +245,99 @@ NUMBER_TEXT = st.one_of(st.integers(min_value=-3, max_value=2**70).map(str),
               comm=st.sampled_from(["a", "b"]), nranks=NUMBER_TEXT),
     st.builds(INIT_LINE.format, pid=NUMBER_TEXT, dev=NUMBER_TEXT,
               comm=st.sampled_from(["a", "b"]), rank=NUMBER_TEXT, nranks=NUMBER_TEXT),
-    st.text(max_size=80)), max_size=12))
+    st.text(max_size=80)), max_size=16))
+@example(["h:1:1 [0] NCCL INFO comm 0xa rank 0 nranks 99999999999 cudaDev 0 commId 0x1 - "
+          "Init COMPLETE"] + [NCCL_LINE.format(pid=p, dev=p, op="AllReduce", opc=1, count=10**30,
+                                                dt=7, root=-1, comm=p, nranks=2)
+                              for p in "12"])
 def test_any_nccl_log(lines):
-    result_or_one_line(import_nccl_log, lines, "fuzz.log")
+    calls, peak = traced(import_nccl_log, lines, "fuzz.log")
+    if calls is not None:
+        replayable(calls)
+    assert peak < 4  # twelve lines: nothing is sized by a number the lines claim
+
+
+def traced(fn, *args):
+    """fn's result (None after a one-line NetwallError) and Python's peak memory in MiB."""
+    tracemalloc.start()
+    try:
+        result = result_or_one_line(fn, *args)
+        return result, tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+
+
+def replayable(calls) -> None:
+    """What replay checks before it builds anything, for a trace an importer wrote, on the
+    ranks the trace names. A call over "all" (one Chakra file: every rank runs it) has its
+    size checked at replay against the topology chosen then, in one line, as a trace
+    written by hand does; here, against 2 ranks when its size splits over them."""
+    assert parse_trace(dump_trace(calls).splitlines(), "again") == calls
+    ranks = max(2, max((r for c in calls for r in c.group), default=0) + 1)
+    for call, bound in zip(calls, resolve(calls, ranks), strict=True):
+        if call.group or call.bytes % (4 * ranks) == 0 or call.collective not in PER_RANK:
+            validate_size(bound.collective, len(takers(bound)), bound.bytes)
+
+
+HOSTILE = st.one_of(st.integers(min_value=-2**63, max_value=2**64 - 1), st.booleans(),
+                   st.text(max_size=8), st.sampled_from([0, 2**62, 2**64 - 1, "x" * 300]))
+
+
+@st.composite
+def chakra_graph(draw) -> list:
+    """A rank's graph: nodes with distinct ids depending on earlier ones, communication
+    nodes with valid attributes, then now and then one field made hostile."""
+    nodes = []
+    for nid in range(1, draw(st.integers(min_value=1, max_value=8)) + 1):
+        kind = draw(st.sampled_from([COMP, COLL, COLL, SEND, RECV, 2, 0, 99]))
+        deps = draw(st.lists(st.integers(min_value=0, max_value=nid - 1), max_size=2))
+        attrs: dict = {}
+        if kind == COLL:
+            attrs = {"comm_type": draw(st.sampled_from([0, 1, 2, 5, 6, 7, 8, 9])),
+                     "comm_size": draw(st.sampled_from([0, 3, 64, 4096])),
+                     "pg_name": draw(st.sampled_from(["dp", "tp", ""]))}
+        elif kind in (SEND, RECV):
+            attrs = {"comm_size": draw(st.sampled_from([3, 64])),
+                     "comm_dst" if kind == SEND else "comm_src": draw(st.integers(0, 2))}
+        if draw(st.integers(min_value=0, max_value=5)) == 0:
+            attrs[draw(st.sampled_from(["comm_type", "comm_size", "pg_name", "comm_src",
+                                        "comm_dst", "stream"]))] = draw(HOSTILE)
+        micros = draw(st.sampled_from([0, 0, 5, 100, 2**63]))
+        nodes.append(cf.node(nid, kind, [d for d in deps if d], micros, **attrs))
+    return nodes
+
+
+CHAKRA_RANKS = st.one_of(
+    st.tuples(chakra_graph(), st.integers(min_value=1, max_value=3)).map(lambda g: [g[0]] * g[1]),
+    st.lists(chakra_graph(), min_size=1, max_size=3))
+
+
+@FUZZ
+@given(CHAKRA_RANKS, st.sampled_from(["plain", "plain", "gzip", "cut", "flip", "junk"]),
+       st.integers(0, 2**16),
+       st.binary(max_size=40))
+@example([[cf.allreduce(1)]] * 2, "plain", 0, b"")
+@example([[]], "junk", 0, bytes(4096))
+@example([[]], "junk", 0, b"\xff" * 11)
+def test_any_chakra_files(graphs, mangle, where, junk):
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for rank, graph in enumerate(graphs):
+            data = cf.et_bytes(graph)
+            if mangle == "gzip":
+                data = gzip.compress(data)
+            elif mangle == "cut":
+                data = data[:where % (len(data) + 1)]
+            elif mangle == "flip" and data:
+                data = data[:where % len(data)] + junk[:1] + data[where % len(data) + 1:]
+            elif mangle == "junk":
+                data = junk
+            paths.append(Path(tmp) / f"t.{rank}.et")
+            paths[-1].write_bytes(data)
+        calls, peak = traced(import_chakra, paths)
+    if calls is not None:
+        replayable(calls)
+    assert peak < 4
 
 
 # --- the command line --------------------------------------------------------------------

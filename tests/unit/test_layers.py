@@ -24,11 +24,13 @@ LAYERS = (
                        "traffic.protocol", "traffic.trace", "traffic.workloads",
                        "traffic.nccl_log", "traffic.shapes", "traffic.pipeline",
                        "traffic.protoschema", "traffic.chakra", "traffic.nccl_calls")),
-    ("models", ("emulator.models",)),
+    ("models", ("emulator.models", "emulator.view.drawing", "emulator.view.frame")),
     ("kernel", ("emulator.kernel",)),
-    ("traffic, runtime", ("traffic.agent", "traffic.forkserver", "traffic.launcher")),
+    ("traffic, runtime", ("traffic.agent", "traffic.forkserver", "traffic.launcher",
+                          "traffic.scheduling")),
     ("remote", ("emulator.remote",)),
     ("facade", ("emulator.emulation", "emulator.result")),
+    ("view", ("emulator.view",)),
     ("experiments", ("emulator.experiments",)),
     ("cli", ("emulator.cli",)),
 )
@@ -43,8 +45,10 @@ DEFERRED = {
     ("emulator.cli.commands", "emulator.remote.ssh"),  # asyncssh, only to clean other hosts
     ("emulator.cli.commands", "emulator.cli.console"),
     ("emulator.cli.commands", "emulator.experiments.compare"),
+    ("emulator.cli.viewing", "emulator.view.live"),  # aiohttp, only with --view
     ("emulator.cli.campaign", "emulator.experiments.runner"),
     ("emulator.cli.campaign", "emulator.experiments.report"),
+    ("emulator.cli.campaign", "emulator.experiments.export"),  # report's rows: matplotlib
     ("emulator.cli.campaign", "emulator.experiments.slurm"),  # submitit and the runner
 }
 

@@ -15,10 +15,11 @@ CAT = with_bundles(catalogue(), ("9xoptical-800g", "9xwide-and-slow-800g", "2xop
 def test_power_per_gpu_counts_every_cable_at_both_ends():
     topo = parse("cluster:2x4", "nvlink5", "optical-800g")
     assert cable_counts(topo) == {"2xoptical-800g": 4, "optical-800g": 8, "nvlink5": 8}
-    by_hand = (8 * 2 * 39.6 + 8 * 2 * 12.0 + 4 * 2 * 24.0) / 8  # uplinks: 2 cables each
+    nv, op = CAT["nvlink5"].watts_per_end, CAT["optical-800g"].watts_per_end
+    by_hand = (8 * 2 * nv + 8 * 2 * op + 4 * 2 * 2 * op) / 8  # uplinks: 2 cables each
     assert power_per_gpu_w(topo, CAT) == pytest.approx(by_hand)
     optical = parse("cluster:1x8", "9xoptical-800g", "optical-800g", layout="gpus=4")
-    assert power_per_gpu_w(optical, CAT) == pytest.approx((8 * 2 * 108 + 16 * 2 * 12) / 8)
+    assert power_per_gpu_w(optical, CAT) == pytest.approx((8 * 2 * 9 * op + 16 * 2 * op) / 8)
 
 
 def test_failures_scale_with_the_fleet_and_only_narrow_links_stall():

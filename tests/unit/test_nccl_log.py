@@ -18,6 +18,7 @@ from traffic.trace import parse_trace, resolve
 DATA = Path(__file__).resolve().parents[1] / "data"
 MODERN = DATA / "nccl-2.21-dp-tp-8ranks.log"
 OLDER = DATA / "nccl-2.7-singleprocess-4gpus.log"
+EIGHT = tuple(range(8))  # the job-wide communicator's group, written out
 
 
 def load(path: Path, notes: list[str] | None = None):
@@ -42,8 +43,8 @@ def test_modern_log_multi_process_with_sub_communicators():
     # opCounts 1e, 1f, 20, 21 (hex): broadcast 1024 x int32, all-reduce 1 x float32,
     # all-to-all of Send/Recv 131072 x float16 to each of 8 peers, all-reduce 16 x float32
     assert [(c.collective, c.bytes, c.group) for c in world] == [
-        ("broadcast", 1024 * 4, ()), ("allreduce", 4, ()),
-        ("alltoall", 131072 * 2 * 8, ()), ("allreduce", 16 * 4, ())]
+        ("broadcast", 1024 * 4, EIGHT), ("allreduce", 4, EIGHT),
+        ("alltoall", 131072 * 2 * 8, EIGHT), ("allreduce", 16 * 4, EIGHT)]
     assert world[0].root == 0
     groups = sorted(cs[0].group for cs in by_comm.values())
     assert groups == [(0, 1, 2, 3), (0, 4), (1, 5), (2, 6), (3, 7), (4, 5, 6, 7)]
@@ -102,7 +103,7 @@ def test_without_init_lines_sub_communicators_get_consecutive_blocks():
     notes: list[str] = []
     calls = import_nccl_log(lines, "x.log", notes)
     assert [(c.collective, c.bytes, c.group) for c in calls] == [
-        ("allreduce", 1024, ()), ("allgather", 512, (0, 1)), ("allgather", 512, (2, 3))]
+        ("allreduce", 1024, (0, 1, 2, 3)), ("allgather", 512, (0, 1)), ("allgather", 512, (2, 3))]
     assert sum("assumed consecutive ranks" in n for n in notes) == 2
 
 

@@ -96,8 +96,9 @@ def test_energy_ordering(cat):
     wide, optical, copper = cat["wide-and-slow-800g"], cat["optical-800g"], cat["copper-800g"]
     assert copper.pj_per_bit < wide.pj_per_bit < optical.pj_per_bit
     assert copper.watts_per_end < wide.watts_per_end < optical.watts_per_end
-    # MOSAIC claims up to 68% less power than optics; the profiles must save at least half.
-    assert wide.watts_per_end / optical.watts_per_end < 0.5
+    # MOSAIC claims up to 68% less power than optics at the cable's end; with both ends'
+    # SerDes inside the boundary (the same for both) a port must still save at least a third.
+    assert wide.watts_per_end / optical.watts_per_end < 2 / 3
 
 
 def test_afr_ordering(cat):

@@ -40,3 +40,15 @@ def test_units_count_weight_and_skipped_items_do_not_set_the_pace():
     progress.advance("pair copper-800g")
     assert "3/4 points" in out.getvalue().splitlines()[-1]
     assert "left" in out.getvalue().splitlines()[-1]
+
+
+def test_the_estimate_counts_down_and_says_when_it_is_passed():
+    progress = Progress("run", total=4.0, items=4, out=io.StringIO())
+    assert progress.remaining() == ""  # no pace yet: no guess
+    progress.advance("one", 1.0)
+    due = progress.due
+    assert due is not None
+    assert progress.remaining(due - 90) == "about 1m30s left"
+    assert progress.remaining(due + 125) == "2m05s over the estimate"
+    progress.advance("two", 3.0)
+    assert progress.remaining(due + 500) == ""  # done: nothing left to guess

@@ -10,6 +10,7 @@ from emulator.experiments.campaign import loads
 from emulator.experiments.slurm import merge, plan_tasks, waiting
 from emulator.experiments.store import JsonlStore, open_store
 from foundation.errors import NetwallError
+from tests import records
 
 TEXT = """\
 name: c
@@ -47,26 +48,37 @@ def test_done_points_are_not_submitted_and_files_are_never_reused(tmp_path):
 
 def test_a_line_cut_short_is_no_record_and_the_next_put_starts_clean(tmp_path):
     path = tmp_path / "task-0.jsonl"
+    a, c = records.point(size=4096), records.point(size=8192)
     store = JsonlStore.open(str(path))
-    store.put("a", {"kind": "point", "status": "ok"})
+    store.put(a.id, records.measured(a))
     with open(path, "a") as f:
         f.write('{"id": "b", "kind": "po')  # a writer killed mid-line
     again = JsonlStore.open(str(path))
-    assert again.has("a") and not again.has("b")
-    again.put("c", {"kind": "point"})
-    assert sorted(r["id"] for r in JsonlStore.open(str(path)).records()) == ["a", "c"]
+    assert again.has(a.id) and not again.has("b")
+    again.put(c.id, records.measured(c))
+    after = JsonlStore.open(str(path))
+    assert sorted(r["id"] for r in after.records()) == sorted([a.id, c.id])
+    assert after.rejected == [f"{path} line 2: is not JSON"]
+
+
+def _task_files(folder, campaign, count):
+    """`count` points of `campaign` measured, each in a task file of its own."""
+    points = sorted(campaign.points, key=lambda p: p.id)[:count]
+    for k, p in enumerate(points):
+        JsonlStore.open(str(folder / f"task-{k}.jsonl")).put(p.id, records.measured(p))
+    return [p.id for p in points]
 
 
 def test_merge_fills_the_store_once_and_status_counts_what_waits(tmp_path):
     campaign = loads(TEXT)
-    ids = sorted(campaign.ids())
-    for k, point in enumerate(ids[:3]):
-        JsonlStore.open(str(tmp_path / f"task-{k}.jsonl")).put(point, {"kind": "point"})
-    assert waiting(tmp_path) == set(ids[:3])
+    ids = _task_files(tmp_path, campaign, 3)
+    assert waiting(tmp_path) == set(ids)
     with open_store(str(tmp_path / "c.sqlite")) as store:
         assert "3 more measured by submitted tasks" in status(campaign, store, tmp_path)
-        assert merge(tmp_path, store) == (3, 3)
-        assert merge(tmp_path, store) == (3, 3)  # idempotent
+        first = merge(tmp_path, store)
+        assert (first.new, first.same, first.files, first.refused) == (3, 0, 3, [])
+        again = merge(tmp_path, store)  # idempotent
+        assert (again.new, again.same, again.refused) == (0, 3, [])
         assert len(store.records()) == 3
-        assert f"3/{len(ids)} points done" in status(campaign, store, tmp_path)
+        assert f"3/{len(campaign.ids())} points done" in status(campaign, store, tmp_path)
         assert "submitted tasks" not in status(campaign, store, tmp_path)

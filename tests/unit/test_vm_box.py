@@ -60,25 +60,3 @@ def test_userland_section_of_benchmarks_is_replaced_alone_and_kept():
     assert vm_report.kept_section(text) == "\n" + ours
     assert vm_report.SECTION.sub("", text) == "# b\n\n## A\n\na\n\n## B\n\nb\n"
     assert vm_report.kept_section("# b\n\n## A\n") == ""
-
-
-def test_userland_bench_reads_netwall_output():
-    check = "What this kernel can emulate:\n  netem    NO   propagation/FEC delay\n"
-    assert vm_report.netem_line(check) == "netem NO"
-    run = ("netwall: note: this kernel has no netem\n# netwall allreduce/ring on pair\n"
-           "         65536      16384  float       0.71        92.76   92.76   0.66  +7.1%   0"
-           "   0.002     ok\n")
-    assert vm_report.ran(run) == "65536 16384 float 0.71 ... ok"
-    with pytest.raises(vm_report.Failed, match="did not verify"):
-        vm_report.ran(run.replace(" ok", " FAIL"))
-    # As `netwall run` prints now: D and host columns, a retry line, a flag, the cost line.
-    proven = ("# netwall allreduce/ring on pair\n"
-              "       1048576     262144  float      18.40  57.0  57.0  18.35   +0.3%   0   0.028"
-              "     ok    2000  +0.4%\n#   at dilation 1000 the host added 3.2%: measured again\n"
-              "# cost: 2.1 s of wall time for 0.1 ms of cluster time\n")
-    assert vm_report.ran(proven) == \
-        "1048576 262144 float 18.40 ... ok, D 2000, host +0.4%, faithful"
-    flagged = proven.replace("# cost", "#   NOT FAITHFUL: host software added 25.9%\n# cost")
-    assert vm_report.ran(flagged).endswith("NOT FAITHFUL")
-    with pytest.raises(vm_report.Failed, match="did not verify"):
-        vm_report.ran(proven.replace(" ok ", " WRONG "))
