@@ -362,10 +362,9 @@ def _campaign_commands(sub) -> None:
                                  "shares; default results/<campaign name>.slurm)")
     submit.add_argument("--executor", choices=("slurm", "local"), default="slurm",
                         help="slurm (sbatch), or local: the same job array on this machine")
-    submit.add_argument("--tasks", type=ranged(int, 1, inputs.MAX_ITEMS), default=100,
+    submit.add_argument("--tasks", type=int, default=100,
                         help="array tasks at most; each takes whole groups (default 100)")
-    submit.add_argument("--time", type=ranged(int, 1, 365 * 24 * 60), default=24 * 60,
-                        metavar="MIN",
+    submit.add_argument("--time", type=int, default=24 * 60, metavar="MIN",
                         help="each task's time limit, minutes (default 1440)")
     submit.add_argument("--partition", help="Slurm partition (default: the cluster's)")
     submit.add_argument("--wait", action="store_true",
