@@ -76,8 +76,10 @@ def inside(root: str | Path, *names: str) -> Path:
     resolves outside `root` (which the sanitising already prevents; this is the check)."""
     root = Path(root)
     path = root.joinpath(*(safe_name(n) for n in names))
-    base = root.resolve()
-    if path.resolve().parent != base and base not in path.resolve().parents:
+    base, folder = root.resolve(), path.parent.resolve()
+    # The folders are resolved, not the file: a link planted where the file goes is the safe
+    # writer's to refuse, by name (write_file).
+    if folder != base and base not in folder.parents:
         raise NetwallError(f"refusing to write {path}: it is outside {root}")
     return path
 

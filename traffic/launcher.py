@@ -18,6 +18,7 @@ from emulator.models.endpoints import FREE, CallCosts
 from foundation.errors import NetwallError, Stalled
 from traffic.forkserver import PROJECT_ROOT, AgentProcess, ForkServer
 from traffic.protocol import (
+    AgentStats,
     CallSpec,
     Exit,
     Failure,
@@ -63,7 +64,7 @@ class Outcome:
     start: float
     spans: dict[int, tuple[float, float]]  # call id -> (first start, last end) over ranks
     checks: dict[int, bool]  # call id -> every checked rank right
-    stats: dict[str, int]  # summed over ranks
+    stats: AgentStats  # summed over ranks
 
 
 def spawn_agents(pids: list[int]) -> list[AgentProcess]:
@@ -131,16 +132,13 @@ class Agents:
             raise Stalled(f"collective stalled: {failures[0]}")
         spans: dict[int, tuple[float, float]] = {}
         checks: dict[int, bool] = {}
-        stats: dict[str, int] = {}
         for reply in replies:
             for key, (begin, end) in reply.calls.items():
                 first, last = spans.get(key, (begin, end))
                 spans[key] = (min(first, begin), max(last, end))
             for key, ok in reply.checks.items():
                 checks[key] = checks.get(key, True) and ok
-            for key, value in reply.stats.items():
-                stats[key] = stats.get(key, 0) + value
-        return Outcome(start, spans, checks, stats)
+        return Outcome(start, spans, checks, sum((r.stats for r in replies), AgentStats()))
 
     def _send(self, rank: int, message: Message) -> None:
         proc = self.procs[rank]

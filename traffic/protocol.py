@@ -125,11 +125,32 @@ class Go:
     dilation: float  # what the held link delays are multiplied by
 
 
+@dataclass(slots=True)
+class AgentStats:
+    """An agent's frame counters for one program (the machine counts into them as it goes);
+    the launcher sums them over ranks."""
+
+    frames_sent: int = 0  # data frames handed to the kernel (or lost to a dead link)
+    bytes_sent: int = 0  # their data bytes
+    frames_received: int = 0
+    retransmitted_frames: int = 0
+    retransmitted_bytes: int = 0
+    duplicates: int = 0  # data frames that arrived again, or for a step already complete
+    nacks_sent: int = 0
+    acks_sent: int = 0
+    queue_full: int = 0  # ENOBUFS: the qdisc's queue was full, the frame offered again
+    link_down: int = 0  # frames sent into a link that was down
+
+    def __add__(self, other: AgentStats) -> AgentStats:
+        return AgentStats(*(getattr(self, f.name) + getattr(other, f.name)
+                            for f in fields(AgentStats)))
+
+
 @dataclass(frozen=True)
 class Report:
     calls: dict[int, tuple[float, float]]  # call id -> (start, end)
     checks: dict[int, bool]  # call id -> result right (calls with check only)
-    stats: dict[str, int]  # frame counters
+    stats: AgentStats
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from emulator.experiments import findings
 from emulator.experiments.campaign import load
 from emulator.experiments.store import Store, open_store, same_store, summary
 from emulator.models import calibration
+from emulator.models.faults import parse
 from foundation.errors import NetwallError
 from foundation.hostlist import resolve_hosts
 from foundation.outputs import write_file
@@ -181,11 +182,12 @@ def _time_left(campaign, store) -> str:
                 pending = sum(not store.has(p.id) for p in campaign.points)
                 return (f"{pending} points to measure; the time is known once this host is "
                         "calibrated (netwall check, about a minute, once)")
-            emu.host = host
+            emu.calibrated(host)
         for p in left:
             try:
-                seconds += emu.estimate_s(p.collective, p.algorithm, p.size, p.iters,
-                                          p.warmup)
+                seconds += emu.pricing.run_s(emu.spec.run_request(
+                    p.collective, p.algorithm, p.size, iters=p.iters, warmup=p.warmup,
+                    faults=[parse(s) for s in p.faults]))
             except NetwallError:
                 skipped += 1
                 continue
@@ -193,7 +195,7 @@ def _time_left(campaign, store) -> str:
     said = f"{todo} points to measure, about {clock(seconds)} of measuring on this host"
     if skipped:
         said += f"; {skipped} will be skipped (run them to store why)"
-    return said + " (faults and rebuilding each network add to it)"
+    return said + " (rebuilding each network adds to it)"
 
 
 def _records(args) -> list[dict]:

@@ -20,8 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from emulator.experiments.findings import Measure, number
-from foundation.errors import NetwallError
-from foundation.outputs import write_file
+from foundation.outputs import inside, write_file
 from foundation.units import format_size
 
 FAMILY_COLOURS = {"copper": "#b5651d", "optical": "#1f77b4", "wide-and-slow": "#2ca02c"}
@@ -31,21 +30,11 @@ OTHER_COLOURS = ("#9467bd", "#d62728", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22
 # -- files -----------------------------------------------------------------------------------
 
 
-def inside(out: Path, name: str) -> Path:
-    """`name` under `out` and nowhere else: anything but letters, digits, '.', '_' and '-'
-    becomes '_' and leading dots go, so a stored collective named 'x/../..' stays inside."""
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".") or "_"
-    path = out / safe
-    if path.parent != out or path.name != safe:  # lexical: a planted symlink is replaced
-        raise NetwallError(f"report: {name!r} does not name a file inside {out}")
-    return path
-
-
 def save(fig: Figure, out: Path, stem: str,
           rect: tuple[float, float, float, float] = (0, 0, 1, 1)) -> str:
     FigureCanvasAgg(fig)
     fig.tight_layout(rect=rect)  # rect: the share of the figure the axes may take
-    name = inside(out, stem).name
+    name = inside(out, stem).name  # a stem from stored data never leaves `out`
     for ext in ("png", "svg"):
         image = io.BytesIO()
         fig.savefig(image, format=ext, dpi=100)

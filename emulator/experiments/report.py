@@ -10,17 +10,13 @@ goes.
 
 from __future__ import annotations
 
-import csv
 import html
-import json
 import math
 from pathlib import Path
-from typing import TextIO
 
 from emulator.experiments import figures, findings
 from emulator.experiments.findings import Measure, number
-from foundation.errors import NetwallError
-from foundation.outputs import make_dir, write_file
+from foundation.outputs import inside, make_dir, write_file
 from foundation.units import format_size
 
 COLUMNS = ("id", "campaign", "experiment", "status", "topology", "link", "spine_link",
@@ -69,30 +65,6 @@ def _scaled(value: float | None, factor: float) -> float | str:
     return "" if value is None else value * factor
 
 
-def export(records: list[dict], fmt: str, out: TextIO) -> None:
-    """CSV: one row per point, the key columns. JSON: every record whole (non-finite numbers,
-    e.g. hours between events that never happen, become null so any JSON reader takes it)."""
-    if fmt == "csv":
-        writer = csv.DictWriter(out, COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(row(r) for r in records if r["kind"] == "point")
-    elif fmt == "json":
-        json.dump(_finite(records), out, indent=1, allow_nan=False)
-        out.write("\n")
-    else:
-        raise NetwallError(f"no export format {fmt!r} (use csv or json)")
-
-
-def _finite(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
 # -- the page --------------------------------------------------------------------------------
 
 
@@ -110,7 +82,7 @@ def report(records: list[dict], out: Path) -> Path:
         drawn += figures.plot_failures(failures[-1], out)
     if points:
         drawn += figures.plot_model(points, out)
-    return write_file(figures.inside(out, "index.html"),
+    return write_file(inside(out, "index.html"),
                       _html(records, drawn, failures[-1] if failures else None))
 
 

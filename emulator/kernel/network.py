@@ -16,18 +16,17 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from mininet.node import Host, Switch
 
 from emulator.kernel import loss, nlbatch, shaping, vxlan
 from emulator.kernel import records as state
+from emulator.kernel.links import LinkStates
 from emulator.kernel.mininet_api import NetlinkLink, NetwallMininet
 from emulator.kernel.netns import inside, iproute
 from emulator.models.plan import EMULATION_MTU, FRAME_BYTES, Interface, Plan
 from emulator.models.verdict import cpu_times
-from foundation.errors import NetwallError
 
 #: Host sysctls: forward for multi-hop topologies, no reverse-path filter on our /32s,
 #: and no IPv6 so no stray neighbour-discovery frames disturb the per-link byte counts.
@@ -175,11 +174,12 @@ class Share:
 
 class Network:
     """The emulated cluster (or, with a Share, this host's part of it): a started Mininet
-    built from a Plan, torn down by stop()."""
+    built from a Plan, torn down by stop(). A Fabric (emulator.kernel.links)."""
 
-    def __init__(self, plan: Plan, netem: bool,
-                 link_status: Callable[[int, bool], None] | None = None,
+    def __init__(self, plan: Plan, netem: bool, links: LinkStates | None = None,
                  share: Share | None = None) -> None:
+        """`links`: the emulation's link state, which changes links on this network from now
+        on, Mininet's link up and down included (None: no link state, changes refused)."""
         self.plan = plan
         topo = plan.topology
         self.share = share or Share(frozenset(topo.gpus + topo.switches))
@@ -187,8 +187,9 @@ class Network:
         self.gpus = [g for g in topo.gpus if g in self.share.nodes]
         self.switches = [s for s in topo.switches if s in self.share.nodes]
         self.netem = netem
-        #: Mininet's link up/down (configLinkStatus) on cable `link`: the emulation's link state.
-        self.link_status = link_status or self._no_link_status
+        self.links = links or LinkStates(topo, {}, netem, faultable=False)  # refuses changes
+        if links is not None:
+            links.attach(self)
         self.net: NetwallMininet | None = None
         self.hosts: list[Host] = []
         self.record: state.Record | None = None
@@ -230,7 +231,7 @@ class Network:
             net.addLink(cable.a, cable.b, port1=topo.port(link, cable.a),
                         port2=topo.port(link, cable.b), intfName1=a.name, intfName2=b.name,
                         addr1=a.mac, addr2=b.mac, params1=self._address(cable.a),
-                        params2=self._address(cable.b), cable=link, status=self.link_status)
+                        params2=self._address(cable.b), cable=link, status=self.links.status)
         loaders = self._configure_gpus()  # on the other core, while this one goes on
         try:
             net.build()
@@ -252,11 +253,6 @@ class Network:
         its interfaces, see Plan.ip_batch); a switch port has none."""
         ip = self.plan.ips.get(node)
         return {} if ip is None else {"ip": f"{ip}/32"}
-
-    def _no_link_status(self, link: int, _up: bool) -> None:
-        cable = self.plan.topology.links[link]
-        raise NetwallError(f"link {cable.a}--{cable.b}: this network has no link state to "
-                           "change (build it through Emulation)")
 
     def is_down(self, link: int) -> bool:
         """True while cable `link` carries nothing (a fault, or Mininet's link down)."""

@@ -17,6 +17,7 @@ network applies the resulting link states through netlink, without rebuilding an
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from emulator.models.profiles import NARROW_AND_FAST, LinkProfile
@@ -77,6 +78,18 @@ class LinkState:
 
 
 @dataclass(frozen=True)
+class FaultEvent:
+    """What a fault did to a link, and when: a fault starting or ending, the link restored
+    after the timed calls, or a fault that never struck (a run's result lists them)."""
+
+    t_s: float | None  # real seconds after the timed calls' start; None: not during them
+    link: str  # the cable, 'a--b'
+    event: str
+    rate_gbps: float | None  # the link's rate after it (None: a fault that did not strike)
+    state: str
+
+
+@dataclass(frozen=True)
 class Event:
     t_s: float  # real seconds after the timed calls start
     fault: Fault
@@ -131,7 +144,7 @@ def _parse(spec: str) -> Fault:
     return Fault(kind, (a, b), at, duration, channels=number)
 
 
-def outage_s(faults: list[Fault]) -> float:
+def outage_s(faults: Iterable[Fault]) -> float:
     """Real seconds these faults may hold a program up (every down time, every flap's):
     its calls wait that long, times the dilation, on top of their own time."""
     return sum((f.duration_s or 0) * f.count for f in faults)

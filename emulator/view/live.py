@@ -108,7 +108,7 @@ class View:
         self.window = [self._sample()]
         self.injector = None
         self.activity = dict(self.activity, running=False,
-                             retransmitted_bytes=outcome.stats.get("retransmitted_bytes", 0))
+                             retransmitted_bytes=outcome.stats.retransmitted_bytes)
         self.publish()
 
     # -- what the command tells it -----------------------------------------------------------

@@ -10,6 +10,7 @@ import yaml
 
 from emulator import Emulation, NetwallError
 from emulator.models.faults import parse as parse_fault
+from emulator.models.profiles import catalogue
 from traffic.schedule import ALGORITHMS
 from traffic.trace import parse_trace
 
@@ -33,7 +34,7 @@ def test_every_collective_delivers_the_right_data(racks, collective, algorithm):
     assert result.check is True
     assert result.retransmitted_bytes == 0
     for link in result.links:  # lossless: the wire carries exactly the schedule
-        assert link["bytes"] == link["expected_bytes"], link
+        assert link.bytes == link.expected_bytes, link
 
 
 def lossy_profile(tmp_path: Path, frame_loss: float) -> Path:
@@ -53,9 +54,9 @@ def test_lost_frames_are_repaired_and_counted(tmp_path):
     assert result.check is True
     assert result.retransmitted_bytes > 0
     # Lost frames still crossed the sender's link, and their repairs cross it again.
-    sent = sum(link["bytes"] for link in result.links if link["link"].startswith("gpu"))
-    expected = sum(link["expected_bytes"] for link in result.links
-                   if link["link"].startswith("gpu"))
+    sent = sum(link.bytes for link in result.links if link.link.startswith("gpu"))
+    expected = sum(link.expected_bytes for link in result.links
+                   if link.link.startswith("gpu"))
     assert sent > expected
 
 
@@ -145,11 +146,16 @@ def test_energy_is_reported_and_adds_up(racks):
     result = racks.run("allreduce", "ring", size=1 << 20, iters=2, prove=False)
     assert result.energy_j == pytest.approx(sum(result.energy_by_profile_j.values()))
     assert result.joules_per_gb == pytest.approx(result.energy_j / (1 << 20) * 1e9)
-    # The spine is optical: far more energy per cable than the copper inside the racks.
+    # The spine is optical, the racks copper. A link's power is the same busy or idle (every
+    # shipped profile's pJ/bit is its port power over its rate), so each cable's energy over
+    # the call is its power times the time: per cable, the ratio of the two powers.
     per_cable = {p: e / n for p, e, n in [
         ("optical-800g", result.energy_by_profile_j["optical-800g"], 2),
         ("copper-800g", result.energy_by_profile_j["copper-800g"], 8)]}
-    assert per_cable["optical-800g"] > 10 * per_cable["copper-800g"]
+    watts = {name: catalogue()[name].watts_per_end for name in per_cable}
+    assert per_cable["optical-800g"] / per_cable["copper-800g"] == \
+        pytest.approx(watts["optical-800g"] / watts["copper-800g"], rel=0.05)
+    assert watts["optical-800g"] > 3 * watts["copper-800g"]
 
 
 def test_a_bit_error_burst_costs_repairs_and_a_flap_costs_time():

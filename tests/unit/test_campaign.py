@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from emulator.experiments import runner
 from emulator.experiments.campaign import Point, load, loads, point_id
 from emulator.experiments.export import export
 from emulator.experiments.report import COLUMNS, report
@@ -179,13 +180,14 @@ class FakeEmulation:
         self.dilation = self.fixed_dilation = point.dilation or 1000.0
         self.topology = SimpleNamespace(name=point.topology)
         self.link = point.link
+        self.spec = self.pricing = self  # checks requests and prices them too
 
-    def schedule(self, collective, algorithm, size, root=0, chunk=None):
-        return None
-
-    def link_index(self, name):
-        if name != "gpu0--gpu1":
-            raise NetwallError(f"fault on {name}: no such link")
+    def run_request(self, collective, algorithm, size, iters, warmup, faults=()):
+        for fault in faults:
+            if fault.name != "gpu0--gpu1":
+                raise NetwallError(f"fault on {fault.name}: no such link")
+        return SimpleNamespace(collective=collective, algorithm=algorithm, size=size,
+                               iters=iters, warmup=warmup, faults=faults)
 
     def __enter__(self):
         FakeEmulation.builds += 1
@@ -197,10 +199,12 @@ class FakeEmulation:
     def settings(self):
         return {"profiles": {}, "dilation": self.dilation}
 
-    def estimate_s(self, collective, algorithm, size, iters, warmup, faults=()):
-        return size * 1e-6 * iters  # a second per MB and call
+    def run_s(self, request):
+        return request.size * 1e-6 * request.iters  # a second per MB and call
 
-    def run(self, collective, algorithm, size, iters, warmup, faults):
+    def measure(self, request):
+        collective, algorithm, size = request.collective, request.algorithm, request.size
+        iters, faults = request.iters, request.faults
         if size == 8192:
             raise NetwallError("collective failed: rank 1 waits for rank 0")
         t = size / 50e9 * (1 + len(faults))
@@ -295,6 +299,42 @@ def test_a_campaign_past_the_time_limit_is_refused_before_measuring(tmp_path):
             pytest.raises(NetwallError, match=r"about 62 days on this host \(limit 30 days\)"):
         run_campaign(campaign, store, io.StringIO(), emulation=FakeEmulation)
     assert FakeEmulation.builds == before  # nothing built
+
+
+def unbuilt(point: Point, _capabilities, _emulation=runner._emulation, **_spread):
+    """The runner's own Emulation, validated and priced for real on a stand-in kernel and
+    host: building it fails the test."""
+    from emulator.kernel.capabilities import Capabilities
+
+    caps = Capabilities(veth=True, bridge=True, htb=True, tbf=True, netem=False,
+                        bpf_loss=True, ovs=False)
+    emu = _emulation(point, caps)
+    emu.start = lambda: pytest.fail("a network was built")
+    return emu
+
+
+HELD = ("name: held\ntopologies: [pair]\nlinks: [copper-800g]\nsizes: [4K]\n"
+        "dilation: 1000\nfaults: [[], ['down:gpu0--gpu1@0+3600s']]\n")
+
+
+def test_fault_outages_count_toward_a_campaigns_time_limit(tmp_path):
+    """A link held down for an hour holds the timed calls and the probe up an hour each,
+    times their dilations (about 125 days at 1000): the campaign is refused before anything
+    is built, where the same point without the fault measures for seconds."""
+    with open_store(str(tmp_path / "h.sqlite")) as store, \
+            pytest.raises(NetwallError, match=r"about 125 days on this host \(limit 30 days\)"
+                                              r".* shorter faults"):
+        run_campaign(loads(HELD), store, io.StringIO(), emulation=unbuilt)
+
+
+def test_campaign_status_counts_fault_outages(tmp_path, monkeypatch, capsys):
+    from emulator.cli.main import main
+
+    monkeypatch.setattr(runner, "_emulation", unbuilt)
+    spec = tmp_path / "held.yaml"
+    spec.write_text(HELD)
+    assert main(["campaign", "status", str(spec), "--db", str(tmp_path / "h.sqlite")]) == 0
+    assert "2 points to measure, about 125 days of measuring" in capsys.readouterr().out
 
 
 def test_progress_counts_to_total(tmp_path):

@@ -116,7 +116,8 @@ def test_rows_stored_resume_and_report(tmp_path):
     """compare --db: each row is kept as it is measured; a design whose rows are all kept
     is not run again; the report draws the designs side by side."""
     from emulator.experiments import compare
-    from emulator.experiments.report import export, report
+    from emulator.experiments.export import export
+    from emulator.experiments.report import report
     from emulator.experiments.store import open_store
 
     f = parse(GOOD, "small.yaml")

@@ -9,10 +9,11 @@ from dataclasses import fields, replace
 import pytest
 
 from foundation.errors import NetwallError
-from traffic.agent import Call
+from traffic.callstate import Call
 from traffic.launcher import CallPlan, call_specs
 from traffic.protocol import (
     MESSAGES,
+    AgentStats,
     CallSpec,
     Exit,
     Failure,
@@ -50,7 +51,7 @@ EXAMPLES = [
     Loaded(),
     Go(start=123456.789012345, timeout=10.5, rto=0.02, dilation=2000.0),
     Report(calls={7: (1.5, 2.25), 8: (2.25, 3.0)}, checks={7: True, 8: False},
-           stats={"frames_sent": 12, "duplicates": 0}),
+           stats=AgentStats(frames_sent=12, bytes_sent=48000, retransmitted_frames=1)),
     Failure(error="rank 3: no progress for 10.0 s in call 7 step 1"),
     Exit(),
 ]
@@ -126,6 +127,20 @@ def _load_line(change) -> str:
     return json.dumps(data)
 
 
+def _report_line(change) -> str:
+    data = json.loads(encode(EXAMPLES[6]))
+    change(data["stats"])
+    return json.dumps(data)
+
+
+def test_agent_stats_travel_as_the_counters_by_name_and_sum_over_ranks():
+    line = json.loads(encode(EXAMPLES[6]))
+    assert line["stats"]["frames_sent"] == 12 and line["stats"]["link_down"] == 0
+    assert list(line["stats"]) == [f.name for f in fields(AgentStats)]
+    total = sum((AgentStats(frames_sent=r, duplicates=2 * r) for r in (1, 2, 3)), AgentStats())
+    assert (total.frames_sent, total.duplicates, total.acks_sent) == (6, 12, 0)
+
+
 def test_a_missing_field_is_named():
     message = _error(_load_line(lambda call: call.pop("gap_s")))
     assert "Load.calls[0]" in message and "missing field gap_s" in message
@@ -167,6 +182,13 @@ def test_a_malformed_move_is_located(row, fragment):
      "bad Setup.peers[x]: expected int, got 'x'"),
     ('{"msg": "report", "calls": {"1": [1.0]}, "checks": {}, "stats": {}}',
      "bad Report.calls[1]: expected a list of 2"),
+    (_report_line(lambda stats: stats.pop("duplicates")),
+     "bad Report.stats: missing field duplicates"),
+    (_report_line(lambda stats: stats.update(resent=1)), "bad Report.stats: unknown field resent"),
+    (_report_line(lambda stats: stats.update(acks_sent=1.0)),
+     "bad Report.stats.acks_sent: expected int, got 1.0"),
+    ('{"msg": "report", "calls": {}, "checks": {}, "stats": [0, 0]}',
+     "bad Report.stats: expected an object of frames_sent"),
 ])
 def test_malformed_lines_are_refused_clearly(line, fragment):
     assert fragment in _error(line)

@@ -8,7 +8,7 @@ import pytest
 
 from emulator.remote import wire
 from foundation.errors import NetwallError
-from traffic.protocol import Go, Report, Setup, decode, encode
+from traffic.protocol import AgentStats, Go, Report, Setup, decode, encode
 
 
 def test_the_narrowest_round_trip_sets_the_offset():
@@ -22,7 +22,7 @@ def test_the_narrowest_round_trip_sets_the_offset():
 def test_go_and_report_move_between_clocks_and_round_trip():
     go = encode(Go(start=1000.0, timeout=5.0, rto=0.1, dilation=10.0))
     assert decode(wire.to_worker(go, 100.0), Go).start == 900.0
-    report = encode(Report(calls={3: (900.5, 901.0)}, checks={}, stats={}))
+    report = encode(Report(calls={3: (900.5, 901.0)}, checks={}, stats=AgentStats()))
     assert decode(wire.from_worker(report, 100.0), Report).calls == {3: (1000.5, 1001.0)}
 
 

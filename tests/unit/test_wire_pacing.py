@@ -1,10 +1,10 @@
-"""The receiving agent delivers frames as a wire would (traffic.agent.Wire): one
+"""The receiving agent delivers frames as a wire would (traffic.pacing.Wire): one
 transmission time apart, each once its last bit is across, then after the link delay,
 whatever burst the shaper's bucket let through."""
 
 import pytest
 
-from traffic.agent import Wire
+from traffic.pacing import Wire
 from traffic.protocol import Route
 
 FRAME = 1000  # wire bytes

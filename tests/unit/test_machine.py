@@ -1,0 +1,420 @@
+"""The agent's logic (traffic.machine) without root: several ranks' state machines in one
+process, joined by a fake network that can drop, delay, reorder and duplicate any frame or
+take a link down, under a fake clock. Every call checks its result (nccl-tests' inputs and
+expected outputs, traffic.schedule), so a frame reduced twice or lost for good fails."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import Counter
+from dataclasses import dataclass, replace
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+
+from traffic.header import ACK, DATA, HEADER, NACK
+from traffic.launcher import CallPlan, call_specs
+from traffic.machine import LINK_DOWN, PUSHBACK, QUEUE_FULL, SENT, Machine
+from traffic.protocol import AgentStats, Go, Load, Report, Route, Setup
+from traffic.schedule import build, expected
+
+MTU = 1500  # 1440 data bytes a frame: small calls still take several frames per transfer
+RTO = 1e-3
+LATENCY = 1e-5  # every frame's trip, s
+TURNS = 200_000  # a run that has not ended by then has run away
+
+
+class Frame(NamedTuple):
+    """A frame on the fake network: its header fields, and how often it was sent before."""
+
+    kind: int
+    op: int
+    step: int
+    src: int
+    dst: int
+    seq: int
+    nth: int
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Port:
+    """One rank's side of the network: what traffic.agent does with sockets."""
+
+    net: Net
+    rank: int
+    budget: int = -1  # data frames the link takes before it pushes back (-1: any number)
+
+    def data(self, peer: int, header: bytearray, data: memoryview, pad: int) -> int:
+        if self.net.is_down(self.rank, peer):
+            return LINK_DOWN
+        if self.budget == 0:
+            self.net.pushed_back.add(self.rank)
+            return self.net.refusal
+        self.budget -= 1
+        self.net.carry(self.rank, peer, bytes(header) + bytes(data) + bytes(pad))
+        return SENT
+
+    def control(self, peer: int, header: bytearray, body: bytes) -> bool:
+        if self.net.is_down(self.rank, peer):
+            return False
+        self.net.carry(self.rank, peer, bytes(header) + body)
+        return True
+
+
+class Net:
+    """Ranks joined by a fake network. Every frame arrives LATENCY after it is sent, once for
+    every delay `fate(frame)` lists ([] loses it); a link listed in `down` loses every frame
+    while down. Time jumps to the next arrival or deadline when no rank can move."""
+
+    def __init__(self, ranks: int, fate=None, routes=None, budget: int = -1) -> None:
+        self.clock = Clock()
+        self.fate = fate or (lambda frame: [0.0])
+        self.down: list[tuple[int, int, float, float]] = []  # (src, dst, from, until)
+        self.flight: list[tuple[float, int, int, bytes]] = []  # (due, order, dst, datagram)
+        self.order = itertools.count()
+        self.times_sent: Counter = Counter()
+        self.delivered: Counter = Counter()  # by kind
+        self.budget = budget
+        self.refusal = PUSHBACK
+        self.pushed_back: set[int] = set()
+        self.ports = [Port(self, r, budget) for r in range(ranks)]
+        self.machines = [Machine(Setup(rank=r, peers={}, mtu=MTU, rto=RTO, sndbuf=0,
+                                       routes=(routes or {}).get(r, {})), self.clock, port)
+                         for r, port in enumerate(self.ports)]
+
+    def is_down(self, src: int, dst: int) -> bool:
+        return any((s, d) == (src, dst) and start <= self.clock.now < end
+                   for s, d, start, end in self.down)
+
+    def carry(self, src: int, dst: int, datagram: bytes) -> None:
+        _, _, kind, _, step, op, _, _, _, _, seq = HEADER.unpack_from(datagram)
+        key = (kind, op, step, src, dst, seq)
+        frame = Frame(*key, self.times_sent[key])
+        self.times_sent[key] += 1
+        for delay in self.fate(frame):
+            heapq.heappush(self.flight, (self.clock.now + LATENCY + delay, next(self.order),
+                                         dst, datagram))
+
+    def deliver(self, rank: int) -> bool:
+        """Hand `rank` every datagram due by now; did any arrive?"""
+        machine, later, arrived = self.machines[rank], [], False
+        while self.flight and self.flight[0][0] <= self.clock.now:
+            item = heapq.heappop(self.flight)
+            if item[2] != rank:
+                later.append(item)
+                continue
+            due, _, _, datagram = item
+            machine.staging[:len(datagram)] = datagram
+            machine.datagram(len(datagram), due)
+            self.delivered[datagram[3]] += 1  # the kind byte
+            arrived = True
+        for item in later:
+            heapq.heappush(self.flight, item)
+        return arrived
+
+    def run(self, calls: list[CallPlan], timeout: float = 1.0) -> list[Report]:
+        """Run one program on every rank, as traffic.launcher and traffic.agent do."""
+        programs: list[list] = [[] for _ in self.machines]
+        for call in calls:
+            for rank, spec in zip(call.group, call_specs(call), strict=True):
+                programs[rank].append(spec)
+        go = Go(start=self.clock.now, timeout=timeout, rto=RTO, dilation=1.0)
+        for machine, program in zip(self.machines, programs, strict=True):
+            machine.load(Load(calls=tuple(program)))
+            machine.go(go)
+        for _ in range(TURNS):
+            if not any(m.unfinished for m in self.machines):
+                return [m.report() for m in self.machines]
+            self.turn()
+        raise AssertionError("the run did not end")
+
+    def turn(self) -> None:
+        """Every rank takes a turn; if none moved, time moves on."""
+        now, progress = self.clock.now, False
+        for rank, machine in enumerate(self.machines):
+            self.ports[rank].budget = self.budget
+            arrived = self.deliver(rank)
+            if machine.unfinished:
+                progress |= machine.tick(now, arrived)
+            else:
+                machine.idle()  # between programs: answers repairs
+        if not progress:
+            wake = [m.deadline(now) for m in self.machines if m.unfinished]
+            assert all(w > now for w in wake), "a rank would spin: its deadline has passed"
+            wake += [self.flight[0][0]] if self.flight else []
+            self.clock.now = min(wake, default=now + RTO)
+
+    def settle(self, seconds: float) -> None:
+        """Let the idle ranks answer each other for a while."""
+        end = self.clock.now + seconds
+        while self.clock.now < end:
+            self.turn()
+
+    def stats(self, reports: list[Report]) -> AgentStats:
+        return sum((r.stats for r in reports), AgentStats())
+
+
+def call(id: int, collective: str = "allreduce", algorithm: str = "ring", ranks: int = 4,
+         size: int = 16384, **plan) -> CallPlan:
+    """A checked call over ranks 0..ranks-1 with fresh inputs."""
+    schedule = build(collective, algorithm, ranks, size)
+    return CallPlan(id=id, schedule=schedule, group=tuple(range(ranks)),
+                    **{"init": True, "check": True, **plan})
+
+
+def assert_right(reports: list[Report], ids) -> None:
+    for rank, report in enumerate(reports):
+        assert report.checks == dict.fromkeys(
+            [i for i in ids if i in report.checks], True), rank
+        assert all(i in r.checks for r in reports for i in ids if i in r.calls)
+
+
+def only_first(kind: int, **where):
+    """A fate that loses the first sending of every frame of `kind` matching `where`."""
+    def fate(frame: Frame) -> list[float]:
+        hit = frame.kind == kind and frame.nth == 0 and all(
+            getattr(frame, k) == v for k, v in where.items())
+        return [] if hit else [0.0]
+    return fate
+
+
+# -- a clean network ---------------------------------------------------------------------------
+@pytest.mark.parametrize(("collective", "algorithm"), [
+    ("allreduce", "ring"), ("allreduce", "tree"), ("allreduce", "halving-doubling"),
+    ("allgather", "ring"), ("reducescatter", "ring"), ("broadcast", "ring"),
+    ("alltoall", "direct"),
+])
+def test_every_rank_ends_with_the_right_data(collective, algorithm):
+    net = Net(4)
+    reports = net.run([call(1, collective, algorithm)])
+    assert all(r.checks == {1: True} for r in reports)
+    assert net.stats(reports).retransmitted_frames == 0
+    assert net.stats(reports).duplicates == 0
+
+
+def test_the_check_fails_when_a_frame_carries_wrong_data():
+    """The checks these tests lean on can fail: a frame that lands corrupted is caught."""
+    net = Net(4)
+    carry = net.carry
+
+    def corrupt(src: int, dst: int, datagram: bytes) -> None:
+        if datagram[3] == DATA and src == 0 and HEADER.unpack_from(datagram)[10] == 0:
+            datagram = datagram[:HEADER.size] + bytes([datagram[HEADER.size] ^ 0xFF]) + \
+                datagram[HEADER.size + 1:]
+        carry(src, dst, datagram)
+
+    net.carry = corrupt
+    reports = net.run([call(1)])
+    assert not all(r.checks[1] for r in reports)
+
+
+def test_the_result_is_the_expected_one_byte_for_byte():
+    net = Net(4)
+    net.run([call(1, size=4096 * 3)])
+    for machine in net.machines:
+        c = machine.calls[1]
+        assert np.array_equal(c.result, expected(*c.data_key)[1])
+
+
+# -- loss -----------------------------------------------------------------------------------
+def test_a_lost_frame_is_asked_for_again_and_resent_once():
+    net = Net(4, fate=only_first(DATA, src=0, dst=1, step=0, seq=1))
+    reports = net.run([call(1)])
+    assert all(r.checks == {1: True} for r in reports)
+    assert reports[1].stats.nacks_sent >= 1
+    assert net.times_sent[(DATA, 1, 0, 0, 1, 1)] == 2  # the lost frame, resent once
+    # besides, perhaps, the sender's probe of its unacknowledged transfer (frame 0)
+    assert 1 <= reports[0].stats.retransmitted_frames <= 2
+    assert net.stats(reports).retransmitted_bytes == 1440 * reports[0].stats.retransmitted_frames
+
+
+def test_a_transfer_lost_whole_is_probed_by_its_sender():
+    """No frame arrived, so the receiver cannot tell: the sender's unacknowledged transfer
+    resends its first frame, which draws a NACK for the rest."""
+    net = Net(4, fate=only_first(DATA, src=2, dst=3, step=1))
+    reports = net.run([call(1)])
+    assert all(r.checks == {1: True} for r in reports)
+    assert reports[2].stats.retransmitted_frames >= 3  # its 3 frames, the first as a probe
+    assert reports[3].stats.nacks_sent >= 1
+
+
+def test_a_lost_ack_draws_a_probe_and_a_second_ack():
+    net = Net(4, fate=only_first(ACK, src=1, dst=0))
+    reports = net.run([call(1)])
+    net.settle(10 * RTO)
+    assert all(r.checks == {1: True} for r in reports)
+    assert all(not m.outstanding for m in net.machines)  # every transfer acknowledged at last
+    assert net.times_sent[(ACK, 1, 0, 1, 0, 0)] == 2
+
+
+def test_random_loss_of_every_kind_of_frame_still_delivers_everything():
+    rng = np.random.default_rng(7)
+    net = Net(4, fate=lambda frame: [] if rng.random() < 0.1 else [0.0])
+    reports = net.run([call(1), call(2, "allgather"), call(3, "alltoall", "direct")])
+    assert_right(reports, (1, 2, 3))
+    assert net.stats(reports).retransmitted_frames > 0
+
+
+# -- reordering, duplicates, late frames ------------------------------------------------------
+def test_frames_arriving_in_reverse_order_land_right():
+    net = Net(4, fate=lambda frame: [(10 - frame.seq) * 1e-6] if frame.kind == DATA else [0.0])
+    reports = net.run([call(1, size=4 * 1440 * 8)])
+    assert all(r.checks == {1: True} for r in reports)
+    assert net.stats(reports).retransmitted_frames == 0
+
+
+def test_frames_of_later_steps_that_overtake_earlier_ones_wait_or_land_safely():
+    """Step 0's frames take long, later steps' are quick: later frames arrive first."""
+    net = Net(4, fate=lambda frame: [5e-5] if frame.kind == DATA and frame.step == 0 else [0.0])
+    reports = net.run([call(1), call(2, "allgather")])
+    assert_right(reports, (1, 2))
+
+
+def test_every_frame_arriving_twice_is_reduced_once():
+    net = Net(4, fate=lambda frame: [0.0, 2e-6])
+    reports = net.run([call(1), call(2, "reducescatter")])
+    assert_right(reports, (1, 2))
+    stats = net.stats(reports)
+    assert stats.duplicates == stats.frames_received - stats.frames_sent > 0
+    assert stats.retransmitted_frames == 0
+
+
+def test_late_copies_of_an_earlier_call_are_ignored_by_the_next():
+    """Copies of call 1's frames arrive while call 2 (same buffer, not reset) runs."""
+    net = Net(4, fate=lambda frame: [0.0, 8e-5] if frame.kind == DATA and frame.op == 1
+              else [0.0])
+    reports = net.run([call(1, check=False), call(2, init=False, check=False),
+                       call(3)])
+    assert_right(reports, (3,))
+    assert net.stats(reports).duplicates > 0
+
+
+def test_late_copies_from_an_earlier_program_are_ignored():
+    net = Net(4, fate=lambda frame: [0.0, 1e-4] if frame.kind == DATA and frame.op == 1
+              else [0.0])
+    first = net.run([call(1)])
+    second = net.run([call(2), call(3, init=False, check=False)])
+    assert_right(first, (1,))
+    assert_right(second, (2,))
+    assert net.stats(second).duplicates > 0
+
+
+# -- NACK storms ------------------------------------------------------------------------------
+def test_a_nack_storm_resends_at_most_what_it_asks_for_and_then_stops():
+    """Every NACK arrives 20 times over a while: repairs stay bounded by the copies, the data
+    stays right, and once all is acknowledged the network falls silent."""
+    lost = only_first(DATA, src=0, dst=1, step=0, seq=1)
+
+    def fate(frame: Frame) -> list[float]:
+        if frame.kind == NACK:
+            return [k * 2e-5 for k in range(20)]
+        return lost(frame)
+
+    net = Net(4, fate=fate)
+    reports = net.run([call(1)])
+    assert all(r.checks == {1: True} for r in reports)
+    assert 1 <= reports[0].stats.retransmitted_frames <= net.delivered[NACK]
+    net.settle(10 * RTO)
+    sent = sum(net.times_sent.values())
+    net.settle(20 * RTO)
+    assert sum(net.times_sent.values()) == sent  # quiet: no repair feeds another
+
+
+def test_a_nack_for_frames_never_sent_resends_nothing():
+    net = Net(2)
+    reports = net.run([call(1, "sendrecv", "direct", ranks=2, size=1440 * 4)])
+    machine = net.machines[0]
+    assert reports[0].checks == {1: True}
+    before = sum(net.times_sent.values())
+    body = np.asarray([99, 100], dtype=">u4").tobytes()
+    header = HEADER.pack(0x4E57, 1, NACK, 0, 0, 7, 1, 0, 0, len(body), 0)  # op 7: unknown
+    machine.staging[:HEADER.size + len(body)] = header + body
+    machine.datagram(HEADER.size + len(body), net.clock.now)
+    net.settle(5 * RTO)
+    assert sum(net.times_sent.values()) == before
+
+
+# -- streams, groups, dependencies ------------------------------------------------------------
+def test_grouped_calls_start_together_and_the_stream_waits_for_the_group():
+    net = Net(4)
+    reports = net.run([
+        call(1, buffer="a"),
+        call(2, "allgather", buffer="b", grouped=True),
+        call(3, buffer="a"),  # the stream's next call: after the whole group
+        call(4, "reducescatter", stream="other", after=(1,), gap_s=2e-4, buffer="c"),
+    ])
+    assert_right(reports, (1, 2, 3, 4))
+    for r in reports:
+        (s1, e1), (s2, e2), (s3, _), (s4, _) = (r.calls[i] for i in (1, 2, 3, 4))
+        assert s1 == s2  # one pass starts the group
+        assert s3 >= max(e1, e2)
+        assert s4 >= e1 + 2e-4
+
+
+def test_streams_run_side_by_side():
+    net = Net(4)
+    reports = net.run([call(1, stream="x", buffer="x", size=1 << 16),
+                       call(2, stream="y", buffer="y", size=1 << 16)])
+    assert_right(reports, (1, 2))
+    for r in reports:
+        (s1, e1), (s2, e2) = r.calls[1], r.calls[2]
+        assert s1 == s2 and s2 < e1 and s1 < e2  # neither waited for the other
+
+
+def test_a_call_over_some_ranks_leaves_the_others_idle():
+    net = Net(4)
+    plan = replace(call(1, ranks=2), group=(1, 3))
+    reports = net.run([plan])
+    assert reports[1].checks == reports[3].checks == {1: True}
+    assert reports[0].calls == reports[2].calls == {}
+
+
+# -- links ------------------------------------------------------------------------------------
+def test_a_link_down_then_up_stalls_the_call_which_then_completes():
+    net = Net(4)
+    start = net.clock.now
+    net.down.append((1, 2, start, start + 20 * RTO))
+    reports = net.run([call(1, size=1 << 16)], timeout=0.5)
+    assert all(r.checks == {1: True} for r in reports)
+    assert reports[1].stats.link_down > 0
+    assert max(end for r in reports for _, end in r.calls.values()) > start + 20 * RTO
+
+
+def test_a_link_that_stays_down_ends_the_run_by_timeout_naming_the_silent_rank():
+    net = Net(4)
+    net.down.append((1, 2, 0.0, float("inf")))
+    with pytest.raises(TimeoutError, match=r"rank \d: no progress for 0\.1 s in call 1 step \d: "
+                                           r"waiting for ranks \[\d\]"):
+        net.run([call(1)], timeout=0.1)
+
+
+@pytest.mark.parametrize(("refusal", "counted"), [(PUSHBACK, 0), (QUEUE_FULL, 1)])
+def test_a_link_that_pushes_back_is_offered_the_frame_again(refusal, counted):
+    net = Net(4, budget=2)
+    net.refusal = refusal
+    reports = net.run([call(1, size=1 << 16)])
+    assert all(r.checks == {1: True} for r in reports)
+    assert net.pushed_back == {0, 1, 2, 3}
+    assert (net.stats(reports).queue_full > 0) == bool(counted)
+    assert net.stats(reports).retransmitted_frames == 0
+
+
+def test_a_held_link_delay_ends_the_step_no_sooner():
+    """A route's link delay (no netem) holds the last frame: a one-frame send takes it."""
+    delay = 3e-4
+    routes = {1: {0: Route(delay_s=delay, rate_bps=1e18, link=0, link_rate_bps=1e18)}}
+    net = Net(2, routes=routes)
+    reports = net.run([call(1, "sendrecv", "direct", ranks=2, size=1024)])
+    start, end = reports[1].calls[1]
+    assert reports[1].checks == {1: True}
+    assert end == pytest.approx(start + LATENCY + delay)
