@@ -100,20 +100,3 @@ def sample(times: Sequence[float], probe_times: Sequence[float], d: float,
     timed, probed = len(times), len(probe_times)
     return Sample(probed, timed, spread, t95(_freedom(timed, probed))
                   * share_error(spread, timed, probed, d, probe_d))
-
-
-def fitted_dilation(d: float, noise: float, tolerance: float) -> float:
-    """The first dilation, with a margin fitted to the proof's own noise.
-
-    `d` is where the host's share is expected at half the tolerance (dilation.choose), the
-    fixed margin that leaves room for any noise. Where the proof's noise (its 95% half-width,
-    `noise`) is smaller, the share may come closer to the tolerance and the dilation, and
-    with it the wall time, shrinks; where it is larger the dilation grows, so retries stay
-    rare. The share falls as 1/D, so D scales with (tolerance / 2) / (tolerance - noise),
-    kept within [d / 2, 4 d]; noise beyond the tolerance no dilation cures (the proof flags
-    it), so d is kept.
-    """
-    room = tolerance - noise
-    if not math.isfinite(noise) or room <= 0:
-        return d
-    return min(4.0, max(0.5, tolerance / 2 / room)) * d

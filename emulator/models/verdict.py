@@ -105,10 +105,15 @@ def judge(cpu_before: Sequence[tuple[int, int]], cpu_after: Sequence[tuple[int, 
                       host_error_margin=probe.margin)
     if probe.time_s is None:
         verdict.flags.append(f"not proven: {probe.skipped}")
-    elif error > probe.tolerance:
-        verdict.flags.append(host_flag(time_s, dilation, probe, error, fix) + (
+    elif error > probe.tolerance and repaired:
+        # No dilation cures this: which frames a loss or fault catches, and so what the
+        # repairs cost, differs from run to run at every dilation.
+        verdict.flags.append(host_flag(time_s, dilation, probe, error, None) + (
             "; frames were repaired, and which ones a loss or fault catches depends on the "
-            "host's timing" if repaired else ""))
+            "host's timing, so this time varies from run to run at any dilation: repeat the "
+            "run to see its spread"))
+    elif error > probe.tolerance:
+        verdict.flags.append(host_flag(time_s, dilation, probe, error, fix))
     if top > OVER_RATE:
         worst = max(utilization, key=utilization.get)
         verdict.flags.append(f"link {worst} carried {top:.0%} of its rate: shaping failed")
@@ -119,12 +124,15 @@ def judge(cpu_before: Sequence[tuple[int, int]], cpu_after: Sequence[tuple[int, 
     return verdict
 
 
-def host_flag(time_s: float, dilation: float, probe: Probe, error: float, fix: float) -> str:
-    """The reason a host-distorted result is flagged, with the dilation that fixes it."""
+def host_flag(time_s: float, dilation: float, probe: Probe, error: float,
+              fix: float | None) -> str:
+    """The reason a host-distorted result is flagged, with the dilation that fixes it (None:
+    none does)."""
     share = "most" if not math.isfinite(error) else f"about {error:.1%}"
     return (f"host software added {share} of this time: at dilation {probe.dilation:.10g} the "
             f"same call took {probe.time_s / time_s - 1:+.1%} in real units "
-            f"(tolerance {percent(probe.tolerance)}); use --dilation {fix:.10g} or more")
+            f"(tolerance {percent(probe.tolerance)})"
+            + (f"; use --dilation {fix:.10g} or more" if fix is not None else ""))
 
 
 def percent(share: float) -> str:

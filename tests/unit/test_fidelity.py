@@ -115,6 +115,22 @@ def test_repairs_are_expected_on_lossy_links():
     assert v.unexpected_retransmits == 0 and not v.flags
 
 
+def test_a_repaired_result_off_the_probe_asks_for_repeats_not_a_dilation():
+    """Which frames a fault or a bit error catches differs from run to run at every
+    dilation, so a repaired batch's disagreement with its probe is no host share a larger
+    dilation removes: the flag says to repeat the run (lab 4's outages), and no --dilation."""
+    d, probe_d = 1000.0, 2000.0
+    probe = Probe(probe_d, TRUE_S * 0.9, 0.02)
+    v = judge([(100, 1000)], [(150, 2000)], LINKS, RATES, wall_s=1.25, retransmitted_frames=9,
+              loss_expected=True, time_s=TRUE_S, dilation=d, probe=probe, repaired=True)
+    assert not v.faithful and "repeat the run" in v.flags[0]
+    assert "--dilation" not in v.flags[0]
+    fault_free = judge([(100, 1000)], [(150, 2000)], LINKS, RATES, wall_s=1.25,
+                       retransmitted_frames=0, loss_expected=False, time_s=TRUE_S,
+                       dilation=d, probe=probe)
+    assert "--dilation" in fault_free.flags[0] and "repeat" not in fault_free.flags[0]
+
+
 def test_a_trace_is_judged_call_by_call_and_as_a_whole():
     times = [1e-3, 2e-3, 10e-6]
     honest = judge_trace(times, times, 5e-3, 5e-3, 1000.0, 2000.0, 0.02)

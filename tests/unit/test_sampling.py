@@ -1,5 +1,5 @@
 """The sampled proof (emulator.models.sampling): how many probe calls the statistics allow,
-the interval the verdict states, and a first dilation fitted to the proof's noise."""
+and the interval the verdict states."""
 
 from __future__ import annotations
 
@@ -65,13 +65,3 @@ def test_the_sample_describes_itself():
     assert whole.describe() == "probed on the whole batch, host share known to within 0.4% (95%)"
     part = sampling.Sample(probed=1, timed=5, spread=0.001, margin=0.003)
     assert part.describe().startswith("probed on 1 of 5 calls")
-
-
-def test_fitted_dilation_follows_the_noise():
-    assert sampling.fitted_dilation(1000, 0.01, 0.02) == pytest.approx(1000)  # the fixed margin
-    assert sampling.fitted_dilation(1000, 0.002, 0.02) == pytest.approx(1000 * 0.01 / 0.018)
-    assert sampling.fitted_dilation(1000, 0.015, 0.02) == pytest.approx(2000)
-    assert sampling.fitted_dilation(1000, 0.0, 0.02) == pytest.approx(500)  # at most halved
-    assert sampling.fitted_dilation(1000, 0.019, 0.02) == pytest.approx(4000)  # at most 4x
-    assert sampling.fitted_dilation(1000, 0.05, 0.02) == 1000  # no dilation cures that
-    assert sampling.fitted_dilation(1000, math.inf, 0.02) == 1000
