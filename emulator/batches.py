@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from emulator.kernel.links import Fabric, Injector, LinkStates
 from emulator.models import sampling
 from emulator.models.accounting import LinkReport, link_reports, wire_loads
+from emulator.models.alphabeta import members
 from emulator.models.energy import EnergyReport, batch_energy
 from emulator.models.faults import Fault, FaultEvent
 from emulator.models.plan import Plan
@@ -159,8 +160,8 @@ class Batches:
         rto = plan.retransmit_timeout_s()
         # Repairs wait a few timeouts each, and those grow with the dilation too.
         timeout = request.timeout or 10.0 + 3 * request.model_s * d + outage * d + 4 * rto
-        group = tuple(range(len(self.topology.gpus)))
         schedule = request.schedule
+        group = members(self.topology, schedule, tuple(range(len(self.topology.gpus))))
         calls = [CallPlan(self._op + i, schedule, group, init=check, check=check,
                           costs=request.costs, dtype=schedule.dtype, op=schedule.op)
                  for i in range(count)]
@@ -177,7 +178,9 @@ class Batches:
         calls = request.calls
         op = {c.id: self._op + i for i, c in enumerate(calls)}
         comms = {name: i for i, name in enumerate(dict.fromkeys(c.comm for c in calls))}
-        plans = [CallPlan(op[c.id], request.schedules[c.id], takers(c), comms[c.comm], c.stream,
+        plans = [CallPlan(op[c.id], request.schedules[c.id],
+                          members(self.topology, request.schedules[c.id], takers(c)),
+                          comms[c.comm], c.stream,
                           c.gap_us * 1e-6 * d, tuple(op[a] for a in c.after), _buffer(c),
                           init=check, check=check, costs=request.costs[c.id],
                           grouped=c.grouped) for c in calls]

@@ -111,7 +111,8 @@ class Emulation:
         self._hosts = hosts or []
         self.vxlan_port = vxlan_port
         self.plan = make_plan(self.topology, self.catalogue, build)
-        self.spec = Spec(self.topology, self.catalogue, self.gpu, self.plan.racks())
+        self.spec = Spec(self.topology, self.catalogue, self.gpu, self.plan.racks(),
+                         local=self.partition is None)
         #: Every live cable's state: faults left on it until undone (the console's fail,
         #: ber and restore, Mininet's link down and up), under a program's own (run --fault).
         self.links = LinkStates(self.topology, self.catalogue, self.capabilities.netem,
@@ -163,9 +164,10 @@ class Emulation:
         free, where a wire delivers frames one transmission time apart, each once its last
         bit is across."""
         keep = 0.0 if self.capabilities.netem else 1.0
+        participants = len(self.topology.gpus) + len(self.topology.nvls)  # NVLS switches last
         return [{src: dataclasses.replace(route, delay_s=route.delay_s * keep)
                  for src, route in routes_to(self.topology, self.catalogue, r).items()}
-                for r in range(len(self.topology.gpus))]
+                for r in range(participants)]
 
     @property
     def host(self) -> calibration.Calibration:

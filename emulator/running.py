@@ -64,8 +64,10 @@ def build(plan: Plan, netem: bool, links: LinkStates, routes: list[dict[int, Rou
         fabric.start()
         if partition is not None:
             procs, margin = fabric.agents, REMOTE_START_MARGIN_S
-        else:
-            procs, margin = spawn_agents([host.pid for host in fabric.hosts]), START_MARGIN_S
+        else:  # an agent per GPU, then one per NVLS switch (its participant in calls)
+            pids = [host.pid for host in fabric.hosts]
+            pids += [fabric.node(s).pid for s in plan.topology.nvls]
+            procs, margin = spawn_agents(pids), START_MARGIN_S
             fabric.record.add("agents", [p.pid for p in procs])
             built.scheduling = scheduling.report([p.pid for p in procs])
             if not built.scheduling.realtime:
@@ -73,8 +75,11 @@ def build(plan: Plan, netem: bool, links: LinkStates, routes: list[dict[int, Rou
                       "later on a busy host, so more results need a larger dilation or are "
                       "flagged", file=sys.stderr)
         topology = plan.topology
-        built.agents = Agents(procs, [plan.peers(g) for g in topology.gpus], EMULATION_MTU,
-                             plan.retransmit_timeout_s(), plan.send_buffer_bytes(), routes,
+        peers = [plan.peers(g) for g in topology.gpus]
+        if partition is None:
+            peers += [plan.switch_peers(s) for s in topology.nvls]
+        built.agents = Agents(procs, peers, EMULATION_MTU, plan.retransmit_timeout_s(),
+                             plan.send_buffer_bytes(), routes[:len(peers)],
                              start_margin=margin)
         built.batches = Batches(built.agents, fabric, links, topology,
                                frame_payload(EMULATION_MTU))

@@ -118,7 +118,7 @@ def cmd_gpus(args) -> int:
     ranks = len(topo.gpus)
     ranges = {name: protocol_ranges(
         sizes, lambda size: build(args.collective, algorithm, ranks, size), topo, cat, gpu)
-        for name, gpu in known.items()}
+        for name, gpu in known.items() if algorithm != "nvls" or gpu.nvls}
     print(f"# protocol picked for {args.collective}/{algorithm} on {topo.name}, link "
           f"{args.link}, 1 KiB - 8 GiB (--topology, --link)")
     print(gpus_table(known, ranges))

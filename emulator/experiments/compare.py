@@ -55,6 +55,9 @@ class Row:
     #: a workload's exposed communication over its step time, mean over steps (None: a
     #: collective, or a row stored before netwall measured it)
     exposed_share: float | None = None
+    #: the algorithm the calls ran (NCCL's choice unless the workload names one: nvls on an
+    #: NVLS domain where it models faster); a workload's several joined by "+"; None: not run
+    algorithm: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -157,8 +160,9 @@ def run(file: DesignFile, prepared: list[Prepared],
                     continue
                 for size in w.sizes:
                     r: RunResult = emu.measure(p.runs[(w.name, size)])
-                    rows.append(_row(p, w, size, r.time_s, r.busbw_gbps, r.energy_j,
-                                     r.fidelity["faithful"] if file.probe else None))
+                    rows.append(replace(_row(p, w, size, r.time_s, r.busbw_gbps, r.energy_j,
+                                             r.fidelity["faithful"] if file.probe else None),
+                                        algorithm=r.algorithm))
                     done(rows[-1])
     return rows
 
@@ -175,7 +179,8 @@ def _replay_row(p: Prepared, w: Workload, result: ReplayResult, emu: Emulation) 
     row = _row(p, w, None, result.total_s / steps, busbw, energy / steps,
                result.fidelity["faithful"] if result.fidelity.get("host_error") is not None
                else None)
-    return replace(row, exposed_share=sum(s.exposed_share for s in result.steps) / steps)
+    return replace(row, exposed_share=sum(s.exposed_share for s in result.steps) / steps,
+                   algorithm="+".join(sorted({c.algorithm for c in result.calls})))
 
 
 def _row(p: Prepared, w: Workload, size: int | None, time_s: float | None,

@@ -16,7 +16,7 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from mininet.node import Host, Switch
 
@@ -25,6 +25,7 @@ from emulator.kernel import records as state
 from emulator.kernel.links import LinkStates
 from emulator.kernel.mininet_api import NetlinkLink, NetwallMininet
 from emulator.kernel.netns import inside, iproute
+from emulator.models.dilation import at_rate
 from emulator.models.plan import EMULATION_MTU, FRAME_BYTES, Interface, Plan
 from emulator.models.verdict import cpu_times
 
@@ -55,9 +56,11 @@ class Bridge(Switch):
 
     def start(self, _controllers) -> None:
         ipr = _ipr(self)
+        # An NVLS switch's own port gets the MAC its agent and the GPUs address it by.
+        own = {"address": self.params["own_mac"]} if self.params.get("own_mac") else {}
         # No STP, no multicast snooping: either would put frames of its own on the links.
         ipr.link("add", ifname=self.name, kind="bridge", br_stp_state=0, br_forward_delay=0,
-                 br_mcast_snooping=0)
+                 br_mcast_snooping=0, **own)
         indexes = {link.get_attr("IFLA_IFNAME"): link["index"] for link in ipr.get_links()}
         ports = self.params["ports"]  # cables to other hosts too, which Mininet never saw
         with inside(self.pid):
@@ -211,6 +214,7 @@ class Network:
             net.addHost(gpu, ip=None)
         for switch in self.switches:
             net.addSwitch(switch, inNamespace=True, fdb=self.plan.fdb[switch],
+                          own_mac=self.plan.nvls.get(switch, (None, None))[1],
                           ports=[self.plan.interfaces[(link, switch)].name
                                  for link in topo.links_of(switch)])
         self.hosts = [net.get(gpu) for gpu in self.gpus]
@@ -236,6 +240,7 @@ class Network:
         try:
             net.build()
             net.start()  # starts the bridges (Bridge.start), which shape nothing yet
+            loaders += self._configure_nvls()
             self.index: dict[tuple[int, str], int] = {}
             for name in self.gpus + self.switches:
                 self._shape_node(name, net.get(name))
@@ -321,6 +326,25 @@ class Network:
             loaders.append((gpu, loader))
         return loaders
 
+    def _configure_nvls(self) -> list[tuple[str, subprocess.Popen]]:
+        """Each NVLS switch's own port on its bridge (where its agent runs): its address, a
+        neighbour and a route per GPU (Plan.switch_batch), one `ip -batch` each."""
+        loaders = []
+        for switch in self.switches:
+            if switch not in self.plan.nvls:
+                continue
+            with inside(_netns_pid(self.node(switch))):
+                for key in ("net/ipv4/conf/all/rp_filter", "net/ipv4/conf/default/rp_filter"):
+                    with open(f"/proc/sys/{key}", "w") as f:
+                        f.write("0")
+                loader = subprocess.Popen(["ip", "-batch", "-"], stdin=subprocess.PIPE,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                          text=True)
+            loader.stdin.write(self.plan.switch_batch(switch))
+            loader.stdin.close()
+            loaders.append((switch, loader))
+        return loaders
+
     def _shape_node(self, name: str, node) -> None:
         """Every link end of a node shaped, in one netlink write (see emulator.kernel.nlbatch)."""
         links = self.plan.topology.links_of(name)
@@ -395,7 +419,7 @@ class Network:
         re-dilating keeps a degraded link degraded."""
         shape = plan.shapes[(link, sender)]
         if link in self.rate_now:
-            shape = replace(shape, rate_bps=int(self.rate_now[link] * 1e9 / plan.dilation))
+            shape = at_rate(shape, self.rate_now[link], plan.dilation, FRAME_BYTES)
         return shape
 
     def node(self, name: str):

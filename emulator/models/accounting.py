@@ -1,7 +1,9 @@
 """Which bytes a schedule puts on which link: what the kernel counters are checked against.
 
 Every move crosses the links of its route (topologies.routing.path); each directed link is
-named by (link index, sending node), the same key as the network's egress counters.
+named by (link index, sending node), the same key as the network's egress counters. An NVLS
+switch's moves (Topology.node) start or end at the switch: a multicast is one move, so one
+copy, per port.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def link_loads(topo: Topology, moves: Iterable[Move]) -> Counter:
     """Payload bytes per directed link (link, sending node) for a set of moves."""
     loads: Counter = Counter()
     for m in moves:
-        for hop in path(topo, topo.gpus[m.src], topo.gpus[m.dst]):
+        for hop in path(topo, topo.node(m.src), topo.node(m.dst)):
             loads[(hop.link, hop.src)] += m.length
     return loads
 
@@ -66,8 +68,8 @@ def wire_loads(topo: Topology, schedule: Schedule, frame_payload: int,
     loads: Counter = Counter()
     for step in schedule.steps:
         for m in step:
-            for hop in path(topo, topo.gpus[m.src], topo.gpus[m.dst]):
+            for hop in path(topo, topo.node(m.src), topo.node(m.dst)):
                 loads[(hop.link, hop.src)] += wire_bytes(m.length, frame_payload, efficiency)
-            for hop in path(topo, topo.gpus[m.dst], topo.gpus[m.src]):
+            for hop in path(topo, topo.node(m.dst), topo.node(m.src)):
                 loads[(hop.link, hop.src)] += FRAME_OVERHEAD
     return loads

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emulator.models import dilation as dil
-from emulator.models.alphabeta import call_costs, globalize
-from emulator.models.endpoints import CallCosts, GpuProfile, get_gpu
+from emulator.models.alphabeta import NVLS, call_costs, globalize, members, nccl_algorithm
+from emulator.models.endpoints import CallCosts, GpuProfile, get_gpu, nvls_costs
 from emulator.models.faults import Fault
 from emulator.models.profiles import LinkProfile, catalogue, get_profile, with_bundles
 from foundation.errors import NetwallError
@@ -70,6 +70,8 @@ class Spec:
     catalogue: Mapping[str, LinkProfile]
     gpu: GpuProfile
     racks: list[list[int]] | None  # the groups hierarchical algorithms split on
+    #: on this host alone: NVLS needs its switch's agent here (not over several hosts)
+    local: bool = True
 
     def run_request(self, collective: str, algorithm: str | None, size: int, *, iters: int = 5,
                     warmup: int = 1, check: bool = True, check_iters: int = 1, root: int = 0,
@@ -96,7 +98,8 @@ class Spec:
         schedules = {c.id: self.call_schedule(c) for c in calls}
         costs, models = {}, {}
         for c in calls:
-            placed = globalize(schedules[c.id], takers(c))
+            placed = globalize(schedules[c.id], members(self.topology, schedules[c.id],
+                                                        takers(c)))
             costs[c.id], models[c.id] = call_costs(placed, self.topology, self.catalogue,
                                                    self.gpu)
         each = [host_cost(schedules[c.id], models[c.id], costs[c.id].efficiency)
@@ -118,15 +121,37 @@ class Spec:
                  op: str = "sum") -> sched.Schedule:
         """The schedule of one call over `ranks` (default: every GPU) of this cluster, in
         datatype `dtype` with reduction `op` (nccl-tests' names)."""
-        algorithm = algorithm or sched.default_algorithm(collective)
         everyone = tuple(range(len(self.topology.gpus)))
+        ranks = ranks or len(self.topology.gpus)
+
+        def build(name: str) -> sched.Schedule:
+            groups = self.racks if name == "hierarchical" else None
+            return sched.build(collective, name, ranks, size, root=root, chunk=chunk,
+                               groups=groups, dtype=dtype, op=op)
+
+        _check_memory(collective, ranks, size)
+        if algorithm is None:  # NCCL's choice: NVLS where it models faster (alphabeta)
+            algorithm = nccl_algorithm(collective, size, group or everyone, self.topology,
+                                       self.catalogue, self.gpu, build) if self.local \
+                else sched.default_algorithm(collective)
         if algorithm == "hierarchical" and group is not None and tuple(group) != everyone:
             raise NetwallError("hierarchical all-reduce runs over every GPU, in rank order")
-        groups = self.racks if algorithm == "hierarchical" else None
-        ranks = ranks or len(self.topology.gpus)
-        _check_memory(collective, ranks, size)
-        return sched.build(collective, algorithm, ranks, size, root=root, chunk=chunk,
-                           groups=groups, dtype=dtype, op=op)
+        if algorithm == NVLS:
+            self._check_nvls(group or everyone)
+        return build(algorithm)
+
+    def _check_nvls(self, group: tuple[int, ...]) -> None:
+        """NVLS needs its ranks on one NVLS switch of this host's network, and a GPU with
+        NVLS terms: else one line saying which is missing."""
+        if not self.local:
+            raise NetwallError("NVLS runs on one host only (its switch's agent is local); "
+                               "use another algorithm with --hosts")
+        if self.topology.nvls_switch(group) is None:
+            raise NetwallError(f"NVLS needs every rank of the call on one NVLS switch (a "
+                               f"scale-up domain); {self.topology.name} has "
+                               + (f"NVLS switches {', '.join(self.topology.nvls)} but the "
+                                  "ranks span several" if self.topology.nvls else "none"))
+        nvls_costs(self.gpu)  # a GPU without NVLS terms says so
 
     def link_index(self, name: str) -> int:
         """The cable called 'a--b' (either order)."""

@@ -26,8 +26,9 @@ def racks():
 
 
 @pytest.mark.parametrize("collective, algorithm",  # a send is two ranks': test_p2p_replay
-                         [(c, a) for c, algs in ALGORITHMS.items() for a in algs if c != "send"])
-def test_every_collective_delivers_the_right_data(racks, collective, algorithm):
+                         [(c, a) for c, algs in ALGORITHMS.items() for a in algs
+                          if c != "send" and a != "nvls"])  # NVLS: a switch that reduces,
+def test_every_collective_delivers_the_right_data(racks, collective, algorithm):  # test_nvls
     root = 5 if collective in ("broadcast", "reduce") else 0
     result = racks.run(collective, algorithm, size=256 * 1024, iters=2, root=root,
                        prove=False)

@@ -96,6 +96,7 @@ def test_launcher_built_call_specs_round_trip_and_hold_each_ranks_moves(collecti
     group = (6, 2) if collective in POINT_TO_POINT else (6, 2, 9, 0)  # global rank of each local
     schedule = build(collective, algorithm, len(group), 4 * 4096, root=1, chunk=4096,
                      groups=[[0, 1], [2, 3]])
+    group += (12,) * schedule.switches  # an NVLS switch's agent plays its last participant
     plan = CallPlan(id=11, schedule=schedule, group=group, comm=2, stream="1", gap_s=0.5,
                     after=(9, 10), buffer="b", init=True, check=True)
     specs = call_specs(plan)
