@@ -127,7 +127,9 @@ def test_a_second_ctrl_c_during_teardown_leaves_nothing(gap):
     record = json.loads(path.read_text())
     pids = [p for p, *_ in record["hosts"] + record["agents"]]
     inodes = {ns for _, _, ns in record["hosts"]}
-    assert len(pids) == 9 and len(inodes) == 5  # 4 GPUs, a switch, 4 agents
+    # 4 GPUs and their switch, and an agent in each (the switch's: it takes part in NVLS
+    # calls)
+    assert len(pids) == 10 and len(inodes) == 5
     proc.send_signal(signal.SIGINT)
     time.sleep(gap)
     if proc.poll() is None:
