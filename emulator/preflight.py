@@ -48,7 +48,7 @@ def bound_duration(estimate_s: float, what: str, limit_s: float = MAX_RUN_S) -> 
     if estimate_s > limit_s:
         raise NetwallError(f"{what} would take about {estimate_s / 3600:,.0f} h on this host "
                            f"(limit {limit_s / 3600:g} h): use fewer or smaller sizes, fewer "
-                           "iterations, or a smaller --dilation")
+                           "iterations, shorter faults, or a smaller --dilation")
 
 
 def calibrated_host(capabilities: Capabilities | None = None,
