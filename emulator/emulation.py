@@ -11,7 +11,8 @@ Everything the user can get wrong is checked before anything is built, so bad in
 nothing behind; leaving the block (normally, on an error or on Ctrl-C) tears everything down.
 
 A facade: the checks and what a call costs are emulator.models.spec and .pricing, the proof
-of every result is emulator.models.proof, the batches it runs are emulator.batches, the
+of every result is emulator.models.proof wired up by emulator.proving, the batches it runs
+are emulator.batches, the
 links' state and faults are emulator.kernel.links, and results are made in
 emulator.assemble. docs/architecture.md draws the path of one run through them.
 """
@@ -25,23 +26,22 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from emulator import assemble, running
-from emulator.batches import Batches, ProbeBatch, TimedBatch
+from emulator.batches import Batches
 from emulator.kernel import records as state
 from emulator.kernel import vxlan
 from emulator.kernel.capabilities import Capabilities, probe
 from emulator.kernel.links import LinkStates
-from emulator.models import calibration, sampling
+from emulator.models import calibration
 from emulator.models import dilation as dil
-from emulator.models.alphabeta import call_costs, routes_to
+from emulator.models.alphabeta import call_costs, routes
 from emulator.models.endpoints import DEFAULT as DEFAULT_GPU
 from emulator.models.faults import Fault, LinkState
 from emulator.models.partition import check_nic, min_dilation, partition
 from emulator.models.plan import EMULATION_MTU, Plan, gpu_link_rates, make_plan, redilated
-from emulator.models.pricing import Pricing, untimed_dilation
+from emulator.models.pricing import Pricing
 from emulator.models.profiles import DEFAULT_LINK
-from emulator.models.proof import Rule, prove
 from emulator.models.spec import ReplayRequest, RunRequest, Spec, cluster
-from emulator.models.verdict import Probe, Verdict, judge, judge_trace
+from emulator.proving import Prover
 from emulator.result import ReplayResult, RunResult
 from foundation.errors import NetwallError
 from foundation.hostlist import DEFAULT_NIC_GBPS, Host
@@ -155,19 +155,8 @@ class Emulation:
                 "held by the receiving agents (this kernel has no netem)")
 
     def routes(self) -> list[dict[int, Route]]:
-        """Per rank, from every other rank: the link delay its agent holds each frame for
-        (0 where netem delays frames in the kernel), the route's slowest rate, and the link
-        frames arrive on with its rate.
-
-        The agent also paces what arrives at those rates (traffic.agent): a token-bucket
-        shaper releases a frame as soon as it may start, and a burst after an idle gap for
-        free, where a wire delivers frames one transmission time apart, each once its last
-        bit is across."""
-        keep = 0.0 if self.capabilities.netem else 1.0
-        participants = len(self.topology.gpus) + len(self.topology.nvls)  # NVLS switches last
-        return [{src: dataclasses.replace(route, delay_s=route.delay_s * keep)
-                 for src, route in routes_to(self.topology, self.catalogue, r).items()}
-                for r in range(participants)]
+        """Per participant, what its agent holds and paces each arrival by (alphabeta.routes)."""
+        return routes(self.topology, self.catalogue, hold_delay=not self.capabilities.netem)
 
     @property
     def host(self) -> calibration.Calibration:
@@ -246,46 +235,11 @@ class Emulation:
             prove=prove, dtype=dtype, op=op, timeout=timeout))
 
     def measure(self, request: RunRequest) -> RunResult:
-        """A checked run request (Spec.run_request), measured and proven: the calls run at
-        the dilation this host needs for them (or the fixed one), and the timed batch is run
-        again at a larger dilation (the probe) and must take the same real time. With an
-        automatic dilation a distorted result is measured again (emulator.models.proof)."""
+        """A checked run request (Spec.run_request), measured and proven (emulator.proving)."""
         batches = self._running()
         began, emulated = time.monotonic(), batches.emulated_s
-        first = self.pricing.dilation(request.cost)
-        batches.calls(self.dilate(untimed_dilation(first)), request, request.warmup)
-        repairs = bool(request.faults) or self._lossy()
-
-        def probed(probe_d: float, batch: TimedBatch) -> ProbeBatch:
-            """As many calls as the batch's spread requires (emulator.models.sampling); all
-            of them where faults or losses make each call's repairs differ."""
-            count = request.iters if repairs else sampling.probe_calls(
-                sampling.relative_spread(batch.call_times), request.iters, batch.dilation,
-                probe_d, self.tolerance)
-            return batches.probe(self.dilate(probe_d), request, count)
-
-        def judged(batch: TimedBatch, probed: ProbeBatch | None, d: float, probe_d: float
-                   ) -> Verdict:
-            if probed is None:
-                probe = Probe(probe_d, None, self.tolerance, "the probe was turned off")
-            else:
-                sample = sampling.sample(batch.call_times, probed.call_times, d, probe_d)
-                probe = Probe(probe_d, probed.time_s, self.tolerance, calls=sample.probed,
-                              margin=sample.margin)
-            return judge(batch.cpu_before, batch.cpu_after, batch.links, batch.shapes,
-                         batch.wall_s, batch.retransmitted_frames, loss_expected=repairs,
-                         time_s=batch.time_s, dilation=d, probe=probe,
-                         repaired=batch.retransmitted_frames > 0)
-
-        trials = prove(first, lambda d, _: batches.timed(self.dilate(d), request),
-                       probed if request.prove else None, judged,
-                       Rule(self.tolerance, chase=self.fixed_dilation is None and not repairs))
-        final = trials[-1].dilation
-        checked = batches.calls(self.dilate(untimed_dilation(final)), request,
-                                request.check_iters, check=True) if request.check_iters else None
-        self.dilate(final)
-        return assemble.run_result(request, trials,
-                                   all(checked.checks.values()) if checked else None,
+        trials, checked = self._prover().run(request, self._lossy())
+        return assemble.run_result(request, trials, checked,
                                    self._cost(began, emulated, request), self._names())
 
     def replay(self, calls: list[Call], check: bool = False, prove: bool = True,
@@ -298,26 +252,10 @@ class Emulation:
                                                            name=name))
 
     def measure_trace(self, request: ReplayRequest) -> ReplayResult:
-        """A checked trace (Spec.replay_request), replayed and proven. One dilation serves the
-        whole program (its calls overlap), chosen for the trace as a whole; the trace is then
-        run again at the probe dilation, and every call and the trace's total must keep their
-        real times (emulator.models.verdict.judge_trace). Only the total is worth a larger
-        dilation: a small call beside large ones on other streams shares its agent's one
-        thread with them, and no dilation this host can afford makes every such call exact;
-        its flag says so instead."""
+        """A checked trace (Spec.replay_request), replayed and proven (emulator.proving)."""
         batches = self._running()
         began, emulated = time.monotonic(), batches.emulated_s
-        trials = prove(
-            self.pricing.dilation(request.cost),
-            lambda d, attempt: batches.trace(self.dilate(d), request,
-                                             request.check and not attempt),
-            (lambda d, _: batches.trace(self.dilate(d), request, False)) if request.prove
-            else None,
-            lambda run, probe, d, probe_d: judge_trace(
-                run.times, probe and probe.times, run.total_s, probe and probe.total_s, d,
-                probe_d, self.tolerance),
-            Rule(self.tolerance, chase=self.fixed_dilation is None))
-        self.dilate(trials[-1].dilation)
+        trials = self._prover().trace(request)
         return assemble.replay_result(request, trials, self._cost(began, emulated, request),
                                       self._names())
 
@@ -325,6 +263,10 @@ class Emulation:
         if self.batches is None:
             raise NetwallError("the emulation is not running (use `with Emulation(...)`)")
         return self.batches
+
+    def _prover(self) -> Prover:
+        return Prover(self._running(), self.dilate, self.pricing, self.tolerance,
+                      chase=self.fixed_dilation is None)
 
     def _lossy(self) -> bool:
         """Whether any link's profile loses frames often enough to expect repairs."""

@@ -38,7 +38,7 @@ def routes_to(topo: Topology, catalogue: Mapping[str, LinkProfile],
     """From every other rank to rank dst: the route's link delay (propagation plus FEC/DSP,
     real seconds), its slowest link's rate (bit/s), and the link it arrives on (index) with
     that link's rate. What dst's agent holds and paces each frame by
-    (emulator.emulation.Emulation.routes)."""
+    (routes)."""
     def delay(link: int) -> float:
         cable = topo.links[link]
         return catalogue[cable.profile].delay_ns(cable.length_m) * 1e-9
@@ -56,6 +56,21 @@ def routes_to(topo: Topology, catalogue: Mapping[str, LinkProfile],
     last = path_totals(topo, dst_gpu, lambda link: link, first_seen, -1)
     return {rank[gpu]: Route(delays[gpu], rates[gpu], last[gpu], rate(last[gpu]))
             for gpu in delays}
+
+
+def routes(topo: Topology, catalogue: Mapping[str, LinkProfile],
+           hold_delay: bool) -> list[dict[int, Route]]:
+    """Per participant (GPUs, then NVLS switches), from every other: the link delay its agent
+    holds each frame for (`hold_delay`: the kernel has no netem to delay frames itself), the
+    route's slowest rate, and the link frames arrive on with its rate.
+
+    The agent also paces what arrives at those rates (traffic.pacing): a token-bucket shaper
+    releases a frame as soon as it may start, and a burst after an idle gap for free, where a
+    wire delivers frames one transmission time apart, each once its last bit is across."""
+    keep = 1.0 if hold_delay else 0.0
+    return [{src: replace(route, delay_s=route.delay_s * keep)
+             for src, route in routes_to(topo, catalogue, r).items()}
+            for r in range(len(topo.gpus) + len(topo.nvls))]
 
 
 def model_time_s(schedule: Schedule, topo: Topology,
