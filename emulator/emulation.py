@@ -511,7 +511,7 @@ class Emulation:
         return run_energy(bits, counts, self.catalogue, time_s, size)
 
     def replay(self, calls: list[Call], check: bool = False, prove: bool = True,
-               name: str = "trace") -> ReplayResult:
+               name: str = "trace", skip: bool = True) -> ReplayResult:
         """Run a trace: every call at once as one program, streams overlapping, each call
         after its compute gap and its `after` calls. Per-call and per-step times, real units;
         `name` (the trace file or workload) is what the result calls the trace.
@@ -519,7 +519,10 @@ class Emulation:
         One dilation serves the whole program (its calls overlap), chosen for the trace as a
         whole; the trace is then run again at the probe dilation, and every call and the
         trace's total must keep their real times (emulator.models.verdict.judge_trace).
+        `skip`: the agents skip compute gaps no traffic overlaps (traffic.gaps), which only
+        agents on one host can; the result says how much wall time that saved.
         """
+        skip = skip and self.partition is None
         if self.agents is None:
             raise NetwallError("the emulation is not running (use `with Emulation(...)`)")
         began, emulated_before = time.monotonic(), self.emulated_s
@@ -527,16 +530,20 @@ class Emulation:
         self.dilate(self.fixed_dilation or self.choose(trace))
         attempts: list[TraceAttempt] = []
         checks: list[bool | None] = []
+        skipped_s = 0.0
         while True:
-            run = self._replay_once(calls, schedules, endpoint, models, check and not attempts)
+            run = self._replay_once(calls, schedules, endpoint, models, check and not attempts,
+                                    skip)
             checks = checks or run["checks"]
+            skipped_s += run["skipped_s"]
             probe = None
             probe_d = dil.probe_dilation(self.dilation)
             if prove:
                 d = self.dilation
                 self.dilate(probe_d)
                 try:
-                    probe = self._replay_once(calls, schedules, endpoint, models, False)
+                    probe = self._replay_once(calls, schedules, endpoint, models, False, skip)
+                    skipped_s += probe["skipped_s"]
                 finally:
                     self.dilate(d)
             verdict = judge_trace(run["times"], probe and probe["times"], run["total_s"],
@@ -593,6 +600,8 @@ class Emulation:
             topology=self.topology.name,
             trace=name,
             gpu=self.gpu.name,
+            skip=skip,
+            skipped_s=skipped_s,
         )
 
     def _trace(self, calls: list[Call]) -> tuple[list[Call], dict, dict, dict, dil.CallCost]:
@@ -621,7 +630,7 @@ class Emulation:
         return serial * (d + (dil.probe_dilation(d) if prove else 0)) + PROGRAM_OVERHEAD_S
 
     def _replay_once(self, calls: list[Call], schedules: dict, endpoint: dict, models: dict,
-                     check: bool) -> dict:
+                     check: bool, skip: bool = True) -> dict:
         """The trace as one program at the current dilation: per call start and time (real
         units, in the calls' order), the total, the checks and the links' bytes."""
         op = {c.id: self._op + i for i, c in enumerate(calls)}
@@ -636,7 +645,7 @@ class Emulation:
         tick = self.observer.program(self, plans, "trace") if self.observer else None
         outcome = self.agents.execute(plans, 10.0 + 3 * total, expected_s=total,
                                       rto=self.plan.retransmit_timeout_s(),
-                                      dilation=self.dilation, on_tick=tick)
+                                      dilation=self.dilation, on_tick=tick, skip=skip)
         if self.observer is not None:
             self.observer.ended(self, outcome)
         after = self.network.counters()
@@ -647,7 +656,8 @@ class Emulation:
                 "times": [(last - first) / self.dilation for first, last in spans],
                 "total_s": total_s, "checks": [outcome.checks.get(p.id) for p in plans],
                 "retransmitted_bytes": outcome.stats.retransmitted_bytes,
-                "links": self._link_report(None, before, after, 1)}
+                "links": self._link_report(None, before, after, 1),
+                "skipped_s": outcome.skipped_s}
 
     def call_schedule(self, call: Call) -> sched.Schedule:
         """The schedule of one resolved trace call, over the ranks that take part in it (a
@@ -695,7 +705,7 @@ class Emulation:
         outcome = self.agents.execute(calls, timeout, expected_s=count * model * self.dilation,
                                       rto=rto, dilation=self.dilation,
                                       on_start=injector.start if injector else None,
-                                      on_tick=tick)
+                                      on_tick=tick, skip=not (injector and injector.faults))
         if self.observer is not None:
             self.observer.ended(self, outcome)
         self.emulated_s += (max(end for _, end in outcome.spans.values()) - outcome.start) \

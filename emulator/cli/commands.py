@@ -342,7 +342,8 @@ def cmd_replay(args) -> int:
             name = args.trace or args.workload
             progress.working_on(f"{name} on {emu.link}")
             with emu:
-                result = emu.replay(calls, check=args.check, prove=args.prove, name=name)
+                result = emu.replay(calls, check=args.check, prove=args.prove, name=name,
+                                    skip=args.skip)
             progress.advance(f"{name} on {emu.link} at dilation {result.dilation:.10g}",
                              weights[len(results)])
             results.append(result)
