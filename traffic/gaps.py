@@ -142,8 +142,7 @@ class RankClock:
             target = jump_to(slots, self.program, now)
             if target is not None:
                 shared.offset[0] += target - now
-                woken = [int(pid) for rank, (_, _, end, pid) in enumerate(slots)
-                         if rank != self.rank and math.isfinite(end)]
+                woken = [int(pid) for rank, pid in enumerate(slots[:, PID]) if rank != self.rank]
             self.shift = float(shared.offset[0]) - self.base
         if woken:
             self.wake(woken)
