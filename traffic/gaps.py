@@ -47,7 +47,7 @@ from topologies import MAX_GPUS
 
 #: Virtual (= wall) seconds a jump stops short of the earliest gap end: the other ranks see
 #: the jump within it and then wait for their own gap ends as they would have without it.
-GUARD_S = 0.002
+GUARD_S = 0.0005
 #: How long a rank waits for the lock before it gives up the jump (a peer killed holding
 #: it): the program then runs unskipped, never wrong.
 LOCK_WAIT_S = 1.0
