@@ -8,6 +8,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import os
 from collections import Counter
 from dataclasses import dataclass, replace
 from typing import NamedTuple
@@ -577,3 +578,22 @@ def test_a_rank_clock_joins_jumps_and_wakes_the_quiet_ones():
     off.begin(2.0, skip=False)
     off.quiet(wall.now + 100.0)
     assert off.now() == wall.now and off.skipped_s == 0
+
+
+def test_the_shared_clock_is_shared_with_forked_ranks():
+    """As the fork server makes it: a rank in a forked child turns quiet on the same page,
+    and the parent's rank then jumps the clock they share."""
+    wall = Clock()
+    shared = SharedClock(2)
+    parent = RankClock(shared, 0, 2, wall=wall)
+    parent.begin(3.0, skip=True)
+    pid = os.fork()
+    if pid == 0:  # the child: rank 1 joins, and is done at once
+        child = RankClock(shared, 1, 2, wall=wall)
+        child.begin(3.0, skip=True)
+        child.quiet(math.inf)
+        os._exit(0)
+    assert os.waitpid(pid, 0)[1] == 0
+    assert shared.slots[1, 0] == 3.0  # the child's slot, written on the shared page
+    parent.quiet(wall.now + 2.0)
+    assert parent.skipped_s == pytest.approx(2.0 - GUARD_S)
