@@ -48,7 +48,7 @@ def _split(bed: NamespaceHosts, repeats: int) -> list[dict]:
                 for size in SIZES:
                     r = emu.run("allreduce", "ring", size, iters=ITERS, warmup=1, prove=False)
                     times.setdefault((size, where), []).append(r.time_s)
-                    links[(size, where)] = {x["link"]: x["bytes"] for x in r.links}
+                    links[(size, where)] = {x.link: x.bytes for x in r.links}
                     checks[size] &= r.check is True
         for size in SIZES:
             equal[size] &= links[(size, "one")] == links[(size, "two")]

@@ -9,7 +9,9 @@ Two kinds of table: `fit` tables set the fitted numbers of the GPU profile
 collectives with different step counts tell them apart); `check` tables were fitted to
 nothing. `python -m bench.validation --fit` redoes the fit on the model alone (no network,
 seconds) and prints what it finds; the run itself (`python -m bench.validation`, root)
-measures. `--channels` tests one more endpoint term on the model alone, NCCL's per-call
+measures. `--model` puts the model beside every published size, the ones too large to
+emulate here included (NVLS up to 8 GiB, the 72-GPU NVL72 table). `--channels` tests one
+more endpoint term on the model alone, NCCL's per-call
 channel count with a fitted bandwidth per channel, and prints the least bandwidth any model
 of a fixed cost plus bytes over a bandwidth would need to follow each table within 10%.
 """
@@ -24,14 +26,14 @@ from pathlib import Path
 
 import yaml
 
-from emulator.models.alphabeta import model_time_s
+from emulator.models.alphabeta import call_costs, globalize, model_time_s, nccl_algorithm
 from emulator.models.endpoints import CallCosts, GpuProfile, costs, get_gpu
 from emulator.models.metrics import BUSBW_FACTOR, busbw_gbps
 from emulator.models.profiles import catalogue
 from foundation.text.table import markdown as md
 from foundation.units import format_size
 from topologies import parse
-from traffic.schedule import build
+from traffic.schedule import Schedule, build
 
 TABLES = Path(__file__).resolve().parent.parent / "validation"
 #: Sizes emulated: the small-call floor, then 64 KiB to 64 MiB by fours. Larger sizes take
@@ -61,6 +63,9 @@ class Table:
     #: both real measurements of the same call (noise on a GPU only adds time, and one table
     #: has a documented out-of-place outlier at 512 KiB, 69 us against 44 us in place)
     rows: dict[int, tuple[float, float]]
+    #: what NCCL ran: "ring", "nvls", or "nccl" (its own choice: netwall's default, ring or
+    #: NVLS by the lower modelled time, emulator.models.alphabeta.nccl_algorithm)
+    algorithm: str = "ring"
 
 
 def load(folder: Path = TABLES) -> list[Table]:
@@ -74,7 +79,8 @@ def load(folder: Path = TABLES) -> list[Table]:
                     r["size"] not in rows or r["time_us"] < rows[r["size"]][0]):
                 rows[r["size"]] = (float(r["time_us"]), float(r["busbw"]))
         tables.append(Table(path.stem, doc["source"], setup["role"], setup["gpu"],
-                            setup["link"], setup["topology"], setup["collective"], rows))
+                            setup["link"], setup["topology"], setup["collective"], rows,
+                            setup.get("algorithm", "ring")))
     return tables
 
 
@@ -162,7 +168,7 @@ def fit(tables: list[Table], gpu_name: str = "h100", only: str | None = None,
     calls. `channel_gbps` also searches a per-channel bandwidth (0: none; see _link_times)."""
     cat = catalogue()
     gpu = get_gpu(gpu_name)
-    mine = [t for t in tables if t.gpu == gpu_name]
+    mine = [t for t in tables if t.gpu == gpu_name and t.algorithm == "ring"]
     chosen = [t for t in mine if (t.name == only if only else t.role == "fit")]
     steps = {t.name: (_steps(t, cat, gpu), len(parse(t.topology, t.link).gpus)) for t in mine}
     best = None
@@ -225,29 +231,30 @@ def measure(repeats: int = 3, sizes: tuple[int, ...] = SIZES) -> list[dict]:
     """Every setup the tables name, run at `sizes`, `repeats` times; rows per table and size."""
     from emulator import Emulation
 
-    tables = load()
+    tables = [t for t in load() if set(t.rows) & set(sizes)]  # none past what runs here
     setups = sorted({(t.gpu, t.link, t.topology) for t in tables})
     measured: dict[tuple, dict] = {}
     for gpu, link, topology in setups:
-        collectives = sorted({t.collective for t in tables
-                              if (t.gpu, t.link, t.topology) == (gpu, link, topology)})
+        runs_here = sorted({(t.collective, t.algorithm) for t in tables
+                            if (t.gpu, t.link, t.topology) == (gpu, link, topology)})
         with Emulation(topology, link, gpu=gpu) as emu:
-            for collective in collectives:
+            for collective, algorithm in runs_here:
                 for size in sizes:
-                    runs = [emu.run(collective, "ring", size, iters=3, check=False)
-                            for _ in range(repeats)]
+                    runs = [emu.run(collective, None if algorithm == "nccl" else algorithm,
+                                    size, iters=3, check=False) for _ in range(repeats)]
                     time_s = statistics.median(r.time_s for r in runs)
-                    measured[(gpu, link, topology, collective, size)] = {
+                    measured[(gpu, link, topology, collective, algorithm, size)] = {
                         "time_s": time_s, "busbw": busbw_gbps(collective, runs[0].ranks, size,
                                                               time_s),
-                        "model_s": runs[0].model_time_s, "protocol": runs[0].protocol,
+                        "model_s": runs[0].model_time_s,
+                        "protocol": f"{runs[0].algorithm}/{runs[0].protocol}",
                         "dilation": runs[-1].dilation, "repeats": repeats,
                         "host": max((r.fidelity["host_error"] or 0.0) for r in runs),
                         "faithful": all(r.fidelity["faithful"] for r in runs)}
     rows = []
     for t in tables:
         for size in sizes:
-            got = measured.get((t.gpu, t.link, t.topology, t.collective, size))
+            got = measured.get((t.gpu, t.link, t.topology, t.collective, t.algorithm, size))
             if got is None or size not in t.rows:
                 continue
             time_us, busbw = t.rows[size]
@@ -297,6 +304,71 @@ def markdown_summary(rows: list[dict]) -> str:
                for s in summary(rows)])
 
 
+# -- the model against every published size (pure: no network) ---------------------------
+#: Where the NVLS targets start (issue 28): busbw within TARGET from 16 MiB up, and the
+#: smallest published size (the small-call floor) within FLOOR_TARGET.
+NVLS_FROM = 16 << 20
+FLOOR_TARGET = 0.25
+
+
+def model_rows(tables: list[Table]) -> list[dict]:
+    """Every published size of every table against the model of the setup netwall emulates,
+    with the algorithm the table ran (NCCL's choice: netwall's, per size): the check for sizes
+    too large to emulate here (an 8 GiB all-reduce, a 72-GPU domain)."""
+    cat = catalogue()
+    rows = []
+    for t in tables:
+        topo = parse(t.topology, t.link)
+        gpu = get_gpu(t.gpu)
+        everyone = tuple(range(len(topo.gpus)))
+        for size, (time_us, busbw) in sorted(t.rows.items()):
+            def schedule_of(name: str, size: int = size, t: Table = t,
+                            ranks: int = len(everyone)) -> Schedule:
+                return build(t.collective, name, ranks, size)
+
+            name = t.algorithm if t.algorithm != "nccl" else nccl_algorithm(
+                t.collective, size, everyone, topo, cat, gpu, schedule_of)
+            switch = topo.nvls_switch(everyone)
+            members = everyone + ((switch,) if name == "nvls" else ())
+            costs_used, model_s = call_costs(globalize(schedule_of(name), members), topo, cat,
+                                             gpu)
+            model = busbw_gbps(t.collective, len(everyone), size, model_s)
+            rows.append({"table": t.name, "role": t.role, "size": size, "real_us": time_us,
+                         "real_busbw": busbw, "model_us": model_s * 1e6,
+                         "algorithm": f"{name}/{costs_used.protocol}",
+                         "time_error": model_s * 1e6 / time_us - 1,
+                         "busbw_error": model / busbw - 1})
+    return rows
+
+
+def model_summary(rows: list[dict]) -> list[dict]:
+    """Per table: the worst busbw error from 16 MiB up and the floor's (its smallest size)."""
+    out = []
+    for name in dict.fromkeys(r["table"] for r in rows):
+        mine = [r for r in rows if r["table"] == name]
+        big = [r for r in mine if r["size"] >= NVLS_FROM]
+        worst = max(big, key=lambda r: abs(r["busbw_error"])) if big else None
+        out.append({"table": name, "role": mine[0]["role"], "worst": worst,
+                    "within": sum(abs(r["busbw_error"]) <= TARGET for r in big),
+                    "count": len(big), "floor": mine[0]})
+    return out
+
+
+def markdown_model(rows: list[dict]) -> str:
+    summary = md(("table", "kind", "busbw within 10% (16 MiB up)", "worst busbw error",
+                  "floor (smallest size) time error"),
+                 [(s["table"], s["role"], f"{s['within']}/{s['count']}",
+                   "-" if s["worst"] is None else
+                   f"{s['worst']['busbw_error']:+.1%} at {format_size(s['worst']['size'])}",
+                   f"{s['floor']['time_error']:+.1%} at {format_size(s['floor']['size'])}")
+                  for s in model_summary(rows)])
+    detail = md(("table", "size", "real (us)", "model (us)", "algorithm", "busbw error"),
+                [(r["table"], format_size(r["size"], spaced=True), f"{r['real_us']:.2f}",
+                  f"{r['model_us']:.2f}", r["algorithm"], f"{r['busbw_error']:+.1%}")
+                 for r in rows])
+    return summary + "\n\n" + detail
+
+
 def _report_channels(tables: list[Table]) -> None:
     """Issue 15's hypothesis on the model alone: NCCL's channels per call as a term, and
     where no term of that kind can follow the published curves."""
@@ -320,8 +392,14 @@ def main() -> None:
                         help="refit the h100 profile's launch and step latency (model only)")
     parser.add_argument("--channels", action="store_true",
                         help="test NCCL's per-call channel count as a term (model only)")
+    parser.add_argument("--model", action="store_true",
+                        help="every published size against the model (no network; the "
+                             "sizes and domains too large to emulate here)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    if args.model:
+        print(markdown_model(model_rows(load())))
+        return
     if args.channels:
         _report_channels(load())
         return

@@ -12,11 +12,11 @@ campaigns stay readable (the report reads those dicts, never these classes), and
 to a field here is a change to that documented format. `from_dict()` reads back a result
 this version wrote (a bench reads `netwall run --json` with it).
 
-Records netwall makes here are typed too (a replayed call, a step, a fault event, a
-dilation attempt). Two nested parts stay the plain JSON dicts their makers give, documented
-here by key: the fidelity verdict (emulator.models.verdict: `Verdict.to_dict()` for a run,
-`judge_trace` for a replay, which differ in their keys) and the per-link byte counts (which
-emulator.models.verdict reads as dicts).
+Records inside a result are typed too (a replayed call, a step, a fault event, a dilation
+attempt, a link's byte counts: emulator.models.accounting.LinkReport). One nested part stays
+the plain JSON dict its maker gives, documented here by key: the fidelity verdict
+(emulator.models.verdict: `Verdict.to_dict()` for a run, `TraceVerdict.to_dict()` for a
+replay, which differ in their keys).
 """
 
 from __future__ import annotations
@@ -25,44 +25,41 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
+from emulator.models.accounting import LinkReport
+from emulator.models.faults import FaultEvent
 from foundation.errors import NetwallError
+
+
+def _read(kind: type, data: Any) -> Any:
+    """A record of dataclass `kind` from its JSON form; exactly its keys, or a NetwallError."""
+    if not isinstance(data, dict):
+        raise NetwallError(f"not a netwall {kind.__name__}: {type(data).__name__}, not an object")
+    names = [f.name for f in dataclasses.fields(kind)]
+    missing = [n for n in names if n not in data]
+    extra = [k for k in data if k not in names]
+    if missing or extra:
+        raise NetwallError(f"not a netwall {kind.__name__}: missing {missing or 'nothing'}, "
+                           f"unexpected {extra or 'nothing'}")
+    nested = {name: [_read(inner, item) for item in data[name]]
+              for name, inner in getattr(kind, "NESTED", {}).items()}
+    return kind(**{**data, **nested})
 
 
 @dataclass(frozen=True)
 class _Result:
     """Shared by every result type: the JSON form and reading it back."""
 
-    #: Fields that hold a list of another result type, which from_dict rebuilds.
-    NESTED: ClassVar[dict[str, type[_Result]]] = {}
+    #: Fields that hold a list of records of another dataclass, which from_dict rebuilds.
+    NESTED: ClassVar[dict[str, type]] = {}
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form, fields in declaration order (nested results as dicts too)."""
+        """The JSON form, fields in declaration order (nested records as dicts too)."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
         """A result from its JSON form; exactly this type's keys, or a NetwallError."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        missing = [n for n in names if n not in data]
-        extra = [k for k in data if k not in names]
-        if missing or extra:
-            raise NetwallError(f"not a netwall {cls.__name__}: missing {missing or 'nothing'}, "
-                               f"unexpected {extra or 'nothing'}")
-        nested = {name: [kind.from_dict(item) for item in data[name]]
-                  for name, kind in cls.NESTED.items()}
-        return cls(**{**data, **nested})
-
-
-@dataclass(frozen=True)
-class FaultEvent(_Result):
-    """What a fault did to a link, and when: a fault starting or ending, the link restored
-    after the timed calls, or a fault that never struck."""
-
-    t_s: float | None  # real seconds after the timed calls' start; None: not during them
-    link: str  # the cable, 'a--b'
-    event: str
-    rate_gbps: float | None  # the link's rate after it (None: a fault that did not strike)
-    state: str
+        return _read(cls, data)
 
 
 @dataclass(frozen=True)
@@ -126,14 +123,13 @@ class RunResult(_Result):
     energy_j: float
     energy_by_profile_j: dict[str, float]
     joules_per_gb: float
-    #: Per directed link that carried traffic: {link, profile, bytes, expected_bytes,
-    #: packets, drops}, bytes over the whole timed batch.
-    links: list[dict]
+    #: Per directed link that carried traffic, bytes over the whole timed batch.
+    links: list[LinkReport]
     link: str  # the link profile the run was given
     topology: str
 
-    NESTED: ClassVar[dict[str, type[_Result]]] = {"faults": FaultEvent,
-                                                  "dilation_attempts": Attempt}
+    NESTED: ClassVar[dict[str, type]] = {"faults": FaultEvent, "dilation_attempts": Attempt,
+                                         "links": LinkReport}
 
 
 @dataclass(frozen=True)
@@ -180,10 +176,10 @@ class ReplayResult(_Result):
     steps: list[StepTime]
     total_s: float  # from the first call's start to the last one's end
     retransmitted_bytes: int
-    links: list[dict]  # as RunResult.links, with expected_bytes None (no one schedule)
+    links: list[LinkReport]  # as RunResult.links, expected_bytes None (no one schedule)
     dilation: float
     dilation_attempts: list[TraceAttempt]  # the last is the result's
-    #: The verdict (emulator.models.verdict.judge_trace): faithful, flags, host_error,
+    #: The verdict (emulator.models.verdict.TraceVerdict.to_dict()): faithful, flags, host_error,
     #: call_errors, worst_error, probe_dilation, fix_dilation, tolerance, dilation.
     fidelity: dict
     wall_s: float
@@ -199,5 +195,6 @@ class ReplayResult(_Result):
     skip: bool
     skipped_s: float  # wall seconds that saved, over every run of the trace (with the probe)
 
-    NESTED: ClassVar[dict[str, type[_Result]]] = {
-        "calls": CallRow, "steps": StepTime, "dilation_attempts": TraceAttempt}
+    NESTED: ClassVar[dict[str, type]] = {
+        "calls": CallRow, "steps": StepTime, "dilation_attempts": TraceAttempt,
+        "links": LinkReport}

@@ -64,7 +64,7 @@ def parse(
         return _direct(spec, [(i, j) for i in range(n) for j in range(i + 1, n)], n, link, near)
     gpus = _names(n)
     links = tuple(Link(gpu, "nvs0", link, near, SCALE_UP) for gpu in gpus)
-    return Topology(spec, gpus, ("nvs0",), links)
+    return Topology(spec, gpus, ("nvs0",), links, nvls=("nvs0",))  # an NVSwitch domain
 
 
 def _count(spec: str, text: str, form: str) -> int:

@@ -111,8 +111,9 @@ def topology(cluster: Cluster, name: str) -> Topology:
                           cable_length_gpu_to_rack(layout, k, rack, network), SCALE_UP))
         up.append(Link(gpu, f"nvs{domain}", cluster.scale_up,
                        cable_length_gpu_to_rack(layout, k, rack, switch_rack), SCALE_UP))
-    switches = tuple(f"nvs{k}" for k in range(d)) + leaves + (SPINE,)
-    return Topology(name, gpus, switches, tuple(links + up))
+    domain_switches = tuple(f"nvs{k}" for k in range(d))  # NVSwitches: NVLS-capable
+    return Topology(name, gpus, domain_switches + leaves + (SPINE,), tuple(links + up),
+                    nvls=domain_switches)
 
 
 def check_reach(cluster: Cluster, topo: Topology, catalogue: Mapping[str, Any]) -> None:

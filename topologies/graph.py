@@ -36,12 +36,18 @@ class Link:
 
 @dataclass(frozen=True)
 class Topology:
-    """An immutable graph. Rank r is gpus[r]; switches are L2 bridges, GPUs route IP."""
+    """An immutable graph. Rank r is gpus[r]; switches are L2 bridges, GPUs route IP.
+
+    `nvls` names the switches that can reduce and multicast (NVLink SHARP, an NVSwitch's
+    in-switch reduction): a schedule's participant past the GPUs is one of them, in order
+    (`node`), so an NVLS call over a domain runs on its switch (traffic.collectives.nvls).
+    """
 
     name: str
     gpus: tuple[str, ...]
     switches: tuple[str, ...]
     links: tuple[Link, ...]
+    nvls: tuple[str, ...] = ()
     # Derived indexes and the router's per-destination trees: never compared or hashed.
     _ranks: dict[str, int] = field(init=False, repr=False, compare=False)
     _adjacency: dict[str, list[int]] = field(init=False, repr=False, compare=False)
@@ -66,6 +72,21 @@ class Topology:
             return self._ranks[gpu]
         except KeyError:
             raise KeyError(f"{gpu!r} is not a GPU of topology {self.name}") from None
+
+    def node(self, index: int) -> str:
+        """Where a schedule participant runs: rank r on gpus[r], index len(gpus) + k on the
+        k-th NVLS switch."""
+        return self.gpus[index] if index < len(self.gpus) else self.nvls[index - len(self.gpus)]
+
+    def nvls_switch(self, ranks: tuple[int, ...] | range) -> int | None:
+        """The participant index of the NVLS switch every one of `ranks` is cabled to (one
+        scale-up domain), or None: NVLS then cannot serve them, as NCCL runs NVLS on one
+        node only."""
+        for k, switch in enumerate(self.nvls):
+            near = {self.other(link, switch) for link in self.links_of(switch)}
+            if all(self.gpus[r] in near for r in ranks):
+                return len(self.gpus) + k
+        return None
 
     def links_of(self, node: str) -> list[int]:
         """Indices of the links touching node, in link order (position k is {node}-eth{k})."""

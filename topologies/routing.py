@@ -71,19 +71,20 @@ def next_hops(topo: Topology) -> dict[str, dict[str, tuple[int, str]]]:
 def path_totals(topo: Topology, dst_gpu: str, cost: Callable[[int], float],
                 combine: Callable[[float, float], float] = operator.add,
                 start: float = 0.0) -> dict[str, float]:
-    """For every GPU that reaches dst_gpu: cost(link) over its path there, combined (summed,
-    or e.g. min for a bottleneck) from `start`; one pass over the route tree, not one path
-    per GPU."""
+    """For every GPU (and NVLS switch) that reaches dst_gpu: cost(link) over its path there,
+    combined (summed, or e.g. min for a bottleneck) from `start`; one pass over the route
+    tree, not one path per GPU."""
     toward = _tree(topo, dst_gpu)
     total = {dst_gpu: start}
     for node in toward:  # BFS order: the next node toward dst_gpu is already done
         link = toward[node]
         total[node] = combine(total[topo.other(link, node)], cost(link))
-    return {gpu: total[gpu] for gpu in topo.gpus if gpu in total and gpu != dst_gpu}
+    return {gpu: total[gpu] for gpu in topo.gpus + topo.nvls if gpu in total and gpu != dst_gpu}
 
 
 def _check_gpu(topo: Topology, gpu: str) -> None:
-    if not topo.is_gpu(gpu):
+    """A route ends at a GPU, or at an NVLS switch (which takes part in its collectives)."""
+    if not topo.is_gpu(gpu) and gpu not in topo.nvls:
         raise NetwallError(f"topology {topo.name} has no GPU {gpu!r}")
 
 

@@ -15,7 +15,7 @@ from foundation.inputs import load_yaml, read_text
 from . import cluster
 from .graph import MAX_GPUS, Link, Topology, tier_of
 
-_TOP_KEYS = ("name", "gpus", "switches", "default_link", "links")
+_TOP_KEYS = ("name", "gpus", "switches", "nvls", "default_link", "links")
 _DEFAULT_KEYS = ("profile", "length_m")
 _LINK_KEYS = ("a", "b", "profile", "length_m")
 
@@ -64,7 +64,11 @@ def _topology(doc: Any, stem: str, link: str) -> Topology:
         _link(entry, f"links[{i}]", set(gpus), set(switches), profile, length)
         for i, entry in enumerate(entries)
     )
-    return Topology(name, gpus, switches, links)
+    nvls = tuple(_strings(doc.get("nvls", []), "nvls"))
+    stray = [name for name in nvls if name not in switches]
+    if stray:
+        raise _Bad(f"nvls: {stray[0]!r} is not one of the switches")
+    return Topology(name, gpus, switches, links, nvls=nvls)
 
 
 def _cluster(doc: dict, stem: str, link: str) -> Topology:

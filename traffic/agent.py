@@ -96,7 +96,7 @@ class Agent:
         self.woken, waker = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.signal(signal.SIGUSR1, lambda *_: None)
         signal.set_wakeup_fd(waker, warn_on_full_buffer=False)
-        self.clock = RankClock(shared, setup.rank, len(setup.peers) + 1, wake=_wake)
+        self.clock = RankClock(shared, setup.rank, setup.ranks, wake=_wake)
         self.machine = Machine(setup, self.clock.now, self, self.clock)
         self.zeros = bytes(self.machine.payload)  # protocol padding
 

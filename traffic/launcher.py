@@ -103,8 +103,8 @@ class Agents:
         self.procs = procs
         self.start_margin = start_margin
         for rank in range(len(procs)):
-            self._send(rank, Setup(rank=rank, peers=peers[rank], mtu=mtu, rto=rto,
-                                   sndbuf=sndbuf, routes=routes[rank]))
+            self._send(rank, Setup(rank=rank, ranks=len(procs), peers=peers[rank], mtu=mtu,
+                                   rto=rto, sndbuf=sndbuf, routes=routes[rank]))
         self._gather(Ready, deadline=time.monotonic() + 60)
 
     def execute(self, calls: list[CallPlan], timeout: float, expected_s: float, rto: float,

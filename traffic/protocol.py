@@ -95,6 +95,7 @@ class Route:
 @dataclass(frozen=True)
 class Setup:
     rank: int
+    ranks: int  # agents in the emulation, every GPU's and every NVLS switch's (traffic.gaps)
     peers: dict[int, Peer]  # every other rank
     mtu: int
     rto: float  # retransmission timeout, s

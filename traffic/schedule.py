@@ -57,6 +57,8 @@ from traffic.collectives.buffers import (
 )
 from traffic.collectives.halving import halving_doubling_allreduce
 from traffic.collectives.hierarchical import hierarchical_allreduce
+from traffic.collectives.nvls import default_chunk as nvls_chunk
+from traffic.collectives.nvls import nvls_allgather, nvls_allreduce, nvls_reducescatter
 from traffic.collectives.pairwise import direct_alltoall, direct_send, direct_sendrecv
 from traffic.collectives.ring import ring_allgather, ring_allreduce, ring_reducescatter
 from traffic.collectives.rooted import ring_broadcast, ring_reduce, tree_broadcast, tree_reduce
@@ -87,9 +89,12 @@ _BUILDERS: dict[str, dict[str, Callable[[int, int, _Options], Schedule]]] = {
         "halving-doubling": lambda n, size, o: halving_doubling_allreduce(n, size, o.element),
         "hierarchical": lambda n, size, o: hierarchical_allreduce(n, size, o.groups or (),
                                                                   o.element),
+        "nvls": lambda n, size, o: nvls_allreduce(n, size, o.chunk, o.element),
     },
-    "reducescatter": {"ring": lambda n, size, o: ring_reducescatter(n, size, o.element)},
-    "allgather": {"ring": lambda n, size, o: ring_allgather(n, size, o.element)},
+    "reducescatter": {"ring": lambda n, size, o: ring_reducescatter(n, size, o.element),
+                      "nvls": lambda n, size, o: nvls_reducescatter(n, size, o.element)},
+    "allgather": {"ring": lambda n, size, o: ring_allgather(n, size, o.element),
+                  "nvls": lambda n, size, o: nvls_allgather(n, size, o.element)},
     "broadcast": {
         "ring": lambda n, size, o: ring_broadcast(n, size, o.chunk, o.root),
         "tree": lambda n, size, o: tree_broadcast(n, size, o.chunk, o.root),
@@ -118,8 +123,10 @@ def build(collective: str, algorithm: str, ranks: int, size: int, *, root: int =
     """The schedule for one collective call, with the user's mistakes caught in one line.
 
     `root` matters for broadcast and reduce only (other schedules record root 0). `chunk` is
-    the pipeline chunk in bytes for tree all-reduce and for broadcast and reduce (None: an
-    eighth of the buffer); the other algorithms ignore it. `groups` (equal-sized rank groups,
+    the pipeline chunk in bytes for tree and NVLS all-reduce and for broadcast and reduce
+    (None: an eighth of the buffer, a 32nd for NVLS); the other algorithms ignore it. NVLS
+    schedules have the switch as one more participant (Schedule.switches), index `ranks`.
+    `groups` (equal-sized rank groups,
     e.g. racks) is needed by hierarchical all-reduce and ignored by everything else.
     `dtype` (nccl-tests' names, DTYPES) sets the element every offset is a multiple of; `op`
     (OPS) is what the reducing collectives' moves do; the others record "none".
@@ -137,7 +144,7 @@ def build(collective: str, algorithm: str, ranks: int, size: int, *, root: int =
     element = element_size(dtype)
     validate_size(collective, ranks, size, dtype)
     if chunk is None:
-        chunk = default_chunk(size, element)
+        chunk = (nvls_chunk if algorithm == "nvls" else default_chunk)(size, element)
     elif not isinstance(chunk, int) or chunk <= 0 or chunk % element:
         raise NetwallError(f"chunk must be a positive multiple of {element} bytes "
                            f"({dtype}), got {chunk}")

@@ -181,11 +181,11 @@ def _time_left(campaign, store) -> str:
                 pending = sum(not store.has(p.id) for p in campaign.points)
                 return (f"{pending} points to measure; the time is known once this host is "
                         "calibrated (netwall check, about a minute, once)")
-            emu.host = host
+            emu.calibrated(host)
         for p in left:
             try:
-                seconds += emu.estimate_s(p.collective, p.algorithm, p.size, p.iters,
-                                          p.warmup)
+                seconds += emu.pricing.run_s(emu.spec.run_request(
+                    p.collective, p.algorithm, p.size, iters=p.iters, warmup=p.warmup))
             except NetwallError:
                 skipped += 1
                 continue

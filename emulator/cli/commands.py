@@ -42,7 +42,7 @@ from topologies.layout import parse_layout, reach_report
 from traffic.chakra import convert_chakra
 from traffic.nccl_log import convert
 from traffic.schedule import build, default_algorithm, element_size
-from traffic.trace import load_trace, resolve
+from traffic.trace import load_trace
 from traffic.workloads import workload
 
 
@@ -62,36 +62,27 @@ def _emulations(args) -> list:
     return emulations
 
 
-def _calibrated(emulations: list) -> None:
-    """Give validated emulations this host's calibration, measuring it first if none is
-    cached (once per machine): what dilation each call needs depends on it."""
-    from emulator.emulation import calibrated_host
-
-    if all(emu.fixed_dilation for emu in emulations):
-        return  # every dilation is the user's
-    host = calibrated_host(emulations[0].capabilities, _stderr)
-    for emu in emulations:
-        emu.host = host
-
-
 def _stderr(text: str) -> None:
     print(text, file=sys.stderr)
 
 
-def _note_missing(emulation) -> None:
-    """Say once, after all input is validated, what this kernel cannot emulate."""
-    missing = emulation.not_emulated
-    if missing:
-        verb = "is" if len(missing) == 1 else "are"
-        print(f"netwall: note: this kernel has no netem, so {' and '.join(missing)} {verb} "
-              "not emulated (rates are); --strict refuses instead", file=sys.stderr)
+#: What the kernel's note ends with on the command line.
+STRICT_ADVICE = "; --strict refuses instead"
+
+
+def _prepared(emulations: list) -> None:
+    """The pre-flight every command that builds shares (emulator.preflight): the kernel's
+    note once, after all input is validated, then this host's calibration."""
+    from emulator.preflight import prepare
+
+    prepare(emulations, _stderr, advice=STRICT_ADVICE)
 
 
 def cmd_check(args) -> int:
     caps = probe()
     host = None
     if caps.veth and caps.htb:
-        from emulator.emulation import calibrated_host
+        from emulator.preflight import calibrated_host
 
         host = calibrated_host(caps, _stderr, again=args.calibrate)
     if args.json:
@@ -127,7 +118,7 @@ def cmd_gpus(args) -> int:
     ranks = len(topo.gpus)
     ranges = {name: protocol_ranges(
         sizes, lambda size: build(args.collective, algorithm, ranks, size), topo, cat, gpu)
-        for name, gpu in known.items()}
+        for name, gpu in known.items() if algorithm != "nvls" or gpu.nvls}
     print(f"# protocol picked for {args.collective}/{algorithm} on {topo.name}, link "
           f"{args.link}, 1 KiB - 8 GiB (--topology, --link)")
     print(gpus_table(known, ranges))
@@ -160,7 +151,7 @@ def cmd_clean(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from emulator.emulation import bound_duration
+    from emulator.preflight import bound_duration
 
     if viewing.without_view(args.words) == ("run",):  # no options: show the wall first
         return _compare(designs.parse(designs.DEFAULT, "default"), args.json, (), True,
@@ -176,16 +167,13 @@ def cmd_run(args) -> int:
         raise NetwallError(f"--iters must be >= 1 and --warmup >= 0 (both <= "
                            f"{inputs.MAX_ITERS}), got {args.iters}, {args.warmup}")
     emulations = _emulations(args)
-    for size in sizes:
-        emulations[0].schedule(args.collective, args.algorithm, size, args.root, args.chunk,
-                               dtype=args.datatype, op=args.op)
-    for fault in faults:
-        emulations[0].link_index(fault.name)
-    _note_missing(emulations[0])
-    _calibrated(emulations)
-    weights = {(emu.link, size): emu.estimate_s(args.collective, args.algorithm, size,
-                                                args.iters, args.warmup, args.root,
-                                                args.chunk, args.prove)
+    requests = {(emu.link, size): emu.spec.run_request(
+        args.collective, args.algorithm, size, iters=args.iters, warmup=args.warmup,
+        check_iters=check_iters, root=args.root, chunk=args.chunk, faults=faults,
+        prove=args.prove, dtype=args.datatype, op=args.op)
+        for emu in emulations for size in sizes}
+    _prepared(emulations)
+    weights = {(emu.link, size): emu.pricing.run_s(requests[(emu.link, size)])
                for emu in emulations for size in sizes}
     bound_duration(sum(weights.values()), "this run")
     progress = Progress("run", sum(weights.values()), items=len(weights))
@@ -203,11 +191,7 @@ def cmd_run(args) -> int:
             with emu:
                 for size in sizes:
                     progress.working_on(f"{emu.link}, {size} B")
-                    result = emu.run(args.collective, args.algorithm, size, iters=args.iters,
-                                     warmup=args.warmup, check=check_iters > 0,
-                                     root=args.root, chunk=args.chunk, faults=faults,
-                                     prove=args.prove, dtype=args.datatype, op=args.op,
-                                     check_iters=check_iters)
+                    result = emu.measure(requests[(emu.link, size)])
                     results.append(result)
                     viewing.landed(view, result)
                     progress.advance(f"{emu.link}, {size} B at dilation {result.dilation:.10g}",
@@ -267,16 +251,14 @@ def _compare(file: designs.DesignFile, as_json: bool, profile_files, prove: bool
     and designs stored before are not run again (the campaign store: netwall report).
     `view_args`: the command's arguments, whose --view options say whether to show it
     live."""
-    from emulator.emulation import bound_duration
     from emulator.experiments import compare
+    from emulator.preflight import bound_duration
 
     if not prove:
         file = dataclasses.replace(file, probe=False)
     prepared = compare.prepare(file, profile_files)
     emulations = [p.emulation for p in prepared if p.emulation is not None]
-    if emulations:
-        _note_missing(emulations[0])
-        _calibrated(emulations)
+    _prepared(emulations)
     with contextlib.ExitStack() as stack:
         store = stack.enter_context(open_store(db)) if db is not None else None
         kept = compare.stored(file, store) if store else {}
@@ -315,35 +297,31 @@ def _compare(file: designs.DesignFile, as_json: bool, profile_files, prove: bool
 
 
 def cmd_replay(args) -> int:
-    from emulator.emulation import bound_duration
+    from emulator.preflight import bound_duration
 
     emulations = _emulations(args)
-    traces = []
-    for emu in emulations:
-        if args.trace:
-            traces.append(resolve(load_trace(args.trace), len(emu.topology.gpus)))
-        else:
-            traces.append(resolve(workload(args.workload, len(emu.topology.gpus),
-                                           groups=emu.plan.groups(), scale=args.scale,
-                                           steps=args.steps), len(emu.topology.gpus)))
-        for call in traces[-1]:  # every call must have a schedule before anything is built
-            emu.call_schedule(call)
-    _note_missing(emulations[0])
-    _calibrated(emulations)
-    weights = [emu.estimate_replay_s(calls, args.prove)
-               for emu, calls in zip(emulations, traces, strict=True)]
+    name = args.trace or args.workload
+    requests = []
+    for emu in emulations:  # every call must have a schedule before anything is built
+        ranks = len(emu.topology.gpus)
+        calls = load_trace(args.trace) if args.trace else \
+            workload(args.workload, ranks, groups=emu.plan.groups(), scale=args.scale,
+                     steps=args.steps)
+        requests.append(emu.spec.replay_request(calls, check=args.check, prove=args.prove,
+                                                name=name, skip=args.skip))
+    _prepared(emulations)
+    weights = [emu.pricing.replay_s(request)
+               for emu, request in zip(emulations, requests, strict=True)]
     bound_duration(sum(weights), "this replay")
     results = []
     progress = Progress("replay", sum(weights), items=len(emulations))
     view = viewing.open_view(args, "replay", [(e, viewing.rack_size(args, e.link))
                                               for e in emulations], progress)
     try:
-        for emu, calls in zip(emulations, traces, strict=True):
-            name = args.trace or args.workload
+        for emu, request in zip(emulations, requests, strict=True):
             progress.working_on(f"{name} on {emu.link}")
             with emu:
-                result = emu.replay(calls, check=args.check, prove=args.prove, name=name,
-                                    skip=args.skip)
+                result = emu.measure_trace(request)
             progress.advance(f"{name} on {emu.link} at dilation {result.dilation:.10g}",
                              weights[len(results)])
             results.append(result)
@@ -401,8 +379,12 @@ def cmd_cli(args) -> int:
         raise NetwallError("netwall cli builds on this machine only (Mininet's CLI needs every "
                            "node here); run, replay and campaign take --hosts")
     args.link = args.link[:1] if args.link else [DEFAULT_LINK]
+    from emulator.preflight import kernel_note
+
     emu = _emulations(args)[0]
-    _note_missing(emu)
+    note = kernel_note(emu, STRICT_ADVICE)
+    if note:
+        _stderr(note)
     size = viewing.rack_size(args, emu.link)
     view = viewing.open_view(args, "cli", [(emu, size)])
     with emu:

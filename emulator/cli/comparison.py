@@ -47,6 +47,9 @@ def render(rows: list[Row]) -> str:
         size = f" at {format_size(key[1])}" if key[1] is not None else ""
         out.append(f"## {key[0]}{size}")
         out.append(table(COLUMNS, [_cells(r) for r in mine]))
+        ran = [f"{r.design} {r.algorithm}" for r in mine if r.algorithm]
+        if ran:  # NCCL's choice per design (issue 28): NVLS where the domain's switch reduces
+            out.append(f"# algorithm: {', '.join(ran)}")
         for r in mine:
             if not r.feasible:
                 out.append(f"# {r.reason}")

@@ -49,6 +49,12 @@ def gpus_table(gpus: Mapping[str, GpuProfile],
             head = (gpu.name, _g(gpu.launch_us), reduce) if i == 0 else ("", "", "")
             rows.append((*head, p.name, _g(p.base_us), _g(p.step_us), f"{p.efficiency:.3f}",
                          picked.get(p.name, "never")))
+        if gpu.nvls:  # NVLS's own terms (Simple's wire), its reduction the switch's
+            n = gpu.nvls
+            switch = (f"switch {_g(n.switch_reduce_gbytes_per_s)} GB/s"
+                      if n.switch_reduce_gbytes_per_s else "switch free")
+            rows.append(("", "", switch, "NVLS", _g(n.base_us), _g(n.step_us),
+                         f"{n.efficiency:.3f}", "--algorithm nvls (Simple)"))
     return table(("gpu", "launch (us)", "reduction", "protocol", "base (us)", "step (us)",
                   "data/wire", "picked for"), rows, align="<>><>>><")
 

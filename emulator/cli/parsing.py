@@ -112,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="measure a collective on an emulated cluster")
     _cluster_options(run)
     run.add_argument("--collective", default="allreduce", help="collective (default allreduce)")
-    run.add_argument("--algorithm", help="algorithm (default: the collective's first, e.g. ring)")
+    run.add_argument("--algorithm", help="algorithm (default: NCCL's choice: the collective's "
+                     "first, e.g. ring, or nvls for an all-reduce on an NVLS switch where it "
+                     "models faster)")
     run.add_argument("--root", type=int, default=0, help="root rank of broadcast and reduce")
     run.add_argument("--chunk", type=parse_size, help="pipeline chunk size of chunked algorithms")
     run.add_argument("--size", type=parse_size, action="append", metavar="BYTES",

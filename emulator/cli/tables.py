@@ -13,6 +13,9 @@ from traffic.schedule import default_algorithm
 
 def print_header(args, emu) -> None:
     algorithm = args.algorithm or default_algorithm(args.collective)
+    if not args.algorithm and args.collective == "allreduce" and emu.topology.nvls and \
+            emu.gpu.nvls:  # NCCL's choice per size: proto says NVLS where it was picked
+        algorithm += " or nvls, NCCL's choice per size"
     how = (f"dilation {emu.fixed_dilation:.10g} for every size" if emu.fixed_dilation else
            "dilation D chosen per size for this host")
     print(f"# netwall {args.collective}/{algorithm} on {emu.topology.name} "
@@ -40,7 +43,8 @@ def print_row(r: RunResult) -> None:
     check = {True: "ok", False: "WRONG", None: "-"}[r.check]
     fidelity = r.fidelity
     host = "-" if fidelity["host_error"] is None else f"{fidelity['host_error']:+.1%}"
-    print(f"  {r.bytes:>12} {r.count:>10} {r.type:>6} {r.protocol:>6} {r.time_s * 1e6:>10.2f} "
+    proto = "NVLS" if r.algorithm == "nvls" else r.protocol  # as NCCL logs it (Simple's wire)
+    print(f"  {r.bytes:>12} {r.count:>10} {r.type:>6} {proto:>6} {r.time_s * 1e6:>10.2f} "
           f"{r.algbw_gbps:>12.2f} {r.busbw_gbps:>12.2f} "
           f"{r.model_emulated_time_s * 1e6:>10.2f} "
           f"{r.model_error:>+7.1%} {r.retransmitted_bytes:>10} "

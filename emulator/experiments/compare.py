@@ -19,11 +19,12 @@ from emulator.experiments.designs import Design, DesignFile, Workload
 from emulator.experiments.runner import provenance
 from emulator.experiments.store import Store
 from emulator.models import linkcosts
+from emulator.models.energy import batch_energy
 from emulator.models.profiles import catalogue, get_profile, with_bundles
+from emulator.models.spec import ReplayRequest, RunRequest
 from emulator.result import ReplayResult, RunResult
 from foundation.errors import NetwallError
 from topologies import cluster as clusters
-from traffic.trace import Call, resolve
 from traffic.workloads import workload as build_workload
 
 
@@ -54,6 +55,9 @@ class Row:
     #: a workload's exposed communication over its step time, mean over steps (None: a
     #: collective, or a row stored before netwall measured it)
     exposed_share: float | None = None
+    #: the algorithm the calls ran (NCCL's choice unless the workload names one: nvls on an
+    #: NVLS domain where it models faster); a workload's several joined by "+"; None: not run
+    algorithm: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -67,7 +71,8 @@ class Prepared:
     costs: dict  # Row's link-cost fields
     reason: str | None
     emulation: Emulation | None
-    traces: dict[str, list[Call]]  # workload name -> resolved calls
+    traces: dict[str, ReplayRequest]  # workload name -> its checked trace
+    runs: dict[tuple[str, int], RunRequest]  # (workload name, size) -> its checked run
 
 
 def prepare(file: DesignFile, profile_files=(), capabilities=None) -> list[Prepared]:
@@ -94,28 +99,26 @@ def prepare(file: DesignFile, profile_files=(), capabilities=None) -> list[Prepa
     prepared = []
     for design, costs, reason, topo in checked:
         if topo is None:
-            prepared.append(Prepared(design, costs, reason, None, {}))
+            prepared.append(Prepared(design, costs, reason, None, {}, {}))
             continue
         c = design.cluster
         emu = Emulation(topo, c.scale_up, spine_link=c.scale_out, profiles=profile_files,
                         gpu=file.gpu, capabilities=capabilities)
         capabilities = emu.capabilities
-        traces = {w.name: _calls(w, emu) for w in file.workloads if w.workload}
-        for w in file.workloads:
-            for size in w.sizes:
-                emu.schedule(w.collective, w.algorithm, size)
-        prepared.append(Prepared(design, costs, None, emu, traces))
+        traces = {w.name: _trace(w, emu, file.probe) for w in file.workloads if w.workload}
+        runs = {(w.name, size): emu.spec.run_request(w.collective, w.algorithm, size,
+                                                     iters=file.iters, warmup=file.warmup,
+                                                     prove=file.probe)
+                for w in file.workloads for size in w.sizes}
+        prepared.append(Prepared(design, costs, None, emu, traces, runs))
     return prepared
 
 
-def _calls(w: Workload, emu: Emulation) -> list[Call]:
-    """A built-in workload's calls on this design, every schedule checked."""
-    ranks = len(emu.topology.gpus)
-    calls = resolve(build_workload(w.workload, ranks, groups=emu.plan.groups(), scale=w.scale,
-                                   steps=w.steps, **dict(w.params)), ranks)
-    for call in calls:
-        emu.call_schedule(call)
-    return calls
+def _trace(w: Workload, emu: Emulation, prove: bool) -> ReplayRequest:
+    """A built-in workload's trace on this design, every schedule checked."""
+    calls = build_workload(w.workload, len(emu.topology.gpus), groups=emu.plan.groups(),
+                           scale=w.scale, steps=w.steps, **dict(w.params))
+    return emu.spec.replay_request(calls, prove=prove, name=w.name)
 
 
 def estimate_s(file: DesignFile, prepared: list[Prepared]) -> list[float]:
@@ -124,13 +127,8 @@ def estimate_s(file: DesignFile, prepared: list[Prepared]) -> list[float]:
     for p in prepared:
         emu, total = p.emulation, 0.0
         if emu is not None:
-            for w in file.workloads:
-                if w.workload:
-                    total += emu.estimate_replay_s(p.traces[w.name], file.probe)
-                else:
-                    total += sum(emu.estimate_s(w.collective, w.algorithm, size, file.iters,
-                                                file.warmup, prove=file.probe)
-                                 for size in w.sizes)
+            total = sum(emu.pricing.replay_s(t) for t in p.traces.values()) + \
+                sum(emu.pricing.run_s(r) for r in p.runs.values())
         out.append(total)
     return out
 
@@ -156,15 +154,15 @@ def run(file: DesignFile, prepared: list[Prepared],
         with p.emulation as emu:
             for w in file.workloads:
                 if w.workload:
-                    result = emu.replay(p.traces[w.name], prove=file.probe, name=w.name)
+                    result = emu.measure_trace(p.traces[w.name])
                     rows.append(_replay_row(p, w, result, emu))
                     done(rows[-1])
                     continue
                 for size in w.sizes:
-                    r: RunResult = emu.run(w.collective, w.algorithm, size, iters=file.iters,
-                                           warmup=file.warmup, prove=file.probe)
-                    rows.append(_row(p, w, size, r.time_s, r.busbw_gbps, r.energy_j,
-                                     r.fidelity["faithful"] if file.probe else None))
+                    r: RunResult = emu.measure(p.runs[(w.name, size)])
+                    rows.append(replace(_row(p, w, size, r.time_s, r.busbw_gbps, r.energy_j,
+                                             r.fidelity["faithful"] if file.probe else None),
+                                        algorithm=r.algorithm))
                     done(rows[-1])
     return rows
 
@@ -176,11 +174,13 @@ def _replay_row(p: Prepared, w: Workload, result: ReplayResult, emu: Emulation) 
     busy = sum(c.time_s for c in result.calls)
     busbw = sum(c.busbw_gbps * c.time_s for c in result.calls) / busy if busy else None
     payload = sum(c.bytes for c in result.calls)
-    energy = emu.energy(result.links, result.total_s, payload, 1).total_joules
+    energy = batch_energy(result.links, [c.profile for c in emu.topology.links], emu.catalogue,
+                          result.total_s, payload, 1).total_joules
     row = _row(p, w, None, result.total_s / steps, busbw, energy / steps,
                result.fidelity["faithful"] if result.fidelity.get("host_error") is not None
                else None)
-    return replace(row, exposed_share=sum(s.exposed_share for s in result.steps) / steps)
+    return replace(row, exposed_share=sum(s.exposed_share for s in result.steps) / steps,
+                   algorithm="+".join(sorted({c.algorithm for c in result.calls})))
 
 
 def _row(p: Prepared, w: Workload, size: int | None, time_s: float | None,

@@ -17,13 +17,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
-from emulator.emulation import Emulation, calibrated_host
+from emulator.emulation import Emulation
 from emulator.experiments.campaign import Campaign, Failures, Point
 from emulator.experiments.designs import DesignFile
 from emulator.experiments.store import Store
 from emulator.models.faults import parse
 from emulator.models.profiles import catalogue
 from emulator.models.reliability import fleet, simulate
+from emulator.models.spec import RunRequest
+from emulator.preflight import prepare
 from foundation.errors import NetwallError
 from foundation.text.progress import Progress, clock
 from foundation.version import netwall_version
@@ -83,23 +85,18 @@ def run_campaign(campaign: Campaign, store: Store, out: TextIO = sys.stderr,
             runnable = []
             for p in points:
                 try:
-                    emu.schedule(p.collective, p.algorithm, p.size)
-                    for spec in p.faults:
-                        emu.link_index(parse(spec).name)
+                    request = emu.spec.run_request(p.collective, p.algorithm, p.size,
+                                                   iters=p.iters, warmup=p.warmup,
+                                                   faults=[parse(s) for s in p.faults])
                 except NetwallError as e:
                     _skip(store, campaign, p, e, counts, progress)
                     continue
-                runnable.append(p)
+                runnable.append((p, request))
             if runnable:
                 ready.append((emu, runnable))
-        if ready and ready[0][0].not_emulated:
-            progress.note(_missing(ready[0][0]))
-        if any(emu.fixed_dilation is None for emu, _ in ready):
-            host = calibrated_host(ready[0][0].capabilities, progress.note)
-            for emu, _ in ready:
-                emu.host = host
-        estimate = sum(emu.estimate_s(p.collective, p.algorithm, p.size, p.iters, p.warmup)
-                       for emu, points in ready for p in points)
+        prepare([emu for emu, _ in ready], progress.note)
+        estimate = sum(emu.pricing.run_s(request)
+                       for emu, points in ready for _, request in points)
         if estimate > MAX_CAMPAIGN_S:
             raise NetwallError(f"this campaign would measure for about {clock(estimate)} on "
                                f"this host (limit {clock(MAX_CAMPAIGN_S)}): split it, or use "
@@ -119,14 +116,8 @@ def _emulation(point: Point, capabilities, **spread) -> Emulation:
                      gpu=point.gpu, **spread)
 
 
-def _missing(emu) -> str:
-    verb = "is" if len(emu.not_emulated) == 1 else "are"
-    return (f"netwall: note: this kernel has no netem, so {' and '.join(emu.not_emulated)} "
-            f"{verb} not emulated (rates are)")
-
-
-def _run_group(campaign: Campaign, store: Store, emu, points: list[Point], counts: dict,
-               progress: Progress) -> None:
+def _run_group(campaign: Campaign, store: Store, emu, points: list[tuple[Point, RunRequest]],
+               counts: dict, progress: Progress) -> None:
     """All points of one group inside one built network; a point that fails at run time is
     stored as skipped and the network rebuilt for the rest, since its agents may be stuck."""
     pending = list(points)
@@ -134,11 +125,10 @@ def _run_group(campaign: Campaign, store: Store, emu, points: list[Point], count
         with emu:
             settings = emu.settings()
             while pending:
-                p = pending.pop(0)
+                p, request = pending.pop(0)
                 progress.working_on(_label(p))
                 try:
-                    result = emu.run(p.collective, p.algorithm, p.size, iters=p.iters,
-                                     warmup=p.warmup, faults=[parse(s) for s in p.faults])
+                    result = emu.measure(request)
                 except NetwallError as e:
                     _skip(store, campaign, p, e, counts, progress)
                     break

@@ -93,6 +93,7 @@ ROW = {  # emulator.experiments.compare.Row, key for key (a test keeps them equa
     "busbw_gbps": (NUMBER, None), "energy_j": (NUMBER, None), "watts_per_gpu": ANY_NUMBER,
     "failures_per_day": ANY_NUMBER, "stalls_per_day": ANY_NUMBER, "scale_up_failure": TEXT,
     "scale_out_failure": TEXT, "faithful": (BOOL, None), "exposed_share": Opt((NUMBER, None)),
+    "algorithm": Opt((TEXT, None)),  # what the calls ran (issue 28); rows before it lack it
 }
 DESIGN = {**PROVENANCE, "kind": OneOf(("design",)), "status": OneOf(("ok", "skipped")),
           "row": ROW}

@@ -16,18 +16,18 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from mininet.node import Host, Switch
 
 from emulator.kernel import loss, nlbatch, shaping, vxlan
 from emulator.kernel import records as state
+from emulator.kernel.links import LinkStates
 from emulator.kernel.mininet_api import NetlinkLink, NetwallMininet
 from emulator.kernel.netns import inside, iproute
+from emulator.models.dilation import at_rate
 from emulator.models.plan import EMULATION_MTU, FRAME_BYTES, Interface, Plan
 from emulator.models.verdict import cpu_times
-from foundation.errors import NetwallError
 
 #: Host sysctls: forward for multi-hop topologies, no reverse-path filter on our /32s,
 #: and no IPv6 so no stray neighbour-discovery frames disturb the per-link byte counts.
@@ -56,9 +56,11 @@ class Bridge(Switch):
 
     def start(self, _controllers) -> None:
         ipr = _ipr(self)
+        # An NVLS switch's own port gets the MAC its agent and the GPUs address it by.
+        own = {"address": self.params["own_mac"]} if self.params.get("own_mac") else {}
         # No STP, no multicast snooping: either would put frames of its own on the links.
         ipr.link("add", ifname=self.name, kind="bridge", br_stp_state=0, br_forward_delay=0,
-                 br_mcast_snooping=0)
+                 br_mcast_snooping=0, **own)
         indexes = {link.get_attr("IFLA_IFNAME"): link["index"] for link in ipr.get_links()}
         ports = self.params["ports"]  # cables to other hosts too, which Mininet never saw
         with inside(self.pid):
@@ -175,11 +177,12 @@ class Share:
 
 class Network:
     """The emulated cluster (or, with a Share, this host's part of it): a started Mininet
-    built from a Plan, torn down by stop()."""
+    built from a Plan, torn down by stop(). A Fabric (emulator.kernel.links)."""
 
-    def __init__(self, plan: Plan, netem: bool,
-                 link_status: Callable[[int, bool], None] | None = None,
+    def __init__(self, plan: Plan, netem: bool, links: LinkStates | None = None,
                  share: Share | None = None) -> None:
+        """`links`: the emulation's link state, which changes links on this network from now
+        on, Mininet's link up and down included (None: no link state, changes refused)."""
         self.plan = plan
         topo = plan.topology
         self.share = share or Share(frozenset(topo.gpus + topo.switches))
@@ -187,8 +190,9 @@ class Network:
         self.gpus = [g for g in topo.gpus if g in self.share.nodes]
         self.switches = [s for s in topo.switches if s in self.share.nodes]
         self.netem = netem
-        #: Mininet's link up/down (configLinkStatus) on cable `link`: the emulation's link state.
-        self.link_status = link_status or self._no_link_status
+        self.links = links or LinkStates(topo, {}, netem, faultable=False)  # refuses changes
+        if links is not None:
+            links.attach(self)
         self.net: NetwallMininet | None = None
         self.hosts: list[Host] = []
         self.record: state.Record | None = None
@@ -210,6 +214,7 @@ class Network:
             net.addHost(gpu, ip=None)
         for switch in self.switches:
             net.addSwitch(switch, inNamespace=True, fdb=self.plan.fdb[switch],
+                          own_mac=self.plan.nvls.get(switch, (None, None))[1],
                           ports=[self.plan.interfaces[(link, switch)].name
                                  for link in topo.links_of(switch)])
         self.hosts = [net.get(gpu) for gpu in self.gpus]
@@ -228,11 +233,12 @@ class Network:
             net.addLink(cable.a, cable.b, port1=topo.port(link, cable.a),
                         port2=topo.port(link, cable.b), intfName1=a.name, intfName2=b.name,
                         addr1=a.mac, addr2=b.mac, params1=self._address(cable.a),
-                        params2=self._address(cable.b), cable=link, status=self.link_status)
+                        params2=self._address(cable.b), cable=link, status=self.links.status)
         loaders = self._configure_gpus()  # on the other core, while this one goes on
         try:
             net.build()
             net.start()  # starts the bridges (Bridge.start), which shape nothing yet
+            loaders += self._configure_nvls()
             self.index: dict[tuple[int, str], int] = {}
             for name in self.gpus + self.switches:
                 self._shape_node(name, net.get(name))
@@ -250,11 +256,6 @@ class Network:
         its interfaces, see Plan.ip_batch); a switch port has none."""
         ip = self.plan.ips.get(node)
         return {} if ip is None else {"ip": f"{ip}/32"}
-
-    def _no_link_status(self, link: int, _up: bool) -> None:
-        cable = self.plan.topology.links[link]
-        raise NetwallError(f"link {cable.a}--{cable.b}: this network has no link state to "
-                           "change (build it through Emulation)")
 
     def is_down(self, link: int) -> bool:
         """True while cable `link` carries nothing (a fault, or Mininet's link down)."""
@@ -321,6 +322,25 @@ class Network:
             loader.stdin.write(self.plan.ip_batch(gpu, EMULATION_MTU))
             loader.stdin.close()
             loaders.append((gpu, loader))
+        return loaders
+
+    def _configure_nvls(self) -> list[tuple[str, subprocess.Popen]]:
+        """Each NVLS switch's own port on its bridge (where its agent runs): its address, a
+        neighbour and a route per GPU (Plan.switch_batch), one `ip -batch` each."""
+        loaders = []
+        for switch in self.switches:
+            if switch not in self.plan.nvls:
+                continue
+            with inside(_netns_pid(self.node(switch))):
+                for key in ("net/ipv4/conf/all/rp_filter", "net/ipv4/conf/default/rp_filter"):
+                    with open(f"/proc/sys/{key}", "w") as f:
+                        f.write("0")
+                loader = subprocess.Popen(["ip", "-batch", "-"], stdin=subprocess.PIPE,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                          text=True)
+            loader.stdin.write(self.plan.switch_batch(switch))
+            loader.stdin.close()
+            loaders.append((switch, loader))
         return loaders
 
     def _shape_node(self, name: str, node) -> None:
@@ -397,7 +417,7 @@ class Network:
         re-dilating keeps a degraded link degraded."""
         shape = plan.shapes[(link, sender)]
         if link in self.rate_now:
-            shape = replace(shape, rate_bps=int(self.rate_now[link] * 1e9 / plan.dilation))
+            shape = at_rate(shape, self.rate_now[link], plan.dilation, FRAME_BYTES)
         return shape
 
     def node(self, name: str):

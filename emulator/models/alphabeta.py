@@ -18,15 +18,16 @@ from emulator.models.accounting import link_loads
 from emulator.models.endpoints import FREE, CallCosts, GpuProfile
 from emulator.models.profiles import LinkProfile
 from topologies import Topology, path, path_totals
+from traffic.collectives.nvls import ALGORITHM as NVLS
 from traffic.protocol import Route
-from traffic.schedule import Schedule
+from traffic.schedule import ALGORITHMS, Schedule
 
 
 def route_latency_s(topo: Topology, catalogue: Mapping[str, LinkProfile], src: int,
                     dst: int) -> float:
     """Propagation plus FEC/DSP delay along the route from rank src to rank dst."""
     total_ns = 0.0
-    for hop in path(topo, topo.gpus[src], topo.gpus[dst]):
+    for hop in path(topo, topo.node(src), topo.node(dst)):
         link = topo.links[hop.link]
         total_ns += catalogue[link.profile].delay_ns(link.length_m)
     return total_ns * 1e-9
@@ -48,8 +49,8 @@ def routes_to(topo: Topology, catalogue: Mapping[str, LinkProfile],
     def first_seen(toward_dst: int, link: int) -> int:
         return link if toward_dst < 0 else toward_dst
 
-    rank = {gpu: r for r, gpu in enumerate(topo.gpus)}
-    dst_gpu = topo.gpus[dst]
+    rank = {node: r for r, node in enumerate(topo.gpus + topo.nvls)}  # NVLS switches too
+    dst_gpu = topo.node(dst)
     delays = path_totals(topo, dst_gpu, delay)
     rates = path_totals(topo, dst_gpu, rate, min, math.inf)
     last = path_totals(topo, dst_gpu, lambda link: link, first_seen, -1)
@@ -85,11 +86,32 @@ def call_costs(schedule: Schedule, topo: Topology, catalogue: Mapping[str, LinkP
                gpu: GpuProfile) -> tuple[CallCosts, float]:
     """The protocol NCCL would run this call with on `gpu`, what it costs, and the call's
     modelled time with it: as NCCL's tuner does (src/graph/tuning.cc), the one with the
-    lowest modelled time, here on the emulated topology itself."""
+    lowest modelled time, here on the emulated topology itself. An NVLS call (its switch a
+    participant) runs Simple with NVLS's own terms, as NCCL's does."""
+    if schedule.switches:
+        nvls = endpoints.nvls_costs(gpu)
+        return nvls, model_time_s(schedule, topo, catalogue, nvls)
     options = [endpoints.costs(gpu, name) for name in gpu.protocols]
     timed = [(model_time_s(schedule, topo, catalogue, c), i) for i, c in enumerate(options)]
     best_s, best = min(timed)
     return options[best], best_s
+
+
+def nccl_algorithm(collective: str, size: int, group: tuple[int, ...], topo: Topology,
+                   catalogue: Mapping[str, LinkProfile], gpu: GpuProfile,
+                   schedule_of: Callable[[str], Schedule]) -> str:
+    """The algorithm a call runs when none is named: NVLS for an all-reduce whose ranks share
+    an NVLS switch, on a GPU with NVLS terms, where it models faster than the ring (NCCL's
+    tuner likewise takes the algorithm and protocol of least modelled time, tuning.cc);
+    else the collective's default. `schedule_of(algorithm)` builds the call over `group`."""
+    default = ALGORITHMS[collective][0]
+    switch = topo.nvls_switch(group)
+    if collective != "allreduce" or gpu.nvls is None or switch is None:
+        return default
+    members = tuple(group) + (switch,)
+    times = {name: call_costs(globalize(schedule_of(name), members), topo, catalogue, gpu)[1]
+             for name in (default, NVLS)}
+    return min(times, key=times.get)
 
 
 def protocol_ranges(sizes: list[int], schedule_of: Callable[[int], Schedule], topo: Topology,
@@ -112,6 +134,14 @@ def globalize(schedule: Schedule, group: tuple[int, ...]) -> Schedule:
     steps = tuple(tuple(replace(m, src=group[m.src], dst=group[m.dst]) for m in step)
                   for step in schedule.steps)
     return replace(schedule, steps=steps)
+
+
+def members(topo: Topology, schedule: Schedule, group: tuple[int, ...]) -> tuple[int, ...]:
+    """Who plays a schedule's participants: its ranks' global ranks, then (NVLS) the switch
+    they share, numbered after the GPUs (Topology.node), whose agent runs on it."""
+    if not schedule.switches:
+        return tuple(group)
+    return tuple(group) + (topo.nvls_switch(group),)
 
 
 def ring_allreduce_time_s(ranks: int, size: int, alpha_s: float, bandwidth_gbps: float) -> float:

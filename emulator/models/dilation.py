@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from foundation.errors import NetwallError
 
@@ -165,5 +165,18 @@ def link_shape(
         # The bucket lets a frame or two leave at once after an idle gap (an endpoint's step
         # latency, a held link delay): the receiving agent paces arrivals at the link's rate
         # again (traffic.agent), so the allowance keeps the shaper's rate without hiding gaps.
-        burst_bytes=max(frame_bytes, int(rate_gbps * 1e9 / 8 * BURST_REAL_S)),
+        burst_bytes=burst_bytes(rate_gbps, frame_bytes),
     )
+
+
+def burst_bytes(rate_gbps: float, frame_bytes: int) -> int:
+    """The shaper's bucket: a microsecond of the link's real rate, at least one frame."""
+    return max(frame_bytes, int(rate_gbps * 1e9 / 8 * BURST_REAL_S))
+
+
+def at_rate(shape: LinkShape, rate_gbps: float, dilation: float, frame_bytes: int) -> LinkShape:
+    """A link end's shaping at the rate a fault left its cable at (real Gb/s): the rate and
+    the bucket both follow it. A bucket kept at the healthy rate would let a degraded link
+    send a healthy microsecond's bytes at once after every gap: faster than it can."""
+    return replace(shape, rate_bps=int(rate_gbps * 1e9 / dilation),
+                   burst_bytes=burst_bytes(rate_gbps, frame_bytes))

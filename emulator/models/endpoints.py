@@ -16,6 +16,7 @@ modelled time.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -45,6 +46,14 @@ _PROTOCOL_FIELDS: dict[str, tuple[type, Any, str]] = {
     "step_us": (float, lambda v: v >= 0, ">= 0"),
     "efficiency": (float, lambda v: 0 < v <= 1, "in (0, 1]"),
 }
+#: NVLS's own terms (NCCL tunes NVLS apart from the protocols, src/graph/tuning.cc), and the
+#: switch's reduction rate, GB/s of reduced data (0: free).
+_NVLS_FIELDS: dict[str, tuple[type, Any, str]] = {
+    **_PROTOCOL_FIELDS,
+    "switch_reduce_gbytes_per_s": (float, lambda v: v >= 0, ">= 0 (0: free)"),
+}
+#: The protocol NCCL runs NVLS with: Simple only (tuning.cc skips LL and LL128 for NVLS).
+NVLS_PROTOCOL = "Simple"
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,17 @@ class Protocol:
 
 
 @dataclass(frozen=True)
+class Nvls:
+    """NVLink SHARP on this GPU's scale-up switch, in real units: what a call through it
+    costs (NCCL's NVLS latency and bandwidth terms) and how fast the switch reduces."""
+
+    base_us: float  # once per call (NCCL's NVLS latency)
+    step_us: float  # before each step's sends
+    efficiency: float  # share of the link NVLS reaches (NCCL's nvlsEfficiency)
+    switch_reduce_gbytes_per_s: float  # the switch's reduction rate (0: free)
+
+
+@dataclass(frozen=True)
 class GpuProfile:
     """One GPU as a collective's endpoint."""
 
@@ -68,6 +88,7 @@ class GpuProfile:
     protocols: Mapping[str, Protocol]
     sources: Mapping[str, str] = field(hash=False, compare=False)
     path: str = field(default="", compare=False)
+    nvls: Nvls | None = None  # None: no NVLS (a GPU or switch without NVLink SHARP)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready copy with sources, recorded beside every result."""
@@ -76,6 +97,7 @@ class GpuProfile:
                 "protocols": {p.name: {"base_us": p.base_us, "step_us": p.step_us,
                                        "efficiency": p.efficiency}
                               for p in self.protocols.values()},
+                "nvls": dataclasses.asdict(self.nvls) if self.nvls else None,
                 "sources": dict(self.sources), "path": self.path}
 
 
@@ -107,6 +129,18 @@ def costs(gpu: GpuProfile, protocol: str) -> CallCosts:
                      p.efficiency, per_byte)
 
 
+def nvls_costs(gpu: GpuProfile) -> CallCosts:
+    """What an NVLS call on `gpu`'s domain pays: NVLS's latency and efficiency, with Simple's
+    wire format; its reduction is the switch's (the GPUs reduce nothing in it)."""
+    if gpu.nvls is None:
+        raise NetwallError(f"GPU profile {gpu.name} has no NVLS terms (its switch does not "
+                           "reduce); use another algorithm or a GPU with NVLink SHARP")
+    n = gpu.nvls
+    rate = n.switch_reduce_gbytes_per_s
+    return CallCosts(NVLS_PROTOCOL, (gpu.launch_us + n.base_us) * 1e-6, n.step_us * 1e-6,
+                     n.efficiency, 1e-9 / rate if rate else 0.0)
+
+
 def load_gpu(path: str | Path) -> GpuProfile:
     """Load and validate one GPU profile; any problem is a one-line NetwallError."""
     path = Path(path)
@@ -114,7 +148,7 @@ def load_gpu(path: str | Path) -> GpuProfile:
     if not isinstance(data, dict):
         raise fail(path, None, "GPU profile must be a YAML mapping of field: value")
     known = {*_STRING_FIELDS, *_GPU_FIELDS, "protocols"}
-    unknown = sorted(str(k) for k in data if k not in known)
+    unknown = sorted(str(k) for k in data if k not in known | {"nvls"})
     if unknown:
         raise fail(path, unknown[0], "unknown field")
     for key in sorted(known):
@@ -147,8 +181,18 @@ def load_gpu(path: str | Path) -> GpuProfile:
             values[key], sources[f"protocols.{name}.{key}"] = sourced_number(
                 path, f"protocols.{name}.{key}", entry[key], spec)
         protocols[name] = Protocol(name, **values)
+    nvls = None
+    if "nvls" in data:
+        entry = data["nvls"]
+        if not isinstance(entry, dict) or set(entry) != set(_NVLS_FIELDS):
+            raise fail(path, "nvls", f"must have exactly {', '.join(_NVLS_FIELDS)}")
+        values = {}
+        for key, spec in _NVLS_FIELDS.items():
+            values[key], sources[f"nvls.{key}"] = sourced_number(path, f"nvls.{key}",
+                                                                 entry[key], spec)
+        nvls = Nvls(**values)
     return GpuProfile(**text, **numbers, protocols=MappingProxyType(protocols),
-                      sources=MappingProxyType(sources), path=str(path))
+                      sources=MappingProxyType(sources), path=str(path), nvls=nvls)
 
 
 def gpus() -> dict[str, GpuProfile]:

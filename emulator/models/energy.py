@@ -12,9 +12,10 @@ how much of that energy moved data and how much idled. See docs/energy-and-failu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from emulator.models.accounting import LinkReport
 from emulator.models.profiles import LinkProfile, get_profile
 from foundation.errors import NetwallError
 
@@ -100,3 +101,23 @@ def run_energy(
         dynamic += d
     total = static + dynamic
     return EnergyReport(by_profile, static, dynamic, total, total / (payload_bytes / GB))
+
+
+def batch_energy(links: Iterable[LinkReport], cables: Iterable[str],
+                 profiles: Mapping[str, LinkProfile], time_s: float, size: int,
+                 iters: int) -> EnergyReport:
+    """Energy of one call of a batch of `iters`: every cable's power (`cables`: each one's
+    profile) over the call's real time, split into what moved the bits its links' counters
+    saw and what kept idle links lit."""
+    bits: dict[str, float] = {}
+    for link in links:
+        bits[link.profile] = bits.get(link.profile, 0.0) + link.bytes * 8 / iters
+    counts: dict[str, int] = {}
+    for profile in cables:
+        counts[profile] = counts.get(profile, 0) + 1
+    # A call timed back to back can carry a little more than its own share (ACKs of the
+    # previous one); cap at what the links could carry so the energy model applies.
+    capacity = {name: counts[name] * 2 * profiles[name].rate_gbps * 1e9 * time_s
+                for name in counts}
+    bits = {name: min(value, capacity[name]) for name, value in bits.items()}
+    return run_energy(bits, counts, profiles, time_s, size)

@@ -77,6 +77,18 @@ class LinkState:
 
 
 @dataclass(frozen=True)
+class FaultEvent:
+    """What a fault did to a link, and when: a fault starting or ending, the link restored
+    after the timed calls, or a fault that never struck (a run's result lists them)."""
+
+    t_s: float | None  # real seconds after the timed calls' start; None: not during them
+    link: str  # the cable, 'a--b'
+    event: str
+    rate_gbps: float | None  # the link's rate after it (None: a fault that did not strike)
+    state: str
+
+
+@dataclass(frozen=True)
 class Event:
     t_s: float  # real seconds after the timed calls start
     fault: Fault

@@ -8,7 +8,7 @@ direction. It is pure data, so tests check it without root; network.py only exec
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from emulator.models import dilation as dil
 from emulator.models.profiles import LinkProfile
@@ -57,6 +57,10 @@ class Plan:
     routes: dict[str, list[Route]]  # GPU -> its static routes, one per other GPU
     shapes: dict[tuple[int, str], dil.LinkShape]  # (link, node) -> shaping of node's egress
     fdb: dict[str, list[tuple[str, str]]]  # switch -> static (port, GPU MAC) forwarding entries
+    #: NVLS switch -> (address, MAC) of its bridge's own port, where its agent runs
+    nvls: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: GPU -> its routes to the NVLS switches it is cabled to (rank: participant index)
+    nvls_routes: dict[str, list[Route]] = field(default_factory=dict)
 
     def retransmit_timeout_s(self) -> float:
         """How long a stalled transfer waits before asking for repairs (emulated seconds).
@@ -112,7 +116,7 @@ class Plan:
             name = self.interfaces[(link, gpu)].name
             lines.append(f"link set dev {name} mtu {mtu} up")
             lines.append(f"addr add {self.ips[gpu]}/32 dev {name}")
-        routes = self.routes[gpu]
+        routes = self.routes[gpu] + self.nvls_routes.get(gpu, [])
         for r in routes:
             lines.append(f"neigh replace {r.via_ip} lladdr {r.via_mac} dev {r.iface} nud permanent")
         one_wire = len({r.iface for r in routes}) == 1 and all(r.via_ip == r.dst_ip for r in routes)
@@ -127,12 +131,35 @@ class Plan:
         return "\n".join(lines) + "\n"
 
     def peers(self, gpu: str) -> dict[int, Peer]:
-        """What the agent on `gpu` needs to address a frame to each other rank."""
+        """What the agent on `gpu` needs to address a frame to each other rank (and to the
+        NVLS switches it is cabled to)."""
         return {
             route.dst: Peer(iface=route.iface, src_mac=route.src_mac, dst_mac=route.via_mac,
                             src_ip=self.ips[gpu], dst_ip=route.dst_ip)
-            for route in self.routes[gpu]
+            for route in self.routes[gpu] + self.nvls_routes.get(gpu, [])
         }
+
+    def switch_peers(self, switch: str) -> dict[int, Peer]:
+        """What an NVLS switch's agent needs to address each GPU cabled to it: it sends on
+        the bridge's own port, so the bridge forwards each copy out of the GPU's port, through
+        that port's shaping."""
+        t = self.topology
+        ip, own_mac = self.nvls[switch]
+        return {t.rank(gpu): Peer(iface=switch, src_mac=own_mac,
+                                  dst_mac=self.interfaces[(link, gpu)].mac, src_ip=ip,
+                                  dst_ip=self.ips[gpu])
+                for link in t.links_of(switch) if t.is_gpu(gpu := t.other(link, switch))}
+
+    def switch_batch(self, switch: str) -> str:
+        """The NVLS switch's own port: its address and a neighbour and route per GPU, as
+        `ip -batch` input (its MAC is set as the bridge is made)."""
+        ip, _ = self.nvls[switch]
+        lines = [f"addr add {ip}/32 dev {switch}"]
+        for peer in self.switch_peers(switch).values():
+            lines.append(f"neigh replace {peer.dst_ip} lladdr {peer.dst_mac} dev {switch} "
+                         "nud permanent")
+            lines.append(f"route add {peer.dst_ip}/32 dev {switch} scope link")
+        return "\n".join(lines) + "\n"
 
 
 def frames_in_flight(shapes) -> int:
@@ -152,7 +179,9 @@ def lossless(shapes: dict, gpus: int) -> dict:
     return {key: replace(shape, limit_packets=limit) for key, shape in shapes.items()}
 
 
-GPU_BLOCK = "10.77.0.0/16"  # every GPU address (rank_ip)
+GPU_BLOCK = "10.77.0.0/16"  # every GPU address (rank_ip), and the NVLS switches' after them
+#: The port number in the MAC (mac()) of an NVLS switch's own port on its bridge.
+OWN_PORT = 0xFFFF
 
 
 def rank_ip(rank: int) -> str:
@@ -196,8 +225,19 @@ def make_plan(
             for dst, (link, via) in sorted(table.items(), key=lambda kv: topo.rank(kv[0]))
         ]
     fdb = {switch: _forwarding(topo, interfaces, switch) for switch in topo.switches}
+    nvls = {switch: (rank_ip(len(topo.gpus) + k), mac(index[switch], OWN_PORT))
+            for k, switch in enumerate(topo.nvls)}
+    nvls_routes: dict[str, list[Route]] = {}
+    for k, switch in enumerate(topo.nvls):
+        ip, own_mac = nvls[switch]
+        for link in topo.links_of(switch):
+            gpu = topo.other(link, switch)
+            if topo.is_gpu(gpu):
+                end = interfaces[(link, gpu)]
+                nvls_routes.setdefault(gpu, []).append(
+                    Route(len(topo.gpus) + k, ip, end.name, end.mac, ip, own_mac))
     return Plan(topo, dilation, interfaces, ips, routes,
-                _shapes(topo, catalogue, interfaces, dilation), fdb)
+                _shapes(topo, catalogue, interfaces, dilation), fdb, nvls, nvls_routes)
 
 
 def redilated(plan: Plan, catalogue: Mapping[str, LinkProfile], dilation: float) -> Plan:

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from emulator.models import dilation as dil
+from emulator.models.accounting import LinkReport
 
 CPU_SATURATED = 0.90  # busy share of all CPUs above which a benchmark marks its row
 OVER_RATE = 1.02  # a link carrying more than this share of its rate was not shaped
@@ -41,6 +42,8 @@ class Probe:
     time_s: float | None
     tolerance: float
     skipped: str = ""  # why no probe ran (then the result is not proven)
+    calls: int | None = None  # how many of the batch's calls it repeated (None: the whole)
+    margin: float | None = None  # 95% half-width of the host share it gives
 
 
 @dataclass
@@ -56,6 +59,8 @@ class Verdict:
     tolerance: float
     fix_dilation: float | None  # a dilation that should make the host's share tolerable
     flags: list[str] = field(default_factory=list)
+    probe_calls: int | None = None  # calls the probe repeated (emulator.models.sampling)
+    host_error_margin: float | None = None  # 95% half-width of host_error
 
     @property
     def faithful(self) -> bool:
@@ -63,8 +68,9 @@ class Verdict:
 
     def to_dict(self) -> dict:
         out = asdict(self)
-        if out["host_error"] is not None and not math.isfinite(out["host_error"]):
-            out["host_error"] = None  # JSON has no infinity: the flag says it
+        for key in ("host_error", "host_error_margin"):
+            if out[key] is not None and not math.isfinite(out[key]):
+                out[key] = None  # JSON has no infinity: the flag says it
         return dict(out, faithful=self.faithful)
 
 
@@ -75,7 +81,7 @@ def busy_share(before: Sequence[tuple[int, int]], after: Sequence[tuple[int, int
 
 
 def judge(cpu_before: Sequence[tuple[int, int]], cpu_after: Sequence[tuple[int, int]],
-          links: list[dict],
+          links: list[LinkReport],
           shapes: dict[str, tuple[float, int]], wall_s: float, retransmitted_frames: int,
           loss_expected: bool, time_s: float, dilation: float, probe: Probe,
           repaired: bool = False) -> Verdict:
@@ -85,23 +91,29 @@ def judge(cpu_before: Sequence[tuple[int, int]], cpu_after: Sequence[tuple[int, 
     `dilation`, and `probe` the same batch at a larger dilation."""
     busy = busy_share(cpu_before, cpu_after)
     utilization = {
-        link["link"]: (link["bytes"] - shapes[link["link"]][1]) * 8
-        / (shapes[link["link"]][0] * wall_s) for link in links} if wall_s > 0 else {}
+        link.link: (link.bytes - shapes[link.link][1]) * 8
+        / (shapes[link.link][0] * wall_s) for link in links} if wall_s > 0 else {}
     top = max(utilization.values(), default=0.0)
-    drops = sum(link["drops"] for link in links)
+    drops = sum(link.drops for link in links)
     retransmits = 0 if loss_expected else retransmitted_frames
     error = fix = None
     if probe.time_s is not None:
         error = dil.host_error(time_s, dilation, probe.time_s, probe.dilation)
         fix = dil.fixing_dilation(dilation, error, probe.tolerance)
     verdict = Verdict(dilation, busy, top, drops, retransmits, probe.dilation, probe.time_s,
-                      error, probe.tolerance, fix)
+                      error, probe.tolerance, fix, probe_calls=probe.calls,
+                      host_error_margin=probe.margin)
     if probe.time_s is None:
         verdict.flags.append(f"not proven: {probe.skipped}")
-    elif error > probe.tolerance:
-        verdict.flags.append(host_flag(time_s, dilation, probe, error, fix) + (
+    elif error > probe.tolerance and repaired:
+        # No dilation cures this: which frames a loss or fault catches, and so what the
+        # repairs cost, differs from run to run at every dilation.
+        verdict.flags.append(host_flag(time_s, dilation, probe, error, None) + (
             "; frames were repaired, and which ones a loss or fault catches depends on the "
-            "host's timing" if repaired else ""))
+            "host's timing, so this time varies from run to run at any dilation: repeat the "
+            "run to see its spread"))
+    elif error > probe.tolerance:
+        verdict.flags.append(host_flag(time_s, dilation, probe, error, fix))
     if top > OVER_RATE:
         worst = max(utilization, key=utilization.get)
         verdict.flags.append(f"link {worst} carried {top:.0%} of its rate: shaping failed")
@@ -112,12 +124,15 @@ def judge(cpu_before: Sequence[tuple[int, int]], cpu_after: Sequence[tuple[int, 
     return verdict
 
 
-def host_flag(time_s: float, dilation: float, probe: Probe, error: float, fix: float) -> str:
-    """The reason a host-distorted result is flagged, with the dilation that fixes it."""
+def host_flag(time_s: float, dilation: float, probe: Probe, error: float,
+              fix: float | None) -> str:
+    """The reason a host-distorted result is flagged, with the dilation that fixes it (None:
+    none does)."""
     share = "most" if not math.isfinite(error) else f"about {error:.1%}"
     return (f"host software added {share} of this time: at dilation {probe.dilation:.10g} the "
             f"same call took {probe.time_s / time_s - 1:+.1%} in real units "
-            f"(tolerance {percent(probe.tolerance)}); use --dilation {fix:.10g} or more")
+            f"(tolerance {percent(probe.tolerance)})"
+            + (f"; use --dilation {fix:.10g} or more" if fix is not None else ""))
 
 
 def percent(share: float) -> str:
@@ -125,16 +140,48 @@ def percent(share: float) -> str:
     return f"{share * 100:g}%"
 
 
+@dataclass(frozen=True)
+class TraceVerdict:
+    """The verdict on a replayed trace: the trace's total and every call against the same
+    trace at the probe dilation. `host_error` is the total's share (inf: most; None: not
+    proven), `call_errors` each call's (None: most, or not proven)."""
+
+    dilation: float
+    probe_dilation: float | None
+    host_error: float | None
+    call_errors: list[float | None]
+    tolerance: float
+    fix_dilation: float | None
+    worst_error: float | None
+    flags: list[str]
+
+    @property
+    def faithful(self) -> bool:
+        return not self.flags
+
+    def to_dict(self) -> dict:
+        """The JSON form replay results carry (docs/replay.md): JSON has no infinity, so
+        'most' is None there. An unproven verdict keeps the key order it was first
+        stored in."""
+        error = self.host_error if self.host_error is None or math.isfinite(self.host_error) \
+            else None
+        head = {"dilation": self.dilation, "probe_dilation": self.probe_dilation,
+                "host_error": error, "call_errors": list(self.call_errors),
+                "tolerance": self.tolerance, "fix_dilation": self.fix_dilation,
+                "faithful": self.faithful}
+        if self.probe_dilation is None:
+            return dict(head, worst_error=self.worst_error, flags=list(self.flags))
+        return dict(head, flags=list(self.flags), worst_error=self.worst_error)
+
+
 def judge_trace(times_s: list[float], probe_times_s: list[float] | None, total_s: float,
                 probe_total_s: float | None, dilation: float, probe_dilation: float,
-                tolerance: float) -> dict:
+                tolerance: float) -> TraceVerdict:
     """The verdict on a replayed trace: every call's and the whole trace's real time against
-    the same trace at the probe dilation. Returns the per-call host errors and the verdict."""
+    the same trace at the probe dilation."""
     if probe_times_s is None or probe_total_s is None:
-        return {"dilation": dilation, "probe_dilation": None, "host_error": None,
-                "call_errors": [None] * len(times_s), "tolerance": tolerance,
-                "fix_dilation": None, "faithful": False, "worst_error": None,
-                "flags": ["not proven: the probe was turned off"]}
+        return TraceVerdict(dilation, None, None, [None] * len(times_s), tolerance, None, None,
+                            ["not proven: the probe was turned off"])
     errors = [dil.host_error(t, dilation, p, probe_dilation)
               for t, p in zip(times_s, probe_times_s, strict=True)]
     total = dil.host_error(total_s, dilation, probe_total_s, probe_dilation)
@@ -152,8 +199,6 @@ def judge_trace(times_s: list[float], probe_times_s: list[float] | None, total_s
         flags.append(f"host software distorted {len(bad)} of {len(errors)} calls by more "
                      f"than {percent(tolerance)} (call {i}: {share}): their rows are not "
                      "faithful (a call overlapping larger ones shares its agents' time)")
-    return {"dilation": dilation, "probe_dilation": probe_dilation,
-            "host_error": total if math.isfinite(total) else None,
-            "call_errors": [e if math.isfinite(e) else None for e in errors],
-            "tolerance": tolerance, "fix_dilation": fix, "faithful": not flags,
-            "flags": flags, "worst_error": worst if math.isfinite(worst) else None}
+    return TraceVerdict(dilation, probe_dilation, total,
+                        [e if math.isfinite(e) else None for e in errors], tolerance, fix,
+                        worst if math.isfinite(worst) else None, flags)

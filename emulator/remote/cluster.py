@@ -15,6 +15,7 @@ import fcntl
 import os
 import time
 
+from emulator.kernel.links import LinkStates
 from emulator.models.partition import Partition
 from emulator.models.plan import Plan
 from emulator.remote import ssh, wire
@@ -103,11 +104,14 @@ class RemoteAgent:
 
 
 class Cluster:
-    """Every host's share of one emulated cluster, driven over SSH."""
+    """Every host's share of one emulated cluster, driven over SSH: a Fabric
+    (emulator.kernel.links), whose link changes `links` makes from now on."""
 
     def __init__(self, plan: Plan, netem: bool, hosts: list[Host], part: Partition,
-                 port: int) -> None:
+                 port: int, links: LinkStates) -> None:
         self.plan = plan
+        self.links = links
+        links.attach(self)
         self.netem = netem
         self.names = hosts
         self.part = part

@@ -31,7 +31,7 @@ def test_a_datatype_and_op_are_reduced_and_verified(star, collective, dtype, op)
     assert result.count == 64 * 1024 // {"double": 8, "int8": 1, "half": 2, "uint64": 8,
                                          "int32": 4}[dtype]
     for link in result.links:  # the wire carries exactly the schedule
-        assert link["bytes"] == link["expected_bytes"], link
+        assert link.bytes == link.expected_bytes, link
 
 
 def test_no_check_iterations_leave_the_result_unchecked(star):

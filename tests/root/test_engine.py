@@ -26,15 +26,16 @@ def racks():
 
 
 @pytest.mark.parametrize("collective, algorithm",  # a send is two ranks': test_p2p_replay
-                         [(c, a) for c, algs in ALGORITHMS.items() for a in algs if c != "send"])
-def test_every_collective_delivers_the_right_data(racks, collective, algorithm):
+                         [(c, a) for c, algs in ALGORITHMS.items() for a in algs
+                          if c != "send" and a != "nvls"])  # NVLS: a switch that reduces,
+def test_every_collective_delivers_the_right_data(racks, collective, algorithm):  # test_nvls
     root = 5 if collective in ("broadcast", "reduce") else 0
     result = racks.run(collective, algorithm, size=256 * 1024, iters=2, root=root,
                        prove=False)
     assert result.check is True
     assert result.retransmitted_bytes == 0
     for link in result.links:  # lossless: the wire carries exactly the schedule
-        assert link["bytes"] == link["expected_bytes"], link
+        assert link.bytes == link.expected_bytes, link
 
 
 def lossy_profile(tmp_path: Path, frame_loss: float) -> Path:
@@ -54,9 +55,9 @@ def test_lost_frames_are_repaired_and_counted(tmp_path):
     assert result.check is True
     assert result.retransmitted_bytes > 0
     # Lost frames still crossed the sender's link, and their repairs cross it again.
-    sent = sum(link["bytes"] for link in result.links if link["link"].startswith("gpu"))
-    expected = sum(link["expected_bytes"] for link in result.links
-                   if link["link"].startswith("gpu"))
+    sent = sum(link.bytes for link in result.links if link.link.startswith("gpu"))
+    expected = sum(link.expected_bytes for link in result.links
+                   if link.link.startswith("gpu"))
     assert sent > expected
 
 

@@ -50,9 +50,9 @@ def test_a_gpu_pays_launch_step_and_protocol_costs(without_netem):
         assert result.check is True
         # a 16 KB step of the ideal endpoint is a few wake-ups of the host: looser
         assert result.model_error == pytest.approx(0, abs=0.05 if gpu == "h100" else 0.1)
-        times[gpu], links[gpu] = result, sum(link["bytes"] for link in result.links)
+        times[gpu], links[gpu] = result, sum(link.bytes for link in result.links)
         for link in result.links:  # the protocol's padding is on the wire, to the byte
-            assert link["bytes"] == link["expected_bytes"], link
+            assert link.bytes == link.expected_bytes, link
     assert times["h100"].protocol == "LL" and times["ideal"].protocol == "Simple"
     added = times["h100"].time_s - times["ideal"].time_s
     assert added == pytest.approx(times["h100"].model_time_s - times["ideal"].model_time_s,

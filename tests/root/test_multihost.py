@@ -160,7 +160,7 @@ def test_hosts_on_other_clocks_are_measured_and_corrected(testbed, monkeypatch):
     assert all(abs(offset) <= u + 1e-3 for offset, u in offsets)  # one kernel: truly 0
     assert uncertainty == max(u for _, u in offsets)
     assert res.check is True
-    assert all(link["bytes"] == link["expected_bytes"] for link in res.links)
+    assert all(link.bytes == link.expected_bytes for link in res.links)
 
 
 def test_replay_and_a_fault_on_the_cable_between_hosts(testbed):

@@ -51,15 +51,15 @@ def test_ring_allreduce_bytes_on_each_link_match_the_schedule(topology):
         result = emu.run(collective="allreduce", algorithm="ring", size=1 << 20, iters=2)
     assert result.check is True
     assert result.time_s > 0
-    links = {entry["link"]: entry for entry in result.links}
+    links = {entry.link: entry for entry in result.links}
     for entry in links.values():
-        assert entry["bytes"] == entry["expected_bytes"], entry
-        assert entry["drops"] == 0
+        assert entry.bytes == entry.expected_bytes, entry
+        assert entry.drops == 0
     per_link = 2 * 3 / 4 * (1 << 20) * 2  # 2(n-1)/n of the buffer, two timed iterations
-    data = {name for name, entry in links.items() if entry["bytes"] > per_link}
+    data = {name for name, entry in links.items() if entry.bytes > per_link}
     acks = set(links) - data
     # Each of the 2(n-1) steps sends one transfer per link and gets one ACK frame back.
-    assert all(links[name]["bytes"] == FRAME_OVERHEAD * 6 * 2 for name in acks)
+    assert all(links[name].bytes == FRAME_OVERHEAD * 6 * 2 for name in acks)
     if topology == "ring:4":
         assert data == {"gpu0->gpu1", "gpu1->gpu2", "gpu2->gpu3", "gpu3->gpu0"}
         assert acks == {"gpu1->gpu0", "gpu2->gpu1", "gpu3->gpu2", "gpu0->gpu3"}

@@ -98,13 +98,12 @@ def test_check_shows_the_calibration():
 def test_redilating_keeps_a_degraded_link_degraded():
     """A wide-and-slow cable that lost 216 of its 416 channels carries half its rate; moving
     the network to another dilation must not repair it."""
-    from emulator.emulation import apply_link_state
     from emulator.models.faults import parse
 
     # Built at 800, measured at 4000: 100 Mb/s, a 5 ms frame time, long beside the kernel
     # timer's lateness that htb's one-frame-less bucket cannot absorb.
     with Emulation("pair", "wide-and-slow-800g", dilation=800) as emu:
-        state = apply_link_state(emu, 0, [parse("channels=216:gpu0--gpu1@0")])
+        state = emu.links.put(0, [parse("channels=216:gpu0--gpu1@0")])
         assert state.rate_gbps == pytest.approx(400)
         emu.dilate(4000)
         goodput = iperf3_flows([(emu.hosts[0], emu.hosts[1], emu.plan.ips["gpu1"])])

@@ -17,7 +17,7 @@ def _calls(groups: list[tuple[int, ...]], collective: str) -> list[Call]:
 
 
 def _carried(result) -> dict[str, int]:
-    return {link["link"]: link["bytes"] for link in result.links if link["bytes"]}
+    return {link.link: link.bytes for link in result.links if link.bytes}
 
 
 def _scale_up(name: str) -> bool:

@@ -38,7 +38,7 @@ FLAGGED = {"faithful": False, "host_error": 0.259, "flags": ["host software adde
 def _printed_run(capsys, fidelity: dict, check: bool | None = True) -> str:
     """What `netwall run` prints today for one row (the CLI's own table code), with a
     retry line and its cost line."""
-    emu = SimpleNamespace(topology=SimpleNamespace(name="pair", gpus=["gpu0", "gpu1"]),
+    emu = SimpleNamespace(topology=SimpleNamespace(name="pair", gpus=["gpu0", "gpu1"], nvls=()),
                           link="copper-800g", fixed_dilation=None, delay_mechanism="agents",
                           tolerance=0.02, gpu=SimpleNamespace(name="ideal", protocols=["Simple"]),
                           host=SimpleNamespace(capacity_gbps=1.5))

@@ -187,21 +187,20 @@ def test_fault_specs_are_bounded(spec, words):
 def test_a_fault_after_the_timed_calls_is_recorded_as_not_struck():
     from types import SimpleNamespace
 
-    from emulator.emulation import Injector
+    from emulator.kernel.links import Injector
     from emulator.models.faults import parse
     from emulator.result import FaultEvent
 
-    emu = SimpleNamespace(link_index=lambda name: 0,
-                          capabilities=SimpleNamespace(bpf_loss=True, netem=True))
+    links = SimpleNamespace(faultable=True)
     early, late = parse("down:gpu0--gpu1@0"), parse("ber=1e-7:gpu0--gpu1@1ms")
-    injector = Injector(emu, [early, late])
+    injector = Injector(links, [early, late], {"gpu0--gpu1": 0}, 1000.0)
     injector.struck[id(early)] = 5e-6  # the tick applied it 5 us into the calls
     assert injector.missed(20e-6) == [late]
     assert injector.record == [FaultEvent(t_s=None, link="gpu0--gpu1", rate_gbps=None,
                                           event="ber=1e-7:gpu0--gpu1@1ms DID NOT STRIKE: the "
                                                 "timed calls ended at 20.0 us",
                                           state="not struck")]
-    injector = Injector(emu, [early])
+    injector = Injector(links, [early], {"gpu0--gpu1": 0}, 1000.0)
     injector.struck[id(early)] = 30e-6  # applied, but only after the calls had ended
     assert injector.missed(20e-6) == [early]
 

@@ -151,38 +151,39 @@ def _emulation(**kwargs):
 
 def test_an_emulation_chooses_each_calls_dilation_from_its_host():
     emu = _emulation()
-    big = emu.schedule("allreduce", "ring", 16 << 20)
-    small = emu.schedule("allreduce", "ring", 1 << 20)
-    d_big = emu.choose(emu.cost(big, emu.emulated_model(big)))
-    d_small = emu.choose(emu.cost(small, emu.emulated_model(small)))
+    big = emu.spec.run_request("allreduce", "ring", 16 << 20).cost
+    small = emu.spec.run_request("allreduce", "ring", 1 << 20).cost
+    d_big = emu.pricing.choose(big)
+    d_small = emu.pricing.choose(small)
     assert d_big == 1000.0  # 6.4 Tb/s of injection over 6.4 Gb/s
     assert d_small > d_big  # latency-bound: 14 steps of 60 us against 18 us of call
     # the links' delay (held by the agents: no netem here) adds 1% to the call
-    assert emu.slowdown_floor(emu.cost(big, emu.emulated_model(big))) == \
-        pytest.approx(1000, rel=0.015)
+    assert emu.pricing.slowdown_floor(big) == pytest.approx(1000, rel=0.015)
 
 
 def test_the_wall_time_estimate_counts_timed_probe_and_untimed_calls():
-    from emulator.emulation import PROGRAM_OVERHEAD_S, UNTIMED_SPEEDUP
     from emulator.models.dilation import probe_dilation
+    from emulator.models.pricing import PROGRAM_OVERHEAD_S, UNTIMED_SPEEDUP
 
     emu = _emulation()
-    schedule = emu.schedule("allreduce", "ring", 16 << 20)
-    model = emu.emulated_model(schedule)
-    want = model * (1000 * 5 + 2 * 1000 / UNTIMED_SPEEDUP + 5 * probe_dilation(1000))
-    got = emu.estimate_s("allreduce", None, 16 << 20, iters=5, warmup=1)
+    request = emu.spec.run_request("allreduce", None, 16 << 20, iters=5, warmup=1)
+    want = request.model_s * (1000 * 5 + 2 * 1000 / UNTIMED_SPEEDUP + 5 * probe_dilation(1000))
+    got = emu.pricing.run_s(request)
     assert got == pytest.approx(want + 4 * PROGRAM_OVERHEAD_S)
-    assert emu.estimate_s("allreduce", None, 16 << 20, 5, 1, prove=False) < got / 2
+    unproven = emu.spec.run_request("allreduce", None, 16 << 20, iters=5, warmup=1,
+                                    prove=False)
+    assert emu.pricing.run_s(unproven) < got / 2
     fixed = _emulation(dilation=5000)
-    assert fixed.estimate_s("allreduce", None, 16 << 20, 5, 1) > got
+    assert fixed.pricing.run_s(request) > got
 
 
 def test_a_run_past_the_limit_is_refused_in_one_line():
-    from emulator.emulation import bound_duration
+    from emulator.preflight import bound_duration
     from foundation.errors import NetwallError
 
     emu = _emulation(dilation=1e6)
-    estimate = emu.estimate_s("allreduce", None, 256 << 20, iters=100_000, warmup=1)
+    estimate = emu.pricing.run_s(emu.spec.run_request("allreduce", None, 256 << 20,
+                                                      iters=100_000, warmup=1))
     with pytest.raises(NetwallError, match=r"this run would take about [\d,]+ h on this host "
                                            r"\(limit 24 h\)"):
         bound_duration(estimate, "this run")

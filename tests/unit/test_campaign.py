@@ -179,13 +179,14 @@ class FakeEmulation:
         self.dilation = self.fixed_dilation = point.dilation or 1000.0
         self.topology = SimpleNamespace(name=point.topology)
         self.link = point.link
+        self.spec = self.pricing = self  # checks requests and prices them too
 
-    def schedule(self, collective, algorithm, size, root=0, chunk=None):
-        return None
-
-    def link_index(self, name):
-        if name != "gpu0--gpu1":
-            raise NetwallError(f"fault on {name}: no such link")
+    def run_request(self, collective, algorithm, size, iters, warmup, faults=()):
+        for fault in faults:
+            if fault.name != "gpu0--gpu1":
+                raise NetwallError(f"fault on {fault.name}: no such link")
+        return SimpleNamespace(collective=collective, algorithm=algorithm, size=size,
+                               iters=iters, warmup=warmup, faults=faults)
 
     def __enter__(self):
         FakeEmulation.builds += 1
@@ -197,10 +198,12 @@ class FakeEmulation:
     def settings(self):
         return {"profiles": {}, "dilation": self.dilation}
 
-    def estimate_s(self, collective, algorithm, size, iters, warmup):
-        return size * 1e-6 * iters  # a second per MB and call
+    def run_s(self, request):
+        return request.size * 1e-6 * request.iters  # a second per MB and call
 
-    def run(self, collective, algorithm, size, iters, warmup, faults):
+    def measure(self, request):
+        collective, algorithm, size = request.collective, request.algorithm, request.size
+        iters, faults = request.iters, request.faults
         if size == 8192:
             raise NetwallError("collective failed: rank 1 waits for rank 0")
         t = size / 50e9 * (1 + len(faults))

@@ -96,21 +96,21 @@ def matches(schedule: Schedule, buffers: list[np.ndarray]) -> bool:
 def simulate_async(schedule: Schedule, rng: np.random.Generator) -> list[np.ndarray]:
     """The agents' semantics with a random interleaving: a rank starts step t once all it
     receives in steps < t has arrived, snapshots its sends then, and applies receives (of any
-    step) the moment they arrive."""
+    step) the moment they arrive. An NVLS switch is one more participant."""
     s = schedule
     steps = len(s.steps)
-    bufs = [initial(s.collective, s.ranks, s.size, r, s.root) for r in range(s.ranks)]
-    need = np.zeros((s.ranks, steps), dtype=int)
+    bufs = [initial(s.collective, s.ranks, s.size, r, s.root) for r in range(s.participants)]
+    need = np.zeros((s.participants, steps), dtype=int)
     for t, step in enumerate(s.steps):
         for m in step:
             need[m.dst, t] += 1
     arrived = np.zeros_like(need)
-    missing = [0] * s.ranks  # receives of steps before `started` not yet arrived
-    started = [0] * s.ranks
+    missing = [0] * s.participants  # receives of steps before `started` not yet arrived
+    started = [0] * s.participants
     flight: list[tuple[int, Move, np.ndarray]] = []
     e = ELEMENT
     while True:
-        ready = [r for r in range(s.ranks) if started[r] < steps and missing[r] == 0]
+        ready = [r for r in range(s.participants) if started[r] < steps and missing[r] == 0]
         options = len(ready) + len(flight)
         if not options:
             break
@@ -133,7 +133,7 @@ def simulate_async(schedule: Schedule, rng: np.random.Generator) -> list[np.ndar
             arrived[m.dst, t] += 1
             if t < started[m.dst]:
                 missing[m.dst] -= 1
-    assert started == [steps] * s.ranks and not flight
+    assert started == [steps] * s.participants and not flight
     return bufs
 
 
@@ -182,7 +182,9 @@ def test_the_matrix_covers_every_algorithm():
     built = {(c, a) for c, a, *_ in CASES}
     assert built == {(c, a) for c in COLLECTIVES for a in ALGORITHMS[c]}
     assert tuple(ALGORITHMS) == COLLECTIVES
-    assert ALGORITHMS["allreduce"] == ("ring", "tree", "halving-doubling", "hierarchical")
+    assert ALGORITHMS["allreduce"] == ("ring", "tree", "halving-doubling", "hierarchical",
+                                       "nvls")
+    assert ALGORITHMS["reducescatter"] == ALGORITHMS["allgather"] == ("ring", "nvls")
     assert all(ALGORITHMS[c][0] == "ring" for c in COLLECTIVES[:5])
     assert ALGORITHMS["alltoall"] == ALGORITHMS["sendrecv"] == ("direct",)
 
@@ -480,7 +482,7 @@ def bare(steps, ranks=3, size=32, collective="allreduce") -> Schedule:
         ([[Move(0, 1, 0, 0, 6, True)]], "aligned"),
         ([[Move(0, 1, 28, 28, 8, True)]], "outside"),
         ([[Move(0, 1, 0, -4, 4, True)]], "outside"),
-        ([[Move(0, 2, 0, 0, 8, True), Move(1, 2, 4, 4, 8, True)]], "overlaps"),
+        ([[Move(0, 2, 0, 0, 8, True), Move(1, 2, 4, 4, 8, False)]], "overlaps"),
         ([[Move(0, 1, 0, 0, 8, True), Move(1, 2, 4, 4, 8, True)]], "overlaps"),
         ([[Move(1, 2, 4, 4, 8, True), Move(0, 1, 0, 0, 8, True)]], "overlaps"),
         # Rank 2 may start step 1 at once and overwrite rank 0's bytes before it sends them.

@@ -42,6 +42,28 @@ def test_the_shipped_files_read():
     assert {d.cluster.domains * d.cluster.domain_gpus for d in default.designs} == {8}
     mosaic = load("designs/mosaic.yaml")
     assert {w.name for w in mosaic.workloads} == {"ep-alltoall", "tp-allreduce"}
+    nvl72 = load("designs/nvl72.yaml")  # issue 28: full NVL72 domains, both with NVLS
+    assert [(d.cluster.domains, d.cluster.domain_gpus, d.cluster.racks_per_domain)
+            for d in nvl72.designs] == [(1, 72, 1), (1, 72, 4)]
+    assert nvl72.gpu == "gb200" and [w.algorithm for w in nvl72.workloads] == ["nvls"]
+
+
+def test_the_comparison_says_which_algorithm_each_design_ran():
+    from emulator.cli.comparison import render
+    from emulator.experiments.compare import Row
+
+    def row(design, algorithm, feasible=True):
+        return Row(workload="tp", size=16 << 20, design=design, gpus=72, domains=1,
+                   domain_gpus=72, racks_per_domain=1, scale_up="nvlink5",
+                   scale_out="optical-800g", feasible=feasible,
+                   reason=None if feasible else "too long", time_s=1e-3 if feasible else None,
+                   busbw_gbps=1.0, energy_j=1.0, watts_per_gpu=1.0, failures_per_day=1.0,
+                   stalls_per_day=1.0, scale_up_failure="stall", scale_out_failure="stall",
+                   faithful=True, algorithm=algorithm)
+
+    text = render([row("copper", "nvls"), row("optical", "ring"), row("far", None, False)])
+    assert "# algorithm: copper nvls, optical ring" in text.splitlines()
+    assert Row(**{**row("x", None).to_dict(), "algorithm": None}).algorithm is None
 
 
 @pytest.mark.parametrize("change, says", [

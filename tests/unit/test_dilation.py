@@ -216,3 +216,15 @@ def test_absurd_dilation_is_an_error(d):
 def test_dilation_just_leaving_8000_bits_is_allowed():
     s = shape(rate_gbps=800.0, dilation=1e8)  # exactly 8000 bit/s
     assert s.rate_bps == 8000
+
+
+def test_a_degraded_link_shapes_its_rate_and_its_bucket_alike():
+    """Lab 4: with a bucket kept at the healthy rate a degraded link ran 0.2-1% faster than
+    its rate allows after every gap. Both follow the rate the fault left."""
+    from emulator.models.dilation import at_rate, link_shape
+
+    healthy = link_shape(800.0, 100.0, 0.0, 1 << 20, 2000.0, 65014)
+    degraded = at_rate(healthy, 432.0, 2000.0, 65014)
+    assert degraded.rate_bps == int(432e9 / 2000)
+    assert degraded.burst_bytes == max(65014, int(432e9 / 8 * 1e-6)) < healthy.burst_bytes
+    assert (degraded.delay_us, degraded.queue_packets) == (healthy.delay_us, healthy.queue_packets)

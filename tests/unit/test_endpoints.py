@@ -26,7 +26,7 @@ STAR = parse("star:8", "nvlink4")
 def test_the_builtin_gpus_load_with_a_source_for_every_number():
     assert {"ideal", "h100", "gb200"} <= set(GPUS)
     for gpu in GPUS.values():
-        numbers = 2 + 3 * len(gpu.protocols)
+        numbers = 2 + 3 * len(gpu.protocols) + (4 if gpu.nvls else 0)
         assert len(gpu.sources) == numbers and all(s.strip() for s in gpu.sources.values())
         assert set(gpu.protocols) <= set(endpoints.PROTOCOLS)
 
@@ -204,7 +204,9 @@ def test_an_emulation_states_its_delay_mechanism_and_holds_only_without_netem():
                             bpf_loss=True, ovs=False)
         emu = Emulation("star:4", "optical-800g", length_m=100, capabilities=caps)
         routes = emu.routes()
-        assert len(routes) == 4 and set(routes[0]) == {1, 2, 3}
+        # from the other GPUs and the NVLS switch's agent (participant 4), and to it
+        assert len(routes) == 5 and set(routes[0]) == {1, 2, 3, 4}
+        assert set(routes[4]) == {0, 1, 2, 3}
         route = routes[0][1]
         assert route.rate_bps == route.link_rate_bps == 800e9
         assert (route.delay_s > 0) == (not netem)  # netem delays frames itself

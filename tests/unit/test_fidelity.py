@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 
+from emulator.models.accounting import LinkReport
 from emulator.models.verdict import Probe, busy_share, cpu_times, judge, judge_trace
 
-LINKS = [{"link": "gpu0->nvs0", "bytes": 1_000_000, "drops": 0},
-         {"link": "nvs0->gpu1", "bytes": 500_000, "drops": 0}]
+LINKS = [LinkReport("gpu0->nvs0", "copper-800g", 1_000_000, None, 700, 0),
+         LinkReport("nvs0->gpu1", "copper-800g", 500_000, None, 350, 0)]
 RATES = {"gpu0->nvs0": (8e6, 0), "nvs0->gpu1": (8e6, 0)}  # 1 MB/s each, no burst
 TRUE_S = 100e-6  # what the links alone would take, real seconds
 
@@ -89,7 +91,7 @@ def test_a_host_dominated_result_serialises_as_strict_json():
 
 
 def test_each_other_violation_is_flagged_with_its_reason():
-    drops = [dict(LINKS[0], drops=3), LINKS[1]]
+    drops = [replace(LINKS[0], drops=3), LINKS[1]]
     v = judge([(0, 0)], [(95, 100)], drops, RATES, wall_s=0.5, retransmitted_frames=7,
               loss_expected=False, time_s=TRUE_S, dilation=1000.0,
               probe=Probe(2000.0, TRUE_S, 0.02))
@@ -102,7 +104,7 @@ def test_each_other_violation_is_flagged_with_its_reason():
 def test_the_shapers_burst_is_not_over_rate():
     # 1.25 s at 1 MB/s is 1.25 MB; a 0.3 MB burst on top of it is what htb allows.
     burst = {"gpu0->nvs0": (8e6, 300_000), "nvs0->gpu1": (8e6, 300_000)}
-    links = [dict(LINKS[0], bytes=1_500_000), LINKS[1]]
+    links = [replace(LINKS[0], bytes=1_500_000), LINKS[1]]
     v = judge([(0, 0)], [(1, 100)], links, burst, 1.25, 0, False, TRUE_S, 1000.0,
               Probe(2000.0, TRUE_S, 0.02))
     assert v.max_link_utilization == pytest.approx(0.96) and v.faithful
@@ -113,19 +115,35 @@ def test_repairs_are_expected_on_lossy_links():
     assert v.unexpected_retransmits == 0 and not v.flags
 
 
+def test_a_repaired_result_off_the_probe_asks_for_repeats_not_a_dilation():
+    """Which frames a fault or a bit error catches differs from run to run at every
+    dilation, so a repaired batch's disagreement with its probe is no host share a larger
+    dilation removes: the flag says to repeat the run (lab 4's outages), and no --dilation."""
+    d, probe_d = 1000.0, 2000.0
+    probe = Probe(probe_d, TRUE_S * 0.9, 0.02)
+    v = judge([(100, 1000)], [(150, 2000)], LINKS, RATES, wall_s=1.25, retransmitted_frames=9,
+              loss_expected=True, time_s=TRUE_S, dilation=d, probe=probe, repaired=True)
+    assert not v.faithful and "repeat the run" in v.flags[0]
+    assert "--dilation" not in v.flags[0]
+    fault_free = judge([(100, 1000)], [(150, 2000)], LINKS, RATES, wall_s=1.25,
+                       retransmitted_frames=0, loss_expected=False, time_s=TRUE_S,
+                       dilation=d, probe=probe)
+    assert "--dilation" in fault_free.flags[0] and "repeat" not in fault_free.flags[0]
+
+
 def test_a_trace_is_judged_call_by_call_and_as_a_whole():
     times = [1e-3, 2e-3, 10e-6]
     honest = judge_trace(times, times, 5e-3, 5e-3, 1000.0, 2000.0, 0.02)
-    assert honest["faithful"] and honest["call_errors"] == [0.0, 0.0, 0.0]
+    assert honest.faithful and honest.call_errors == [0.0, 0.0, 0.0]
     # The small call paid 5 us of real time at D=1000 that halved at 2000: 100% host.
     skewed = judge_trace([1e-3, 2e-3, 15e-6], [1e-3, 2e-3, 12.5e-6], 5e-3, 5e-3, 1000.0,
                          2000.0, 0.02)
-    assert not skewed["faithful"] and skewed["call_errors"][2] == pytest.approx(0.5)
-    assert "1 of 3 calls" in skewed["flags"][0] and "call 2: 50%" in skewed["flags"][0]
+    assert not skewed.faithful and skewed.call_errors[2] == pytest.approx(0.5)
+    assert "1 of 3 calls" in skewed.flags[0] and "call 2: 50%" in skewed.flags[0]
     whole = judge_trace(times, times, 5.5e-3, 5.25e-3, 1000.0, 2000.0, 0.02)
-    assert not whole["faithful"] and "the trace's time" in whole["flags"][0]
+    assert not whole.faithful and "the trace's time" in whole.flags[0]
     unproven = judge_trace(times, None, 5e-3, None, 1000.0, 2000.0, 0.02)
-    assert not unproven["faithful"] and unproven["call_errors"] == [None] * 3
+    assert not unproven.faithful and unproven.call_errors == [None] * 3
 
 
 def test_cpu_times_count_up():

@@ -30,7 +30,8 @@ LAYERS = (
     ("traffic, runtime", ("traffic.agent", "traffic.forkserver", "traffic.launcher",
                           "traffic.scheduling", "traffic.gaps")),
     ("remote", ("emulator.remote",)),
-    ("facade", ("emulator.emulation", "emulator.result")),
+    ("facade", ("emulator.emulation", "emulator.result", "emulator.batches",
+                "emulator.running", "emulator.assemble", "emulator.preflight")),
     ("view", ("emulator.view",)),
     ("experiments", ("emulator.experiments",)),
     ("cli", ("emulator.cli",)),
@@ -40,9 +41,10 @@ LAYERS = (
 #: (Mininet, pyroute2, scapy, matplotlib), and commands that do not build a network (profiles,
 #: reach, --help, campaign status) must answer at once.
 DEFERRED = {
-    ("emulator.emulation", "emulator.kernel.network"),  # Mininet, only when building
-    ("emulator.emulation", "emulator.remote.cluster"),  # asyncssh, only over several hosts
+    ("emulator.running", "emulator.kernel.network"),  # Mininet, only when building
+    ("emulator.running", "emulator.remote.cluster"),  # asyncssh, only over several hosts
     ("emulator.cli.commands", "emulator.emulation"),
+    ("emulator.cli.commands", "emulator.preflight"),  # builds an Emulation to calibrate
     ("emulator.cli.commands", "emulator.remote.ssh"),  # asyncssh, only to clean other hosts
     ("emulator.cli.commands", "emulator.cli.console"),
     ("emulator.cli.commands", "emulator.experiments.compare"),

@@ -100,7 +100,7 @@ class Net:
         self.clocks = [RankClock(shared, r, ranks, wall=self.clock, pid=r,
                                  wake=lambda pids: [self.clocks[p].refresh() for p in pids])
                        for r in range(ranks)]
-        self.machines = [Machine(Setup(rank=r, peers={}, mtu=MTU, rto=RTO, sndbuf=0,
+        self.machines = [Machine(Setup(rank=r, ranks=ranks, peers={}, mtu=MTU, rto=RTO, sndbuf=0,
                                        routes=(routes or {}).get(r, {})), self.clocks[r].now,
                                  port, self.clocks[r])
                          for r, port in enumerate(self.ports)]

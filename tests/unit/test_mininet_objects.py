@@ -31,15 +31,16 @@ class FakeNetwork:
 
 def test_link_down_and_up_is_netwalls_down_fault_and_keeps_the_others():
     emu = Emulation("star:2", "wide-and-slow-800g", capabilities=CAPS, dilation=1000)
-    emu.network = FakeNetwork()
+    network = FakeNetwork()
+    emu.links.attach(network)  # as a built Network or Cluster attaches itself
     emu.set_faults(0, [])
-    assert emu.link_status(0, up=False).note == "down"
+    assert emu.links.status(0, up=False).note == "down"
     assert [f.kind for f in emu.faults[0]] == ["down"] and emu.link_state(0).rate_gbps == 0
-    emu.link_status(0, up=False)  # Mininet downs both ends: still one fault
+    emu.links.status(0, up=False)  # Mininet downs both ends: still one fault
     assert [f.kind for f in emu.faults[0]] == ["down"]
-    assert emu.link_status(0, up=True).note == "up" and emu.faults[0] == []
+    assert emu.links.status(0, up=True).note == "up" and emu.faults[0] == []
     # Up clears Mininet's down, not failed channels: those wait for `restore`.
     emu.set_faults(0, [parse("channels=56:gpu0--nvs0@0")])
-    emu.link_status(0, up=False)
-    assert emu.link_status(0, up=True).rate_gbps == 720
-    assert emu.network.calls == [(0, 800), (0, 0), (0, 0), (0, 800), (0, 720), (0, 0), (0, 720)]
+    emu.links.status(0, up=False)
+    assert emu.links.status(0, up=True).rate_gbps == 720
+    assert network.calls == [(0, 800), (0, 0), (0, 0), (0, 800), (0, 720), (0, 0), (0, 720)]

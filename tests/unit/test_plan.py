@@ -206,11 +206,13 @@ def test_peers_agree_with_routes(plans, spec):
     plan = plans[spec]
     topo = plan.topology
     n = len(topo.gpus)
+    ips = {**plan.ips, **{s: ip for s, (ip, _) in plan.nvls.items()}}
     for gpu in topo.gpus:
         peers = plan.peers(gpu)
-        assert len(peers) == n - 1
+        # every other GPU, and the NVLS switch it is cabled to (participant n)
+        assert len(peers) == n - 1 + len(plan.nvls_routes.get(gpu, []))
         assert topo.rank(gpu) not in peers
-        routes = {route.dst: route for route in plan.routes[gpu]}
+        routes = {route.dst: route for route in plan.routes[gpu] + plan.nvls_routes.get(gpu, [])}
         for dst, peer in peers.items():
             route = routes[dst]
             assert isinstance(peer, Peer)
@@ -218,8 +220,13 @@ def test_peers_agree_with_routes(plans, spec):
             assert peer.src_mac == route.src_mac
             assert peer.dst_mac == route.via_mac
             assert peer.src_ip == plan.ips[gpu]
-            assert peer.dst_ip == plan.ips[topo.gpus[dst]] == route.dst_ip
+            assert peer.dst_ip == ips[topo.node(dst)] == route.dst_ip
             assert peer.src_mac != peer.dst_mac
+    for switch, (ip, own) in plan.nvls.items():  # its agent reaches every GPU on its ports
+        peers = plan.switch_peers(switch)
+        assert sorted(peers) == list(range(n))
+        assert {(p.iface, p.src_mac, p.src_ip) for p in peers.values()} == {(switch, own, ip)}
+        assert all(plan.peers(topo.gpus[r])[n].dst_mac == own for r in peers)
 
 
 def test_the_repair_timeout_scales_with_d_but_never_under_the_hosts_noise(cat):

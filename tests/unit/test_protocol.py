@@ -42,7 +42,7 @@ SPEC = CallSpec(id=7, comm=1, stream="s1", gap_s=0.25, start_s=0.02, step_s=1e-3
                 check=False, collective="allreduce", ranks=4, local=2, root=0, size=8192,
                 dtype="double", op="max", steps=2, moves=MOVES)
 EXAMPLES = [
-    Setup(rank=3, peers={5: PEER, 12: replace(PEER, dst_ip="10.77.0.13")}, mtu=9000,
+    Setup(rank=3, ranks=16, peers={5: PEER, 12: replace(PEER, dst_ip="10.77.0.13")}, mtu=9000,
           rto=0.004, sndbuf=1 << 20,
           routes={5: Route(1.5e-7, 8e11, 4, 8e11), 12: Route(3e-7, 4e11, 4, 8e11)}),
     Ready(rank=3),
@@ -96,6 +96,7 @@ def test_launcher_built_call_specs_round_trip_and_hold_each_ranks_moves(collecti
     group = (6, 2) if collective in POINT_TO_POINT else (6, 2, 9, 0)  # global rank of each local
     schedule = build(collective, algorithm, len(group), 4 * 4096, root=1, chunk=4096,
                      groups=[[0, 1], [2, 3]])
+    group += (12,) * schedule.switches  # an NVLS switch's agent plays its last participant
     plan = CallPlan(id=11, schedule=schedule, group=group, comm=2, stream="1", gap_s=0.5,
                     after=(9, 10), buffer="b", init=True, check=True)
     specs = call_specs(plan)
@@ -177,7 +178,7 @@ def test_a_malformed_move_is_located(row, fragment):
     ('{"msg": "go", "start": 1.0, "timeout": "soon", "rto": 0.1, "dilation": 1, '
      '"skip": true}', "bad Go.timeout"),
     ('{"msg": "ready", "rank": 1.5}', "bad Ready.rank: expected int, got 1.5"),
-    ('{"msg": "setup", "rank": 0, "peers": {"x": {}}, "mtu": 1500, "rto": 0.1, '
+    ('{"msg": "setup", "rank": 0, "ranks": 1, "peers": {"x": {}}, "mtu": 1500, "rto": 0.1, '
      '"sndbuf": 1, "routes": {}}',
      "bad Setup.peers[x]: expected int, got 'x'"),
     ('{"msg": "report", "calls": {"1": [1.0]}, "checks": {}, "stats": {}, "skipped_s": 0}',

@@ -484,7 +484,9 @@ def test_routes_are_consistent_on_random_topologies(seed):
 
 def test_routing_errors():
     star = parse("star:3", "copper-800g")
-    assert "no GPU 'nvs0'" in one_line_error(path, star, "nvs0", "gpu1")
+    racks = parse("racks:2x2", "copper-800g")  # its rack switches do not reduce (no NVLS)
+    assert "no GPU 'rack0'" in one_line_error(path, racks, "rack0", "gpu1")
+    assert [hop.link for hop in path(star, "nvs0", "gpu1")] == [1]  # an NVLS switch's agent
     assert "no GPU 'gpu9'" in one_line_error(path, star, "gpu0", "gpu9")
     split = topo_of(("gpu0", "gpu1", "gpu2"), (), [("gpu0", "gpu1")])
     assert "gpu2 cannot reach gpu0" in one_line_error(path, split, "gpu2", "gpu0")

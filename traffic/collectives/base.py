@@ -69,6 +69,15 @@ class Schedule:
     root: int = 0  # meaningful for broadcast and reduce only (0 otherwise)
     dtype: str = "float"  # nccl-tests' name of the datatype (DTYPES); offsets are in bytes
     op: str = "sum"  # what a reducing move does (OPS); "none" for collectives without one
+    # Switches that take part (NVLS, traffic.collectives.nvls): participants ranks ..
+    # ranks + switches - 1 of the moves. A switch starts with the op's identity, reduces what
+    # arrives and multicasts; it holds no result. `ranks` stays the GPUs (busbw's n).
+    switches: int = 0
+
+    @property
+    def participants(self) -> int:
+        """Ranks and switches: every index a move may name."""
+        return self.ranks + self.switches
 
     @property
     def element(self) -> int:
@@ -127,7 +136,7 @@ def default_chunk(size: int, element: int = ELEMENT) -> int:
 
 
 def assemble(collective: str, algorithm: str, ranks: int, size: int, buffer: int,
-             timed: Iterable[tuple[int, Move]], root: int = 0) -> Schedule:
+             timed: Iterable[tuple[int, Move]], root: int = 0, switches: int = 0) -> Schedule:
     """A Schedule from (step, move) pairs: empty moves and then empty steps are dropped.
 
     Dropping an empty step keeps the order of the others, so no dependency changes.
@@ -137,7 +146,7 @@ def assemble(collective: str, algorithm: str, ranks: int, size: int, buffer: int
         if move.length > 0:
             by_step[step].append(move)
     steps = tuple(tuple(sorted(by_step[s], key=lambda m: (m.src, m.dst))) for s in sorted(by_step))
-    return Schedule(collective, algorithm, ranks, size, buffer, steps, root)
+    return Schedule(collective, algorithm, ranks, size, buffer, steps, root, switches=switches)
 
 
 def validate_collective(collective: str) -> None:

@@ -47,6 +47,16 @@ def poison(dtype: str = "float") -> np.generic:
     return kind.type(np.iinfo(kind).max if kind.kind == "u" else POISON)
 
 
+def identity(op: str, dtype: str = "float") -> np.generic:
+    """What reducing with `op` leaves unchanged (a switch's buffer before it reduces); a
+    collective without an op starts poisoned, as bytes that hold no input do."""
+    kind = numpy_dtype(dtype)
+    if op in ("min", "max"):
+        info = np.iinfo(kind) if kind.kind in "iu" else np.finfo(kind)
+        return kind.type(info.max if op == "min" else info.min)
+    return {"sum": kind.type(0), "avg": kind.type(0), "prod": kind.type(1)}.get(op, poison(dtype))
+
+
 def initial_buffer(rank: int, nbytes: int, dtype: str = "float", op: str = "none",
                    ranks: int = 0) -> np.ndarray:
     """Rank r's input: nbytes of the datatype, the pattern the op takes (module docstring).
@@ -83,11 +93,16 @@ def initial(collective: str, ranks: int, size: int, rank: int, root: int = 0,
     allgather: only segment `rank` is input. alltoall and sendrecv: the send area [0, size) is
     input, the receive area poisoned, except that alltoall's own chunk is already copied into
     receive chunk `rank` (a local copy, no wire traffic). broadcast and send: only the root
-    (a send's sender, local rank 0) has input.
+    (a send's sender, local rank 0) has input. A participant past the ranks is a switch
+    (NVLS): it has no input, and starts with the op's identity, which what it reduces leaves
+    unchanged.
     """
     validate_collective(collective)
     op = op if collective in REDUCING else "none"
     e = element_size(dtype)
+    if rank >= ranks:
+        return np.full(buffer_bytes(collective, ranks, size) // e, identity(op, dtype),
+                       dtype=numpy_dtype(dtype))
     buf = np.full(buffer_bytes(collective, ranks, size) // e, poison(dtype),
                   dtype=numpy_dtype(dtype))
     mine = initial_buffer(rank, size, dtype, op, ranks)
@@ -112,6 +127,8 @@ def result_region(collective: str, ranks: int, size: int, rank: int, root: int =
     validate_collective(collective)
     e = element_size(dtype)
     count = size // e
+    if rank >= ranks:  # a switch (NVLS) holds no result
+        return slice(0, 0)
     if collective == "reducescatter":
         return _elements(*segments(size, ranks, e)[rank], e)
     if (collective == "reduce" and rank != root) or (collective == "send" and rank == root):
@@ -214,12 +231,12 @@ def simulate(schedule: Schedule) -> list[np.ndarray]:
     Every send of a step reads the buffer as it was when the step began; reducing moves apply
     the schedule's op in its datatype, and each rank finishes as an agent does. For a
     schedule that passes validate_schedule, this is what every asynchronous run of the agents
-    produces.
+    produces. A switch's buffer (NVLS) is last, after the ranks'.
     """
     s = schedule
     e = s.element
     bufs = [initial(s.collective, s.ranks, s.size, r, s.root, s.dtype, s.op)
-            for r in range(s.ranks)]
+            for r in range(s.participants)]
     if bufs[0].nbytes != s.buffer:
         raise ValueError(f"{s.collective} needs a {bufs[0].nbytes}-byte buffer, "
                          f"the schedule says {s.buffer}")

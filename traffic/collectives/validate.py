@@ -11,7 +11,8 @@ unless these orderings fix their order:
 - two receives of steps t1 < t2, one of them an overwrite: the first must land first, which
   needs B(r, t1+1) to precede B(q2, t2).
 Reductions (sum, prod, min, max) commute, so two reducing receives never race (with exact
-small-integer data, traffic.collectives.buffers).
+small-integer data, traffic.collectives.buffers), even in one step: an NVLS switch reduces
+every rank's copy of the same bytes at once.
 Precedence is tracked with vector clocks: clock[t][q][r] is the last step s of rank r with
 B(r, s) before B(q, t).
 """
@@ -41,10 +42,11 @@ def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
 def _check_step(s: Schedule, t: int, step: tuple) -> None:
     pairs: set[tuple[int, int]] = set()
     recv: dict[int, list[tuple[int, int]]] = {}
+    adds: dict[int, list[tuple[int, int]]] = {}  # reducing receives, which may overlap
     send: dict[int, list[tuple[int, int]]] = {}
     for m in step:
         where = f"step {t}: {m}"
-        if not (0 <= m.src < s.ranks and 0 <= m.dst < s.ranks):
+        if not (0 <= m.src < s.participants and 0 <= m.dst < s.participants):
             raise ValueError(f"{where}: rank out of range")
         if m.src == m.dst:
             raise ValueError(f"{where}: sends to itself")
@@ -60,16 +62,18 @@ def _check_step(s: Schedule, t: int, step: tuple) -> None:
             raise ValueError(f"{where}: outside the {s.buffer}-byte buffer")
         into = (m.dst_offset, m.dst_offset + m.length)
         out = (m.src_offset, m.src_offset + m.length)
-        if any(_overlap(into, r) for r in recv.get(m.dst, []) + send.get(m.dst, [])):
+        others = recv.get(m.dst, []) + send.get(m.dst, []) + \
+            ([] if m.reduce else adds.get(m.dst, []))
+        if any(_overlap(into, r) for r in others):
             raise ValueError(f"{where}: receive overlaps another access of rank {m.dst}")
-        if any(_overlap(out, r) for r in recv.get(m.src, [])):
+        if any(_overlap(out, r) for r in recv.get(m.src, []) + adds.get(m.src, [])):
             raise ValueError(f"{where}: send overlaps a receive of rank {m.src}")
-        recv.setdefault(m.dst, []).append(into)
+        (adds if m.reduce else recv).setdefault(m.dst, []).append(into)
         send.setdefault(m.src, []).append(out)
 
 
 def _clocks(s: Schedule) -> np.ndarray:
-    n = s.ranks
+    n = s.participants
     clock = np.full((len(s.steps) + 1, n, n), -1, dtype=np.int64)
     clock[0][np.arange(n), np.arange(n)] = 0
     for t, step in enumerate(s.steps):
@@ -82,7 +86,7 @@ def _clocks(s: Schedule) -> np.ndarray:
 
 def _check_races(s: Schedule) -> None:
     clock = _clocks(s)
-    for rank in range(s.ranks):
+    for rank in range(s.participants):
         rows = [(t, m) for t, step in enumerate(s.steps) for m in step if m.dst == rank]
         outs = [(t, m) for t, step in enumerate(s.steps) for m in step if m.src == rank]
         if not rows:

@@ -1,0 +1,194 @@
+"""NVLS (NVLink SHARP): the schedule with the switch as a participant, its bytes on every
+link, its steps, its model time and busbw, and where NCCL's choice picks it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from emulator.models.accounting import link_loads, wire_loads
+from emulator.models.alphabeta import call_costs, model_time_s, nccl_algorithm
+from emulator.models.endpoints import FREE, CallCosts, get_gpu, load_gpu, nvls_costs
+from emulator.models.metrics import busbw_gbps
+from emulator.models.profiles import catalogue
+from foundation.errors import NetwallError
+from topologies import cluster, parse
+from traffic.collectives.nvls import SLICES
+from traffic.header import FRAME_OVERHEAD, wire_bytes
+from traffic.schedule import build, simulate, validate_schedule
+
+CAT = catalogue()
+
+
+def directions(topo, loads, switch="nvs0"):
+    """Bytes per GPU link: (GPU -> switch, switch -> GPU), by GPU."""
+    up = {link: b for (link, sender), b in loads.items() if sender != switch}
+    down = {link: b for (link, sender), b in loads.items() if sender == switch}
+    return up, down
+
+
+@pytest.mark.parametrize("n", [2, 3, 8, 16])
+def test_every_gpu_link_carries_n_plus_1_over_n_of_the_buffer_each_way(n):
+    """NCCL's one-node NVLS: every shard read by its head's ld_reduce (S up), the reduced
+    shard back to the head (S/n down), the head's multimem.st (S/n up), its multicast (S
+    down): (n+1)/n S each way, against a ring's 2(n-1)/n S."""
+    size = 4 * n * SLICES * 16
+    topo = parse(f"star:{n}", "nvlink4")
+    nvls = build("allreduce", "nvls", n, size)
+    up, down = directions(topo, link_loads(topo, [m for step in nvls.steps for m in step]))
+    assert len(up) == len(down) == n
+    assert set(up.values()) == set(down.values()) == {size * (n + 1) // n}
+    ring = build("allreduce", "ring", n, size)
+    ring_sent = max(sum(m.length for step in ring.steps for m in step if m.src == r)
+                    for r in range(n))
+    assert ring_sent == 2 * (n - 1) * size // n
+    assert (size * (n + 1) // n < ring_sent) == (n > 3)  # NVLS moves less from 4 GPUs up
+
+
+def test_the_switch_does_every_reduction_and_holds_no_result():
+    n, size = 8, 8 * 4 * SLICES
+    s = build("allreduce", "nvls", n, size, op="max", dtype="int32")
+    assert (s.ranks, s.switches, s.participants) == (n, 1, n + 1)
+    assert {m.dst for step in s.steps for m in step if m.reduce} == {n}
+    assert all(m.src == n for step in s.steps for m in step if m.dst < n)  # GPUs hear only it
+    validate_schedule(s)
+    buffers = simulate(s)
+    assert len(buffers) == n + 1
+    assert all((b == buffers[0]).all() for b in buffers[:n])
+
+
+@pytest.mark.parametrize("n", [2, 5, 8])
+def test_step_counts(n):
+    """All-reduce: slice j's four moves at steps 2j, 2j+1, 2j+3, 2j+4, so 2K + 3 steps for
+    K slices; reduce-scatter and all-gather: one segment per step, pipelined, n + 1."""
+    size = 4 * n * SLICES
+    assert len(build("allreduce", "nvls", n, size).steps) == 2 * SLICES + 3
+    assert len(build("allreduce", "nvls", n, size, chunk=size // 4).steps) == 2 * 4 + 3
+    assert len(build("reducescatter", "nvls", n, size).steps) == n + 1
+    assert len(build("allgather", "nvls", n, size).steps) == n + 1
+
+
+def test_reduce_scatter_and_all_gather_carry_the_buffer_one_way_and_a_segment_the_other():
+    n, size = 8, 8 * 4 * 64
+    topo = parse(f"star:{n}", "nvlink4")
+    rs = build("reducescatter", "nvls", n, size)
+    up, down = directions(topo, link_loads(topo, [m for st in rs.steps for m in st]))
+    assert set(up.values()) == {size} and set(down.values()) == {size // n}
+    ag = build("allgather", "nvls", n, size)
+    up, down = directions(topo, link_loads(topo, [m for st in ag.steps for m in st]))
+    assert set(up.values()) == {size // n} and set(down.values()) == {size}
+
+
+def test_wire_loads_count_each_multicast_copy_on_its_own_port():
+    n, size = 4, 4 * 4 * SLICES * 64
+    topo = parse(f"star:{n}", "nvlink4")
+    s = build("allreduce", "nvls", n, size)
+    wire = wire_loads(topo, s, 8000)
+    moves = [m for st in s.steps for m in st]
+    for gpu in range(n):
+        link = topo.links_of(f"gpu{gpu}")[0]
+        into = [m for m in moves if m.dst == gpu]
+        assert wire[(link, "nvs0")] == sum(wire_bytes(m.length, 8000) for m in into) + \
+            FRAME_OVERHEAD * sum(1 for m in moves if m.src == gpu)  # its ACKs back
+
+
+def test_model_time_is_the_pipeline_of_big_and_small_steps():
+    """Links only: even steps carry a slice each way on every link, odd steps a shard; the
+    pipeline fills over two slices and drains over two."""
+    n, k, size = 8, SLICES, 8 * 4 * SLICES * 1024
+    topo = parse(f"star:{n}", "nvlink4")
+    rate = CAT[topo.links[0].profile].rate_gbps * 1e9 / 8
+    alpha = CAT[topo.links[0].profile].delay_ns(topo.links[0].length_m) * 1e-9
+    s = build("allreduce", "nvls", n, size)
+    want = (k + 2) * (alpha + size / k / rate) + (k + 1) * (alpha + size / k / n / rate)
+    assert model_time_s(s, topo, CAT) == pytest.approx(want, rel=1e-9)
+
+
+def test_nvls_busbw_passes_the_rings_ceiling():
+    """nccl-tests' busbw (2(n-1)/n x algbw, also for NVLS) of a large NVLS all-reduce beats
+    the link's line rate, which a ring's busbw can at best reach."""
+    n, size = 8, 1 << 30
+    topo = parse(f"star:{n}", "nvlink4")
+    line = CAT["nvlink4"].rate_gbps / 8
+    ring = busbw_gbps("allreduce", n, size, model_time_s(build("allreduce", "ring", n, size),
+                                                           topo, CAT))
+    nvls = busbw_gbps("allreduce", n, size, model_time_s(build("allreduce", "nvls", n, size),
+                                                           topo, CAT))
+    assert ring <= line * 1.0001 < nvls
+
+
+def test_the_switch_pays_its_own_reduction_rate():
+    n, size = 8, 8 * 4 * SLICES * 256
+    topo = parse(f"star:{n}", "nvlink4")
+    s = build("allreduce", "nvls", n, size)
+    slow = CallCosts("Simple", 0.0, 0.0, 1.0, 1e-9 / 1.0)  # 1 GB/s of reduced data
+    # each even step reduces n slices at the switch: n * S / K bytes at 1 GB/s
+    assert model_time_s(s, topo, CAT, slow) >= SLICES * n * (size / SLICES) * 1e-9
+
+
+def test_h100_nvls_costs_are_simple_with_nvls_terms():
+    h100 = get_gpu("h100")
+    c = nvls_costs(h100)
+    assert c.protocol == "Simple" and c.efficiency == h100.nvls.efficiency
+    assert c.start_s == pytest.approx((h100.launch_us + h100.nvls.base_us) * 1e-6)
+    topo = parse("star:8", "nvlink4")
+    picked, model = call_costs(build("allreduce", "nvls", 8, 1 << 24), topo, CAT, h100)
+    assert picked == c and model > c.start_s
+
+
+def test_a_gpu_without_nvls_terms_says_so(tmp_path):
+    ideal = get_gpu("ideal")
+    assert ideal.nvls is None
+    with pytest.raises(NetwallError, match="no NVLS terms"):
+        nvls_costs(ideal)
+    with open(get_gpu("h100").path) as f:
+        text = f.read()
+    broken = tmp_path / "x.yaml"
+    broken.write_text(text.replace("  step_us: {value: 0, source", "  stepus: {value: 0, source"))
+    with pytest.raises(NetwallError, match="nvls") as info:
+        load_gpu(broken)
+    assert "\n" not in str(info.value)
+
+
+def test_nccl_picks_nvls_for_large_all_reduces_on_one_nvls_switch():
+    h100 = get_gpu("h100")
+    topo = parse("star:8", "nvlink4")
+    group = tuple(range(8))
+
+    def pick(collective, size, topo=topo, group=group, gpu=h100):
+        return nccl_algorithm(collective, size, group, topo, CAT, gpu,
+                              lambda name: build(collective, name, len(group), size))
+
+    assert pick("allreduce", 1 << 20) == "ring"  # latency: the ring's LL/Simple win
+    assert pick("allreduce", 1 << 30) == "nvls"
+    assert pick("allgather", 1 << 30) == "ring"  # NVLS there only when asked for
+    assert pick("allreduce", 1 << 30, gpu=get_gpu("ideal")) == "ring"
+    racks = parse("racks:2x4", "nvlink4")  # rack switches do not reduce
+    assert pick("allreduce", 1 << 30, topo=racks) == "ring"
+    two = cluster.topology(cluster.parse_spec("cluster:2x8", "nvlink4", "optical-800g"),
+                           "cluster:2x8")
+    assert two.nvls == ("nvs0", "nvs1")
+    assert pick("allreduce", 1 << 30, topo=two, group=tuple(range(16))) == "ring"  # 2 domains
+    second = tuple(range(8, 16))
+    assert two.nvls_switch(second) == 16 + 1
+    assert pick("allreduce", 1 << 30, topo=two, group=second) == "nvls"
+    # 4 GPUs: (n+1)/n S at NVLS's efficiency is no better than the ring's 2(n-1)/n S, as the
+    # 2- to 4-GPU runs of NCCL issue 1455 show (busbw 365-370 GB/s either way)
+    assert pick("allreduce", 1 << 30, topo=parse("star:4", "nvlink4"), group=(0, 1, 2, 3)) \
+        == "ring"
+
+
+def test_nvls_switches_in_a_topology_file(tmp_path):
+    base = "gpus: [a, b]\nswitches: [sw]\nlinks: [{a: a, b: sw}, {a: b, b: sw}]\n"
+    good = tmp_path / "good.yaml"
+    good.write_text(base + "nvls: [sw]\n")
+    topo = parse(str(good), "nvlink4")
+    assert topo.nvls == ("sw",) and topo.node(2) == "sw" and topo.nvls_switch((0, 1)) == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(base + "nvls: [a]\n")
+    with pytest.raises(NetwallError, match="'a' is not one of the switches"):
+        parse(str(bad), "nvlink4")
+    assert parse("racks:2x2", "nvlink4").nvls == ()
+    assert dataclasses.replace(topo, nvls=()).nvls_switch((0, 1)) is None
+    assert FREE.efficiency == 1.0
