@@ -16,6 +16,7 @@ from bench import (
     importers,
     multihost,
     scale,
+    scheduling,
     shaping,
     startup,
     validation,
@@ -243,6 +244,7 @@ garbage collector's passes grow with the objects alive), not from the importers'
     text += vm_report.kept_section(OUT.read_text())
     text += multihost.section(multihost.measure(repeats=3))
     text += view.section(view.measure(repeats=5))
+    text += scheduling.section(scheduling.measure(repeats=2))
     OUT.write_text(text)
     print(text)
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from emulator import assemble, running
 from emulator.batches import Batches, ProbeBatch, TimedBatch
+from emulator.kernel import records as state
 from emulator.kernel import vxlan
 from emulator.kernel.capabilities import Capabilities, probe
 from emulator.kernel.links import LinkStates
@@ -135,10 +136,11 @@ class Emulation:
         return self
 
     def stop(self) -> None:
-        built, self.built = self.built, None
-        self.links.attach(None)
-        if built is not None:
-            built.stop()
+        with state.shielded():  # a second Ctrl-C waits until the network is gone
+            built, self.built = self.built, None
+            self.links.attach(None)
+            if built is not None:
+                built.stop()
 
     def __enter__(self) -> Emulation:
         return self.start()

@@ -48,7 +48,7 @@ def bound_duration(estimate_s: float, what: str, limit_s: float = MAX_RUN_S) -> 
     if estimate_s > limit_s:
         raise NetwallError(f"{what} would take about {estimate_s / 3600:,.0f} h on this host "
                            f"(limit {limit_s / 3600:g} h): use fewer or smaller sizes, fewer "
-                           "iterations, or a smaller --dilation")
+                           "iterations, shorter faults, or a smaller --dilation")
 
 
 def calibrated_host(capabilities: Capabilities | None = None,
@@ -63,7 +63,7 @@ def calibrated_host(capabilities: Capabilities | None = None,
     note(f"netwall: calibrating this host (once; cached in {calibration.cache_path()})")
     with Emulation(calibration.TOPOLOGY, calibration.LINK, dilation=1000,
                    capabilities=capabilities, gpu="ideal") as emu:  # the host, not a GPU
-        found = _measure_host(emu, lambda text: note(f"netwall: calibration: {text}"))
+        found = measure_host(emu, lambda text: note(f"netwall: calibration: {text}"))
     try:
         calibration.save(found)
     except (OSError, NetwallError) as e:
@@ -73,7 +73,7 @@ def calibrated_host(capabilities: Capabilities | None = None,
     return found
 
 
-def _measure_host(emu: Emulation, progress: Callable[[str], None]) -> calibration.Calibration:
+def measure_host(emu: Emulation, progress: Callable[[str], None]) -> calibration.Calibration:
     """Measure what this host carries faithfully (emulator.models.calibration) on a running
     emulation of the calibration star (calibration.TOPOLOGY, LINK): timed batches of
     all-reduce calls, unproven, at the dilations the calibration asks for."""

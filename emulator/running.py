@@ -33,12 +33,13 @@ class Running:
     scheduling: scheduling.Policy | None = None
 
     def stop(self) -> None:
-        agents, self.agents, self.batches = self.agents, None, None
-        try:
-            if agents is not None:
-                agents.stop()
-        finally:
-            self.fabric.stop()
+        with state.shielded():  # a second Ctrl-C waits until the fabric is gone
+            agents, self.agents, self.batches = self.agents, None, None
+            try:
+                if agents is not None:
+                    agents.stop()
+            finally:
+                self.fabric.stop()
 
 
 def build(plan: Plan, netem: bool, links: LinkStates, routes: list[dict[int, Route]],

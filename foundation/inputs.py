@@ -198,3 +198,28 @@ def cut(text: str, width: int = 60) -> str:
     """One-line text cut to `width` characters, marked with '...' when cut."""
     return text if len(text) <= width else text[:width - 3] + "..."
 
+
+
+def number(value: object, what: str, low: float, high: float, *, whole: bool = False,
+           above: bool = False) -> float:
+    """A number read from a file, checked where it is read: a number (not text, not a
+    boolean), finite, from `low` (exclusive with `above`) to `high`; a whole one with
+    `whole`. Returns it as a float (an int with `whole`), or raises one NetwallError line
+    naming `what`. A YAML int may be 10^400: compared as an int, never made a float first
+    (float() would overflow)."""
+    if whole and not is_whole(value):
+        raise NetwallError(f"{what} must be a whole number, got {_kind_of(value)}")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise NetwallError(f"{what} must be a number, got {_kind_of(value)}")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise NetwallError(f"{what} must be a finite number, got {value!r}")
+    if (value <= low if above else value < low) or value > high:
+        bound = f"> {low:g} and <= {high:g}" if above else f"from {low:g} to {high:g}"
+        raise NetwallError(f"{what} must be {bound}, got {shown(value)}")
+    return value if whole else float(value)
+
+
+def _kind_of(value: object) -> str:
+    kind = {str: "text", list: "a list", dict: "a mapping", bool: "a boolean",
+            type(None): "nothing"}.get(type(value), type(value).__name__)
+    return f"{kind} {shown(value, 40)}" if isinstance(value, str | bool) else kind

@@ -1,7 +1,9 @@
 """The built-in topology families, named by a short spec such as "star:8" or "racks:4x8".
 
 A spec that names a file is handed to the YAML loader, so the CLI takes one --topology
-argument for both.
+argument for both. A built-in spec always means the built-in family, whatever files the
+working directory holds: a file named `ring:4` is read as `./ring:4` (or any path with a
+slash, or a name ending in .yaml), never in place of ring:4.
 """
 
 from __future__ import annotations
@@ -18,6 +20,13 @@ from .yamlfile import load_file
 MAX_MESH = 64  # a full mesh needs N-1 interfaces per GPU and N(N-1)/2 veth pairs
 USAGE = "use pair, ring:N, mesh:N, star:N, racks:RxG, cluster:DxG or a .yaml file"
 _SIZED = {"ring": 3, "mesh": 2, "star": 2}  # kind -> fewest GPUs
+_BUILTIN = re.compile(r"pair|(ring|mesh|star|racks|cluster):.*")
+
+
+def is_builtin(spec: str) -> bool:
+    """Whether `spec` is in a built-in family's form (right or wrong: `ring:x` is refused as
+    a ring, not looked up as a file); a file of that name needs a path, ./ring:4."""
+    return "/" not in spec and bool(_BUILTIN.fullmatch(spec))
 
 
 def parse(
@@ -35,7 +44,7 @@ def parse(
     the scale-up fabric and `spine_link` on the NICs, and takes its lengths from `layout`.
     """
     spec = spec.strip()
-    if spec.endswith((".yaml", ".yml")) or os.path.isfile(spec):
+    if spec.endswith((".yaml", ".yml")) or (os.path.isfile(spec) and not is_builtin(spec)):
         if length_m is not None or spine_length_m is not None:
             raise NetwallError(f"topology file {spec} sets its own lengths; drop length options")
         return load_file(spec, link)

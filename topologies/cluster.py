@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from foundation.errors import NetwallError
-from foundation.inputs import MAX_CABLES, is_whole
+from foundation.inputs import MAX_CABLES, is_whole, shown
 
 from .graph import MAX_GPUS, SCALE_OUT, SCALE_UP, Link, Topology
 from .layout import (
@@ -63,9 +63,9 @@ class Cluster:
     def __post_init__(self) -> None:
         for what, value, low in (("domains", self.domains, 1),
                                  ("GPUs per domain", self.domain_gpus, 2)):
-            if not is_whole(value, low):
-                raise NetwallError(f"cluster: {what} must be a whole number >= {low}, "
-                                   f"got {value!r}")
+            if not is_whole(value, low, MAX_GPUS):
+                raise NetwallError(f"cluster: {what} must be a whole number from {low} to "
+                                   f"{MAX_GPUS}, got {shown(value)}")
         if self.domains * self.domain_gpus > MAX_GPUS:
             raise NetwallError(f"cluster: {self.domains} domains of {self.domain_gpus} GPUs "
                                f"is more than {MAX_GPUS} GPUs")
@@ -151,12 +151,13 @@ def from_mapping(doc: Mapping[str, Any], link: str = "nvlink5",
         raise NetwallError(f"unknown key {unknown[0]!r} (known: {', '.join(KEYS)})")
     for key, low in (("domains", 1), ("domain_gpus", 2)):
         value = doc.get(key)
-        if not is_whole(value, low):
-            raise NetwallError(f"key {key!r}: expected a whole number >= {low}, got {value!r}")
+        if not is_whole(value, low, MAX_GPUS):
+            raise NetwallError(f"key {key!r}: expected a whole number from {low} to "
+                               f"{MAX_GPUS}, got {shown(value)}")
     layout = doc.get("layout", "")
     if not isinstance(layout, str):
         raise NetwallError(f"key 'layout': expected a layout such as gpus=4,pitch=0.6, "
-                           f"got {layout!r}")
+                           f"got {shown(layout)}")
     return Cluster(doc["domains"], doc["domain_gpus"],
                    _profile(doc.get("scale_up", link), "scale_up"),
                    _profile(doc.get("scale_out", spine_link), "scale_out"),
@@ -172,7 +173,7 @@ def _profile(value: Any, key: str) -> str:
         cables = value.get("cables", 1)
         if not is_whole(cables, 1, MAX_CABLES):
             raise NetwallError(f"key '{key}': cables must be a whole number 1..{MAX_CABLES}, "
-                               f"got {cables!r}")
+                               f"got {shown(cables)}")
         return value["profile"] if cables == 1 else f"{cables}x{value['profile']}"
     raise NetwallError(f"key '{key}': expected a profile name or {{profile: NAME, cables: N}}, "
-                       f"got {value!r}")
+                       f"got {shown(value)}")

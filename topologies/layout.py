@@ -50,7 +50,7 @@ class Layout:
             value = getattr(self, name)
             if not is_whole(value, low, high):
                 raise NetwallError(
-                    f"layout: {name} must be a whole number {low}..{high}, got {value!r}"
+                    f"layout: {name} must be a whole number {low}..{high}, got {shown(value)}"
                 )
         for name, zero_ok in (
             ("rack_pitch_m", False),
@@ -71,7 +71,7 @@ class Layout:
                 bound = ">= 0" if zero_ok else "> 0"
                 raise NetwallError(
                     f"layout: {name} must be a number of metres {bound} and <= 1000, "
-                    f"got {value!r}"
+                    f"got {shown(value)}"
                 )
 
 

@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from foundation.errors import NetwallError
-from foundation.inputs import load_yaml, read_text
+from foundation.inputs import load_yaml, number, read_text
 
 from . import cluster
 from .graph import MAX_GPUS, Link, Topology, tier_of
 
 _TOP_KEYS = ("name", "gpus", "switches", "nvls", "default_link", "links")
+#: The longest cable a file may give (10,000 km): far past any profile's reach, which
+#: validate() checks; a YAML int of 10^400 is refused here, before any float() overflows.
+MAX_LENGTH_M = 1e7
 _DEFAULT_KEYS = ("profile", "length_m")
 _LINK_KEYS = ("a", "b", "profile", "length_m")
 
@@ -138,9 +141,13 @@ def _string(value: Any, where: str) -> str:
 
 
 def _number(value: Any, where: str) -> float:
+    """A cable length in metres: a finite number > 0 and <= MAX_LENGTH_M."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _Bad(f"{where} must be a number, got {_kind(value)}")
-    return float(value)
+    try:
+        return number(value, where, 0, MAX_LENGTH_M, above=True)
+    except NetwallError as e:
+        raise _Bad(str(e)) from None
 
 
 def _kind(value: Any) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from foundation.errors import NetwallError
-from traffic.trace import Call
+from traffic.trace import MAX_CALLS, Call
 
 MIB = 1 << 20
 
@@ -38,6 +38,17 @@ ACT_BYTES = 2  # bf16/fp16 activations under mixed precision (Micikevicius et al
 FLOP_RATE = 150e12
 
 
+#: The most each built-in workload parameter may be (docs/replay.md): past any published
+#: model (GPT-3 175B: 96 layers, hidden 12288), and checked before a workload is built, so
+#: no loop over layers or micro-batches runs long before the Builder's MAX_CALLS stops it.
+LIMITS: dict[str, float] = {
+    "layers": 1000, "hidden": 1 << 20, "ffn": 1 << 22, "seq": 1 << 22, "tokens": 1 << 22,
+    "micro_batch": 1 << 16, "micro_batches": 1000, "top_k": 256, "tp": 1024, "ep": 1024,
+    "pp": 1024, "params": 1e13, "bucket_mib": 1 << 20, "first_bucket_mib": 1 << 20,
+    "capacity_factor": 100.0,
+}
+
+
 def blocks(name: str, ranks: int, groups, size: int, param: str) -> tuple[tuple[int, ...], ...]:
     """The given groups, or consecutive blocks of `size` ranks; every group >= 2 ranks."""
     if groups is None:
@@ -64,11 +75,17 @@ def us(flops: float) -> float:
 
 
 class Builder:
+    """The calls of one step, in order; it stops a workload that makes more than MAX_CALLS
+    (a trace's bound) as it makes them, not after."""
+
     def __init__(self) -> None:
         self.calls: list[Call] = []
 
     def add(self, collective: str, nbytes: int, group: tuple[int, ...], comm: str, stream: str,
             gap_us: float = 0.0, after: Sequence[int] = ()) -> int:
+        if len(self.calls) >= MAX_CALLS:
+            raise NetwallError(f"workload: one step would make more than {MAX_CALLS} calls "
+                               "(fewer layers, micro-batches or ranks)")
         call = Call(id=len(self.calls), collective=collective, algorithm=None, bytes=nbytes,
                     group=group, comm=comm, stream=stream, gap_us=gap_us, after=tuple(after))
         self.calls.append(call)

@@ -14,11 +14,12 @@ the emulator. Byte counts are rounded down to multiples of
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from foundation.errors import NetwallError
-from foundation.inputs import is_whole
+from foundation.inputs import is_whole, shown
 from traffic.pipeline import parallel_3d, pp_1f1b
 from traffic.shapes import (
     ACT_BYTES,
@@ -29,6 +30,7 @@ from traffic.shapes import (
     GPT3_XL_PARAMS,
     GPT3_XL_SEQ,
     GRAD_BYTES,
+    LIMITS,
     MIB,
     MIXTRAL_FFN,
     MIXTRAL_HIDDEN,
@@ -67,22 +69,24 @@ def workload(name: str, ranks: int, groups: Sequence[Sequence[int]] | None = Non
     if not isinstance(scale, (int, float)) or isinstance(scale, bool) or \
             not 0 < scale <= MAX_SCALE:
         raise NetwallError(f"workload {name}: scale must be a number > 0 and <= "
-                           f"{MAX_SCALE:g}, got {scale!r}")
+                           f"{MAX_SCALE:g}, got {shown(scale)}")
     if not is_whole(steps) or not 1 <= steps <= MAX_CALLS:
         raise NetwallError(f"workload {name}: steps must be an integer from 1 to {MAX_CALLS}, "
-                           f"got {steps!r}")
+                           f"got {shown(steps)}")
     for key, value in params.items():
         default = inspect.signature(fn).parameters[key].default
+        high = LIMITS.get(key, math.inf)
         if isinstance(default, str):
             ok = isinstance(value, str)
         elif is_whole(default):
-            ok = is_whole(value) and value > 0
+            ok = is_whole(value) and 0 < value <= high
         else:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and \
+                math.isfinite(value) and 0 < value <= high
         if not ok:
             raise NetwallError(f"workload {name}: parameter {key} must be "
-                               f"{_kind(default)}, "
-                               f"got {value!r}")
+                               f"{_kind(default)}{f' and <= {high:g}' if high < math.inf else ''}"
+                               f", got {shown(value)}")
     one = fn(ranks, _groups(name, ranks, groups), float(scale), **params)
     if len(one) * steps > MAX_CALLS:
         raise NetwallError(f"workload {name}: {steps} steps of {len(one)} calls is more than "
@@ -134,6 +138,10 @@ def dp_step(ranks: int, groups, scale: float, params: float = GPT3_XL_PARAMS,
     sizes = []
     left = total
     cap = align(first_bucket_mib * MIB * scale, n)
+    rest = align(bucket_mib * MIB * scale, n)
+    if 1 + max(0, left - cap) / rest > MAX_CALLS:  # counted before the loop that makes them
+        raise NetwallError(f"workload dp-step: {total} bytes of gradients in buckets of {rest} "
+                           f"bytes is more than {MAX_CALLS} calls")
     while left > 0:
         sizes.append(min(left, cap))
         left -= sizes[-1]

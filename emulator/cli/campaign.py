@@ -14,6 +14,7 @@ from emulator.experiments import findings
 from emulator.experiments.campaign import load
 from emulator.experiments.store import Store, open_store, same_store, summary
 from emulator.models import calibration
+from emulator.models.faults import parse
 from foundation.errors import NetwallError
 from foundation.hostlist import resolve_hosts
 from foundation.outputs import write_file
@@ -185,7 +186,8 @@ def _time_left(campaign, store) -> str:
         for p in left:
             try:
                 seconds += emu.pricing.run_s(emu.spec.run_request(
-                    p.collective, p.algorithm, p.size, iters=p.iters, warmup=p.warmup))
+                    p.collective, p.algorithm, p.size, iters=p.iters, warmup=p.warmup,
+                    faults=[parse(s) for s in p.faults]))
             except NetwallError:
                 skipped += 1
                 continue
@@ -193,7 +195,7 @@ def _time_left(campaign, store) -> str:
     said = f"{todo} points to measure, about {clock(seconds)} of measuring on this host"
     if skipped:
         said += f"; {skipped} will be skipped (run them to store why)"
-    return said + " (faults and rebuilding each network add to it)"
+    return said + " (rebuilding each network adds to it)"
 
 
 def _records(args) -> list[dict]:

@@ -10,7 +10,10 @@ a script can drive the console: `printf 'links\\niperf gpu0 gpu1\\n' | netwall c
 
 from __future__ import annotations
 
+import select
+
 from mininet.cli import CLI
+from mininet.log import output
 
 from emulator.cli import viewing
 from emulator.cli.tables import print_row
@@ -37,6 +40,27 @@ class NetwallCLI(CLI):
         self.rack_size = rack_size
         self.marked = None  # the view's reading before the command running now
         super().__init__(emu.net, **kwargs)
+
+    def waitForNode(self, node) -> None:  # noqa: N802 - Mininet's name
+        """Print a node command's output until it ends.
+
+        At a terminal, Mininet's way: what the user types meanwhile goes to the command (an
+        interactive program on the node). From a pipe or a file, the lines after a node
+        command are the console's next commands, not that command's input: Mininet would
+        hand them to the node's shell a character at a time whenever they arrived while the
+        command ran, and they vanished there (13 of 19 in one run).
+        """
+        if self.isatty():
+            super().waitForNode(node)
+            return
+        poller = select.poll()
+        poller.register(node.stdout, select.POLLIN)
+        while node.waiting:
+            try:
+                poller.poll()
+                output(node.monitor())
+            except KeyboardInterrupt:
+                node.sendInt()
 
     def onecmd(self, line: str) -> bool:
         """Run a command; a netwall mistake is one line, and the console goes on."""

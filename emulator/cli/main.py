@@ -19,10 +19,43 @@ import sys
 import threading
 import warnings
 
-from emulator.cli.commands import COMMANDS
-from emulator.cli.parsing import build_parser
-from emulator.kernel import records as state
-from foundation.errors import NetwallError
+#: The signals that interrupt a command.
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# Threads that libraries start while netwall's modules load (OpenBLAS starts one per core as
+# numpy loads) inherit this mask, so the kernel hands every interrupt to the main thread: one
+# delivered to such a thread could be lost to Python (SIGTERM and SIGINT at once left
+# netwall computing in 8 of 15 tries). The main thread takes the mask off below.
+signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTS)
+from emulator.cli.commands import COMMANDS  # noqa: E402
+from emulator.cli.parsing import build_parser  # noqa: E402
+from emulator.kernel import records as state  # noqa: E402
+from foundation.errors import NetwallError  # noqa: E402
+
+#: Interrupts that came while the modules loaded (seconds on a busy host): main() answers
+#: them in one line, exit 130; taken off here, not raised into the import as a traceback.
+_EARLY = signal.sigpending() & set(INTERRUPTS)
+_kept = {signum: signal.signal(signum, signal.SIG_IGN) for signum in _EARLY}
+signal.pthread_sigmask(signal.SIG_UNBLOCK, INTERRUPTS)
+for _signum, _handler in _kept.items():
+    signal.signal(_signum, _handler)
+
+
+class _Flag:
+    """threading.Event without its lock: a handler interrupted by the next signal (two
+    Ctrl-C at once) would wait for ever on the lock the first one holds in Event.set."""
+
+    def __init__(self) -> None:
+        self.value = False
+
+    def set(self) -> None:
+        self.value = True
+
+    def clear(self) -> None:
+        self.value = False
+
+    def is_set(self) -> bool:
+        return self.value
+
 
 #: Exit status after the output's reader went away: 128 + SIGPIPE, as a shell reports it.
 EXIT_PIPE = 128 + signal.SIGPIPE
@@ -30,10 +63,14 @@ EXIT_PIPE = 128 + signal.SIGPIPE
 _STREAM_ERRORS = {errno.EPIPE, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EBADF}
 
 #: Set once SIGINT, SIGTERM or SIGHUP arrived: from then on the command only unwinds.
-_interrupted = threading.Event()
+_interrupted = _Flag()
 
 
 def _interrupt(signum, _frame):
+    if isinstance(sys.exc_info()[1], KeyboardInterrupt):
+        # Already unwinding from one (SIGTERM and SIGINT at once, a second Ctrl-C): a
+        # second raise would escape main's handler as a traceback, or skip teardown.
+        return
     _interrupted.set()
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
@@ -135,11 +172,13 @@ def _main(argv: list[str] | None) -> int:
     args.words = tuple(argv)  # as typed: `netwall run` alone differs from its defaults typed
     sys.unraisablehook = _unraisable
     # SIGTERM and SIGHUP unwind like Ctrl-C, so `with Emulation` tears the network down.
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for signum in INTERRUPTS:
         signal.signal(signum, _interrupt)
     _interrupted.clear()
     logging.getLogger("asyncio").addFilter(_QUIET_AFTER_INTERRUPT)
     try:
+        if _EARLY:
+            raise KeyboardInterrupt
         return COMMANDS[args.command](args)
     except NetwallError as e:
         _say(f"netwall: error: {' '.join(str(e).split())}")  # one line, always

@@ -16,8 +16,10 @@ from foundation import inputs, units
 from foundation.errors import NetwallError
 from foundation.hostlist import DEFAULT_NIC_GBPS
 from foundation.version import netwall_version
+from topologies.graph import MAX_GPUS
 from traffic.schedule import ELEMENT, datatype, reduction
-from traffic.workloads import WORKLOADS
+from traffic.trace import MAX_CALLS
+from traffic.workloads import MAX_SCALE, WORKLOADS
 
 #: The longest --view-hold: a day.
 MAX_VIEW_HOLD_S = 86400.0
@@ -48,6 +50,29 @@ def check_iterations(text: str) -> int:
     return count
 
 
+def ranged(kind: type, low: float, high: float, above: bool = False) -> Callable[[str], Any]:
+    """An argparse type for a number option: an int or a finite float from `low` (exclusive
+    with `above`) to `high`, or argparse's one-line error naming the range."""
+    def read(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"not {'a whole number' if kind is int else 'a number'}: "
+                f"{inputs.shown(text)}") from None
+        try:
+            return inputs.number(value, "it", low, high, whole=kind is int, above=above)
+        except NetwallError as e:
+            raise argparse.ArgumentTypeError(str(e).removeprefix("it ")) from None
+    read.__name__ = read.__qualname__ = kind.__name__  # argparse names it in "invalid int"
+    return read
+
+
+#: Ports, counts and lengths: each option's range, checked as it is read (docs/user-guide.md).
+PORT = ranged(int, 1, 65535)
+ITERS = ranged(int, 1, inputs.MAX_ITERS)
+WARMUP = ranged(int, 0, inputs.MAX_ITERS)
+METRES = ranged(float, 0, 1e7, above=True)
 parse_size = _argument_type(units.parse_size)
 parse_percent = _argument_type(units.parse_percent)
 parse_datatype = _argument_type(datatype)
@@ -115,15 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--algorithm", help="algorithm (default: NCCL's choice: the collective's "
                      "first, e.g. ring, or nvls for an all-reduce on an NVLS switch where it "
                      "models faster)")
-    run.add_argument("--root", type=int, default=0, help="root rank of broadcast and reduce")
+    run.add_argument("--root", type=ranged(int, 0, MAX_GPUS - 1), default=0,
+                     help="root rank of broadcast and reduce")
     run.add_argument("--chunk", type=parse_size, help="pipeline chunk size of chunked algorithms")
     run.add_argument("--size", type=parse_size, action="append", metavar="BYTES",
                      help="one message size, e.g. 16M (repeatable; overrides -b/-e/-f)")
     run.add_argument("-b", "--min-bytes", type=parse_size, default=parse_size("1M"))
     run.add_argument("-e", "--max-bytes", type=parse_size, default=parse_size("16M"))
-    run.add_argument("-f", "--step-factor", type=float, default=4.0)
-    run.add_argument("-n", "--iters", type=int, default=5, help="timed iterations (default 5)")
-    run.add_argument("-w", "--warmup", type=int, default=1, help="warm-up iterations")
+    run.add_argument("-f", "--step-factor", type=ranged(float, 1, 1e6, above=True), default=4.0)
+    run.add_argument("-n", "--iters", type=ITERS, default=5, help="timed iterations (default 5)")
+    run.add_argument("-w", "--warmup", type=WARMUP, default=1, help="warm-up iterations")
     run.add_argument("-c", "--check", dest="check_iters", type=parse_check_iters, default=1,
                      metavar="N", help="verify N more calls on every rank after the timed ones, "
                                        "as nccl-tests' -c (default 1; 0: no check)")
@@ -161,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="with --design: the collective over all GPUs (default allreduce)")
     compare.add_argument("--size", action="append", metavar="BYTES",
                          help="with --design: a size (repeatable; default 8M)")
-    compare.add_argument("-n", "--iters", type=int, default=3,
+    compare.add_argument("-n", "--iters", type=ITERS, default=3,
                          help="with --design: timed calls per size (default 3)")
     compare.add_argument("--no-probe", dest="prove", action="store_false",
                          help="skip the dilation probe that proves each result (faster)")
@@ -183,9 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     source = replay.add_mutually_exclusive_group(required=True)
     source.add_argument("trace", nargs="?", help="a JSONL trace file (docs/replay.md)")
     source.add_argument("--workload", help="a built-in workload: " + ", ".join(list(WORKLOADS)))
-    replay.add_argument("--scale", type=float, default=0.01,
+    replay.add_argument("--scale", type=ranged(float, 0, MAX_SCALE, above=True), default=0.01,
                         help="workload bytes and compute gaps times this (default 0.01)")
-    replay.add_argument("--steps", type=int, default=1, help="workload training steps")
+    replay.add_argument("--steps", type=ranged(int, 1, MAX_CALLS), default=1,
+                        help="workload training steps")
     _cluster_options(replay)
     replay.add_argument("--check", action="store_true", help="verify every call's result")
     replay.add_argument("--no-skip", dest="skip", action="store_false",
@@ -238,13 +265,13 @@ def _cluster_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spine-link", default="optical-800g", metavar="PROFILE",
                         help="profile of rack-to-spine links in racks:RxG, and of the NICs "
                              "of cluster:DxG (default optical-800g)")
-    parser.add_argument("--length-m", type=float, help="cable length of GPU links, metres")
-    parser.add_argument("--spine-length-m", type=float,
+    parser.add_argument("--length-m", type=METRES, help="cable length of GPU links, metres")
+    parser.add_argument("--spine-length-m", type=METRES,
                         help="cable length of spine links, metres")
     parser.add_argument("--layout", metavar="SPEC",
                         help="racks:RxG and cluster:DxG: cable lengths from a rack layout, e.g. "
                              "pitch=0.6,height=2,slack=0.5,row=16 (docs/layout.md)")
-    parser.add_argument("--dilation", type=float,
+    parser.add_argument("--dilation", type=ranged(float, 0, 1e9, above=True),
                         help="time-dilation factor D for every call (default: chosen per call "
                              "for this host, and raised where the proof fails)")
     parser.add_argument("--tolerance", type=parse_percent, default=calibration.DEFAULT_TOLERANCE,
@@ -308,11 +335,12 @@ def host_options(parser: argparse.ArgumentParser, clean: bool = False) -> None:
                              "@FILE (default $NETWALL_HOSTS; none: this machine)")
     if clean:
         return
-    parser.add_argument("--nic-gbps", type=float, default=DEFAULT_NIC_GBPS, metavar="GBPS",
+    parser.add_argument("--nic-gbps", type=ranged(float, 0, 1e6, above=True),
+                        default=DEFAULT_NIC_GBPS, metavar="GBPS",
                         help=f"rate of each host's NIC to the others (default "
                              f"{DEFAULT_NIC_GBPS:g}): the run refuses a dilation whose "
                              "cross-host traffic would exceed it")
-    parser.add_argument("--vxlan-port", type=int, default=vxlan.DEFAULT_PORT, metavar="PORT",
+    parser.add_argument("--vxlan-port", type=PORT, default=vxlan.DEFAULT_PORT, metavar="PORT",
                         help="UDP port of the VXLAN tunnels between hosts (default "
                              f"{vxlan.DEFAULT_PORT})")
 

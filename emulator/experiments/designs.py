@@ -19,12 +19,12 @@ from emulator.models.endpoints import DEFAULT as DEFAULT_GPU
 from emulator.models.endpoints import gpus
 from emulator.models.reliability import MAX_FLEET_GPUS
 from foundation.errors import NetwallError
-from foundation.inputs import MAX_ITEMS, MAX_ITERS, is_whole, load_yaml, read_text, shown
+from foundation.inputs import MAX_ITEMS, MAX_ITERS, is_whole, load_yaml, number, read_text, shown
 from foundation.units import parse_size
 from topologies import cluster as clusters
 from topologies.cluster import Cluster
 from traffic.schedule import ALGORITHMS
-from traffic.workloads import WORKLOADS
+from traffic.workloads import MAX_SCALE, WORKLOADS
 from traffic.workloads import workload as build_workload
 
 TOP_KEYS = ("name", "description", "fleet_gpus", "gpu", "iters", "warmup", "probe",
@@ -33,6 +33,9 @@ WORKLOAD_KEYS = ("name", "collective", "algorithm", "sizes", "workload", "scale"
                  "params")
 DESIGN_KEYS = ("name",) + clusters.KEYS
 MAX_DESIGNS = 100
+#: Calls of every built-in workload of a file together (each is built once to check it):
+#: bounds the check to seconds before it starts, whatever the number of workloads.
+MAX_CHECKED_CALLS = 1_000_000
 
 #: What `netwall run` compares when given no options: one minute on a 2-core machine.
 DEFAULT = """\
@@ -143,7 +146,7 @@ def _file(doc: Any, stem: str) -> DesignFile:
     if len(doc["designs"]) > MAX_DESIGNS or len(doc["workloads"]) > MAX_ITEMS:
         raise NetwallError(f"at most {MAX_DESIGNS} designs and {MAX_ITEMS} workloads")
     gpu = doc.get("gpu", DEFAULT_GPU)
-    if gpu not in gpus():
+    if not isinstance(gpu, str) or gpu not in gpus():
         raise NetwallError(f"key 'gpu': unknown GPU {shown(gpu)} (known: {', '.join(gpus())})")
     defaults = {key: doc[key] for key in clusters.KEYS if key in doc}
     designs = tuple(_design(entry, f"designs[{i}]", defaults)
@@ -154,7 +157,8 @@ def _file(doc: Any, stem: str) -> DesignFile:
         raise NetwallError(f"designs have {' and '.join(map(str, sorted(sizes)))} GPUs: "
                            "compare designs of one cluster size (domains x domain_gpus)")
     ranks = designs[0].cluster.domains * designs[0].cluster.domain_gpus
-    workloads = tuple(_workload(entry, f"workloads[{i}]", ranks)
+    budget = [MAX_CHECKED_CALLS]
+    workloads = tuple(_workload(entry, f"workloads[{i}]", ranks, budget)
                       for i, entry in enumerate(doc["workloads"]))
     _unique([w.name for w in workloads], "workloads")
     probe = doc.get("probe", True)
@@ -182,8 +186,9 @@ def _design(entry: Any, where: str, defaults: Mapping[str, Any]) -> Design:
     return Design(name, found)
 
 
-def _workload(entry: Any, where: str, ranks: int) -> Workload:
-    """A workload entry; a built-in one is tried on `ranks` ranks (its parameters checked)."""
+def _workload(entry: Any, where: str, ranks: int, budget: list[int]) -> Workload:
+    """A workload entry; a built-in one is tried on `ranks` ranks (its parameters checked),
+    its calls taken from the file's `budget`."""
     if not isinstance(entry, dict):
         raise NetwallError(f"{where}: expected a mapping with collective and sizes, or "
                            "workload")
@@ -198,31 +203,38 @@ def _workload(entry: Any, where: str, ranks: int) -> Workload:
             raise NetwallError(f"{where}: key {extra[0]!r} belongs to a collective, not a "
                                "workload")
         kind = entry["workload"]
-        if kind not in WORKLOADS:
+        if not isinstance(kind, str) or kind not in WORKLOADS:
             raise NetwallError(f"{where}: unknown workload {shown(kind)} (known: "
                                f"{', '.join(WORKLOADS)})")
         params = entry.get("params", {})
-        if not isinstance(params, dict):
-            raise NetwallError(f"{where}: key 'params': expected a mapping")
-        scale = entry.get("scale", 0.01)
-        if isinstance(scale, bool) or not isinstance(scale, int | float):
-            raise NetwallError(f"{where}: key 'scale': expected a number, got {shown(scale)}")
-        found = Workload(name, workload=kind, scale=float(scale),
+        if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
+            raise NetwallError(f"{where}: key 'params': expected a mapping of parameter names "
+                               f"to values, got {shown(params)}")
+        try:
+            scale = number(entry.get("scale", 0.01), "key 'scale'", 0, MAX_SCALE, above=True)
+        except NetwallError as e:
+            raise NetwallError(f"{where}: {e}") from None
+        found = Workload(name, workload=kind, scale=scale,
                          steps=_whole(entry.get("steps", 1), "steps", 1, MAX_ITEMS,
                                       f"{where}: "), params=params)
         try:
-            build_workload(kind, ranks, scale=found.scale, steps=found.steps, **params)
+            budget[0] -= len(build_workload(kind, ranks, scale=found.scale, steps=found.steps,
+                                            **params))
         except NetwallError as e:
             raise NetwallError(f"{where}: {e}") from None
+        if budget[0] < 0:
+            raise NetwallError(f"{where}: the workloads make more than {MAX_CHECKED_CALLS} "
+                               "calls together: split the file")
         return found
     extra = [k for k in ("scale", "steps", "params") if k in entry]
     if extra:
         raise NetwallError(f"{where}: key {extra[0]!r} belongs to a workload, not a collective")
     collective, algorithm = entry["collective"], entry.get("algorithm")
-    if collective not in ALGORITHMS:
+    if not isinstance(collective, str) or collective not in ALGORITHMS:
         raise NetwallError(f"{where}: unknown collective {shown(collective)} (known: "
                            f"{', '.join(ALGORITHMS)})")
-    if algorithm is not None and algorithm not in ALGORITHMS[collective]:
+    if algorithm is not None and (not isinstance(algorithm, str) or
+                                  algorithm not in ALGORITHMS[collective]):
         raise NetwallError(f"{where}: {collective} has no algorithm {shown(algorithm)} "
                            f"(known: {', '.join(ALGORITHMS[collective])})")
     sizes = entry.get("sizes")
@@ -244,7 +256,7 @@ def _keys(mapping: dict, known: tuple[str, ...], where: str) -> None:
 def _unique(names: list[str], what: str) -> None:
     for i, name in enumerate(names):
         if name in names[:i]:
-            raise NetwallError(f"{what}: the name {name!r} is used twice")
+            raise NetwallError(f"{what}: the name {shown(name)} is used twice")
 
 
 def _name(value: Any, where: str) -> str:

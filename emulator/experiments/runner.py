@@ -100,7 +100,7 @@ def run_campaign(campaign: Campaign, store: Store, out: TextIO = sys.stderr,
         if estimate > MAX_CAMPAIGN_S:
             raise NetwallError(f"this campaign would measure for about {clock(estimate)} on "
                                f"this host (limit {clock(MAX_CAMPAIGN_S)}): split it, or use "
-                               "fewer or smaller sizes")
+                               "fewer or smaller sizes or shorter faults")
         if ready:
             progress.note(f"netwall: about {clock(estimate)} of measuring on this host")
         for emu, points in ready:

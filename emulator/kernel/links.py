@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from emulator.models.accounting import Counters
-from emulator.models.faults import Fault, FaultEvent, LinkState, link_state, timeline
+from emulator.models.faults import Fault, FaultEvent, LinkState, link_state, outage_s, timeline
 from emulator.models.plan import FRAME_BYTES, Plan
 from emulator.models.profiles import LinkProfile
 from foundation.errors import NetwallError
@@ -145,7 +145,7 @@ class Injector:
 
     def outage_s(self) -> float:
         """Real seconds the faults may hold links down: a rank may wait that long."""
-        return sum((f.duration_s or 0) * f.count for f in self.faults)
+        return outage_s(self.faults)
 
     def stop(self, record: bool = True) -> None:
         """End the program's faults: every faulted link back to the state it was left in."""

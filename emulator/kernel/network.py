@@ -218,11 +218,13 @@ class Network:
                           ports=[self.plan.interfaces[(link, switch)].name
                                  for link in topo.links_of(switch)])
         self.hosts = [net.get(gpu) for gpu in self.gpus]
-        self.record.add("hosts", [node.pid for node in net.hosts + net.switches])
         for host in self.hosts:
             host.resume()
         for host in self.hosts:
             host.waitOutput()
+        # Once every shell is in its namespace (a GPU's is, once its prompt came), which
+        # the record proves it by; until then a teardown kills them through Mininet.
+        self.record.add("hosts", [node.pid for node in net.hosts + net.switches])
         self._make_veth_pairs()
         self._tunnel()
         for link, cable in enumerate(topo.links):
@@ -449,13 +451,24 @@ class Network:
         """Tear everything down: killing the node shells destroys their namespaces, and the
         kernel removes every veth pair and bridge in them in one batch (deleting pairs one
         by one costs a ~20 ms RCU wait each)."""
+        with state.shielded():  # a second Ctrl-C must not cut teardown short
+            self._stop()
+
+    def _stop(self) -> None:
         net, self.net = self.net, None
         if net is None:
+            if self.record is not None:
+                self.record.close()
             return
         for node in net.hosts + net.switches:
             ipr = getattr(node, "_netwall_ipr", None)
             if ipr is not None:
                 ipr.close()
+        if self.record is not None:
+            # The agents and anything a console command left running, while the node
+            # shells still prove their namespaces are this run's.
+            self.record.kill()
+        for node in net.hosts + net.switches:
             with contextlib.suppress(ProcessLookupError, TypeError):
                 os.kill(node.pid, signal.SIGKILL)
             node.terminate()
@@ -469,4 +482,4 @@ class Network:
             finally:
                 ipr.close()
         if self.record is not None:
-            self.record.remove()
+            self.record.close()  # last: only once everything it names is gone

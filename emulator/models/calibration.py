@@ -33,12 +33,15 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from emulator.models.profiles import DEFAULT_LINK
 from foundation import outputs
+from foundation.errors import NetwallError
+from foundation.inputs import number, read_text
 from foundation.units import format_size
+from topologies.graph import MAX_GPUS
 
 #: Bump when the agents' hot path changes: an old calibration would then mislead.
 VERSION = 3  # 2: agents under SCHED_FIFO; 3: figures fitted, not read off a ladder
@@ -105,18 +108,46 @@ def cache_path() -> Path:
     return CACHE_DIR / "calibration.json"
 
 
+#: What a cached calibration may hold (docs/user-guide.md): anything else, a NaN step time
+#: as much as a string, is not this host's measurement, and is measured again.
+MAX_CAPACITY_GBPS = 1e6
+MAX_STEP_S = 1.0
+MAX_SAMPLES = 100
+
+
 def load(path: Path | None = None) -> Calibration | None:
     """The cached calibration of this machine, or None (none yet, another machine's, or a
-    file that does not parse: it is measured again)."""
+    file that does not hold one, every number checked for type, finiteness and range: it is
+    measured again). A cache is read back, never trusted: a NaN step time would let
+    dilation.choose pick any dilation, and the verdict judge against it."""
     path = path or cache_path()
     try:
-        data = json.loads(path.read_text())
-        found = Calibration(**{**data, "samples": tuple(tuple(s) for s in data["samples"])})
-    except (OSError, ValueError, TypeError, KeyError):
+        data = json.loads(read_text(path, "calibration cache"))
+        return _checked(data) if isinstance(data, dict) else None
+    except (NetwallError, ValueError, RecursionError):
         return None
-    if found.machine != fingerprint() or found.capacity_gbps <= 0 or found.step_s <= 0:
+
+
+def _checked(data: dict) -> Calibration | None:
+    """The calibration in `data` if it is this machine's and every value is what it must be;
+    NetwallError (one line) for a value out of its type or range."""
+    if set(data) != {f.name for f in fields(Calibration)} or data["machine"] != fingerprint():
         return None
-    return found
+    samples = data["samples"]
+    if not isinstance(samples, list) or len(samples) > MAX_SAMPLES or \
+            not all(isinstance(s, list) and len(s) == 3 for s in samples):
+        return None
+    if not isinstance(data["measured"], str) or len(data["measured"]) > 100:
+        return None
+    return Calibration(
+        capacity_gbps=number(data["capacity_gbps"], "capacity_gbps", 0, MAX_CAPACITY_GBPS,
+                             above=True),
+        step_s=number(data["step_s"], "step_s", 0, MAX_STEP_S, above=True),
+        ranks=number(data["ranks"], "ranks", 2, MAX_GPUS, whole=True),
+        machine=data["machine"], measured=data["measured"],
+        samples=tuple((number(size, "size", 1, 1 << 40, whole=True),
+                       number(d, "dilation", 0, 1e9, above=True),
+                       number(error, "error", -1e6, 1e6)) for size, d, error in samples))
 
 
 def save(calibration: Calibration, path: Path | None = None) -> Path:

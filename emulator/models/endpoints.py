@@ -36,14 +36,18 @@ DEFAULT = "h100"
 PROTOCOLS = ("LL", "LL128", "Simple")
 
 _STRING_FIELDS = ("name", "description")
+#: Upper bounds far past any real GPU (docs/profiles.md): a second of latency, a PB/s.
+MAX_US = 1e6
+MAX_GBYTES_PER_S = 1e6
 _GPU_FIELDS: dict[str, tuple[type, Any, str]] = {
-    "launch_us": (float, lambda v: v >= 0, ">= 0"),
+    "launch_us": (float, lambda v: 0 <= v <= MAX_US, f">= 0 and <= {MAX_US:g}"),
     # 0 means the reduction is free (the ideal endpoint); else GB/s of reduced data.
-    "reduce_gbytes_per_s": (float, lambda v: v >= 0, ">= 0 (0: free)"),
+    "reduce_gbytes_per_s": (float, lambda v: 0 <= v <= MAX_GBYTES_PER_S,
+                            f">= 0 (0: free) and <= {MAX_GBYTES_PER_S:g}"),
 }
 _PROTOCOL_FIELDS: dict[str, tuple[type, Any, str]] = {
-    "base_us": (float, lambda v: v >= 0, ">= 0"),
-    "step_us": (float, lambda v: v >= 0, ">= 0"),
+    "base_us": (float, lambda v: 0 <= v <= MAX_US, f">= 0 and <= {MAX_US:g}"),
+    "step_us": (float, lambda v: 0 <= v <= MAX_US, f">= 0 and <= {MAX_US:g}"),
     "efficiency": (float, lambda v: 0 < v <= 1, "in (0, 1]"),
 }
 #: NVLS's own terms (NCCL tunes NVLS apart from the protocols, src/graph/tuning.cc), and the

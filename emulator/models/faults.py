@@ -17,6 +17,7 @@ network applies the resulting link states through netlink, without rebuilding an
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from emulator.models.profiles import NARROW_AND_FAST, LinkProfile
@@ -141,6 +142,12 @@ def _parse(spec: str) -> Fault:
             raise NetwallError(f"{bad}: a flap needs a duration (down time), e.g. +20us")
         return Fault(kind, (a, b), at, duration, count=number)
     return Fault(kind, (a, b), at, duration, channels=number)
+
+
+def outage_s(faults: Iterable[Fault]) -> float:
+    """Real seconds these faults may hold a program up (every down time, every flap's):
+    its calls wait that long, times the dilation, on top of their own time."""
+    return sum((f.duration_s or 0) * f.count for f in faults)
 
 
 def timeline(faults: list[Fault]) -> list[Event]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from emulator.models import dilation as dil
 from emulator.models.calibration import Calibration
+from emulator.models.faults import outage_s
 from emulator.models.spec import ReplayRequest, RunRequest
 
 #: Untimed calls (warm-up, the verified call) run this many times less dilated.
@@ -64,12 +65,15 @@ class Pricing:
 
     def run_s(self, request: RunRequest) -> float:
         """About how many wall seconds `run` will take for this size here: its calls at the
-        dilation it will get, the probe's at the probe dilation (not counting retries)."""
+        dilation it will get, the probe's at the probe dilation (not counting retries), and
+        the outages its faults hold both up for (the probe repeats every call where there
+        are faults)."""
         d = self.dilation(request.cost)
         untimed = (request.warmup + 1) * max(1.0, d / UNTIMED_SPEEDUP)
-        probe = request.iters * dil.probe_dilation(d) if request.prove else 0.0
-        return request.model_s * (d * request.iters + untimed + probe) + \
-            PROGRAM_OVERHEAD_S * (3 + request.prove)
+        probe_d = dil.probe_dilation(d) if request.prove else 0.0
+        return (request.model_s * (d * request.iters + untimed + request.iters * probe_d)
+                + outage_s(request.faults) * (d + probe_d)
+                + PROGRAM_OVERHEAD_S * (3 + request.prove))
 
     def replay_s(self, request: ReplayRequest) -> float:
         """About how many wall seconds `replay` will take here: every call and compute gap

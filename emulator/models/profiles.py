@@ -37,21 +37,30 @@ USER_DIR = Path("~/.config/netwall/profiles")
 PATH_ENV = "NETWALL_PROFILE_PATH"
 
 _STRING_FIELDS = ("name", "family", "description")
+#: Upper bounds far past any real link (docs/profiles.md): a number from a file is checked
+#: for type, finiteness and range where it is read, so 10^400 is one line, not an overflow.
+MAX_RATE_GBPS = 1e6  # 1 Pb/s on one link
+MAX_LANES = 100_000
+MAX_REACH_M = 1e7  # 10,000 km
+MAX_NS = 1e9  # one second, of FEC delay or of delay per metre
+MAX_POWER = 1e6  # watts per end, pJ per bit, failures per link-year
+MAX_QUEUE_BYTES = 1 << 32
 # numeric field -> (python type, check, what the check means for the error message)
 _NUMERIC_FIELDS: dict[str, tuple[type, Any, str]] = {
-    "rate_gbps": (float, lambda v: v > 0, "> 0"),
-    "lanes": (int, lambda v: v > 0, "> 0"),
-    "lane_rate_gbps": (float, lambda v: v > 0, "> 0"),
-    "spare_lanes": (int, lambda v: v >= 0, ">= 0"),
-    "reach_m": (float, lambda v: v > 0, "> 0"),
-    "delay_ns_per_m": (float, lambda v: v > 0, "> 0"),
-    "fec_delay_ns": (float, lambda v: v >= 0, ">= 0"),
+    "rate_gbps": (float, lambda v: 0 < v <= MAX_RATE_GBPS, f"> 0 and <= {MAX_RATE_GBPS:g}"),
+    "lanes": (int, lambda v: 0 < v <= MAX_LANES, f"in 1..{MAX_LANES}"),
+    "lane_rate_gbps": (float, lambda v: 0 < v <= MAX_RATE_GBPS,
+                       f"> 0 and <= {MAX_RATE_GBPS:g}"),
+    "spare_lanes": (int, lambda v: 0 <= v <= MAX_LANES, f"in 0..{MAX_LANES}"),
+    "reach_m": (float, lambda v: 0 < v <= MAX_REACH_M, f"> 0 and <= {MAX_REACH_M:g}"),
+    "delay_ns_per_m": (float, lambda v: 0 < v <= MAX_NS, f"> 0 and <= {MAX_NS:g}"),
+    "fec_delay_ns": (float, lambda v: 0 <= v <= MAX_NS, f">= 0 and <= {MAX_NS:g}"),
     "pre_fec_ber": (float, lambda v: 0 <= v < 1, "in [0, 1)"),
     "post_fec_ber": (float, lambda v: 0 <= v < 1, "in [0, 1)"),
-    "watts_per_end": (float, lambda v: v >= 0, ">= 0"),
-    "pj_per_bit": (float, lambda v: v >= 0, ">= 0"),
-    "afr": (float, lambda v: v >= 0, ">= 0"),
-    "queue_bytes": (int, lambda v: v > 0, "> 0"),
+    "watts_per_end": (float, lambda v: 0 <= v <= MAX_POWER, f">= 0 and <= {MAX_POWER:g}"),
+    "pj_per_bit": (float, lambda v: 0 <= v <= MAX_POWER, f">= 0 and <= {MAX_POWER:g}"),
+    "afr": (float, lambda v: 0 <= v <= MAX_POWER, f">= 0 and <= {MAX_POWER:g}"),
+    "queue_bytes": (int, lambda v: 0 < v <= MAX_QUEUE_BYTES, f"in 1..{MAX_QUEUE_BYTES}"),
     "mtu_bytes": (int, lambda v: 68 <= v <= 65535, "in 68..65535"),
 }
 
@@ -151,16 +160,14 @@ def sourced_number(path: Path, key: str, raw: Any,
         if isinstance(value, str) and _looks_numeric(value):
             hint = " (YAML 1.1 reads exponents without a dot as text: write 1.0e-5, not 1e-5)"
         raise fail(path, key, f"value must be a number, got {type(value).__name__}{hint}")
-    if kind is int:
-        if isinstance(value, float):
-            raise fail(path, key, f"value must be an integer, got {value!r}")
-    else:
-        value = float(value)
-        if not math.isfinite(value):
-            raise fail(path, key, f"value must be finite, got {value!r}")
+    if kind is int and isinstance(value, float):
+        raise fail(path, key, f"value must be an integer, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise fail(path, key, f"value must be finite, got {value!r}")
+    # Checked before any float(): a YAML int of 10^400 compares exactly, but would overflow.
     if not check(value):
-        raise fail(path, key, f"value must be {meaning}, got {value!r}")
-    return value, source.strip()
+        raise fail(path, key, f"value must be {meaning}, got {shown(value)}")
+    return (value if kind is int else float(value)), source.strip()
 
 
 def load_profile(path: str | Path) -> LinkProfile:

@@ -175,12 +175,11 @@ def cluster(topology: str | Topology, link: str, *, spine_link: str, length_m: f
     known = with_bundles(catalogue(profiles), (link, spine_link))
     endpoint = get_gpu(gpu)
     get_profile(link, known)
+    get_profile(spine_link, known)  # unknown is a mistake, with a spine or not
     if isinstance(topology, Topology):
         topo = topology
     else:
         two_fabric = topology.startswith("cluster:")
-        if topology.startswith("racks:") or two_fabric:
-            get_profile(spine_link, known)
         topo = parse(topology, link, spine_link=spine_link, length_m=length_m,
                      spine_length_m=spine_length_m, layout=layout if two_fabric else None)
         if layout is not None and not two_fabric:

@@ -52,3 +52,41 @@ def test_bad_console_commands_are_refused_and_the_console_stays_open():
     assert out.count("error: usage: iperf [GPU GPU [SECONDS]]") == 2
     assert "is the link down" not in out
     assert "dilation D =" in out  # `links`, after the bad commands: the console went on
+
+
+def test_every_piped_line_after_a_node_command_runs():
+    """Lines that arrive on a pipe while a node command runs are the console's next
+    commands: none goes to the node's shell (issue 26: 13 of 19 vanished there)."""
+    import re
+    import threading
+    import time
+
+    lines = []
+    for i in range(10):
+        lines += [f"gpu{i % 2} sleep 0.3; expr 1000 + {i}", f"py 2000 + {i}"]
+    proc = subprocess.Popen([sys.executable, "-m", "emulator.cli.main", "cli", "--topology",
+                             "pair", "--link", "copper-800g", "--dilation", "1000"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=PROJECT)
+
+    def feed() -> None:  # one line every 0.1 s, so most arrive while a node command runs
+        for line in lines:
+            proc.stdin.write(line + "\n")
+            proc.stdin.flush()
+            time.sleep(0.1)
+        proc.stdin.close()
+
+    try:
+        banner = proc.stdout.readline()  # the console is up: lines now arrive as it runs
+        assert banner.startswith("netwall console:"), banner
+        feeder = threading.Thread(target=feed)
+        feeder.start()
+        out = proc.stdout.read()
+        feeder.join()
+        assert proc.wait(timeout=120) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    answers = re.findall(r"(?:^|> )(\d{4})\s*$", out, re.M)
+    assert answers == [str(n) for i in range(10) for n in (1000 + i, 2000 + i)], out
+    assert "command not found" not in out

@@ -28,11 +28,12 @@ def test_before_a_run_points_and_time_not_an_error(fake, capsys, words):
     assert main([*words, str(spec), "--db", str(db)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("campaign fake: 0/21 points done")
-    # 2 links x 3 sizes x 3 fault sets on pair at a second per MB and call (the stand-in's
-    # estimate), and copper's reach point refused: 19 to measure, 1 skipped.
-    seconds = 2 * 3 * (4096 + 8192 + 16384) * 1e-6 + 4096e-6
-    assert f"19 points to measure, about {int(seconds)} s of measuring" in out
-    assert "1 will be skipped" in out
+    # 2 links x 3 sizes x 2 fault sets on pair at a second per MB and call (the stand-in's
+    # estimate), and optical's reach point; copper's reach point and the 6 points whose
+    # fault names a missing link are refused, as the run refuses them: 13 to measure.
+    seconds = 2 * 2 * (4096 + 8192 + 16384) * 1e-6 + 4096e-6
+    assert f"13 points to measure, about {int(seconds)} s of measuring" in out
+    assert "7 will be skipped" in out
     assert not db.exists()  # nothing written before a run
 
 

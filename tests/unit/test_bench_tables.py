@@ -111,3 +111,26 @@ def test_importers_shapes_make_inputs_that_import(tmp_path):
         folder = tmp_path / str(len(list(tmp_path.iterdir())))
         folder.mkdir()
         assert run(make(folder, 4)).startswith("# netwall trace imported from")
+
+
+def test_scheduling_table_is_one_row_per_policy_with_each_run():
+    from bench import scheduling
+    from emulator.models.calibration import Calibration
+
+    def cal(gbps: float, step_us: float) -> Calibration:
+        return Calibration(gbps, step_us * 1e-6, 8, "m", "now")
+
+    def eff(*ratios: float) -> list[dict]:
+        return [{"size": size << 20, "ratio": r} for size, r in zip((1, 16, 64), ratios,
+                                                                     strict=True)]
+
+    found = {"repeats": 2, "policies": {
+        "fifo": {"calibrations": [cal(1.4, 134), cal(1.5, 136)],
+                 "efficiency": [eff(0.5, 1.0, 1.1), eff(0.6, 1.2, 0.9)]},
+        "normal": {"calibrations": [cal(1.0, 195), cal(1.1, 200)],
+                   "efficiency": [eff(0.3, 0.5, 0.5), eff(0.4, 0.7, 0.6)]}}}
+    rows = scheduling.markdown(found).splitlines()
+    assert "agents / iperf3 at 16 MiB" in rows[0]
+    assert rows[2] == "| SCHED_FIFO 10 | 1.40, 1.50 | 134, 136 | 0.55 | 1.10 | 1.00 |"
+    assert rows[3].startswith("| normal (NETWALL_AGENT_SCHED=normal) | 1.00, 1.10 | 195, 200 |")
+    assert "alternately, 2" in scheduling.section(found)

@@ -112,6 +112,20 @@ def test_cache_round_trip(tmp_path):
     lambda c: json.dumps({"capacity_gbps": 6.4}),
     lambda c: "{not json",
     lambda c: "",
+    # issue 26: read back, never trusted (a NaN step time fooled the verdict)
+    lambda c: json.dumps(dict(c, step_s=float("nan"))),
+    lambda c: json.dumps(dict(c, capacity_gbps=float("inf"))),
+    lambda c: json.dumps(dict(c, capacity_gbps="6.4")),
+    lambda c: json.dumps(dict(c, step_s=[60e-6])),
+    lambda c: json.dumps(dict(c, ranks=True)),
+    lambda c: json.dumps(dict(c, ranks=10**400)),
+    lambda c: json.dumps(dict(c, samples="abc")),
+    lambda c: json.dumps(dict(c, samples=[[1, 2]])),
+    lambda c: json.dumps(dict(c, samples=[["1M", 2.0, 0.1]])),
+    lambda c: json.dumps(dict(c, measured=["now"])),
+    lambda c: json.dumps(dict(c, extra=1)),
+    lambda c: json.dumps([c]),
+    lambda c: "[" * 100_000,
 ])
 def test_another_machine_or_a_broken_cache_is_measured_again(tmp_path, spoil):
     path = tmp_path / "calibration.json"
@@ -188,3 +202,27 @@ def test_a_run_past_the_limit_is_refused_in_one_line():
                                            r"\(limit 24 h\)"):
         bound_duration(estimate, "this run")
     bound_duration(3600.0, "this run")  # an hour is fine
+
+
+def test_fault_outages_count_in_the_estimate_and_the_bound():
+    """A link held down for an hour holds the timed calls and the probe up an hour each,
+    times their dilations: `--fault down:...@0+3600s` is refused before anything is built."""
+    from emulator.models.dilation import probe_dilation
+    from emulator.models.faults import parse
+    from emulator.preflight import MAX_RUN_S, bound_duration
+    from foundation.errors import NetwallError
+
+    emu = _emulation(dilation=1000)
+
+    def estimate(*faults, prove=True):
+        return emu.pricing.run_s(emu.spec.run_request("allreduce", None, 4 << 20, iters=5,
+                                                      warmup=1, faults=faults, prove=prove))
+
+    plain = estimate()
+    held = estimate(parse("down:gpu0--nvs0@0+3600s"))
+    assert held - plain == pytest.approx(3600 * (1000 + probe_dilation(1000)))
+    assert plain < MAX_RUN_S < held
+    with pytest.raises(NetwallError, match="this run would take about .* shorter faults"):
+        bound_duration(held, "this run")
+    flaps = parse("flap=3:gpu0--nvs0@0+1ms")
+    assert estimate(flaps, prove=False) - estimate(prove=False) == pytest.approx(3e-3 * 1000)

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from emulator.experiments import runner
 from emulator.experiments.campaign import Point, load, loads, point_id
 from emulator.experiments.export import export
 from emulator.experiments.report import COLUMNS, report
@@ -298,6 +299,42 @@ def test_a_campaign_past_the_time_limit_is_refused_before_measuring(tmp_path):
             pytest.raises(NetwallError, match=r"about 62 days on this host \(limit 30 days\)"):
         run_campaign(campaign, store, io.StringIO(), emulation=FakeEmulation)
     assert FakeEmulation.builds == before  # nothing built
+
+
+def unbuilt(point: Point, _capabilities, _emulation=runner._emulation, **_spread):
+    """The runner's own Emulation, validated and priced for real on a stand-in kernel and
+    host: building it fails the test."""
+    from emulator.kernel.capabilities import Capabilities
+
+    caps = Capabilities(veth=True, bridge=True, htb=True, tbf=True, netem=False,
+                        bpf_loss=True, ovs=False)
+    emu = _emulation(point, caps)
+    emu.start = lambda: pytest.fail("a network was built")
+    return emu
+
+
+HELD = ("name: held\ntopologies: [pair]\nlinks: [copper-800g]\nsizes: [4K]\n"
+        "dilation: 1000\nfaults: [[], ['down:gpu0--gpu1@0+3600s']]\n")
+
+
+def test_fault_outages_count_toward_a_campaigns_time_limit(tmp_path):
+    """A link held down for an hour holds the timed calls and the probe up an hour each,
+    times their dilations (about 125 days at 1000): the campaign is refused before anything
+    is built, where the same point without the fault measures for seconds."""
+    with open_store(str(tmp_path / "h.sqlite")) as store, \
+            pytest.raises(NetwallError, match=r"about 125 days on this host \(limit 30 days\)"
+                                              r".* shorter faults"):
+        run_campaign(loads(HELD), store, io.StringIO(), emulation=unbuilt)
+
+
+def test_campaign_status_counts_fault_outages(tmp_path, monkeypatch, capsys):
+    from emulator.cli.main import main
+
+    monkeypatch.setattr(runner, "_emulation", unbuilt)
+    spec = tmp_path / "held.yaml"
+    spec.write_text(HELD)
+    assert main(["campaign", "status", str(spec), "--db", str(tmp_path / "h.sqlite")]) == 0
+    assert "2 points to measure, about 125 days of measuring" in capsys.readouterr().out
 
 
 def test_progress_counts_to_total(tmp_path):
