@@ -134,6 +134,9 @@ def replay_result(request: ReplayRequest, trials: list[Trial[TraceBatch, TraceBa
         topology=cluster.topology,
         trace=request.name,
         gpu=cluster.gpu,
+        skip=request.skip,
+        skipped_s=sum(t.batch.skipped_s + (t.probe.skipped_s if t.probe else 0.0)
+                      for t in trials),
     )
 
 

@@ -64,6 +64,7 @@ class TraceBatch:
     checks: list[bool | None]  # per call: every rank's data right (None: not checked)
     retransmitted_bytes: int
     links: list[LinkReport]
+    skipped_s: float  # wall seconds the agents skipped over compute gaps (traffic.gaps)
 
 
 class Batches:
@@ -90,15 +91,17 @@ class Batches:
         self.observer, self.subject = observer, subject
 
     def _run(self, calls: list[CallPlan], kind: str, timeout: float, expected_s: float,
-             plan: Plan, injector: Injector | None = None) -> Outcome:
-        """One program on the agents, its observer told: the one place programs go."""
+             plan: Plan, injector: Injector | None = None, skip: bool = True) -> Outcome:
+        """One program on the agents, its observer told: the one place programs go. Its
+        compute gaps are skipped (`skip`) unless faults strike, which keep wall time."""
         tick = injector.tick if injector else None
         if self.observer is not None:
             tick = self.observer.program(self.subject, calls, kind, injector)
         outcome = self.agents.execute(calls, timeout, expected_s=expected_s,
                                       rto=plan.retransmit_timeout_s(), dilation=plan.dilation,
                                       on_start=injector.start if injector else None,
-                                      on_tick=tick)
+                                      on_tick=tick,
+                                      skip=skip and not (injector and injector.faults))
         if self.observer is not None:
             self.observer.ended(self.subject, outcome)
         return outcome
@@ -187,7 +190,8 @@ class Batches:
         self._op += len(calls)
         total = (sum(request.models.values()) + sum(c.gap_us for c in calls) * 1e-6) * d
         before = self.fabric.counters()
-        outcome = self._run(plans, "trace", 10.0 + 3 * total, total, plan)
+        outcome = self._run(plans, "trace", 10.0 + 3 * total, total, plan,
+                            skip=request.skip)
         after = self.fabric.counters()
         spans = [outcome.spans[p.id] for p in plans]
         total_s = (max(end for _, end in spans) - outcome.start) / d
@@ -196,7 +200,7 @@ class Batches:
                           [(last - first) / d for first, last in spans], total_s,
                           [outcome.checks.get(p.id) for p in plans],
                           outcome.stats.retransmitted_bytes,
-                          link_reports(self.topology, before, after, None, 1))
+                          link_reports(self.topology, before, after, None, 1), outcome.skipped_s)
 
 
 def _buffer(call: Call) -> str:

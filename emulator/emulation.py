@@ -243,13 +243,14 @@ class Emulation:
                                    self._cost(began, emulated, request), self._names())
 
     def replay(self, calls: list[Call], check: bool = False, prove: bool = True,
-               name: str = "trace") -> ReplayResult:
+               name: str = "trace", skip: bool = True) -> ReplayResult:
         """Run a trace: every call at once as one program, streams overlapping, each call
         after its compute gap and its `after` calls. Per-call and per-step times, real units;
-        `name` (the trace file or workload) is what the result calls the trace."""
+        `name` (the trace file or workload) is what the result calls the trace; `skip`: skip
+        the compute gaps no traffic overlaps (traffic.gaps), where the agents can."""
         self._running()
         return self.measure_trace(self.spec.replay_request(calls, check=check, prove=prove,
-                                                           name=name))
+                                                           name=name, skip=skip))
 
     def measure_trace(self, request: ReplayRequest) -> ReplayResult:
         """A checked trace (Spec.replay_request), replayed and proven (emulator.proving)."""

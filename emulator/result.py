@@ -190,6 +190,10 @@ class ReplayResult(_Result):
     topology: str
     trace: str  # the trace file or workload replayed
     gpu: str  # the GPU endpoint profile the ranks stood in for
+    #: Compute gaps no traffic overlaps were skipped (traffic.gaps): off with --no-skip and
+    #: over several hosts, where the agents share no clock.
+    skip: bool
+    skipped_s: float  # wall seconds that saved, over every run of the trace (with the probe)
 
     NESTED: ClassVar[dict[str, type]] = {
         "calls": CallRow, "steps": StepTime, "dilation_attempts": TraceAttempt,

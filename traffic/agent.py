@@ -11,7 +11,9 @@ traffic.protocol, one JSON line each, on stdin/stdout:
 What a rank does (calls, steps, streams, groups, reliable delivery, the GPU's costs, the
 wire's pacing) is traffic.machine's, a state machine with no I/O; this module is the thin
 loop around it: sockets, the wait, kernel timestamps and the launcher's pipe. One
-CLOCK_MONOTONIC serves every namespace, and is the machine's clock.
+CLOCK_MONOTONIC serves every namespace; the machine's clock is it plus the compute gaps the
+agents of this host skipped together (traffic.gaps), which a jump's SIGUSR1 makes an agent
+read again.
 
 Frames go out as bytes on one reused AF_PACKET socket per egress interface, so they pass the
 interface's qdisc (the link shaping); the Ether/IP/UDP prefix comes from scapy once per peer
@@ -23,8 +25,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import errno
+import os
 import select
+import signal
 import socket
 import struct
 import sys
@@ -32,6 +37,7 @@ import time
 
 import numpy as np
 
+from traffic.gaps import RankClock, SharedClock
 from traffic.header import ETHER_IP_UDP, HEADER, PORT, FrameTemplate
 from traffic.machine import LINK_DOWN, PUSHBACK, QUEUE_FULL, SENT, Machine
 from traffic.protocol import (
@@ -68,7 +74,7 @@ class Agent:
     """A Machine and its sockets: the frames it sends go out on them, the datagrams that
     arrive go in, and the waits between are select's."""
 
-    def __init__(self, setup: Setup) -> None:
+    def __init__(self, setup: Setup, shared: SharedClock | None = None) -> None:
         self.rank = setup.rank
         # The data sockets' send buffer makes the qdisc push back (EAGAIN) before its queue
         # overflows; ACKs and NACKs have sockets of their own so data never crowds them out.
@@ -86,20 +92,26 @@ class Agent:
         self.rx.setblocking(False)
         self.stamp_space = socket.CMSG_SPACE(TIMESPEC.size)
         self.realtime_ns = 0  # CLOCK_REALTIME - CLOCK_MONOTONIC, set when a program starts
-        self.machine = Machine(setup, time.monotonic, self)
+        # A jump elsewhere wakes this agent with SIGUSR1, which writes to `woken`.
+        self.woken, waker = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.signal(signal.SIGUSR1, lambda *_: None)
+        signal.set_wakeup_fd(waker, warn_on_full_buffer=False)
+        self.clock = RankClock(shared, setup.rank, setup.ranks, wake=_wake)
+        self.machine = Machine(setup, self.clock.now, self, self.clock)
         self.zeros = bytes(self.machine.payload)  # protocol padding
 
     def go(self, go: Go) -> Report:
         machine = self.machine
         self.realtime_ns = _realtime_offset_ns()
+        self.clock.begin(go.start, go.skip)
         _sleep_until(go.start)
         machine.go(go)
         with np.errstate(over="ignore", invalid="ignore"):  # timed repeats may overflow
             while machine.unfinished:
-                now = time.monotonic()
+                now = self.clock.now()
                 if not machine.tick(now, self._receive_some()):
                     self._wait(machine.deadline(now))
-        return machine.report()
+        return dataclasses.replace(machine.report(), skipped_s=self.clock.skipped_s)
 
     def idle(self) -> None:
         """Between commands: answer NACKs and ACKs, and keep early frames of the next program."""
@@ -150,13 +162,25 @@ class Agent:
         for level, kind, data in stamps:
             if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
                 sec, nsec = TIMESPEC.unpack_from(data)
-                return (sec * 1_000_000_000 + nsec - self.realtime_ns) / 1e9
-        return time.monotonic()
+                return (sec * 1_000_000_000 + nsec - self.realtime_ns) / 1e9 + \
+                    self.clock.shift
+        return self.clock.now()
 
     def _wait(self, until: float) -> None:
-        writers = list({self.links[peer][0]
-                        for peer in self.machine.ready_peers(time.monotonic())})
-        select.select([self.rx], writers, [], max(0.0, until - time.monotonic()))
+        now = self.clock.now()
+        writers = list({self.links[peer][0] for peer in self.machine.ready_peers(now)})
+        readable = select.select([self.rx, self.woken], writers, [], max(0.0, until - now))[0]
+        if self.woken in readable:  # another rank jumped the clock
+            with contextlib.suppress(BlockingIOError):
+                os.read(self.woken, 4096)
+            self.clock.refresh()
+
+
+def _wake(pids: list[int]) -> None:
+    """Tell the agents of these pids that the shared clock jumped."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGUSR1)
 
 
 def _packet_socket(iface: str, sndbuf: int, vnet: bool = False) -> socket.socket:
@@ -201,9 +225,11 @@ def _sharp_timers() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0)  # the proof sees
 
 
-def main() -> None:
+def main(shared: SharedClock | None = None) -> None:
+    """The agent's command loop; `shared`: the clock the fork server made for the agents of
+    this host (None: started alone, it skips nothing)."""
     _sharp_timers()
-    agent = Agent(decode(sys.stdin.readline(), Setup))
+    agent = Agent(decode(sys.stdin.readline(), Setup), shared)
     _reply(Ready(rank=agent.rank))
     commands = sys.stdin.buffer.raw if hasattr(sys.stdin.buffer, "raw") else sys.stdin.buffer
     pending = b""

@@ -6,6 +6,10 @@ server (`python -m traffic.agent --fork-server FD`, in the controller's namespac
 once; each agent is then a fork of it that enters its host's network namespace, takes the
 pipes it is handed as stdin/stdout/stderr, and shares the imported code copy-on-write.
 
+The server also makes the agents' shared clock (traffic.gaps) before it forks, so every
+agent of the emulation inherits the same page and lock, with which they skip compute gaps
+together.
+
 The controller talks to the server on a Unix socket pair: one message per agent carrying
 the host's pid and, as SCM_RIGHTS, the agent's three pipe ends; the answer is the agent's
 pid. The server's children are reaped by the kernel (SIGCHLD ignored); the controller
@@ -28,6 +32,7 @@ from pathlib import Path
 
 from emulator.kernel.netns import enter
 from traffic import scheduling
+from traffic.gaps import SharedClock
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,7 +107,7 @@ class ForkServer:
         self.proc.wait()
 
 
-def serve(fd: int, main: Callable[[], None]) -> None:
+def serve(fd: int, main: Callable[[SharedClock], None]) -> None:
     """The fork server's loop: `python -m traffic.agent --fork-server FD` calls it with the
     agent's main, so every agent shares the modules the server imported."""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps finished agents
@@ -110,6 +115,7 @@ def serve(fd: int, main: Callable[[], None]) -> None:
     # to each object they visit, which would copy every shared page into every agent.
     gc.freeze()
     policy = scheduling.wanted()  # the agents' scheduling (traffic.scheduling), decided once
+    shared = SharedClock()  # one per emulation on this host: every agent forks from here
     sock = socket.socket(fileno=fd)
     while True:
         message, fds, _, _ = socket.recv_fds(sock, 64, 3)
@@ -117,7 +123,7 @@ def serve(fd: int, main: Callable[[], None]) -> None:
             return  # the controller closed its end
         pid = os.fork()
         if pid == 0:
-            _become_agent(int(message), fds, main, policy)
+            _become_agent(int(message), fds, lambda: main(shared), policy)
         for received in fds:
             os.close(received)
         try:

@@ -65,6 +65,7 @@ class Outcome:
     spans: dict[int, tuple[float, float]]  # call id -> (first start, last end) over ranks
     checks: dict[int, bool]  # call id -> every checked rank right
     stats: AgentStats  # summed over ranks
+    skipped_s: float = 0.0  # wall seconds the agents skipped over compute gaps (traffic.gaps)
 
 
 def spawn_agents(pids: list[int]) -> list[AgentProcess]:
@@ -102,17 +103,18 @@ class Agents:
         self.procs = procs
         self.start_margin = start_margin
         for rank in range(len(procs)):
-            self._send(rank, Setup(rank=rank, peers=peers[rank], mtu=mtu, rto=rto,
-                                   sndbuf=sndbuf, routes=routes[rank]))
+            self._send(rank, Setup(rank=rank, ranks=len(procs), peers=peers[rank], mtu=mtu,
+                                   rto=rto, sndbuf=sndbuf, routes=routes[rank]))
         self._gather(Ready, deadline=time.monotonic() + 60)
 
     def execute(self, calls: list[CallPlan], timeout: float, expected_s: float, rto: float,
-                dilation: float, on_start=None, on_tick=None) -> Outcome:
+                dilation: float, on_start=None, on_tick=None, skip: bool = True) -> Outcome:
         """Run a program on every rank. `timeout` bounds a rank's time without progress (it
         then answers with an error); `expected_s`, the program's modelled wall-clock time,
         bounds how long the controller waits in silence for a hung agent; `rto` is the
         retransmission timeout at the program's dilation, which scales the endpoint costs
-        and held link delays."""
+        and held link delays. `skip`: let the agents skip compute gaps no traffic overlaps
+        (traffic.gaps); never with faults, which strike on this wall clock."""
         programs: list[list[CallSpec]] = [[] for _ in self.procs]
         for call in calls:
             for rank, spec in zip(call.group, call_specs(call, dilation), strict=True):
@@ -122,7 +124,8 @@ class Agents:
         self._gather(Loaded, deadline=time.monotonic() + 120)
         start = time.monotonic() + self.start_margin
         for rank in range(len(self.procs)):
-            self._send(rank, Go(start=start, timeout=timeout, rto=rto, dilation=dilation))
+            self._send(rank, Go(start=start, timeout=timeout, rto=rto, dilation=dilation,
+                                skip=skip))
         if on_start is not None:
             on_start(start)  # e.g. schedule faults relative to the common start
         replies = self._gather(Report, Failure, deadline=None,
@@ -138,7 +141,8 @@ class Agents:
                 spans[key] = (min(first, begin), max(last, end))
             for key, ok in reply.checks.items():
                 checks[key] = checks.get(key, True) and ok
-        return Outcome(start, spans, checks, sum((r.stats for r in replies), AgentStats()))
+        return Outcome(start, spans, checks, sum((r.stats for r in replies), AgentStats()),
+                       max(r.skipped_s for r in replies))
 
     def _send(self, rank: int, message: Message) -> None:
         proc = self.procs[rank]

@@ -36,10 +36,19 @@ missing frames (NACK, selective repeat); a sender whose finished transfer stays
 unacknowledged resends its first frame, which draws an ACK or a NACK. A sent range that is
 about to be overwritten while still unacknowledged is copied first, so a retransmission
 always carries the bytes originally sent. Between programs (`idle`) it keeps answering.
+
+Compute gaps no traffic overlaps are skipped (traffic.gaps): with a `Rest` and a program
+whose Go says `skip`, the machine tells it whether the rank is quiet, and until when
+(`quiet_until`): quiet means nothing of its own in flight or to send (no transfer pending or
+unacknowledged), every running call waiting for frames no one has sent it yet, and nothing
+due before the end of its next compute gap. It says so only when that changes (a turn
+without progress, the program's end, the first datagram after a quiet spell), never per
+frame.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
@@ -84,10 +93,22 @@ class Port(Protocol):
         frame is lost like any other, and the timers ask again)."""
 
 
+class Rest(Protocol):
+    """Whom a machine tells that its rank is quiet (traffic.gaps.RankClock in the agent)."""
+
+    def busy(self) -> None:
+        """The rank has traffic in flight, to send or arriving: no clock jump may pass."""
+
+    def quiet(self, until: float) -> None:
+        """The rank has nothing in flight and needs the clock next at `until` (inf: never,
+        the program is done): the clock may jump to just before it."""
+
+
 class Machine:
     """One rank's calls and their frames, moved along by events (see the module's doc)."""
 
-    def __init__(self, setup: Setup, clock: Callable[[], float], port: Port) -> None:
+    def __init__(self, setup: Setup, clock: Callable[[], float], port: Port,
+                 rest: Rest | None = None) -> None:
         self.rank = setup.rank
         self.rto = setup.rto
         self.payload = frame_payload(setup.mtu)
@@ -117,6 +138,9 @@ class Machine:
         self.last_progress = 0.0
         self.next_repair = 0.0
         self.stats = AgentStats()
+        self.rest = rest
+        self.resting = False  # this program tells `rest` when the rank is quiet
+        self.quiet_at: float | None = None  # what `rest` was told last (None: busy)
 
     # -- loading a program -------------------------------------------------------------------
     def load(self, program: Load) -> None:
@@ -154,6 +178,8 @@ class Machine:
         self.active = []
         self.unfinished = len(self.calls)
         self.last_progress = self.clock()
+        self.resting = go.skip and self.rest is not None
+        self.quiet_at = None  # a program starts busy (traffic.gaps.RankClock.begin)
 
     def tick(self, now: float, received: bool = False) -> bool:
         """One turn of the program: start the calls that may start, send what the links take,
@@ -167,12 +193,48 @@ class Machine:
             self.last_progress = now
         elif now - self.last_progress > self.timeout:
             raise TimeoutError(self._stuck())
+        if self.resting and (not progress or not self.unfinished):
+            self._settle(now)
         return progress
 
     def idle(self) -> None:
         """Between programs: resend what is asked for, and ask for what is missing."""
         self._send_some()
-        self._repair(self.clock())
+        now = self.clock()
+        self._repair(now)
+        if self.resting:
+            self._settle(now)  # quiet for good once its last transfers are acknowledged
+
+    def quiet_until(self, now: float) -> float | None:
+        """None while the rank has traffic of its own in flight or to send, or is part way
+        through a step; else when it next needs the clock: the end of the first compute gap
+        its next calls wait in (inf when none: the program is done, or every running call
+        waits for frames whose senders will say when they start).
+
+        Why a jump is then sound (traffic.gaps): a sender stays busy until every transfer
+        it sent is acknowledged, so nothing is in flight when every rank is quiet; a rank
+        in a call is quiet only before the first frame of its current step arrives, and the
+        first datagram makes it busy again; endpoint latencies, reductions and held link
+        delays (a step's own timing) keep it busy, so only compute gaps are skipped.
+        """
+        if self.outstanding:
+            return None
+        for call in self.active:
+            incoming = call.incoming[call.step].values()
+            if call.pending or not incoming or any(
+                    not 0 < i.missing == i.frames for i in incoming):
+                return None
+        return self._gap_end()
+
+    def _settle(self, now: float) -> None:
+        """Tell `rest` whether the rank is quiet, if that changed."""
+        until = self.quiet_until(now)
+        if until != self.quiet_at:
+            self.quiet_at = until
+            if until is None:
+                self.rest.busy()
+            else:
+                self.rest.quiet(until)
 
     def _start_calls(self, now: float) -> bool:
         """Start each stream's next call once its stream, its `after` calls and its compute
@@ -334,6 +396,9 @@ class Machine:
         the loop got to them: an agent busy sending reads a queue of frames late, and their
         pacing must not start from then). A frame kept for later takes the staging buffer
         with it, and `staging` is another one."""
+        if self.quiet_at is not None:  # a peer started sending: no jump from now on
+            self.quiet_at = None
+            self.rest.busy()
         if n < HEADER.size:
             return
         magic, version, kind, _comm, step, op, src, _dst, offset, length, seq = \
@@ -450,15 +515,20 @@ class Machine:
                 wake = min(wake, call.send_at)
             if call.wake > now:
                 wake = min(wake, call.wake)
+        return min(wake, self._gap_end())
+
+    def _gap_end(self) -> float:
+        """When the first call that waits only for its compute gap may start (inf: none)."""
+        end = math.inf
         for calls in self.streams.values():
             for i, call in enumerate(calls):  # the call that may start next, if any
                 if call.step >= 0:
                     continue
                 ready = self._ready_at(call)
-                if (i == 0 or call.grouped) and call.gap_s and ready is not None:
-                    wake = min(wake, ready + call.gap_s)
+                if (i == 0 or call.grouped) and ready is not None:
+                    end = min(end, ready + call.gap_s)
                 break
-        return wake
+        return end
 
     def ready_peers(self, now: float) -> set[int]:
         """The peers it has frames ready for: wake when their links can take more."""

@@ -95,6 +95,7 @@ class Route:
 @dataclass(frozen=True)
 class Setup:
     rank: int
+    ranks: int  # agents in the emulation, every GPU's and every NVLS switch's (traffic.gaps)
     peers: dict[int, Peer]  # every other rank
     mtu: int
     rto: float  # retransmission timeout, s
@@ -123,6 +124,9 @@ class Go:
     timeout: float  # longest time without progress, s
     rto: float  # retransmission timeout at this program's dilation, s
     dilation: float  # what the held link delays are multiplied by
+    #: Skip compute gaps no traffic overlaps (traffic.gaps): the agents of one host jump
+    #: their shared clock over them. Inert where ranks do not share one (several hosts).
+    skip: bool = False
 
 
 @dataclass(slots=True)
@@ -151,6 +155,7 @@ class Report:
     calls: dict[int, tuple[float, float]]  # call id -> (start, end)
     checks: dict[int, bool]  # call id -> result right (calls with check only)
     stats: AgentStats
+    skipped_s: float = 0.0  # wall seconds the shared clock jumped while the rank ran
 
 
 @dataclass(frozen=True)

@@ -308,7 +308,7 @@ def cmd_replay(args) -> int:
             workload(args.workload, ranks, groups=emu.plan.groups(), scale=args.scale,
                      steps=args.steps)
         requests.append(emu.spec.replay_request(calls, check=args.check, prove=args.prove,
-                                                name=name))
+                                                name=name, skip=args.skip))
     _prepared(emulations)
     weights = [emu.pricing.replay_s(request)
                for emu, request in zip(emulations, requests, strict=True)]

@@ -215,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="workload training steps")
     _cluster_options(replay)
     replay.add_argument("--check", action="store_true", help="verify every call's result")
+    replay.add_argument("--no-skip", dest="skip", action="store_false",
+                        help="dilate every compute gap instead of skipping those no traffic "
+                             "overlaps (docs/replay.md)")
     replay.add_argument("--json", action="store_true", help="print one JSON object")
     view_options(replay)
 

@@ -107,6 +107,10 @@ def print_replay(r: ReplayResult) -> None:
     print(f"# cost: {r.wall_s:.1f} s of wall time for {r.emulated_s * 1e3:.3f} ms of "
           f"cluster time: slowdown {r.slowdown:,.0f}x (this host's floor "
           f"{r.slowdown_floor:,.0f}x)")
+    if r.skip:
+        print(f"# compute gaps skipped: {r.skipped_s:.1f} s of wall time saved")
+    else:
+        print("# compute gaps not skipped (--no-skip, or agents over several hosts)")
 
 
 def replay_verdict(results: list[ReplayResult]) -> list[str]:

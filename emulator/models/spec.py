@@ -59,6 +59,9 @@ class ReplayRequest:
     cost: dil.CallCost
     check: bool
     prove: bool
+    #: Skip compute gaps no traffic overlaps (traffic.gaps): only agents on one host can,
+    #: which share a clock.
+    skip: bool = True
 
 
 @dataclass(frozen=True)
@@ -92,8 +95,9 @@ class Spec:
                           host_cost(schedule, model, costs.efficiency), timeout)
 
     def replay_request(self, calls: Sequence[Call], *, check: bool = False, prove: bool = True,
-                       name: str = "trace") -> ReplayRequest:
-        """A trace on this cluster, every call's schedule checked."""
+                       name: str = "trace", skip: bool = True) -> ReplayRequest:
+        """A trace on this cluster, every call's schedule checked; `skip` its compute gaps
+        where the agents can (on this host alone)."""
         calls = resolve(calls, len(self.topology.gpus))
         schedules = {c.id: self.call_schedule(c) for c in calls}
         costs, models = {}, {}
@@ -106,7 +110,8 @@ class Spec:
                 for c in calls]
         total = dil.CallCost(sum(c.model_s for c in each), sum(c.steps for c in each),
                              sum(c.sent_bytes for c in each), len(self.topology.gpus))
-        return ReplayRequest(name, tuple(calls), schedules, costs, models, total, check, prove)
+        return ReplayRequest(name, tuple(calls), schedules, costs, models, total, check, prove,
+                             skip and self.local)
 
     def call_schedule(self, call: Call) -> sched.Schedule:
         """The schedule of one resolved trace call, over the ranks that take part in it (a

@@ -13,7 +13,7 @@ from traffic.protocol import Exit, Ready, Setup, decode, encode
 
 pytestmark = pytest.mark.root
 
-SETUP = Setup(rank=0, peers={}, mtu=9000, rto=0.1, sndbuf=1 << 20, routes={})
+SETUP = Setup(rank=0, ranks=1, peers={}, mtu=9000, rto=0.1, sndbuf=1 << 20, routes={})
 
 
 @pytest.fixture

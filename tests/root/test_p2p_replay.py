@@ -98,3 +98,17 @@ def test_imported_chakra_and_nccl_pipelines_replay_with_their_data(racks, tmp_pa
     result = checked(racks, nccl, "nccl")
     assert [(c.root, c.peer) for c in nccl] == [(0, 1), (1, 0)] * 2
     assert {r.bytes for r in result.calls} == {4096 * 4}
+
+
+def test_a_pipeline_skips_its_compute_gaps_and_every_byte_lands(racks):
+    """Senders compute while their receivers wait: a posted receive holds no clock, so the
+    gaps are skipped (traffic.gaps) and every byte still lands; each send still starts
+    after its compute. (Times against a replay without skipping: tests/root/test_engine.py,
+    at a dilation where the host's noise is smaller.)"""
+    calls = workload("pp-1f1b", 4, groups=racks.plan.racks(), scale=0.2, micro_batches=2,
+                     layers=2)
+    result = checked(racks, calls, "pp-1f1b")
+    assert result.skip and result.skipped_s > 0
+    for row, call in zip(result.calls, calls, strict=True):
+        if call.collective == "send" and not call.after:
+            assert row.start_s >= call.gap_us * 1e-6 * 0.99

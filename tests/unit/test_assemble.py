@@ -92,7 +92,8 @@ def test_a_replay_made_from_typed_batches_prints_the_documented_json(emu):
         return TraceBatch(starts=[1e-6 * i for i in range(n)],
                           times=[1e-5] * (n - 1) + [2e-5 if d <= 100_000 else 1e-5],
                           total_s=2e-4 if d <= 20_000 else 6.8e-5,
-                          checks=[attempt == 0] * n, retransmitted_bytes=0, links=links)
+                          checks=[attempt == 0] * n, retransmitted_bytes=0, links=links,
+                          skipped_s=0.25)
 
     trials = prove(20_000.0, batch, lambda d, _: batch(d),
                    lambda run, probe, d, probe_d: judge_trace(
@@ -108,3 +109,4 @@ def test_a_replay_made_from_typed_batches_prints_the_documented_json(emu):
     assert shape(printed) == shape(stored)
     assert [c["check"] for c in printed["calls"]] == [True] * n  # the first attempt's
     assert ReplayResult.from_dict(printed) == result
+    assert result.skip and result.skipped_s == 4 * 0.25  # two attempts, each with its probe

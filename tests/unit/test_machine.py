@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
+import os
 from collections import Counter
 from dataclasses import dataclass, replace
 from typing import NamedTuple
@@ -14,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 
+from traffic.gaps import GUARD_S, RankClock, SharedClock, jump_to
 from traffic.header import ACK, DATA, HEADER, NACK
 from traffic.launcher import CallPlan, call_specs
 from traffic.machine import LINK_DOWN, PUSHBACK, QUEUE_FULL, SENT, Machine
@@ -76,7 +79,8 @@ class Net:
     every delay `fate(frame)` lists ([] loses it); a link listed in `down` loses every frame
     while down. Time jumps to the next arrival or deadline when no rank can move."""
 
-    def __init__(self, ranks: int, fate=None, routes=None, budget: int = -1) -> None:
+    def __init__(self, ranks: int, fate=None, routes=None, budget: int = -1,
+                 skip: bool = False) -> None:
         self.clock = Clock()
         self.fate = fate or (lambda frame: [0.0])
         self.down: list[tuple[int, int, float, float]] = []  # (src, dst, from, until)
@@ -88,9 +92,19 @@ class Net:
         self.refusal = PUSHBACK
         self.pushed_back: set[int] = set()
         self.ports = [Port(self, r, budget) for r in range(ranks)]
-        self.machines = [Machine(Setup(rank=r, peers={}, mtu=MTU, rto=RTO, sndbuf=0,
-                                       routes=(routes or {}).get(r, {})), self.clock, port)
+        # Each rank's clock: the fake wall clock plus what the ranks skipped together (one
+        # SharedClock in this one process; a jump "wakes" the others by their pid, here
+        # their rank, as SIGUSR1 does the agents).
+        self.skip = skip
+        shared = SharedClock(ranks)
+        self.clocks = [RankClock(shared, r, ranks, wall=self.clock, pid=r,
+                                 wake=lambda pids: [self.clocks[p].refresh() for p in pids])
+                       for r in range(ranks)]
+        self.machines = [Machine(Setup(rank=r, ranks=ranks, peers={}, mtu=MTU, rto=RTO, sndbuf=0,
+                                       routes=(routes or {}).get(r, {})), self.clocks[r].now,
+                                 port, self.clocks[r])
                          for r, port in enumerate(self.ports)]
+        self.turns = 0
 
     def is_down(self, src: int, dst: int) -> bool:
         return any((s, d) == (src, dst) and start <= self.clock.now < end
@@ -115,44 +129,59 @@ class Net:
                 continue
             due, _, _, datagram = item
             machine.staging[:len(datagram)] = datagram
-            machine.datagram(len(datagram), due)
+            machine.datagram(len(datagram), due + self.clocks[rank].shift)
             self.delivered[datagram[3]] += 1  # the kind byte
             arrived = True
         for item in later:
             heapq.heappush(self.flight, item)
         return arrived
 
-    def run(self, calls: list[CallPlan], timeout: float = 1.0) -> list[Report]:
-        """Run one program on every rank, as traffic.launcher and traffic.agent do."""
+    def run(self, calls: list[CallPlan], timeout: float = 1.0, watch=None) -> list[Report]:
+        """Run one program on every rank, as traffic.launcher and traffic.agent do;
+        `watch(net)` after every turn."""
         programs: list[list] = [[] for _ in self.machines]
         for call in calls:
             for rank, spec in zip(call.group, call_specs(call), strict=True):
                 programs[rank].append(spec)
-        go = Go(start=self.clock.now, timeout=timeout, rto=RTO, dilation=1.0)
-        for machine, program in zip(self.machines, programs, strict=True):
+        go = Go(start=self.clock.now, timeout=timeout, rto=RTO, dilation=1.0, skip=self.skip)
+        for machine, clock, program in zip(self.machines, self.clocks, programs, strict=True):
             machine.load(Load(calls=tuple(program)))
+            clock.begin(go.start, go.skip)
             machine.go(go)
         for _ in range(TURNS):
             if not any(m.unfinished for m in self.machines):
-                return [m.report() for m in self.machines]
+                return [replace(m.report(), skipped_s=c.skipped_s)
+                        for m, c in zip(self.machines, self.clocks, strict=True)]
             self.turn()
+            if watch is not None:
+                watch(self)
         raise AssertionError("the run did not end")
 
     def turn(self) -> None:
-        """Every rank takes a turn; if none moved, time moves on."""
-        now, progress = self.clock.now, False
+        """Every rank takes a turn; if none moved, time moves on (to the next deadline, in
+        wall time: each rank's clock leads the wall clock by what was skipped)."""
+        self.turns += 1
+        progress = False
         for rank, machine in enumerate(self.machines):
             self.ports[rank].budget = self.budget
             arrived = self.deliver(rank)
             if machine.unfinished:
-                progress |= machine.tick(now, arrived)
+                progress |= machine.tick(self.clocks[rank].now(), arrived)
             else:
                 machine.idle()  # between programs: answers repairs
         if not progress:
-            wake = [m.deadline(now) for m in self.machines if m.unfinished]
-            assert all(w > now for w in wake), "a rank would spin: its deadline has passed"
-            wake += [self.flight[0][0]] if self.flight else []
-            self.clock.now = min(wake, default=now + RTO)
+            walls = []
+            for machine, clock in zip(self.machines, self.clocks, strict=True):
+                if not machine.unfinished:
+                    continue
+                deadline = machine.deadline(clock.now())
+                assert deadline > clock.now(), "a rank would spin: its deadline has passed"
+                wall = deadline - clock.shift
+                while wall + clock.shift < deadline:  # the shift's rounding: wake no sooner
+                    wall = math.nextafter(wall, math.inf)
+                walls.append(wall)
+            walls += [self.flight[0][0]] if self.flight else []
+            self.clock.now = max(self.clock.now, min(walls, default=self.clock.now + RTO))
 
     def settle(self, seconds: float) -> None:
         """Let the idle ranks answer each other for a while."""
@@ -418,3 +447,153 @@ def test_a_held_link_delay_ends_the_step_no_sooner():
     start, end = reports[1].calls[1]
     assert reports[1].checks == {1: True}
     assert end == pytest.approx(start + LATENCY + delay)
+
+
+# -- compute gaps skipped (traffic.gaps) -----------------------------------------------------
+GAPPY = [  # long compute gaps, on two streams, with a group and a dependency
+    call(1, gap_s=0.5, buffer="a"),
+    call(2, "allgather", gap_s=0.25, buffer="b"),
+    call(3, "reducescatter", gap_s=0.125, buffer="d", grouped=True),
+    call(4, stream="other", after=(1,), gap_s=0.75, buffer="c"),
+    call(5, "alltoall", "direct", gap_s=0.5, buffer="a"),
+]
+
+
+def spans(reports: list[Report]) -> list[dict]:
+    return [r.calls for r in reports]
+
+
+def assert_same_times(skipped: list[Report], dilated: list[Report]) -> None:
+    """Every call's (start, end) on every rank as without skipping (up to the rounding of
+    the clock's shift: a nanosecond against gaps of a second)."""
+    for fast, slow in zip(spans(skipped), spans(dilated), strict=True):
+        assert fast.keys() == slow.keys()
+        for key in fast:
+            assert fast[key] == pytest.approx(slow[key], rel=0, abs=1e-9), key
+
+
+def test_skipped_gaps_keep_every_call_time_and_take_far_fewer_turns():
+    dilated, skipping = Net(4), Net(4, skip=True)
+    slow = dilated.run(GAPPY, timeout=5.0)
+    fast = skipping.run(GAPPY, timeout=5.0)
+    assert_right(fast, (1, 2, 3, 4, 5))
+    assert_same_times(fast, slow)
+    assert skipping.turns * 10 < dilated.turns  # idle ranks wake every RTO without it
+    # Most of the gaps were jumped over: the clock leads the wall clock by that much.
+    saved = max(r.skipped_s for r in fast)
+    assert 0.5 * (0.5 + 0.25 + 0.5) < saved < 0.75 + 0.25 + 0.5
+    assert all(r.skipped_s == 0 for r in slow)
+    assert skipping.clock.now + saved == pytest.approx(dilated.clock.now, abs=1e-9)
+
+
+def test_a_program_without_gaps_skips_nothing():
+    net = Net(4, skip=True)
+    reports = net.run([call(1), call(2, "allgather"), call(3, stream="x", buffer="x")])
+    assert_right(reports, (1, 2, 3))
+    assert all(r.skipped_s == 0 for r in reports)
+
+
+def quiet_ranks(net: Net) -> list[int]:
+    return [r for r, m in enumerate(net.machines) if m.quiet_at is not None]
+
+
+@pytest.mark.parametrize("kind", ["unacknowledged", "link down"])
+def test_a_transfer_not_yet_acknowledged_holds_the_clock(kind):
+    """Rank 0 sends to rank 1, then waits 0.5 s for its next call; rank 1 is quiet at once.
+    While 0's transfer is unacknowledged (its ACK lost, or the link down as it was sent),
+    0 stays busy and the clock does not jump; once acknowledged, it jumps."""
+    calls = [call(1, "send", "direct", ranks=2, size=1440 * 4),
+             call(2, "sendrecv", "direct", ranks=2, gap_s=0.5)]
+    nets = []
+    for skip in (False, True):
+        net = Net(2, skip=skip, fate=only_first(ACK, src=1, dst=0) if kind ==
+                  "unacknowledged" else None)
+        if kind == "link down":
+            net.down.append((0, 1, net.clock.now, net.clock.now + 5 * RTO))
+        nets.append(net)
+    held = []
+
+    def watch(net: Net) -> None:
+        if net.machines[0].outstanding and net.machines[0].calls[2].step < 0:  # call 1's
+            held.append((net.machines[0].quiet_until(net.clocks[0].now()), net.clocks[0].shift))
+
+    slow = nets[0].run(calls)
+    fast = nets[1].run(calls, watch=watch)
+    assert_right(fast, (1, 2))
+    assert_same_times(fast, slow)
+    assert held and all(until is None and shift == 0 for until, shift in held)
+    assert fast[0].skipped_s > 0.4
+    stats = nets[1].stats(fast)
+    assert (stats.link_down if kind == "link down" else stats.retransmitted_frames) > 0
+
+
+def test_a_rank_waiting_for_frames_is_quiet_until_the_first_arrives():
+    """A receive posted early (a send's receiver) does not hold the clock: the sender's
+    gap is skipped, and the receiver turns busy with the first frame."""
+    calls = [call(1, "send", "direct", ranks=2, size=1440 * 8, gap_s=0.5)]
+    seen = []
+    slow = Net(2).run(calls)
+    fast = Net(2, skip=True).run(calls, watch=lambda net: seen.append(quiet_ranks(net)))
+    assert_same_times(fast, slow)
+    assert [1] in seen and fast[1].skipped_s > 0.4
+    start, end = fast[1].calls[1]
+    assert end - start < 1e-3  # the receive's time counts from the send, as ever
+
+
+def test_the_jump_rule():
+    slots = np.array([[7.0, 0, 3.0, 10], [7.0, 0, 2.0, 11], [7.0, 0, math.inf, 12]])
+    assert jump_to(slots, 7.0, 1.0) == pytest.approx(2.0 - GUARD_S)  # the earliest gap end
+    assert jump_to(slots, 7.0, 2.0 - GUARD_S) is None  # never backwards, never in place
+    assert jump_to(slots, 8.0, 1.0) is None  # ranks still in another program
+    busy = slots.copy()
+    busy[2, 1] = 1.0
+    assert jump_to(busy, 7.0, 1.0) is None
+    done = slots.copy()
+    done[:, 2] = math.inf
+    assert jump_to(done, 7.0, 1.0) is None  # every rank finished: nothing to skip to
+
+
+def test_a_rank_clock_joins_jumps_and_wakes_the_quiet_ones():
+    wall = Clock()
+    shared = SharedClock(3)
+    woken: list[list[int]] = []
+    clocks = [RankClock(shared, r, 3, wall=wall, pid=100 + r, wake=woken.append)
+              for r in range(3)]
+    for c in clocks[:2]:
+        c.begin(1.0, skip=True)
+    clocks[0].quiet(wall.now + 5.0)
+    clocks[1].quiet(math.inf)
+    assert clocks[1].shift == 0  # rank 2 has not joined the program: no jump
+    clocks[2].begin(1.0, skip=True)
+    clocks[2].quiet(wall.now + 9.0)
+    assert clocks[2].shift == pytest.approx(5.0 - GUARD_S)
+    assert woken == [[100, 101]]  # every other rank, even one quiet for good
+    assert clocks[0].shift == 0  # until woken
+    clocks[0].refresh()
+    assert clocks[0].now() == pytest.approx(wall.now + 5.0 - GUARD_S)
+    clocks[1].busy()
+    clocks[0].quiet(wall.now + 7.0)
+    assert clocks[0].skipped_s == pytest.approx(5.0 - GUARD_S)  # rank 1 busy: no jump
+    off = RankClock(shared, 0, 3, wall=wall)
+    off.begin(2.0, skip=False)
+    off.quiet(wall.now + 100.0)
+    assert off.now() == wall.now and off.skipped_s == 0
+
+
+def test_the_shared_clock_is_shared_with_forked_ranks():
+    """As the fork server makes it: a rank in a forked child turns quiet on the same page,
+    and the parent's rank then jumps the clock they share."""
+    wall = Clock()
+    shared = SharedClock(2)
+    parent = RankClock(shared, 0, 2, wall=wall)
+    parent.begin(3.0, skip=True)
+    pid = os.fork()
+    if pid == 0:  # the child: rank 1 joins, and is done at once
+        child = RankClock(shared, 1, 2, wall=wall)
+        child.begin(3.0, skip=True)
+        child.quiet(math.inf)
+        os._exit(0)
+    assert os.waitpid(pid, 0)[1] == 0
+    assert shared.slots[1, 0] == 3.0  # the child's slot, written on the shared page
+    parent.quiet(wall.now + 2.0)
+    assert parent.skipped_s == pytest.approx(2.0 - GUARD_S)

@@ -42,7 +42,7 @@ SPEC = CallSpec(id=7, comm=1, stream="s1", gap_s=0.25, start_s=0.02, step_s=1e-3
                 check=False, collective="allreduce", ranks=4, local=2, root=0, size=8192,
                 dtype="double", op="max", steps=2, moves=MOVES)
 EXAMPLES = [
-    Setup(rank=3, peers={5: PEER, 12: replace(PEER, dst_ip="10.77.0.13")}, mtu=9000,
+    Setup(rank=3, ranks=16, peers={5: PEER, 12: replace(PEER, dst_ip="10.77.0.13")}, mtu=9000,
           rto=0.004, sndbuf=1 << 20,
           routes={5: Route(1.5e-7, 8e11, 4, 8e11), 12: Route(3e-7, 4e11, 4, 8e11)}),
     Ready(rank=3),
@@ -175,20 +175,20 @@ def test_a_malformed_move_is_located(row, fragment):
     ('{"msg": "launch"}', "not a known message"),
     ('{"msg": ["go"]}', "not a known message"),
     ('{"msg": "go", "start": 1.0, "timeout": 2.0, "dilation": 1}', "bad Go: missing field rto"),
-    ('{"msg": "go", "start": 1.0, "timeout": "soon", "rto": 0.1, "dilation": 1}',
-     "bad Go.timeout"),
+    ('{"msg": "go", "start": 1.0, "timeout": "soon", "rto": 0.1, "dilation": 1, '
+     '"skip": true}', "bad Go.timeout"),
     ('{"msg": "ready", "rank": 1.5}', "bad Ready.rank: expected int, got 1.5"),
-    ('{"msg": "setup", "rank": 0, "peers": {"x": {}}, "mtu": 1500, "rto": 0.1, '
+    ('{"msg": "setup", "rank": 0, "ranks": 1, "peers": {"x": {}}, "mtu": 1500, "rto": 0.1, '
      '"sndbuf": 1, "routes": {}}',
      "bad Setup.peers[x]: expected int, got 'x'"),
-    ('{"msg": "report", "calls": {"1": [1.0]}, "checks": {}, "stats": {}}',
+    ('{"msg": "report", "calls": {"1": [1.0]}, "checks": {}, "stats": {}, "skipped_s": 0}',
      "bad Report.calls[1]: expected a list of 2"),
     (_report_line(lambda stats: stats.pop("duplicates")),
      "bad Report.stats: missing field duplicates"),
     (_report_line(lambda stats: stats.update(resent=1)), "bad Report.stats: unknown field resent"),
     (_report_line(lambda stats: stats.update(acks_sent=1.0)),
      "bad Report.stats.acks_sent: expected int, got 1.0"),
-    ('{"msg": "report", "calls": {}, "checks": {}, "stats": [0, 0]}',
+    ('{"msg": "report", "calls": {}, "checks": {}, "stats": [0, 0], "skipped_s": 0}',
      "bad Report.stats: expected an object of frames_sent"),
 ])
 def test_malformed_lines_are_refused_clearly(line, fragment):
@@ -200,6 +200,6 @@ def test_an_unexpected_message_is_refused():
 
 
 def test_numbers_widen_to_float_but_never_narrow():
-    assert decode('{"msg": "go", "start": 1, "timeout": 2, "rto": 0, "dilation": 5}') == \
-        Go(1.0, 2.0, 0.0, 5.0)
+    assert decode('{"msg": "go", "start": 1, "timeout": 2, "rto": 0, "dilation": 5, '
+                  '"skip": false}') == Go(1.0, 2.0, 0.0, 5.0, False)
     assert "expected int" in _error('{"msg": "ready", "rank": true}')

@@ -27,7 +27,7 @@ def test_go_and_report_move_between_clocks_and_round_trip():
 
 
 def test_other_lines_and_a_shared_clock_pass_unchanged():
-    setup = encode(Setup(rank=0, peers={}, mtu=65000, rto=0.1, sndbuf=1, routes={}))
+    setup = encode(Setup(rank=0, ranks=1, peers={}, mtu=65000, rto=0.1, sndbuf=1, routes={}))
     assert wire.to_worker(setup, 5.0) == setup
     go = encode(Go(start=1.0, timeout=5.0, rto=0.1, dilation=10.0))
     assert wire.to_worker(go, 0.0) == go

@@ -123,3 +123,7 @@ def test_the_tables_read_typed_results(run_json, replay_json, capsys):
             "#   critical path: calls 1 > 239\n"
             "#   busy per stream: tp 0.01 us, dp 2.53 us\n"
             "# whole trace: 68.24 us, 3 calls,") in out
+    assert out.endswith("\n# compute gaps skipped: 1.5 s of wall time saved\n")
+    tables.print_replay(ReplayResult.from_dict(dict(replay_json, skip=False, skipped_s=0.0)))
+    assert capsys.readouterr().out.endswith(
+        "\n# compute gaps not skipped (--no-skip, or agents over several hosts)\n")
