@@ -22,9 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import asyncssh
-
 from emulator.kernel.records import STATE_DIR
+from emulator.remote.sshlib import asyncssh
 
 SSHD = "/usr/sbin/sshd"
 NIC_MTU = 65535

@@ -17,9 +17,8 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import asyncssh
-
 from emulator.remote import wire
+from emulator.remote.sshlib import asyncssh
 from foundation.errors import NetwallError
 from foundation.hostlist import Host
 from traffic.forkserver import PROJECT_ROOT
