@@ -16,6 +16,8 @@ from foundation.units import format_size
 
 #: Step times across links within this share of each other: the links did not set the pace.
 ENDPOINT_BOUND_SHARE = 0.02
+#: Figures within this share of each other are a tie: "1.00x less" says nothing.
+TIE_SHARE = 0.02
 
 
 def number(value: float, unit: str = "") -> str:
@@ -130,6 +132,9 @@ def _spread(rows: list[dict], key: str, verb: str, unit: str) -> list[str]:
     low, high = ordered[0], ordered[-1]
     if high[key] == low[key]:
         return [f"Every design that fits has the same {unit}: {number(low[key])}."]
+    if high[key] <= low[key] * (1 + TIE_SHARE):
+        return [f"Every design that fits has about the same {unit}: {number(low[key])} to "
+                f"{number(high[key])}."]
     return [f"{low['design']} {verb}: {number(low[key], unit)}, {ratio(high[key], low[key])} "
             f"less than {high['design']} ({number(high[key], unit)})."]
 
@@ -140,6 +145,10 @@ def _stalls(rows: list[dict]) -> list[str]:
     if high["stalls_per_day"] == low["stalls_per_day"]:
         return [f"Every design that fits stalls alike: "
                 f"{number(low['stalls_per_day'])} link-down events per day."]
+    if high["stalls_per_day"] <= low["stalls_per_day"] * (1 + TIE_SHARE):
+        return [f"Every design that fits stalls about as often: "
+                f"{number(low['stalls_per_day'])} to {number(high['stalls_per_day'])} "
+                "link-down events per day."]
     if low["stalls_per_day"] == 0:
         return [f"{_names(r['design'] for r in ordered if r['stalls_per_day'] == 0)} never "
                 f"stall on one lane or channel lost; {high['design']} stalls "

@@ -260,3 +260,15 @@ def test_replay_verdict_reads_each_links_result():
     assert lines[3:] == ["#   NOT FAITHFUL (the host distorted them): optical-800g; compare "
                          "those with care.",
                          "#   Not proven (the dilation probe was off): copper-800g."]
+
+
+def test_figures_within_two_percent_read_as_a_tie_not_a_winner():
+    """The browser report once said "stalls least: 1.75 ..., 1.00x fewer than ... (1.76)"."""
+    rows = [design("copper", 42.7, 145, 1.76), design("microled", 35.8, 240, 1.75)]
+    said = findings.designs(rows)
+    assert "Every design that fits stalls about as often: 1.75 to 1.76 link-down events " \
+           "per day." in said
+    assert not any("stalls least" in s for s in said)
+    power = [design("a", 40.0, 100.0, 1.0), design("b", 41.0, 101.0, 2.0)]
+    assert "Every design that fits has about the same W per GPU: 100 to 101." in \
+        findings.designs(power)
