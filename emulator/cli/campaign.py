@@ -12,7 +12,7 @@ from pathlib import Path
 
 from emulator.experiments import findings
 from emulator.experiments.campaign import load
-from emulator.experiments.store import Store, open_store, same_store, summary
+from emulator.experiments.store import NoStore, Store, open_store, same_store, summary
 from emulator.models import calibration
 from emulator.models.faults import parse
 from foundation.errors import NetwallError
@@ -60,10 +60,8 @@ def _stored(db: str):
     """The campaign's store for reading, or an empty one if it has none yet."""
     try:
         return open_store(db, create=False)
-    except NetwallError as e:
-        if str(e).startswith("no results "):  # the store's own "no results database at"
-            return _NothingStored()
-        raise
+    except NoStore:
+        return _NothingStored()
 
 
 def cmd_campaign(args) -> int:

@@ -316,13 +316,18 @@ class JsonlStore(Store):
         pass
 
 
+class NoStore(NetwallError):
+    """A reader named a store that does not exist yet (a campaign not run: status reads it
+    as empty)."""
+
+
 def _regular(path: Path, location: str, what: str, create: bool) -> None:
     """A store is a regular file: one that exists for a reader, and nothing else (a FIFO,
     a device, a directory) in its place for a writer."""
     if path.exists() and not path.is_file():
         raise NetwallError(f"{what} {location} is not a regular file")
     if not create and not path.exists():
-        raise NetwallError(f"no {what} at {location}")
+        raise NoStore(f"no {what} at {location}")
 
 
 def _lines(f: BinaryIO) -> Iterator[tuple[int, bytes | None]]:

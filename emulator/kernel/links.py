@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from emulator.models.accounting import Counters
@@ -73,9 +73,10 @@ class LinkStates:
         down = [] if up else [Fault("down", (cable.a, cable.b), 0.0)]
         return self.set(link, kept + down)
 
-    def state(self, link: int) -> LinkState:
-        """What a cable carries now, with the faults left on it."""
-        return link_state(self._profile(link), self.standing.get(link, []))
+    def state(self, link: int, also: Sequence[Fault] = ()) -> LinkState:
+        """What a cable carries now, with the faults left on it (and `also`: a program's
+        faults striking on top of them)."""
+        return link_state(self._profile(link), [*self.standing.get(link, []), *also])
 
     def put(self, link: int, faults: list[Fault]) -> LinkState:
         """Put a live cable in the state these faults leave it in (none: its profile's)."""

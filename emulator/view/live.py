@@ -18,7 +18,6 @@ import sys
 import time
 from typing import Any
 
-from emulator.models.faults import link_state
 from emulator.view import frame as frames
 from emulator.view.drawing import drawing, racks_of
 from emulator.view.server import Server
@@ -195,9 +194,7 @@ class View:
     def _states(self, emu) -> dict:
         """Each cable's state: the faults left on it (console, Mininet) and the program's."""
         active = self.injector.active if self.injector is not None else {}
-        return {i: link_state(emu.catalogue[c.profile],
-                              emu.faults.get(i, []) + active.get(i, []))
-                for i, c in enumerate(emu.topology.links)}
+        return {i: emu.links.state(i, active.get(i, ())) for i in range(len(emu.topology.links))}
 
     def _position(self, emu) -> dict[str, Any]:
         elapsed = (time.monotonic() - self.began) / emu.dilation
