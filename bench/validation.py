@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from emulator.models.alphabeta import call_costs, globalize, model_time_s, nccl_algorithm
+from emulator.models.alphabeta import call_costs, globalize, model_time_s, nccl_choice
 from emulator.models.endpoints import CallCosts, GpuProfile, costs, get_gpu
 from emulator.models.metrics import BUSBW_FACTOR, busbw_gbps
 from emulator.models.profiles import catalogue
@@ -64,7 +64,7 @@ class Table:
     #: has a documented out-of-place outlier at 512 KiB, 69 us against 44 us in place)
     rows: dict[int, tuple[float, float]]
     #: what NCCL ran: "ring", "nvls", or "nccl" (its own choice: netwall's default, ring or
-    #: NVLS by the lower modelled time, emulator.models.alphabeta.nccl_algorithm)
+    #: NVLS by NCCL's tuning model, emulator.models.alphabeta.nccl_choice)
     algorithm: str = "ring"
 
 
@@ -326,8 +326,8 @@ def model_rows(tables: list[Table]) -> list[dict]:
                             ranks: int = len(everyone)) -> Schedule:
                 return build(t.collective, name, ranks, size)
 
-            name = t.algorithm if t.algorithm != "nccl" else nccl_algorithm(
-                t.collective, size, everyone, topo, cat, gpu, schedule_of)
+            name = t.algorithm if t.algorithm != "nccl" else nccl_choice(
+                t.collective, size, everyone, topo, gpu).algorithm
             switch = topo.nvls_switch(everyone)
             members = everyone + ((switch,) if name == "nvls" else ())
             costs_used, model_s = call_costs(globalize(schedule_of(name), members), topo, cat,

@@ -84,6 +84,7 @@ def run_result(request: RunRequest, trials: list[Trial[TimedBatch, float, Verdic
         links=timed.links,
         link=cluster.link,
         topology=cluster.topology,
+        why=request.why,
     )
 
 

@@ -31,11 +31,14 @@ from foundation.errors import NetwallError
 
 
 def _read(kind: type, data: Any) -> Any:
-    """A record of dataclass `kind` from its JSON form; exactly its keys, or a NetwallError."""
+    """A record of dataclass `kind` from its JSON form; exactly its keys (a key with a default
+    may be missing: a result stored before netwall added it), or a NetwallError."""
     if not isinstance(data, dict):
         raise NetwallError(f"not a netwall {kind.__name__}: {type(data).__name__}, not an object")
-    names = [f.name for f in dataclasses.fields(kind)]
-    missing = [n for n in names if n not in data]
+    fields = dataclasses.fields(kind)
+    names = [f.name for f in fields]
+    missing = [f.name for f in fields if f.name not in data
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     extra = [k for k in data if k not in names]
     if missing or extra:
         raise NetwallError(f"not a netwall {kind.__name__}: missing {missing or 'nothing'}, "
@@ -127,6 +130,10 @@ class RunResult(_Result):
     links: list[LinkReport]
     link: str  # the link profile the run was given
     topology: str
+    #: why `algorithm` ran: "named", or NCCL's choice and where it holds ("NCCL's choice
+    #: from 2 MiB on 8 GPUs", emulator.models.alphabeta.nccl_choice); "" in results stored
+    #: before netwall said
+    why: str = ""
 
     NESTED: ClassVar[dict[str, type]] = {"faults": FaultEvent, "dilation_attempts": Attempt,
                                          "links": LinkReport}

@@ -47,7 +47,8 @@ def render(rows: list[Row]) -> str:
         size = f" at {format_size(key[1])}" if key[1] is not None else ""
         out.append(f"## {key[0]}{size}")
         out.append(table(COLUMNS, [_cells(r) for r in mine]))
-        ran = [f"{r.design} {r.algorithm}" for r in mine if r.algorithm]
+        ran = [f"{r.design} {r.algorithm}" + (f" ({r.why})" if r.why else "")
+               for r in mine if r.algorithm]
         if ran:  # NCCL's choice per design (issue 28): NVLS where the domain's switch reduces
             out.append(f"# algorithm: {', '.join(ran)}")
         for r in mine:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from emulator.experiments import findings
+from emulator.models.alphabeta import nvls_span
 from emulator.models.verdict import percent
 from emulator.result import ReplayResult, RunResult
 from traffic.schedule import default_algorithm
@@ -13,9 +14,12 @@ from traffic.schedule import default_algorithm
 
 def print_header(args, emu) -> None:
     algorithm = args.algorithm or default_algorithm(args.collective)
+    everyone = tuple(range(len(emu.topology.gpus)))
     if not args.algorithm and args.collective == "allreduce" and emu.topology.nvls and \
-            emu.gpu.nvls:  # NCCL's choice per size: proto says NVLS where it was picked
-        algorithm += " or nvls, NCCL's choice per size"
+            emu.topology.nvls_switch(everyone) is not None and emu.gpu.nvls:
+        # NCCL's choice per size (its tuning model): proto says NVLS where it was picked
+        algorithm += (f" or nvls, NCCL's choice per size (nvls "
+                      f"{nvls_span(emu.gpu, len(everyone))} on {len(everyone)} GPUs)")
     how = (f"dilation {emu.fixed_dilation:.10g} for every size" if emu.fixed_dilation else
            "dilation D chosen per size for this host")
     print(f"# netwall {args.collective}/{algorithm} on {emu.topology.name} "

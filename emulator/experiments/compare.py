@@ -56,8 +56,12 @@ class Row:
     #: collective, or a row stored before netwall measured it)
     exposed_share: float | None = None
     #: the algorithm the calls ran (NCCL's choice unless the workload names one: nvls on an
-    #: NVLS domain where it models faster); a workload's several joined by "+"; None: not run
+    #: NVLS domain where NCCL's tuning model picks it); a workload's several joined by "+";
+    #: None: not run
     algorithm: str | None = None
+    #: why a collective's algorithm ran (RunResult.why: "named", "NCCL's choice from 2 MiB
+    #: on 8 GPUs", ...); None: a workload, not run, or stored before netwall said
+    why: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -162,7 +166,7 @@ def run(file: DesignFile, prepared: list[Prepared],
                     r: RunResult = emu.measure(p.runs[(w.name, size)])
                     rows.append(replace(_row(p, w, size, r.time_s, r.busbw_gbps, r.energy_j,
                                              r.fidelity["faithful"] if file.probe else None),
-                                        algorithm=r.algorithm))
+                                        algorithm=r.algorithm, why=r.why or None))
                     done(rows[-1])
     return rows
 

@@ -94,6 +94,7 @@ ROW = {  # emulator.experiments.compare.Row, key for key (a test keeps them equa
     "failures_per_day": ANY_NUMBER, "stalls_per_day": ANY_NUMBER, "scale_up_failure": TEXT,
     "scale_out_failure": TEXT, "faithful": (BOOL, None), "exposed_share": Opt((NUMBER, None)),
     "algorithm": Opt((TEXT, None)),  # what the calls ran (issue 28); rows before it lack it
+    "why": Opt((TEXT, None)),  # why that algorithm (NCCL's choice, or named); likewise
 }
 DESIGN = {**PROVENANCE, "kind": OneOf(("design",)), "status": OneOf(("ok", "skipped")),
           "row": ROW}

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
-from emulator.models import endpoints
+from emulator.models import endpoints, nccltuning
 from emulator.models.accounting import link_loads
 from emulator.models.endpoints import FREE, CallCosts, GpuProfile
+from emulator.models.nccltuning import DESCRIBED
 from emulator.models.profiles import LinkProfile
+from foundation.units import format_size
 from topologies import Topology, path, path_totals
 from traffic.collectives.nvls import ALGORITHM as NVLS
 from traffic.protocol import Route
@@ -112,21 +114,53 @@ def call_costs(schedule: Schedule, topo: Topology, catalogue: Mapping[str, LinkP
     return options[best], best_s
 
 
-def nccl_algorithm(collective: str, size: int, group: tuple[int, ...], topo: Topology,
-                   catalogue: Mapping[str, LinkProfile], gpu: GpuProfile,
-                   schedule_of: Callable[[str], Schedule]) -> str:
-    """The algorithm a call runs when none is named: NVLS for an all-reduce whose ranks share
-    an NVLS switch, on a GPU with NVLS terms, where it models faster than the ring (NCCL's
-    tuner likewise takes the algorithm and protocol of least modelled time, tuning.cc);
-    else the collective's default. `schedule_of(algorithm)` builds the call over `group`."""
+@dataclass(frozen=True)
+class Choice:
+    """The algorithm a call runs, and why: what run, compare and replay say beside it."""
+
+    algorithm: str
+    why: str
+
+
+def nccl_choice(collective: str, size: int, group: tuple[int, ...], topo: Topology,
+                gpu: GpuProfile, named: str | None = None) -> Choice:
+    """The algorithm a call runs: `named` if given; else as NCCL picks it, NVLS for an
+    all-reduce whose ranks share an NVLS switch where NCCL's own tuning model runs it faster
+    than the ring (emulator.models.nccltuning, with the GPU profile's `nccl` terms: from
+    2 MiB on 8 x H100, as nccl-tests issue 309 shows NCCL doing), else the collective's
+    default."""
     default = ALGORITHMS[collective][0]
-    switch = topo.nvls_switch(group)
-    if collective != "allreduce" or gpu.nvls is None or switch is None:
-        return default
-    members = tuple(group) + (switch,)
-    times = {name: call_costs(globalize(schedule_of(name), members), topo, catalogue, gpu)[1]
-             for name in (default, NVLS)}
-    return min(times, key=times.get)
+    if named is not None:
+        return Choice(named, "named")
+    if collective != "allreduce":
+        return Choice(default, f"the default for {collective}")
+    if topo.nvls_switch(group) is None:
+        return Choice(default, "no NVLS switch under every rank")
+    if gpu.nvls is None or gpu.nccl is None:
+        return Choice(default, f"{gpu.name} has no NVLS terms")
+    ranks = len(group)
+    span = nvls_span(gpu, ranks)
+    if nccltuning.picks_nvls(gpu.nccl, ranks, size):
+        return Choice(NVLS, f"NCCL's choice {span} on {ranks} GPUs")
+    picked = nccltuning.nvls_sizes(gpu.nccl, ranks)
+    where = ("never NVLS" if picked is None else
+             f"below {format_size(picked[0], spaced=True)}" if size < picked[0] else
+             f"above {format_size(picked[1], spaced=True)}")
+    return Choice(default, f"NCCL's choice {where} on {ranks} GPUs")
+
+
+def nvls_span(gpu: GpuProfile, ranks: int) -> str:
+    """Where NCCL's model runs an all-reduce on `ranks` GPUs of one domain with NVLS: 'from
+    2 MiB', 'from 2 MiB to 64 MiB', 'at every size' or 'never' (powers of two)."""
+    picked = nccltuning.nvls_sizes(gpu.nccl, ranks) if gpu.nccl and gpu.nvls else None
+    if picked is None:
+        return "never"
+    first, last = picked
+    if (first, last) == (DESCRIBED[0], DESCRIBED[-1]):
+        return "at every size"
+    if last == DESCRIBED[-1]:
+        return f"from {format_size(first, spaced=True)}"
+    return f"from {format_size(first, spaced=True)} to {format_size(last, spaced=True)}"
 
 
 def protocol_ranges(sizes: list[int], schedule_of: Callable[[int], Schedule], topo: Topology,

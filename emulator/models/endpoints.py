@@ -24,6 +24,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from emulator.models.nccltuning import ARCHS, Tuning
 from emulator.models.profiles import fail, read_yaml, sourced_number
 from foundation.errors import NetwallError
 from foundation.inputs import shown
@@ -55,6 +56,15 @@ _PROTOCOL_FIELDS: dict[str, tuple[type, Any, str]] = {
 _NVLS_FIELDS: dict[str, tuple[type, Any, str]] = {
     **_PROTOCOL_FIELDS,
     "switch_reduce_gbytes_per_s": (float, lambda v: v >= 0, ">= 0 (0: free)"),
+}
+#: What NCCL's own tuning model knows of the GPU (emulator.models.nccltuning): only to pick
+#: ring or NVLS as NCCL does; `arch` names NCCL's per-architecture constants.
+_NCCL_FIELDS: dict[str, tuple[type, Any, str]] = {
+    "nvlink_gbytes_per_s": (float, lambda v: 0 < v <= MAX_GBYTES_PER_S,
+                            f"> 0 and <= {MAX_GBYTES_PER_S:g}"),
+    "ring_channels": (int, lambda v: 1 <= v <= 64, "1 to 64"),
+    "ring_channel_gbytes_per_s": (float, lambda v: 0 < v <= MAX_GBYTES_PER_S,
+                                  f"> 0 and <= {MAX_GBYTES_PER_S:g}"),
 }
 #: The protocol NCCL runs NVLS with: Simple only (tuning.cc skips LL and LL128 for NVLS).
 NVLS_PROTOCOL = "Simple"
@@ -93,6 +103,8 @@ class GpuProfile:
     sources: Mapping[str, str] = field(hash=False, compare=False)
     path: str = field(default="", compare=False)
     nvls: Nvls | None = None  # None: no NVLS (a GPU or switch without NVLink SHARP)
+    #: NCCL's own model of this GPU, to pick ring or NVLS as NCCL does (None: the ring)
+    nccl: Tuning | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready copy with sources, recorded beside every result."""
@@ -102,6 +114,7 @@ class GpuProfile:
                                        "efficiency": p.efficiency}
                               for p in self.protocols.values()},
                 "nvls": dataclasses.asdict(self.nvls) if self.nvls else None,
+                "nccl": dataclasses.asdict(self.nccl) if self.nccl else None,
                 "sources": dict(self.sources), "path": self.path}
 
 
@@ -152,7 +165,7 @@ def load_gpu(path: str | Path) -> GpuProfile:
     if not isinstance(data, dict):
         raise fail(path, None, "GPU profile must be a YAML mapping of field: value")
     known = {*_STRING_FIELDS, *_GPU_FIELDS, "protocols"}
-    unknown = sorted(str(k) for k in data if k not in known | {"nvls"})
+    unknown = sorted(str(k) for k in data if k not in known | {"nvls", "nccl"})
     if unknown:
         raise fail(path, unknown[0], "unknown field")
     for key in sorted(known):
@@ -196,7 +209,24 @@ def load_gpu(path: str | Path) -> GpuProfile:
                                                                  entry[key], spec)
         nvls = Nvls(**values)
     return GpuProfile(**text, **numbers, protocols=MappingProxyType(protocols),
-                      sources=MappingProxyType(sources), path=str(path), nvls=nvls)
+                      sources=MappingProxyType(sources), path=str(path), nvls=nvls,
+                      nccl=_tuning(path, data.get("nccl"), sources))
+
+
+def _tuning(path: Path, entry: Any, sources: dict[str, str]) -> Tuning | None:
+    """A profile's `nccl` section: NCCL's architecture by name, then sourced numbers."""
+    if entry is None:
+        return None
+    if not isinstance(entry, dict) or set(entry) != {"arch", *_NCCL_FIELDS}:
+        raise fail(path, "nccl", f"must have exactly arch, {', '.join(_NCCL_FIELDS)}")
+    if not isinstance(entry["arch"], str) or entry["arch"] not in ARCHS:
+        raise fail(path, "nccl.arch", f"must be one of {', '.join(ARCHS)} (NCCL's "
+                   f"architectures with NVLS), got {shown(entry['arch'])}")
+    values = {}
+    for key, spec in _NCCL_FIELDS.items():
+        values[key], sources[f"nccl.{key}"] = sourced_number(path, f"nccl.{key}", entry[key],
+                                                             spec)
+    return Tuning(entry["arch"], **values)
 
 
 def gpus() -> dict[str, GpuProfile]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emulator.models import dilation as dil
-from emulator.models.alphabeta import NVLS, call_costs, globalize, members, nccl_algorithm
+from emulator.models.alphabeta import NVLS, Choice, call_costs, globalize, members, nccl_choice
 from emulator.models.endpoints import CallCosts, GpuProfile, get_gpu, nvls_costs
 from emulator.models.faults import Fault
 from emulator.models.profiles import LinkProfile, catalogue, get_profile, with_bundles
@@ -43,6 +43,7 @@ class RunRequest:
     cost: dil.CallCost  # what one call asks of the host (dilation.choose's input)
     #: Wall seconds a rank may go without progress before it is stuck (None: from the model)
     timeout: float | None = None
+    why: str = ""  # why its algorithm runs (alphabeta.Choice.why)
 
 
 @dataclass(frozen=True)
@@ -87,12 +88,24 @@ class Spec:
             raise NetwallError(f"iters must be >= 1 and warmup >= 0, got {iters} and {warmup}")
         if check_iters < 0:
             raise NetwallError(f"check iterations must be >= 0, got {check_iters}")
-        schedule = self.schedule(collective, algorithm, size, root, chunk, dtype=dtype, op=op)
+        choice = self.choose(collective, algorithm, size)
+        schedule = self.schedule(collective, choice.algorithm, size, root, chunk, dtype=dtype,
+                                 op=op)
         costs, model = call_costs(schedule, self.topology, self.catalogue, self.gpu)
         return RunRequest(collective, size, iters, warmup, check_iters if check else 0,
                           tuple(faults), {f.name: self.link_index(f.name) for f in faults},
                           prove, schedule, costs, model,
-                          host_cost(schedule, model, costs.efficiency), timeout)
+                          host_cost(schedule, model, costs.efficiency), timeout, choice.why)
+
+    def choose(self, collective: str, algorithm: str | None, size: int,
+               group: tuple[int, ...] | None = None) -> Choice:
+        """The algorithm a call over `group` (default: every GPU) runs, and why: `algorithm`
+        if named, else NCCL's choice (alphabeta.nccl_choice; NVLS only where its switch's
+        agent runs here, on one host)."""
+        group = group or tuple(range(len(self.topology.gpus)))
+        if algorithm is None and not self.local:
+            return Choice(sched.default_algorithm(collective), "NVLS runs on one host only")
+        return nccl_choice(collective, size, group, self.topology, self.gpu, algorithm)
 
     def replay_request(self, calls: Sequence[Call], *, check: bool = False, prove: bool = True,
                        name: str = "trace", skip: bool = True) -> ReplayRequest:
@@ -135,10 +148,8 @@ class Spec:
                                groups=groups, dtype=dtype, op=op)
 
         _check_memory(collective, ranks, size)
-        if algorithm is None:  # NCCL's choice: NVLS where it models faster (alphabeta)
-            algorithm = nccl_algorithm(collective, size, group or everyone, self.topology,
-                                       self.catalogue, self.gpu, build) if self.local \
-                else sched.default_algorithm(collective)
+        if algorithm is None:  # NCCL's choice (alphabeta.nccl_choice)
+            algorithm = self.choose(collective, None, size, group).algorithm
         if algorithm == "hierarchical" and group is not None and tuple(group) != everyone:
             raise NetwallError("hierarchical all-reduce runs over every GPU, in rank order")
         if algorithm == NVLS:
