@@ -154,7 +154,7 @@ def cmd_run(args) -> int:
     from emulator.preflight import bound_duration
 
     if viewing.without_view(args.words) == ("run",):  # no options: show the wall first
-        return _compare(designs.parse(designs.DEFAULT, "default"), args.json, (), True,
+        return _compare((designs.parse(designs.DEFAULT, "default"),), args.json, (), True,
                         None, args)
     nccl = args.format == "nccl-tests"
     if nccl and args.json:
@@ -236,64 +236,80 @@ def cmd_compare(args) -> int:
     if args.file and args.design:
         raise NetwallError("give a design file or --design flags, not both")
     if args.design:
-        found = designs.from_flags(args.design, args.collective, args.size or ["8M"],
-                                   args.layout, args.scale_out, args.iters)
+        found = (designs.from_flags(args.design, args.collective, args.size or ["8M"],
+                                    args.layout, args.scale_out, args.iters),)
     elif args.file:
         found = designs.load(args.file)
     else:
-        found = designs.parse(designs.DEFAULT, "default")
+        found = (designs.parse(designs.DEFAULT, "default"),)
     return _compare(found, args.json, args.profile_file, args.prove, args.db, view_args=args)
 
 
-def _compare(file: designs.DesignFile, as_json: bool, profile_files, prove: bool,
+def _compare(files: tuple[designs.DesignFile, ...], as_json: bool, profile_files, prove: bool,
              db: str | None = None, view_args=None) -> int:
-    """Run a comparison and print it; with `db`, every row is stored as it is measured
-    and designs stored before are not run again (the campaign store: netwall report).
-    `view_args`: the command's arguments, whose --view options say whether to show it
-    live."""
+    """Run a design file's comparisons (one, or one per section) and print each with its
+    verdict; every one is checked before the first is built. With `db`, every row is
+    stored as it is measured and designs stored before are not run again (the campaign
+    store: netwall report). `view_args`: the command's arguments, whose --view options say
+    whether to show it live."""
     from emulator.experiments import compare
     from emulator.preflight import bound_duration
 
     if not prove:
-        file = dataclasses.replace(file, probe=False)
-    prepared = compare.prepare(file, profile_files)
-    emulations = [p.emulation for p in prepared if p.emulation is not None]
+        files = tuple(dataclasses.replace(f, probe=False) for f in files)
+    capabilities = None
+    prepared = []
+    for file in files:
+        prepared.append(compare.prepare(file, profile_files, capabilities))
+        capabilities = next((p.emulation.capabilities for p in prepared[-1]
+                             if p.emulation is not None), capabilities)
+    emulations = [p.emulation for mine in prepared for p in mine if p.emulation is not None]
     _prepared(emulations)
+    out = []
     with contextlib.ExitStack() as stack:
         store = stack.enter_context(open_store(db)) if db is not None else None
-        kept = compare.stored(file, store) if store else {}
-        weights = [0.0 if p.design.name in kept else w
-                   for p, w in zip(prepared, compare.estimate_s(file, prepared), strict=True)]
-        bound_duration(sum(weights), "this comparison")
-        rows_per_design = sum(len(w.sizes) or 1 for w in file.workloads)
-        weight = {p.design.name: w / rows_per_design
-                  for p, w in zip(prepared, weights, strict=True)}
-        progress = Progress("compare", sum(weights), items=len(prepared) * rows_per_design)
+        kept = [compare.stored(f, store) if store else {} for f in files]
+        weights = [[0.0 if p.design.name in k else w
+                    for p, w in zip(mine, compare.estimate_s(f, mine), strict=True)]
+                   for f, mine, k in zip(files, prepared, kept, strict=True)]
+        bound_duration(sum(map(sum, weights)), "this comparison")
+        items = sum(len(mine) * _rows_per_design(f) for f, mine in zip(files, prepared,
+                                                                       strict=True))
+        progress = Progress("compare", sum(map(sum, weights)), items=items)
         view = viewing.open_view(view_args, "compare", [
-            (p.emulation, p.design.cluster.layout.gpus_per_rack) for p in prepared
-            if p.emulation is not None], progress)
-
-        def done(row) -> None:
-            viewing.landed(view, row)
-            if store and row.design not in kept:
-                compare.keep(file, row, store)
-            progress.advance(f"{row.design}, {row.workload}", weight[row.design])
-
+            (p.emulation, p.design.cluster.layout.gpus_per_rack) for mine in prepared
+            for p in mine if p.emulation is not None], progress)
         try:
-            rows = compare.run(file, prepared, done, kept)
+            for file, mine, k, w in zip(files, prepared, kept, weights, strict=True):
+                weight = {p.design.name: x / _rows_per_design(file)
+                          for p, x in zip(mine, w, strict=True)}
+
+                def done(row, file=file, k=k, weight=weight) -> None:
+                    viewing.landed(view, row)
+                    if store and row.design not in k:
+                        compare.keep(file, row, store)
+                    progress.advance(f"{row.design}, {row.workload}", weight[row.design])
+
+                out.append((file, compare.run(file, mine, done, k)))
         finally:
             progress.finish()
     if as_json:
-        print(json.dumps({"settings": {"netwall": netwall_version(),
-                                       "file": dataclasses.asdict(file)},
-                          "rows": [r.to_dict() for r in rows]}, indent=1, default=str))
+        each = [{"settings": {"netwall": netwall_version(), "file": dataclasses.asdict(file)},
+                 "rows": [r.to_dict() for r in rows]} for file, rows in out]
+        print(json.dumps(each[0] if len(each) == 1 else {"comparisons": each}, indent=1,
+                         default=str))
     else:
         delay = emulations[0].delay_mechanism if emulations else None
-        print("\n".join(comparison.header(file, delay)))
-        print(comparison.render(rows))
-        print("\n".join(comparison.verdict(rows)))
+        for i, (file, rows) in enumerate(out):
+            print(("\n" if i else "") + "\n".join(comparison.header(file, delay)))
+            print(comparison.render(rows))
+            print("\n".join(comparison.verdict(rows)))
     viewing.hold(view, view_args)
     return 0
+
+
+def _rows_per_design(file: designs.DesignFile) -> int:
+    return sum(len(w.sizes) or 1 for w in file.workloads)
 
 
 def cmd_replay(args) -> int:

@@ -29,6 +29,10 @@ from traffic.workloads import workload as build_workload
 
 TOP_KEYS = ("name", "description", "fleet_gpus", "gpu", "iters", "warmup", "probe",
             "workloads", "designs") + clusters.KEYS
+#: A file of several comparisons (`sections`, each of its own cluster size): its top keys are
+#: defaults for every section, which has the keys of a one-comparison file.
+SECTIONED_KEYS = tuple(k for k in TOP_KEYS if k not in ("workloads", "designs")) + ("sections",)
+MAX_SECTIONS = 10
 WORKLOAD_KEYS = ("name", "collective", "algorithm", "sizes", "workload", "scale", "steps",
                  "params")
 DESIGN_KEYS = ("name",) + clusters.KEYS
@@ -96,18 +100,56 @@ class DesignFile:
     designs: tuple[Design, ...]
 
 
-def load(path: str | Path) -> DesignFile:
-    """Read and check a design file; one NetwallError line naming the file if it is bad."""
-    return parse(read_text(path, "design file"), str(path))
+def load(path: str | Path) -> tuple[DesignFile, ...]:
+    """Read and check a design file: its comparisons (one, or one per section); one
+    NetwallError line naming the file if it is bad."""
+    return comparisons(read_text(path, "design file"), str(path))
 
 
 def parse(text: str, where: str) -> DesignFile:
-    """Check a design file's text (`where` names it in errors)."""
+    """Check the text of a file of one comparison (`where` names it in errors)."""
+    found = comparisons(text, where)
+    if len(found) > 1:
+        raise NetwallError(f"design file {where}: has {len(found)} sections; one expected")
+    return found[0]
+
+
+def comparisons(text: str, where: str) -> tuple[DesignFile, ...]:
+    """Check a design file's text: one comparison, or one per entry of `sections`, each
+    with its own designs (of one cluster size), workloads and settings, the top keys
+    defaults for all. The comparisons run in order and each has its own verdict."""
     doc = load_yaml(text, f"design file {where}")
     try:
-        return _file(doc, Path(where).stem)
+        if isinstance(doc, dict) and "sections" in doc:
+            return _sections(doc, Path(where).stem)
+        return (_file(doc, Path(where).stem),)
     except NetwallError as e:
         raise NetwallError(f"design file {where}: {e}") from None
+
+
+def _sections(doc: dict, stem: str) -> tuple[DesignFile, ...]:
+    """A sectioned file: each section a comparison named '<file>-<section>'."""
+    _keys(doc, SECTIONED_KEYS, "")
+    entries = doc["sections"]
+    if not isinstance(entries, list) or not entries or len(entries) > MAX_SECTIONS:
+        raise NetwallError(f"key 'sections': expected a list of 1 to {MAX_SECTIONS} "
+                           "comparisons, each with name, workloads and designs")
+    top = _name(doc.get("name", stem), "name")
+    shared = {k: v for k, v in doc.items() if k not in ("name", "description", "sections")}
+    found, names = [], []
+    for i, entry in enumerate(entries):
+        where = f"sections[{i}]"
+        if not isinstance(entry, dict):
+            raise NetwallError(f"{where}: expected a mapping with name, workloads and designs")
+        _keys(entry, TOP_KEYS, f"{where}: ")
+        name = _name(entry.get("name"), f"{where}.name")
+        names.append(name)
+        _unique(names, "sections")
+        try:
+            found.append(_file({**shared, **entry, "name": f"{top}-{name}"}, stem))
+        except NetwallError as e:
+            raise NetwallError(f"{where} ({name}): {e}") from None
+    return tuple(found)
 
 
 def from_flags(designs: list[str], collective: str, sizes: list[str], layout: str | None,
@@ -155,7 +197,8 @@ def _file(doc: Any, stem: str) -> DesignFile:
     sizes = {d.cluster.domains * d.cluster.domain_gpus for d in designs}
     if len(sizes) > 1:
         raise NetwallError(f"designs have {' and '.join(map(str, sorted(sizes)))} GPUs: "
-                           "compare designs of one cluster size (domains x domain_gpus)")
+                           "compare designs of one cluster size (domains x domain_gpus), or "
+                           "give each size its own section (sections:)")
     ranks = designs[0].cluster.domains * designs[0].cluster.domain_gpus
     budget = [MAX_CHECKED_CALLS]
     workloads = tuple(_workload(entry, f"workloads[{i}]", ranks, budget)

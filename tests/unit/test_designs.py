@@ -40,12 +40,71 @@ def test_the_shipped_files_read():
     default = parse(DEFAULT, "default")
     assert len(default.designs) == 4
     assert {d.cluster.domains * d.cluster.domain_gpus for d in default.designs} == {8}
-    mosaic = load("designs/mosaic.yaml")
+    mosaic, nvl72 = load("designs/mosaic.yaml")  # two sections, each its own cluster size
+    assert (mosaic.name, nvl72.name) == ("mosaic-racks-16", "mosaic-nvl72")
     assert {w.name for w in mosaic.workloads} == {"ep-alltoall", "tp-allreduce"}
-    nvl72 = load("designs/nvl72.yaml")  # issue 28: full NVL72 domains, both with NVLS
+    assert {d.cluster.domains * d.cluster.domain_gpus for d in mosaic.designs} == {16}
+    assert mosaic.gpu == "h100" and mosaic.fleet_gpus == 100_000  # the file's defaults
+    # issue 28: full NVL72 domains, NCCL's choice (NVLS at every size on 72 GPUs)
     assert [(d.cluster.domains, d.cluster.domain_gpus, d.cluster.racks_per_domain)
             for d in nvl72.designs] == [(1, 72, 1), (1, 72, 4)]
-    assert nvl72.gpu == "gb200" and [w.algorithm for w in nvl72.workloads] == ["nvls"]
+    assert nvl72.gpu == "gb200" and [w.algorithm for w in nvl72.workloads] == [None]
+    assert (nvl72.iters, nvl72.warmup) == (2, 0)
+    assert {d.cluster.scale_out for d in mosaic.designs + nvl72.designs} == {"optical-800g"}
+
+
+SECTIONS = """\
+name: two
+fleet_gpus: 1000
+layout: gpus=2
+sections:
+  - name: small
+    workloads: [{name: ar, collective: allreduce, sizes: [1M]}]
+    designs:
+      - {name: copper, scale_up: nvlink5, domains: 2, domain_gpus: 2}
+  - name: big
+    fleet_gpus: 2000
+    workloads: [{name: ar, collective: allreduce, sizes: [4M]}]
+    designs:
+      - {name: copper, scale_up: nvlink5, domains: 4, domain_gpus: 2}
+      - {name: optical, scale_up: 9xoptical-800g, domains: 1, domain_gpus: 8}
+"""
+
+
+def test_sections_hold_comparisons_of_different_sizes():
+    from emulator.experiments.designs import comparisons
+
+    small, big = comparisons(SECTIONS, "two.yaml")
+    assert (small.name, big.name) == ("two-small", "two-big")
+    assert (small.fleet_gpus, big.fleet_gpus) == (1000, 2000)  # a section overrides the top
+    assert [d.cluster.domains * d.cluster.domain_gpus for d in small.designs] == [4]
+    assert {d.cluster.domains * d.cluster.domain_gpus for d in big.designs} == {8}
+    assert big.designs[1].cluster.layout.gpus_per_rack == 2  # the top's layout
+    with pytest.raises(NetwallError, match="has 2 sections; one expected"):
+        parse(SECTIONS, "two.yaml")
+
+
+@pytest.mark.parametrize("text, message", [
+    (SECTIONS.replace("sections:", "sections: []\nx:"), "unknown key 'x'"),
+    (SECTIONS.replace("  - name: big", "  - name: small"), "the name 'small' is used twice"),
+    (SECTIONS.replace("name: two\n", "name: two\nworkloads: []\n"),
+     "unknown key 'workloads'"),
+    (SECTIONS.replace("    fleet_gpus: 2000", "    fleet_gpus: 0"),
+     "sections[1] (big): key 'fleet_gpus'"),
+    (SECTIONS.replace("    fleet_gpus: 2000", "    sections: []"),
+     "sections[1]: unknown key 'sections'"),
+    (SECTIONS.replace("domains: 1, domain_gpus: 8", "domains: 1, domain_gpus: 6"),
+     "give each size its own section"),
+    ("sections: 3\n", "key 'sections': expected a list"),
+    ("sections: [3]\n", "sections[0]: expected a mapping"),
+])
+def test_a_bad_section_is_one_line(text, message):
+    from emulator.experiments.designs import comparisons
+
+    with pytest.raises(NetwallError, match=message.replace("[", r"\[").replace("]", r"\]")
+                       .replace("(", r"\(").replace(")", r"\)")) as info:
+        comparisons(text, "two.yaml")
+    assert "\n" not in str(info.value) and str(info.value).startswith("design file two.yaml")
 
 
 def test_the_comparison_says_which_algorithm_each_design_ran():
@@ -176,8 +235,8 @@ def test_bare_run_is_the_default_comparison(monkeypatch, capsys):
         raise NetwallError("the sweep")
 
     monkeypatch.setattr(commands, "_emulations", sweep)
-    assert main(["run"]) == 0 and [f.name for f in seen] == ["default"]
-    assert len(seen[0].designs) == 4
+    assert main(["run"]) == 0 and [[f.name for f in files] for files in seen] == [["default"]]
+    assert len(seen[0][0].designs) == 4
     for options in (["--json"], ["--topology", "star:8"], ["--size", "8M"]):
         assert main(["run", *options]) == 2
         assert "the sweep" in capsys.readouterr().err
@@ -201,3 +260,34 @@ def test_designs_from_flags(capsys):
     assert "not a size: '4Q'" in capsys.readouterr().err
     assert main(["compare", "x.yaml", "--design", "a=nvlink5:2x4"]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_compare_prints_each_section_with_its_verdict(tmp_path, monkeypatch, capsys):
+    """A sectioned file: every section checked before any is run, then each printed with
+    its own header, table and verdict (here every design refused, so nothing is built)."""
+    from emulator.experiments import compare
+
+    def refused(file, profile_files=(), capabilities=None):
+        return [compare.Prepared(d, {"watts_per_gpu": 1.0, "failures_per_day": 1.0,
+                                     "stalls_per_day": 1.0, "scale_up_failure": "stall",
+                                     "scale_out_failure": "stall"}, f"{d.name}: too long",
+                                 None, {}, {}) for d in file.designs]
+
+    monkeypatch.setattr(compare, "prepare", refused)
+    path = tmp_path / "two.yaml"
+    path.write_text(SECTIONS)
+    assert main(["compare", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("# netwall compare: ") == 2 and out.count("# verdict:") == 2
+    assert "two-small, 1 designs of 4 GPUs" in out and "two-big, 2 designs of 8 GPUs" in out
+    assert main(["compare", str(path), "--json"]) == 0
+    import json
+
+    printed = json.loads(capsys.readouterr().out)
+    assert [c["settings"]["file"]["name"] for c in printed["comparisons"]] == [
+        "two-small", "two-big"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SECTIONS.replace("    fleet_gpus: 2000", "    fleet_gpus: -1"))
+    assert main(["compare", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "sections[1] (big)" in err
