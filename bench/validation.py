@@ -31,7 +31,7 @@ from emulator.models.endpoints import CallCosts, GpuProfile, costs, get_gpu
 from emulator.models.metrics import BUSBW_FACTOR, busbw_gbps
 from emulator.models.profiles import catalogue
 from foundation.text.table import markdown as md
-from foundation.units import format_size
+from foundation.units import format_size, parse_size
 from topologies import parse
 from traffic.schedule import Schedule, build
 
@@ -227,11 +227,14 @@ def additive_bound(table: Table, ranks: int = 8, least: int = FROM) -> tuple[flo
 
 
 # -- the measurement (root) ----------------------------------------------------------------
-def measure(repeats: int = 3, sizes: tuple[int, ...] = SIZES) -> list[dict]:
-    """Every setup the tables name, run at `sizes`, `repeats` times; rows per table and size."""
+def measure(repeats: int = 3, sizes: tuple[int, ...] = SIZES,
+            only: tuple[str, ...] = ()) -> list[dict]:
+    """Every setup the tables name (or the tables named in `only`), run at `sizes`,
+    `repeats` times; rows per table and size."""
     from emulator import Emulation
 
-    tables = [t for t in load() if set(t.rows) & set(sizes)]  # none past what runs here
+    tables = [t for t in load() if set(t.rows) & set(sizes)  # none past what runs here
+              and (not only or t.name in only)]
     setups = sorted({(t.gpu, t.link, t.topology) for t in tables})
     measured: dict[tuple, dict] = {}
     for gpu, link, topology in setups:
@@ -360,7 +363,8 @@ def markdown_model(rows: list[dict]) -> str:
                  [(s["table"], s["role"], f"{s['within']}/{s['count']}",
                    "-" if s["worst"] is None else
                    f"{s['worst']['busbw_error']:+.1%} at {format_size(s['worst']['size'])}",
-                   f"{s['floor']['time_error']:+.1%} at {format_size(s['floor']['size'])}")
+                   f"{s['floor']['time_error']:+.1%} at {format_size(s['floor']['size'])}"
+                   if s["floor"]["size"] < NVLS_FROM else "- (none below 16M)")
                   for s in model_summary(rows)])
     detail = md(("table", "size", "real (us)", "model (us)", "algorithm", "busbw error"),
                 [(r["table"], format_size(r["size"], spaced=True), f"{r['real_us']:.2f}",
@@ -396,6 +400,11 @@ def main() -> None:
                         help="every published size against the model (no network; the "
                              "sizes and domains too large to emulate here)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--table", action="append", default=[], metavar="NAME",
+                        help="emulate only this table (repeatable; default: every table)")
+    parser.add_argument("--size", action="append", default=[], metavar="BYTES",
+                        help="emulate only this size (repeatable, e.g. 16M; default: the "
+                             "floor, then 64 KiB to 64 MiB by fours)")
     args = parser.parse_args()
     if args.model:
         print(markdown_model(model_rows(load())))
@@ -410,7 +419,12 @@ def main() -> None:
             if t.role == "fit":
                 print(f"fitted to {t.name} alone:", fit(tables, only=t.name))
         return
-    rows = measure(args.repeats)
+    known = {t.name for t in load()}
+    unknown = [name for name in args.table if name not in known]
+    if unknown:
+        parser.error(f"no table {unknown[0]} in validation/ (known: {', '.join(sorted(known))})")
+    sizes = tuple(parse_size(s) for s in args.size) or SIZES
+    rows = measure(args.repeats, sizes, tuple(args.table))
     print(markdown(rows))
     print()
     print(markdown_summary(rows))

@@ -138,8 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     _cluster_options(run)
     run.add_argument("--collective", default="allreduce", help="collective (default allreduce)")
     run.add_argument("--algorithm", help="algorithm (default: NCCL's choice: the collective's "
-                     "first, e.g. ring, or nvls for an all-reduce on an NVLS switch where it "
-                     "models faster)")
+                     "first, e.g. ring, or nvls for an all-reduce on an NVLS switch where NCCL's "
+                     "tuning model picks it: from 2 MiB on 8 x H100)")
     run.add_argument("--root", type=ranged(int, 0, MAX_GPUS - 1), default=0,
                      help="root rank of broadcast and reduce")
     run.add_argument("--chunk", type=parse_size, help="pipeline chunk size of chunked algorithms")
