@@ -30,7 +30,9 @@ def measure(repeats: int = 3, file: str | None = None) -> dict:
         if done.returncode != 0:
             raise RuntimeError(f"netwall compare: {done.stderr.strip()[-300:]}")
         walls.append(time.monotonic() - start)
-        runs.append(json.loads(done.stdout)["rows"])
+        printed = json.loads(done.stdout)  # a file of sections prints one per section
+        runs.append(printed["rows"] if "rows" in printed else
+                    [row for c in printed["comparisons"] for row in c["rows"]])
     return {"repeats": repeats, "walls": walls, "runs": runs}
 
 

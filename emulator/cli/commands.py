@@ -20,7 +20,7 @@ from emulator.experiments import designs
 from emulator.experiments.store import open_store
 from emulator.kernel import records as state
 from emulator.kernel.capabilities import probe
-from emulator.models.alphabeta import protocol_ranges
+from emulator.models.alphabeta import nvls_span, protocol_ranges
 from emulator.models.endpoints import gpus
 from emulator.models.faults import parse
 from emulator.models.profiles import (
@@ -121,7 +121,11 @@ def cmd_gpus(args) -> int:
         for name, gpu in known.items() if algorithm != "nvls" or gpu.nvls}
     print(f"# protocol picked for {args.collective}/{algorithm} on {topo.name}, link "
           f"{args.link}, 1 KiB - 8 GiB (--topology, --link)")
-    print(gpus_table(known, ranges))
+    chosen = {}
+    if args.collective == "allreduce" and not args.algorithm and \
+            topo.nvls_switch(tuple(range(ranks))) is not None:  # NCCL's choice, issue 28
+        chosen = {name: f"NCCL's choice {nvls_span(gpu, ranks)}" for name, gpu in known.items()}
+    print(gpus_table(known, ranges, chosen))
     return 0
 
 

@@ -36,10 +36,12 @@ def profiles_table(cat: Mapping[str, LinkProfile]) -> str:
 
 
 def gpus_table(gpus: Mapping[str, GpuProfile],
-               ranges: Mapping[str, list[tuple[str, int, int]]]) -> str:
+               ranges: Mapping[str, list[tuple[str, int, int]]],
+               nvls: Mapping[str, str] | None = None) -> str:
     """One row per protocol of each GPU endpoint, with the sizes its cost model picks the
-    protocol for (`ranges`, from emulator.models.alphabeta.protocol_ranges), for `netwall
-    gpus`."""
+    protocol for (`ranges`, from emulator.models.alphabeta.protocol_ranges), and where NCCL's
+    choice runs NVLS on that cluster (`nvls`, by GPU name), for `netwall gpus`."""
+    nvls = nvls or {}
     rows = []
     for gpu in gpus.values():
         picked = {name: f"{format_size(first)} - {format_size(last)}"
@@ -54,7 +56,7 @@ def gpus_table(gpus: Mapping[str, GpuProfile],
             switch = (f"switch {_g(n.switch_reduce_gbytes_per_s)} GB/s"
                       if n.switch_reduce_gbytes_per_s else "switch free")
             rows.append(("", "", switch, "NVLS", _g(n.base_us), _g(n.step_us),
-                         f"{n.efficiency:.3f}", "--algorithm nvls (Simple)"))
+                         f"{n.efficiency:.3f}", nvls.get(gpu.name, "--algorithm nvls (Simple)")))
     return table(("gpu", "launch (us)", "reduction", "protocol", "base (us)", "step (us)",
                   "data/wire", "picked for"), rows, align="<>><>>><")
 

@@ -216,5 +216,9 @@ def test_gpus_lists_each_protocol_with_the_sizes_it_is_picked_for(capsys):
     rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("h100")}
     assert "LL" in rows["h100"] and "1K - 256K" in rows["h100"]
     assert "ideal" in out and "free" in out
+    nvls = [line for line in out.splitlines() if " NVLS " in line]
+    assert "NCCL's choice from 2 MiB" in nvls[1] and "NCCL's choice from 4 MiB" in nvls[0]
+    assert main(["gpus", "--topology", "racks:2x4", "--link", "nvlink4"]) == 0
+    assert "--algorithm nvls (Simple)" in capsys.readouterr().out  # rack switches: named only
     assert main(["gpus", "--json"]) == 0
     assert '"launch_us"' in capsys.readouterr().out
