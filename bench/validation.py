@@ -9,7 +9,9 @@ Two kinds of table: `fit` tables set the fitted numbers of the GPU profile
 collectives with different step counts tell them apart); `check` tables were fitted to
 nothing. `python -m bench.validation --fit` redoes the fit on the model alone (no network,
 seconds) and prints what it finds; the run itself (`python -m bench.validation`, root)
-measures. `--model` puts the model beside every published size, the ones too large to
+measures (`--table NAME` and `--size S`, each repeatable, narrow it to some tables and
+sizes: the NVLS and GB200 rows of BENCHMARKS.md). `--model` puts the model beside every
+published size, the ones too large to
 emulate here included (NVLS up to 8 GiB, the 72-GPU NVL72 table). `--channels` tests one
 more endpoint term on the model alone, NCCL's per-call
 channel count with a fitted bandwidth per channel, and prints the least bandwidth any model
