@@ -59,9 +59,9 @@ class Board:
         return Reading(rows[:, CALLS:REPAIRS], rows[:, REPAIRS:])
 
     def close(self) -> None:
-        """Unmap and close this process's handle (the agents keep their own)."""
-        self.rows = None
-        self._map.close()
+        """Close this process's handle (the agents keep their own); the pages go once no
+        row of them is left (numpy's views keep the mapping alive until then)."""
+        self.rows = self._map = None
         os.close(self.fd)
 
 
