@@ -164,8 +164,8 @@ def _load(before: Sample | None, after: Sample | None, key, dilation: float) -> 
 
 def position(elapsed_real_s: float, call_s: float, count: int, steps: int) -> dict[str, int]:
     """Which of `count` back-to-back calls, and which of its `steps` steps, a program is in
-    after `elapsed_real_s`, by the model's clock (`call_s` a call): the agents report only
-    when the program ends, so this is where the model says it is. 1-based."""
+    after `elapsed_real_s`, by the model's clock (`call_s` a call): where the view says
+    the program is until the agents' board shows a call begun (in_progress). 1-based."""
     if call_s <= 0 or count <= 0:
         return {"call_number": 1, "calls": max(count, 1), "step": 1, "steps": max(steps, 1)}
     done = max(0.0, elapsed_real_s) / call_s

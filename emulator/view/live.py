@@ -5,7 +5,9 @@ printed), and lets each Emulation it builds call it as its observer: the emulati
 it when a program (a batch of calls) starts and ends, and while one runs the launcher's
 wait loop ticks it about every millisecond, in the controller's thread. A few times a
 second the tick reads every directed link's qdisc counters (Network.counters, the reading
-a result's link report comes from: netlink sockets belong to that thread), and builds a
+a result's link report comes from: netlink sockets belong to that thread; over several
+hosts, Cluster.counters asks every host at once) and the agents' progress board
+(traffic.board: the call and step each is in, what each resent to whom), and builds a
 frame (emulator/view/frame.py) that the server pushes to the page. A run without --view
 makes no View: no thread, no import of the server, no counter read.
 
