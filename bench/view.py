@@ -98,8 +98,9 @@ server's thread waits; the sampler reads every link's counters and the agents' p
 board four times a second while calls run), and with the page open in a headless Chromium
 on this same 2-core machine (the page redraws every frame). The agents write each call's
 step and their resends to the board whether the view watches or not (traffic/board.py: 165
-ns a step, 90 ns a resend on this machine), so the row without --view includes that. Medians of {found['repeats']} runs each, interleaved, timed from
-outside; the call time is the run's own (`time_s`, real units, unproven: `--no-probe`).
+ns a step, 90 ns a resend on this machine), so the row without --view includes that.
+Medians of {found['repeats']} runs each, interleaved, timed from outside; the call time is
+the run's own (`time_s`, real units, unproven: `--no-probe`).
 {found.get('note', '')}
 {table}
 """
