@@ -185,7 +185,7 @@ class Machine:
         """Start the loaded program; the caller has waited for its start."""
         self.timeout = go.timeout
         self.rto = go.rto  # the program's dilation sets how long is late
-        self.wire = Wire(self.routes, go.dilation)
+        self.wire = Wire(go.routes or self.routes, go.dilation)
         self.stats = AgentStats()
         self.streams = {}
         for call in self.calls.values():

@@ -137,18 +137,20 @@ class Net:
             heapq.heappush(self.flight, item)
         return arrived
 
-    def run(self, calls: list[CallPlan], timeout: float = 1.0, watch=None) -> list[Report]:
+    def run(self, calls: list[CallPlan], timeout: float = 1.0, watch=None,
+            routes=None) -> list[Report]:
         """Run one program on every rank, as traffic.launcher and traffic.agent do;
-        `watch(net)` after every turn."""
+        `watch(net)` after every turn; `routes`: per rank, the program's own (Go.routes)."""
         programs: list[list] = [[] for _ in self.machines]
         for call in calls:
             for rank, spec in zip(call.group, call_specs(call), strict=True):
                 programs[rank].append(spec)
         go = Go(start=self.clock.now, timeout=timeout, rto=RTO, dilation=1.0, skip=self.skip)
-        for machine, clock, program in zip(self.machines, self.clocks, programs, strict=True):
+        for rank, (machine, clock, program) in enumerate(
+                zip(self.machines, self.clocks, programs, strict=True)):
             machine.load(Load(calls=tuple(program)))
             clock.begin(go.start, go.skip)
-            machine.go(go)
+            machine.go(replace(go, routes=(routes or {}).get(rank, {})))
         for _ in range(TURNS):
             if not any(m.unfinished for m in self.machines):
                 return [replace(m.report(), skipped_s=c.skipped_s)
@@ -483,6 +485,24 @@ def test_a_held_link_delay_ends_the_step_no_sooner():
     start, end = reports[1].calls[1]
     assert reports[1].checks == {1: True}
     assert end == pytest.approx(start + LATENCY + delay)
+
+
+def test_a_link_slowed_for_a_program_paces_its_frames_at_the_rate_it_has():
+    """Setup's routes are the healthy links; a program's (Go.routes, a link that lost
+    channels) pace every frame at the slower rate: never faster than the link it has."""
+    size, healthy, slowed = 1 << 20, 8e9, 2e9
+
+    def took(program_rate):
+        net = Net(2, routes={1: {0: Route(0.0, healthy, 0, healthy)}})
+        program = {1: {0: Route(0.0, program_rate, 0, program_rate)}} if program_rate else None
+        reports = net.run([call(1, "sendrecv", "direct", ranks=2, size=size)], routes=program)
+        assert reports[1].checks == {1: True}
+        start, end = reports[1].calls[1]
+        return end - start
+
+    assert took(None) < size * 8 / slowed
+    assert took(slowed) >= size * 8 / slowed
+    assert took(slowed) == pytest.approx(took(None) * healthy / slowed, rel=0.05)
 
 
 # -- compute gaps skipped (traffic.gaps) -----------------------------------------------------
