@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from emulator.models.endpoints import FREE, CallCosts
 from foundation.errors import NetwallError, Stalled
+from traffic.board import Board
 from traffic.forkserver import PROJECT_ROOT, AgentProcess, ForkServer
 from traffic.protocol import (
     AgentStats,
@@ -69,14 +70,14 @@ class Outcome:
     skipped_s: float = 0.0  # wall seconds the agents skipped over compute gaps (traffic.gaps)
 
 
-def spawn_agents(pids: list[int]) -> list[AgentProcess]:
+def spawn_agents(pids: list[int], board: Board | None = None) -> list[AgentProcess]:
     """One agent in the network namespace of each process in `pids` (Mininet hosts), forked
-    by one fork server that exits once they run."""
+    by one fork server that exits once they run; each writes its row of `board`, if any."""
     # One BLAS thread: agents add and copy arrays, and the fork server must not have
     # threads when it forks.
     env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT), OPENBLAS_NUM_THREADS="1",
                OMP_NUM_THREADS="1")
-    server = ForkServer(env)
+    server = ForkServer(env, board)
     procs: list[AgentProcess] = []
     try:
         for pid in pids:

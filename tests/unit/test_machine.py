@@ -16,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 
+from traffic.board import Board
 from traffic.gaps import GUARD_S, RankClock, SharedClock, jump_to
 from traffic.header import ACK, DATA, HEADER, NACK
 from traffic.launcher import CallPlan, call_specs
@@ -294,6 +295,41 @@ def test_random_loss_of_every_kind_of_frame_still_delivers_everything():
     reports = net.run([call(1), call(2, "allgather"), call(3, "alltoall", "direct")])
     assert_right(reports, (1, 2, 3))
     assert net.stats(reports).retransmitted_frames > 0
+
+
+def test_the_board_shows_each_calls_steps_and_whom_each_rank_resent_to():
+    """With a progress board (traffic.board), every rank's steps in each call go forward
+    while the program runs, each call leaves the board when it ends, and the bytes
+    a rank resent to each peer are its resends: here only rank 2's, to rank 3."""
+    board = Board(4)
+    try:
+        net = Net(4, fate=only_first(DATA, src=2, dst=3, step=1))
+        for rank, machine in enumerate(net.machines):
+            machine.board = board.row(rank)
+        seen: dict[tuple[int, int], list[int]] = {}
+
+        def watch(_net) -> None:
+            for call_id, ranks in board.read().steps(frozenset({1, 2})).items():
+                for rank, step in ranks.items():
+                    steps = seen.setdefault((call_id, rank), [])
+                    if not steps or steps[-1] != step:
+                        steps.append(step)
+
+        reports = net.run([call(1), call(2)], watch=watch)
+        assert_right(reports, (1, 2))
+        steps = len(build("allreduce", "ring", 4, 16384).steps)
+        # Watched once a turn (a turn may pass a step whose frames came early): forward
+        # only, to the last step, for every rank of both calls.
+        assert set(seen) == {(c, r) for c in (1, 2) for r in range(4)}
+        assert all(s == sorted(set(s)) and s[-1] == steps - 1 and s[0] >= 0
+                   for s in seen.values()), seen
+        assert seen[(1, 0)] == list(range(steps))  # rank 0 of the first call saw each step
+        reading = board.read()
+        assert reading.steps(frozenset({1, 2})) == {}  # every call ended
+        assert reading.resent() == {(2, 3): reports[2].stats.retransmitted_bytes}
+        assert reports[2].stats.retransmitted_bytes > 0
+    finally:
+        board.close()
 
 
 # -- reordering, duplicates, late frames ------------------------------------------------------
