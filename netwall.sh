@@ -2,7 +2,7 @@
 # netwall's one entry point on a fresh Debian/Ubuntu machine (run as root).
 #   ./netwall.sh run [options]   install on first use, then run the main job (netwall run)
 #   ./netwall.sh test [pytest args]  install with test tools, lint, then run the test suite
-#   ./netwall.sh bench           run the benchmarks under bench/ and rewrite BENCHMARKS.md
+#   ./netwall.sh bench [--only NAME,...]  run the benchmarks under bench/ and rewrite BENCHMARKS.md
 #   ./netwall.sh install         install only (the Vagrant VM provisions with this)
 #   ./netwall.sh <anything else> passed to the netwall command (check, profiles, clean, ...)
 # Installing is idempotent: apt packages are added only when missing, and the venv in .venv

@@ -1,10 +1,23 @@
-"""Run every benchmark and rewrite BENCHMARKS.md (`sudo ./netwall.sh bench`)."""
+"""Run the benchmarks and write BENCHMARKS.md (`sudo ./netwall.sh bench`), every section or
+some (`--only verdict,view`).
+
+Each section of BENCHMARKS.md comes from one bench and says when it was measured and how
+long that took, so a file rerun in parts says which parts are fresh. A run replaces the
+sections it measured where they stand and keeps every other one as it was: the sections
+measured by hand (no bench yet makes them) and the Vagrant box's, which bench/vm_userland.py
+records on its own.
+"""
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import os
 import platform
+import re
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench import (
@@ -22,24 +35,13 @@ from bench import (
     validation,
     verdict,
     view,
-    vm_report,
 )
 
 OUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+HEADING = re.compile(r"^## (?P<title>.*?)(?: \((?P<tail>[^()]*)\))?$", re.MULTILINE)
 
 
-def main() -> None:
-    start_rows = startup.measure(sizes=(8, 64, 256), repeats=3)
-    good = goodput.measure(repeats=5)
-    eff = efficiency.measure(repeats=3)
-    fid = fidelity.measure(repeats=3)
-    shape = shaping.measure(repeats=3)
-    algs = algorithms.measure(repeats=3)
-    sizes = scale.measure()
-    table = verdict.dilation_table()
-    default = verdict.default_run(repeats=3)
-    designs = compare.measure(repeats=3)
-    imports = importers.measure(repeats=5)
+def _validation() -> str:
     real = validation.measure(repeats=3)
     fits = validation.load()
     fit_joint = validation.fit(fits)
@@ -51,16 +53,7 @@ def main() -> None:
         next(t for t in fits if t.name == "h100x8-allgather-ring-8B-8G-together"), least=full)[0]
     one_proc_ag = fit_joint["worst_by_table"]["h100x8-allgather-ring-32M-16G-1proc-xxrjun"]
     one_proc_rs = fit_joint["worst_by_table"]["h100x8-reducescatter-ring-32M-16G-1proc-xxrjun"]
-    machine = (f"{platform.node()}, Linux {platform.release()}, {os.cpu_count()} cores, "
-               f"Python {platform.python_version()}")
-    text = f"""# netwall benchmarks
-
-Written by `sudo ./netwall.sh bench` (bench/run.py) on {datetime.date.today()}, {machine}.
-Every figure is a median of several runs; every ratio compares two things measured in the
-same run, interleaved, on the same machine. Rerun after touching the data plane, shaping or
-the traffic engine.
-
-## Against real GPUs: published nccl-tests runs (bench/validation.py)
+    return f"""## Against real GPUs: published nccl-tests runs (bench/validation.py)
 
 Real nccl-tests results on 8 x H100 SXM (NVLink 4 through NVSwitch, NCCL 2.26.2, ring),
 copied from public sources into validation/ (each file names its URL, GPU, NCCL version
@@ -112,8 +105,13 @@ within {one_proc_ag:.1%} and {one_proc_rs:.1%} of the model at every size from 3
 64 KiB up was found (an IBM table's rows and a Mooncake table on H20 could not be read in
 full; H200 and B200 runs found use NVLS or give only peaks), so whether the 10% target holds
 for runs without the single-process launch cannot be checked here.
+"""
 
-## Trust at speed: the verdict and the dilation per call (bench/verdict.py)
+
+def _verdict() -> str:
+    table = verdict.dilation_table()
+    default = verdict.default_run(repeats=3)
+    return f"""## Trust at speed: the verdict and the dilation per call (bench/verdict.py)
 
 netwall chooses each call's dilation D from this host's calibration (`netwall check`:
 {verdict.calibration_line()}) and proves every result by timing it again at the next
@@ -131,8 +129,12 @@ at forced dilations and automatic:
 when given any option) against the same command with `--dilation 5000`:
 
 {verdict.markdown_default(default)}
+"""
 
-## Start-up and teardown of an N-GPU star, with shaping (bench/startup.py)
+
+def _startup() -> str:
+    start_rows = startup.measure(sizes=(8, 64, 256), repeats=3)
+    return f"""## Start-up and teardown of an N-GPU star, with shaping (bench/startup.py)
 
 netwall (Mininet hosts, switches in their own namespaces, veth pairs and bridges by
 netlink, routes and neighbours by one `ip -batch` per host, htb shaping by netlink on both
@@ -142,14 +144,22 @@ Mininet 2.3.0 with TCLink (bw=100 Mbit/s, a `tc` process per command) and LinuxB
 the network plus one agent per GPU, forked from one fork server (traffic/forkserver.py).
 
 {startup.markdown(start_rows)}
+"""
 
-## Agent goodput on an unshaped pair, against iperf3 (bench/goodput.py)
+
+def _goodput() -> str:
+    good = goodput.measure(repeats=5)
+    return f"""## Agent goodput on an unshaped pair, against iperf3 (bench/goodput.py)
 
 Dilation 1 (the 800 Gb/s htb never binds), {good['repeats']} runs each, alternating.
 
 {goodput.markdown(good)}
+"""
 
-## Generator efficiency on an 8-GPU star, against iperf3 (bench/efficiency.py)
+
+def _efficiency() -> str:
+    eff = efficiency.measure(repeats=3)
+    return f"""## Generator efficiency on an 8-GPU star, against iperf3 (bench/efficiency.py)
 
 Unshaped (dilation 1). Agents: ring all-reduce, aggregate goodput 8 x 2(n-1)/n x size / time.
 iperf3: 8 TCP flows at once, rank r -> r+1 (the same pattern), 3 s each. Medians of
@@ -162,8 +172,12 @@ the Python around it. Where a ring's steps are short, latency sets the pace inst
 1 MiB each rank runs 14 dependent steps of two frames, every step needs all eight agents
 scheduled on two cores, and each transfer is acknowledged; iperf3's unbroken streams have
 none of that.
+"""
 
-## Model fidelity (bench/fidelity.py)
+
+def _fidelity() -> str:
+    fid = fidelity.measure(repeats=3)
+    return f"""## Model fidelity (bench/fidelity.py)
 
 Measured all-reduce time (median of {fid[0]['repeats']} runs of 3 iterations, star:8, ideal
 endpoints: the links alone, the dilation netwall chooses per size, in column D) against the
@@ -172,8 +186,12 @@ kernel has no netem, so the agents hold each frame for its link delay. Target: w
 where bandwidth dominates, and ring within 1%.
 
 {fidelity.markdown(fid)}
+"""
 
-## Shaping fidelity, 10 Mb/s to 10 Gb/s (bench/shaping.py)
+
+def _shaping() -> str:
+    shape = shaping.measure(repeats=3)
+    return f"""## Shaping fidelity, 10 Mb/s to 10 Gb/s (bench/shaping.py)
 
 One iperf3 TCP flow on a pair whose copper-800g cable is dilated to each rate
 (D = 800 Gb/s / rate). iperf3's goodput is converted to the wire rate htb shapes (65014-byte
@@ -183,8 +201,12 @@ in the same run; a rate whose flow came within 10% of the unshaped one, or ran w
 over 90% busy (/proc/stat), is marked host-saturated rather than a miss. Target: within 2%.
 
 {shaping.markdown(shape)}
+"""
 
-## Every collective and algorithm against the model (bench/algorithms.py)
+
+def _algorithms() -> str:
+    algs = algorithms.measure(repeats=3)
+    return f"""## Every collective and algorithm against the model (bench/algorithms.py)
 
 Each algorithm of each collective, median of {algs[0]['repeats']} runs of 3 iterations on
 copper-800g with ideal endpoints at the dilation netwall chooses per size: star:8, and
@@ -199,8 +221,12 @@ ring broadcast and reduce read ~30% fast because timed calls run back to back an
 as on real hardware, while the model counts each call's pipeline fill anew. Tree
 all-reduce reads a few percent slow at large sizes (as in the fidelity table above), which
 is not yet explained.
+"""
 
-## Cluster designs compared (bench/compare.py)
+
+def _compare() -> str:
+    designs = compare.measure(repeats=3)
+    return f"""## Cluster designs compared (bench/compare.py)
 
 `netwall compare` on its default design file (what `netwall run` with no options prints,
 emulator/experiments/designs.py): 8 GPUs in racks of 4 with 800G NICs, an 8 MiB ring
@@ -210,8 +236,12 @@ wide-and-slow 800G cables per GPU; median of {designs['repeats']} runs of the wh
 timed from outside. Target: about a minute on this 2-core machine.
 
 {compare.markdown(designs)}
+"""
 
-## The largest cluster on this machine (bench/scale.py)
+
+def _scale() -> str:
+    sizes = scale.measure()
+    return f"""## The largest cluster on this machine (bench/scale.py)
 
 Clusters of 64 GPUs and up, doubling (stars while one Linux bridge holds them all, which
 takes at most 1023 ports; then racks), one run per size, at the build dilation: start-up
@@ -227,8 +257,12 @@ this table is about size, not speed.
 
 The build dilation grows with the GPU count, which is why a 64 KiB call takes minutes of
 real time at 1024 GPUs: the cluster runs at 1/D of its speed.
+"""
 
-## Importers at n and 4n (bench/importers.py)
+
+def _importers() -> str:
+    imports = importers.measure(repeats=5)
+    return f"""## Importers at n and 4n (bench/importers.py)
 
 `netwall trace import`'s work (`convert` of an NCCL log, `convert_chakra` of .et files: read,
 import, write and read back the trace) on inputs of size n and 4n, in CPU seconds of the
@@ -240,14 +274,110 @@ garbage collector's passes grow with the objects alive), not from the importers'
 
 {importers.markdown(imports)}
 """
-    # The VM userland section takes minutes to remeasure (bench/vm_userland.py): kept as is.
-    text += vm_report.kept_section(OUT.read_text())
-    text += multihost.section(multihost.measure(repeats=3))
-    text += view.section(view.measure(repeats=5))
-    text += scheduling.section(scheduling.measure(repeats=2))
-    OUT.write_text(text)
-    print(text)
+
+
+def _multihost() -> str:
+    return multihost.section(multihost.measure(repeats=3))
+
+
+def _view() -> str:
+    return view.section(view.measure(repeats=5))
+
+
+def _scheduling() -> str:
+    return scheduling.section(scheduling.measure(repeats=2))
+
+
+#: Every bench that writes a section, in the file's order.
+SECTIONS: dict[str, Callable[[], str]] = {
+    "validation": _validation,
+    "verdict": _verdict,
+    "startup": _startup,
+    "goodput": _goodput,
+    "efficiency": _efficiency,
+    "fidelity": _fidelity,
+    "shaping": _shaping,
+    "algorithms": _algorithms,
+    "compare": _compare,
+    "scale": _scale,
+    "importers": _importers,
+    "multihost": _multihost,
+    "view": _view,
+    "scheduling": _scheduling,
+}
+
+
+def preamble(machine: str) -> str:
+    return f"""# netwall benchmarks
+
+Written by `sudo ./netwall.sh bench` (bench/run.py) on {machine}.
+Each section's heading says when it was measured and how long that took;
+`./netwall.sh bench --only NAME[,NAME]` (NAME as in a heading's bench/NAME.py) measures
+those sections again and keeps the others. Sections marked "by hand" have no bench yet.
+Every figure is a median of several runs; every ratio compares two things measured in the
+same run, interleaved, on the same machine. Rerun after touching the data plane, shaping or
+the traffic engine.
+"""
+
+
+def split(text: str) -> tuple[str, list[str]]:
+    """The text before the first section, and each section (its heading to the next)."""
+    starts = [m.start() for m in HEADING.finditer(text)]
+    if not starts:
+        return text, []
+    return text[:starts[0]], [text[a:b] for a, b in zip(starts, [*starts[1:], len(text)],
+                                                          strict=True)]
+
+
+def title(section: str) -> str:
+    """A section's title: its heading without the parenthesis that says where it is from."""
+    return HEADING.match(section).group("title")
+
+
+def stamped(section: str, source: str, day: str, seconds: float) -> str:
+    """The section with its heading saying where it comes from, when, and how long it took."""
+    heading, _, rest = section.strip("\n").partition("\n")
+    took = f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+    return f"## {title(heading)} ({source}, measured {day} in {took})\n{rest}\n\n"
+
+
+def splice(text: str, fresh: list[str], preface: str) -> str:
+    """`text` (an old BENCHMARKS.md) with each `fresh` section in place of the one of the same
+    title, new ones at the end, and `preface` before them all."""
+    _, old = split(text)
+    by_title = {title(s): s for s in fresh}
+    kept = [by_title.pop(title(s), s) for s in old]
+    body = "".join(s.rstrip("\n") + "\n\n" for s in [*kept, *by_title.values()])
+    return preface + "\n" + body.rstrip("\n") + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="netwall.sh bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--only", help="comma-separated sections to measure again "
+                        f"({', '.join(SECTIONS)}); default: all")
+    args = parser.parse_args(argv)
+    names = args.only.split(",") if args.only else list(SECTIONS)
+    unknown = [n for n in names if n not in SECTIONS]
+    if unknown:
+        print(f"netwall bench: no section {unknown[0]!r} (one of {', '.join(SECTIONS)})",
+              file=sys.stderr)
+        return 2
+    day = datetime.date.today().isoformat()
+    fresh: list[str] = []
+    for name in names:
+        began = time.monotonic()
+        print(f"bench: {name} ...", file=sys.stderr, flush=True)
+        section = SECTIONS[name]()
+        seconds = time.monotonic() - began
+        print(f"bench: {name} took {seconds:.0f} s", file=sys.stderr, flush=True)
+        fresh.append(stamped(section, f"bench/{name}.py", day, seconds))
+        machine = (f"{platform.node()}, Linux {platform.release()}, {os.cpu_count()} cores, "
+                   f"Python {platform.python_version()}")
+        text = splice(OUT.read_text() if OUT.exists() else "", fresh, preamble(machine))
+        OUT.write_text(text)  # after each section: a long run cut short keeps what it measured
+        print(fresh[-1])
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -94,10 +94,13 @@ def section(found: dict) -> str:
 ## What the live view costs a run (bench/view.py)
 
 `netwall {' '.join(RUN)}`: as is, with `--view --view-hold 0` and no page open (the
-server's thread waits; the sampler reads every link's counters four times a second while
-calls run), and with the page open in a headless Chromium on this same 2-core machine (the
-page redraws every frame). Medians of {found['repeats']} runs each, interleaved, timed from
-outside; the call time is the run's own (`time_s`, real units, unproven: `--no-probe`).
+server's thread waits; the sampler reads every link's counters and the agents' progress
+board four times a second while calls run), and with the page open in a headless Chromium
+on this same 2-core machine (the page redraws every frame). The agents write each call's
+step and their resends to the board whether the view watches or not (traffic/board.py: 165
+ns a step, 90 ns a resend on this machine), so the row without --view includes that.
+Medians of {found['repeats']} runs each, interleaved, timed from outside; the call time is
+the run's own (`time_s`, real units, unproven: `--no-probe`).
 {found.get('note', '')}
 {table}
 """

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from emulator.kernel.links import Fabric, Injector, LinkStates
 from emulator.models import sampling
-from emulator.models.accounting import LinkReport, link_reports, wire_loads
-from emulator.models.alphabeta import members
+from emulator.models.accounting import Floor, LinkReport, floor, link_reports, wire_loads
+from emulator.models.alphabeta import members, routes
 from emulator.models.energy import EnergyReport, batch_energy
 from emulator.models.faults import Fault, FaultEvent
 from emulator.models.plan import Plan
@@ -42,6 +42,7 @@ class TimedBatch:
     energy: EnergyReport  # of one call
     dilation: float
     call_times: list[float]  # each call's wall time, in order (how much the calls vary)
+    floor: Floor | None  # the least time the links' bytes allowed one call (None: no bytes)
 
 
 @dataclass(frozen=True)
@@ -95,13 +96,17 @@ class Batches:
         """One program on the agents, its observer told: the one place programs go. Its
         compute gaps are skipped (`skip`) unless faults strike, which keep wall time."""
         tick = injector.tick if injector else None
+        slowed = self.links.slowed(injector.opening() if injector else {})
         if self.observer is not None:
             tick = self.observer.program(self.subject, calls, kind, injector)
         outcome = self.agents.execute(calls, timeout, expected_s=expected_s,
                                       rto=plan.retransmit_timeout_s(), dilation=plan.dilation,
                                       on_start=injector.start if injector else None,
                                       on_tick=tick,
-                                      skip=skip and not (injector and injector.faults))
+                                      skip=skip and not (injector and injector.faults),
+                                      routes=routes(self.topology, self.links.catalogue,
+                                                    not self.links.netem, slowed)
+                                      if slowed else None)
         if self.observer is not None:
             self.observer.ended(self.subject, outcome)
         return outcome
@@ -137,7 +142,9 @@ class Batches:
         return TimedBatch(time_s, end - outcome.start, links, shapes, cpu_before, cpu_after,
                           outcome.stats.retransmitted_bytes,
                           outcome.stats.retransmitted_frames, injector.record, missed,
-                          energy, d, _call_times(outcome))
+                          energy, d, _call_times(outcome),
+                          floor(self.topology, before, after, injector.fastest(),
+                                request.iters))
 
     def probe(self, plan: Plan, request: RunRequest, count: int) -> ProbeBatch:
         """`count` of the timed batch's calls again, with the same faults, at the probe

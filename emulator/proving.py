@@ -62,7 +62,7 @@ class Prover:
             return judge(batch.cpu_before, batch.cpu_after, batch.links, batch.shapes,
                          batch.wall_s, batch.retransmitted_frames, loss_expected=repairs,
                          time_s=batch.time_s, dilation=d, probe=probe,
-                         repaired=batch.retransmitted_frames > 0)
+                         repaired=batch.retransmitted_frames > 0, floor=batch.floor)
 
         trials = prove(first, lambda d, _: batches.timed(dilate(d), request),
                        probed if request.prove else None, judged,

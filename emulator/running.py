@@ -16,6 +16,7 @@ from emulator.models.plan import EMULATION_MTU, Plan
 from emulator.remote.wire import REMOTE_START_MARGIN_S
 from foundation.hostlist import Host
 from traffic import scheduling
+from traffic.board import Board, Reading
 from traffic.header import frame_payload
 from traffic.launcher import START_MARGIN_S, Agents, spawn_agents
 from traffic.protocol import Route
@@ -31,6 +32,13 @@ class Running:
     #: The agents' scheduling policy as the kernel granted it (traffic.scheduling); None
     #: over several hosts, where each worker's agents take it on their own host.
     scheduling: scheduling.Policy | None = None
+    #: Where the agents show their calls' steps and repairs (traffic.board); None over
+    #: several hosts, where each worker keeps its own (emulator.remote.cluster reads them).
+    board: Board | None = None
+
+    def progress(self) -> Reading:
+        """The agents' progress board now: this host's, or every host's merged."""
+        return self.board.read() if self.board is not None else self.fabric.progress()
 
     def stop(self) -> None:
         with state.shielded():  # a second Ctrl-C waits until the fabric is gone
@@ -40,6 +48,9 @@ class Running:
                     agents.stop()
             finally:
                 self.fabric.stop()
+                if self.board is not None:
+                    self.board.close()
+                    self.board = None
 
 
 def build(plan: Plan, netem: bool, links: LinkStates, routes: list[dict[int, Route]],
@@ -67,7 +78,8 @@ def build(plan: Plan, netem: bool, links: LinkStates, routes: list[dict[int, Rou
         else:  # an agent per GPU, then one per NVLS switch (its participant in calls)
             pids = [host.pid for host in fabric.hosts]
             pids += [fabric.node(s).pid for s in plan.topology.nvls]
-            procs, margin = spawn_agents(pids), START_MARGIN_S
+            built.board = Board(len(pids))
+            procs, margin = spawn_agents(pids, built.board), START_MARGIN_S
             fabric.record.add("agents", [p.pid for p in procs])
             built.scheduling = scheduling.report([p.pid for p in procs])
             if not built.scheduling.realtime:

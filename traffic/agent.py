@@ -37,6 +37,7 @@ import time
 
 import numpy as np
 
+from traffic.board import Board
 from traffic.gaps import RankClock, SharedClock
 from traffic.header import ETHER_IP_UDP, HEADER, PORT, FrameTemplate
 from traffic.machine import LINK_DOWN, PUSHBACK, QUEUE_FULL, SENT, Machine
@@ -74,7 +75,8 @@ class Agent:
     """A Machine and its sockets: the frames it sends go out on them, the datagrams that
     arrive go in, and the waits between are select's."""
 
-    def __init__(self, setup: Setup, shared: SharedClock | None = None) -> None:
+    def __init__(self, setup: Setup, shared: SharedClock | None = None,
+                 board: Board | None = None) -> None:
         self.rank = setup.rank
         # The data sockets' send buffer makes the qdisc push back (EAGAIN) before its queue
         # overflows; ACKs and NACKs have sockets of their own so data never crowds them out.
@@ -97,7 +99,8 @@ class Agent:
         signal.signal(signal.SIGUSR1, lambda *_: None)
         signal.set_wakeup_fd(waker, warn_on_full_buffer=False)
         self.clock = RankClock(shared, setup.rank, setup.ranks, wake=_wake)
-        self.machine = Machine(setup, self.clock.now, self, self.clock)
+        row = board.row(setup.rank) if board is not None and setup.rank < board.ranks else None
+        self.machine = Machine(setup, self.clock.now, self, self.clock, row)
         self.zeros = bytes(self.machine.payload)  # protocol padding
 
     def go(self, go: Go) -> Report:
@@ -225,11 +228,12 @@ def _sharp_timers() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0)  # the proof sees
 
 
-def main(shared: SharedClock | None = None) -> None:
+def main(shared: SharedClock | None = None, board: Board | None = None) -> None:
     """The agent's command loop; `shared`: the clock the fork server made for the agents of
-    this host (None: started alone, it skips nothing)."""
+    this host (None: started alone, it skips nothing); `board`: where the controller reads
+    how far it has got (None: nowhere)."""
     _sharp_timers()
-    agent = Agent(decode(sys.stdin.readline(), Setup), shared)
+    agent = Agent(decode(sys.stdin.readline(), Setup), shared, board)
     _reply(Ready(rank=agent.rank))
     commands = sys.stdin.buffer.raw if hasattr(sys.stdin.buffer, "raw") else sys.stdin.buffer
     pending = b""
@@ -262,6 +266,6 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["--fork-server"]:
         from traffic.forkserver import serve
 
-        serve(int(sys.argv[2]), main)
+        serve(int(sys.argv[2]), main, *map(int, sys.argv[3:5]))
     else:
         main()

@@ -8,7 +8,8 @@ pipes it is handed as stdin/stdout/stderr, and shares the imported code copy-on-
 
 The server also makes the agents' shared clock (traffic.gaps) before it forks, so every
 agent of the emulation inherits the same page and lock, with which they skip compute gaps
-together.
+together; and it maps the progress board the controller made and handed it (traffic.board),
+which every agent inherits too and the controller reads.
 
 The controller talks to the server on a Unix socket pair: one message per agent carrying
 the host's pid and, as SCM_RIGHTS, the agent's three pipe ends; the answer is the agent's
@@ -32,6 +33,7 @@ from pathlib import Path
 
 from emulator.kernel.netns import enter
 from traffic import scheduling
+from traffic.board import Board
 from traffic.gaps import SharedClock
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -75,15 +77,18 @@ class AgentProcess:
 class ForkServer:
     """The controller's handle on a running fork server."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], board: Board | None = None) -> None:
+        """`board`: the progress board its agents write to (None: none)."""
         self._sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        passed = [theirs.fileno()] + ([board.fd] if board is not None else [])
+        shape = [str(board.fd), str(board.ranks)] if board is not None else []
         # A process group of its own, which its agents inherit: a terminal's Ctrl-C or hang-up
         # signals the foreground group, and only the controller may act on it (it stops the
         # agents and removes the network); a server or agent interrupted mid-message would
         # print a traceback over the controller's one line.
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "traffic.agent", "--fork-server", str(theirs.fileno())],
-            pass_fds=[theirs.fileno()], env=env, cwd=str(PROJECT_ROOT),
+            [sys.executable, "-m", "traffic.agent", "--fork-server", str(theirs.fileno()),
+             *shape], pass_fds=passed, env=env, cwd=str(PROJECT_ROOT),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, process_group=0)
         theirs.close()
 
@@ -107,15 +112,18 @@ class ForkServer:
         self.proc.wait()
 
 
-def serve(fd: int, main: Callable[[SharedClock], None]) -> None:
-    """The fork server's loop: `python -m traffic.agent --fork-server FD` calls it with the
-    agent's main, so every agent shares the modules the server imported."""
+def serve(fd: int, main: Callable[[SharedClock, Board | None], None],
+          board_fd: int | None = None, ranks: int = 0) -> None:
+    """The fork server's loop: `python -m traffic.agent --fork-server FD [BOARD RANKS]`
+    calls it with the agent's main, so every agent shares the modules the server imported
+    (and the board of `ranks` rows on descriptor `board_fd`, if given)."""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps finished agents
     # Keep the garbage collector off the server's objects in every child: its passes write
     # to each object they visit, which would copy every shared page into every agent.
     gc.freeze()
     policy = scheduling.wanted()  # the agents' scheduling (traffic.scheduling), decided once
     shared = SharedClock()  # one per emulation on this host: every agent forks from here
+    board = Board(ranks, board_fd) if board_fd is not None else None
     sock = socket.socket(fileno=fd)
     while True:
         message, fds, _, _ = socket.recv_fds(sock, 64, 3)
@@ -123,7 +131,7 @@ def serve(fd: int, main: Callable[[SharedClock], None]) -> None:
             return  # the controller closed its end
         pid = os.fork()
         if pid == 0:
-            _become_agent(int(message), fds, lambda: main(shared), policy)
+            _become_agent(int(message), fds, lambda: main(shared, board), policy)
         for received in fds:
             os.close(received)
         try:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from emulator.models.endpoints import FREE, CallCosts
 from foundation.errors import NetwallError, Stalled
+from traffic.board import Board
 from traffic.forkserver import PROJECT_ROOT, AgentProcess, ForkServer
 from traffic.protocol import (
     AgentStats,
@@ -30,6 +31,7 @@ from traffic.protocol import (
     Peer,
     Ready,
     Report,
+    Route,
     Setup,
     decode,
     encode,
@@ -68,14 +70,14 @@ class Outcome:
     skipped_s: float = 0.0  # wall seconds the agents skipped over compute gaps (traffic.gaps)
 
 
-def spawn_agents(pids: list[int]) -> list[AgentProcess]:
+def spawn_agents(pids: list[int], board: Board | None = None) -> list[AgentProcess]:
     """One agent in the network namespace of each process in `pids` (Mininet hosts), forked
-    by one fork server that exits once they run."""
+    by one fork server that exits once they run; each writes its row of `board`, if any."""
     # One BLAS thread: agents add and copy arrays, and the fork server must not have
     # threads when it forks.
     env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT), OPENBLAS_NUM_THREADS="1",
                OMP_NUM_THREADS="1")
-    server = ForkServer(env)
+    server = ForkServer(env, board)
     procs: list[AgentProcess] = []
     try:
         for pid in pids:
@@ -95,10 +97,10 @@ class Agents:
     cluster over several hosts) any objects with AgentProcess's pipes and methods."""
 
     def __init__(self, procs: list, peers: list[dict[int, Peer]], mtu: int, rto: float,
-                 sndbuf: int, routes: list[dict[int, tuple[float, float]]],
+                 sndbuf: int, routes: list[dict[int, Route]],
                  start_margin: float = START_MARGIN_S) -> None:
-        """`routes[rank]`: from each other rank, the real link delay its agent holds each
-        frame for (0 where netem delays frames) and the route's slowest rate (bit/s).
+        """`routes[rank]`: from each other rank, how its agent holds and paces each frame
+        (emulator.models.alphabeta.routes).
         `start_margin`: how far ahead a program's common start is set."""
         self.procs = procs
         self.start_margin = start_margin
@@ -108,13 +110,15 @@ class Agents:
         self._gather(Ready, deadline=time.monotonic() + 60)
 
     def execute(self, calls: list[CallPlan], timeout: float, expected_s: float, rto: float,
-                dilation: float, on_start=None, on_tick=None, skip: bool = True) -> Outcome:
+                dilation: float, on_start=None, on_tick=None, skip: bool = True,
+                routes: list[dict[int, Route]] | None = None) -> Outcome:
         """Run a program on every rank. `timeout` bounds a rank's time without progress (it
         then answers with an error); `expected_s`, the program's modelled wall-clock time,
         bounds how long the controller waits in silence for a hung agent; `rto` is the
         retransmission timeout at the program's dilation, which scales the endpoint costs
         and held link delays. `skip`: let the agents skip compute gaps no traffic overlaps
-        (traffic.gaps); never with faults, which strike on this wall clock."""
+        (traffic.gaps); never with faults, which strike on this wall clock. `routes`: per
+        rank, the routes as degraded links leave them at the start (None: Setup's)."""
         programs: list[list[CallSpec]] = [[] for _ in self.procs]
         for call in calls:
             for rank, spec in zip(call.group, call_specs(call, dilation), strict=True):
@@ -125,7 +129,7 @@ class Agents:
         start = time.monotonic() + self.start_margin
         for rank in range(len(self.procs)):
             self._send(rank, Go(start=start, timeout=timeout, rto=rto, dilation=dilation,
-                                skip=skip))
+                                skip=skip, routes=routes[rank] if routes else {}))
         if on_start is not None:
             on_start(start)  # e.g. schedule faults relative to the common start
         replies = self._gather(Report, Failure, deadline=None,

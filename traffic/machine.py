@@ -11,7 +11,9 @@ pipe); tests/unit/test_machine.py wraps several in a fake network. Its inputs ar
 
 Its outputs are actions on the injected `Port` (a data frame: peer, header, a slice of the
 buffer, padding; a control frame: ACK or NACK), `deadline(now)` (when to wake at the latest),
-`ready_peers(now)` (whose links it waits to send on), `unfinished` and `report()`. Time comes
+`ready_peers(now)` (whose links it waits to send on), `unfinished` and `report()`, and, with
+a `Board`, each call's step as it enters it and each frame resent, by peer, where the
+controller reads them while the program runs (traffic.board: the live view). Time comes
 from the injected clock, read where the work happens (a step's end, a frame's landing), so a
 call's times are those of the work, not of the turn that did it. The hot path copies
 nothing: headers are packed into one reused buffer, a frame's data is a slice of the buffer
@@ -104,11 +106,24 @@ class Rest(Protocol):
         the program is done): the clock may jump to just before it."""
 
 
+class Board(Protocol):
+    """Where the controller reads how far the rank has got (traffic.board.Row in the agent)."""
+
+    def begin(self) -> None:
+        """A program starts."""
+
+    def step(self, call: int, step: int, steps: int) -> None:
+        """Call `call` entered `step` of its `steps` (== steps: finished)."""
+
+    def repair(self, peer: int, nbytes: int) -> None:
+        """`nbytes` of data were resent to `peer`."""
+
+
 class Machine:
     """One rank's calls and their frames, moved along by events (see the module's doc)."""
 
     def __init__(self, setup: Setup, clock: Callable[[], float], port: Port,
-                 rest: Rest | None = None) -> None:
+                 rest: Rest | None = None, board: Board | None = None) -> None:
         self.rank = setup.rank
         self.rto = setup.rto
         self.payload = frame_payload(setup.mtu)
@@ -141,6 +156,7 @@ class Machine:
         self.rest = rest
         self.resting = False  # this program tells `rest` when the rank is quiet
         self.quiet_at: float | None = None  # what `rest` was told last (None: busy)
+        self.board = board  # where the controller reads each call's step and the repairs
 
     # -- loading a program -------------------------------------------------------------------
     def load(self, program: Load) -> None:
@@ -169,7 +185,7 @@ class Machine:
         """Start the loaded program; the caller has waited for its start."""
         self.timeout = go.timeout
         self.rto = go.rto  # the program's dilation sets how long is late
-        self.wire = Wire(self.routes, go.dilation)
+        self.wire = Wire(go.routes or self.routes, go.dilation)
         self.stats = AgentStats()
         self.streams = {}
         for call in self.calls.values():
@@ -179,6 +195,8 @@ class Machine:
         self.unfinished = len(self.calls)
         self.last_progress = self.clock()
         self.resting = go.skip and self.rest is not None
+        if self.board is not None:
+            self.board.begin()
         self.quiet_at = None  # a program starts busy (traffic.gaps.RankClock.begin)
 
     def tick(self, now: float, received: bool = False) -> bool:
@@ -278,6 +296,8 @@ class Machine:
 
     def _enter_step(self, call: Call, step: int) -> None:
         call.step = step
+        if self.board is not None:
+            self.board.step(call.id, step, call.steps)
         if step == call.steps:
             return
         view = self.bytes[call.buffer]
@@ -344,9 +364,11 @@ class Machine:
                     return progress
                 if repair:
                     transfer.resend.pop(0)
+                    resent = min(transfer.call.data, transfer.length - seq * transfer.call.data)
                     self.stats.retransmitted_frames += 1
-                    self.stats.retransmitted_bytes += min(
-                        transfer.call.data, transfer.length - seq * transfer.call.data)
+                    self.stats.retransmitted_bytes += resent
+                    if self.board is not None:
+                        self.board.repair(transfer.peer, resent)
                     if not transfer.resend:
                         transfer.done_at = self.clock()
                     continue

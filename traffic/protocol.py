@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from functools import cache
 from operator import attrgetter
 from typing import Any, get_args, get_origin, get_type_hints
@@ -127,6 +127,10 @@ class Go:
     #: Skip compute gaps no traffic overlaps (traffic.gaps): the agents of one host jump
     #: their shared clock over them. Inert where ranks do not share one (several hosts).
     skip: bool = False
+    #: From every other rank, as the links are at the program's start where a fault has
+    #: slowed one (lost channels): frames are paced at the rate a link has, never faster.
+    #: Empty: Setup's.
+    routes: dict[int, Route] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

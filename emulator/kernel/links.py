@@ -18,7 +18,15 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from emulator.models.accounting import Counters
-from emulator.models.faults import Fault, FaultEvent, LinkState, link_state, outage_s, timeline
+from emulator.models.faults import (
+    Fault,
+    FaultEvent,
+    LinkState,
+    fastest_gbps,
+    link_state,
+    outage_s,
+    timeline,
+)
 from emulator.models.plan import FRAME_BYTES, Plan
 from emulator.models.profiles import LinkProfile
 from foundation.errors import NetwallError
@@ -76,7 +84,18 @@ class LinkStates:
     def state(self, link: int, also: Sequence[Fault] = ()) -> LinkState:
         """What a cable carries now, with the faults left on it (and `also`: a program's
         faults striking on top of them)."""
-        return link_state(self._profile(link), [*self.standing.get(link, []), *also])
+        return link_state(self.profile(link), [*self.standing.get(link, []), *also])
+
+    def slowed(self, also: Mapping[int, Sequence[Fault]]) -> dict[int, float]:
+        """Real Gb/s of every cable that carries less than its profile's rate but still
+        carries (lost channels, spares used up), with the faults left on it and `also` (a
+        program's faults at its start, by cable): what the agents pace those frames at."""
+        slowed = {}
+        for link in set(self.standing) | set(also):
+            rate = self.state(link, also.get(link, ())).rate_gbps
+            if 0 < rate < self.profile(link).rate_gbps:
+                slowed[link] = rate
+        return slowed
 
     def put(self, link: int, faults: list[Fault]) -> LinkState:
         """Put a live cable in the state these faults leave it in (none: its profile's)."""
@@ -84,7 +103,7 @@ class LinkStates:
             cable = self.topology.links[link]
             raise NetwallError(f"link {cable.a}--{cable.b}: this network has no link state to "
                                "change (build it through Emulation)")
-        profile = self._profile(link)
+        profile = self.profile(link)
         now = link_state(profile, faults)
         loss = dataclasses.replace(profile, post_fec_ber=now.ber).frame_loss(FRAME_BYTES)
         if now.ber == profile.post_fec_ber and self.netem:
@@ -92,7 +111,7 @@ class LinkStates:
         self.fabric.set_link(link, now.rate_gbps, loss)
         return now
 
-    def _profile(self, link: int) -> LinkProfile:
+    def profile(self, link: int) -> LinkProfile:
         return self.catalogue[self.topology.links[link].profile]
 
 
@@ -143,6 +162,26 @@ class Injector:
         cable = self.links.topology.links[link]
         self.record.append(FaultEvent(t_s, f"{cable.a}--{cable.b}", what, now.rate_gbps,
                                       now.note))
+
+    def opening(self) -> dict[int, list[Fault]]:
+        """The faults that strike at the program's very start, by cable: the agents pace
+        at the rates they leave (LinkStates.slowed) from the first frame."""
+        opening: dict[int, list[Fault]] = {}
+        for event in self.events:
+            if event.t_s == 0 and event.active:
+                opening.setdefault(self.cables[event.fault.name], []).append(event.fault)
+        return opening
+
+    def fastest(self) -> dict[int, float]:
+        """Every cable's fastest rate (real Gb/s) while the program ran, with the faults
+        left on it and this program's (faults.fastest_gbps): what no result may beat."""
+        struck: dict[int, list[Fault]] = {}
+        for f in self.faults:
+            struck.setdefault(self.cables[f.name], []).append(f)
+        links = self.links
+        return {link: fastest_gbps(links.profile(link), links.standing.get(link, []),
+                                   struck.get(link, []))
+                for link in range(len(links.topology.links))}
 
     def outage_s(self) -> float:
         """Real seconds the faults may hold links down: a rank may wait that long."""

@@ -15,6 +15,7 @@ from emulator.models.dilation import LinkShape
 ROOT = 0x10000  # 1:
 CLASS = 0x10001  # 1:1
 LEAF = 0x100000  # 10:
+CLSACT = 0xFFFFFFF1  # where a clsact qdisc (the loss filter's) hangs
 
 
 def apply(ipr, index: int, shape: LinkShape, netem: bool, frame_bytes: int) -> None:
@@ -91,12 +92,20 @@ def _in_flight(shape: LinkShape, frame_bytes: int) -> int:
 def counters(ipr) -> dict[int, dict[str, int]]:
     """For every interface of the namespace `ipr` talks to (by index): what its root qdisc
     has sent (bytes, packets), dropped (queue overflow) and still holds (backlog, in
-    packets). One dump per namespace: asking per interface would dump them all each time."""
-    out = {}
+    packets), and the frames its loss filter dropped on arrival (`lost_in`: a lossy or
+    down link's losses, counted by the clsact qdisc it sits on, emulator.kernel.loss). One
+    dump per namespace: asking per interface would dump them all each time."""
+    out: dict[int, dict[str, int]] = {}
+    lost: dict[int, int] = {}
     for msg in ipr.get_qdiscs():
+        queue = msg.get_attr("TCA_STATS2").get_attr("TCA_STATS_QUEUE")
         if msg["parent"] == 0xFFFFFFFF:
             basic = msg.get_attr("TCA_STATS2").get_attr("TCA_STATS_BASIC")
-            queue = msg.get_attr("TCA_STATS2").get_attr("TCA_STATS_QUEUE")
             out[msg["index"]] = {"bytes": basic["bytes"], "packets": basic["packets"],
                                  "drops": queue["drops"], "backlog": queue["qlen"]}
+        elif msg["parent"] == CLSACT:
+            lost[msg["index"]] = queue["drops"]
+    for index, dropped in lost.items():
+        if index in out:
+            out[index]["lost_in"] = dropped
     return out

@@ -51,6 +51,37 @@ def link_reports(topo: Topology, before: Counters, after: Counters,
     return reports
 
 
+@dataclass(frozen=True)
+class Floor:
+    """The least real time one call could take on wires: the busiest directed link's bytes
+    (as its kernel counters saw them, every header and repair included) over the fastest
+    rate that link had while the calls ran. A result below it is wrong, whatever the proof
+    says (emulator.models.verdict)."""
+
+    time_s: float
+    link: str  # the directed link that sets it, 'sender->receiver'
+    bytes: int  # what it carried per call
+    rate_gbps: float
+
+
+def floor(topo: Topology, before: Counters, after: Counters, rates_gbps: Mapping[int, float],
+          iters: int) -> Floor | None:
+    """The Floor of a batch of `iters` calls between two counter readings, each link at
+    `rates_gbps` (real, its fastest in the batch; a link at 0 carried nothing it could be
+    held to). None: no link carried anything."""
+    best = None
+    for key in after:
+        link, sender = key
+        moved = (after[key]["bytes"] - before[key]["bytes"]) / iters
+        rate = rates_gbps[link]
+        if moved > 0 and rate > 0 and (best is None or moved / rate > best[0] / best[1]):
+            best = (moved, rate, key)
+    if best is None:
+        return None
+    moved, rate, (link, sender) = best
+    return Floor(moved * 8 / (rate * 1e9), topo.directed(link, sender), round(moved), rate)
+
+
 def link_loads(topo: Topology, moves: Iterable[Move]) -> Counter:
     """Payload bytes per directed link (link, sending node) for a set of moves."""
     loads: Counter = Counter()

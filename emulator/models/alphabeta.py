@@ -35,18 +35,19 @@ def route_latency_s(topo: Topology, catalogue: Mapping[str, LinkProfile], src: i
     return total_ns * 1e-9
 
 
-def routes_to(topo: Topology, catalogue: Mapping[str, LinkProfile],
-              dst: int) -> dict[int, Route]:
+def routes_to(topo: Topology, catalogue: Mapping[str, LinkProfile], dst: int,
+              rates: Mapping[int, float] | None = None) -> dict[int, Route]:
     """From every other rank to rank dst: the route's link delay (propagation plus FEC/DSP,
     real seconds), its slowest link's rate (bit/s), and the link it arrives on (index) with
-    that link's rate. What dst's agent holds and paces each frame by
-    (routes)."""
+    that link's rate. What dst's agent holds and paces each frame by (routes). `rates`:
+    real Gb/s of links that carry less than their profile's now (lost channels)."""
+
     def delay(link: int) -> float:
         cable = topo.links[link]
         return catalogue[cable.profile].delay_ns(cable.length_m) * 1e-9
 
     def rate(link: int) -> float:
-        return catalogue[topo.links[link].profile].rate_gbps * 1e9
+        return (rates or {}).get(link, catalogue[topo.links[link].profile].rate_gbps) * 1e9
 
     def first_seen(toward_dst: int, link: int) -> int:
         return link if toward_dst < 0 else toward_dst
@@ -54,24 +55,25 @@ def routes_to(topo: Topology, catalogue: Mapping[str, LinkProfile],
     rank = {node: r for r, node in enumerate(topo.gpus + topo.nvls)}  # NVLS switches too
     dst_gpu = topo.node(dst)
     delays = path_totals(topo, dst_gpu, delay)
-    rates = path_totals(topo, dst_gpu, rate, min, math.inf)
+    slowest = path_totals(topo, dst_gpu, rate, min, math.inf)
     last = path_totals(topo, dst_gpu, lambda link: link, first_seen, -1)
-    return {rank[gpu]: Route(delays[gpu], rates[gpu], last[gpu], rate(last[gpu]))
+    return {rank[gpu]: Route(delays[gpu], slowest[gpu], last[gpu], rate(last[gpu]))
             for gpu in delays}
 
 
-def routes(topo: Topology, catalogue: Mapping[str, LinkProfile],
-           hold_delay: bool) -> list[dict[int, Route]]:
+def routes(topo: Topology, catalogue: Mapping[str, LinkProfile], hold_delay: bool,
+           rates: Mapping[int, float] | None = None) -> list[dict[int, Route]]:
     """Per participant (GPUs, then NVLS switches), from every other: the link delay its agent
     holds each frame for (`hold_delay`: the kernel has no netem to delay frames itself), the
     route's slowest rate, and the link frames arrive on with its rate.
 
     The agent also paces what arrives at those rates (traffic.pacing): a token-bucket shaper
     releases a frame as soon as it may start, and a burst after an idle gap for free, where a
-    wire delivers frames one transmission time apart, each once its last bit is across."""
+    wire delivers frames one transmission time apart, each once its last bit is across.
+    `rates` (link -> real Gb/s): links degraded now, paced at the rate they have."""
     keep = 1.0 if hold_delay else 0.0
     return [{src: replace(route, delay_s=route.delay_s * keep)
-             for src, route in routes_to(topo, catalogue, r).items()}
+             for src, route in routes_to(topo, catalogue, r, rates).items()}
             for r in range(len(topo.gpus) + len(topo.nvls))]
 
 

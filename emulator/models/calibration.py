@@ -147,7 +147,9 @@ def _checked(data: dict) -> Calibration | None:
         machine=data["machine"], measured=data["measured"],
         samples=tuple((number(size, "size", 1, 1 << 40, whole=True),
                        number(d, "dilation", 0, 1e9, above=True),
-                       number(error, "error", -1e6, 1e6)) for size, d, error in samples))
+                       number(error, "error", -1e6, 1e6)) for size, d, error in samples),
+        capacity_spread=number(data["capacity_spread"], "capacity_spread", 0, 1e6),
+        step_spread=number(data["step_spread"], "step_spread", 0, 1e6))
 
 
 def save(calibration: Calibration, path: Path | None = None) -> Path:

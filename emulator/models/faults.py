@@ -17,7 +17,7 @@ network applies the resulting link states through netlink, without rebuilding an
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from emulator.models.profiles import NARROW_AND_FAST, LinkProfile
@@ -163,6 +163,25 @@ def timeline(faults: list[Fault]) -> list[Event]:
             if f.duration_s is not None:
                 events.append(Event(f.at_s + f.duration_s, f, False))
     return sorted(events, key=lambda e: (e.t_s, not e.active))
+
+
+def fastest_gbps(profile: LinkProfile, standing: Sequence[Fault],
+                 faults: Sequence[Fault]) -> float:
+    """The most a cable of `profile` carried (real Gb/s) at any moment of a program whose
+    `faults` struck on it on top of those `standing`: what no result may beat on it
+    (emulator.models.accounting.floor). A moment of zero length (before a fault at 0) is
+    no moment."""
+    active = list(standing)
+    rates = [] if any(f.at_s == 0 for f in faults) else [link_state(profile, active).rate_gbps]
+    events = timeline(list(faults))
+    for i, event in enumerate(events):
+        if event.active:
+            active.append(event.fault)
+        else:
+            active.remove(event.fault)
+        if i + 1 == len(events) or events[i + 1].t_s > event.t_s:
+            rates.append(link_state(profile, active).rate_gbps)
+    return max(rates)
 
 
 def link_state(profile: LinkProfile, active: list[Fault]) -> LinkState:

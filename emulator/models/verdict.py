@@ -19,10 +19,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from emulator.models import dilation as dil
-from emulator.models.accounting import LinkReport
+from emulator.models.accounting import Floor, LinkReport
 
 CPU_SATURATED = 0.90  # busy share of all CPUs above which a benchmark marks its row
 OVER_RATE = 1.02  # a link carrying more than this share of its rate was not shaped
+FLOOR_SLACK = 1e-9  # a time this much below the links' floor is float rounding, not a bug
 
 
 def cpu_times() -> tuple[int, int]:
@@ -84,11 +85,12 @@ def judge(cpu_before: Sequence[tuple[int, int]], cpu_after: Sequence[tuple[int, 
           links: list[LinkReport],
           shapes: dict[str, tuple[float, int]], wall_s: float, retransmitted_frames: int,
           loss_expected: bool, time_s: float, dilation: float, probe: Probe,
-          repaired: bool = False) -> Verdict:
+          repaired: bool = False, floor: Floor | None = None) -> Verdict:
     """Judge one timed batch. `links` are the per-link reports (bytes, drops), `shapes` each
     link's configured (emulated) rate and shaper burst (bytes it may send at once, on top of
     the rate), `wall_s` the batch's wall-clock time, `time_s` one call's real time at
-    `dilation`, and `probe` the same batch at a larger dilation."""
+    `dilation`, `probe` the same batch at a larger dilation, and `floor` the least time the
+    links' bytes allow a call: a time below it is wrong, whatever the probe says."""
     busy = busy_share(cpu_before, cpu_after)
     utilization = {
         link.link: (link.bytes - shapes[link.link][1]) * 8
@@ -114,6 +116,11 @@ def judge(cpu_before: Sequence[tuple[int, int]], cpu_after: Sequence[tuple[int, 
             "run to see its spread"))
     elif error > probe.tolerance:
         verdict.flags.append(host_flag(time_s, dilation, probe, error, fix))
+    if floor is not None and time_s < floor.time_s * (1 - FLOOR_SLACK):
+        verdict.flags.append(
+            f"faster than the links allow: {floor.link} carried {floor.bytes:,} bytes per "
+            f"call, which take {floor.time_s * 1e6:.2f} us at the {floor.rate_gbps:g} Gb/s it "
+            f"had; {time_s * 1e6:.2f} us is {time_s / floor.time_s - 1:+.1%} below that")
     if top > OVER_RATE:
         worst = max(utilization, key=utilization.get)
         verdict.flags.append(f"link {worst} carried {top:.0%} of its rate: shaping failed")

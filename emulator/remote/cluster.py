@@ -15,6 +15,8 @@ import fcntl
 import os
 import time
 
+import numpy as np
+
 from emulator.kernel.links import LinkStates
 from emulator.models.partition import Partition
 from emulator.models.plan import Plan
@@ -23,6 +25,7 @@ from emulator.remote.worker import boot_id
 from foundation.errors import NetwallError
 from foundation.hostlist import Host
 from foundation.version import netwall_version
+from traffic.board import SLOTS, Reading
 
 F_SETPIPE_SZ = 1031
 CLOCK_SAMPLES = 16
@@ -201,11 +204,25 @@ class Cluster:
         return max((u for _, u in self.offsets), default=0.0)
 
     # -- what Emulation asks of a network ------------------------------------------------
-    def counters(self) -> dict[tuple[int, str], dict[str, int]]:
+    def counters(self, settle: float = 2.0) -> dict[tuple[int, str], dict[str, int]]:
+        """Every host's link counters (each read as Network.counters reads, with `settle`),
+        merged: each directed link is counted on the host of its sending end."""
         merged = {}
-        for rows in self._all("counters"):
+        for rows in self._all("counters", settle=settle):
             merged.update({(link, name): c for link, name, c in rows})
         return merged
+
+    def progress(self) -> Reading:
+        """Every host's rows of its progress board (traffic.board), as one board."""
+        ranks = len(self.plan.topology.gpus)
+        pairs = np.zeros((ranks, 2 * SLOTS))
+        repairs = np.zeros((ranks, ranks))
+        for answer in self._all("progress"):
+            for rank, row in answer["pairs"].items():
+                pairs[int(rank)] = row
+            for sender, receiver, nbytes in answer["resent"]:
+                repairs[sender, receiver] = nbytes
+        return Reading(pairs, repairs)
 
     def cpu_times(self) -> list[tuple[int, int]]:
         """Every host's (busy, total) CPU jiffies: the verdict reports the busiest host."""

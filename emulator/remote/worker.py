@@ -26,6 +26,7 @@ from emulator.models.verdict import cpu_times
 from emulator.remote import wire
 from foundation.errors import NetwallError
 from foundation.version import netwall_version
+from traffic.board import Board
 from traffic.forkserver import AgentProcess
 from traffic.launcher import spawn_agents
 
@@ -47,6 +48,7 @@ class Worker:
         self.network: Network | None = None
         self.agents: dict[int, AgentProcess] = {}
         self.buffers: dict[int, bytes] = {}
+        self.board: Board | None = None
 
     # -- requests --------------------------------------------------------------------------
     def hello(self) -> dict:
@@ -65,16 +67,26 @@ class Worker:
         share = Share(frozenset(nodes), {int(k): v for k, v in remote.items()}, local, port)
         self.network = Network(wire.unpack(plan), netem, share=share)
         self.network.start()
-        procs = spawn_agents([host.pid for host in self.network.hosts])
-        self.network.record.add("agents", [p.pid for p in procs])
         topo = self.network.plan.topology
+        self.board = Board(len(topo.gpus))
+        procs = spawn_agents([host.pid for host in self.network.hosts], self.board)
+        self.network.record.add("agents", [p.pid for p in procs])
         ranks = [topo.rank(gpu) for gpu in self.network.gpus]
         self.agents = dict(zip(ranks, procs, strict=True))
         return ranks
 
-    def counters(self) -> list:
+    def counters(self, settle: float = 2.0) -> list:
         assert self.network is not None
-        return [[link, name, c] for (link, name), c in self.network.counters().items()]
+        return [[link, name, c]
+                for (link, name), c in self.network.counters(settle=settle).items()]
+
+    def progress(self) -> dict:
+        """Its agents' rows of the progress board (traffic.board): each rank's call and step
+        pairs, and the bytes resent from it to each peer."""
+        assert self.board is not None
+        reading = self.board.read()
+        return {"pairs": {str(rank): reading.pairs[rank].tolist() for rank in self.agents},
+                "resent": [[s, d, b] for (s, d), b in reading.resent().items()]}
 
     def cpu(self) -> list:
         """This host's (busy, total) CPU jiffies, for the verdict's CPU share."""
@@ -92,6 +104,7 @@ class Worker:
     def stop(self) -> None:
         agents, self.agents = self.agents, {}
         network, self.network = self.network, None
+        board, self.board = self.board, None
         try:
             for proc in agents.values():
                 proc.kill()
@@ -100,6 +113,8 @@ class Worker:
         finally:
             if network is not None:
                 network.stop()
+            if board is not None:
+                board.close()
 
     # -- the loop ----------------------------------------------------------------------------
     def serve(self) -> None:
@@ -143,7 +158,8 @@ class Worker:
                 _say({"reply": None})
                 return True
             handler = {"hello": self.hello, "clock": self.clock, "build": self.build,
-                       "counters": self.counters, "cpu": self.cpu, "redilate": self.redilate,
+                       "counters": self.counters, "progress": self.progress, "cpu": self.cpu,
+                       "redilate": self.redilate,
                        "set_link": self.set_link}.get(op)
             if handler is None:
                 raise NetwallError(f"worker: unknown request {op!r}")

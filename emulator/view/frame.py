@@ -10,12 +10,13 @@ rate the cable has now (its profile's, or what a fault left: emulator.models.fau
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from emulator.models.faults import LinkState
 from foundation.units import format_size
 from topologies import Topology
+from topologies.routing import path
 
 #: Counters of one directed link, by (link index, sending node), as Network.counters reads.
 Counters = Mapping[tuple[int, str], Mapping[str, int]]
@@ -23,10 +24,15 @@ Counters = Mapping[tuple[int, str], Mapping[str, int]]
 
 @dataclass(frozen=True)
 class Sample:
-    """Every directed link's counters at one wall-clock instant (time.monotonic)."""
+    """Every directed link's counters at one wall-clock instant (time.monotonic), and what
+    the agents' progress board (traffic.board) said then: the data bytes each rank has
+    resent to each other rank so far, and the step each rank is at in each call of the
+    program watched (call id -> rank -> step, 0-based)."""
 
     t: float
     counters: Counters
+    resent: Mapping[tuple[int, int], int] = field(default_factory=dict)
+    steps: Mapping[int, Mapping[int, int]] = field(default_factory=dict)
 
 
 def state_name(state: LinkState, rate_gbps: float) -> str:
@@ -45,8 +51,12 @@ def links(topo: Topology, rates: Mapping[int, float], states: Mapping[int, LinkS
           dilation: float) -> list[dict[str, Any]]:
     """Per cable: its state, and per direction its load (real Gb/s, between `before` and
     `after`), share of the cable's rate now, queue (frames held at `after`), and the bytes
-    and drops since `start` (the program's first sample). Without two samples (nothing
-    runs) loads are 0: an idle cable carries nothing."""
+    and drops since `start` (the program's first sample); and since `start`, the frames it
+    lost (`lost`: its loss filter's, both ways) and the data bytes resent to repair losses
+    on it (`resent`, resent_by_link). Without two samples (nothing runs) loads are 0: an
+    idle cable carries nothing."""
+    lost = _lost(topo, start, after)
+    resent = resent_by_link(topo, _resent(start, after), lost, states)[0] if after else {}
     out = []
     for index, cable in enumerate(topo.links):
         state = states[index]
@@ -71,7 +81,75 @@ def links(topo: Topology, rates: Mapping[int, float], states: Mapping[int, LinkS
                     "share": busiest["share"],
                     "queue": max(d["queue"] for d in directions),
                     "drops": sum(d["drops"] for d in directions),
+                    "lost": lost.get(index, 0), "resent": round(resent.get(index, 0.0)),
                     "directions": directions})
+    return out
+
+
+def resent_by_link(topo: Topology, resent: Mapping[tuple[int, int], int],
+                   lost: Mapping[int, int], states: Mapping[int, LinkState]
+                   ) -> tuple[dict[int, float], int]:
+    """The data bytes resent between each pair of ranks (`resent`, by sender and receiver
+    rank), put on the cables whose losses they repaired: each pair's bytes go to the cables
+    of its route in proportion to the frames each lost (`lost`, both ways: a lost
+    acknowledgement is repaired by a resend too); on a route where none was seen lost, in
+    proportion to the loss its cable's state gives a frame (down: all; else its bit-error
+    rate). What no cable of the route explains (a resend after a slow acknowledgement) is
+    left out and returned apart: (bytes per cable, bytes not put on any)."""
+    out: dict[int, float] = {}
+    unexplained = 0
+    for (sender, receiver), nbytes in resent.items():
+        if nbytes <= 0:
+            continue
+        cables = [hop.link for hop in path(topo, topo.node(sender), topo.node(receiver))]
+        weights = [lost.get(c, 0) for c in cables]
+        if not any(weights):
+            weights = [1.0 if states[c].rate_gbps <= 0 else states[c].ber for c in cables]
+        total = sum(weights)
+        if total <= 0:
+            unexplained += nbytes
+            continue
+        for cable, weight in zip(cables, weights, strict=True):
+            if weight:
+                out[cable] = out.get(cable, 0.0) + nbytes * weight / total
+    return out, unexplained
+
+
+def _lost(topo: Topology, start: Sample | None, after: Sample | None) -> dict[int, int]:
+    """Frames each cable's loss filters dropped between two samples, both ways (each end
+    counts what it lost on arrival, `lost_in`)."""
+    if start is None or after is None:
+        return {}
+    out: dict[int, int] = {}
+    for (index, node), now in after.counters.items():
+        if index < len(topo.links):
+            gone = now.get("lost_in", 0) - start.counters.get((index, node), {}).get("lost_in", 0)
+            if gone > 0:
+                out[index] = out.get(index, 0) + gone
+    return out
+
+
+def _resent(start: Sample | None, after: Sample | None) -> dict[tuple[int, int], int]:
+    """Data bytes resent per (sender, receiver) between two samples."""
+    if after is None:
+        return {}
+    before = start.resent if start is not None else {}
+    return {pair: nbytes - before.get(pair, 0) for pair, nbytes in after.resent.items()
+            if nbytes > before.get(pair, 0)}
+
+
+def in_progress(steps: Mapping[int, Mapping[int, int]],
+                program: list[tuple[int, str, int]]) -> list[dict[str, Any]]:
+    """The calls of `program` (each call's id, what it is, and its steps, in the program's
+    order) that some rank is in, from the agents' own board (`steps`: call id -> rank ->
+    step): each call's number in the program, the steps its ranks are at (lowest and
+    highest, 1-based) and how many ranks are in it. In the program's order."""
+    out = []
+    for number, (call, label, count) in enumerate(program, 1):
+        ranks = steps.get(call)
+        if ranks:
+            out.append({"number": number, "call": label, "steps": count, "ranks": len(ranks),
+                        "step": min(ranks.values()) + 1, "step_max": max(ranks.values()) + 1})
     return out
 
 
@@ -86,8 +164,8 @@ def _load(before: Sample | None, after: Sample | None, key, dilation: float) -> 
 
 def position(elapsed_real_s: float, call_s: float, count: int, steps: int) -> dict[str, int]:
     """Which of `count` back-to-back calls, and which of its `steps` steps, a program is in
-    after `elapsed_real_s`, by the model's clock (`call_s` a call): the agents report only
-    when the program ends, so this is where the model says it is. 1-based."""
+    after `elapsed_real_s`, by the model's clock (`call_s` a call): where the view says
+    the program is until the agents' board shows a call begun (in_progress). 1-based."""
     if call_s <= 0 or count <= 0:
         return {"call_number": 1, "calls": max(count, 1), "step": 1, "steps": max(steps, 1)}
     done = max(0.0, elapsed_real_s) / call_s

@@ -5,7 +5,9 @@ printed), and lets each Emulation it builds call it as its observer: the emulati
 it when a program (a batch of calls) starts and ends, and while one runs the launcher's
 wait loop ticks it about every millisecond, in the controller's thread. A few times a
 second the tick reads every directed link's qdisc counters (Network.counters, the reading
-a result's link report comes from: netlink sockets belong to that thread), and builds a
+a result's link report comes from: netlink sockets belong to that thread; over several
+hosts, Cluster.counters asks every host at once) and the agents' progress board
+(traffic.board: the call and step each is in, what each resent to whom), and builds a
 frame (emulator/view/frame.py) that the server pushes to the page. A run without --view
 makes no View: no thread, no import of the server, no counter read.
 
@@ -46,6 +48,8 @@ class View:
         self.activity: dict[str, Any] = {"phase": "starting"}
         self.status = "running"
         self.injector = None
+        self.calls: list[tuple[int, str, int]] = []  # the program's: id, what, steps
+        self.ids: frozenset[int] = frozenset()
         self.first: frames.Sample | None = None  # the program's first reading (its totals)
         self.window: list[frames.Sample] = []  # the readings of about the last second
         self.began = 0.0
@@ -87,6 +91,8 @@ class View:
         self.programs += 1
         self.began = time.monotonic()
         self.activity = _activity(emu, calls, kind)
+        self.calls = [(c.id, _what(c.schedule), len(c.schedule.steps)) for c in calls]
+        self.ids = frozenset(c.id for c in calls)
         self.first = self._sample()
         self.window = [self.first]
         self.publish()
@@ -179,14 +185,14 @@ class View:
         self.first, self.window = None, []
 
     def _sample(self) -> frames.Sample:
-        """Every directed link's counters now. Over several hosts (--hosts) they are on other
-        machines, a round trip each: none are read, and loads stay 0."""
-        if self.emu.partition is not None:
-            return frames.Sample(time.monotonic(), {})
+        """Every directed link's counters now, and the agents' progress board. Over several
+        hosts (--hosts) each host's worker reads its own, a round trip each, all at once."""
         # One dump per namespace takes a while on a busy host: the reading is of its middle.
         before = time.monotonic()
         counters = self.emu.network.counters(settle=0)
-        return frames.Sample((before + time.monotonic()) / 2, counters)
+        board = self.emu.built.progress()
+        return frames.Sample((before + time.monotonic()) / 2, counters, board.resent(),
+                             board.steps(self.ids))
 
     def _rates(self, emu) -> dict[int, float]:
         return {i: emu.catalogue[c.profile].rate_gbps for i, c in enumerate(emu.topology.links)}
@@ -197,11 +203,20 @@ class View:
         return {i: emu.links.state(i, active.get(i, ())) for i in range(len(emu.topology.links))}
 
     def _position(self, emu) -> dict[str, Any]:
+        """Where the program is: each call the agents are in and its steps, from their
+        board; before any has begun, where the model's clock says."""
         elapsed = (time.monotonic() - self.began) / emu.dilation
         out: dict[str, Any] = {"elapsed_us": elapsed * 1e6}
+        running = frames.in_progress(self.window[-1].steps, self.calls) if self.window else []
+        if running:
+            first = running[0]
+            out.update(call_number=first["number"], step=first["step"],
+                       steps=first["steps"], running_calls=running, by="agents")
+            return out
         model, steps = self.activity.get("model_s"), self.activity.get("steps")
         if model and steps:
-            out.update(frames.position(elapsed, model, self.activity["calls"], steps))
+            out.update(frames.position(elapsed, model, self.activity["calls"], steps),
+                       by="model")
         return out
 
     def _progress(self) -> dict[str, Any]:
@@ -222,12 +237,17 @@ def _activity(emu, calls: list, kind: str) -> dict[str, Any]:
     schedules = {id(c.schedule): c.schedule for c in calls}
     if len(schedules) == 1:
         s = calls[0].schedule
-        out.update(call=f"{s.collective}/{s.algorithm} {format_size(s.size, spaced=True)} over "
-                        f"{s.ranks} GPUs", steps=len(s.steps), model_s=emu.emulated_model(s))
+        out.update(call=f"{_what(s)} over {s.ranks} GPUs", steps=len(s.steps),
+                   model_s=emu.emulated_model(s))
     else:
         out.update(call=f"a trace of {len(calls)} calls on "
                         f"{len({c.stream for c in calls})} streams")
     return out
+
+
+def _what(schedule) -> str:
+    """A call in a few words: 'allreduce/ring 16 MiB'."""
+    return f"{schedule.collective}/{schedule.algorithm} {format_size(schedule.size, spaced=True)}"
 
 
 def say(text: str) -> None:

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -203,3 +205,44 @@ def test_a_campaign_spreads_over_the_hosts_of_netwall_hosts(testbed, tmp_path):
     assert record["settings"]["hosts"] == hosts(testbed, 2).split(",")
     assert record["settings"]["cross_host_links"] == 1
     assert record["result"]["check"] is True
+
+
+def test_the_live_view_reads_every_hosts_counters_and_agents(testbed):
+    """run --view over two hosts: while the timed calls run, every cable of the cluster
+    (each counted by the host of its sending end: the racks' cables on their hosts, the
+    cable between the hosts on both) shows load, a queue and drops as read there, and the
+    call and step in progress come from the agents of both hosts (8 ranks in a call)."""
+    run = subprocess.Popen(
+        [sys.executable, "-m", "emulator.cli.main", "run", "--topology", "racks:2x4",
+         "--link", "nvlink5", "--dilation", "2000", "--gpu", "ideal", "--size", "4M",
+         "-n", "20", "-w", "0", "--no-check", "--no-probe", "--nic-gbps", "100",
+         "--hosts", hosts(testbed, 2), "--view", "--view-hold", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        env=dict(os.environ, **testbed.env))
+    try:
+        while not (found := re.search(r"http://127\.0\.0\.1:[0-9]+/",
+                                      line := run.stderr.readline())):
+            assert line, run.stderr.read()
+        frames = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(found[0] + "frame.json", timeout=10) as answer:
+                    frame = json.load(answer)
+            except OSError:
+                break  # the command ended, its view with it
+            if frame["activity"].get("running") and frame["activity"]["phase"] == "timed":
+                frames.append(frame)
+            time.sleep(0.1)
+        _, err = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert run.returncode == 0, err
+    assert frames, "no frame while the timed calls ran"
+    peak = {link["name"]: max(f["links"][i]["load_gbps"] for f in frames)
+            for i, link in enumerate(frames[0]["links"])}
+    assert len(peak) == 10 and all(load > 0 for load in peak.values()), peak
+    assert all("queue" in link and link["drops"] == 0 for f in frames for link in f["links"])
+    by_agents = [c for f in frames if f["activity"].get("by") == "agents"
+                 for c in f["activity"]["running_calls"]]
+    assert by_agents and max(c["ranks"] for c in by_agents) == 8, by_agents

@@ -33,9 +33,11 @@ SEEN = """(() => {
   const cy = window.netwall.cy, f = window.netwall.frame;
   if (!cy || !f) return null;
   return {status: document.body.dataset.status, phase: f.activity.phase || null,
-          running: !!f.activity.running,
+          running: !!f.activity.running, by: f.activity.by || null,
+          now: document.getElementById('now').textContent,
           edges: cy.edges('.link').map(e => [e.data('name'), e.data('load_gbps'),
-                                              e.data('state')])};
+                                              e.data('state'), e.data('resent') || 0,
+                                              e.data('label')])};
 })()"""
 
 
@@ -79,12 +81,14 @@ def test_the_page_draws_every_link_its_load_moves_a_fault_shows_and_all_stops(tm
     """One run of 20 timed calls (each at least the model's ~75 us, so 1.5 ms of cluster
     time, 3 s of wall time at D = 2000); gpu1--nvs0 goes down 1 ms into them for 400 us.
     Before it, every cable carries load; while it is down the page shows it down and only
-    it; at the end every cable is up and idle."""
+    it; at the end every cable is up and idle. The call and step in progress are the
+    agents' own; the frames lost while the cable was down are resent, and the page puts
+    the resends on that cable alone."""
     seen, errors, proc = watch(tmp_path, "-n", "20", "--fault", "down:gpu1--nvs0@1ms+400us")
     err = close(proc)
     assert errors == []
     assert "the live view stays open at http://127.0.0.1:" in err
-    assert [name for name, _, _ in seen[0]["edges"]] == LINKS  # every cable, once
+    assert [edge[0] for edge in seen[0]["edges"]] == LINKS  # every cable, once
     timed = [s for s in seen if s["running"] and s["phase"] == "timed"]
     assert timed, [(s["phase"], s["running"]) for s in seen]
     peak = {name: max(e[1] for s in timed for e in s["edges"] if e[0] == name)
@@ -92,13 +96,18 @@ def test_the_page_draws_every_link_its_load_moves_a_fault_shows_and_all_stops(tm
     # Real units: a ring over a star sends on every cable, and no cable carries more than
     # its 800 Gb/s (a load read at the dilated rate, or dilated twice, would fail one side).
     assert all(10 < load <= 800 * 1.1 for load in peak.values()), peak
-    states = [{name: state for name, _, state in s["edges"]} for s in seen]
+    assert any(s["by"] == "agents" and re.search(r"call \d+ of 20 \(allreduce/ring 4 MiB\): "
+                                                 r"step [0-9-]+ of 6", s["now"]) for s in timed)
+    states = [{edge[0]: edge[2] for edge in s["edges"]} for s in seen]
     down = [s for s in states if s["gpu1--nvs0"] == "down"]
     assert down, states
     assert all(s["gpu0--nvs0"] == "up" for s in down)  # only the faulted cable
     final = seen[-1]
     assert final["status"] == "finished" and not final["running"]
-    assert all(load == 0 and state == "up" for _, load, state in final["edges"])
+    assert all(load == 0 and state == "up" for _, load, state, _, _ in final["edges"])
+    resent = {name: (nbytes, label) for name, _, _, nbytes, label in final["edges"]}
+    assert resent["gpu1--nvs0"][0] > 0 and "resent" in resent["gpu1--nvs0"][1], resent
+    assert all(nbytes == 0 for name, (nbytes, _) in resent.items() if name != "gpu1--nvs0")
 
 
 def fetch(url: str) -> dict:
@@ -153,19 +162,29 @@ def test_the_consoles_view_shows_a_cable_it_failed_and_what_an_iperf_carried():
 
 def test_a_replay_shows_its_trace_and_its_row_in_the_last_frame():
     """replay --view: the trace's programs reach the page (the observer in the replay path)
-    and its result row lands; the view holds (--view-hold) with the final frame."""
+    with each call and step the agents are in while it runs, and its result row lands;
+    the view holds (--view-hold) with the final frame."""
     proc = subprocess.Popen([sys.executable, "-m", "emulator.cli.main", "replay", "--workload",
                              "dp-step", "--topology", "star:4", "--link", "optical-800g",
                              "--scale", "0.001", "--dilation", "2000", "--no-probe", "--view",
                              "--view-hold", "30"], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
-        url = None
-        while "stays open" not in (line := proc.stderr.readline()):
+        while not (found := re.search(r"http://127\.0\.0\.1:[0-9]+/",
+                                      line := proc.stderr.readline())):
             assert line, proc.stderr.read()
-            url = url or (re.search(r"http://127\.0\.0\.1:[0-9]+/", line) or [None])[0]
-        with urllib.request.urlopen(url + "frame.json", timeout=10) as answer:
-            frame = json.load(answer)
+        url = found[0]
+        running = []
+        while (frame := fetch(url))["status"] != "finished":
+            assert proc.poll() is None, proc.stderr.read()
+            if frame["activity"].get("by") == "agents":
+                running += frame["activity"]["running_calls"]
+            time.sleep(0.05)
+        # The trace's calls, each at a step of its own 6 (a ring over 4 GPUs), as the
+        # agents' board says (not the model's clock, which a trace does not have).
+        assert running and all(c["call"].startswith("allreduce/ring") and
+                               1 <= c["step"] <= c["step_max"] <= c["steps"] == 6 and
+                               c["number"] >= 1 for c in running), running
         assert frame["status"] == "finished" and frame["command"] == "replay"
         assert frame["activity"]["phase"] == "trace" and "a trace of" in frame["activity"]["call"]
         assert [row["trace"] for row in frame["rows"]] == ["dp-step"]

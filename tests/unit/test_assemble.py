@@ -63,7 +63,7 @@ def test_a_run_made_from_typed_batches_prints_the_documented_json(emu):
                 FaultEvent(None, "gpu0--nvs0", "restored after the timed calls", 800.0, "up")],
         missed=[],
         energy=batch_energy(links, ["copper-800g"] * 4, emu.catalogue, 6.4e-5, 65536, 5),
-        dilation=50_000.0, call_times=[3.3, 3.1, 3.2, 3.2, 3.2])
+        dilation=50_000.0, call_times=[3.3, 3.1, 3.2, 3.2, 3.2], floor=None)
 
     def judged(b, probed, d, probe_d):
         sample = sampling.sample(b.call_times, probed.call_times, d, probe_d)

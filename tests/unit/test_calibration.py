@@ -99,9 +99,10 @@ def test_a_jittery_host_reports_how_much_it_varied():
 
 def test_cache_round_trip(tmp_path):
     path = tmp_path / "calibration.json"
-    found = Calibration(6.4, 60e-6, 8, calibration.fingerprint(), "now", ((1, 2.0, 0.1),))
+    found = Calibration(6.4, 60e-6, 8, calibration.fingerprint(), "now", ((1, 2.0, 0.1),),
+                        capacity_spread=0.3, step_spread=0.26)
     save(found, path)
-    assert load(path) == found
+    assert load(path) == found  # the spreads too: `netwall check` read 0% from the cache
     assert path.stat().st_mode & 0o777 == 0o644
 
 
@@ -123,6 +124,8 @@ def test_cache_round_trip(tmp_path):
     lambda c: json.dumps(dict(c, samples=[[1, 2]])),
     lambda c: json.dumps(dict(c, samples=[["1M", 2.0, 0.1]])),
     lambda c: json.dumps(dict(c, measured=["now"])),
+    lambda c: json.dumps(dict(c, capacity_spread=-1)),
+    lambda c: json.dumps(dict(c, step_spread="0.1")),
     lambda c: json.dumps(dict(c, extra=1)),
     lambda c: json.dumps([c]),
     lambda c: "[" * 100_000,

@@ -11,6 +11,7 @@ import pytest
 
 from emulator.cli import comparison, nccltests, tables
 from emulator.cli.listings import failures_table, reach_table
+from emulator.models.calibration import Calibration
 from emulator.models.profiles import catalogue
 from emulator.models.reliability import fleet, simulate
 from foundation.text.table import table
@@ -68,3 +69,50 @@ def test_the_formatters_columns_are_what_the_test_compares():
     assert "exposed" in COMPARE and COMPARE[0] == "design" and len(COMPARE) == \
         len(comparison.COLUMNS)
     assert RUN[:3] == ["size", "count", "type"] and RUN[-1] == "host"
+
+
+def spans(start: str) -> list[tuple[str, str]]:
+    """(file, text) of every `code span` in the docs (README, docs, labs: BENCHMARKS.md keeps
+    the runs of its day) that starts with `start`, its line breaks made single spaces."""
+    found = []
+    for p in DOCS:
+        if p.name == "BENCHMARKS.md":
+            continue
+        prose = re.sub(r"^\s*```.*?^\s*```", "", p.read_text(), flags=re.M | re.S)
+        for span in re.findall(r"`([^`]+)`", prose):
+            text = re.sub(r"\s*\n\s*", " ", span).strip()
+            if text.startswith(start):
+                found.append((p.relative_to(ROOT).as_posix(), text))
+    return found
+
+
+def test_quoted_calibrations_are_what_netwall_check_prints():
+    """`netwall check`'s lines quoted in the labs, rendered again by the code from the
+    figures they quote: a changed wording or rounding fails here."""
+    summaries, variations = spans("agents carry "), spans("over 3 rounds ")
+    assert summaries and variations, "no `netwall check` sample in the docs"
+    for where, text in summaries:
+        m = re.match(r"agents carry ([\d.]+) Gb/s .* costs (\d+) us .* at (\d+) ranks"
+                     r"(?: \(measured (.+)\))?$", text)
+        assert m, f"{where}: not a calibration summary: {text}"
+        cal = Calibration(float(m[1]), int(m[2]) * 1e-6, int(m[3]), "m", m[4] or "")
+        want = cal.summary() if m[4] else cal.summary().split(" (measured")[0]
+        assert text == want, f"{where}: {text!r} is not what netwall prints: {want!r}"
+    for where, text in variations:
+        m = re.match(r"over \d+ rounds the capacity varied by (\d+)% and the step cost by "
+                     r"(\d+)%$", text)
+        assert m, f"{where}: not a calibration's variation: {text}"
+        cal = Calibration(1.0, 1e-4, 8, "m", "", capacity_spread=int(m[1]) / 100,
+                          step_spread=int(m[2]) / 100)
+        assert text == cal.variation(), f"{where}: {text!r} is not {cal.variation()!r}"
+
+
+def test_quoted_result_rows_have_todays_columns():
+    """A `run` row quoted inline (size, count, type, ..., D, host) has one value for each
+    of the columns the table prints."""
+    rows = [(f, t) for f, t in spans("") if re.match(r"\d+\s{2,}\d+\s{2,}[a-z0-9]+\s{2,}", t)
+            and re.search(r"\s(ok|FAIL)\s", t)]
+    assert rows, "no quoted result row in the docs"
+    names = tables.RUN_COLUMNS.lstrip("#").split()  # no name holds a space
+    stale = [f"{f}: {t}" for f, t in rows if len(t.split()) != len(names)]
+    assert not stale, f"rows without today's {len(names)} columns: {stale}"

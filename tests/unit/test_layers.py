@@ -28,7 +28,7 @@ LAYERS = (
     ("models", ("emulator.models", "emulator.view.drawing", "emulator.view.frame")),
     ("kernel", ("emulator.kernel",)),
     ("traffic, runtime", ("traffic.agent", "traffic.forkserver", "traffic.launcher",
-                          "traffic.scheduling", "traffic.gaps")),
+                          "traffic.scheduling", "traffic.gaps", "traffic.board")),
     ("remote", ("emulator.remote",)),
     ("facade", ("emulator.emulation", "emulator.result", "emulator.batches",
                 "emulator.running", "emulator.assemble", "emulator.preflight",

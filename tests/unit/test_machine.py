@@ -16,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 
+from traffic.board import Board
 from traffic.gaps import GUARD_S, RankClock, SharedClock, jump_to
 from traffic.header import ACK, DATA, HEADER, NACK
 from traffic.launcher import CallPlan, call_specs
@@ -136,18 +137,20 @@ class Net:
             heapq.heappush(self.flight, item)
         return arrived
 
-    def run(self, calls: list[CallPlan], timeout: float = 1.0, watch=None) -> list[Report]:
+    def run(self, calls: list[CallPlan], timeout: float = 1.0, watch=None,
+            routes=None) -> list[Report]:
         """Run one program on every rank, as traffic.launcher and traffic.agent do;
-        `watch(net)` after every turn."""
+        `watch(net)` after every turn; `routes`: per rank, the program's own (Go.routes)."""
         programs: list[list] = [[] for _ in self.machines]
         for call in calls:
             for rank, spec in zip(call.group, call_specs(call), strict=True):
                 programs[rank].append(spec)
         go = Go(start=self.clock.now, timeout=timeout, rto=RTO, dilation=1.0, skip=self.skip)
-        for machine, clock, program in zip(self.machines, self.clocks, programs, strict=True):
+        for rank, (machine, clock, program) in enumerate(
+                zip(self.machines, self.clocks, programs, strict=True)):
             machine.load(Load(calls=tuple(program)))
             clock.begin(go.start, go.skip)
-            machine.go(go)
+            machine.go(replace(go, routes=(routes or {}).get(rank, {})))
         for _ in range(TURNS):
             if not any(m.unfinished for m in self.machines):
                 return [replace(m.report(), skipped_s=c.skipped_s)
@@ -292,6 +295,41 @@ def test_random_loss_of_every_kind_of_frame_still_delivers_everything():
     reports = net.run([call(1), call(2, "allgather"), call(3, "alltoall", "direct")])
     assert_right(reports, (1, 2, 3))
     assert net.stats(reports).retransmitted_frames > 0
+
+
+def test_the_board_shows_each_calls_steps_and_whom_each_rank_resent_to():
+    """With a progress board (traffic.board), every rank's steps in each call go forward
+    while the program runs, each call leaves the board when it ends, and the bytes
+    a rank resent to each peer are its resends: here only rank 2's, to rank 3."""
+    board = Board(4)
+    try:
+        net = Net(4, fate=only_first(DATA, src=2, dst=3, step=1))
+        for rank, machine in enumerate(net.machines):
+            machine.board = board.row(rank)
+        seen: dict[tuple[int, int], list[int]] = {}
+
+        def watch(_net) -> None:
+            for call_id, ranks in board.read().steps(frozenset({1, 2})).items():
+                for rank, step in ranks.items():
+                    steps = seen.setdefault((call_id, rank), [])
+                    if not steps or steps[-1] != step:
+                        steps.append(step)
+
+        reports = net.run([call(1), call(2)], watch=watch)
+        assert_right(reports, (1, 2))
+        steps = len(build("allreduce", "ring", 4, 16384).steps)
+        # Watched once a turn (a turn may pass a step whose frames came early): forward
+        # only, to the last step, for every rank of both calls.
+        assert set(seen) == {(c, r) for c in (1, 2) for r in range(4)}
+        assert all(s == sorted(set(s)) and s[-1] == steps - 1 and s[0] >= 0
+                   for s in seen.values()), seen
+        assert seen[(1, 0)] == list(range(steps))  # rank 0 of the first call saw each step
+        reading = board.read()
+        assert reading.steps(frozenset({1, 2})) == {}  # every call ended
+        assert reading.resent() == {(2, 3): reports[2].stats.retransmitted_bytes}
+        assert reports[2].stats.retransmitted_bytes > 0
+    finally:
+        board.close()
 
 
 # -- reordering, duplicates, late frames ------------------------------------------------------
@@ -447,6 +485,24 @@ def test_a_held_link_delay_ends_the_step_no_sooner():
     start, end = reports[1].calls[1]
     assert reports[1].checks == {1: True}
     assert end == pytest.approx(start + LATENCY + delay)
+
+
+def test_a_link_slowed_for_a_program_paces_its_frames_at_the_rate_it_has():
+    """Setup's routes are the healthy links; a program's (Go.routes, a link that lost
+    channels) pace every frame at the slower rate: never faster than the link it has."""
+    size, healthy, slowed = 1 << 20, 8e9, 2e9
+
+    def took(program_rate):
+        net = Net(2, routes={1: {0: Route(0.0, healthy, 0, healthy)}})
+        program = {1: {0: Route(0.0, program_rate, 0, program_rate)}} if program_rate else None
+        reports = net.run([call(1, "sendrecv", "direct", ranks=2, size=size)], routes=program)
+        assert reports[1].checks == {1: True}
+        start, end = reports[1].calls[1]
+        return end - start
+
+    assert took(None) < size * 8 / slowed
+    assert took(slowed) >= size * 8 / slowed
+    assert took(slowed) == pytest.approx(took(None) * healthy / slowed, rel=0.05)
 
 
 # -- compute gaps skipped (traffic.gaps) -----------------------------------------------------

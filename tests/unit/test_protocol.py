@@ -174,9 +174,12 @@ def test_a_malformed_move_is_located(row, fragment):
     ('{"cmd": "exit"}', "not a known message"),  # the old, untyped form
     ('{"msg": "launch"}', "not a known message"),
     ('{"msg": ["go"]}', "not a known message"),
-    ('{"msg": "go", "start": 1.0, "timeout": 2.0, "dilation": 1}', "bad Go: missing field rto"),
+    ('{"msg": "go", "start": 1.0, "timeout": 2.0, "dilation": 1, "skip": true, "routes": {}}',
+     "bad Go: missing field rto"),
     ('{"msg": "go", "start": 1.0, "timeout": "soon", "rto": 0.1, "dilation": 1, '
-     '"skip": true}', "bad Go.timeout"),
+     '"skip": true, "routes": {}}', "bad Go.timeout"),
+    ('{"msg": "go", "start": 1.0, "timeout": 2.0, "rto": 0.1, "dilation": 1, "skip": true, '
+     '"routes": {"1": [0.0, 1e9, 2]}}', "bad Go.routes[1]: expected a list of delay_s"),
     ('{"msg": "ready", "rank": 1.5}', "bad Ready.rank: expected int, got 1.5"),
     ('{"msg": "setup", "rank": 0, "ranks": 1, "peers": {"x": {}}, "mtu": 1500, "rto": 0.1, '
      '"sndbuf": 1, "routes": {}}',
@@ -201,5 +204,5 @@ def test_an_unexpected_message_is_refused():
 
 def test_numbers_widen_to_float_but_never_narrow():
     assert decode('{"msg": "go", "start": 1, "timeout": 2, "rto": 0, "dilation": 5, '
-                  '"skip": false}') == Go(1.0, 2.0, 0.0, 5.0, False)
+                  '"skip": false, "routes": {}}') == Go(1.0, 2.0, 0.0, 5.0, False)
     assert "expected int" in _error('{"msg": "ready", "rank": true}')

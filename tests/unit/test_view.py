@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import urllib.request
@@ -18,7 +19,7 @@ import pytest
 
 from emulator.cli.parsing import build_parser
 from emulator.cli.viewing import open_view, without_view
-from emulator.models.faults import Fault, link_state
+from emulator.models.faults import Fault, LinkState, link_state
 from emulator.models.plan import make_plan
 from emulator.models.profiles import catalogue, with_bundles
 from emulator.view import frame as frames
@@ -28,6 +29,7 @@ from foundation.errors import NetwallError
 from topologies import parse
 from topologies.cluster import parse_spec
 from topologies.cluster import topology as cluster_topology
+from traffic.board import SLOTS, Board
 
 ROOT = Path(__file__).resolve().parents[2]
 STATIC = ROOT / "emulator" / "view" / "static"
@@ -177,6 +179,101 @@ def test_a_degraded_rate_is_the_share_it_is_held_to():
     out = frames.links(topo, rates(topo, cat), now, before, after, before, 100)
     assert out[0]["state"] == "degraded"
     assert out[0]["share"] == pytest.approx(0.8 / now[0].rate_gbps)
+
+
+def test_resends_go_to_the_cable_that_lost_the_frames():
+    """On a star, gpu0 -> gpu2 crosses gpu0--nvs0 and gpu2--nvs0. 30 kB resent between them
+    while gpu2's cable lost 3 frames (at gpu2's end, on arrival) and gpu0's none: all 30 kB
+    are gpu2's cable's. A second pair, gpu1 -> gpu3, whose cables lost nothing, goes by
+    the cables' bit-error rates: only gpu3's is raised."""
+    topo, cat = built("star:4")
+    raised = {3: [Fault("ber", ("gpu3", "nvs0"), 0.0, ber=1e-6)]}
+    now = states(topo, cat, raised)
+    lost = {0: 0, 2: 3}
+    out, unexplained = frames.resent_by_link(topo, {(0, 2): 30_000, (1, 3): 5_000}, lost, now)
+    # The profile's own BER on gpu1's cable weighs 1e-6 / (1e-6 + the profile's) against.
+    base = cat[topo.links[1].profile].post_fec_ber
+    assert out[2] == 30_000 and 0 not in out
+    assert out[3] == pytest.approx(5_000 * 1e-6 / (1e-6 + base))
+    assert out.get(1, 0) + out[3] == pytest.approx(5_000) and unexplained == 0
+
+
+def test_a_resend_no_loss_explains_is_left_out_and_a_down_cable_takes_all():
+    topo, cat = built("star:4")
+    perfect = {i: LinkState(800.0, 0.0, "up") for i in range(len(topo.links))}
+    out, unexplained = frames.resent_by_link(topo, {(0, 1): 700}, {}, perfect)
+    assert out == {} and unexplained == 700
+    perfect[1] = LinkState(0.0, 0.0, "down")
+    out, unexplained = frames.resent_by_link(topo, {(0, 1): 700}, {}, perfect)
+    assert out == {1: 700} and unexplained == 0
+
+
+def test_a_frame_shows_each_cables_losses_and_resends_since_the_program_began():
+    """Lost frames are counted at the receiving end (lost_in), both ends of a cable summed;
+    resends are what the board gained since the program's first sample."""
+    topo, cat = built("star:4")
+
+    def lossy(lost_at_gpu1: int, lost_at_switch: int) -> dict:
+        out = counters(topo)
+        out[(1, "gpu1")]["lost_in"] = lost_at_gpu1
+        out[(1, "nvs0")]["lost_in"] = lost_at_switch
+        return out
+
+    start = frames.Sample(0.0, lossy(5, 1), {(0, 1): 1000})
+    after = frames.Sample(1.0, lossy(9, 2), {(0, 1): 61_000, (2, 3): 10})
+    out = frames.links(topo, rates(topo, cat), states(topo, cat), start, after, start, 100)
+    assert out[1]["lost"] == 5 and out[1]["resent"] == 60_000
+    assert all(link["lost"] == 0 for i, link in enumerate(out) if i != 1)
+    assert out[0]["resent"] == 0  # gpu0's cable carried the resends but lost nothing
+
+
+def test_calls_in_progress_from_the_agents_board():
+    """Ranks 0-2 are in call 11 (the program's second) at steps 2 to 4, rank 3 already in
+    call 12; a call no rank is in (10, done; 13, not begun) is not listed."""
+    program = [(10, "allreduce/ring 4 MiB", 6), (11, "allreduce/ring 4 MiB", 6),
+               (12, "allreduce/ring 4 MiB", 6), (13, "allreduce/ring 4 MiB", 6)]
+    steps = {11: {0: 1, 1: 3, 2: 2}, 12: {3: 0}}
+    assert frames.in_progress(steps, program) == [
+        {"number": 2, "call": "allreduce/ring 4 MiB", "steps": 6, "ranks": 3, "step": 2,
+         "step_max": 4},
+        {"number": 3, "call": "allreduce/ring 4 MiB", "steps": 6, "ranks": 1, "step": 1,
+         "step_max": 1}]
+    assert frames.in_progress({}, program) == []
+
+
+def test_the_board_keeps_each_ranks_calls_and_resends():
+    """A rank's row holds the calls it is in (a finished one frees its pair) and what it
+    resent to each peer, read back as the view reads it; calls of other programs are
+    filtered out by their ids; a forked reader sees the same pages."""
+    board = Board(3)
+    try:
+        row = board.row(1)
+        row.begin()
+        row.step(7, 0, 4)
+        row.step(8, 0, 2)
+        row.step(7, 2, 4)
+        row.repair(2, 1440)
+        row.repair(2, 60)
+        board.row(0).step(5, 1, 4)  # an earlier program's call, not begun again
+        reading = board.read()
+        assert reading.steps(frozenset({7, 8})) == {7: {1: 2}, 8: {1: 0}}
+        assert reading.resent() == {(1, 2): 1500}
+        row.step(7, 4, 4)  # finished
+        row.step(9, 4, 4)  # never seen, finished: nothing
+        assert board.read().steps(frozenset({7, 8, 9})) == {8: {1: 0}}
+        for call in range(20, 20 + SLOTS + 2):  # more calls at once than pairs: the first
+            row.step(call, 0, 1)
+        assert len(board.read().steps(frozenset(range(100)))[8]) == 1
+        pid = os.fork()
+        if pid == 0:  # a forked agent writes; the parent reads
+            board.row(2).repair(0, 99)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        assert board.read().resent()[(2, 0)] == 99
+        row.begin()
+        assert board.read().steps(frozenset(range(7, 100))) == {}
+    finally:
+        board.close()
 
 
 @pytest.mark.parametrize(("elapsed", "expect"), [

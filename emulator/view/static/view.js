@@ -30,6 +30,25 @@
     return value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2);
   }
 
+  function bytes(value) {
+    return value >= 1e6 ? (value / 1e6).toFixed(1) + " MB" : value >= 1e3 ?
+      (value / 1e3).toFixed(1) + " kB" : value + " B";
+  }
+
+  function steps(a) {
+    // The calls the agents are in, from their own board; else the model's clock.
+    if (a.by === "agents") {
+      const shown = a.running_calls.slice(0, 4).map((c) => "call " + c.number + " of " +
+        a.calls + " (" + c.call + "): step " + (c.step === c.step_max ? c.step :
+        c.step + "-" + c.step_max) + " of " + c.steps);
+      if (a.running_calls.length > 4) shown.push((a.running_calls.length - 4) + " more");
+      return " · " + shown.join(", ") + " (the agents' own)";
+    }
+    if (a.step) return " · call " + a.call_number + " of " + a.calls + " · step " + a.step +
+      " of " + a.steps + " (by the model's clock)";
+    return "";
+  }
+
   function edgeLabel(link) {
     if (link.state === "down") return "DOWN";
     const parts = [];
@@ -37,6 +56,7 @@
                                        Math.round(100 * (link.share || 0)) + "%");
     if (link.queue > 0) parts.push("q " + link.queue);
     if (link.drops > 0) parts.push(link.drops + " drops");
+    if (link.resent > 0) parts.push(bytes(link.resent) + " resent");
     if (link.state !== "up") parts.push(link.state);
     return parts.join(" · ");
   }
@@ -135,8 +155,7 @@
     let now = "";
     if (a.running) {
       now = a.phase + " at D=" + a.dilation + ": " + (a.call || "");
-      if (a.step) now += " · call " + a.call_number + " of " + a.calls + " · step " + a.step +
-        " of " + a.steps + " (by the model's clock)";
+      now += steps(a);
       now += " · " + (a.elapsed_us || 0).toFixed(0) + " us of cluster time";
     } else if (a.phase === "console") {
       now = "after `" + a.call + "`: each load is its average over its " +
@@ -167,18 +186,21 @@
         for (const l of frame.links) {
           const e = state.cy.getElementById("link" + l.index);
           e.data({ label: edgeLabel(l), state: l.state, load_gbps: l.load_gbps,
-                   share: l.share, queue: l.queue, drops: l.drops,
+                   share: l.share, queue: l.queue, drops: l.drops, lost: l.lost,
+                   resent: l.resent,
                    width: 2 + 10 * Math.min(1, l.share || 0) });
         }
       });
     }
     const links = frame.links.slice().sort((x, y) => y.load_gbps - x.load_gbps ||
+      y.resent - x.resent ||
       (y.state !== "up") - (x.state !== "up") || x.index - y.index);
     const shown = links.slice(0, 40);
-    table("links", ["link", "state", "Gb/s", "share", "queue", "drops", "MB"], shown.map((l) =>
+    table("links", ["link", "state", "Gb/s", "share", "queue", "drops", "lost", "resent (kB)",
+                    "MB"], shown.map((l) =>
       '<tr class="' + l.state + '">' + cell(l.name) + cell(l.state) +
       cell(gbps(l.load_gbps)) + cell(l.share == null ? "-" : Math.round(100 * l.share) + "%") +
-      cell(l.queue) + cell(l.drops) +
+      cell(l.queue) + cell(l.drops) + cell(l.lost) + cell((l.resent / 1e3).toFixed(1)) +
       cell((l.directions.reduce((s, d) => s + d.bytes, 0) / 1e6).toFixed(2)) + "</tr>"));
     text("more", links.length > shown.length ? (links.length - shown.length) +
       " more, idle" : "");
