@@ -3,6 +3,7 @@ line with exit status 2 before anything is built."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import pytest
@@ -122,6 +123,9 @@ def test_the_comparison_says_which_algorithm_each_design_ran():
 
     text = render([row("copper", "nvls"), row("optical", "ring"), row("far", None, False)])
     assert "# algorithm: copper nvls, optical ring" in text.splitlines()
+    said = render([dataclasses.replace(row("copper", "nvls"),
+                                       why="NCCL's choice at every size on 72 GPUs")])
+    assert "# algorithm: copper nvls (NCCL's choice at every size on 72 GPUs)" in said
     assert Row(**{**row("x", None).to_dict(), "algorithm": None}).algorithm is None
 
 
