@@ -70,8 +70,10 @@ class TraceBatch:
 
 class Batches:
     """Runs batches on one built cluster: its agents, its fabric and its links' state.
-    `emulated_s` counts the real-unit time of every program run so far (the slowdown's
-    denominator)."""
+    `emulated_s` counts the real-unit time of every timed program run so far (timed calls,
+    probes, traces: the slowdown's denominator). Warm-ups and checks run at a tenth of the
+    dilation, where the host stretches their real time: their wall time is cost, not
+    cluster time, or the slowdown could read below the host's floor."""
 
     def __init__(self, agents: Agents, fabric: Fabric, links: LinkStates, topology: Topology,
                  frame_payload: int) -> None:
@@ -178,7 +180,9 @@ class Batches:
         self._op += count
         kind = "check" if check else "timed" if injector else "warm-up"
         outcome = self._run(calls, kind, timeout, count * request.model_s * d, plan, injector)
-        self.emulated_s += (max(end for _, end in outcome.spans.values()) - outcome.start) / d
+        if injector is not None:  # timed calls and probes; warm-ups and checks are cost only
+            self.emulated_s += (max(end for _, end in outcome.spans.values())
+                                - outcome.start) / d
         return outcome
 
     def trace(self, plan: Plan, request: ReplayRequest, check: bool) -> TraceBatch:

@@ -120,7 +120,7 @@ class RunResult(_Result):
     #: probe_dilation, fix_dilation, cpu_busy, tolerance, ...
     fidelity: dict
     wall_s: float  # what measuring this size took
-    emulated_s: float  # cluster time every program of it ran for
+    emulated_s: float  # cluster time its timed calls and their probes ran for
     slowdown: float  # wall_s over emulated_s
     slowdown_floor: float  # the least slowdown this host allows for the call
     energy_j: float
