@@ -22,7 +22,7 @@ from foundation.units import format_size
 from topologies import Topology, path, path_totals
 from traffic.collectives.nvls import ALGORITHM as NVLS
 from traffic.protocol import Route
-from traffic.schedule import ALGORITHMS, Schedule
+from traffic.schedule import Schedule, default_algorithm
 
 
 def route_latency_s(topo: Topology, catalogue: Mapping[str, LinkProfile], src: int,
@@ -131,7 +131,7 @@ def nccl_choice(collective: str, size: int, group: tuple[int, ...], topo: Topolo
     than the ring (emulator.models.nccltuning, with the GPU profile's `nccl` terms: from
     2 MiB on 8 x H100, as nccl-tests issue 309 shows NCCL doing), else the collective's
     default."""
-    default = ALGORITHMS[collective][0]
+    default = default_algorithm(collective)  # an unknown name: build() says so in one line
     if named is not None:
         return Choice(named, "named")
     if collective != "allreduce":

@@ -239,3 +239,10 @@ def test_nvls_switches_in_a_topology_file(tmp_path):
     assert parse("racks:2x2", "nvlink4").nvls == ()
     assert dataclasses.replace(topo, nvls=()).nvls_switch((0, 1)) is None
     assert FREE.efficiency == 1.0
+
+
+def test_an_unknown_collective_is_left_for_the_schedule_to_refuse_in_one_line():
+    h100, topo, group = get_gpu("h100"), parse("star:8", "nvlink4"), tuple(range(8))
+    choice = nccl_choice("allsum", 1 << 20, group, topo, h100)  # no KeyError here
+    with pytest.raises(NetwallError, match="no collective 'allsum'"):
+        build("allsum", choice.algorithm, 8, 1 << 20)
