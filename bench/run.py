@@ -14,7 +14,6 @@ import argparse
 import datetime
 import os
 import platform
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -36,9 +35,9 @@ from bench import (
     verdict,
     view,
 )
+from bench.sections import splice, stamped
 
 OUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
-HEADING = re.compile(r"^## (?P<title>.*?)(?: \((?P<tail>[^()]*)\))?$", re.MULTILINE)
 
 
 def _validation() -> str:
@@ -320,37 +319,6 @@ the traffic engine.
 """
 
 
-def split(text: str) -> tuple[str, list[str]]:
-    """The text before the first section, and each section (its heading to the next)."""
-    starts = [m.start() for m in HEADING.finditer(text)]
-    if not starts:
-        return text, []
-    return text[:starts[0]], [text[a:b] for a, b in zip(starts, [*starts[1:], len(text)],
-                                                          strict=True)]
-
-
-def title(section: str) -> str:
-    """A section's title: its heading without the parenthesis that says where it is from."""
-    return HEADING.match(section).group("title")
-
-
-def stamped(section: str, source: str, day: str, seconds: float) -> str:
-    """The section with its heading saying where it comes from, when, and how long it took."""
-    heading, _, rest = section.strip("\n").partition("\n")
-    took = f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
-    return f"## {title(heading)} ({source}, measured {day} in {took})\n{rest}\n\n"
-
-
-def splice(text: str, fresh: list[str], preface: str) -> str:
-    """`text` (an old BENCHMARKS.md) with each `fresh` section in place of the one of the same
-    title, new ones at the end, and `preface` before them all."""
-    _, old = split(text)
-    by_title = {title(s): s for s in fresh}
-    kept = [by_title.pop(title(s), s) for s in old]
-    body = "".join(s.rstrip("\n") + "\n\n" for s in [*kept, *by_title.values()])
-    return preface + "\n" + body.rstrip("\n") + "\n"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="netwall.sh bench", description=__doc__.split("\n")[0])
     parser.add_argument("--only", help="comma-separated sections to measure again "
@@ -363,19 +331,19 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     day = datetime.date.today().isoformat()
-    fresh: list[str] = []
+    machine = (f"{platform.node()}, Linux {platform.release()}, {os.cpu_count()} cores, "
+               f"Python {platform.python_version()}")
     for name in names:
         began = time.monotonic()
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
         section = SECTIONS[name]()
         seconds = time.monotonic() - began
         print(f"bench: {name} took {seconds:.0f} s", file=sys.stderr, flush=True)
-        fresh.append(stamped(section, f"bench/{name}.py", day, seconds))
-        machine = (f"{platform.node()}, Linux {platform.release()}, {os.cpu_count()} cores, "
-                   f"Python {platform.python_version()}")
-        text = splice(OUT.read_text() if OUT.exists() else "", fresh, preamble(machine))
-        OUT.write_text(text)  # after each section: a long run cut short keeps what it measured
-        print(fresh[-1])
+        fresh = stamped(section, f"bench/{name}.py", day, seconds)
+        # Written after each section: a long run cut short keeps what it measured.
+        OUT.write_text(splice(OUT.read_text() if OUT.exists() else "", [fresh],
+                              preamble(machine)))
+        print(fresh)
     return 0
 
 

@@ -7,10 +7,10 @@ import re
 from pathlib import Path
 
 from bench import vm_box
+from bench.sections import splice
 from foundation.text.table import markdown as md
 
 HEADING = "## The Vagrant box's userland (bench/vm_userland.py)"
-SECTION = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
 
 
 class Failed(Exception):
@@ -82,10 +82,4 @@ Result: {outcome}, {total:.0f} s in all.
 def record(text: str) -> None:
     """Replace this bench's section of BENCHMARKS.md (or add it), leaving the others."""
     path = vm_box.PROJECT / "BENCHMARKS.md"
-    path.write_text(SECTION.sub("", path.read_text()).rstrip("\n") + "\n\n" + text)
-
-
-def kept_section(text: str) -> str:
-    """This bench's section of an old BENCHMARKS.md, for bench/run.py to carry over."""
-    found = SECTION.search(text)
-    return "\n" + found.group(0) if found else ""
+    path.write_text(splice(path.read_text(), [text]))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from bench import vm_box, vm_report
+from bench.sections import splice
 
 SETUP_CFG = (vm_box.PROJECT / "setup.cfg").read_text()
 
@@ -57,6 +58,6 @@ def test_userland_bench_runs_the_vagrantfiles_provisioning():
 def test_userland_section_of_benchmarks_is_replaced_alone_and_kept():
     ours = f"{vm_report.HEADING}\n\nold\n\n"
     text = f"# b\n\n## A\n\na\n\n{ours}## B\n\nb\n"
-    assert vm_report.kept_section(text) == "\n" + ours
-    assert vm_report.SECTION.sub("", text) == "# b\n\n## A\n\na\n\n## B\n\nb\n"
-    assert vm_report.kept_section("# b\n\n## A\n") == ""
+    new = f"{vm_report.HEADING}\n\nnew\n"
+    assert splice(text, [new]) == f"# b\n\n## A\n\na\n\n{new}\n## B\n\nb\n"
+    assert splice("# b\n\n## A\n", [new]) == f"# b\n\n## A\n\n{new}"
