@@ -125,7 +125,7 @@ def cmd_gpus(args) -> int:
     if args.collective == "allreduce" and not args.algorithm and \
             topo.nvls_switch(tuple(range(ranks))) is not None:  # NCCL's choice, issue 28
         chosen = {name: f"NCCL's choice {nvls_span(gpu, ranks)}" for name, gpu in known.items()}
-    print(gpus_table(known, ranges, chosen))
+    print(gpus_table(known, ranges, chosen, ranks))
     return 0
 
 

@@ -37,10 +37,11 @@ def profiles_table(cat: Mapping[str, LinkProfile]) -> str:
 
 def gpus_table(gpus: Mapping[str, GpuProfile],
                ranges: Mapping[str, list[tuple[str, int, int]]],
-               nvls: Mapping[str, str] | None = None) -> str:
+               nvls: Mapping[str, str] | None = None, ranks: int = 8) -> str:
     """One row per protocol of each GPU endpoint, with the sizes its cost model picks the
     protocol for (`ranges`, from emulator.models.alphabeta.protocol_ranges), and where NCCL's
-    choice runs NVLS on that cluster (`nvls`, by GPU name), for `netwall gpus`."""
+    choice runs NVLS on that cluster (`nvls`, by GPU name), for `netwall gpus`. NVLS's
+    data/wire is each link's share on the cluster's `ranks` GPUs (a bus share says so)."""
     nvls = nvls or {}
     rows = []
     for gpu in gpus.values():
@@ -55,8 +56,10 @@ def gpus_table(gpus: Mapping[str, GpuProfile],
             n = gpu.nvls
             switch = (f"switch {_g(n.switch_reduce_gbytes_per_s)} GB/s"
                       if n.switch_reduce_gbytes_per_s else "switch free")
-            rows.append(("", "", switch, "NVLS", _g(n.base_us), _g(n.step_us),
-                         f"{n.efficiency:.3f}", nvls.get(gpu.name, "--algorithm nvls (Simple)")))
+            share = f"{n.link_efficiency(ranks):.3f}" + (
+                f" (bus {n.efficiency:g})" if n.scales_as == "bus" else "")
+            rows.append(("", "", switch, "NVLS", _g(n.base_us), _g(n.step_us), share,
+                         nvls.get(gpu.name, "--algorithm nvls (Simple)")))
     return table(("gpu", "launch (us)", "reduction", "protocol", "base (us)", "step (us)",
                   "data/wire", "picked for"), rows, align="<>><>>><")
 

@@ -108,7 +108,7 @@ def call_costs(schedule: Schedule, topo: Topology, catalogue: Mapping[str, LinkP
     lowest modelled time, here on the emulated topology itself. An NVLS call (its switch a
     participant) runs Simple with NVLS's own terms, as NCCL's does."""
     if schedule.switches:
-        nvls = endpoints.nvls_costs(gpu)
+        nvls = endpoints.nvls_costs(gpu, schedule.ranks)
         return nvls, model_time_s(schedule, topo, catalogue, nvls)
     options = [endpoints.costs(gpu, name) for name in gpu.protocols]
     timed = [(model_time_s(schedule, topo, catalogue, c), i) for i, c in enumerate(options)]

@@ -68,6 +68,14 @@ _NCCL_FIELDS: dict[str, tuple[type, Any, str]] = {
 }
 #: The protocol NCCL runs NVLS with: Simple only (tuning.cc skips LL and LL128 for NVLS).
 NVLS_PROTOCOL = "Simple"
+#: What an NVLS `efficiency` holds constant as the rank count changes (`scales_as`): `link`,
+#: the share of each GPU link's rate that carries data (the bus bandwidth then grows with
+#: the rank count as 2(n-1)/(n+1)); `bus`, the bus bandwidth's share of the link's rate,
+#: the same on every rank count (the link's data share falls as the ranks grow).
+NVLS_SCALES = ("link", "bus")
+#: A bus efficiency may pass 1: NVLS's bus bandwidth passes the link's rate (its ceiling is
+#: 2(n-1)/(n+1) of it); 2 is past any rank count.
+MAX_BUS_EFFICIENCY = 2.0
 
 
 @dataclass(frozen=True)
@@ -87,8 +95,17 @@ class Nvls:
 
     base_us: float  # once per call (NCCL's NVLS latency)
     step_us: float  # before each step's sends
-    efficiency: float  # share of the link NVLS reaches (NCCL's nvlsEfficiency)
+    efficiency: float  # share of the link NVLS reaches, held as `scales_as` says
     switch_reduce_gbytes_per_s: float  # the switch's reduction rate (0: free)
+    scales_as: str = "link"  # NVLS_SCALES
+
+    def link_efficiency(self, ranks: int) -> float:
+        """The share of each GPU link's rate that carries data on `ranks` GPUs: NVLS moves
+        (n+1)/n of the buffer each way per link, so a bus share e needs e (n+1) / 2(n-1)
+        of it (at most all of it)."""
+        if self.scales_as == "link":
+            return self.efficiency
+        return min(1.0, self.efficiency * (ranks + 1) / (2 * (ranks - 1)))
 
 
 @dataclass(frozen=True)
@@ -146,16 +163,17 @@ def costs(gpu: GpuProfile, protocol: str) -> CallCosts:
                      p.efficiency, per_byte)
 
 
-def nvls_costs(gpu: GpuProfile) -> CallCosts:
-    """What an NVLS call on `gpu`'s domain pays: NVLS's latency and efficiency, with Simple's
-    wire format; its reduction is the switch's (the GPUs reduce nothing in it)."""
+def nvls_costs(gpu: GpuProfile, ranks: int) -> CallCosts:
+    """What an NVLS call of `ranks` GPUs on `gpu`'s domain pays: NVLS's latency and
+    efficiency, with Simple's wire format; its reduction is the switch's (the GPUs reduce
+    nothing in it)."""
     if gpu.nvls is None:
         raise NetwallError(f"GPU profile {gpu.name} has no NVLS terms (its switch does not "
                            "reduce); use another algorithm or a GPU with NVLink SHARP")
     n = gpu.nvls
     rate = n.switch_reduce_gbytes_per_s
     return CallCosts(NVLS_PROTOCOL, (gpu.launch_us + n.base_us) * 1e-6, n.step_us * 1e-6,
-                     n.efficiency, 1e-9 / rate if rate else 0.0)
+                     n.link_efficiency(ranks), 1e-9 / rate if rate else 0.0)
 
 
 def load_gpu(path: str | Path) -> GpuProfile:
@@ -200,17 +218,36 @@ def load_gpu(path: str | Path) -> GpuProfile:
         protocols[name] = Protocol(name, **values)
     nvls = None
     if "nvls" in data:
-        entry = data["nvls"]
-        if not isinstance(entry, dict) or set(entry) != set(_NVLS_FIELDS):
-            raise fail(path, "nvls", f"must have exactly {', '.join(_NVLS_FIELDS)}")
-        values = {}
-        for key, spec in _NVLS_FIELDS.items():
-            values[key], sources[f"nvls.{key}"] = sourced_number(path, f"nvls.{key}",
-                                                                 entry[key], spec)
-        nvls = Nvls(**values)
+        nvls = _nvls(path, data["nvls"], sources)
     return GpuProfile(**text, **numbers, protocols=MappingProxyType(protocols),
                       sources=MappingProxyType(sources), path=str(path), nvls=nvls,
                       nccl=_tuning(path, data.get("nccl"), sources))
+
+
+def _nvls(path: Path, entry: Any, sources: dict[str, str]) -> Nvls:
+    """A profile's `nvls` section: the four sourced numbers, and `scales_as` (optional,
+    `link` when absent) with its source; a bus efficiency may pass 1."""
+    fields = set(_NVLS_FIELDS)
+    if not isinstance(entry, dict) or not fields <= set(entry) <= fields | {"scales_as"}:
+        raise fail(path, "nvls", f"must have exactly {', '.join(_NVLS_FIELDS)} (and "
+                   "optionally scales_as)")
+    scales = entry.get("scales_as", {"value": "link", "source": ""})
+    if (not isinstance(scales, dict) or set(scales) != {"value", "source"}
+            or scales["value"] not in NVLS_SCALES or not isinstance(scales["source"], str)
+            or ("scales_as" in entry and not scales["source"].strip())):
+        raise fail(path, "nvls.scales_as", f"must be {{value: link or bus, source: "
+                   f'"<citation>"}}, got {shown(scales)}')
+    if "scales_as" in entry:
+        sources["nvls.scales_as"] = scales["source"].strip()
+    specs = dict(_NVLS_FIELDS)
+    if scales["value"] == "bus":
+        specs["efficiency"] = (float, lambda v: 0 < v <= MAX_BUS_EFFICIENCY,
+                               f"in (0, {MAX_BUS_EFFICIENCY:g}] (a bus share)")
+    values = {}
+    for key, spec in specs.items():
+        values[key], sources[f"nvls.{key}"] = sourced_number(path, f"nvls.{key}", entry[key],
+                                                             spec)
+    return Nvls(**values, scales_as=scales["value"])
 
 
 def _tuning(path: Path, entry: Any, sources: dict[str, str]) -> Tuning | None:

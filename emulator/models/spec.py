@@ -167,7 +167,7 @@ class Spec:
                                f"scale-up domain); {self.topology.name} has "
                                + (f"NVLS switches {', '.join(self.topology.nvls)} but the "
                                   "ranks span several" if self.topology.nvls else "none"))
-        nvls_costs(self.gpu)  # a GPU without NVLS terms says so
+        nvls_costs(self.gpu, len(group))  # a GPU without NVLS terms says so
 
     def link_index(self, name: str) -> int:
         """The cable called 'a--b' (either order)."""

@@ -218,6 +218,8 @@ def test_gpus_lists_each_protocol_with_the_sizes_it_is_picked_for(capsys):
     assert "ideal" in out and "free" in out
     nvls = [line for line in out.splitlines() if " NVLS " in line]
     assert "NCCL's choice from 2 MiB" in nvls[1] and "NCCL's choice from 4 MiB" in nvls[0]
+    # gb200's NVLS efficiency is a bus share: each link's data share on 8 GPUs, 1.04 x 9/14
+    assert "0.669 (bus 1.04)" in nvls[0] and "0.685" in nvls[1] and "bus" not in nvls[1]
     assert main(["gpus", "--topology", "racks:2x4", "--link", "nvlink4"]) == 0
     assert "--algorithm nvls (Simple)" in capsys.readouterr().out  # rack switches: named only
     assert main(["gpus", "--json"]) == 0

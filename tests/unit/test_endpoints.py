@@ -26,7 +26,7 @@ STAR = parse("star:8", "nvlink4")
 def test_the_builtin_gpus_load_with_a_source_for_every_number():
     assert {"ideal", "h100", "gb200"} <= set(GPUS)
     for gpu in GPUS.values():
-        numbers = 2 + 3 * len(gpu.protocols) + (4 if gpu.nvls else 0) + (3 if gpu.nccl else 0)
+        numbers = 2 + 3 * len(gpu.protocols) + (5 if gpu.nvls else 0) + (3 if gpu.nccl else 0)
         assert len(gpu.sources) == numbers and all(s.strip() for s in gpu.sources.values())
         assert set(gpu.protocols) <= set(endpoints.PROTOCOLS)
 

@@ -131,7 +131,7 @@ def test_the_switch_pays_its_own_reduction_rate():
 
 def test_h100_nvls_costs_are_simple_with_nvls_terms():
     h100 = get_gpu("h100")
-    c = nvls_costs(h100)
+    c = nvls_costs(h100, 8)
     assert c.protocol == "Simple" and c.efficiency == h100.nvls.efficiency
     assert c.start_s == pytest.approx((h100.launch_us + h100.nvls.base_us) * 1e-6)
     topo = parse("star:8", "nvlink4")
@@ -143,12 +143,49 @@ def test_a_gpu_without_nvls_terms_says_so(tmp_path):
     ideal = get_gpu("ideal")
     assert ideal.nvls is None
     with pytest.raises(NetwallError, match="no NVLS terms"):
-        nvls_costs(ideal)
+        nvls_costs(ideal, 8)
     with open(get_gpu("h100").path) as f:
         text = f.read()
     broken = tmp_path / "x.yaml"
     broken.write_text(text.replace("  step_us: {value: 0, source", "  stepus: {value: 0, source"))
     with pytest.raises(NetwallError, match="nvls") as info:
+        load_gpu(broken)
+    assert "\n" not in str(info.value)
+
+
+def test_hoppers_link_share_holds_and_blackwells_bus_share_holds():
+    """h100's NVLS efficiency is each link's data share whatever the rank count (NCCL issue
+    1455: 308-315 GB/s per link on 5 to 8 GPUs); gb200's is a bus share, so its links carry
+    less data as the ranks grow and the modelled busbw stays put (841 GB/s published on 8 x
+    B200, 847 on the 72-GPU NVL72)."""
+    h100, gb200 = get_gpu("h100"), get_gpu("gb200")
+    assert h100.nvls.scales_as == "link" and gb200.nvls.scales_as == "bus"
+    assert {nvls_costs(h100, n).efficiency for n in (2, 5, 8, 16)} == {h100.nvls.efficiency}
+    share = {n: nvls_costs(gb200, n).efficiency for n in (8, 16, 72)}
+    assert share[8] > share[16] > share[72]
+    assert share[72] == pytest.approx(gb200.nvls.efficiency * 73 / 142)
+    assert nvls_costs(gb200, 2).efficiency == 1.0  # never past the link's rate
+
+    def busbw(gpu, n, size=1 << 34):
+        _, model = call_costs(build("allreduce", "nvls", n, size), parse(f"star:{n}", "nvlink5"),
+                              CAT, gpu)
+        return busbw_gbps("allreduce", n, size, model)
+
+    assert busbw(gb200, 72) == pytest.approx(busbw(gb200, 8), rel=0.01)
+    # h100: busbw as 2(n-1)/(n+1), 1.56 on 8 against 1.33 on 5 (NCCL issue 1455: 480, 420)
+    assert busbw(h100, 8) / busbw(h100, 5) == pytest.approx(1.556 / 1.333, rel=0.02)
+
+
+@pytest.mark.parametrize("scales, refused", [
+    ("both", "nvls.scales_as"),  # link or bus, nothing else
+    ("link", "nvls.efficiency"),  # gb200's 1.04 is a bus share: as a link share, past 1
+])
+def test_nvls_scales_as_is_checked(tmp_path, scales, refused):
+    with open(get_gpu("gb200").path) as f:
+        text = f.read()
+    broken = tmp_path / "x.yaml"
+    broken.write_text(text.replace("scales_as: {value: bus,", f"scales_as: {{value: {scales},"))
+    with pytest.raises(NetwallError, match=refused) as info:
         load_gpu(broken)
     assert "\n" not in str(info.value)
 
@@ -246,3 +283,12 @@ def test_an_unknown_collective_is_left_for_the_schedule_to_refuse_in_one_line():
     choice = nccl_choice("allsum", 1 << 20, group, topo, h100)  # no KeyError here
     with pytest.raises(NetwallError, match="no collective 'allsum'"):
         build("allsum", choice.algorithm, 8, 1 << 20)
+
+
+def test_an_nvls_section_without_scales_as_holds_the_link_share(tmp_path):
+    with open(get_gpu("h100").path) as f:
+        lines = [line for line in f if "scales_as:" not in line]
+    mine = tmp_path / "x.yaml"
+    mine.write_text("".join(lines))
+    gpu = load_gpu(mine)
+    assert gpu.nvls.scales_as == "link" and "nvls.scales_as" not in gpu.sources
