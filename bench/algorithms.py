@@ -5,9 +5,11 @@ schedule netwall has (traffic.schedule.ALGORITHMS) to it, on copper-800g at the 
 dilation: on star:8, except hierarchical all-reduce, which splits on racks and so runs on
 racks:2x4 (two racks of four GPUs joined through a spine on optical-800g). As in
 fidelity.py the endpoints are ideal (`gpu="ideal"`): the links alone against their model,
-latency term included (held by the agents where the kernel has no netem). Sizes go from
-latency-bound (64 KiB) to bandwidth-bound (8 MiB; at 16 MiB and more, where a call takes
-seconds of dilated time, fidelity.py follows all-reduce).
+latency term included (held by the agents where the kernel has no netem). NVLS is the
+exception: an ideal endpoint has no NVLS terms (no switch that reduces), so NVLS runs with
+h100's, which the model adds too. Sizes go from latency-bound (64 KiB) to bandwidth-bound
+(8 MiB; at 16 MiB and more, where a call takes seconds of dilated time, fidelity.py follows
+all-reduce).
 """
 
 from __future__ import annotations
@@ -22,20 +24,25 @@ from traffic.schedule import ALGORITHMS
 LINK = "copper-800g"
 STAR, RACKS = "star:8", "racks:2x4"
 RACKS_ONLY = ("hierarchical",)
+#: The endpoints an algorithm runs with: ideal (the links alone), but NVLS needs a GPU whose
+#: switch reduces.
+ENDPOINTS = {"nvls": "h100"}
 SIZES = (64 << 10, 1 << 20, 8 << 20)
 
 
-def topology_for(algorithm: str) -> str:
-    return RACKS if algorithm in RACKS_ONLY else STAR
+def setup_for(algorithm: str) -> tuple[str, str]:
+    """(topology, GPU endpoint) an algorithm is measured on."""
+    return (RACKS if algorithm in RACKS_ONLY else STAR), ENDPOINTS.get(algorithm, "ideal")
 
 
 def measure(repeats: int = 3) -> list[dict]:
     rows = []
-    for topology in (STAR, RACKS):
-        with Emulation(topology, LINK, gpu="ideal") as emu:
+    setups = dict.fromkeys(setup_for(a) for algs in ALGORITHMS.values() for a in algs)
+    for topology, gpu in setups:
+        with Emulation(topology, LINK, gpu=gpu) as emu:
             for collective, algorithms in ALGORITHMS.items():
                 for algorithm in algorithms:
-                    if topology_for(algorithm) != topology:
+                    if setup_for(algorithm) != (topology, gpu):
                         continue
                     for size in SIZES:
                         runs = [emu.run(collective, algorithm, size, iters=3, check=False)
@@ -43,7 +50,7 @@ def measure(repeats: int = 3) -> list[dict]:
                         time_s = statistics.median(r.time_s for r in runs)
                         model = runs[0].model_emulated_time_s
                         rows.append({"collective": collective, "algorithm": algorithm,
-                                     "topology": topology, "size": size,
+                                     "gpu": gpu, "topology": topology, "size": size,
                                      "dilation": runs[0].dilation, "time_s": time_s,
                                      "model_s": model, "error": time_s / model - 1,
                                      "repeats": repeats})
@@ -54,7 +61,9 @@ def measure(repeats: int = 3) -> list[dict]:
 def markdown(rows: list[dict]) -> str:
     return md(("collective", "algorithm", "topology", "size", "D", "measured (us)", "model (us)",
                "error"),
-              [(r["collective"], r["algorithm"], r["topology"], format_size(r["size"], spaced=True),
+              [(r["collective"], r["algorithm"] + ("" if r["gpu"] == "ideal" else
+                                                   f" ({r['gpu']} endpoints)"),
+                r["topology"], format_size(r["size"], spaced=True),
                 f"{r['dilation']:g}", f"{r['time_s'] * 1e6:.1f}", f"{r['model_s'] * 1e6:.1f}",
                 f"{r['error']:+.1%}") for r in rows])
 

@@ -44,5 +44,18 @@ def markdown(rows: list[dict]) -> str:
                 f"{r['error']:+.1%}") for r in rows])
 
 
+def misses(rows: list[dict], least: int = 16 << 20, tolerance: float = 0.05) -> str:
+    """One sentence naming the rows where bandwidth dominates (`least` bytes and up) that are
+    off the model by more than `tolerance`, or saying there are none."""
+    off = [r for r in rows if r["size"] >= least and abs(r["error"]) > tolerance]
+    if not off:
+        return (f"Every row from {format_size(least, spaced=True)} up is within "
+                f"{tolerance:.0%} of the model.")
+    named = "; ".join(f"{r['link']} {r['algorithm']} at {format_size(r['size'], spaced=True)}"
+                      f" {r['error']:+.1%}" for r in off)
+    return (f"Off by more than {tolerance:.0%} from {format_size(least, spaced=True)} up: "
+            f"{named} (not yet explained; bench/algorithms.py shows tree all-reduce alike).")
+
+
 if __name__ == "__main__":
     print(markdown(measure()))

@@ -185,6 +185,8 @@ kernel has no netem, so the agents hold each frame for its link delay. Target: w
 where bandwidth dominates, and ring within 1%.
 
 {fidelity.markdown(fid)}
+
+{fidelity.misses(fid)}
 """
 
 

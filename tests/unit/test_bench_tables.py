@@ -26,7 +26,8 @@ def test_shaping_wire_rate_counts_headers():
 
 
 def test_algorithms_table_formats_sizes_and_errors():
-    row = {"collective": "allreduce", "algorithm": "hierarchical", "topology": "racks:2x4",
+    row = {"collective": "allreduce", "algorithm": "hierarchical", "gpu": "ideal",
+           "topology": "racks:2x4",
            "size": 64 << 10, "dilation": 5000.0, "time_s": 1.26e-6, "model_s": 1.2e-6,
            "error": 0.05, "repeats": 3}
     big = {**row, "size": 8 << 20, "error": -0.1234}
@@ -35,8 +36,21 @@ def test_algorithms_table_formats_sizes_and_errors():
                         "+5.0% |")
     assert lines[3].startswith("| allreduce | hierarchical | racks:2x4 | 8 MiB |")
     assert lines[3].endswith("| -12.3% |")
-    assert algorithms.topology_for("hierarchical") == "racks:2x4"
-    assert algorithms.topology_for("ring") == "star:8"
+    assert algorithms.setup_for("hierarchical") == ("racks:2x4", "ideal")
+    assert algorithms.setup_for("ring") == ("star:8", "ideal")
+    nvls = {**row, "algorithm": "nvls", "gpu": "h100", "topology": "star:8"}
+    assert "| allreduce | nvls (h100 endpoints) | star:8 |" in algorithms.markdown([nvls])
+
+
+def test_every_algorithm_runs_on_endpoints_it_can_run_on():
+    """The bench failed on NVLS with ideal endpoints (no switch that reduces): each algorithm's
+    endpoint has the terms it needs."""
+    from emulator.models.endpoints import get_gpu
+    from traffic.schedule import ALGORITHMS
+
+    for name in {a for algs in ALGORITHMS.values() for a in algs}:
+        _, gpu = algorithms.setup_for(name)
+        assert name != "nvls" or get_gpu(gpu).nvls is not None
 
 
 def test_scale_table_names_the_largest_that_worked():
@@ -134,3 +148,14 @@ def test_scheduling_table_is_one_row_per_policy_with_each_run():
     assert rows[2] == "| SCHED_FIFO 10 | 1.40, 1.50 | 134, 136 | 0.55 | 1.10 | 1.00 |"
     assert rows[3].startswith("| normal (NETWALL_AGENT_SCHED=normal) | 1.00, 1.10 | 195, 200 |")
     assert "alternately, 2" in scheduling.section(found)
+
+
+def test_fidelity_names_the_rows_beyond_its_target():
+    from bench import fidelity
+
+    row = {"link": "copper-800g", "algorithm": "ring", "size": 16 << 20, "error": 0.004}
+    assert fidelity.misses([row]).startswith("Every row from 16 MiB up is within 5%")
+    tree = {**row, "algorithm": "tree", "size": 64 << 20, "error": 0.112}
+    small = {**row, "size": 1 << 20, "error": -0.09}  # latency-bound: not held to it
+    text = fidelity.misses([row, tree, small])
+    assert "copper-800g tree at 64 MiB +11.2%" in text and "1 MiB" not in text
