@@ -3,7 +3,8 @@
 bench/fidelity.py holds all-reduce to the model on each link family; this holds every
 schedule netwall has (traffic.schedule.ALGORITHMS) to it, on copper-800g at the default
 dilation: on star:8, except hierarchical all-reduce, which splits on racks and so runs on
-racks:2x4 (two racks of four GPUs joined through a spine on optical-800g). As in
+racks:2x4 (two racks of four GPUs joined through a spine on optical-800g), and a send, which
+is between two ranks and so runs on a pair. As in
 fidelity.py the endpoints are ideal (`gpu="ideal"`): the links alone against their model,
 latency term included (held by the agents where the kernel has no netem). NVLS is the
 exception: an ideal endpoint has no NVLS terms (no switch that reduces), so NVLS runs with
@@ -22,27 +23,30 @@ from foundation.units import format_size
 from traffic.schedule import ALGORITHMS
 
 LINK = "copper-800g"
-STAR, RACKS = "star:8", "racks:2x4"
+STAR, RACKS, PAIR = "star:8", "racks:2x4", "pair"
 RACKS_ONLY = ("hierarchical",)
+PAIR_ONLY = ("send",)  # collectives of exactly two ranks
 #: The endpoints an algorithm runs with: ideal (the links alone), but NVLS needs a GPU whose
 #: switch reduces.
 ENDPOINTS = {"nvls": "h100"}
 SIZES = (64 << 10, 1 << 20, 8 << 20)
 
 
-def setup_for(algorithm: str) -> tuple[str, str]:
-    """(topology, GPU endpoint) an algorithm is measured on."""
-    return (RACKS if algorithm in RACKS_ONLY else STAR), ENDPOINTS.get(algorithm, "ideal")
+def setup_for(collective: str, algorithm: str) -> tuple[str, str]:
+    """(topology, GPU endpoint) a collective's algorithm is measured on."""
+    topology = (PAIR if collective in PAIR_ONLY else RACKS if algorithm in RACKS_ONLY
+                else STAR)
+    return topology, ENDPOINTS.get(algorithm, "ideal")
 
 
 def measure(repeats: int = 3) -> list[dict]:
     rows = []
-    setups = dict.fromkeys(setup_for(a) for algs in ALGORITHMS.values() for a in algs)
+    setups = dict.fromkeys(setup_for(c, a) for c, algs in ALGORITHMS.items() for a in algs)
     for topology, gpu in setups:
         with Emulation(topology, LINK, gpu=gpu) as emu:
             for collective, algorithms in ALGORITHMS.items():
                 for algorithm in algorithms:
-                    if setup_for(algorithm) != (topology, gpu):
+                    if setup_for(collective, algorithm) != (topology, gpu):
                         continue
                     for size in SIZES:
                         runs = [emu.run(collective, algorithm, size, iters=3, check=False)

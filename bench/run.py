@@ -220,8 +220,8 @@ Where it strays, and why: at 64 KiB a transfer is a frame or two and htb lets a 
 through at once (its bucket holds one 65 KB frame), so small calls read fast; pipelined
 ring broadcast and reduce read ~30% fast because timed calls run back to back and overlap,
 as on real hardware, while the model counts each call's pipeline fill anew. Tree
-all-reduce reads a few percent slow at large sizes (as in the fidelity table above), which
-is not yet explained.
+all-reduce reads slow at large sizes (a few percent at 8 MiB here, more at 16 and 64 MiB in the
+fidelity table above), which is not yet explained.
 """
 
 

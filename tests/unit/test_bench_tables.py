@@ -36,21 +36,30 @@ def test_algorithms_table_formats_sizes_and_errors():
                         "+5.0% |")
     assert lines[3].startswith("| allreduce | hierarchical | racks:2x4 | 8 MiB |")
     assert lines[3].endswith("| -12.3% |")
-    assert algorithms.setup_for("hierarchical") == ("racks:2x4", "ideal")
-    assert algorithms.setup_for("ring") == ("star:8", "ideal")
+    assert algorithms.setup_for("allreduce", "hierarchical") == ("racks:2x4", "ideal")
+    assert algorithms.setup_for("allreduce", "ring") == ("star:8", "ideal")
     nvls = {**row, "algorithm": "nvls", "gpu": "h100", "topology": "star:8"}
     assert "| allreduce | nvls (h100 endpoints) | star:8 |" in algorithms.markdown([nvls])
 
 
-def test_every_algorithm_runs_on_endpoints_it_can_run_on():
-    """The bench failed on NVLS with ideal endpoints (no switch that reduces): each algorithm's
-    endpoint has the terms it needs."""
+def test_every_algorithm_has_a_setup_it_can_run_on():
+    """The bench stopped on NVLS with ideal endpoints (no switch that reduces) and on a send
+    over 8 ranks (a send is between two): each schedule builds on its setup's ranks, and an
+    NVLS one has a GPU whose switch reduces."""
     from emulator.models.endpoints import get_gpu
-    from traffic.schedule import ALGORITHMS
+    from topologies import parse
+    from traffic.schedule import ALGORITHMS, build
 
-    for name in {a for algs in ALGORITHMS.values() for a in algs}:
-        _, gpu = algorithms.setup_for(name)
-        assert name != "nvls" or get_gpu(gpu).nvls is not None
+    for collective, names in ALGORITHMS.items():
+        for name in names:
+            topology, gpu = algorithms.setup_for(collective, name)
+            ranks = len(parse(topology, algorithms.LINK).gpus)
+            if name in algorithms.RACKS_ONLY:  # built from the racks' groups, on racks
+                assert topology.startswith("racks:")
+                continue
+            for size in algorithms.SIZES:
+                assert build(collective, name, ranks, size).steps
+            assert name != "nvls" or get_gpu(gpu).nvls is not None
 
 
 def test_scale_table_names_the_largest_that_worked():
