@@ -54,7 +54,7 @@ def misses(rows: list[dict], least: int = 16 << 20, tolerance: float = 0.05) -> 
     named = "; ".join(f"{r['link']} {r['algorithm']} at {format_size(r['size'], spaced=True)}"
                       f" {r['error']:+.1%}" for r in off)
     return (f"Off by more than {tolerance:.0%} from {format_size(least, spaced=True)} up: "
-            f"{named} (not yet explained; bench/algorithms.py shows tree all-reduce alike).")
+            f"{named} (not yet explained).")
 
 
 if __name__ == "__main__":

@@ -37,12 +37,11 @@ def profiles_table(cat: Mapping[str, LinkProfile]) -> str:
 
 def gpus_table(gpus: Mapping[str, GpuProfile],
                ranges: Mapping[str, list[tuple[str, int, int]]],
-               nvls: Mapping[str, str] | None = None, ranks: int = 8) -> str:
+               nvls: Mapping[str, str], ranks: int) -> str:
     """One row per protocol of each GPU endpoint, with the sizes its cost model picks the
     protocol for (`ranges`, from emulator.models.alphabeta.protocol_ranges), and where NCCL's
     choice runs NVLS on that cluster (`nvls`, by GPU name), for `netwall gpus`. NVLS's
     data/wire is each link's share on the cluster's `ranks` GPUs (a bus share says so)."""
-    nvls = nvls or {}
     rows = []
     for gpu in gpus.values():
         picked = {name: f"{format_size(first)} - {format_size(last)}"

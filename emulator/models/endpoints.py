@@ -231,23 +231,24 @@ def _nvls(path: Path, entry: Any, sources: dict[str, str]) -> Nvls:
     if not isinstance(entry, dict) or not fields <= set(entry) <= fields | {"scales_as"}:
         raise fail(path, "nvls", f"must have exactly {', '.join(_NVLS_FIELDS)} (and "
                    "optionally scales_as)")
-    scales = entry.get("scales_as", {"value": "link", "source": ""})
-    if (not isinstance(scales, dict) or set(scales) != {"value", "source"}
-            or scales["value"] not in NVLS_SCALES or not isinstance(scales["source"], str)
-            or ("scales_as" in entry and not scales["source"].strip())):
-        raise fail(path, "nvls.scales_as", f"must be {{value: link or bus, source: "
-                   f'"<citation>"}}, got {shown(scales)}')
+    scales = "link"
     if "scales_as" in entry:
-        sources["nvls.scales_as"] = scales["source"].strip()
+        raw = entry["scales_as"]
+        if (not isinstance(raw, dict) or set(raw) != {"value", "source"}
+                or raw["value"] not in NVLS_SCALES or not isinstance(raw["source"], str)
+                or not raw["source"].strip()):
+            raise fail(path, "nvls.scales_as", f"must be {{value: link or bus, source: "
+                       f'"<citation>"}}, got {shown(raw)}')
+        scales, sources["nvls.scales_as"] = raw["value"], raw["source"].strip()
     specs = dict(_NVLS_FIELDS)
-    if scales["value"] == "bus":
+    if scales == "bus":
         specs["efficiency"] = (float, lambda v: 0 < v <= MAX_BUS_EFFICIENCY,
                                f"in (0, {MAX_BUS_EFFICIENCY:g}] (a bus share)")
     values = {}
     for key, spec in specs.items():
         values[key], sources[f"nvls.{key}"] = sourced_number(path, f"nvls.{key}", entry[key],
                                                              spec)
-    return Nvls(**values, scales_as=scales["value"])
+    return Nvls(**values, scales_as=scales)
 
 
 def _tuning(path: Path, entry: Any, sources: dict[str, str]) -> Tuning | None:
