@@ -13,8 +13,11 @@ which every agent inherits too and the controller reads.
 
 The controller talks to the server on a Unix socket pair: one message per agent carrying
 the host's pid and, as SCM_RIGHTS, the agent's three pipe ends; the answer is the agent's
-pid. The server's children are reaped by the kernel (SIGCHLD ignored); the controller
-watches each agent through a pidfd. The server exits when the controller's end closes.
+pid and, as SCM_RIGHTS, a pidfd of the agent, through which the controller watches it. The
+server opens that pidfd before it reaps anything, so it names the agent even if the agent
+has already exited (a bad namespace ends it at once); opened by pid in the controller, it
+could find the pid gone or, worse, reused. The server exits when the controller's end
+closes.
 """
 
 from __future__ import annotations
@@ -42,9 +45,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 class AgentProcess:
     """One forked agent, as much of subprocess.Popen as the launcher uses."""
 
-    def __init__(self, pid: int, stdin: int, stdout: int, stderr: int) -> None:
+    def __init__(self, pid: int, pidfd: int, stdin: int, stdout: int, stderr: int) -> None:
         self.pid = pid
-        self._pidfd = os.pidfd_open(pid)
+        self._pidfd = pidfd
         self.stdin = open(stdin, "w")  # noqa: SIM115 - closed by close()
         self.stdout = open(stdout)  # noqa: SIM115
         self.stderr = open(stderr)  # noqa: SIM115
@@ -98,13 +101,15 @@ class ForkServer:
         theirs = [pipes[0][0], pipes[1][1], pipes[2][1]]  # the agent reads 0, writes 1 and 2
         try:
             socket.send_fds(self._sock, [str(netns_pid).encode()], theirs)
-            answer = self._sock.recv(64)
+            answer, pidfds, _, _ = socket.recv_fds(self._sock, 64, 1)
         finally:
             for fd in theirs:
                 os.close(fd)
-        if not answer:
+        if not answer or len(pidfds) != 1:
+            for fd in pidfds if answer else []:
+                os.close(fd)
             raise OSError(f"the agent fork server died (exit code {self.proc.wait()})")
-        return AgentProcess(int(answer), pipes[0][1], pipes[1][0], pipes[2][0])
+        return AgentProcess(int(answer), pidfds[0], pipes[0][1], pipes[1][0], pipes[2][0])
 
     def close(self) -> None:
         """End the server (its agents live on until their own stdin closes)."""
@@ -117,7 +122,8 @@ def serve(fd: int, main: Callable[[SharedClock, Board | None], None],
     """The fork server's loop: `python -m traffic.agent --fork-server FD [BOARD RANKS]`
     calls it with the agent's main, so every agent shares the modules the server imported
     (and the board of `ranks` rows on descriptor `board_fd`, if given)."""
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps finished agents
+    # Finished agents stay zombies until _reap: the pidfd is opened first (module docstring).
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     # Keep the garbage collector off the server's objects in every child: its passes write
     # to each object they visit, which would copy every shared page into every agent.
     gc.freeze()
@@ -128,16 +134,27 @@ def serve(fd: int, main: Callable[[SharedClock, Board | None], None],
     while True:
         message, fds, _, _ = socket.recv_fds(sock, 64, 3)
         if not message:
-            return  # the controller closed its end
+            return  # the controller closed its end; init reaps the agents from here
         pid = os.fork()
         if pid == 0:
             _become_agent(int(message), fds, lambda: main(shared, board), policy)
         for received in fds:
             os.close(received)
+        pidfd = os.pidfd_open(pid)  # the agent is alive or a zombie: its pid is still its own
         try:
-            sock.send(str(pid).encode())
+            socket.send_fds(sock, [str(pid).encode()], [pidfd])
         except OSError:
             return  # the controller went away mid-request (e.g. interrupted)
+        finally:
+            os.close(pidfd)
+        _reap()
+
+
+def _reap() -> None:
+    """Collect the agents that have exited (their pidfds, sent already, still tell it)."""
+    with contextlib.suppress(ChildProcessError):  # no children left
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
 
 
 def _become_agent(netns_pid: int, fds: list[int], main: Callable[[], None],
@@ -147,7 +164,6 @@ def _become_agent(netns_pid: int, fds: list[int], main: Callable[[], None],
     the agent."""
     code = 1
     try:
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # the server's socket, the pipes' copies
