@@ -23,6 +23,7 @@ class Transfer:
     length: int
     frames: int
     data: memoryview  # the bytes it sends: its range of the buffer, or a copy of it
+    due: float  # when its frames are due to leave (its step's sends, in the call's timeline)
     next_seq: int = 0  # frames handed to the kernel so far, in order
     resend: list[int] = field(default_factory=list)  # seqs asked for again
     done_at: float = 0.0  # when the last first-time frame left

@@ -19,7 +19,7 @@ from traffic.collectives.base import WIDEST
 
 PORT = 47000
 MAGIC = 0x4E57  # "NW"
-VERSION = 1
+VERSION = 2  # 2: `sent`, when each frame was due to leave
 DATA, ACK, NACK = 1, 2, 3  # a payload frame; "transfer complete"; "resend these frames"
 KINDS = {DATA: "data", ACK: "ack", NACK: "nack"}
 
@@ -40,6 +40,9 @@ class Netwall(Packet):
         LongField("offset", 0),  # byte offset of the payload in the receiver's buffer
         IntField("length", 0),  # payload bytes in this frame
         IntField("seq", 0),  # frame number within (op, step, src -> dst)
+        # When the frame was due to leave its sender, ns after the program's start (see
+        # traffic.pacing.Wire): late senders' frames carry the time they were due.
+        LongField("sent", 0),
     ]
 
 

@@ -63,6 +63,7 @@ from traffic.header import (
     ACK,
     DATA,
     ETHER_IP_UDP,
+    FRAME_OVERHEAD,
     HEADER,
     MAGIC,
     NACK,
@@ -128,6 +129,7 @@ class Machine:
         self.rto = setup.rto
         self.payload = frame_payload(setup.mtu)
         self.routes = setup.routes  # from each rank: delay to hold, rates to pace at
+        self.links = {peer: p.link for peer, p in setup.peers.items()}  # frames to it leave on
         self.wire = Wire(self.routes, 1.0)  # at each program's dilation (go)
         self.clock = clock
         self._data, self._control = port.data, port.control
@@ -152,6 +154,7 @@ class Machine:
         self.timeout = 0.0
         self.last_progress = 0.0
         self.next_repair = 0.0
+        self.started = 0.0  # the running program's start
         self.stats = AgentStats()
         self.rest = rest
         self.resting = False  # this program tells `rest` when the rank is quiet
@@ -190,6 +193,7 @@ class Machine:
         self.streams = {}
         for call in self.calls.values():
             self.streams.setdefault(call.stream, deque()).append(call)
+        self.started = go.start  # frames' departures are stamped from it (header's `sent`)
         self.free_at = dict.fromkeys(self.streams, go.start)
         self.active = []
         self.unfinished = len(self.calls)
@@ -275,15 +279,14 @@ class Machine:
         ready = self._ready_at(call)
         if ready is None or now < ready + call.gap_s:
             return False
-        if call.init:
+        if call.init:  # resetting the buffer is host work, not the call's
             self._protect_all(call.buffer)
             self.buffers[call.buffer][:] = self.initial[call.data_key]
-            now = self.clock()  # resetting the buffer is not part of the call
-        call.start = now
+        call.start = ready + call.gap_s  # when it was due, however late this turn came
         call.incoming = [{src: Incoming.expect(m.length, m.reduce, call.data)
                           for src, m in recvs.items()} for recvs in call.recvs]
         self.active.append(call)
-        self._enter_step(call, 0)
+        self._enter_step(call, 0, call.start)
         return True
 
     def _ready_at(self, call: Call) -> float | None:
@@ -294,23 +297,26 @@ class Machine:
             return None
         return max([self.free_at[call.stream], *ends])
 
-    def _enter_step(self, call: Call, step: int) -> None:
+    def _enter_step(self, call: Call, step: int, at: float) -> None:
+        """Enter `step` at `at`, in the call's timeline: when the step before it ended (or
+        the call started), not when this turn got to it."""
         call.step = step
         if self.board is not None:
             self.board.step(call.id, step, call.steps)
         if step == call.steps:
             return
+        call.send_at = at + call.step_s + (call.start_s if step == 0 else 0.0)
+        reduced = sum(m.length for m in call.recvs[step].values() if m.reduce)
+        call.floor = call.send_at + reduced * call.reduce_s
         view = self.bytes[call.buffer]
         for m in call.sends[step]:
             call.pending.append(Transfer(
                 call, step, m.dst, m.src_offset, m.dst_offset, m.length,
-                -(-m.length // call.data), view[m.src_offset:m.src_offset + m.length]))
+                -(-m.length // call.data), view[m.src_offset:m.src_offset + m.length],
+                call.send_at))
         now = self.clock()
-        call.send_at = now + call.step_s + (call.start_s if step == 0 else 0.0)
-        reduced = sum(m.length for m in call.recvs[step].values() if m.reduce)
-        call.floor = call.send_at + reduced * call.reduce_s
         for incoming in call.incoming[step].values():
-            incoming.last = now  # the repair timer starts with the step
+            incoming.last = now  # the repair timer starts with the step (real time)
         for frame in self.stash.pop((call.id, step), []):
             self._apply(call, step, *frame)
             self.spare.append(frame[-1].obj)
@@ -325,7 +331,7 @@ class Machine:
                                 [i.held for i in call.incoming[call.step].values()])
                 if self.clock() < call.wake:
                     break
-                self._enter_step(call, call.step + 1)
+                self._enter_step(call, call.step + 1, call.wake)
                 moved = True
             if call.step == call.steps:
                 self._finish(call)
@@ -336,7 +342,7 @@ class Machine:
         if call.op == "avg":  # ncclAvg's division; a resend keeps the bytes sent
             self._protect_all(call.buffer)
             finish(self.buffers[call.buffer], *call.data_key)
-        call.end = self.clock()
+        call.end = max(call.start, call.wake)  # its last step's end (a call may have none)
         self.free_at[call.stream] = max(self.free_at[call.stream], call.end)  # a group's last
         if call.check:  # its result, before a later call on the buffer reuses it
             call.result = self.buffers[call.buffer][result_region(
@@ -386,10 +392,14 @@ class Machine:
         data = transfer.data[start:start + call.data]
         length = len(data)
         pad = call.pad if length == call.data else padding(length, call.efficiency)
+        link = self.links.get(transfer.peer, -1)
+        leaves = self.wire.departure(link, self.clock() if transfer.resend else transfer.due)
         HEADER.pack_into(self.header, 0, MAGIC, VERSION, DATA, call.comm, transfer.step,
                          call.id, self.rank, transfer.peer, transfer.dst_offset + start,
-                         length, seq)
+                         length, seq, max(0, round((leaves - self.started) * 1e9)))
         status = self._data(transfer.peer, self.header, data, pad)
+        if status != PUSHBACK and status != QUEUE_FULL:
+            self.wire.left(link, leaves, FRAME_OVERHEAD + length + pad)
         if status:
             if status == PUSHBACK:
                 return False
@@ -405,7 +415,7 @@ class Machine:
         """An ACK or a NACK (listing missing frames) for transfer (op, step) from `peer`."""
         body = np.asarray(seqs[:MAX_NACK_SEQS], dtype=">u4").tobytes()
         HEADER.pack_into(self.control_header, 0, MAGIC, VERSION, kind, 0, step, op, self.rank,
-                         peer, 0, len(body), 0)
+                         peer, 0, len(body), 0, 0)
         if self._control(peer, self.control_header, body):
             if kind == ACK:
                 self.stats.acks_sent += 1
@@ -423,7 +433,7 @@ class Machine:
             self.rest.busy()
         if n < HEADER.size:
             return
-        magic, version, kind, _comm, step, op, src, _dst, offset, length, seq = \
+        magic, version, kind, _comm, step, op, src, _dst, offset, length, seq, sent = \
             HEADER.unpack_from(self.staging, 0)
         if magic != MAGIC or version != VERSION or n < HEADER.size + length:
             return
@@ -431,7 +441,8 @@ class Machine:
             self.stats.frames_received += 1
             call = self.calls.get(op)
             data = memoryview(self.staging)[HEADER.size:HEADER.size + length]
-            arrived = self.wire.across(src, n + ETHER_IP_UDP, received)
+            arrived = self.wire.across(src, n + ETHER_IP_UDP, received,
+                                       self.started + sent * 1e-9)
             if self._lands_now(call, step, offset, length):
                 self._apply(call, step, src, seq, offset, arrived, data)
             elif op >= self.oldest_op and (call is None or call.step < step):  # early

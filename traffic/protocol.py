@@ -37,6 +37,7 @@ class Peer:
     dst_mac: str  # the next hop's
     src_ip: str
     dst_ip: str
+    link: int = -1  # the link its frames leave on (-1: unknown, so not paced on leaving)
 
 
 @dataclass(frozen=True)

@@ -7,19 +7,23 @@ depends on the machine (cores, kernel, CPU), so it is measured here rather than 
 a star of 8 GPUs, with a bandwidth-bound (16 MiB) and a latency-bound (1 MiB) ring
 all-reduce, whose alpha-beta model is exact.
 
-The host adds some wall time h to a call; in real units that is h/D, so a call's error
-against its model is e(D) = e0 + a/D, with a = h/T (T the model time) and e0 whatever does
-not shrink with D (a frame's granularity). That is the same law the proof of every result
-uses (dilation.host_error). Each reference call is timed at three dilations a factor of two
-apart, from the first at which the host is no longer saturated, in several rounds; the
-two-parameter fit to each dilation's median over the rounds gives h, so
+Since each call keeps its own timeline (traffic.machine: a late turn no longer delays the
+next step, the links' buckets let a late sender catch up), the host costs a call almost
+nothing until it cannot keep up at all: a call's error against its model is flat at what no
+dilation removes (a frame's granularity, ~0.15%) down to a dilation where it rises steeply
+(BENCHMARKS.md: +0.13% at D 500, +1.7% at 300, +36% at 200 for the 16 MiB call). A fit of
+e(D) = e0 + a/D, which the previous calibration made, misreads such a cliff. So each
+reference call's threshold is found instead: the smallest dilation at which it is within
+half the tolerance of its model, by climbing a ladder and halving the interval below the
+first rung that passes (to within about 10%), in several rounds. Then
 
-    step cost    = h of the latency-bound call / its dependent steps  (wall seconds)
-    capacity     = the injection at which the bandwidth-bound call's host share a/D is half
-                   the tolerance: injection * tolerance / (2 a)
+    capacity  = the bandwidth-bound call's injection (wall clock) at its threshold
+    step cost = the wall time per dependent step that puts the latency-bound call's host
+                share at half the tolerance at its threshold
 
-These are the figures `dilation.choose` uses; each round's own fit is kept too, and their
-spread, so `netwall check` says how much this host varies. The result is cached
+These are the figures `dilation.choose` uses, which gives those thresholds back for the two
+calls; each round's own threshold is kept too, and their spread, so `netwall check` says how
+much this host varies. The result is cached
 per machine (CPU model, cores, memory, kernel, calibration version) and measured again when
 any of them changes.
 """
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import platform
 import statistics
@@ -44,19 +49,20 @@ from foundation.units import format_size
 from topologies.graph import MAX_GPUS
 
 #: Bump when the agents' hot path changes: an old calibration would then mislead.
-VERSION = 3  # 2: agents under SCHED_FIFO; 3: figures fitted, not read off a ladder
+#: 2: agents under SCHED_FIFO; 3: figures fitted, not read off a ladder; 4: steps and frames
+#: in the call's timeline, and thresholds found, not fitted.
+VERSION = 4
 #: A result the host distorted by more than this share is flagged (emulator.models.verdict).
 DEFAULT_TOLERANCE = 0.02
 CACHE_DIR = Path(os.environ.get("NETWALL_CACHE_DIR", "/var/cache/netwall"))
 TOPOLOGY, LINK, RANKS = "star:8", DEFAULT_LINK, 8
 BANDWIDTH_SIZE, LATENCY_SIZE = 16 << 20, 1 << 20
-#: Where each call's search for the unsaturated host starts and how far it may go.
+#: Where each call's search for its faithful dilation starts and how far it may go.
 BANDWIDTH_LADDER = (100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0)
 LATENCY_LADDER = (200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0, 20000.0, 50000.0)
-#: A call this far off its model is saturating the host: h is no longer a constant there.
-SATURATED = 0.25
-#: Each round times each call at these multiples of its first unsaturated dilation.
-SPAN = (1.0, 2.0, 4.0)
+#: Each round halves the interval below the first faithful rung this often: three halvings
+#: of a factor of 2 or 2.5 find the dilation to within 9-12%.
+HALVINGS = 3
 ROUNDS, ITERS = 3, 3
 #: The least a dependent step can cost the host: a wake-up and a system call or two. A host
 #: whose step cost is lost in the noise of the fit gets this.
@@ -159,33 +165,38 @@ def save(calibration: Calibration, path: Path | None = None) -> Path:
     return outputs.write_file(path, json.dumps(asdict(calibration), indent=1))
 
 
-def host_share(errors: dict[float, float]) -> tuple[float, float]:
-    """(e0, a) of e(D) = e0 + a/D fitted by least squares to errors by dilation: a is the
-    host's wall time over the model time (a/D its share at D), e0 what no dilation removes.
-    A host too quick to measure gives a = 0."""
-    xs = [1 / d for d in errors]
-    ys = list(errors.values())
-    mean_x, mean_y = statistics.fmean(xs), statistics.fmean(ys)
-    spread = sum((x - mean_x) ** 2 for x in xs)
-    if spread == 0:
-        return 0.0, max(0.0, mean_y * next(iter(errors)))
-    a = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread
-    a = max(0.0, a)
-    return mean_y - a * mean_x, a
+def threshold(within: Callable[[float], bool], ladder: tuple[float, ...],
+              rounds: int = ROUNDS, halvings: int = HALVINGS) -> tuple[float, list[float]]:
+    """The smallest dilation at which `within(d)` (a call timed at d is within half the
+    tolerance of its model): the ladder climbed to its first such rung, then in each round the
+    interval below it halved `halvings` times (geometrically). Returns the median of the
+    rounds' answers and each of them. The first rung passing narrows down from half of it;
+    none passing gives the last rung."""
+    above = next((d for d in ladder if within(d)), None)
+    if above is None:
+        return ladder[-1], [ladder[-1]] * rounds
+    i = ladder.index(above)
+    below = ladder[i - 1] if i else above / 2
+    found = []
+    for _ in range(rounds):
+        low, high = below, above
+        for _ in range(halvings):
+            middle = math.sqrt(low * high)
+            low, high = (low, middle) if within(middle) else (middle, high)
+        found.append(high)
+    return statistics.median(found), found
 
 
-def figures(bandwidth_a: float, latency_a: float, injection_gbps: float,
+def figures(bandwidth_d: float, latency_d: float, injection_gbps: float,
             latency_model_s: float, latency_steps: int, tolerance: float) -> tuple[float, float]:
-    """(capacity_gbps, step_s) from the two calls' fitted host shares.
-
-    The capacity is the injection at which the bandwidth-bound call's host share a/D is half
-    the tolerance (never above the injection itself, D = 1); the step cost is the latency-bound
-    call's host wall time a*T over its steps. dilation.choose then gives back, for the two
-    reference calls, the dilations where their host share is half the tolerance.
-    """
-    capacity = injection_gbps * min(1.0, tolerance / 2 / bandwidth_a) if bandwidth_a > 0 \
-        else injection_gbps
-    return capacity, max(MIN_STEP_S, latency_a * latency_model_s / latency_steps)
+    """(capacity_gbps, step_s) from the dilations at which the two reference calls became
+    faithful with half the tolerance to spare: dilation.choose gives those dilations back
+    for them (on its series). The capacity is the bandwidth-bound call's injection at its
+    dilation; the step cost the wall time the latency-bound call's steps may take at its
+    dilation for the host's share to stay half the tolerance."""
+    capacity = injection_gbps / max(1.0, bandwidth_d)
+    step_s = max(1.0, latency_d) * tolerance / 2 * latency_model_s / latency_steps
+    return capacity, max(MIN_STEP_S, step_s)
 
 
 def spread(values: list[float]) -> float:
@@ -199,45 +210,25 @@ def measure(run: Callable[[int, float], tuple[float, float]], injection_gbps: fl
             tolerance: float = DEFAULT_TOLERANCE,
             progress: Callable[[str], None] | None = None) -> Calibration:
     """Measure both figures with `run(size, dilation) -> (time_s, model_s)` (one timed batch on
-    the calibration star, real units).
-
-    For each call: climb its ladder to the first dilation at which the host is not saturated
-    (error within SATURATED), then, in each of ROUNDS rounds, time it at SPAN times that
-    dilation; e(D) = e0 + a/D fitted to each dilation's median gives the figures, and each
-    round's own fit their spread (how steady this host is).
-    """
+    the calibration star, real units): for each reference call, the smallest dilation at which
+    it is within half the tolerance of its model (threshold), in ROUNDS rounds."""
     samples: list[tuple[int, float, float]] = []
 
-    def error(size: int, d: float) -> float:
-        time_s, model_s = run(size, d)
-        samples.append((size, d, time_s / model_s - 1))
-        if progress:
-            progress(f"{format_size(size, spaced=True)} at dilation {d:.10g}: "
-                     f"{samples[-1][2]:+.1%}")
-        return samples[-1][2]
+    def within(size: int) -> Callable[[float], bool]:
+        def timed(d: float) -> bool:
+            time_s, model_s = run(size, d)
+            samples.append((size, d, time_s / model_s - 1))
+            if progress:
+                progress(f"{format_size(size, spaced=True)} at dilation {d:.4g}: "
+                         f"{samples[-1][2]:+.1%}")
+            return abs(samples[-1][2]) <= tolerance / 2
+        return timed
 
-    def unsaturated(size: int, ladder: tuple[float, ...]) -> float:
-        for d in ladder:
-            if abs(error(size, d)) <= SATURATED:
-                return d
-        return ladder[-1]
-
-    def rounds(size: int, base: float) -> tuple[float, list[float]]:
-        """The host share a fitted to each dilation's median over the rounds (one slow
-        batch does not move it), and each round's own fit (how much the rounds differ)."""
-        timed = [{base * k: error(size, base * k) for k in SPAN} for _ in range(ROUNDS)]
-        medians = {d: statistics.median(r[d] for r in timed) for d in timed[0]}
-        return host_share(medians)[1], [host_share(r)[1] for r in timed]
-
-    bandwidth, bandwidth_rounds = rounds(BANDWIDTH_SIZE,
-                                         unsaturated(BANDWIDTH_SIZE, BANDWIDTH_LADDER))
+    bandwidth, bandwidth_rounds = threshold(within(BANDWIDTH_SIZE), BANDWIDTH_LADDER)
     # The latency-bound call injects as much (the same ranks at line rate): its search starts
-    # where that injection is within the capacity, so its fit sees steps, not crowding.
-    capacity = figures(bandwidth, 0.0, injection_gbps, latency_model_s, latency_steps,
-                       tolerance)[0]
-    start = injection_gbps / capacity
-    latency, latency_rounds = rounds(LATENCY_SIZE, unsaturated(LATENCY_SIZE, tuple(
-        d for d in LATENCY_LADDER if d >= start) or LATENCY_LADDER[-1:]))
+    # where that injection is within the capacity, so it finds the steps' cost, not crowding.
+    latency, latency_rounds = threshold(within(LATENCY_SIZE), tuple(
+        d for d in LATENCY_LADDER if d >= bandwidth) or LATENCY_LADDER[-1:])
     capacity, step_s = figures(bandwidth, latency, injection_gbps, latency_model_s,
                                latency_steps, tolerance)
     per_round = [figures(bw, lat, injection_gbps, latency_model_s, latency_steps, tolerance)

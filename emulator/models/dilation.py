@@ -24,6 +24,15 @@ from foundation.errors import NetwallError
 #: differs only by what the host did. One microsecond of an 800 Gb/s link is 100 KB: one or two
 #: emulated frames, the least htb needs to keep its rate when the kernel's timers fire late.
 BURST_REAL_S = 1e-6
+#: The bucket of a link with a GPU (or NVLS switch agent) at an end, whose frames the agents
+#: pace themselves: the sender stamps each frame with when it was due to leave, its link free,
+#: and the receiver holds it until the wire would have delivered it (traffic.pacing). A
+#: sender whose turn came late then catches up from the bucket, on as much lateness as it
+#: holds of the dilated rate. Lateness is the host's, so wall time: 10 ms covers a 16 MiB
+#: all-reduce on star:8 at D 500, left 5% slow by the microsecond bucket (BENCHMARKS.md), and
+#: adds 0.5% to what a 2 s iperf through the link reads. Links between switches keep
+#: BURST_REAL_S: no agent sees all the flows that share them, so the kernel alone paces those.
+CATCH_UP_WALL_S = 10e-3
 #: Dilations are chosen from 1, 2, 5 times powers of ten, so they read well in reports.
 SERIES = (1, 2, 5)
 #: The largest dilation netwall chooses by itself: a 64 KiB call on 800 Gb/s links then takes
@@ -149,8 +158,11 @@ def link_shape(
     queue_bytes: int,
     dilation: float,
     frame_bytes: int,
+    catch_up: bool = False,
 ) -> LinkShape:
-    """Scale one link direction: rate / D, delay * D; loss, queue and burst bytes are not time."""
+    """Scale one link direction: rate / D, delay * D; loss and queue are not time; the
+    bucket holds BURST_REAL_S of the real rate, or with `catch_up` (the agents pace the
+    link) at least CATCH_UP_WALL_S of the dilated rate."""
     rate_bps = int(rate_gbps * 1e9 / dilation)
     if rate_bps < 8000:
         raise NetwallError(
@@ -162,15 +174,17 @@ def link_shape(
         delay_us=delay_ns * dilation / 1000,
         loss_percent=100 * frame_loss,
         queue_packets=max(8, math.ceil(queue_bytes / frame_bytes)),
-        # The bucket lets a frame or two leave at once after an idle gap (an endpoint's step
-        # latency, a held link delay): the receiving agent paces arrivals at the link's rate
-        # again (traffic.agent), so the allowance keeps the shaper's rate without hiding gaps.
-        burst_bytes=burst_bytes(rate_gbps, frame_bytes),
+        # The bucket lets frames leave at once after an idle gap (an endpoint's step latency,
+        # a held link delay, a late turn): the receiving agent paces arrivals at the link's
+        # rate again (traffic.pacing), so the allowance keeps the shaper's rate without
+        # hiding gaps.
+        burst_bytes=max(burst_bytes(rate_gbps, frame_bytes),
+                        int(rate_bps / 8 * CATCH_UP_WALL_S) if catch_up else 0),
     )
 
 
 def burst_bytes(rate_gbps: float, frame_bytes: int) -> int:
-    """The shaper's bucket: a microsecond of the link's real rate, at least one frame."""
+    """The shaper's least bucket: BURST_REAL_S of the link's real rate, at least one frame."""
     return max(frame_bytes, int(rate_gbps * 1e9 / 8 * BURST_REAL_S))
 
 
@@ -178,5 +192,6 @@ def at_rate(shape: LinkShape, rate_gbps: float, dilation: float, frame_bytes: in
     """A link end's shaping at the rate a fault left its cable at (real Gb/s): the rate and
     the bucket both follow it. A bucket kept at the healthy rate would let a degraded link
     send a healthy microsecond's bytes at once after every gap: faster than it can."""
-    return replace(shape, rate_bps=int(rate_gbps * 1e9 / dilation),
-                   burst_bytes=burst_bytes(rate_gbps, frame_bytes))
+    rate_bps = int(rate_gbps * 1e9 / dilation)
+    return replace(shape, rate_bps=rate_bps, burst_bytes=max(
+        frame_bytes, int(shape.burst_bytes * rate_bps / shape.rate_bps)))  # the same time

@@ -133,9 +133,11 @@ class Plan:
     def peers(self, gpu: str) -> dict[int, Peer]:
         """What the agent on `gpu` needs to address a frame to each other rank (and to the
         NVLS switches it is cabled to)."""
+        links = {i.name: i.link for i in self.interfaces.values() if i.node == gpu}
         return {
             route.dst: Peer(iface=route.iface, src_mac=route.src_mac, dst_mac=route.via_mac,
-                            src_ip=self.ips[gpu], dst_ip=route.dst_ip)
+                            src_ip=self.ips[gpu], dst_ip=route.dst_ip,
+                            link=links[route.iface])
             for route in self.routes[gpu] + self.nvls_routes.get(gpu, [])
         }
 
@@ -147,7 +149,7 @@ class Plan:
         ip, own_mac = self.nvls[switch]
         return {t.rank(gpu): Peer(iface=switch, src_mac=own_mac,
                                   dst_mac=self.interfaces[(link, gpu)].mac, src_ip=ip,
-                                  dst_ip=self.ips[gpu])
+                                  dst_ip=self.ips[gpu], link=link)
                 for link in t.links_of(switch) if t.is_gpu(gpu := t.other(link, switch))}
 
     def switch_batch(self, switch: str) -> str:
@@ -260,6 +262,7 @@ def _shapes(topo: Topology, catalogue: Mapping[str, LinkProfile], interfaces,
             queue_bytes=profile.queue_bytes,
             dilation=dilation,
             frame_bytes=FRAME_BYTES,
+            catch_up=topo.is_gpu(cable.a) or topo.is_gpu(cable.b),
         )
     return lossless(shapes, len(topo.gpus))
 

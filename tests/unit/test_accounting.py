@@ -9,10 +9,10 @@ import pytest
 
 from emulator.models.accounting import link_loads, wire_loads
 from topologies import parse
-from traffic.header import frames_for
+from traffic.header import HEADER, frames_for
 from traffic.schedule import ring_allreduce, segments
 
-OVERHEAD = 14 + 20 + 8 + 32  # Ether + IPv4 + UDP + Netwall header, per frame
+OVERHEAD = 14 + 20 + 8 + HEADER.size  # Ether + IPv4 + UDP + Netwall header, per frame
 
 
 def all_moves(schedule):

@@ -1,4 +1,5 @@
-"""The host calibration: fitting the ladders, climbing them, and the per-machine cache."""
+"""The host calibration: finding each reference call's faithful dilation, and the per-machine
+cache."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from emulator.models import calibration
 from emulator.models.calibration import (
     Calibration,
     figures,
-    host_share,
     load,
     measure,
     save,
     spread,
+    threshold,
 )
 from emulator.models.dilation import CallCost, choose
 
@@ -23,25 +24,39 @@ LAT_MODEL_S, LAT_STEPS = 14 * (1 << 17) * 8 / 800e9, 14  # 1 MiB ring all-reduce
 INJECTION = 6400.0  # Gb/s: 8 ranks at 800 Gb/s
 
 
-def test_the_host_share_is_fitted_as_the_proof_reads_it():
-    """e(D) = e0 + a/D: two or more dilations give the host's share and what stays."""
-    errors = {d: 0.015 + 40.0 / d for d in (500.0, 1000.0, 2000.0)}
-    e0, a = host_share(errors)
-    assert e0 == pytest.approx(0.015) and a == pytest.approx(40.0)
+def cliff(at: float, calls: list | None = None):
+    """`within` for a host that keeps a call faithful from dilation `at` on."""
+    def within(d: float) -> bool:
+        if calls is not None:
+            calls.append(d)
+        return d >= at
+    return within
 
 
-def test_a_host_too_quick_to_measure_adds_nothing():
-    assert host_share({1000.0: 0.01, 2000.0: 0.012, 4000.0: 0.011})[1] == pytest.approx(0.0,
-                                                                                         abs=2)
-    assert host_share({1000.0: 0.01, 2000.0: 0.02})[1] == 0.0  # slower at a larger D: noise
+@pytest.mark.parametrize("at", [130.0, 730.0, 4100.0])
+def test_the_threshold_is_found_to_within_about_a_tenth(at):
+    found, rounds = threshold(cliff(at), calibration.BANDWIDTH_LADDER)
+    assert at <= found <= at * 1.12 and rounds == [found] * calibration.ROUNDS
 
 
-def test_figures_give_back_the_dilations_where_the_host_share_is_half_the_tolerance():
-    capacity, step_s = figures(bandwidth_a=20.0, latency_a=30.0, injection_gbps=INJECTION,
+def test_the_search_climbs_then_halves_below_the_first_rung_that_passes():
+    calls: list[float] = []
+    threshold(cliff(730.0, calls), (100.0, 200.0, 500.0, 1000.0, 2000.0), rounds=1)
+    assert calls[:4] == [100.0, 200.0, 500.0, 1000.0]  # no rung above the first that passes
+    assert len(calls) == 4 + calibration.HALVINGS
+    assert all(500.0 < d < 1000.0 for d in calls[4:])
+
+
+def test_a_first_rung_that_passes_is_narrowed_from_half_of_it_and_none_gives_the_last():
+    assert 50.0 <= threshold(cliff(0.0), (100.0, 200.0))[0] <= 56.0
+    assert threshold(cliff(1e9), (100.0, 200.0)) == (200.0, [200.0] * calibration.ROUNDS)
+
+
+def test_figures_give_back_the_dilations_where_the_calls_became_faithful():
+    capacity, step_s = figures(bandwidth_d=2000.0, latency_d=3000.0, injection_gbps=INJECTION,
                                latency_model_s=LAT_MODEL_S, latency_steps=LAT_STEPS,
                                tolerance=0.02)
-    assert capacity == pytest.approx(INJECTION / 2000.0)  # a/D = 1% at D = 2000
-    assert step_s == pytest.approx(30.0 * LAT_MODEL_S / LAT_STEPS)
+    assert capacity == pytest.approx(INJECTION / 2000.0)
     bandwidth_call = CallCost(1.0, 1, int(INJECTION * 1e9 / 8), 8)  # 6.4 Tb/s for 1 s
     assert choose(bandwidth_call, capacity, 1e-12, 8, 0.02) == 2000.0
     latency_call = CallCost(LAT_MODEL_S, LAT_STEPS, 1, 8)
@@ -49,7 +64,7 @@ def test_figures_give_back_the_dilations_where_the_host_share_is_half_the_tolera
 
 
 def test_figures_never_claim_more_than_the_injection_or_a_free_step():
-    capacity, step_s = figures(0.0, 0.0, INJECTION, LAT_MODEL_S, LAT_STEPS, 0.02)
+    capacity, step_s = figures(0.0, 0.0, INJECTION, 1e-12, LAT_STEPS, 0.02)
     assert capacity == INJECTION and step_s == calibration.MIN_STEP_S
 
 
@@ -58,42 +73,46 @@ def test_spread_is_the_range_over_the_median():
     assert spread([5.0]) == 0.0
 
 
-def synthetic_host(host_wall_s: float, capacity_gbps: float, offset: float = 0.0,
+def synthetic_host(bandwidth_at: float, latency_at: float, offset: float = 0.0,
                    jitter: tuple[float, ...] = (1.0,)):
-    """A host that adds a fixed wall time per step, saturates above a capacity, and has a
-    share `offset` that no dilation removes: what the real agents do, as a function, so the
-    measuring logic is tested without a network. `jitter` scales h round after round."""
+    """A host that keeps each reference call at `offset` off its model (what no dilation
+    removes) from its threshold dilation on and far off below it, as the agents do: the
+    measuring logic tested without a network. `jitter` moves the thresholds call by call."""
     calls = []
 
     def run(size: int, dilation: float) -> tuple[float, float]:
         calls.append((size, dilation))
         model = LAT_MODEL_S * size / (1 << 20)
-        injection = INJECTION / dilation
-        crowd = max(1.0, injection / capacity_gbps) ** 2
-        h = LAT_STEPS * host_wall_s * jitter[len(calls) // 7 % len(jitter)]
-        return model * (crowd + offset) + h / dilation, model
+        at = (bandwidth_at if size == calibration.BANDWIDTH_SIZE else latency_at) \
+            * jitter[len(calls) % len(jitter)]
+        return model * (1 + offset + (0.0 if dilation >= at else 0.3)), model
 
     return run, calls
 
 
-def test_measure_finds_the_host_step_cost_and_its_spread():
-    run, calls = synthetic_host(host_wall_s=20e-6, capacity_gbps=12.0, offset=0.015)
+def test_measure_finds_both_thresholds():
+    run, calls = synthetic_host(bandwidth_at=420.0, latency_at=1300.0, offset=0.002)
     found = measure(run, INJECTION, LAT_MODEL_S, LAT_STEPS, tolerance=0.02)
-    assert found.step_s == pytest.approx(20e-6, rel=1e-6)  # the offset is not the host's
-    assert found.step_spread == pytest.approx(0.0, abs=1e-9)
+    assert INJECTION / 420.0 / 1.12 <= found.capacity_gbps <= INJECTION / 420.0
+    latency_call = CallCost(LAT_MODEL_S, LAT_STEPS, 1, 8)
+    assert choose(latency_call, 1e9, found.step_s, 8, 0.02) == 2000.0  # 1300 on the series
+    assert found.capacity_spread == 0.0 and found.step_spread == 0.0
     sizes = [size for size, _ in calls]
     assert sizes == sorted(sizes, reverse=True)  # the bandwidth-bound call first
-    # Each call: its climb, then ROUNDS rounds at SPAN times the first unsaturated dilation.
-    bandwidth = [d for size, d in calls if size == calibration.BANDWIDTH_SIZE]
-    first = bandwidth[len(bandwidth) - len(calibration.SPAN) * calibration.ROUNDS]
-    assert bandwidth[-3:] == [first * k for k in calibration.SPAN]
     assert found.machine == calibration.fingerprint() and len(found.samples) == len(calls)
+    assert len(found.samples) <= calibration.MAX_SAMPLES  # the cache takes them back
+
+
+def test_an_offset_beyond_half_the_tolerance_is_never_faithful():
+    run, _ = synthetic_host(bandwidth_at=420.0, latency_at=1300.0, offset=0.015)
+    found = measure(run, INJECTION, LAT_MODEL_S, LAT_STEPS, tolerance=0.02)
+    assert found.capacity_gbps == INJECTION / calibration.BANDWIDTH_LADDER[-1]
 
 
 def test_a_jittery_host_reports_how_much_it_varied():
-    run, _ = synthetic_host(host_wall_s=20e-6, capacity_gbps=1e9, jitter=(0.8, 1.0, 1.2))
+    run, _ = synthetic_host(bandwidth_at=420.0, latency_at=1300.0, jitter=(0.8, 1.0, 1.3, 0.9))
     found = measure(run, INJECTION, LAT_MODEL_S, LAT_STEPS, tolerance=0.02)
-    assert found.step_spread > 0.1 or found.capacity_spread > 0.1
+    assert found.step_spread > 0.05 or found.capacity_spread > 0.05
     assert "varied by" in found.variation()
 
 

@@ -7,8 +7,11 @@ import math
 import pytest
 
 from emulator.models.dilation import (
+    BURST_REAL_S,
+    CATCH_UP_WALL_S,
     MAX_AUTO,
     CallCost,
+    at_rate,
     choose,
     fixing_dilation,
     host_error,
@@ -221,10 +224,26 @@ def test_dilation_just_leaving_8000_bits_is_allowed():
 def test_a_degraded_link_shapes_its_rate_and_its_bucket_alike():
     """Lab 4: with a bucket kept at the healthy rate a degraded link ran 0.2-1% faster than
     its rate allows after every gap. Both follow the rate the fault left."""
-    from emulator.models.dilation import at_rate, link_shape
-
     healthy = link_shape(800.0, 100.0, 0.0, 1 << 20, 2000.0, 65014)
     degraded = at_rate(healthy, 432.0, 2000.0, 65014)
     assert degraded.rate_bps == int(432e9 / 2000)
     assert degraded.burst_bytes == max(65014, int(432e9 / 8 * 1e-6)) < healthy.burst_bytes
     assert (degraded.delay_us, degraded.queue_packets) == (healthy.delay_us, healthy.queue_packets)
+
+
+@pytest.mark.parametrize("catch_up", [False, True])
+def test_a_degraded_links_bucket_keeps_its_time(catch_up):
+    """A GPU link's catch-up bucket (CATCH_UP_WALL_S) stays that long at the degraded rate,
+    as a switch link's microsecond does: neither falls back to the other."""
+    healthy = link_shape(800.0, 100.0, 0.0, 1 << 20, 500.0, 1514, catch_up=catch_up)
+    seconds = CATCH_UP_WALL_S / 500.0 if catch_up else BURST_REAL_S  # of real link time
+    assert healthy.burst_bytes == pytest.approx(800e9 / 8 * seconds, abs=1)
+    degraded = at_rate(healthy, 200.0, 500.0, 1514)
+    assert degraded.rate_bps == int(200e9 / 500)
+    assert degraded.burst_bytes == pytest.approx(200e9 / 8 * seconds, abs=1)
+    assert at_rate(healthy, 800.0, 500.0, 1514) == healthy  # healed: the bucket it had
+
+
+def test_a_degraded_links_bucket_still_holds_a_frame():
+    healthy = link_shape(800.0, 100.0, 0.0, 1 << 20, 500.0, 65014)  # 1 us: 100 KB
+    assert at_rate(healthy, 100.0, 500.0, 65014).burst_bytes == 65014  # not 12.5 KB

@@ -39,12 +39,13 @@ VALUES = {
     "offset": (1 << 40) + 12,
     "length": 64940,
     "seq": 0x7FFF_0001,
+    "sent": (1 << 62) + 7,
 }
 
 
-def test_header_is_32_bytes_of_the_declared_fields():
-    # 2+1+1+2+2+4+2+2+8+4+4 by field width.
-    assert HEADER.size == 32
+def test_header_is_40_bytes_of_the_declared_fields():
+    # magic, version, kind, comm, step, op, src, dst, offset, length, seq, sent by field width.
+    assert HEADER.size == 2 + 1 + 1 + 2 + 2 + 4 + 2 + 2 + 8 + 4 + 4 + 8
     assert HEADER.size == len(bytes(Netwall()))
     assert tuple(f.name for f in Netwall.fields_desc) == FIELD_NAMES
     assert tuple(VALUES) == FIELD_NAMES
@@ -62,7 +63,8 @@ def test_struct_and_scapy_agree_on_field_order():
 
 def test_defaults_carry_magic_and_version():
     magic, version, kind, *rest = HEADER.unpack(bytes(Netwall()))
-    assert (magic, version, kind) == (0x4E57, 1, 1)
+    assert (magic, version, kind) == (0x4E57, VERSION, 1)
+    assert VERSION == 2  # 2 added `sent`: an agent of version 1 must drop these frames
     assert rest == [0] * (len(FIELD_NAMES) - 3)
     assert bytes(Netwall())[:2] == b"NW"
 
@@ -75,7 +77,7 @@ def test_struct_rejects_out_of_range_values():
 
 def test_overhead_constants():
     assert ETHER_IP_UDP == 14 + 20 + 8
-    assert FRAME_OVERHEAD == 14 + 20 + 8 + 32
+    assert FRAME_OVERHEAD - HEADER.size == 14 + 20 + 8
 
 
 @pytest.mark.parametrize("payload_len", [0, 1, 100, 1400, 8960, 64940])
@@ -91,11 +93,11 @@ def test_template_frame_dissects_with_scapy(payload_len):
     assert frame[Ether].dst == ADDRS[1]
     assert frame[IP].src == ADDRS[2]
     assert frame[IP].dst == ADDRS[3]
-    assert frame[IP].len == 20 + 8 + 32 + payload_len
+    assert frame[IP].len == 20 + 8 + HEADER.size + payload_len
     assert frame[IP].proto == 17
     assert frame[IP].flags == "DF"
     assert frame[IP].ttl == 64
-    assert frame[UDP].len == 8 + 32 + payload_len
+    assert frame[UDP].len == 8 + HEADER.size + payload_len
     assert frame[UDP].sport == PORT and frame[UDP].dport == PORT
     assert frame[UDP].chksum == 0  # "no checksum": the prefix stays valid for any header
 
@@ -108,7 +110,7 @@ def test_template_frame_dissects_with_scapy(payload_len):
 @pytest.mark.parametrize("payload_len", [0, 77, 1400, 64940])
 def test_template_ip_checksum_is_valid(payload_len):
     prefix = FrameTemplate(*ADDRS).prefix(payload_len)
-    ip = Ether(prefix + bytes(32 + payload_len))[IP]
+    ip = Ether(prefix + bytes(HEADER.size + payload_len))[IP]
     shipped = ip.chksum
     fresh = ip.copy()
     del fresh.chksum
@@ -141,15 +143,15 @@ def test_templates_for_different_peers_differ():
     a = FrameTemplate(*ADDRS).prefix(500)
     b = FrameTemplate(ADDRS[0], "02:4e:00:02:00:00", ADDRS[2], "10.77.0.3").prefix(500)
     assert a != b
-    assert Ether(b + bytes(532))[IP].dst == "10.77.0.3"
+    assert Ether(b + bytes(HEADER.size + 500))[IP].dst == "10.77.0.3"
 
 
 @pytest.mark.parametrize("mtu", [1500, 9000, 65000])
 def test_frame_payload_fills_the_mtu_in_whole_widest_elements(mtu):
     payload = frame_payload(mtu)
-    assert payload % 8 == 0 and mtu - 8 < payload + 20 + 8 + 32 <= mtu
+    assert payload % 8 == 0 and mtu - 8 < payload + 20 + 8 + HEADER.size <= mtu
     prefix = FrameTemplate(*ADDRS).prefix(payload)
-    assert mtu - 8 < Ether(prefix + bytes(32 + payload))[IP].len <= mtu
+    assert mtu - 8 < Ether(prefix + bytes(HEADER.size + payload))[IP].len <= mtu
 
 
 @pytest.mark.parametrize(
@@ -165,7 +167,7 @@ def test_frames_for_is_a_ceiling(length, payload, frames):
                                             (1 << 20, 64940), (12345, 1440)])
 def test_wire_bytes_adds_one_overhead_per_frame(length, payload):
     frames = (length + payload - 1) // payload
-    assert wire_bytes(length, payload) == length + frames * (14 + 20 + 8 + 32)
+    assert wire_bytes(length, payload) == length + frames * (14 + 20 + 8 + HEADER.size)
 
 
 def test_wire_bytes_matches_the_frames_actually_built():

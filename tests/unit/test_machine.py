@@ -16,15 +16,26 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 
+from emulator.models.endpoints import CallCosts
 from traffic.board import Board
 from traffic.gaps import GUARD_S, RankClock, SharedClock, jump_to
-from traffic.header import ACK, DATA, HEADER, NACK
+from traffic.header import (
+    ACK,
+    DATA,
+    FRAME_OVERHEAD,
+    HEADER,
+    NACK,
+    VERSION,
+    frame_payload,
+    wire_bytes,
+)
 from traffic.launcher import CallPlan, call_specs
 from traffic.machine import LINK_DOWN, PUSHBACK, QUEUE_FULL, SENT, Machine
-from traffic.protocol import AgentStats, Go, Load, Report, Route, Setup
+from traffic.protocol import AgentStats, Go, Load, Peer, Report, Route, Setup
 from traffic.schedule import build, expected
 
-MTU = 1500  # 1440 data bytes a frame: small calls still take several frames per transfer
+MTU = 1500
+PAYLOAD = frame_payload(MTU)  # data bytes a frame: small calls still take several frames
 RTO = 1e-3
 LATENCY = 1e-5  # every frame's trip, s
 TURNS = 200_000  # a run that has not ended by then has run away
@@ -78,10 +89,11 @@ class Port:
 class Net:
     """Ranks joined by a fake network. Every frame arrives LATENCY after it is sent, once for
     every delay `fate(frame)` lists ([] loses it); a link listed in `down` loses every frame
-    while down. Time jumps to the next arrival or deadline when no rank can move."""
+    while down. Time jumps to the next arrival or deadline when no rank can move, or `late`
+    after it (as an agent's turn comes late when the host is busy)."""
 
     def __init__(self, ranks: int, fate=None, routes=None, budget: int = -1,
-                 skip: bool = False) -> None:
+                 skip: bool = False, peers=None, late: float = 0.0) -> None:
         self.clock = Clock()
         self.fate = fate or (lambda frame: [0.0])
         self.down: list[tuple[int, int, float, float]] = []  # (src, dst, from, until)
@@ -92,6 +104,8 @@ class Net:
         self.budget = budget
         self.refusal = PUSHBACK
         self.pushed_back: set[int] = set()
+        self.stamps: dict[tuple, float] = {}  # each data frame's `sent`, s after the start
+        self.late = late
         self.ports = [Port(self, r, budget) for r in range(ranks)]
         # Each rank's clock: the fake wall clock plus what the ranks skipped together (one
         # SharedClock in this one process; a jump "wakes" the others by their pid, here
@@ -101,7 +115,8 @@ class Net:
         self.clocks = [RankClock(shared, r, ranks, wall=self.clock, pid=r,
                                  wake=lambda pids: [self.clocks[p].refresh() for p in pids])
                        for r in range(ranks)]
-        self.machines = [Machine(Setup(rank=r, ranks=ranks, peers={}, mtu=MTU, rto=RTO, sndbuf=0,
+        self.machines = [Machine(Setup(rank=r, ranks=ranks, peers=(peers or {}).get(r, {}),
+                                       mtu=MTU, rto=RTO, sndbuf=0,
                                        routes=(routes or {}).get(r, {})), self.clocks[r].now,
                                  port, self.clocks[r])
                          for r, port in enumerate(self.ports)]
@@ -112,9 +127,11 @@ class Net:
                    for s, d, start, end in self.down)
 
     def carry(self, src: int, dst: int, datagram: bytes) -> None:
-        _, _, kind, _, step, op, _, _, _, _, seq = HEADER.unpack_from(datagram)
+        _, _, kind, _, step, op, _, _, _, _, seq, sent = HEADER.unpack_from(datagram)
         key = (kind, op, step, src, dst, seq)
         frame = Frame(*key, self.times_sent[key])
+        if kind == DATA:
+            self.stamps[frame] = sent * 1e-9
         self.times_sent[key] += 1
         for delay in self.fate(frame):
             heapq.heappush(self.flight, (self.clock.now + LATENCY + delay, next(self.order),
@@ -184,7 +201,8 @@ class Net:
                     wall = math.nextafter(wall, math.inf)
                 walls.append(wall)
             walls += [self.flight[0][0]] if self.flight else []
-            self.clock.now = max(self.clock.now, min(walls, default=self.clock.now + RTO))
+            self.clock.now = max(self.clock.now,
+                                 min(walls, default=self.clock.now + RTO) + self.late)
 
     def settle(self, seconds: float) -> None:
         """Let the idle ranks answer each other for a while."""
@@ -267,7 +285,7 @@ def test_a_lost_frame_is_asked_for_again_and_resent_once():
     assert net.times_sent[(DATA, 1, 0, 0, 1, 1)] == 2  # the lost frame, resent once
     # besides, perhaps, the sender's probe of its unacknowledged transfer (frame 0)
     assert 1 <= reports[0].stats.retransmitted_frames <= 2
-    assert net.stats(reports).retransmitted_bytes == 1440 * reports[0].stats.retransmitted_frames
+    assert net.stats(reports).retransmitted_bytes == PAYLOAD * reports[0].stats.retransmitted_frames
 
 
 def test_a_transfer_lost_whole_is_probed_by_its_sender():
@@ -335,7 +353,7 @@ def test_the_board_shows_each_calls_steps_and_whom_each_rank_resent_to():
 # -- reordering, duplicates, late frames ------------------------------------------------------
 def test_frames_arriving_in_reverse_order_land_right():
     net = Net(4, fate=lambda frame: [(10 - frame.seq) * 1e-6] if frame.kind == DATA else [0.0])
-    reports = net.run([call(1, size=4 * 1440 * 8)])
+    reports = net.run([call(1, size=4 * PAYLOAD * 8)])
     assert all(r.checks == {1: True} for r in reports)
     assert net.stats(reports).retransmitted_frames == 0
 
@@ -399,12 +417,12 @@ def test_a_nack_storm_resends_at_most_what_it_asks_for_and_then_stops():
 
 def test_a_nack_for_frames_never_sent_resends_nothing():
     net = Net(2)
-    reports = net.run([call(1, "sendrecv", "direct", ranks=2, size=1440 * 4)])
+    reports = net.run([call(1, "sendrecv", "direct", ranks=2, size=PAYLOAD * 4)])
     machine = net.machines[0]
     assert reports[0].checks == {1: True}
     before = sum(net.times_sent.values())
     body = np.asarray([99, 100], dtype=">u4").tobytes()
-    header = HEADER.pack(0x4E57, 1, NACK, 0, 0, 7, 1, 0, 0, len(body), 0)  # op 7: unknown
+    header = HEADER.pack(0x4E57, VERSION, NACK, 0, 0, 7, 1, 0, 0, len(body), 0, 0)  # op 7: unknown
     machine.staging[:HEADER.size + len(body)] = header + body
     machine.datagram(HEADER.size + len(body), net.clock.now)
     net.settle(5 * RTO)
@@ -477,14 +495,130 @@ def test_a_link_that_pushes_back_is_offered_the_frame_again(refusal, counted):
 
 
 def test_a_held_link_delay_ends_the_step_no_sooner():
-    """A route's link delay (no netem) holds the last frame: a one-frame send takes it."""
+    """A route's link delay (no netem) holds the last frame: a one-frame send takes it, from
+    when the frame was due to leave (its stamp: the call's start). The fake network's LATENCY,
+    the frame's time in the kernel, passes within the delay; before frames were stamped it
+    was added to it."""
     delay = 3e-4
     routes = {1: {0: Route(delay_s=delay, rate_bps=1e18, link=0, link_rate_bps=1e18)}}
     net = Net(2, routes=routes)
     reports = net.run([call(1, "sendrecv", "direct", ranks=2, size=1024)])
     start, end = reports[1].calls[1]
     assert reports[1].checks == {1: True}
-    assert end == pytest.approx(start + LATENCY + delay)
+    assert end == pytest.approx(start + delay, rel=0, abs=1e-9)
+
+
+@pytest.mark.parametrize("extra", [1e-4, 5e-4])
+def test_a_frame_received_after_the_wire_would_have_delivered_it_ends_the_step_when_received(
+        extra):
+    """The network holds the frame `extra` longer: within the link delay it changes nothing;
+    beyond it the frame ends the step when it came, not when its stamp says it could have."""
+    delay = 3e-4
+    routes = {1: {0: Route(delay_s=delay, rate_bps=1e18, link=0, link_rate_bps=1e18)}}
+    net = Net(2, routes=routes,
+              fate=lambda frame: [extra] if frame.kind == DATA and frame.src == 0 else [0.0])
+    reports = net.run([call(1, "sendrecv", "direct", ranks=2, size=1024)])
+    start, end = reports[1].calls[1]
+    assert reports[1].checks == {1: True}
+    assert end == pytest.approx(max(start + delay, start + LATENCY + extra), rel=0, abs=1e-9)
+
+
+def test_a_turn_that_comes_late_does_not_delay_the_next_step():
+    """Every turn that waits comes `late` after its deadline. Step 0 of a two-rank ring
+    all-reduce ends at W, its frame held for the link delay after it was due; the turn that
+    sees it runs at W + late. Step 1 is still entered at W: its frames are due one step cost
+    later and the call ends when they have been held for the delay, as with turns on time."""
+    delay, late = 3e-4, 2e-4  # a late turn's frames still arrive within the delay
+    costs = CallCosts("simple", start_s=5e-5, step_s=2e-5, efficiency=1.0,
+                      reduce_s_per_byte=0.0)
+    routes = {r: {1 - r: Route(delay, 1e18, 0, 1e18)} for r in (0, 1)}
+    program = [call(1, ranks=2, size=1024, costs=costs)]
+    entered = []
+
+    def watch(net: Net) -> None:
+        c = net.machines[0].calls[1]
+        if c.step == 1 and not entered:
+            entered.append((net.clock.now, c.send_at))
+
+    on_time = Net(2, routes=routes).run(program)
+    net = Net(2, routes=routes, late=late)
+    reports = net.run(program, watch=watch)
+    assert_right(reports, (1,))
+    start, end = reports[0].calls[1]
+    wake = start + costs.start_s + costs.step_s + delay  # step 0's end
+    turn, send_at = entered[0]
+    assert send_at == pytest.approx(wake + costs.step_s, rel=0, abs=1e-9)
+    assert turn > send_at  # the turn came late: after even step 1's frames were due
+    assert end == pytest.approx(send_at + delay, rel=0, abs=1e-9)
+    assert_same_times(reports, on_time)
+
+
+def test_a_call_whose_turn_comes_late_starts_when_it_was_due():
+    """The second call is due a compute gap after the first ends; the turn that starts it
+    comes `late` after that. Its time counts from when it was due (and its frames, held for
+    the link delay from then, arrive as with turns on time)."""
+    gap, delay, late = 1e-4, 3e-4, 2e-4
+    routes = {r: {1 - r: Route(delay, 1e18, 0, 1e18)} for r in (0, 1)}
+    program = [call(1, ranks=2, size=1024), call(2, ranks=2, size=1024, gap_s=gap)]
+    on_time = Net(2, routes=routes).run(program)
+    reports = Net(2, routes=routes, late=late).run(program)
+    assert_right(reports, (1, 2))
+    for r in reports:
+        assert r.calls[2][0] == pytest.approx(r.calls[1][1] + gap, rel=0, abs=1e-9)
+    assert_same_times(reports, on_time)
+
+
+RATE = 8e9  # bit/s: a full frame takes 1.514 us
+FRAME_S = (FRAME_OVERHEAD + PAYLOAD) * 8 / RATE
+
+
+def leaving_on(links: dict[int, int]) -> dict:
+    """Rank 0's peers and routes, its frames to each peer leaving on the given link (-1:
+    unknown; its frames from that peer still arrive on a link it knows, 7)."""
+    peers = {peer: Peer("eth0", "02:00:00:00:00:00", "02:00:00:00:00:01", "10.0.0.1",
+                        f"10.0.0.{peer + 1}", link) for peer, link in links.items()}
+    routes = {peer: Route(0.0, RATE, 7 if link < 0 else link, RATE)
+              for peer, link in links.items()}
+    return {"peers": {0: peers}, "routes": {0: routes}}
+
+
+@pytest.mark.parametrize(("links", "shared"), [((7, 7), True), ((7, 8), False),
+                                               ((-1, -1), False)])
+def test_frames_to_two_peers_share_the_link_they_leave_on(links, shared):
+    """Rank 0 sends 3 frames to rank 1 and 3 to rank 2 at once (a group): on one link
+    they leave one frame time apart, all six; on two links each peer's three do, side by
+    side; on links it does not know they all leave when due."""
+    frames = 3
+    net = Net(3, **leaving_on(dict(zip((1, 2), links, strict=True))))
+    sends = [replace(call(i, "send", "direct", ranks=2, size=frames * PAYLOAD, buffer=f"b{i}",
+                          grouped=i == 2), group=(0, i)) for i in (1, 2)]
+    reports = net.run(sends)
+    assert_right(reports, (1, 2))
+    start = reports[0].calls[1][0] - net.machines[0].started
+    stamps = {dst: sorted(t - start for f, t in net.stamps.items() if f.dst == dst)
+              for dst in (1, 2)}
+    if shared:
+        assert sorted(stamps[1] + stamps[2]) == pytest.approx(
+            [k * FRAME_S for k in range(2 * frames)], rel=0, abs=2e-9)
+    else:
+        apart = FRAME_S if links[0] >= 0 else 0.0
+        assert stamps == {dst: pytest.approx([k * apart for k in range(frames)], rel=0,
+                                             abs=2e-9) for dst in (1, 2)}
+
+
+@pytest.mark.parametrize("refusal", [PUSHBACK, QUEUE_FULL])
+def test_a_frame_the_link_refused_does_not_take_its_time(refusal):
+    """The port takes one frame a turn: each refused frame, offered again, leaves right
+    after the one before it, not a frame time later for the try that did not go."""
+    frames = 4
+    net = Net(2, budget=1, **leaving_on({1: 0}))
+    net.refusal = refusal
+    reports = net.run([call(1, "send", "direct", ranks=2, size=frames * PAYLOAD)])
+    assert_right(reports, (1,))
+    assert 0 in net.pushed_back
+    start = reports[0].calls[1][0] - net.machines[0].started
+    assert net.stamps == {Frame(DATA, 1, 0, 0, 1, seq, 0): pytest.approx(
+        start + seq * FRAME_S, rel=0, abs=2e-9) for seq in range(frames)}
 
 
 def test_a_link_slowed_for_a_program_paces_its_frames_at_the_rate_it_has():
@@ -503,6 +637,11 @@ def test_a_link_slowed_for_a_program_paces_its_frames_at_the_rate_it_has():
     assert took(None) < size * 8 / slowed
     assert took(slowed) >= size * 8 / slowed
     assert took(slowed) == pytest.approx(took(None) * healthy / slowed, rel=0.05)
+    # Each frame paced from when it was due to leave, not from when the fake network
+    # (LATENCY later) handed it over: the call takes its wire bytes' time at the rate, exactly.
+    for rate, program_rate in ((healthy, None), (slowed, slowed)):
+        assert took(program_rate) == pytest.approx(wire_bytes(size, PAYLOAD) * 8 / rate,
+                                                   rel=0, abs=1e-9)
 
 
 # -- compute gaps skipped (traffic.gaps) -----------------------------------------------------
@@ -558,7 +697,7 @@ def test_a_transfer_not_yet_acknowledged_holds_the_clock(kind):
     """Rank 0 sends to rank 1, then waits 0.5 s for its next call; rank 1 is quiet at once.
     While 0's transfer is unacknowledged (its ACK lost, or the link down as it was sent),
     0 stays busy and the clock does not jump; once acknowledged, it jumps."""
-    calls = [call(1, "send", "direct", ranks=2, size=1440 * 4),
+    calls = [call(1, "send", "direct", ranks=2, size=PAYLOAD * 4),
              call(2, "sendrecv", "direct", ranks=2, gap_s=0.5)]
     nets = []
     for skip in (False, True):
@@ -586,7 +725,7 @@ def test_a_transfer_not_yet_acknowledged_holds_the_clock(kind):
 def test_a_rank_waiting_for_frames_is_quiet_until_the_first_arrives():
     """A receive posted early (a send's receiver) does not hold the clock: the sender's
     gap is skipped, and the receiver turns busy with the first frame."""
-    calls = [call(1, "send", "direct", ranks=2, size=1440 * 8, gap_s=0.5)]
+    calls = [call(1, "send", "direct", ranks=2, size=PAYLOAD * 8, gap_s=0.5)]
     seen = []
     slow = Net(2).run(calls)
     fast = Net(2, skip=True).run(calls, watch=lambda net: seen.append(quiet_ranks(net)))

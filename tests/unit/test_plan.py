@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from emulator.models.dilation import link_shape
+from emulator.models.dilation import BURST_REAL_S, CATCH_UP_WALL_S, link_shape
 from emulator.models.plan import FRAME_BYTES, RTO_FLOOR_WALL_S, mac, make_plan, rank_ip
 from emulator.models.profiles import catalogue, with_bundles
 from topologies import MAX_GPUS, parse
@@ -191,14 +191,34 @@ def test_shapes_scale_every_interface(cat, dilation):
         assert shape.rate_bps == int(profile.rate_gbps * 1e9 / dilation)
         delay_ns = profile.fec_delay_ns + profile.delay_ns_per_m * cable.length_m
         assert shape.delay_us == pytest.approx(delay_ns * dilation / 1000)
+        gpu_end = topo.is_gpu(cable.a) or topo.is_gpu(cable.b)
         want = link_shape(profile.rate_gbps, delay_ns, profile.frame_loss(FRAME_BYTES),
-                          profile.queue_bytes, dilation, FRAME_BYTES)
+                          profile.queue_bytes, dilation, FRAME_BYTES, catch_up=gpu_end)
         # Lossless queues: room for every GPU's frames in flight, on every link alike.
         in_flight = max(2, min(16, min(s.queue_packets for s in plan.shapes.values()) - 4))
         assert shape == replace(want, limit_packets=len(topo.gpus) * (in_flight + 4) + 8)
     spine_shape = plan.shapes[(4, "rack0")]
     assert topo.links[4].profile == "optical-800g"
     assert spine_shape.delay_us > plan.shapes[(0, "gpu0")].delay_us  # 20 m optical vs 1 m
+
+
+def test_a_gpu_links_bucket_holds_its_catch_up_time_a_switch_to_switch_links_a_microsecond(cat):
+    """The agents pace a GPU's link themselves, so its bucket lets a late sender catch up
+    (CATCH_UP_WALL_S of wall time at the dilated rate); a link between switches, whose flows
+    no agent sees whole, keeps the kernel's pace (BURST_REAL_S of real time)."""
+    topo = parse("racks:2x2", "copper-800g", spine_link="optical-800g")
+    bytes_per_s = {name: cat[name].rate_gbps * 1e9 / 8 for name in ("copper-800g", "optical-800g")}
+    for dilation in (500.0, 5000.0):
+        shapes = make_plan(topo, cat, dilation).shapes
+        switches = {(link, end) for (link, end) in shapes
+                    if not any(topo.is_gpu(n) for n in (topo.links[link].a, topo.links[link].b))}
+        assert switches == {(4, "rack0"), (4, "spine0"), (5, "rack1"), (5, "spine0")}
+        for (link, end), shape in shapes.items():
+            rate = bytes_per_s[topo.links[link].profile]
+            want = rate * BURST_REAL_S if (link, end) in switches else \
+                rate / dilation * CATCH_UP_WALL_S
+            assert shape.burst_bytes == pytest.approx(want, abs=1)
+            assert shape.burst_bytes > FRAME_BYTES  # 800 Gb/s: the time, not the one-frame floor
 
 
 @pytest.mark.parametrize("spec", SPECS)
