@@ -103,6 +103,22 @@ def test_measure_finds_both_thresholds():
     assert len(found.samples) <= calibration.MAX_SAMPLES  # the cache takes them back
 
 
+def test_one_disturbed_batch_decides_nothing():
+    """Each dilation is decided by the best two of three batches: a host that slows one
+    batch in three (a passing disturbance) calibrates as a steady one."""
+    steady, _ = synthetic_host(bandwidth_at=420.0, latency_at=1300.0)
+    disturbed_run, calls = synthetic_host(bandwidth_at=420.0, latency_at=1300.0)
+
+    def run(size: int, dilation: float) -> tuple[float, float]:
+        time_s, model_s = disturbed_run(size, dilation)
+        return time_s * (1.3 if len(calls) % 3 == 1 else 1.0), model_s
+
+    calm = measure(steady, INJECTION, LAT_MODEL_S, LAT_STEPS, tolerance=0.02)
+    found = measure(run, INJECTION, LAT_MODEL_S, LAT_STEPS, tolerance=0.02)
+    assert (found.capacity_gbps, found.step_s) == (calm.capacity_gbps, calm.step_s)
+    assert len(found.samples) > len(calm.samples)  # the third batches
+
+
 def test_an_offset_beyond_half_the_tolerance_is_never_faithful():
     run, _ = synthetic_host(bandwidth_at=420.0, latency_at=1300.0, offset=0.015)
     found = measure(run, INJECTION, LAT_MODEL_S, LAT_STEPS, tolerance=0.02)
@@ -168,7 +184,7 @@ def test_fingerprint_names_what_the_calibration_depends_on():
 
 def test_summary_reads_in_units():
     text = replace(calibration.FALLBACK, measured="today").summary()
-    assert "2.00 Gb/s" in text and "100 us" in text and "today" in text
+    assert "10.00 Gb/s" in text and "40 us" in text and "today" in text
 
 
 # --- what a calibration decides for an Emulation (no network needed) ---------------------------
