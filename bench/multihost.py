@@ -131,8 +131,8 @@ median of {found['repeats']}; 1 host is the ordinary single-machine path, withou
 {start}
 
 Largest cluster by number of hosts: not measured here, since namespace hosts share one
-machine's CPUs and memory and so cannot raise the largest cluster it holds (1024 GPUs,
-above). Each real host builds only its share (its GPUs' shells, agents, routes and
+machine's CPUs and memory and so cannot raise the largest cluster it holds (the
+scale section above). Each real host builds only its share (its GPUs' shells, agents, routes and
 queues), so the largest cluster grows about with the number of hosts, up to the NIC
 bound: the run refuses a dilation at which a host's cross-host cables could carry more
 than its NIC (`--nic-gbps`).

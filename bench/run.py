@@ -216,12 +216,14 @@ alpha-beta model of the same schedule on the same topology, latency term include
 
 {algorithms.markdown(algs)}
 
-Where it strays, and why: at 64 KiB a transfer is a frame or two and htb lets a full frame
-through at once (its bucket holds one 65 KB frame), so small calls read fast; pipelined
-ring broadcast and reduce read ~30% fast because timed calls run back to back and overlap,
-as on real hardware, while the model counts each call's pipeline fill anew. Tree
-all-reduce reads slow at large sizes (a few percent at 8 MiB here, more at 16 and 64 MiB in the
-fidelity table above), which is not yet explained.
+Where it strays, and why: pipelined ring broadcast and reduce read ~30% fast because timed
+calls run back to back and overlap, as on real hardware, while the model counts each call's
+pipeline fill anew. Tree all-reduce and the tree-rooted calls read 5-13% fast up to 1 MiB
+and tree all-reduce up to 8% slow at 64 MiB (the fidelity table above). Likely, not yet
+confirmed: a rank whose step only sends moves on once its frames are on its link (its
+link then paces them: traffic.pacing), where the step-synchronous model waits for the
+whole transfer; a tree has such steps, a ring does not. Before each call kept its own
+timeline (2026-12-05) the same rows read -14% to +3.5%.
 """
 
 
