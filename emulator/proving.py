@@ -39,9 +39,9 @@ class Prover:
         """Every attempt (the result's last) and whether the verified calls were right
         (None: none verified). `lossy`: the links lose frames, so repairs are expected."""
         batches, dilate = self.batches, self.dilate
-        first = self.pricing.dilation(request.cost)
+        repairs = bool(request.faults) or lossy  # measured once: no second attempt
+        first = self.pricing.dilation(request.cost, once=repairs)
         batches.calls(dilate(untimed_dilation(first)), request, request.warmup)
-        repairs = bool(request.faults) or lossy
 
         def probed(probe_d: float, batch: TimedBatch) -> ProbeBatch:
             """As many calls as the batch's spread requires; all of them where faults or

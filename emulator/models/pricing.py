@@ -52,9 +52,15 @@ class Pricing:
         d = min(dil.MAX_AUTO, dil.nice_ceiling(injection_gbps / self.host.capacity_gbps))
         return d if self.least is None else max(d, self.least)
 
-    def dilation(self, cost: dil.CallCost) -> float:
-        """The dilation a call is first measured at: the user's, or the one it needs."""
-        return self.fixed or self.choose(cost)
+    def dilation(self, cost: dil.CallCost, once: bool = False) -> float:
+        """The dilation a call is first measured at: the user's, or the one it needs. `once`:
+        a distorted result will not be measured again (faults or lossy links: which frames
+        they catch depends on the host's timing, emulator.models.proof.Rule), so it starts
+        two series steps up, where a retry would have gone: 100 -> 500, 500 -> 2000."""
+        if self.fixed:
+            return self.fixed
+        d = self.choose(cost)
+        return min(dil.MAX_AUTO, dil.next_above(dil.next_above(d))) if once else d
 
     def slowdown_floor(self, cost: dil.CallCost) -> float:
         """The least wall time per emulated second any run of this call could have here: its
@@ -68,7 +74,7 @@ class Pricing:
         dilation it will get, the probe's at the probe dilation (not counting retries), and
         the outages its faults hold both up for (the probe repeats every call where there
         are faults)."""
-        d = self.dilation(request.cost)
+        d = self.dilation(request.cost, once=bool(request.faults))
         untimed = (request.warmup + 1) * max(1.0, d / UNTIMED_SPEEDUP)
         probe_d = dil.probe_dilation(d) if request.prove else 0.0
         return (request.model_s * (d * request.iters + untimed + request.iters * probe_d)

@@ -229,6 +229,22 @@ def test_the_wall_time_estimate_counts_timed_probe_and_untimed_calls():
     assert fixed.pricing.run_s(request) > got
 
 
+def test_a_call_measured_once_starts_two_series_steps_up():
+    """With faults or lossy links a distorted result is not measured again, so the first
+    dilation is where a retry would have gone; the user's dilation stays the user's."""
+    from emulator.models.faults import parse
+
+    emu = _emulation()
+    cost = emu.spec.run_request("allreduce", "ring", 16 << 20).cost
+    assert emu.pricing.dilation(cost) == 1000.0
+    assert emu.pricing.dilation(cost, once=True) == 5000.0  # 1000 -> 2000 -> 5000
+    assert _emulation(dilation=700).pricing.dilation(cost, once=True) == 700
+    faulted = emu.spec.run_request("allreduce", "ring", 16 << 20, iters=5, warmup=1,
+                                   faults=(parse("channels=16:gpu0--nvs0@0"),))
+    plain = emu.spec.run_request("allreduce", "ring", 16 << 20, iters=5, warmup=1)
+    assert emu.pricing.run_s(faulted) > 4 * emu.pricing.run_s(plain)
+
+
 def test_a_run_past_the_limit_is_refused_in_one_line():
     from emulator.preflight import bound_duration
     from foundation.errors import NetwallError
