@@ -13,9 +13,12 @@ Its outputs are actions on the injected `Port` (a data frame: peer, header, a sl
 buffer, padding; a control frame: ACK or NACK), `deadline(now)` (when to wake at the latest),
 `ready_peers(now)` (whose links it waits to send on), `unfinished` and `report()`, and, with
 a `Board`, each call's step as it enters it and each frame resent, by peer, where the
-controller reads them while the program runs (traffic.board: the live view). Time comes
-from the injected clock, read where the work happens (a step's end, a frame's landing), so a
-call's times are those of the work, not of the turn that did it. The hot path copies
+controller reads them while the program runs (traffic.board: the live view). Each call
+keeps its own timeline on the injected clock: it starts when it was due, each step when
+the step before it ended (its frames delivered, its floor passed), and every data frame
+carries when it was due to leave (the header's `sent`), from which the receiver paces it
+(traffic.pacing), never before the kernel delivered it; so a turn that comes late costs
+nothing while the frames still arrive in time. The hot path copies
 nothing: headers are packed into one reused buffer, a frame's data is a slice of the buffer
 it is sent from, and a frame that arrives early keeps the staging buffer it arrived in.
 
