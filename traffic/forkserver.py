@@ -106,7 +106,7 @@ class ForkServer:
             for fd in theirs:
                 os.close(fd)
         if not answer or len(pidfds) != 1:
-            for fd in pidfds if answer else []:
+            for fd in pidfds:
                 os.close(fd)
             raise OSError(f"the agent fork server died (exit code {self.proc.wait()})")
         return AgentProcess(int(answer), pidfds[0], pipes[0][1], pipes[1][0], pipes[2][0])
