@@ -81,7 +81,8 @@ class Agent:
         # The data sockets' send buffer makes the qdisc push back (EAGAIN) before its queue
         # overflows; ACKs and NACKs have sockets of their own so data never crowds them out.
         ifaces = sorted({p.iface for p in setup.peers.values()})
-        tx = {iface: _packet_socket(iface, setup.sndbuf, vnet=True) for iface in ifaces}
+        tx = {iface: _packet_socket(iface, setup.send_buffer(iface), vnet=True)
+              for iface in ifaces}
         ctl = {iface: _packet_socket(iface, 1 << 20) for iface in ifaces}
         # By peer: (data socket, control socket, the Ether/IP/UDP prefix toward it).
         self.links = {peer: (tx[p.iface], ctl[p.iface],

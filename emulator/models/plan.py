@@ -170,14 +170,16 @@ def frames_in_flight(shapes) -> int:
     return max(2, min(16, min(s.queue_packets for s in shapes) - 4))
 
 
-def lossless(shapes: dict, gpus: int) -> dict:
-    """Give every queue room for all the frames every GPU can have in flight at once.
+def lossless(shapes: dict, senders: int) -> dict:
+    """Give every queue room for all the frames every sender can have in flight at once:
+    `senders` shares of frames_in_flight (a GPU has one, an NVLS switch's agent one per
+    GPU link: traffic.protocol.Setup.send_buffer).
 
     Scale-up fabrics do not drop on congestion (NVLink's credit-based flow control, PFC
     under RoCE): a burst waits. So queues here never overflow and only bit errors lose
     frames; the profile's buffer still paces each sender (frames_in_flight).
     """
-    limit = gpus * (frames_in_flight(shapes.values()) + 4) + 8
+    limit = senders * (frames_in_flight(shapes.values()) + 4) + 8
     return {key: replace(shape, limit_packets=limit) for key, shape in shapes.items()}
 
 
@@ -264,7 +266,9 @@ def _shapes(topo: Topology, catalogue: Mapping[str, LinkProfile], interfaces,
             frame_bytes=FRAME_BYTES,
             catch_up=topo.is_gpu(cable.a) or topo.is_gpu(cable.b),
         )
-    return lossless(shapes, len(topo.gpus))
+    switch_links = sum(topo.is_gpu(topo.other(link, switch))
+                       for switch in topo.nvls for link in topo.links_of(switch))
+    return lossless(shapes, len(topo.gpus) + switch_links)
 
 
 def _forwarding(topo: Topology, interfaces, switch: str) -> list[tuple[str, str]]:

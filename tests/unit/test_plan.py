@@ -10,10 +10,17 @@ from dataclasses import replace
 import pytest
 
 from emulator.models.dilation import BURST_REAL_S, CATCH_UP_WALL_S, link_shape
-from emulator.models.plan import FRAME_BYTES, RTO_FLOOR_WALL_S, mac, make_plan, rank_ip
+from emulator.models.plan import (
+    FRAME_BYTES,
+    RTO_FLOOR_WALL_S,
+    frames_in_flight,
+    mac,
+    make_plan,
+    rank_ip,
+)
 from emulator.models.profiles import catalogue, with_bundles
 from topologies import MAX_GPUS, parse
-from traffic.protocol import Peer
+from traffic.protocol import Peer, Setup
 
 SPECS = ["pair", "ring:3", "ring:6", "star:4", "star:8", "mesh:4", "racks:2x2", "racks:3x2"]
 
@@ -247,6 +254,20 @@ def test_peers_agree_with_routes(plans, spec):
         assert sorted(peers) == list(range(n))
         assert {(p.iface, p.src_mac, p.src_ip) for p in peers.values()} == {(switch, own, ip)}
         assert all(plan.peers(topo.gpus[r])[n].dst_mac == own for r in peers)
+
+
+def test_an_nvls_switchs_agent_keeps_a_share_in_flight_per_gpu_link_and_queues_hold_them(cat):
+    topo = parse("star:8", "optical-800g")
+    plan = make_plan(topo, cat, 1000.0)
+    switch = plan.switch_peers("nvs0")
+    setup = Setup(rank=8, ranks=9, peers=switch, mtu=65000, rto=1.0, sndbuf=100, routes={})
+    assert setup.send_buffer("nvs0") == 8 * 100  # one port, eight GPU links behind it
+    gpu = Setup(rank=0, ranks=9, peers=plan.peers("gpu0"), mtu=65000, rto=1.0, sndbuf=100,
+                routes={})
+    assert {gpu.send_buffer(p.iface) for p in gpu.peers.values()} == {100}  # one link each
+    in_flight = frames_in_flight(plan.shapes.values())
+    for shape in plan.shapes.values():  # 8 GPUs' shares and the switch's 8
+        assert shape.limit_packets == 16 * (in_flight + 4) + 8
 
 
 def test_the_repair_timeout_scales_with_d_but_never_under_the_hosts_noise(cat):
