@@ -87,6 +87,6 @@ def measure_host(emu: Emulation, progress: Callable[[str], None]) -> calibration
 
     big = emu.spec.run_request("allreduce", "ring", calibration.BANDWIDTH_SIZE)
     small = emu.spec.run_request("allreduce", "ring", calibration.LATENCY_SIZE)
-    return calibration.measure(timed, big.cost.sent_bytes * 8 / big.model_s / 1e9,
+    return calibration.measure(timed, big.cost.injection_gbps,
                                small.model_s, len(small.schedule.steps), emu.tolerance,
                                progress)

@@ -33,6 +33,19 @@ BURST_REAL_S = 1e-6
 #: adds 0.5% to what a 2 s iperf through the link reads. Links between switches keep
 #: BURST_REAL_S: no agent sees all the flows that share them, so the kernel alone paces those.
 CATCH_UP_WALL_S = 10e-3
+#: How much more dilation a call with an NVLS switch needs than its injection and steps
+#: alone ask: the switch's agent receives, reduces and multicasts half of every byte the call
+#: moves, and takes part in every step with every rank, in one thread. Measured on star:8
+#: (optical-800g, h100) on the 2-core reference host: all-reduces of 16 MiB read +7-20% at
+#: the dilation their injection asks and within 1% at twice it; of 4 MiB (67 steps in
+#: 135 us), +5-6% at 2.4 times what their steps ask and within 1% at 6 times it.
+SWITCH_CROWDING = 3.0
+#: How many times a step costs the calibrated step's host time when the endpoints hold it (a
+#: GPU's step latency, emulator.models.endpoints): the agent wakes once for the step's data
+#: and once more on a timer, where the calibration's reference call (gpu ideal) wakes once.
+#: Measured on star:8: h100 ring all-reduces of 1 MiB read +2.3-6.1% host share (5 runs of 6)
+#: at the dilation one wake per step asks, and within 1% at twice it.
+HELD_STEP_WAKES = 2.0
 #: Dilations are chosen from 1, 2, 5 times powers of ten, so they read well in reports.
 SERIES = (1, 2, 5)
 #: The largest dilation netwall chooses by itself: a 64 KiB call on 800 Gb/s links then takes
@@ -60,6 +73,15 @@ class CallCost:
     steps: int  # dependent steps: each may wait for an agent to wake up
     sent_bytes: int  # bytes all ranks hand to the kernel (what the agents must move)
     ranks: int
+    wire_s: float = 0.0  # of model_s, how long its busiest links transmit (0: all of it)
+    switches: int = 0  # NVLS switches among its participants, each one agent
+    held: bool = False  # its endpoints hold each step (a GPU's step latency): a timed wake
+
+    @property
+    def injection_gbps(self) -> float:
+        """All ranks' injection while the call's links transmit (real units): the rate the
+        agents must keep up with, not its average over the latencies between."""
+        return self.sent_bytes * 8 / (self.wire_s or self.model_s) / 1e9
 
 
 def nice_ceiling(x: float) -> float:
@@ -89,16 +111,20 @@ def choose(cost: CallCost, capacity_gbps: float, step_s: float, calibrated_ranks
     """The smallest series dilation at which this host should add at most half the tolerance.
 
     Two host limits, both calibrated on this machine: the agents move at most `capacity_gbps`
-    (all ranks' injection, wall-clock) and still keep time; and each dependent step costs about
+    (all ranks' injection while the links transmit, wall-clock) and still keep time; and each
+    dependent step costs about
     `step_s` of wall time an agent may take to wake and answer, more when more ranks share
     the cores (linear in ranks beyond the calibrated count). Half the tolerance leaves room
-    for noise, so the proof (a probe at twice D) rarely sends the call to a larger D.
+    for noise, so the proof (a probe at twice D) rarely sends the call to a larger D. A call
+    with an NVLS switch needs SWITCH_CROWDING times both; a step the endpoints hold costs
+    HELD_STEP_WAKES steps.
     """
     if cost.model_s <= 0:
         return 1.0
-    injection_gbps = cost.sent_bytes * 8 / cost.model_s / 1e9
-    for_bandwidth = injection_gbps / capacity_gbps
-    crowding = max(1.0, cost.ranks / calibrated_ranks)
+    switch = SWITCH_CROWDING if cost.switches else 1.0
+    for_bandwidth = cost.injection_gbps / capacity_gbps * switch
+    crowding = max(1.0, cost.ranks / calibrated_ranks) * switch
+    step_s *= HELD_STEP_WAKES if cost.held else 1
     for_latency = cost.steps * step_s * crowding / (tolerance / 2 * cost.model_s)
     return min(MAX_AUTO, nice_ceiling(max(for_bandwidth, for_latency, 1.0)))
 

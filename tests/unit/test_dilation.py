@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
 from emulator.models.dilation import (
     BURST_REAL_S,
     CATCH_UP_WALL_S,
+    HELD_STEP_WAKES,
     MAX_AUTO,
+    SWITCH_CROWDING,
     CallCost,
     at_rate,
     choose,
@@ -84,6 +87,33 @@ def test_choose_a_latency_bound_call_keeps_the_steps_cost_within_half_the_tolera
     assert choose(RING_1M, 1e6, 50e-6, 8, tolerance=0.2) < d
     crowded = CallCost(RING_1M.model_s, RING_1M.steps, RING_1M.sent_bytes, ranks=64)
     assert choose(crowded, 1e6, 50e-6, 8, tolerance=0.02) > d
+
+
+def test_choose_keeps_up_with_the_injection_while_the_links_transmit_not_its_average():
+    # The same bytes in the same call, but the links busy a third of it (latencies around):
+    # the agents must move them three times as fast while they are.
+    bursty = CallCost(RING_16M.model_s, RING_16M.steps, RING_16M.sent_bytes, ranks=8,
+                      wire_s=RING_16M.model_s / 3)
+    assert bursty.injection_gbps == pytest.approx(3 * RING_16M.injection_gbps)
+    assert choose(bursty, 6.4, 1e-9, 8, 0.02) == nice_ceiling(3 * 1000.0)
+
+
+def test_choose_gives_a_call_with_an_nvls_switch_its_agents_crowding():
+    nvls = replace(RING_16M, switches=1)
+    assert choose(nvls, 6.4, 1e-9, 8, 0.02) == nice_ceiling(1000.0 * SWITCH_CROWDING) > \
+        choose(RING_16M, 6.4, 1e-9, 8, 0.02)
+    # and on its steps: the switch's agent is in every step with every rank
+    steps = choose(RING_1M, 1e6, 50e-6, 8, 0.02)
+    assert choose(replace(RING_1M, switches=1), 1e6, 50e-6, 8, 0.02) == nice_ceiling(
+        14 * 50e-6 * SWITCH_CROWDING / (0.01 * RING_1M.model_s)) > steps
+
+
+def test_choose_charges_a_step_the_endpoints_hold_a_second_wake():
+    once = choose(RING_1M, 1e6, 50e-6, 8, 0.02)
+    held = choose(replace(RING_1M, held=True), 1e6, 50e-6, 8, 0.02)
+    assert held == nice_ceiling(14 * 50e-6 * HELD_STEP_WAKES / (0.01 * RING_1M.model_s)) > once
+    # a bandwidth-bound call's dilation is its injection's, held or not
+    assert choose(replace(RING_16M, held=True), 6.4, 1e-9, 8, 0.02) == 1000.0
 
 
 def test_choose_is_bounded_and_never_below_one():
