@@ -76,14 +76,19 @@ class Prover:
     def trace(self, request: ReplayRequest
               ) -> list[Trial[TraceBatch, TraceBatch, TraceVerdict]]:
         """Every attempt at the trace, the result's last. One dilation serves the whole
-        program, chosen for the trace as a whole; every call and the total must keep their
+        program, chosen for the trace as a whole (after an untimed warm-up at a tenth of
+        it, as a run's calls have); every call and the total must keep their
         real times at the probe dilation (verdict.judge_trace). Only the total is worth a
         larger dilation: a small call beside large ones on other streams shares its agent's
         one thread with them, and no dilation this host can afford makes every such call
         exact; its flag says so instead."""
         batches, dilate = self.batches, self.dilate
+        first = self.pricing.dilation(request.cost)
+        # A warm-up at a tenth of it, untimed: the agents' first run of a trace touches its
+        # buffers for the first time (call 0 read 38-47% slow at D 2000, its probe warm).
+        batches.trace(dilate(untimed_dilation(first)), request, False)
         trials = prove(
-            self.pricing.dilation(request.cost),
+            first,
             lambda d, attempt: batches.trace(dilate(d), request, request.check and not attempt),
             (lambda d, _: batches.trace(dilate(d), request, False)) if request.prove else None,
             lambda run, probe, d, probe_d: judge_trace(

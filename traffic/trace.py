@@ -72,6 +72,31 @@ def takers(call: Call) -> tuple[int, ...]:
     return call.group
 
 
+def modelled_span_s(calls: Sequence[Call], times_s: dict[int, float],
+                    gaps: bool = True) -> float:
+    """How long a resolved trace takes if each call takes `times_s[id]` (real seconds) and
+    nothing else slows it: calls on one stream of a rank one after another, after their
+    compute gap (none without `gaps`) and their `after` calls, a grouped call with the one
+    before it, as the agents run them (traffic.machine). Overlapping streams share this
+    span, so what a host must keep up with is the trace's work over it, not over the calls'
+    sum."""
+    free: dict[tuple[int, str], float] = {}  # when a rank's stream is next free
+    began: dict[tuple[int, str], float] = {}  # when its last call began (a group's start)
+    ends: dict[int, float] = {}
+    for call in calls:
+        lanes = [(rank, call.stream) for rank in takers(call)]
+        if call.grouped:
+            start = max(began.get(lane, 0.0) for lane in lanes)
+        else:
+            start = max([free.get(lane, 0.0) for lane in lanes] +
+                        [ends[a] for a in call.after if a in ends]) + gaps * call.gap_us * 1e-6
+        ends[call.id] = end = start + times_s[call.id]
+        for lane in lanes:
+            began[lane] = start
+            free[lane] = max(free.get(lane, 0.0), end)
+    return max(ends.values(), default=0.0)
+
+
 def default_comm(group: Sequence[int]) -> str:
     """The communicator name used when a line gives none: "world" or "g0-1-2-3"."""
     return "world" if not group else "g" + "-".join(str(r) for r in group)

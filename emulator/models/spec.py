@@ -29,7 +29,7 @@ from foundation.errors import NetwallError
 from topologies import Topology, parse, validate
 from topologies.layout import parse_layout, racks_topology
 from traffic import schedule as sched
-from traffic.trace import Call, resolve, takers
+from traffic.trace import Call, modelled_span_s, resolve, takers
 
 
 @dataclass(frozen=True)
@@ -129,9 +129,12 @@ class Spec:
             costs[c.id], models[c.id] = call_costs(placed, self.topology, self.catalogue,
                                                    self.gpu)
             each.append(self.host_cost(schedules[c.id], placed, models[c.id], costs[c.id]))
-        total = dil.CallCost(sum(c.model_s for c in each), sum(c.steps for c in each),
+        # The calls' traffic packed as tightly as their streams allow (compute gaps are
+        # skipped or hide nothing of it): overlapping streams share this span.
+        span = modelled_span_s(calls, models, gaps=False)
+        total = dil.CallCost(span, sum(c.steps for c in each),
                              sum(c.sent_bytes for c in each), len(self.topology.gpus),
-                             sum(c.wire_s for c in each),
+                             min(span, sum(c.wire_s for c in each)),
                              max((c.switches for c in each), default=0),
                              any(c.held for c in each))
         return ReplayRequest(name, tuple(calls), schedules, costs, models, total, check, prove,

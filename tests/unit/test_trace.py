@@ -7,7 +7,15 @@ import json
 import pytest
 
 from foundation.errors import NetwallError
-from traffic.trace import COLLECTIVES, Call, dump_trace, load_trace, parse_trace, resolve
+from traffic.trace import (
+    COLLECTIVES,
+    Call,
+    dump_trace,
+    load_trace,
+    modelled_span_s,
+    parse_trace,
+    resolve,
+)
 
 GOOD = """\
 # a comment, then a blank line
@@ -130,3 +138,18 @@ def test_resolve():
 def test_load_trace_missing_file(tmp_path):
     with pytest.raises(NetwallError, match="trace .*nope.jsonl not found"):
         load_trace(tmp_path / "nope.jsonl")
+
+
+def test_the_modelled_span_overlaps_streams_and_queues_calls_on_one():
+    tp = [Call(i, "allreduce", None, 1024, (0, 1), "tp", "tp", gap_us=10.0) for i in (0, 1)]
+    dp = Call(2, "allreduce", None, 1024, (1, 2), "dp", "dp")  # rank 1 on both streams
+    after = Call(3, "allreduce", None, 1024, (2, 3), "dp", "dp", after=(1,))
+    grouped = Call(4, "allreduce", None, 1024, (2, 3), "dp", "dp", grouped=True)
+    times = {0: 5e-6, 1: 5e-6, 2: 7e-6, 3: 1e-6, 4: 3e-6}
+    calls = [*tp, dp, after, grouped]
+    # tp: 10 + 5 + 10 + 5 = 30 us; dp runs beside it (7 us); call 3 waits for call 1 (30 us)
+    # and for call 2 on its stream, so ends at 31; the grouped call starts with it, ends at 33
+    assert modelled_span_s(calls, times) == pytest.approx(33e-6)
+    assert modelled_span_s(calls, times, gaps=False) == pytest.approx(13e-6)  # 5+5, 3 more
+    assert modelled_span_s(calls, times) < 10e-6 * 2 + sum(times.values())  # not the sum
+    assert modelled_span_s([], {}) == 0.0
