@@ -275,8 +275,9 @@ class Emulation:
 
     def _cost(self, began: float, emulated: float,
               request: RunRequest | ReplayRequest) -> assemble.Cost:
+        cost = request.floor_cost if isinstance(request, ReplayRequest) else request.cost
         return assemble.Cost(time.monotonic() - began, self.batches.emulated_s - emulated,
-                             self.pricing.slowdown_floor(request.cost))
+                             self.pricing.slowdown_floor(cost))
 
     def _names(self) -> assemble.Cluster:
         return assemble.Cluster(self.link, self.topology.name, self.gpu.name)

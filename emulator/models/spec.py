@@ -9,7 +9,7 @@ once and handed on to the estimate and the measurement, not built again by each.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from emulator.models import dilation as dil
@@ -71,6 +71,13 @@ class ReplayRequest:
     #: Skip compute gaps no traffic overlaps (traffic.gaps): only agents on one host can,
     #: which share a clock.
     skip: bool = True
+
+    @property
+    def floor_cost(self) -> dil.CallCost:
+        """Its cost over the span the trace takes with its compute gaps (what its slowdown is
+        measured over), where `cost` packs its traffic without them (what D must keep up
+        with)."""
+        return replace(self.cost, model_s=modelled_span_s(self.calls, self.models))
 
 
 @dataclass(frozen=True)

@@ -110,3 +110,11 @@ def test_a_replay_made_from_typed_batches_prints_the_documented_json(emu):
     assert [c["check"] for c in printed["calls"]] == [True] * n  # the first attempt's
     assert ReplayResult.from_dict(printed) == result
     assert result.skip and result.skipped_s == 4 * 0.25  # two attempts, each with its probe
+
+
+def test_a_replays_dilation_keeps_up_with_its_packed_traffic_its_floor_spans_its_gaps(emu):
+    request = emu.spec.replay_request(workload("dp-tp", 4, tp=2), name="dp-tp")
+    packed, spanned = request.cost, request.floor_cost
+    assert packed.model_s < sum(request.models.values())  # its streams overlap
+    assert spanned.model_s > packed.model_s  # the compute gaps are time too
+    assert spanned.sent_bytes == packed.sent_bytes and spanned.steps == packed.steps
