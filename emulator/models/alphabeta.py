@@ -22,7 +22,7 @@ from foundation.units import format_size
 from topologies import Topology, path, path_totals
 from traffic.collectives.nvls import ALGORITHM as NVLS
 from traffic.protocol import Route
-from traffic.schedule import Move, Schedule, default_algorithm
+from traffic.schedule import Schedule, default_algorithm
 
 
 def route_latency_s(topo: Topology, catalogue: Mapping[str, LinkProfile], src: int,
@@ -88,7 +88,10 @@ def model_time_s(schedule: Schedule, topo: Topology,
         if not step:
             continue
         alpha = max(route_latency_s(topo, catalogue, m.src, m.dst) for m in step)
-        beta = _busiest_link_s(step, topo, catalogue) / costs.efficiency
+        beta = max(
+            load * 8 / (catalogue[topo.links[link].profile].rate_gbps * 1e9)
+            for (link, _sender), load in link_loads(topo, step).items()
+        ) / costs.efficiency
         reduced: dict[int, int] = {}
         for m in step:
             if m.reduce:
@@ -96,21 +99,6 @@ def model_time_s(schedule: Schedule, topo: Topology,
         reduce = max(reduced.values(), default=0) * costs.reduce_s_per_byte
         total += costs.step_s + max(alpha + beta, reduce)
     return total
-
-
-def wire_time_s(schedule: Schedule, topo: Topology, catalogue: Mapping[str, LinkProfile],
-                efficiency: float = 1.0) -> float:
-    """Of a call's modelled time, how long its busiest links transmit (padding included):
-    the span the agents must move its bytes in, without the latencies around it."""
-    return sum(_busiest_link_s(step, topo, catalogue) for step in schedule.steps if step) / \
-        efficiency
-
-
-def _busiest_link_s(step: tuple[Move, ...], topo: Topology,
-                    catalogue: Mapping[str, LinkProfile]) -> float:
-    """How long a step's busiest link takes to carry its payload."""
-    return max(load * 8 / (catalogue[topo.links[link].profile].rate_gbps * 1e9)
-               for (link, _sender), load in link_loads(topo, step).items())
 
 
 def call_costs(schedule: Schedule, topo: Topology, catalogue: Mapping[str, LinkProfile],

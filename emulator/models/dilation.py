@@ -73,15 +73,16 @@ class CallCost:
     steps: int  # dependent steps: each may wait for an agent to wake up
     sent_bytes: int  # bytes all ranks hand to the kernel (what the agents must move)
     ranks: int
-    wire_s: float = 0.0  # of model_s, how long its busiest links transmit (0: all of it)
     switches: int = 0  # NVLS switches among its participants, each one agent
     held: bool = False  # its endpoints hold each step (a GPU's step latency): a timed wake
 
     @property
     def injection_gbps(self) -> float:
-        """All ranks' injection while the call's links transmit (real units): the rate the
-        agents must keep up with, not its average over the latencies between."""
-        return self.sent_bytes * 8 / (self.wire_s or self.model_s) / 1e9
+        """All ranks' injection over the call's modelled time (real units). The average,
+        not the peak while its links transmit: the agents catch up in the latencies between
+        (a GPU link's bucket holds 10 ms of its rate), so the peak overstated a call whose
+        links are fast against its latencies ten times (nine 800G cables per GPU)."""
+        return self.sent_bytes * 8 / self.model_s / 1e9
 
 
 def nice_ceiling(x: float) -> float:
@@ -111,7 +112,7 @@ def choose(cost: CallCost, capacity_gbps: float, step_s: float, calibrated_ranks
     """The smallest series dilation at which this host should add at most half the tolerance.
 
     Two host limits, both calibrated on this machine: the agents move at most `capacity_gbps`
-    (all ranks' injection while the links transmit, wall-clock) and still keep time; and each
+    (all ranks' injection, wall-clock) and still keep time; and each
     dependent step costs about
     `step_s` of wall time an agent may take to wake and answer, more when more ranks share
     the cores (linear in ranks beyond the calibrated count). Half the tolerance leaves room

@@ -20,7 +20,6 @@ from emulator.models.alphabeta import (
     globalize,
     members,
     nccl_choice,
-    wire_time_s,
 )
 from emulator.models.endpoints import CallCosts, GpuProfile, get_gpu, nvls_costs
 from emulator.models.faults import Fault
@@ -110,7 +109,7 @@ class Spec:
         return RunRequest(collective, size, iters, warmup, check_iters if check else 0,
                           tuple(faults), {f.name: self.link_index(f.name) for f in faults},
                           prove, schedule, costs, model,
-                          self.host_cost(schedule, schedule, model, costs),
+                          host_cost(schedule, model, costs),
                           timeout, choice.why)
 
     def choose(self, collective: str, algorithm: str | None, size: int,
@@ -135,27 +134,16 @@ class Spec:
                                                         takers(c)))
             costs[c.id], models[c.id] = call_costs(placed, self.topology, self.catalogue,
                                                    self.gpu)
-            each.append(self.host_cost(schedules[c.id], placed, models[c.id], costs[c.id]))
+            each.append(host_cost(schedules[c.id], models[c.id], costs[c.id]))
         # The calls' traffic packed as tightly as their streams allow (compute gaps are
         # skipped or hide nothing of it): overlapping streams share this span.
         span = modelled_span_s(calls, models, gaps=False)
         total = dil.CallCost(span, sum(c.steps for c in each),
                              sum(c.sent_bytes for c in each), len(self.topology.gpus),
-                             min(span, sum(c.wire_s for c in each)),
                              max((c.switches for c in each), default=0),
                              any(c.held for c in each))
         return ReplayRequest(name, tuple(calls), schedules, costs, models, total, check, prove,
                              skip and self.local)
-
-    def host_cost(self, schedule: sched.Schedule, placed: sched.Schedule, model_s: float,
-                  costs: CallCosts) -> dil.CallCost:
-        """What a call asks of the host (dilation.choose's input); `placed` is its schedule
-        on this cluster's ranks. Its protocol's padding (`costs.efficiency`) is bytes the
-        agents move too."""
-        sent = sum(m.length for step in schedule.steps for m in step) / costs.efficiency
-        return dil.CallCost(model_s, len(schedule.steps), int(sent), schedule.ranks,
-                            wire_time_s(placed, self.topology, self.catalogue, costs.efficiency),
-                            schedule.switches, costs.step_s > 0)
 
     def call_schedule(self, call: Call) -> sched.Schedule:
         """The schedule of one resolved trace call, over the ranks that take part in it (a
@@ -239,6 +227,14 @@ def _laid_out(topo: Topology, spec: str, link: str, spine_link: str, layout: str
     racks = len(topo.gpus) // per_rack
     return racks_topology(racks, per_rack, link, spine_link, parse_layout(layout, per_rack),
                           name=spec)
+
+
+def host_cost(schedule: sched.Schedule, model_s: float, costs: CallCosts) -> dil.CallCost:
+    """What a call asks of the host (dilation.choose's input): its protocol's padding
+    (`costs.efficiency`) is bytes the agents move too."""
+    sent = sum(m.length for step in schedule.steps for m in step) / costs.efficiency
+    return dil.CallCost(model_s, len(schedule.steps), int(sent), schedule.ranks,
+                        schedule.switches, costs.step_s > 0)
 
 
 def _check_memory(collective: str, ranks: int, size: int) -> None:

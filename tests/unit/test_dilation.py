@@ -89,15 +89,6 @@ def test_choose_a_latency_bound_call_keeps_the_steps_cost_within_half_the_tolera
     assert choose(crowded, 1e6, 50e-6, 8, tolerance=0.02) > d
 
 
-def test_choose_keeps_up_with_the_injection_while_the_links_transmit_not_its_average():
-    # The same bytes in the same call, but the links busy a third of it (latencies around):
-    # the agents must move them three times as fast while they are.
-    bursty = CallCost(RING_16M.model_s, RING_16M.steps, RING_16M.sent_bytes, ranks=8,
-                      wire_s=RING_16M.model_s / 3)
-    assert bursty.injection_gbps == pytest.approx(3 * RING_16M.injection_gbps)
-    assert choose(bursty, 6.4, 1e-9, 8, 0.02) == nice_ceiling(3 * 1000.0)
-
-
 def test_choose_gives_a_call_with_an_nvls_switch_its_agents_crowding():
     nvls = replace(RING_16M, switches=1)
     assert choose(nvls, 6.4, 1e-9, 8, 0.02) == nice_ceiling(1000.0 * SWITCH_CROWDING) > \

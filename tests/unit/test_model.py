@@ -7,12 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from emulator.models.alphabeta import (
-    model_time_s,
-    ring_allreduce_time_s,
-    route_latency_s,
-    wire_time_s,
-)
+from emulator.models.alphabeta import model_time_s, ring_allreduce_time_s, route_latency_s
 from emulator.models.metrics import BUSBW_FACTOR, algbw_gbps, busbw_gbps
 from emulator.models.profiles import catalogue
 from topologies import parse
@@ -53,16 +48,6 @@ def test_contention_free_ring_matches_the_closed_form(cat, spec, hops, size, lin
     # The same, spelt out: 2(n-1) alpha + 2(n-1)/n S*8/B.
     by_hand = 2 * (n - 1) * alpha + 2 * (n - 1) / n * size * 8 / (profile.rate_gbps * 1e9)
     assert got == pytest.approx(by_hand, rel=1e-12)
-
-
-def test_the_wire_time_is_the_bandwidth_term_alone(cat):
-    topo = parse("ring:4", "optical-800g", length_m=100.0)
-    size = 4 << 20
-    by_hand = 2 * 3 / 4 * size * 8 / (cat["optical-800g"].rate_gbps * 1e9)
-    assert wire_time_s(ring_allreduce(4, size), topo, cat) == pytest.approx(by_hand)
-    assert wire_time_s(ring_allreduce(4, size), topo, cat, efficiency=0.5) == \
-        pytest.approx(2 * by_hand)  # padding is bytes on the wire too
-    assert model_time_s(ring_allreduce(4, size), topo, cat) > by_hand  # plus the latencies
 
 
 def test_cable_length_enters_the_latency(cat):
