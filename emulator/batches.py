@@ -185,9 +185,10 @@ class Batches:
                                 - outcome.start) / d
         return outcome
 
-    def trace(self, plan: Plan, request: ReplayRequest, check: bool) -> TraceBatch:
+    def trace(self, plan: Plan, request: ReplayRequest, check: bool,
+              warm_up: bool = False) -> TraceBatch:
         """The trace as one program: every call after its compute gap and its `after`
-        calls, streams overlapping."""
+        calls, streams overlapping; `warm_up`: untimed (the view says so)."""
         d = plan.dilation
         calls = request.calls
         op = {c.id: self._op + i for i, c in enumerate(calls)}
@@ -201,12 +202,13 @@ class Batches:
         self._op += len(calls)
         total = (sum(request.models.values()) + sum(c.gap_us for c in calls) * 1e-6) * d
         before = self.fabric.counters()
-        outcome = self._run(plans, "trace", 10.0 + 3 * total, total, plan,
-                            skip=request.skip)
+        outcome = self._run(plans, "warm-up" if warm_up else "trace", 10.0 + 3 * total,
+                            total, plan, skip=request.skip)
         after = self.fabric.counters()
         spans = [outcome.spans[p.id] for p in plans]
         total_s = (max(end for _, end in spans) - outcome.start) / d
-        self.emulated_s += total_s
+        if not warm_up:  # the slowdown counts timed cluster time only
+            self.emulated_s += total_s
         return TraceBatch([(first - outcome.start) / d for first, _ in spans],
                           [(last - first) / d for first, last in spans], total_s,
                           [outcome.checks.get(p.id) for p in plans],

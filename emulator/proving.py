@@ -86,7 +86,7 @@ class Prover:
         first = self.pricing.dilation(request.cost)
         # A warm-up at a tenth of it, untimed: the agents' first run of a trace touches its
         # buffers for the first time (call 0 read 38-47% slow at D 2000, its probe warm).
-        batches.trace(dilate(untimed_dilation(first)), request, False)
+        batches.trace(dilate(untimed_dilation(first)), request, False, warm_up=True)
         trials = prove(
             first,
             lambda d, attempt: batches.trace(dilate(d), request, request.check and not attempt),

@@ -112,8 +112,7 @@ def choose(cost: CallCost, capacity_gbps: float, step_s: float, calibrated_ranks
     """The smallest series dilation at which this host should add at most half the tolerance.
 
     Two host limits, both calibrated on this machine: the agents move at most `capacity_gbps`
-    (all ranks' injection, wall-clock) and still keep time; and each
-    dependent step costs about
+    (all ranks' injection, wall-clock) and still keep time; and each dependent step costs about
     `step_s` of wall time an agent may take to wake and answer, more when more ranks share
     the cores (linear in ranks beyond the calibrated count). Half the tolerance leaves room
     for noise, so the proof (a probe at twice D) rarely sends the call to a larger D. A call

@@ -13,14 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from emulator.models import dilation as dil
-from emulator.models.alphabeta import (
-    NVLS,
-    Choice,
-    call_costs,
-    globalize,
-    members,
-    nccl_choice,
-)
+from emulator.models.alphabeta import NVLS, Choice, call_costs, globalize, members, nccl_choice
 from emulator.models.endpoints import CallCosts, GpuProfile, get_gpu, nvls_costs
 from emulator.models.faults import Fault
 from emulator.models.profiles import LinkProfile, catalogue, get_profile, with_bundles
@@ -109,8 +102,7 @@ class Spec:
         return RunRequest(collective, size, iters, warmup, check_iters if check else 0,
                           tuple(faults), {f.name: self.link_index(f.name) for f in faults},
                           prove, schedule, costs, model,
-                          host_cost(schedule, model, costs),
-                          timeout, choice.why)
+                          host_cost(schedule, model, costs), timeout, choice.why)
 
     def choose(self, collective: str, algorithm: str | None, size: int,
                group: tuple[int, ...] | None = None) -> Choice:
