@@ -90,10 +90,12 @@ _QUIET_AFTER_INTERRUPT = _QuietAfterInterrupt()  # one object: adding it again i
 def _unraisable(hook: sys.UnraisableHookArgs) -> None:
     """An interrupt that lands in a finalizer or weakref callback (during garbage
     collection) is swallowed there, and the command would run on as if no one had pressed
-    Ctrl-C: signal it again a moment later, when the collection is over."""
+    Ctrl-C: signal it again a moment later, when the collection is over. Once interrupted,
+    what the interrupt abandoned fails as it is collected (pyroute2's coroutine, its event
+    loop closed, at exit): noise after the one line, as the asyncio filter drops."""
     if hook.exc_type is not None and issubclass(hook.exc_type, KeyboardInterrupt):
         threading.Timer(0.01, os.kill, (os.getpid(), signal.SIGINT)).start()
-    else:
+    elif not _interrupted.is_set():
         sys.__unraisablehook__(hook)
 
 

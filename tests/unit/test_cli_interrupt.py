@@ -67,3 +67,27 @@ def test_asyncio_is_quiet_once_interrupted_and_only_then():
     done = subprocess.run([sys.executable, "-c", LOGGING], cwd=ROOT, capture_output=True,
                           text=True, timeout=60)
     assert done.stderr.splitlines() == ["before the interrupt"], done.stderr
+
+
+#: What an interrupt abandoned fails as it is collected (pyroute2's coroutine at exit, its
+#: loop closed): quiet once interrupted, reported before.
+ABANDONED = textwrap.dedent("""
+    import signal, sys
+    from emulator.cli import main
+    sys.unraisablehook = main._unraisable
+    main._interrupted.clear()
+    class Broken:
+        def __del__(self):
+            raise RuntimeError("Event loop is closed")
+    Broken()
+    try:
+        main._interrupt(signal.SIGINT, None)
+    except KeyboardInterrupt:
+        Broken()
+""")
+
+
+def test_what_an_interrupt_abandoned_fails_quietly_once_interrupted_and_only_then():
+    done = subprocess.run([sys.executable, "-c", ABANDONED], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.stderr.count("Event loop is closed") == 1, done.stderr
