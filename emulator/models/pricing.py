@@ -67,7 +67,7 @@ class Pricing:
         injection (real units) over what the host carries faithfully."""
         if cost.model_s <= 0:
             return 1.0
-        return max(1.0, cost.sent_bytes * 8 / cost.model_s / 1e9 / self.host.capacity_gbps)
+        return max(1.0, cost.injection_gbps / self.host.capacity_gbps)
 
     def run_s(self, request: RunRequest) -> float:
         """About how many wall seconds `run` will take for this size here: its calls at the
