@@ -78,8 +78,9 @@ def test_a_ring_cut_by_metis_over_three_hosts(testbed):
     assert all(link["bytes"] == link["expected_bytes"] for link in spread["links"])
 
 
-def long_run(testbed) -> subprocess.Popen:
-    """A run over two hosts that lasts, once both have built their share."""
+def long_run(testbed) -> tuple[subprocess.Popen, dict[int, int]]:
+    """A run over two hosts that lasts, once both have built their share; with the pid of
+    each host's worker as first seen (read once: a later read of /proc can miss it)."""
     run = subprocess.Popen(
         [sys.executable, "-m", "emulator.cli.main", "run", "--topology", "racks:2x4",
          "--link", "nvlink5", "--dilation", "20000", "--gpu", "ideal", "--size", "16M",
@@ -87,18 +88,23 @@ def long_run(testbed) -> subprocess.Popen:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
         env=dict(os.environ, **testbed.env))
     deadline = time.monotonic() + 60
-    while not all(list(testbed.state_dir(h).glob("*.json")) and testbed.worker(h)
-                  for h in (0, 1)):
+    workers: dict[int, int] = {}
+    while len(workers) < 2 or not all(list(testbed.state_dir(h).glob("*.json"))
+                                      for h in (0, 1)):
         if time.monotonic() > deadline or run.poll() is not None:
             run.kill()
             pytest.fail(f"the run did not start: {run.communicate()[1]}")
+        for host in (0, 1):
+            workers.setdefault(host, testbed.worker(host))
+            if workers[host] is None:
+                del workers[host]
         time.sleep(0.05)
     time.sleep(1.5)  # agents started, calls running
-    return run
+    return run, workers
 
 
 def test_a_killed_controller_leaves_nothing_on_any_host(testbed):
-    run = long_run(testbed)
+    run, _ = long_run(testbed)
     run.kill()  # SIGKILL: no teardown of its own; each worker sees its session end
     run.communicate()
     deadline = time.monotonic() + 20
@@ -107,9 +113,9 @@ def test_a_killed_controller_leaves_nothing_on_any_host(testbed):
 
 
 def test_a_killed_worker_is_one_line_and_leaves_nothing(testbed):
-    run = long_run(testbed)
+    run, workers = long_run(testbed)
     try:
-        os.kill(testbed.worker(1), 9)
+        os.kill(workers[1], 9)
         _, err = run.communicate(timeout=60)
     finally:
         run.kill()
