@@ -94,7 +94,10 @@ class Agent:
         self.rx.bind(("0.0.0.0", PORT))
         self.rx.setblocking(False)
         self.stamp_space = socket.CMSG_SPACE(TIMESPEC.size)
-        self.realtime_ns = 0  # CLOCK_REALTIME - CLOCK_MONOTONIC, set when a program starts
+        # CLOCK_REALTIME - CLOCK_MONOTONIC, read again when each program starts. Read here
+        # too: a frame can arrive before this rank's first program starts (a rank started
+        # late), and its stamp less 0 is 56 years ahead of the monotonic clock.
+        self.realtime_ns = _realtime_offset_ns()
         # A jump elsewhere wakes this agent with SIGUSR1, which writes to `woken`.
         self.woken, waker = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.signal(signal.SIGUSR1, lambda *_: None)

@@ -41,6 +41,9 @@ missing frames (NACK, selective repeat); a sender whose finished transfer stays
 unacknowledged resends its first frame, which draws an ACK or a NACK. A sent range that is
 about to be overwritten while still unacknowledged is copied first, so a retransmission
 always carries the bytes originally sent. Between programs (`idle`) it keeps answering.
+A data frame that arrives while this rank has no program running (a peer's program began
+before this rank's `go`: a rank started late) waits whole until `go`, and is then taken
+as if it arrived at that moment, paced by that program's wire from that program's start.
 
 Compute gaps no traffic overlaps are skipped (traffic.gaps): with a `Rest` and a program
 whose Go says `skip`, the machine tells it whether the rank is quiet, and until when
@@ -163,9 +166,13 @@ class Machine:
         self.resting = False  # this program tells `rest` when the rank is quiet
         self.quiet_at: float | None = None  # what `rest` was told last (None: busy)
         self.board = board  # where the controller reads each call's step and the repairs
+        self.live = False  # a program runs (from go to the next load)
+        # Data frames that arrived while none ran: (n, received, the staging buffer).
+        self.early: list[tuple[int, float, bytearray]] = []
 
     # -- loading a program -------------------------------------------------------------------
     def load(self, program: Load) -> None:
+        self.live = False
         self.calls = {}
         # a rank no call of the program involves (a trace over some ranks) has nothing to do
         self.oldest_op = min((spec.id for spec in program.calls), default=self.oldest_op)
@@ -205,6 +212,14 @@ class Machine:
         if self.board is not None:
             self.board.begin()
         self.quiet_at = None  # a program starts busy (traffic.gaps.RankClock.begin)
+        self.live = True
+        early, self.early = self.early, []
+        now = self.clock()
+        for n, received, frame in early:  # on this program's clock, so no later than now
+            _, _, _, _, step, op, src, _, offset, length, seq, sent = HEADER.unpack_from(frame)
+            if not self._take(frame, n, min(received, now), step, op, src, offset, length, seq,
+                              sent):
+                self.spare.append(frame)
 
     def tick(self, now: float, received: bool = False) -> bool:
         """One turn of the program: start the calls that may start, send what the links take,
@@ -441,24 +456,37 @@ class Machine:
         if magic != MAGIC or version != VERSION or n < HEADER.size + length:
             return
         if kind == DATA:  # the data, then the protocol's padding
-            self.stats.frames_received += 1
-            call = self.calls.get(op)
-            data = memoryview(self.staging)[HEADER.size:HEADER.size + length]
-            arrived = self.wire.across(src, n + ETHER_IP_UDP, received,
-                                       self.started + sent * 1e-9)
-            if self._lands_now(call, step, offset, length):
-                self._apply(call, step, src, seq, offset, arrived, data)
-            elif op >= self.oldest_op and (call is None or call.step < step):  # early
-                self.stash.setdefault((op, step), []).append((src, seq, offset, arrived, data))
+            if not self.live:  # kept for the program it belongs to (see the module's doc)
+                self.early.append((n, received, self.staging))
                 self.staging = self.spare.pop() if self.spare else bytearray(STAGING)
-            else:  # a step already complete: a duplicate; the sender wants an ACK
-                self.stats.duplicates += 1
-                self._send_control(ACK, op, step, src)
+            else:
+                self._take(self.staging, n, received, step, op, src, offset, length, seq, sent)
         elif kind == ACK:
             self.outstanding.pop((op, step, src), None)
         elif kind == NACK:
             self._on_nack(op, step, src, np.frombuffer(
                 self.staging, dtype=">u4", count=length // 4, offset=HEADER.size))
+
+    def _take(self, frame: bytearray, n: int, received: float, step: int, op: int, src: int,
+              offset: int, length: int, seq: int, sent: int) -> bool:
+        """Land, keep (stash) or answer as a duplicate the data frame of `n` bytes in
+        `frame` (its header's fields follow). Kept, it holds on to its buffer (True;
+        `staging` is then another one)."""
+        self.stats.frames_received += 1
+        call = self.calls.get(op)
+        data = memoryview(frame)[HEADER.size:HEADER.size + length]
+        arrived = self.wire.across(src, n + ETHER_IP_UDP, received, self.started + sent * 1e-9)
+        if self._lands_now(call, step, offset, length):
+            self._apply(call, step, src, seq, offset, arrived, data)
+        elif op >= self.oldest_op and (call is None or call.step < step):  # early
+            self.stash.setdefault((op, step), []).append((src, seq, offset, arrived, data))
+            if frame is self.staging:
+                self.staging = self.spare.pop() if self.spare else bytearray(STAGING)
+            return True
+        else:  # a step already complete: a duplicate; the sender wants an ACK
+            self.stats.duplicates += 1
+            self._send_control(ACK, op, step, src)
+        return False
 
     @staticmethod
     def _lands_now(call: Call | None, step: int, offset: int, length: int) -> bool:

@@ -121,6 +121,8 @@ class Net:
                                  port, self.clocks[r])
                          for r, port in enumerate(self.ports)]
         self.turns = 0
+        self.waiting: dict[int, tuple[float, Go]] = {}  # ranks whose go comes late: when, go
+        self.skew = 0.0  # added to the stamp of a data frame reaching a rank with no program
 
     def is_down(self, src: int, dst: int) -> bool:
         return any((s, d) == (src, dst) and start <= self.clock.now < end
@@ -147,7 +149,8 @@ class Net:
                 continue
             due, _, _, datagram = item
             machine.staging[:len(datagram)] = datagram
-            machine.datagram(len(datagram), due + self.clocks[rank].shift)
+            skew = self.skew if rank in self.waiting else 0.0
+            machine.datagram(len(datagram), due + self.clocks[rank].shift + skew)
             self.delivered[datagram[3]] += 1  # the kind byte
             arrived = True
         for item in later:
@@ -155,9 +158,12 @@ class Net:
         return arrived
 
     def run(self, calls: list[CallPlan], timeout: float = 1.0, watch=None,
-            routes=None) -> list[Report]:
+            routes=None, late_go: tuple[int, float] | None = None) -> list[Report]:
         """Run one program on every rank, as traffic.launcher and traffic.agent do;
-        `watch(net)` after every turn; `routes`: per rank, the program's own (Go.routes)."""
+        `watch(net)` after every turn; `routes`: per rank, the program's own (Go.routes);
+        `late_go` (rank, seconds): that rank, loaded with the others, gets its go that
+        much after the common start (an agent the launcher reached last), and frames reach
+        it before."""
         programs: list[list] = [[] for _ in self.machines]
         for call in calls:
             for rank, spec in zip(call.group, call_specs(call), strict=True):
@@ -166,8 +172,12 @@ class Net:
         for rank, (machine, clock, program) in enumerate(
                 zip(self.machines, self.clocks, programs, strict=True)):
             machine.load(Load(calls=tuple(program)))
+            own = replace(go, routes=(routes or {}).get(rank, {}))
+            if late_go is not None and rank == late_go[0]:
+                self.waiting[rank] = (go.start + late_go[1], own)
+                continue
             clock.begin(go.start, go.skip)
-            machine.go(replace(go, routes=(routes or {}).get(rank, {})))
+            machine.go(own)
         for _ in range(TURNS):
             if not any(m.unfinished for m in self.machines):
                 return [replace(m.report(), skipped_s=c.skipped_s)
@@ -184,6 +194,10 @@ class Net:
         progress = False
         for rank, machine in enumerate(self.machines):
             self.ports[rank].budget = self.budget
+            if rank in self.waiting and self.clock.now >= self.waiting[rank][0]:
+                go = self.waiting.pop(rank)[1]
+                self.clocks[rank].begin(go.start, go.skip)
+                machine.go(go)
             arrived = self.deliver(rank)
             if machine.unfinished:
                 progress |= machine.tick(self.clocks[rank].now(), arrived)
@@ -201,6 +215,7 @@ class Net:
                     wall = math.nextafter(wall, math.inf)
                 walls.append(wall)
             walls += [self.flight[0][0]] if self.flight else []
+            walls += [when for when, _ in self.waiting.values()]
             self.clock.now = max(self.clock.now,
                                  min(walls, default=self.clock.now + RTO) + self.late)
 
@@ -505,6 +520,28 @@ def test_a_held_link_delay_ends_the_step_no_sooner():
     reports = net.run([call(1, "sendrecv", "direct", ranks=2, size=1024)])
     start, end = reports[1].calls[1]
     assert reports[1].checks == {1: True}
+    assert end == pytest.approx(start + delay, rel=0, abs=1e-9)
+
+
+@pytest.mark.parametrize("skew", [0.0, 1.8e9])
+def test_a_frame_that_reaches_a_rank_before_its_program_starts_is_paced_by_that_program(skew):
+    """Rank 1's go comes 1e-4 s after the common start (the launcher reached it last), when
+    rank 0's frame has already arrived. It waits for the program and is paced from its start:
+    due then, held for the link delay, as on time. Before, it was paced from the last
+    program's start and ended the step when received, sooner than the wire allows; and a
+    stamp from before the agent knew its clock's offset (`skew`: 56 years ahead) held the
+    step for ever (star:256 stalled)."""
+    delay = 3e-4
+    routes = {1: {0: Route(delay_s=delay, rate_bps=1e18, link=0, link_rate_bps=1e18)}}
+    program = [call(1, "sendrecv", "direct", ranks=2, size=1024)]
+    net = Net(2, routes=routes)
+    net.run(program)
+    net.settle(1e-3)
+    net.skew = skew
+    program = [call(2, "sendrecv", "direct", ranks=2, size=1024)]
+    reports = net.run(program, late_go=(1, 1e-4))
+    start, end = reports[1].calls[2]
+    assert reports[1].checks == {2: True}
     assert end == pytest.approx(start + delay, rel=0, abs=1e-9)
 
 
