@@ -68,6 +68,20 @@ def test_a_cut_off_peer_ends_the_run_with_a_clear_error():
             emu.run("allreduce", "ring", size=1 << 20, iters=1, warmup=0, timeout=3)
 
 
+def test_ranks_that_start_after_their_peers_frames_arrive_complete():
+    """The common start set in the past: each agent starts as it reads its go, and frames
+    reach agents that have not yet read theirs, in the first program too (star:256's ranks
+    did so at the 50 ms the launcher allows; a frame that beat its receiver's first go held
+    its step for ever). Every call completes, verified, with no repair; the lateness shows
+    in the time (which the proof judges), never as a stall."""
+    with Emulation("star:8", "copper-800g", dilation=2000, gpu="ideal") as emu:
+        emu.built.agents.start_margin = -0.5
+        result = emu.run("allreduce", "ring", size=1 << 20, iters=3, prove=False)
+    assert result.check is True
+    assert result.retransmitted_bytes == 0
+    assert 0 < result.time_s < 1e-3  # 21 us modelled, ~100 us with half a second late
+
+
 def test_replay_overlaps_streams_and_respects_gaps():
     trace = [
         {"id": 0, "collective": "allreduce", "bytes": 1 << 20, "group": [0, 1], "comm": "a",
