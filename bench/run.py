@@ -258,8 +258,10 @@ this table is about size, not speed.
 
 {scale.markdown(sizes)}
 
-The build dilation grows with the GPU count, which is why a 64 KiB call takes minutes of
-real time at 1024 GPUs: the cluster runs at 1/D of its speed.
+The build dilation grows with the GPU count, which is why a 64 KiB call takes seconds of
+wall time at 512 GPUs and more at 1024: the cluster runs at 1/D of its speed, and a late
+agent is waited for, never lost (star:256 stalled at D 10,000 until a frame that reached
+an agent before its program started was paced from that program's start).
 """
 
 
