@@ -107,6 +107,22 @@ def test_a_campaign_record_of_a_result_reads_as_before(run_json):
     assert typed["busbw_gbps"] == run_json["busbw_gbps"] and typed["faithful"] is False
 
 
+@pytest.mark.parametrize(("error", "noted"), [(0.033, True), (-0.111, True), (0.019, False)])
+def test_a_faithful_row_far_from_the_model_says_the_proof_does_not_explain_it(
+        run_json, capsys, error, noted):
+    fidelity = dict(run_json["fidelity"], faithful=True, flags=[], host_error=0.006,
+                    dilation=200.0, probe_dilation=500.0)
+    row = RunResult.from_dict(dict(run_json, fidelity=fidelity, faults=[], model_error=error,
+                                   dilation=200.0, dilation_attempts=[]))
+    tables.print_row(row)
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 + noted
+    if noted:
+        assert out[1].startswith(f"#   {error:+.1%} from the model though the host's share "
+                                 "is +0.6%: ")
+        assert "same at D 200 and 500" in out[1]
+
+
 def test_the_tables_read_typed_results(run_json, replay_json, capsys):
     tables.print_row(RunResult.from_dict(run_json))
     out = capsys.readouterr().out.splitlines()
