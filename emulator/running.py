@@ -18,7 +18,7 @@ from foundation.hostlist import Host
 from traffic import scheduling
 from traffic.board import Board, Reading
 from traffic.header import frame_payload
-from traffic.launcher import START_MARGIN_S, Agents, spawn_agents
+from traffic.launcher import Agents, spawn_agents, start_margin
 from traffic.protocol import Route
 
 
@@ -79,7 +79,7 @@ def build(plan: Plan, netem: bool, links: LinkStates, routes: list[dict[int, Rou
             pids = [host.pid for host in fabric.hosts]
             pids += [fabric.node(s).pid for s in plan.topology.nvls]
             built.board = Board(len(pids))
-            procs, margin = spawn_agents(pids, built.board), START_MARGIN_S
+            procs, margin = spawn_agents(pids, built.board), start_margin(len(pids))
             fabric.record.add("agents", [p.pid for p in procs])
             built.scheduling = scheduling.report([p.pid for p in procs])
             if not built.scheduling.realtime:
