@@ -62,6 +62,12 @@ class Row:
     #: why a collective's algorithm ran (RunResult.why: "named", "NCCL's choice from 2 MiB
     #: on 8 GPUs", ...); None: a workload, not run, or stored before netwall said
     why: str | None = None
+    #: the dilation the time was measured at, and the host's share of it by the proof
+    #: (a workload's: its worst call's); None: not run, not proven, or stored before
+    #: netwall kept them. A proof clears only what differs between two dilations: with
+    #: these a row can be looked at again, and measured at another dilation.
+    dilation: float | None = None
+    host_error: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -166,7 +172,9 @@ def run(file: DesignFile, prepared: list[Prepared],
                     r: RunResult = emu.measure(p.runs[(w.name, size)])
                     rows.append(replace(_row(p, w, size, r.time_s, r.busbw_gbps, r.energy_j,
                                              r.fidelity["faithful"] if file.probe else None),
-                                        algorithm=r.algorithm, why=r.why or None))
+                                        algorithm=r.algorithm, why=r.why or None,
+                                        dilation=r.dilation,
+                                        host_error=r.fidelity.get("host_error")))
                     done(rows[-1])
     return rows
 
@@ -184,7 +192,8 @@ def _replay_row(p: Prepared, w: Workload, result: ReplayResult, emu: Emulation) 
                result.fidelity["faithful"] if result.fidelity.get("host_error") is not None
                else None)
     return replace(row, exposed_share=sum(s.exposed_share for s in result.steps) / steps,
-                   algorithm="+".join(sorted({c.algorithm for c in result.calls})))
+                   algorithm="+".join(sorted({c.algorithm for c in result.calls})),
+                   dilation=result.dilation, host_error=result.fidelity.get("worst_error"))
 
 
 def _row(p: Prepared, w: Workload, size: int | None, time_s: float | None,

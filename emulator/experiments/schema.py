@@ -95,6 +95,8 @@ ROW = {  # emulator.experiments.compare.Row, key for key (a test keeps them equa
     "scale_out_failure": TEXT, "faithful": (BOOL, None), "exposed_share": Opt((NUMBER, None)),
     "algorithm": Opt((TEXT, None)),  # what the calls ran (issue 28); rows before it lack it
     "why": Opt((TEXT, None)),  # why that algorithm (NCCL's choice, or named); likewise
+    "dilation": Opt((NUMBER, None)),  # where it was measured; rows before 2026-12-06 lack it
+    "host_error": Opt((NUMBER, None)),  # the proof's host share; likewise
 }
 DESIGN = {**PROVENANCE, "kind": OneOf(("design",)), "status": OneOf(("ok", "skipped")),
           "row": ROW}

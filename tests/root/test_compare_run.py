@@ -38,8 +38,10 @@ def test_compare_runs_stores_and_resumes(tmp_path):
         ("copper", True), ("copper-far", False), ("w-and-s", True)]
     for r in (rows[0], rows[2]):
         assert r["time_s"] > 0 and r["busbw_gbps"] > 0 and r["energy_j"] > 0
-        assert r["faithful"] is None  # probe: false
+        assert r["faithful"] is None and r["host_error"] is None  # probe: false
+        assert r["dilation"] >= 1  # where it was measured, to look at it again
     assert rows[1]["time_s"] is None and "gpu2--nvs0" in rows[1]["reason"]
+    assert rows[1]["dilation"] is None
     assert rows[0]["scale_up_failure"] == "stall" and rows[2]["scale_up_failure"] == "-0%"
     again = netwall("compare", str(spec), "--json", "--db", str(db))
     assert again.returncode == 0, again.stderr
