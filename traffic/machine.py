@@ -458,7 +458,7 @@ class Machine:
         if kind == DATA:  # the data, then the protocol's padding
             if not self.live:  # kept for the program it belongs to (see the module's doc)
                 self.early.append((n, received, self.staging))
-                self.staging = self.spare.pop() if self.spare else bytearray(STAGING)
+                self._staging_kept()
             else:
                 self._take(self.staging, n, received, step, op, src, offset, length, seq, sent)
         elif kind == ACK:
@@ -481,12 +481,16 @@ class Machine:
         elif op >= self.oldest_op and (call is None or call.step < step):  # early
             self.stash.setdefault((op, step), []).append((src, seq, offset, arrived, data))
             if frame is self.staging:
-                self.staging = self.spare.pop() if self.spare else bytearray(STAGING)
+                self._staging_kept()
             return True
         else:  # a step already complete: a duplicate; the sender wants an ACK
             self.stats.duplicates += 1
             self._send_control(ACK, op, step, src)
         return False
+
+    def _staging_kept(self) -> None:
+        """The staging buffer now holds a kept frame: the next datagram goes to another."""
+        self.staging = self.spare.pop() if self.spare else bytearray(STAGING)
 
     @staticmethod
     def _lands_now(call: Call | None, step: int, offset: int, length: int) -> bool:
