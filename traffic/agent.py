@@ -111,8 +111,8 @@ class Agent:
         machine = self.machine
         self.realtime_ns = _realtime_offset_ns()
         self.clock.begin(go.start, go.skip)
+        machine.go(go)  # before the start: the agents wake there at once, on few cores
         _sleep_until(go.start)
-        machine.go(go)
         with np.errstate(over="ignore", invalid="ignore"):  # timed repeats may overflow
             while machine.unfinished:
                 now = self.clock.now()

@@ -39,13 +39,16 @@ from traffic.protocol import (
 from traffic.schedule import REDUCING, Schedule
 
 #: How far ahead of now a program's common start is set: time for the controller to send
-#: every agent its "go" and for each to read it. An agent that reads it after the start runs
-#: late, and once the first agents start (SCHED_FIFO, on every core) they starve the
-#: controller still sending: star:256's first program started 1.4-2.2 s late with a fixed
-#: 50 ms. Measured on this 2-core machine: sending takes 0.17 ms an agent warm and 0.4 ms in
-#: a network's first program (49 ms for 129 agents, 110 ms for 257); 0.5 ms each leaves no
-#: agent late at 256 GPUs and costs a star:8 run 4.5 ms a program.
-START_MARGIN_S = 0.05
+#: every agent its "go" and for each to read it and set its program up (Machine.go). An
+#: agent that reads it after the start runs late, and once the first agents start
+#: (SCHED_FIFO, on every core) they starve the controller still sending: star:256's first
+#: program started 1.4-2.2 s late with a fixed 50 ms. Measured on this 2-core machine:
+#: sending takes 0.17 ms an agent warm and 0.4 ms in a network's first program (49 ms for
+#: 129 agents, 110 ms for 257); 0.5 ms each leaves no agent late at 256 GPUs. With 20 ms
+#: for the rest, star:8's programs (nine agents, a 24.5 ms lead) had 7.3 ms of it left at
+#: the least and 22.4 ms the median (72 programs of `netwall run`'s sweep); 50 ms cost
+#: every program 30 ms more.
+START_MARGIN_S = 0.02
 GO_PER_AGENT_S = 0.5e-3
 
 

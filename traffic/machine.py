@@ -220,6 +220,7 @@ class Machine:
             if not self._take(frame, n, min(received, now), step, op, src, offset, length, seq,
                               sent):
                 self.spare.append(frame)
+        self._start_calls(go.start)  # those due at the start enter their first step now
 
     def tick(self, now: float, received: bool = False) -> bool:
         """One turn of the program: start the calls that may start, send what the links take,

@@ -605,6 +605,28 @@ def test_a_call_whose_turn_comes_late_starts_when_it_was_due():
     assert_same_times(reports, on_time)
 
 
+def test_a_program_is_set_up_when_its_go_arrives_and_sends_nothing_before_its_start():
+    """An agent sets its program up as soon as its go arrives, before the common start:
+    eight agents waking at the start on two cores paid for it there, and the last ones
+    started late. The calls due at the start have entered their first step; not one frame
+    leaves before the start, and the first ones leave at it."""
+    net = Net(2)
+    specs = call_specs(call(1, ranks=2, size=4096))
+    lead = 1e-3
+    go = Go(start=net.clock.now + lead, timeout=1.0, rto=RTO, dilation=1.0, skip=False)
+    for machine, clock, spec in zip(net.machines, net.clocks, specs, strict=True):
+        machine.load(Load(calls=(spec,)))
+        clock.begin(go.start, go.skip)
+        machine.go(go)
+        entered = machine.calls[1]
+        assert (entered.step, entered.start) == (0, go.start) and entered.pending
+        assert not machine.tick(net.clock.now)  # before the start: nothing to do yet
+    assert not net.flight
+    net.clock.now = go.start
+    assert all(machine.tick(net.clock.now) for machine in net.machines)
+    assert {dst for _, _, dst, _ in net.flight} == {0, 1}
+
+
 RATE = 8e9  # bit/s: a full frame takes 1.514 us
 FRAME_S = (FRAME_OVERHEAD + PAYLOAD) * 8 / RATE
 
