@@ -34,12 +34,14 @@ BURST_REAL_S = 1e-6
 #: BURST_REAL_S: no agent sees all the flows that share them, so the kernel alone paces those.
 CATCH_UP_WALL_S = 10e-3
 #: How much more dilation a call with an NVLS switch needs than its injection and steps
-#: alone ask: the switch's agent receives, reduces and multicasts half of every byte the call
-#: moves, and takes part in every step with every rank, in one thread. Measured on star:8
-#: (optical-800g, h100) on the 2-core reference host: all-reduces of 16 MiB read +7-20% at
-#: the dilation their injection asks and within 1% at twice it; of 4 MiB (67 steps in
-#: 135 us), +5-6% at 2.4 times what their steps ask and within 1% at 6 times it.
-SWITCH_CROWDING = 3.0
+#: alone ask: the switch's agent receives, reduces and multicasts as many bytes as all the
+#: ranks send, so the agents move twice what the ranks inject, and it takes part in every
+#: step with every rank, in one thread. Measured on star:8 (optical-800g, forced dilations,
+#: two runs each; BENCHMARKS.md) on the 2-core reference host: 4 MiB (67 steps in 139 us)
+#: reads +7.6-11.4% at D 1,000 and within 0.2% at 2,000; 8 MiB +1.1-1.2% at 1,000; 16 and
+#: 64 MiB +4-18% at 500 and within 0.1% at 1,000. Twice the terms chooses 2,000, 2,000,
+#: 1,000 and 2,000 for them (3 chose 5,000, 2,000, 2,000, 2,000).
+SWITCH_CROWDING = 2.0
 #: How many times a step costs the calibrated step's host time when the endpoints hold it (a
 #: GPU's step latency, emulator.models.endpoints): the agent wakes once for the step's data
 #: and once more on a timer, where the calibration's reference call (gpu ideal) wakes once.
