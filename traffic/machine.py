@@ -195,7 +195,9 @@ class Machine:
 
     # -- running it --------------------------------------------------------------------------
     def go(self, go: Go) -> None:
-        """Start the loaded program; the caller has waited for its start."""
+        """Set the loaded program up when its go arrives, before its start (or at once, if
+        the go came late): the calls due at the start enter their first step, and their
+        frames wait for it (each step's sends wait for `send_at`)."""
         self.timeout = go.timeout
         self.rto = go.rto  # the program's dilation sets how long is late
         self.wire = Wire(go.routes or self.routes, go.dilation)
