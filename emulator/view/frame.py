@@ -56,7 +56,8 @@ def links(topo: Topology, rates: Mapping[int, float], states: Mapping[int, LinkS
     on it (`resent`, resent_by_link). Without two samples (nothing runs) loads are 0: an
     idle cable carries nothing."""
     lost = _lost(topo, start, after)
-    resent = resent_by_link(topo, _resent(start, after), lost, states)[0] if after else {}
+    resent = resent_by_link(topo, _resent(start, after), lost, states,
+                            _carried(topo, start, after))[0] if after else {}
     out = []
     for index, cable in enumerate(topo.links):
         state = states[index]
@@ -87,15 +88,18 @@ def links(topo: Topology, rates: Mapping[int, float], states: Mapping[int, LinkS
 
 
 def resent_by_link(topo: Topology, resent: Mapping[tuple[int, int], int],
-                   lost: Mapping[int, int], states: Mapping[int, LinkState]
-                   ) -> tuple[dict[int, float], int]:
+                   lost: Mapping[int, int], states: Mapping[int, LinkState],
+                   carried: Mapping[int, int]) -> tuple[dict[int, float], int]:
     """The data bytes resent between each pair of ranks (`resent`, by sender and receiver
     rank), put on the cables whose losses they repaired: each pair's bytes go to the cables
     of its route in proportion to the frames each lost (`lost`, both ways: a lost
-    acknowledgement is repaired by a resend too); on a route where none was seen lost, in
-    proportion to the loss its cable's state gives a frame (down: all; else its bit-error
-    rate). What no cable of the route explains (a resend after a slow acknowledgement) is
-    left out and returned apart: (bytes per cable, bytes not put on any)."""
+    acknowledgement is repaired by a resend too); on a route where none was seen lost, to
+    the cables whose state explains a loss (down: all; else its bit-error rate, where the
+    bytes it carried (`carried`, both ways) make at least one bit error likely), in
+    proportion to it. What no cable of the route explains (a resend after a slow
+    acknowledgement: a healthy cable's own error rate, 1e-12 or less, loses a frame about
+    once in a million) is left out and returned apart: (bytes per cable, bytes not put on
+    any)."""
     out: dict[int, float] = {}
     unexplained = 0
     for (sender, receiver), nbytes in resent.items():
@@ -104,7 +108,9 @@ def resent_by_link(topo: Topology, resent: Mapping[tuple[int, int], int],
         cables = [hop.link for hop in path(topo, topo.node(sender), topo.node(receiver))]
         weights = [lost.get(c, 0) for c in cables]
         if not any(weights):
-            weights = [1.0 if states[c].rate_gbps <= 0 else states[c].ber for c in cables]
+            weights = [1.0 if states[c].rate_gbps <= 0 else
+                       states[c].ber if states[c].ber * 8 * carried.get(c, 0) >= 1 else 0.0
+                       for c in cables]
         total = sum(weights)
         if total <= 0:
             unexplained += nbytes
@@ -113,6 +119,18 @@ def resent_by_link(topo: Topology, resent: Mapping[tuple[int, int], int],
             if weight:
                 out[cable] = out.get(cable, 0.0) + nbytes * weight / total
     return out, unexplained
+
+
+def _carried(topo: Topology, start: Sample | None, after: Sample | None) -> dict[int, int]:
+    """Bytes each cable carried between two samples, both ways."""
+    if start is None or after is None:
+        return {}
+    out: dict[int, int] = {}
+    for (index, node), now in after.counters.items():
+        if index < len(topo.links):
+            sent = now.get("bytes", 0) - start.counters.get((index, node), {}).get("bytes", 0)
+            out[index] = out.get(index, 0) + max(0, sent)
+    return out
 
 
 def _lost(topo: Topology, start: Sample | None, after: Sample | None) -> dict[int, int]:
