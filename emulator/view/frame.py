@@ -123,27 +123,27 @@ def resent_by_link(topo: Topology, resent: Mapping[tuple[int, int], int],
 
 def _carried(topo: Topology, start: Sample | None, after: Sample | None) -> dict[int, int]:
     """Bytes each cable carried between two samples, both ways."""
-    if start is None or after is None:
-        return {}
-    out: dict[int, int] = {}
-    for (index, node), now in after.counters.items():
-        if index < len(topo.links):
-            sent = now.get("bytes", 0) - start.counters.get((index, node), {}).get("bytes", 0)
-            out[index] = out.get(index, 0) + max(0, sent)
-    return out
+    return _gained(topo, start, after, "bytes")
 
 
 def _lost(topo: Topology, start: Sample | None, after: Sample | None) -> dict[int, int]:
     """Frames each cable's loss filters dropped between two samples, both ways (each end
     counts what it lost on arrival, `lost_in`)."""
+    return _gained(topo, start, after, "lost_in")
+
+
+def _gained(topo: Topology, start: Sample | None, after: Sample | None,
+            counter: str) -> dict[int, int]:
+    """What a counter of each cable gained between two samples, its two ends summed (cables
+    that gained nothing left out)."""
     if start is None or after is None:
         return {}
     out: dict[int, int] = {}
     for (index, node), now in after.counters.items():
         if index < len(topo.links):
-            gone = now.get("lost_in", 0) - start.counters.get((index, node), {}).get("lost_in", 0)
-            if gone > 0:
-                out[index] = out.get(index, 0) + gone
+            gain = now.get(counter, 0) - start.counters.get((index, node), {}).get(counter, 0)
+            if gain > 0:
+                out[index] = out.get(index, 0) + gain
     return out
 
 
