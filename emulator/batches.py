@@ -114,9 +114,10 @@ class Batches:
         return outcome
 
     def calls(self, plan: Plan, request: RunRequest, count: int,
-              check: bool = False) -> Outcome | None:
-        """`count` calls of a run, untimed (warm-up, or verified with `check`)."""
-        return self._execute(plan, request, count, check=check)
+              checked: int = 0) -> Outcome | None:
+        """`count` calls of a run, untimed: the first `checked` verified (their buffers
+        reset first, their results compared), the rest warm-ups."""
+        return self._execute(plan, request, count, checked=checked)
 
     def timed(self, plan: Plan, request: RunRequest) -> TimedBatch:
         """The timed batch with its counters, energy and CPU share, its faults striking."""
@@ -161,7 +162,7 @@ class Batches:
         return ProbeBatch((end - outcome.start) / count / plan.dilation, _call_times(outcome))
 
     def _execute(self, plan: Plan, request: RunRequest, count: int,
-                 injector: Injector | None = None, check: bool = False) -> Outcome | None:
+                 injector: Injector | None = None, checked: int = 0) -> Outcome | None:
         """`count` calls of one schedule over every GPU, back to back on one stream. A rank
         that makes no progress for the request's timeout (default: three times the model
         plus any outage) is stuck: a dead peer, or a bug."""
@@ -174,11 +175,11 @@ class Batches:
         timeout = request.timeout or 10.0 + 3 * request.model_s * d + outage * d + 4 * rto
         schedule = request.schedule
         group = members(self.topology, schedule, tuple(range(len(self.topology.gpus))))
-        calls = [CallPlan(self._op + i, schedule, group, init=check, check=check,
+        calls = [CallPlan(self._op + i, schedule, group, init=i < checked, check=i < checked,
                           costs=request.costs, dtype=schedule.dtype, op=schedule.op)
                  for i in range(count)]
         self._op += count
-        kind = "check" if check else "timed" if injector else "warm-up"
+        kind = "check" if checked else "timed" if injector else "warm-up"
         outcome = self._run(calls, kind, timeout, count * request.model_s * d, plan, injector)
         if injector is not None:  # timed calls and probes; warm-ups and checks are cost only
             self.emulated_s += (max(end for _, end in outcome.spans.values())

@@ -2,9 +2,10 @@
 cluster's batches, the pricing's dilations and the verdict.
 
 A run's calls run at the dilation this host needs for them (or the fixed one), after their
-warm-up at a tenth of it; the timed batch is run again at a larger dilation (the probe),
-on as many calls as the batch's own spread requires (emulator.models.sampling), and must
-take the same real time; with an automatic dilation a distorted result is measured again.
+warm-up at a tenth of it (whose first calls are the verified ones); the timed batch is run
+again at a larger dilation (the probe), on as many calls as the batch's own spread requires
+(emulator.models.sampling), and must take the same real time; with an automatic dilation a
+distorted result is measured again.
 A trace is one program (its calls overlap), proven on every call and on its total.
 """
 
@@ -41,7 +42,12 @@ class Prover:
         batches, dilate = self.batches, self.dilate
         repairs = bool(request.faults) or lossy  # measured once: no second attempt
         first = self.pricing.dilation(request.cost, once=repairs)
-        batches.calls(dilate(untimed_dilation(first)), request, request.warmup)
+        # The verified calls are the warm-up's first ones (a program saved; they warm up
+        # as well), unless the user asked for no warm-up: then the timed calls run cold,
+        # and the verified ones follow them, as nccl-tests runs its check.
+        early = request.check_iters if request.warmup else 0
+        warm = batches.calls(dilate(untimed_dilation(first)), request,
+                             max(request.warmup, early), checked=early)
 
         def probed(probe_d: float, batch: TimedBatch) -> ProbeBatch:
             """As many calls as the batch's spread requires; all of them where faults or
@@ -68,10 +74,11 @@ class Prover:
                        probed if request.prove else None, judged,
                        Rule(self.tolerance, chase=self.chase and not repairs))
         final = trials[-1].dilation
-        checked = batches.calls(dilate(untimed_dilation(final)), request,
-                                request.check_iters, check=True) if request.check_iters else None
+        late = request.check_iters - early
+        checked = batches.calls(dilate(untimed_dilation(final)), request, late,
+                                checked=late) if late else warm
         dilate(final)
-        return trials, all(checked.checks.values()) if checked else None
+        return trials, all(checked.checks.values()) if request.check_iters else None
 
     def trace(self, request: ReplayRequest
               ) -> list[Trial[TraceBatch, TraceBatch, TraceVerdict]]:

@@ -151,8 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-n", "--iters", type=ITERS, default=5, help="timed iterations (default 5)")
     run.add_argument("-w", "--warmup", type=WARMUP, default=1, help="warm-up iterations")
     run.add_argument("-c", "--check", dest="check_iters", type=parse_check_iters, default=1,
-                     metavar="N", help="verify N more calls on every rank after the timed ones, "
-                                       "as nccl-tests' -c (default 1; 0: no check)")
+                     metavar="N", help="verify N calls on every rank, as nccl-tests' -c: the "
+                                       "warm-up's first (after the timed ones with -w 0; "
+                                       "default 1; 0: no check)")
     run.add_argument("--no-check", dest="check", action="store_false",
                      help="skip verifying every rank's result (as -c 0)")
     run.add_argument("-d", "--datatype", type=parse_datatype, default="float", metavar="TYPE",

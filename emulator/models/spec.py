@@ -26,8 +26,9 @@ from traffic.trace import Call, modelled_span_s, resolve, takers
 
 @dataclass(frozen=True)
 class RunRequest:
-    """One size of `run`, checked: `iters` timed calls after `warmup` untimed ones, then
-    `check_iters` verified ones (0: none), with `faults` striking during the timed calls."""
+    """One size of `run`, checked: `iters` timed calls after `warmup` untimed ones, the first
+    `check_iters` of them verified (0: none; after the timed calls if `warmup` is 0), with
+    `faults` striking during the timed calls."""
 
     collective: str
     size: int
