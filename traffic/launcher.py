@@ -135,6 +135,9 @@ class Agents:
         and held link delays. `skip`: let the agents skip compute gaps no traffic overlaps
         (traffic.gaps); never with faults, which strike on this wall clock. `routes`: per
         rank, the routes as degraded links leave them at the start (None: Setup's)."""
+        # A program without compute gaps has nothing to skip: its agents then never tell the
+        # shared clock when they turn busy or quiet (a lock and its page, twice a step).
+        skip = skip and any(call.gap_s > 0 for call in calls)
         programs: list[list[CallSpec]] = [[] for _ in self.procs]
         for call in calls:
             for rank, spec in zip(call.group, call_specs(call, dilation), strict=True):
