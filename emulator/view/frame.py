@@ -108,9 +108,7 @@ def resent_by_link(topo: Topology, resent: Mapping[tuple[int, int], int],
         cables = [hop.link for hop in path(topo, topo.node(sender), topo.node(receiver))]
         weights = [lost.get(c, 0) for c in cables]
         if not any(weights):
-            weights = [1.0 if states[c].rate_gbps <= 0 else
-                       states[c].ber if states[c].ber * 8 * carried.get(c, 0) >= 1 else 0.0
-                       for c in cables]
+            weights = [_loss_weight(states[c], carried.get(c, 0)) for c in cables]
         total = sum(weights)
         if total <= 0:
             unexplained += nbytes
@@ -119,6 +117,15 @@ def resent_by_link(topo: Topology, resent: Mapping[tuple[int, int], int],
             if weight:
                 out[cable] = out.get(cable, 0.0) + nbytes * weight / total
     return out, unexplained
+
+
+def _loss_weight(state: LinkState, carried: int) -> float:
+    """How much a cable's state explains a loss no frame count shows: all of it if the cable
+    is down, else its bit-error rate where the `carried` bytes make an error likely, else
+    none."""
+    if state.rate_gbps <= 0:
+        return 1.0
+    return state.ber if state.ber * 8 * carried >= 1 else 0.0
 
 
 def _carried(topo: Topology, start: Sample | None, after: Sample | None) -> dict[int, int]:
