@@ -18,7 +18,8 @@ keeps its own timeline on the injected clock: it starts when it was due, each st
 the step before it ended (its frames delivered, its floor passed), and every data frame
 carries when it was due to leave (the header's `sent`), from which the receiver paces it
 (traffic.pacing), never before the kernel delivered it; so a turn that comes late costs
-nothing while the frames still arrive in time. The hot path copies
+nothing while the frames still arrive in time. Frames go to the kernel up to the least step
+latency before they are due, in the order they fall due (`sendable`). The hot path copies
 nothing: headers are packed into one reused buffer, a frame's data is a slice of the buffer
 it is sent from, and a frame that arrives early keeps the staging buffer it arrived in.
 
@@ -199,7 +200,7 @@ class Machine:
     def go(self, go: Go) -> None:
         """Set the loaded program up when its go arrives, before its start (or at once, if
         the go came late): the calls due at the start enter their first step, and their
-        frames wait for it (each step's sends wait for `send_at`)."""
+        frames wait for it (each step's sends wait for `sendable`)."""
         self.timeout = go.timeout
         self.rto = go.rto  # the program's dilation sets how long is late
         self.wire = Wire(go.routes or self.routes, go.dilation)
