@@ -400,7 +400,8 @@ class Machine:
         transfer that appears later (a step that begins later) is due at least that long
         after it appears, so no frame handed over now can be overtaken on its link by
         one due before it, and a rank's frames leave its links in the order they fall due
-        whatever the order its turns came in. A frame that goes before it is due carries
+        whatever the order its turns came in, while they come within the lead (later, the
+        proof sees the lateness). A frame that goes before it is due carries
         when it is due (the header's `sent`), and its receiver paces it from then: so no
         turn waits for a step's latency, and one that comes late there costs nothing.
         """
