@@ -39,7 +39,7 @@ CATCH_UP_WALL_S = 10e-3
 #: step with every rank, in one thread. Measured on star:8 (forced dilations, two runs each;
 #: BENCHMARKS.md) on the 2-core reference host, calibrated at 37.7 Gb/s and 9.9 us a step,
 #: on copper-800g: 2 MiB reads +6.5-6.7% at D 1,000 and +0.9-1.6% at 2,000; 4 MiB
-#: +2.6-3.3% at 1,000 and within 0.01% at 2,000; 8 MiB +6.3-6.8% at 500 and +0.1-1.1% at
+#: +2.6-3.7% at 1,000 and within 0.01% at 2,000; 8 MiB +6.3-6.8% at 500 and +0.1-1.1% at
 #: 1,000; on optical-800g, 16 and 64 MiB +4-18% at 500 and within 0.1% at 1,000. 2.5 times
 #: the terms chooses 2,000, 2,000, 1,000, 1,000 and 1,000 for them; twice them chose 1,000
 #: for 4 MiB, which the proof then sent to 2,000 in every sweep (and the default
@@ -47,9 +47,7 @@ CATCH_UP_WALL_S = 10e-3
 SWITCH_CROWDING = 2.5
 #: How many times a step costs the calibrated step's host time when the endpoints hold it (a
 #: GPU's step latency, emulator.models.endpoints): the agent wakes once for the step's data
-#: and once more when it has been held through the latency (traffic.machine sends it
-#: early, stamped with when it is due), where the calibration's reference call (gpu ideal)
-#: wakes once.
+#: and once more on a timer, where the calibration's reference call (gpu ideal) wakes once.
 #: Measured on star:8: h100 ring all-reduces of 1 MiB read +2.3-6.1% host share (5 runs of 6)
 #: at the dilation one wake per step asks, and within 1% at twice it.
 HELD_STEP_WAKES = 2.0
