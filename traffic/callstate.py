@@ -85,7 +85,7 @@ class Call:
     step: int = -1  # -1: not started
     start: float = 0.0
     end: float = 0.0
-    send_at: float = 0.0  # the current step's sends wait until then (endpoint latency)
+    send_at: float = 0.0  # the current step's sends are due then (endpoint latency)
     floor: float = 0.0  # the current step ends no earlier (its reduction)
     wake: float = 0.0  # when a complete step may end (held frames, the floor)
     pending: list[Transfer] = field(default_factory=list)

@@ -18,7 +18,8 @@ keeps its own timeline on the injected clock: it starts when it was due, each st
 the step before it ended (its frames delivered, its floor passed), and every data frame
 carries when it was due to leave (the header's `sent`), from which the receiver paces it
 (traffic.pacing), never before the kernel delivered it; so a turn that comes late costs
-nothing while the frames still arrive in time. The hot path copies
+nothing while the frames still arrive in time. Frames go to the kernel up to the least step
+latency before they are due, in the order they fall due (`sendable`). The hot path copies
 nothing: headers are packed into one reused buffer, a frame's data is a slice of the buffer
 it is sent from, and a frame that arrives early keeps the staging buffer it arrived in.
 
@@ -60,6 +61,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
+from itertools import groupby
 from typing import Protocol
 
 import numpy as np
@@ -77,7 +79,7 @@ from traffic.header import (
     frame_payload,
     padding,
 )
-from traffic.pacing import Wire
+from traffic.pacing import Landing, Wire
 from traffic.protocol import AgentStats, Go, Load, Report, Setup
 from traffic.schedule import UFUNCS, expected, finish, initial, result_region
 
@@ -148,8 +150,8 @@ class Machine:
         self.initial: dict[tuple, np.ndarray] = {}
         self.calls: dict[int, Call] = {}
         # Frames that arrived before they may land, by (op, step):
-        # (src, seq, offset, arrived, payload), the payload a view of its staging buffer.
-        self.stash: dict[tuple[int, int], list[tuple[int, int, int, float, memoryview]]] = {}
+        # (src, seq, offset, landing, payload), the payload a view of its staging buffer.
+        self.stash: dict[tuple[int, int], list[tuple[int, int, int, Landing, memoryview]]] = {}
         # Transfers sent once in full and not yet acknowledged, by (op, step, peer).
         self.outstanding: dict[tuple[int, int, int], Transfer] = {}
         self.oldest_op = 0  # calls below this id are finished everywhere
@@ -167,6 +169,7 @@ class Machine:
         self.quiet_at: float | None = None  # what `rest` was told last (None: busy)
         self.board = board  # where the controller reads each call's step and the repairs
         self.live = False  # a program runs (from go to the next load)
+        self.lead = 0.0  # how long before they are due a transfer's frames may go (sendable)
         # Data frames that arrived while none ran: (n, received, the staging buffer).
         self.early: list[tuple[int, float, bytearray]] = []
 
@@ -197,7 +200,7 @@ class Machine:
     def go(self, go: Go) -> None:
         """Set the loaded program up when its go arrives, before its start (or at once, if
         the go came late): the calls due at the start enter their first step, and their
-        frames wait for it (each step's sends wait for `send_at`)."""
+        frames wait for it (each step's sends wait for `sendable`)."""
         self.timeout = go.timeout
         self.rto = go.rto  # the program's dilation sets how long is late
         self.wire = Wire(go.routes or self.routes, go.dilation)
@@ -211,6 +214,7 @@ class Machine:
         self.unfinished = len(self.calls)
         self.last_progress = self.clock()
         self.resting = go.skip and self.rest is not None
+        self.lead = min((c.step_s for c in self.calls.values()), default=0.0)
         if self.board is not None:
             self.board.begin()
         self.quiet_at = None  # a program starts busy (traffic.gaps.RankClock.begin)
@@ -374,12 +378,42 @@ class Machine:
 
     # -- sending -----------------------------------------------------------------------------
     def _send_some(self) -> bool:
-        """Hand frames to the port until it pushes back: repairs first, then round-robin
-        over every active transfer."""
-        progress = False
+        """Hand frames to the port until it pushes back: repairs first, then every transfer
+        within the lead of its due time (`sendable`), those due first first, round-robin
+        among transfers due at once."""
         now = self.clock()
-        active = [t for t in self.outstanding.values() if t.resend]
-        active += [t for c in self.active if c.send_at <= now for t in c.pending]
+        groups = [[t for t in self.outstanding.values() if t.resend]]
+        groups += [list(g) for _, g in groupby(self.sendable(now), key=lambda t: t.due)]
+        progress = False
+        for group in groups:
+            sent, blocked = self._round_robin(group)
+            progress |= sent
+            if blocked:
+                break
+        return progress
+
+    def sendable(self, now: float) -> list[Transfer]:
+        """The transfers whose frames may go to the kernel now, in the order they fall due:
+        from the program's start on, each once its due time is within the lead.
+
+        The lead is the least step latency of the program's calls (a GPU's, dilated): a
+        transfer that appears later (a step that begins later) is due at least that long
+        after it appears, so no frame handed over now can be overtaken on its link by
+        one due before it, and a rank's frames leave its links in the order they fall due
+        whatever the order its turns came in, while they come within the lead (later, the
+        proof sees the lateness). A frame that goes before it is due carries
+        when it is due (the header's `sent`), and its receiver paces it from then: so no
+        turn waits for a step's latency, and one that comes late there costs nothing.
+        """
+        if now < self.started:
+            return []
+        due = [t for c in self.active for t in c.pending if t.due <= now + self.lead]
+        return sorted(due, key=lambda t: t.due)
+
+    def _round_robin(self, active: list[Transfer]) -> tuple[bool, bool]:
+        """Hand these transfers' frames over, one from each in turn: whether a frame went
+        for the first time, and whether the port pushed back."""
+        progress = False
         while active:
             for transfer in list(active):
                 repair = bool(transfer.resend)
@@ -388,7 +422,7 @@ class Machine:
                     continue
                 seq = transfer.resend[0] if repair else transfer.next_seq
                 if not self._send_frame(transfer, seq):
-                    return progress
+                    return progress, True
                 if repair:
                     transfer.resend.pop(0)
                     resent = min(transfer.call.data, transfer.length - seq * transfer.call.data)
@@ -405,7 +439,7 @@ class Machine:
                     transfer.done_at = self.clock()
                     transfer.call.pending.remove(transfer)
                     self.outstanding[(transfer.call.id, transfer.step, transfer.peer)] = transfer
-        return progress
+        return progress, False
 
     def _send_frame(self, transfer: Transfer, seq: int) -> bool:
         call = transfer.call
@@ -478,11 +512,11 @@ class Machine:
         self.stats.frames_received += 1
         call = self.calls.get(op)
         data = memoryview(frame)[HEADER.size:HEADER.size + length]
-        arrived = self.wire.across(src, n + ETHER_IP_UDP, received, self.started + sent * 1e-9)
+        landing = self.wire.across(src, n + ETHER_IP_UDP, received, self.started + sent * 1e-9)
         if self._lands_now(call, step, offset, length):
-            self._apply(call, step, src, seq, offset, arrived, data)
+            self._apply(call, step, src, seq, offset, landing, data)
         elif op >= self.oldest_op and (call is None or call.step < step):  # early
-            self.stash.setdefault((op, step), []).append((src, seq, offset, arrived, data))
+            self.stash.setdefault((op, step), []).append((src, seq, offset, landing, data))
             if frame is self.staging:
                 self._staging_kept()
             return True
@@ -510,10 +544,11 @@ class Machine:
             return False
         return not any(t.reads(offset, offset + length) for t in call.pending)
 
-    def _apply(self, call: Call, step: int, src: int, seq: int, offset: int, arrived: float,
-               data) -> None:
-        """Land one frame; `arrived` is when it reaches the GPU: received, held for its
-        route's link delay (no netem) and its own transmission time."""
+    def _apply(self, call: Call, step: int, src: int, seq: int, offset: int,
+               landing: Landing, data) -> None:
+        """Land one frame; `landing.at` is when it reaches the GPU: received, held for its
+        route's link delay (no netem) and its own transmission time, later if a frame sent
+        before it is received after it (traffic.pacing)."""
         incoming = call.incoming[step].get(src) if 0 <= step < len(call.incoming) else None
         if incoming is None or seq >= incoming.frames or incoming.got[seq]:
             self.stats.duplicates += 1
@@ -531,7 +566,8 @@ class Machine:
         incoming.got[seq] = 1
         incoming.missing -= 1
         incoming.last = self.clock()
-        incoming.held = max(incoming.held, arrived)
+        incoming.held = max(incoming.held, landing.at)
+        landing.holder = incoming
         if not incoming.missing:
             self._send_control(ACK, call.id, step, src)
 
@@ -582,8 +618,8 @@ class Machine:
         """The latest time to call `tick` again if nothing arrives before it."""
         wake = now + min(0.05, self.rto)
         for call in self.active:
-            if call.pending and call.send_at > now:
-                wake = min(wake, call.send_at)
+            if call.pending and call.send_at - self.lead > now:
+                wake = min(wake, call.send_at - self.lead)
             if call.wake > now:
                 wake = min(wake, call.wake)
         return min(wake, self._gap_end())
@@ -603,7 +639,7 @@ class Machine:
 
     def ready_peers(self, now: float) -> set[int]:
         """The peers it has frames ready for: wake when their links can take more."""
-        peers = {t.peer for c in self.active if c.send_at <= now for t in c.pending}
+        peers = {t.peer for t in self.sendable(now)}
         peers.update(t.peer for t in self.outstanding.values() if t.resend)
         return peers
 

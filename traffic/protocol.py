@@ -91,6 +91,10 @@ class Route:
     rate_bps: float
     link: int  # the link frames arrive on, shared by every sender behind it
     link_rate_bps: float
+    # Every link of the route is one an agent paces: its first leaves the sender, its last
+    # arrives here. Then the order frames were sent in is the order a wire delivers them in;
+    # past a link between switches (paced by the kernel alone) it need not be.
+    paced: bool = False
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,10 @@ def route_latency_s(topo: Topology, catalogue: Mapping[str, LinkProfile], src: i
 def routes_to(topo: Topology, catalogue: Mapping[str, LinkProfile], dst: int,
               rates: Mapping[int, float] | None = None) -> dict[int, Route]:
     """From every other rank to rank dst: the route's link delay (propagation plus FEC/DSP,
-    real seconds), its slowest link's rate (bit/s), and the link it arrives on (index) with
-    that link's rate. What dst's agent holds and paces each frame by (routes). `rates`:
-    real Gb/s of links that carry less than their profile's now (lost channels)."""
+    real seconds), its slowest link's rate (bit/s), the link it arrives on (index) with
+    that link's rate, and whether agents pace all of it (at most two links: the sender's
+    and dst's). What dst's agent holds and paces each frame by (routes). `rates`: real Gb/s
+    of links that carry less than their profile's now (lost channels)."""
 
     def delay(link: int) -> float:
         cable = topo.links[link]
@@ -57,7 +58,9 @@ def routes_to(topo: Topology, catalogue: Mapping[str, LinkProfile], dst: int,
     delays = path_totals(topo, dst_gpu, delay)
     slowest = path_totals(topo, dst_gpu, rate, min, math.inf)
     last = path_totals(topo, dst_gpu, lambda link: link, first_seen, -1)
-    return {rank[gpu]: Route(delays[gpu], slowest[gpu], last[gpu], rate(last[gpu]))
+    hops = path_totals(topo, dst_gpu, lambda link: 1)
+    return {rank[gpu]: Route(delays[gpu], slowest[gpu], last[gpu], rate(last[gpu]),
+                             paced=hops[gpu] <= 2)
             for gpu in delays}
 
 

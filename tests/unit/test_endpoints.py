@@ -168,6 +168,14 @@ def test_routes_give_each_senders_delay_rates_and_arriving_link():
     (own,) = [i for i, cable in enumerate(topo.links) if topo.gpus[0] in (cable.a, cable.b)]
     assert {(r.link, r.link_rate_bps) for r in routes.values()} == \
         {(own, nvlink.rate_gbps * 1e9)}
+    # Agents pace the rack's two links; the spine's links only the kernel does.
+    assert same_rack.paced and not other_rack.paced
+
+
+@pytest.mark.parametrize("spec", ["star:8", "ring:4"])
+def test_routes_of_at_most_two_links_are_paced_by_agents_end_to_end(spec):
+    topo = parse(spec, "copper-800g")
+    assert all(r.paced for dst in range(len(topo.gpus)) for r in routes_to(topo, CAT, dst).values())
 
 
 def test_on_a_ring_frames_arrive_on_the_link_from_their_side():

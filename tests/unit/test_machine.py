@@ -590,6 +590,26 @@ def test_a_turn_that_comes_late_does_not_delay_the_next_step():
     assert_same_times(reports, on_time)
 
 
+def test_a_step_s_frames_leave_as_it_begins_so_a_late_turn_costs_nothing():
+    """Every turn that waits comes `late`, longer than the link delay: a frame sent that
+    late would arrive after the wire had delivered it. But a step's frames go to the kernel
+    as the step begins, stamped with when they are due (after the GPU's step latency, longer
+    than `late`), so they arrive before they are due and the call takes its time on time.
+    Before, each step's sends waited for a turn at their due time, and every step ran late."""
+    delay, late = 1e-4, 2e-4
+    costs = CallCosts("simple", start_s=5e-4, step_s=5e-4, efficiency=1.0,
+                      reduce_s_per_byte=0.0)
+    routes = {r: {1 - r: Route(delay, 1e18, 0, 1e18)} for r in (0, 1)}
+    program = [call(1, ranks=2, size=1024, costs=costs)]
+    on_time = Net(2, routes=routes).run(program)
+    reports = Net(2, routes=routes, late=late).run(program)
+    assert_right(reports, (1,))
+    start, end = reports[0].calls[1]
+    assert end - start == pytest.approx(costs.start_s + 2 * (costs.step_s + delay), rel=0,
+                                         abs=1e-9)
+    assert_same_times(reports, on_time)
+
+
 def test_a_call_whose_turn_comes_late_starts_when_it_was_due():
     """The second call is due a compute gap after the first ends; the turn that starts it
     comes `late` after that. Its time counts from when it was due (and its frames, held for
@@ -636,7 +656,7 @@ def leaving_on(links: dict[int, int]) -> dict:
     unknown; its frames from that peer still arrive on a link it knows, 7)."""
     peers = {peer: Peer("eth0", "02:00:00:00:00:00", "02:00:00:00:00:01", "10.0.0.1",
                         f"10.0.0.{peer + 1}", link) for peer, link in links.items()}
-    routes = {peer: Route(0.0, RATE, 7 if link < 0 else link, RATE)
+    routes = {peer: Route(0.0, RATE, 7 if link < 0 else link, RATE, paced=True)
               for peer, link in links.items()}
     return {"peers": {0: peers}, "routes": {0: routes}}
 
@@ -663,6 +683,31 @@ def test_frames_to_two_peers_share_the_link_they_leave_on(links, shared):
         apart = FRAME_S if links[0] >= 0 else 0.0
         assert stamps == {dst: pytest.approx([k * apart for k in range(frames)], rel=0,
                                              abs=2e-9) for dst in (1, 2)}
+
+
+def test_concurrent_calls_leave_a_link_in_the_order_they_fall_due_though_turns_come_late():
+    """Rank 0 sends to rank 1 on two streams at once, both over its one link: call 2's
+    frames are due 50 us after the start, call 1's 52 us after (GPU step latencies). Call
+    2's four leave first, then call 1's, whether every turn comes on time or 20 us late:
+    the frames go to the kernel in the order they fall due, once within the least latency
+    (50 us) of it, so one that falls due later never goes first, and they arrive before
+    they are due. Before, they went at their due time: a late turn found both due and sent
+    them in turn, a frame each, so both ended later, and their frames arrived late."""
+    frames = 4
+    costs = {i: CallCosts("simple", start_s=0.0, step_s=step_s, efficiency=1.0,
+                          reduce_s_per_byte=0.0) for i, step_s in ((1, 5.2e-5), (2, 5e-5))}
+    program = [call(i, "send", "direct", ranks=2, size=frames * PAYLOAD, buffer=f"b{i}",
+                    stream=f"s{i}", costs=costs[i]) for i in (1, 2)]
+    on_time, late = Net(2, **leaving_on({1: 7})), Net(2, late=2e-5, **leaving_on({1: 7}))
+    reports = on_time.run(program)
+    assert_right(reports, (1, 2))
+    assert_same_times(late.run(program), reports)
+    assert late.stamps == on_time.stamps
+    stamps = {op: sorted(t for f, t in on_time.stamps.items() if f.op == op) for op in (1, 2)}
+    assert stamps[2] == pytest.approx([5e-5 + k * FRAME_S for k in range(frames)], rel=0,
+                                      abs=2e-9)
+    assert stamps[1] == pytest.approx([5e-5 + (frames + k) * FRAME_S for k in range(frames)],
+                                      rel=0, abs=2e-9)
 
 
 @pytest.mark.parametrize("refusal", [PUSHBACK, QUEUE_FULL])
