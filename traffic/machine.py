@@ -170,6 +170,8 @@ class Machine:
         self.board = board  # where the controller reads each call's step and the repairs
         self.live = False  # a program runs (from go to the next load)
         self.lead = 0.0  # how long before they are due a transfer's frames may go (sendable)
+        self.launch_lead = 0.0  # the least launch and step latency of a call (horizon)
+        self.unstarted = 0  # calls of the program not yet started
         # Data frames that arrived while none ran: (n, received, the staging buffer).
         self.early: list[tuple[int, float, bytearray]] = []
 
@@ -211,10 +213,12 @@ class Machine:
         self.started = go.start  # frames' departures are stamped from it (header's `sent`)
         self.free_at = dict.fromkeys(self.streams, go.start)
         self.active = []
-        self.unfinished = len(self.calls)
+        self.unfinished = self.unstarted = len(self.calls)
         self.last_progress = self.clock()
         self.resting = go.skip and self.rest is not None
         self.lead = min((c.step_s for c in self.calls.values()), default=0.0)
+        self.launch_lead = min((c.start_s + c.step_s for c in self.calls.values()),
+                               default=0.0)
         if self.board is not None:
             self.board.begin()
         self.quiet_at = None  # a program starts busy (traffic.gaps.RankClock.begin)
@@ -308,6 +312,7 @@ class Machine:
             self._protect_all(call.buffer)
             self.buffers[call.buffer][:] = self.initial[call.data_key]
         call.start = ready + call.gap_s  # when it was due, however late this turn came
+        self.unstarted -= 1
         call.incoming = [{src: Incoming.expect(m.length, m.reduce, call.data)
                           for src, m in recvs.items()} for recvs in call.recvs]
         self.active.append(call)
@@ -347,14 +352,16 @@ class Machine:
             self.spare.append(frame[-1].obj)
 
     def _advance(self) -> bool:
-        """Move calls whose current step is complete on to the next (or finish them)."""
+        """Move calls whose current step is complete on to the next (or finish them), from
+        the lead before the step's end on: its timeline enters the next step at the end,
+        and the next step's frames are due a step latency after it (`horizon`)."""
         moved = False
         for call in list(self.active):
             while call.step < call.steps and not call.pending and not any(
                     i.missing for i in call.incoming[call.step].values()):
                 call.wake = max([call.floor] +
                                 [i.held for i in call.incoming[call.step].values()])
-                if self.clock() < call.wake:
+                if self.clock() < call.wake - self.lead:  # up to the lead before its end
                     break
                 self._enter_step(call, call.step + 1, call.wake)
                 moved = True
@@ -394,7 +401,8 @@ class Machine:
 
     def sendable(self, now: float) -> list[Transfer]:
         """The transfers whose frames may go to the kernel now, in the order they fall due:
-        from the program's start on, each once its due time is within the lead.
+        from the program's start on, each once its due time is within the `horizon`, at
+        the latest once it is within the lead.
 
         The lead is the least step latency of the program's calls (a GPU's, dilated): a
         transfer that appears later (a step that begins later) is due at least that long
@@ -407,8 +415,25 @@ class Machine:
         """
         if now < self.started:
             return []
-        due = [t for c in self.active for t in c.pending if t.due <= now + self.lead]
+        horizon = self.horizon(now)
+        due = [t for c in self.active for t in c.pending if t.due <= horizon]
         return sorted(due, key=lambda t: t.due)
+
+    def horizon(self, now: float) -> float:
+        """The latest due time a frame may be handed over with now: no transfer that
+        appears later falls due before it. A running call's next step begins no sooner than
+        its current step's sends are due (its floor), and is due a step latency after
+        that; a call not yet started is due a launch and a step latency after it starts,
+        from now on. So a call waiting out its launch latency sends its first step as it
+        starts, and a step whose frames are all in moves on up to the lead before it ends
+        (`_advance`) and sends its successor's frames at once, while the rank's other calls
+        allow. With the lead alone (`sendable`) every rank woke on a timer at each step's
+        due time, all at once on few cores, and the last ones' frames left late: in a
+        trace that lateness outlives its call (docs/architecture.md)."""
+        horizon = now + self.launch_lead if self.unstarted else math.inf
+        for call in self.active:
+            horizon = min(horizon, max(call.send_at, now) + call.step_s)
+        return horizon
 
     def _round_robin(self, active: list[Transfer]) -> tuple[bool, bool]:
         """Hand these transfers' frames over, one from each in turn: whether a frame went
@@ -618,10 +643,13 @@ class Machine:
         """The latest time to call `tick` again if nothing arrives before it."""
         wake = now + min(0.05, self.rto)
         for call in self.active:
-            if call.pending and call.send_at - self.lead > now:
-                wake = min(wake, call.send_at - self.lead)
-            if call.wake > now:
-                wake = min(wake, call.wake)
+            if call.pending:  # sendable when the horizon allows, the lead at the latest
+                early = call.send_at - (self.launch_lead if self.unstarted else math.inf)
+                later = [t for t in (early, call.send_at - self.lead) if t > now]
+                if later:
+                    wake = min(wake, later[0])
+            if call.wake - self.lead > now:
+                wake = min(wake, call.wake - self.lead)
         return min(wake, self._gap_end())
 
     def _gap_end(self) -> float:

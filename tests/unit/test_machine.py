@@ -610,6 +610,57 @@ def test_a_step_s_frames_leave_as_it_begins_so_a_late_turn_costs_nothing():
     assert_same_times(reports, on_time)
 
 
+def test_a_call_in_its_launch_latency_hands_its_first_step_over_as_it_starts():
+    """A GPU's launch latency is many step latencies: the first step's frames go to the
+    kernel as the call starts, stamped with when they are due (a launch and a step latency
+    later), since no transfer that appears later can fall due before them. With the lead
+    alone (a step latency) they waited for a timed wake-up just before they were due, on
+    every rank at once."""
+    costs = CallCosts("simple", start_s=5e-4, step_s=5e-5, efficiency=1.0,
+                      reduce_s_per_byte=0.0)
+    net = Net(2)
+    go = Go(start=net.clock.now, timeout=1.0, rto=RTO, dilation=1.0, skip=False)
+    for machine, clock, spec in zip(net.machines, net.clocks,
+                                    call_specs(call(1, ranks=2, size=4096, costs=costs)),
+                                    strict=True):
+        machine.load(Load(calls=(spec,)))
+        clock.begin(go.start, go.skip)
+        machine.go(go)
+        assert machine.tick(net.clock.now)
+    assert {dst for _, _, dst, _ in net.flight} == {0, 1}
+    assert net.stamps and all(stamp == pytest.approx(costs.start_s + costs.step_s, abs=1e-12)
+                              for stamp in net.stamps.values())
+
+
+def test_a_step_whose_frames_are_in_moves_on_a_lead_before_it_ends():
+    """Step 0's frames are in, held for the link delay: rank 0 enters step 1 a step latency
+    (the lead) before step 0 ends, in its timeline at the end, so step 1's frames go to
+    the kernel at once, due a step latency after the end; no rank waits for a timed
+    wake-up at each step's end. The call takes the same time."""
+    delay = 3e-4
+    costs = CallCosts("simple", start_s=5e-5, step_s=1e-4, efficiency=1.0,
+                      reduce_s_per_byte=0.0)
+    routes = {r: {1 - r: Route(delay, 1e18, 0, 1e18)} for r in (0, 1)}
+    entered, left = [], []
+
+    def watch(net: Net) -> None:
+        c = net.machines[0].calls[1]
+        if c.step == 1 and not entered:
+            entered.append((net.clock.now, c.send_at))
+        if not left and any(k[0] == DATA and k[2] == 1 and k[3] == 0 for k in net.times_sent):
+            left.append(net.clock.now)
+
+    reports = Net(2, routes=routes).run([call(1, ranks=2, size=1024, costs=costs)],
+                                        watch=watch)
+    assert_right(reports, (1,))
+    start, end = reports[0].calls[1]
+    wake = start + costs.start_s + costs.step_s + delay  # step 0's end
+    turn, send_at = entered[0]
+    assert turn == left[0] == pytest.approx(wake - costs.step_s, rel=0, abs=1e-9)
+    assert send_at == pytest.approx(wake + costs.step_s, rel=0, abs=1e-9)
+    assert end == pytest.approx(send_at + delay, rel=0, abs=1e-9)
+
+
 def test_a_call_whose_turn_comes_late_starts_when_it_was_due():
     """The second call is due a compute gap after the first ends; the turn that starts it
     comes `late` after that. Its time counts from when it was due (and its frames, held for
