@@ -18,8 +18,9 @@ keeps its own timeline on the injected clock: it starts when it was due, each st
 the step before it ended (its frames delivered, its floor passed), and every data frame
 carries when it was due to leave (the header's `sent`), from which the receiver paces it
 (traffic.pacing), never before the kernel delivered it; so a turn that comes late costs
-nothing while the frames still arrive in time. Frames go to the kernel up to the least step
-latency before they are due, in the order they fall due (`sendable`). The hot path copies
+nothing while the frames still arrive in time. Frames go to the kernel ahead of their due
+time, as far as no frame that appears later can fall due before them (`horizon`), in the
+order they fall due (`sendable`). The hot path copies
 nothing: headers are packed into one reused buffer, a frame's data is a slice of the buffer
 it is sent from, and a frame that arrives early keeps the staging buffer it arrived in.
 
