@@ -6,7 +6,8 @@ warm-up at a tenth of it (whose first calls are the verified ones); the timed ba
 again at a larger dilation (the probe), on as many calls as the batch's own spread requires
 (emulator.models.sampling), and must take the same real time; with an automatic dilation a
 distorted result is measured again.
-A trace is one program (its calls overlap), proven on every call and on its total.
+A trace is one program (its calls overlap), proven on every call and on its total; one whose
+calls alone were distorted is measured once more at the same dilation.
 """
 
 from __future__ import annotations
@@ -86,9 +87,9 @@ class Prover:
         program, chosen for the trace as a whole (after an untimed warm-up at a tenth of
         it, as a run's calls have); every call and the total must keep their
         real times at the probe dilation (verdict.judge_trace). Only the total is worth a
-        larger dilation: a small call beside large ones on other streams shares its agent's
-        one thread with them, and no dilation this host can afford makes every such call
-        exact; its flag says so instead."""
+        larger dilation. Calls distorted on their own (one late wake-up, which a rank
+        carries into its later calls) are measured once more at the same dilation; if they
+        are distorted again, their flag says so."""
         batches, dilate = self.batches, self.dilate
         first = self.pricing.dilation(request.cost)
         # A warm-up at a tenth of it, untimed: the agents' first run of a trace touches its
@@ -101,6 +102,6 @@ class Prover:
             lambda run, probe, d, probe_d: judge_trace(
                 run.times, probe and probe.times, run.total_s, probe and probe.total_s, d,
                 probe_d, self.tolerance),
-            Rule(self.tolerance, chase=self.chase))
+            Rule(self.tolerance, chase=self.chase, repeat=True))
         dilate(trials[-1].dilation)
         return trials

@@ -3,6 +3,7 @@ size or call, and what the run cost."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 from emulator.experiments import findings
@@ -115,9 +116,13 @@ def print_replay(r: ReplayResult) -> None:
             f"{name} {busy * 1e6:.2f} us" for name, busy in step.streams.items()))
     print(f"# whole trace: {r.total_s * 1e6:.2f} us, {len(r.calls)} calls, "
           f"{r.retransmitted_bytes} bytes retransmitted")
-    for earlier in r.dilation_attempts[:-1]:
-        print(f"#   at dilation {earlier.dilation:.10g} the host added "
-              f"{share(earlier.host_error)}: measured again at a larger one")
+    for earlier, then in itertools.pairwise(r.dilation_attempts):
+        if then.dilation == earlier.dilation:
+            print(f"#   at dilation {earlier.dilation:.10g} the host distorted calls on their "
+                  "own (the total kept time): measured again at the same one")
+        else:
+            print(f"#   at dilation {earlier.dilation:.10g} the host added "
+                  f"{share(earlier.host_error)}: measured again at a larger one")
     if fidelity["faithful"]:
         print(f"# proven at dilation {fidelity['probe_dilation']:.10g}: the host added "
               f"{share(fidelity['worst_error'])} at most (tolerance "

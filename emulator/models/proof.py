@@ -4,8 +4,12 @@ again where the host distorted it; one loop for `run` and `replay`.
 A result is only as good as the host that made it (emulator.models.verdict): the same batch
 at the probe dilation must take the same real time. With an automatic dilation a distorted
 result is measured again at the dilation the verdict says fixes it, a few times at most; what
-stays distorted is flagged, not chased. Each attempt's dilation is a value the loop hands to
-`measure` and `probe`, never state they share: the caller puts the network at it.
+stays distorted is flagged, not chased. A trace whose calls were distorted on their own
+while its total kept time is measured once more at the same dilation: that is a disturbance
+passing (one late wake-up of an agent, carried into a rank's later calls), which a second
+run is likely to miss and a larger dilation is not needed for. Each attempt's dilation is a
+value the loop hands to `measure` and `probe`, never state they share: the caller puts the
+network at it.
 
 The loop is pure: what a batch is, how it is probed and judged, are the caller's (a run's
 timed calls, a replayed trace's program, or fakes in a unit test).
@@ -25,10 +29,13 @@ MAX_ATTEMPTS = 3
 
 class Judged(Protocol):
     """What the loop reads of a verdict: the host's share of the measured time (inf: most;
-    None: not proven, so nothing to chase)."""
+    None: not proven, so nothing to chase), and whether anything flagged the result."""
 
     @property
     def host_error(self) -> float | None: ...
+
+    @property
+    def faithful(self) -> bool: ...
 
 
 B = TypeVar("B")  # a measured batch
@@ -47,14 +54,24 @@ class Rule:
     chase: bool  # False: keep the first attempt's dilation whatever the verdict
     max_attempts: int = MAX_ATTEMPTS
     max_dilation: float = dil.MAX_AUTO
+    #: Measure once more at the same dilation a proven result flagged though its host share
+    #: is within the tolerance (a trace's calls distorted on their own).
+    repeat: bool = False
 
-    def next(self, dilation: float, verdict: Judged, attempts: int) -> float | None:
-        """The dilation to measure at next, or None: this verdict stands."""
+    def next(self, dilation: float, verdict: Judged, attempts: int, repeated: bool = False
+             ) -> float | None:
+        """The dilation to measure at next, or None: this verdict stands. `repeated`: this
+        dilation was measured before."""
         error = verdict.host_error
-        if not (self.chase and error is not None and error > self.tolerance
-                and attempts < self.max_attempts and dilation < self.max_dilation):
+        if not (self.chase and error is not None and attempts < self.max_attempts):
             return None
-        return min(self.max_dilation, dil.retry_dilation(dilation, error, self.tolerance))
+        if error > self.tolerance:
+            if dilation >= self.max_dilation:
+                return None
+            return min(self.max_dilation, dil.retry_dilation(dilation, error, self.tolerance))
+        if self.repeat and not verdict.faithful and not repeated:
+            return dilation
+        return None
 
 
 @dataclass(frozen=True)
@@ -85,5 +102,6 @@ def prove(first: float, measure: Callable[[float, int], B],
         probed = probe(probe_d, batch) if probe is not None else None
         verdict = judge(batch, probed, dilation, probe_d)
         trials.append(Trial(dilation, probe_d, batch, probed, verdict))
-        dilation = rule.next(dilation, verdict, len(trials))
+        dilation = rule.next(dilation, verdict, len(trials),
+                             repeated=any(t.dilation == dilation for t in trials[:-1]))
     return trials

@@ -205,7 +205,7 @@ def judge_trace(times_s: list[float], probe_times_s: list[float] | None, total_s
         share = "most" if not math.isfinite(errors[i]) else f"{errors[i]:.0%}"
         flags.append(f"host software distorted {len(bad)} of {len(errors)} calls by more "
                      f"than {percent(tolerance)} (call {i}: {share}): their rows are not "
-                     "faithful (a call overlapping larger ones shares its agents' time)")
+                     "faithful (a late agent delays its rank's later calls too)")
     return TraceVerdict(dilation, probe_dilation, total,
                         [e if math.isfinite(e) else None for e in errors], tolerance, fix,
                         worst if math.isfinite(worst) else None, flags)

@@ -157,3 +157,61 @@ def test_a_trace_is_chased_on_its_total_and_checked_on_its_first_attempt_only():
     trials = prove(1000.0, measure, probe, trace_judge, Rule(TOLERANCE, chase=True))
     assert len(trials) > 1 and checked == [True] + [False] * (len(trials) - 1)
     assert trials[0].verdict.host_error > TOLERANCE and not trials[0].verdict.faithful
+
+
+def _trace_judge(run, probed, d, probe_d):
+    return judge_trace(run[0], probed and probed[0], run[1], probed and probed[1], d, probe_d,
+                       TOLERANCE)
+
+
+@pytest.mark.parametrize("disturbed", [1, 2])
+def test_a_trace_whose_calls_alone_were_distorted_is_measured_once_more_at_the_same_dilation(
+        disturbed):
+    """One late wake-up slows a call (here by 10%) while the trace's total keeps time: the
+    trace is run again at the same dilation, once. A disturbance that passed leaves the
+    second attempt proven; one that stays leaves it flagged, with no third attempt."""
+    measured: list[float] = []
+
+    def measure(d: float, attempt: int) -> tuple[list[float], float]:
+        measured.append(d)
+        slow = 1.1 if attempt < disturbed else 1.0
+        return [1e-4, 1e-4 * slow], 1e-2
+
+    def probe(d: float, _run) -> tuple[list[float], float]:
+        return [1e-4, 1e-4], 1e-2
+
+    trials = prove(1000.0, measure, probe, _trace_judge,
+                   Rule(TOLERANCE, chase=True, repeat=True))
+    assert measured == [1000.0, 1000.0]
+    assert trials[0].verdict.host_error == pytest.approx(0.0, abs=1e-12)
+    assert not trials[0].verdict.faithful
+    assert trials[-1].verdict.faithful == (disturbed == 1)
+
+
+def test_calls_distorted_alone_are_not_repeated_where_the_rule_does_not_chase_or_repeat():
+    def measure(d: float, attempt: int) -> tuple[list[float], float]:
+        return [1e-4, 1.1e-4], 1e-2
+
+    def probe(d: float, _run) -> tuple[list[float], float]:
+        return [1e-4, 1e-4], 1e-2
+
+    for rule in (Rule(TOLERANCE, chase=False, repeat=True), Rule(TOLERANCE, chase=True)):
+        trials = prove(1000.0, measure, probe, _trace_judge, rule)
+        assert len(trials) == 1 and not trials[0].verdict.faithful
+
+
+def test_a_repeated_trace_whose_total_is_then_distorted_goes_up_the_series():
+    """The repeat does not use up the chase: a total distorted on the second attempt at D is
+    measured at a larger dilation."""
+    def measure(d: float, attempt: int) -> tuple[list[float], float]:
+        if attempt == 0:
+            return [1e-4, 1.1e-4], 1e-2
+        return [1e-4, 1e-4], 1e-2 * (1.1 if d == 1000.0 else 1.0)
+
+    def probe(d: float, _run) -> tuple[list[float], float]:
+        return [1e-4, 1e-4], 1e-2
+
+    trials = prove(1000.0, measure, probe, _trace_judge,
+                   Rule(TOLERANCE, chase=True, repeat=True))
+    assert [t.dilation for t in trials][:2] == [1000.0, 1000.0]
+    assert trials[2].dilation > 1000.0 and trials[2].verdict.faithful

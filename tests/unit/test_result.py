@@ -143,3 +143,15 @@ def test_the_tables_read_typed_results(run_json, replay_json, capsys):
     tables.print_replay(ReplayResult.from_dict(dict(replay_json, skip=False, skipped_s=0.0)))
     assert capsys.readouterr().out.endswith(
         "\n# compute gaps not skipped (--no-skip, or agents over several hosts)\n")
+
+
+def test_a_replay_run_again_at_the_same_dilation_says_why(replay_json, capsys):
+    """Calls distorted on their own, the total in time: the second attempt at the same
+    dilation is announced as such, not as a larger one."""
+    first = dict(replay_json["dilation_attempts"][-1], host_error=0.001, faithful=False)
+    attempts = [first, dict(first, faithful=True)]
+    tables.print_replay(ReplayResult.from_dict(dict(replay_json, dilation_attempts=attempts)))
+    out = capsys.readouterr().out
+    assert ("\n#   at dilation 100000 the host distorted calls on their own (the total kept "
+            "time): measured again at the same one\n") in out
+    assert "a larger one" not in out
