@@ -109,7 +109,7 @@ for runs without the single-process launch cannot be checked here.
 
 def _verdict() -> str:
     table = verdict.dilation_table()
-    default = verdict.default_run(repeats=3)
+    default = verdict.default_run()
     return f"""## Trust at speed: the verdict and the dilation per call (bench/verdict.py)
 
 netwall chooses each call's dilation D from this host's calibration (`netwall check`:

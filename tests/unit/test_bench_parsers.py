@@ -72,6 +72,12 @@ def test_the_verdict_bench_reads_run_json():
         [(1 << 20, 2000.0, True, [1000.0, 2000.0]), (1 << 20, 2000.0, False, [1000.0, 2000.0])]
     assert [verdict_bench.honest(r) for r in rows] == [True, True]  # +0.3% off the model
     assert not verdict_bench.honest(dict(rows[0], error=0.05))  # faithful but 5% off: a lie
+    text = verdict_bench.markdown_default({
+        "repeats": 2, "auto_s": 19.0, "fixed_s": 64.0, "auto_walls": [18.5, 19.5],
+        "fixed_walls": [63.9, 64.1], "auto_rows": rows[:1], "fixed_rows": rows[:1]})
+    assert "Speed-up: 3.4x (2 runs of each, interleaved: 18.5, 19.5 s against 63.9, 64.1 s)" \
+        in text
+    assert "| 0 of 1 |" in text and "1 MiB at 2000" in text
 
 
 def test_the_compare_bench_reads_compare_json():
