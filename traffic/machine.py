@@ -387,8 +387,8 @@ class Machine:
     # -- sending -----------------------------------------------------------------------------
     def _send_some(self) -> bool:
         """Hand frames to the port until it pushes back: repairs first, then every transfer
-        within the lead of its due time (`sendable`), those due first first, round-robin
-        among transfers due at once."""
+        due within the horizon (`sendable`), those due first first, round-robin among
+        transfers due at once."""
         now = self.clock()
         groups = [[t for t in self.outstanding.values() if t.resend]]
         groups += [list(g) for _, g in groupby(self.sendable(now), key=lambda t: t.due)]
